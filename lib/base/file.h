@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Safe file helpers. Durability rule of tern: data is ours only after
+ * write -> fsync(file) -> rename -> fsync(directory).
+ * Functions return 0 on success, -1 on failure with *error_r set to a
+ * static or thread-local message (errno text included); the caller logs.
+ */
+#ifndef TERN_FILE_H
+#define TERN_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "base/buf.h"
+
+/* write(2) the whole buffer, retrying on EINTR and short writes. */
+int file_write_all(int fd, const void *data, size_t len);
+/* pread/pwrite until complete; -1 on error or early EOF (pread). */
+int file_pread_all(int fd, void *data, size_t len, off_t off);
+int file_pwrite_all(int fd, const void *data, size_t len, off_t off);
+/* Opens the directory (O_DIRECTORY|O_RDONLY) and fsyncs it. */
+int file_fsync_dir(const char *dir, const char **error_r);
+/* Directory part of path ("." when none) into a buffer of size n. */
+void file_dirname(const char *path, char *out, size_t n);
+
+/*
+ * Replaces path atomically and durably: writes path.tmp.PID with mode,
+ * fsyncs, renames over path, fsyncs the directory. uid/gid of (uid_t)-1
+ * keep the creator's.
+ */
+int file_write_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, uid_t uid, gid_t gid, const char **error_r);
+/* Reads a whole file (up to max bytes, else fails) into out. */
+int file_read_all(const char *path, size_t max, struct buf *out,
+    const char **error_r);
+/*
+ * Creates dir if missing (parents too), then enforces mode and, where
+ * uid/gid are not (uid_t)-1, ownership. *changed_r (may be NULL) is set when
+ * anything was created or fixed.
+ */
+int file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,
+    int *changed_r, const char **error_r);
+/* Sets FD_CLOEXEC / O_NONBLOCK; returns 0 or -1. */
+int file_set_cloexec(int fd, int on);
+int file_set_nonblock(int fd, int on);
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Envelope addresses (RFC 5321 4.1.2): parsing of <path> arguments with
+ * their ESMTP parameters, and splitting. Limits from RFC 5321 4.5.3.1:
+ * local part 64, domain 255, path 256 octets.
+ */
+#ifndef TERN_ADDR_H
+#define TERN_ADDR_H
+
+#include <stddef.h>
+
+#define ADDR_LOCAL_MAX	64
+#define ADDR_DOMAIN_MAX 255
+#define ADDR_PATH_MAX	256
+
+/*
+ * Parses "<addr> params..." (MAIL FROM:/RCPT TO: argument after the
+ * colon, leading spaces allowed). Accepts <> only when allow_empty (MAIL
+ * FROM). Strips a source route (<@a,@b:user@d>). Quoted local parts are
+ * kept as given. *addr_r is malloc'd, without the brackets; *params_r
+ * points into s at the ESMTP parameters (spaces skipped; "" if none).
+ * Returns 0, or -1 with *error_r a short client-facing reason
+ * ("missing <", "address too long", ...).
+ */
+int addr_parse_path(const char *s, int allow_empty, char **addr_r,
+    const char **params_r, const char **error_r);
+/*
+ * Splits addr at the last '@' into malloc'd local part and lower-cased
+ * domain; an address without '@' gives domain NULL. 0 or -1 if either
+ * part is empty or too long.
+ */
+int addr_split(const char *addr, char **local_r, char **domain_r);
+/* 1 if s is a syntactically valid domain or address literal [1.2.3.4]. */
+int addr_domain_valid(const char *s);
+
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The parameter table and the configuration loader. params.def generates
+ * one global var_<name> per parameter, the table behind ternconf, and the
+ * range checks. tern.conf syntax: "name = value" lines, '#' comments,
+ * lines starting with white space continue the previous line, $name and
+ * ${name} expand (recursively, loops are errors).
+ */
+#ifndef TERN_PARAMS_H
+#define TERN_PARAMS_H
+
+#include <stddef.h>
+
+enum param_type { PARAM_STR, PARAM_INT, PARAM_BOOL, PARAM_TIME, PARAM_SIZE };
+
+#define PARAM_CTYPE_STR	 char *
+#define PARAM_CTYPE_INT	 long long
+#define PARAM_CTYPE_BOOL int
+#define PARAM_CTYPE_TIME long long
+#define PARAM_CTYPE_SIZE long long
+
+#define PARAM(type, name, def, min, max, doc) \
+	extern PARAM_CTYPE_##type var_##name;
+#include "mail/params.def"
+#undef PARAM
+
+struct param_def {
+	enum param_type type;
+	const char *name;
+	const char *defval;	/* unexpanded, as in params.def */
+	long long min, max;
+	const char *doc;
+	void *var;		/* &var_<name> */
+};
+
+extern const struct param_def param_table[];
+extern const size_t param_count;
+
+const struct param_def *param_find(const char *name);
+
+/*
+ * Sets a value that wins over tern.conf (master's -o name=value, tern -c).
+ * Call before config_load. Copies both strings.
+ */
+void config_override(const char *name, const char *value);
+/*
+ * Reads CONFIG_DIR/tern.conf (a missing file means all defaults), applies
+ * overrides, expands, converts and range-checks every parameter, and fills
+ * the var_<name> globals; var_config_directory = config_dir. Unknown names
+ * are logged with msg_warn. Returns 0, or -1 with *error_r like
+ * "/etc/tern/tern.conf:12: smtpd_timeout: bad time value 'x'"
+ * (static storage, valid until the next call). May be called again
+ * (reload); previous string values are freed.
+ */
+int config_load(const char *config_dir, const char **error_r);
+/* The expanded value of any parameter as text, NULL if unknown. */
+const char *config_value(const char *name);
+/* 1 if name was set in tern.conf or by override. */
+int config_is_set(const char *name);
+/* Raw (unexpanded) text from tern.conf, NULL if not set there. */
+const char *config_raw(const char *name);
+/* Names set in tern.conf that are not parameters (for tern check). */
+typedef void config_name_cb(const char *name, const char *value, void *ctx);
+void config_foreach_unknown(config_name_cb *cb, void *ctx);
+/* Expands $name / ${name} in s using current values; caller frees. */
+char *config_expand(const char *s, const char **error_r);
+/*
+ * Sets name = value in CONFIG_DIR/tern.conf, replacing an existing line or
+ * appending one; rewrites the file atomically (file_write_atomic).
+ */
+int config_edit(const char *config_dir, const char *name, const char *value,
+    const char **error_r);
+/*
+ * Splits a list value ("a, b c") into a NULL-terminated array of copies;
+ * free with config_list_free.
+ */
+char **config_list(const char *value);
+void config_list_free(char **list);
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server skeleton every daemon runs in (Postfix's single_server /
+ * multi_server idea). master starts a daemon as
+ *
+ *   DAEMON -c CONFIG_DIR -n SERVICE [-u] [-r] [-v] [-o name=value]... [args]
+ *
+ * with TERN_LISTEN_FDS=N in the environment, fd 3 the read end of a pipe
+ * whose write end master holds (EOF = master is gone), and its listening
+ * sockets on fds 4 .. 4+N-1. -u: drop to mail_owner; -r: chroot to
+ * queue_directory; -v: more logging. server_main loads the config, opens
+ * logging, calls ops->pre_drop as root, chroots and drops privileges,
+ * calls ops->init, then serves until SIGTERM or the master pipe closes,
+ * calls ops->shutdown and exits 0.
+ */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include "base/event.h"
+#include "base/mem.h"
+
+#define SERVER_LIFELINE_FD 3
+#define SERVER_LISTEN_FD0  4
+
+enum server_mode {
+	/* Many connections at once, each driven from the event loop. */
+	SERVER_MULTI,
+	/* One connection at a time, served by a blocking call. */
+	SERVER_SINGLE,
+};
+
+struct server_listener {
+	int fd;
+	int is_inet;
+};
+
+struct server_ops {
+	const char *name;	/* program name in logs, e.g. "smtpd" */
+	enum server_mode mode;
+	/* Optional: runs as root after config load, before chroot/drop. */
+	void (*pre_drop)(int argc, char **argv);
+	/* Optional: runs after the drop; the loop exists in both modes. */
+	void (*init)(struct event_loop *loop);
+	/* MULTI: a new connection (non-blocking, close-on-exec). */
+	void (*accept)(int fd, const struct server_listener *l,
+	    struct event_loop *loop);
+	/* SINGLE: serve fd until done (blocking); the skeleton closes it. */
+	void (*serve)(int fd, const struct server_listener *l);
+	/* Optional: before exit. */
+	void (*shutdown)(void);
+};
+
+/* Never returns. argc/argv as given to main. */
+MTA_NORETURN void server_main(int argc, char **argv,
+    const struct server_ops *ops);
+/* The daemon's loop (valid after init). */
+struct event_loop *server_loop(void);
+/* The service name from -n. */
+const char *server_service_name(void);
+
+#endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * services.conf: one line per service, the master.cf idea:
+ *
+ *   # name        type  private unpriv chroot maxproc command + args
+ *   smtp          inet  n       y      n      2       smtpd
+ *   127.0.0.1:2525 inet n       y      n      -       smtpd -o smtpd_banner=x
+ *   qmgr          unix  y       y      n      1       qmgr
+ *   local         unix  y       n      n      4       local
+ *
+ * '-' selects the default (private y, unpriv y, chroot n, maxproc
+ * $default_process_limit). Lines starting with white space continue the
+ * previous one; '#' starts a comment line. inet names are PORT or
+ * HOST:PORT ([v6addr]:PORT); a bare PORT binds every $inet_interfaces
+ * address. unix names are socket names under queue_directory/private/ or
+ * public/ depending on the private column. "-o name=value" arguments are
+ * passed on to the daemon, which applies them as config overrides.
+ */
+#ifndef TERN_SERVICES_H
+#define TERN_SERVICES_H
+
+enum service_type { SERVICE_INET, SERVICE_UNIX };
+
+struct service_def {
+	char *name;
+	enum service_type type;
+	int private;
+	int unpriv;
+	int chroot;
+	int maxproc;
+	int argc;
+	char **argv;	/* NULL-terminated: command (relative to
+			 * daemon_directory unless absolute) then args */
+	char *line;	/* normalised text of the whole entry; equal text means
+			 * an unchanged service on reload */
+	int lineno;
+};
+
+/*
+ * Parses path. Returns 0 with a malloc'd array (free with services_free),
+ * or -1 with *error_r "services.conf:7: unknown type 'tcp'" (static, valid
+ * until next call). Duplicate names are errors. default_maxproc fills '-'.
+ */
+int services_load(const char *path, int default_maxproc,
+    struct service_def **list_r, int *count_r, const char **error_r);
+/* Same, from a string (for tests); name is used in error messages. */
+int services_parse(const char *text, const char *name, int default_maxproc,
+    struct service_def **list_r, int *count_r, const char **error_r);
+void services_free(struct service_def **list_r, int count);
+
+#endif
