@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Recipient classification from the parameters alone: $mydestination
+ * domains belong to system users, $virtual_mailbox_domains to virtual
+ * users under $virtual_mailbox_base, everything else is remote. Domains
+ * compare case-insensitively (RFC 5321 2.4); local parts are kept as
+ * given except in virtual mailbox paths, which are lower-cased so one
+ * user has one maildir.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/str.h"
+#include "mail/addr.h"
+#include "mail/params.h"
+#include "mail/resolve.h"
+
+static int
+list_has(const char *list_value, const char *domain)
+{
+	char **list = config_list(list_value);
+	int found = 0;
+	size_t i;
+
+	for (i = 0; list[i] != NULL && !found; i++)
+		found = str_eq_ci(list[i], domain);
+	config_list_free(list);
+	return found;
+}
+
+int
+resolve_address(const char *addr, struct resolve_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (addr_split(addr, &r->local, &r->domain) < 0)
+		return -1;
+	if (r->domain == NULL) {
+		r->domain = xstrdup("");
+		r->class = RESOLVE_LOCAL;
+	} else if (list_has(var_mydestination, r->domain))
+		r->class = RESOLVE_LOCAL;
+	else if (list_has(var_virtual_mailbox_domains, r->domain))
+		r->class = RESOLVE_VIRTUAL;
+	else
+		r->class = RESOLVE_REMOTE;
+	return 0;
+}
+
+void
+resolve_free(struct resolve_result *r)
+{
+	free(r->local);
+	free(r->domain);
+	r->local = NULL;
+	r->domain = NULL;
+}
+
+/* A path component must not climb out of or alias its directory. */
+static int
+component_safe(const char *s)
+{
+	return *s != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+	       strcmp(s, "..") != 0;
+}
+
+char *
+resolve_virtual_maildir(const char *local, const char *domain)
+{
+	char *l, *d, *path = NULL;
+
+	if (!component_safe(local) || !component_safe(domain))
+		return NULL;
+	l = xstrdup(local);
+	d = xstrdup(domain);
+	str_lower(l);
+	str_lower(d);
+	path = xasprintf("%s/%s/%s/Maildir/", var_virtual_mailbox_base, d, l);
+	free(l);
+	free(d);
+	return path;
+}

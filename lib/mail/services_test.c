@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of services.conf parsing: a table of good entries with their
+ * parsed fields, a table of bad ones with their error text, and loading
+ * from a file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "base/mem.h"
+#include "mail/services.h"
+
+#define DEFAULT_MAXPROC 100
+
+static void
+test_good(void)
+{
+	static const struct {
+		const char *text;
+		const char *name;
+		enum service_type type;
+		int private, unpriv, chroot, maxproc, argc;
+		const char *argv0, *line;
+	} cases[] = {
+	    {"smtp inet n y n 2 smtpd", "smtp", SERVICE_INET, 0, 1, 0, 2, 1,
+	        "smtpd", "smtp inet n y n 2 smtpd"},
+	    {"  # comment\n\n2525\tinet  - - - -   smtpd  -o  a=b\n", "2525",
+	        SERVICE_INET, 1, 1, 0, DEFAULT_MAXPROC, 3, "smtpd",
+	        "2525 inet - - - - smtpd -o a=b"},
+	    {"127.0.0.1:2525 inet n y n - smtpd -o smtpd_banner=x",
+	        "127.0.0.1:2525", SERVICE_INET, 0, 1, 0, DEFAULT_MAXPROC, 3,
+	        "smtpd", NULL},
+	    {"[::1]:25 inet n y y 10000 /usr/libexec/smtpd", "[::1]:25",
+	        SERVICE_INET, 0, 1, 1, 10000, 1, "/usr/libexec/smtpd", NULL},
+	    {"mx.example:smtp inet n - n 1 smtpd", "mx.example:smtp",
+	        SERVICE_INET, 0, 1, 0, 1, 1, "smtpd", NULL},
+	    {"qmgr unix y y n 1 qmgr", "qmgr", SERVICE_UNIX, 1, 1, 0, 1, 1,
+	        "qmgr", NULL},
+	    {"lo.cal_1-x unix - n - 4 local\r\n", "lo.cal_1-x", SERVICE_UNIX, 1,
+	        0, 0, 4, 1, "local", "lo.cal_1-x unix - n - 4 local"},
+	    {"local unix y n n 4\n  local\n# c\n\t -v\n", "local", SERVICE_UNIX,
+	        1, 0, 0, 4, 2, "local", "local unix y n n 4 local -v"},
+	};
+	struct service_def *list = NULL;
+	const char *err = NULL;
+	size_t i;
+	int count = -1;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (services_parse(cases[i].text, "services.conf",
+		        DEFAULT_MAXPROC, &list, &count, &err) < 0) {
+			printf("# case %zu: %s\n", i, err);
+			CHECK(!"parse failed");
+			continue;
+		}
+		CHECK_INT(count, 1);
+		CHECK_STR(list[0].name, cases[i].name);
+		CHECK_INT(list[0].type, cases[i].type);
+		CHECK_INT(list[0].private, cases[i].private);
+		CHECK_INT(list[0].unpriv, cases[i].unpriv);
+		CHECK_INT(list[0].chroot, cases[i].chroot);
+		CHECK_INT(list[0].maxproc, cases[i].maxproc);
+		CHECK_INT(list[0].argc, cases[i].argc);
+		CHECK_STR(list[0].argv[0], cases[i].argv0);
+		CHECK(list[0].argv[list[0].argc] == NULL);
+		if (cases[i].line != NULL)
+			CHECK_STR(list[0].line, cases[i].line);
+		services_free(&list, count);
+		CHECK(list == NULL);
+	}
+}
+
+static void
+test_table(void)
+{
+	static const char text[] = "# name type private unpriv chroot "
+	                           "maxproc command\n"
+	                           "smtp      inet  n y n 2 smtpd\n"
+	                           "587       inet  n y n - smtpd -o a=1\n"
+	                           "qmgr      unix  y y n 1 qmgr\n"
+	                           "\n"
+	                           "smtp      unix  - - n - smtp\n"
+	                           "local     unix  y n n 4 local\n";
+	struct service_def *list = NULL;
+	const char *err = NULL;
+	int count = 0;
+
+	CHECK_INT(
+	    services_parse(text, "services.conf", 7, &list, &count, &err), 0);
+	CHECK_INT(count, 5);
+	if (count == 5) {
+		CHECK_STR(list[1].name, "587");
+		CHECK_INT(list[1].maxproc, 7);
+		CHECK_INT(list[1].argc, 3);
+		CHECK_STR(list[1].argv[1], "-o");
+		CHECK_STR(list[1].argv[2], "a=1");
+		CHECK_INT(list[1].lineno, 3);
+		CHECK_INT(list[3].type, SERVICE_UNIX);
+		CHECK_STR(list[3].name, "smtp");
+		CHECK_INT(list[4].lineno, 7);
+	}
+	services_free(&list, count);
+
+	CHECK_INT(services_parse("", "empty", 1, &list, &count, &err), 0);
+	CHECK_INT(count, 0);
+	services_free(&list, count);
+}
+
+static void
+test_bad(void)
+{
+	static const struct {
+		const char *text, *error;
+	} cases[] = {
+	    {"smtp tcp n y n 2 smtpd", "services.conf:1: unknown type 'tcp'"},
+	    {"\n\nsmtp inet n y n 2", "services.conf:3: want: name type"},
+	    {"smtp inet n y n", "want: name type"},
+	    {"smtp inet x y n 2 smtpd", "bad private value 'x'"},
+	    {"smtp inet n yes n 2 smtpd", "bad unpriv value 'yes'"},
+	    {"smtp inet n y N 2 smtpd", "bad chroot value 'N'"},
+	    {"smtp inet n y n 0 smtpd", "bad maxproc '0'"},
+	    {"smtp inet n y n x smtpd", "bad maxproc 'x'"},
+	    {"smtp inet n y n 10001 smtpd", "bad maxproc '10001'"},
+	    {"smtp inet n y n -1 smtpd", "bad maxproc '-1'"},
+	    {"0 inet n y n 1 smtpd", "bad inet service name '0'"},
+	    {"65536 inet n y n 1 smtpd", "bad inet service name '65536'"},
+	    {"host: inet n y n 1 smtpd", "bad inet service name 'host:'"},
+	    {":25 inet n y n 1 smtpd", "bad inet service name ':25'"},
+	    {"::1:25 inet n y n 1 smtpd", "bad inet service name '::1:25'"},
+	    {"[::1]25 inet n y n 1 smtpd", "bad inet service name"},
+	    {"[::1 inet n y n 1 smtpd", "bad inet service name"},
+	    {"[]:25 inet n y n 1 smtpd", "bad inet service name"},
+	    {"[::1]:0 inet n y n 1 smtpd", "bad inet service name"},
+	    {"h/x:25 inet n y n 1 smtpd", "bad inet service name"},
+	    {"a/b unix y y n 1 qmgr", "bad unix service name 'a/b'"},
+	    {".. unix y y n 1 qmgr", "bad unix service name '..'"},
+	    {"q:m unix y y n 1 qmgr", "bad unix service name 'q:m'"},
+	    {"smtp inet n y n 2 smtpd -o", "-o needs name=value"},
+	    {"smtp inet n y n 2 smtpd -o x", "-o needs name=value"},
+	    {"smtp inet n y n 2 smtpd -o =x", "-o needs name=value"},
+	    {"  smtp inet n y n 2 smtpd",
+	        "services.conf:1: continuation line without a service"},
+	    {"qmgr unix y y n 1 qmgr\n# x\nqmgr unix n n n 1 qmgr2\n",
+	        "services.conf:3: duplicate service 'qmgr' (first at line 1)"},
+	};
+	struct service_def *list = NULL;
+	const char *err;
+	size_t i;
+	int count = -1;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err = "";
+		CHECK_INT(services_parse(cases[i].text, "services.conf",
+		              DEFAULT_MAXPROC, &list, &count, &err),
+		    -1);
+		CHECK(list == NULL);
+		if (strstr(err, cases[i].error) == NULL) {
+			printf("# case %zu: got \"%s\", want \"%s\"\n", i, err,
+			    cases[i].error);
+			CHECK(!"error text");
+		}
+	}
+}
+
+static void
+test_limits(void)
+{
+	struct service_def *list = NULL;
+	const char *err = "";
+	char *text, *p;
+	int count;
+	size_t i;
+
+	/* more arguments than the field limit */
+	text = xmalloc(2 * 200 + 64);
+	p = text + snprintf(text, 64, "x unix y y n 1 cmd");
+	for (i = 0; i < 200; i++) {
+		*p++ = ' ';
+		*p++ = 'a';
+	}
+	*p = '\0';
+	CHECK_INT(services_parse(text, "s", 1, &list, &count, &err), -1);
+	CHECK(strstr(err, "s:1: too many fields") != NULL);
+	free(text);
+
+	/* an entry longer than the line limit */
+	text = xmalloc(20000);
+	p = text + snprintf(text, 64, "x unix y y n 1 cmd ");
+	memset(p, 'a', 10000);
+	p[10000] = '\0';
+	err = "";
+	CHECK_INT(services_parse(text, "s", 1, &list, &count, &err), -1);
+	CHECK(strstr(err, "s:1: entry too long") != NULL);
+	free(text);
+}
+
+static void
+test_load(void)
+{
+	char path[] = "/tmp/services_test.XXXXXX";
+	struct service_def *list = NULL;
+	const char *err = "";
+	int fd, count = 0;
+	static const char text[] = "smtp inet n y n 2 smtpd\nbad\n";
+
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "qmgr unix y y n 1 qmgr\n", 23) == 23);
+	CHECK_INT(services_load(path, 5, &list, &count, &err), 0);
+	CHECK_INT(count, 1);
+	services_free(&list, count);
+
+	CHECK_INT(ftruncate(fd, 0), 0);
+	CHECK(
+	    pwrite(fd, text, sizeof(text) - 1, 0) == (ssize_t)sizeof(text) - 1);
+	CHECK_INT(services_load(path, 5, &list, &count, &err), -1);
+	CHECK(strncmp(err, path, strlen(path)) == 0);
+	CHECK(strstr(err, ":2: want") != NULL);
+
+	CHECK(pwrite(fd, "x\0y", 3, 0) == 3);
+	CHECK_INT(services_load(path, 5, &list, &count, &err), -1);
+	CHECK(strstr(err, "NUL") != NULL);
+	close(fd);
+	unlink(path);
+	CHECK_INT(services_load(path, 5, &list, &count, &err), -1);
+	CHECK(list == NULL);
+}
+
+UNIT_MAIN(UNIT_CASE(test_good), UNIT_CASE(test_table), UNIT_CASE(test_bad),
+    UNIT_CASE(test_limits), UNIT_CASE(test_load))
