@@ -118,6 +118,10 @@ struct qfile {
  * record, skipping over the content. Returns 0 (check q->complete), or -1
  * with *error_r for a file that is malformed (bad magic, bad lengths,
  * records out of order, garbage after END) - it belongs in corrupt/.
+ * A file that simply ends early (cut at any byte, including inside the
+ * content or before the first record) opens with complete = 0 as long as
+ * every whole record before the cut is valid; fields not reached stay
+ * empty (sender "", no attributes or recipients).
  */
 int qfile_open(const char *path, int writable, struct qfile *q,
     const char **error_r);

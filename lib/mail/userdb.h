@@ -11,6 +11,11 @@
  * atomically (file_write_atomic, mode 0640) and also rewrites the derived
  * address list (one address per line, mode 0644, no secrets), which smtpd
  * reads to accept or reject RCPT without ever seeing a hash.
+ *
+ * Loading skips blank lines and '#' comment lines, and a rewrite drops
+ * them (the file is tern's; keep notes elsewhere). A name already in the
+ * file must be one field without white space or control characters; a
+ * malformed or duplicate line fails the load with its line number.
  */
 #ifndef TERN_USERDB_H
 #define TERN_USERDB_H
@@ -42,17 +47,26 @@ const struct userdb_entry *userdb_find(const struct userdb *db,
  */
 int userdb_save(const struct userdb *db, const char *path,
     const char *list_path, uid_t uid, gid_t gid, const char **error_r);
-/* Adds name with a fresh SHA512-CRYPT hash; -1 if it exists or is bad. */
+/*
+ * Adds name with a fresh SHA512-CRYPT hash; -1 if it exists or is bad.
+ * name must be user@domain (one '@', no white space, control characters,
+ * ':', '/' or '\\', not starting a part with '.'); it is stored lower-case.
+ * password: 1 to USERDB_PASSWORD_MAX bytes without CR or LF.
+ */
 int userdb_add(struct userdb *db, const char *name, const char *password,
     const char **error_r);
 int userdb_del(struct userdb *db, const char *name, const char **error_r);
-/* 1 if password matches entry, 0 if not (constant-time compare). */
+/*
+ * 1 if password matches entry, 0 if not (constant-time compare). Only the
+ * {SHA512-CRYPT} and {CRYPT} schemes are known; any other never matches.
+ */
 int userdb_verify(const struct userdb_entry *e, const char *password);
 
 /*
  * The derived address list, for RCPT checks: reloads path when its mtime
  * or size changed since the last call (a stat per call). 1 if addr is
- * listed, 0 if not, -1 if the list cannot be read (caller answers 451).
+ * listed, 0 if not, -1 if the list cannot be read or is missing (caller
+ * answers 451). Case-insensitive. One cache per process, not thread-safe.
  */
 int userdb_list_contains(const char *path, const char *addr,
     const char **error_r);

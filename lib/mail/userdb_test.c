@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for the user file: names, hashing and verification, the
+ * passwd-file round trip with foreign fields, and the cached address list.
+ */
+#include <crypt.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/mem.h"
+#include "mail/userdb.h"
+#include "unit.h"
+
+#define TEST_FILE_MAX (1024 * 1024)
+#define TEST_NFTW_FDS 16
+
+static char test_root[] = "/tmp/userdb_test.XXXXXX";
+
+static char *
+tpath(const char *name)
+{
+	return xasprintf("%s/%s", test_root, name);
+}
+
+static void
+put_file(const char *name, const char *text)
+{
+	const char *error;
+	char *path = tpath(name);
+
+	CHECK_INT(file_write_atomic(path, text, strlen(text), 0600, (uid_t)-1,
+	              (gid_t)-1, &error),
+	    0);
+	free(path);
+}
+
+static char *
+get_file(const char *name)
+{
+	const char *error;
+	char *path = tpath(name);
+	struct buf b;
+
+	buf_init(&b, TEST_FILE_MAX);
+	CHECK_INT(file_read_all(path, TEST_FILE_MAX, &b, &error), 0);
+	free(path);
+	return buf_steal(&b);
+}
+
+static void
+test_setup(void)
+{
+	CHECK(mkdtemp(test_root) != NULL);
+}
+
+static void
+test_add_verify(void)
+{
+	struct userdb db = {0};
+	const struct userdb_entry *e;
+	const char *error;
+
+	CHECK_INT(
+	    userdb_add(&db, "Alice@Example.TEST", "s3cret:pw", &error), 0);
+	CHECK_INT(userdb_add(&db, "bob@example.test", "hunter2", &error), 0);
+	CHECK_INT(db.count, 2);
+	e = userdb_find(&db, "alice@example.test");
+	CHECK(e != NULL);
+	if (e != NULL) {
+		CHECK_STR(e->name, "alice@example.test");
+		CHECK(strncmp(e->password, "{SHA512-CRYPT}$6$", 17) == 0);
+		/* $6$ + 16 salt characters + '$' + 86 hash characters */
+		CHECK_INT(strlen(e->password), 14 + 3 + 16 + 1 + 86);
+		CHECK_STR(e->rest, ":::::");
+		CHECK_INT(userdb_verify(e, "s3cret:pw"), 1);
+		CHECK_INT(userdb_verify(e, "s3cret:pW"), 0);
+		CHECK_INT(userdb_verify(e, ""), 0);
+		CHECK_INT(userdb_verify(e, "s3cret:pw "), 0);
+	}
+	CHECK(userdb_find(&db, "ALICE@example.test") == e);
+	CHECK(userdb_find(&db, "carol@example.test") == NULL);
+	/* Same password, different salt. */
+	CHECK_INT(userdb_add(&db, "carol@example.test", "hunter2", &error), 0);
+	CHECK(strcmp(db.v[1].password, db.v[2].password) != 0);
+	CHECK_INT(userdb_verify(&db.v[2], "hunter2"), 1);
+
+	CHECK_INT(userdb_add(&db, "ALICE@example.test", "x", &error), -1);
+	CHECK_STR(error, "user already exists");
+	CHECK_INT(userdb_add(&db, "dave@example.test", "", &error), -1);
+	CHECK_INT(userdb_add(&db, "dave@example.test", "a\nb", &error), -1);
+	CHECK_INT(db.count, 3);
+
+	CHECK_INT(userdb_del(&db, "Bob@example.test", &error), 0);
+	CHECK_INT(userdb_del(&db, "bob@example.test", &error), -1);
+	CHECK_INT(db.count, 2);
+	CHECK_STR(db.v[0].name, "alice@example.test");
+	CHECK_STR(db.v[1].name, "carol@example.test");
+	userdb_free(&db);
+	CHECK_INT(db.count, 0);
+}
+
+static void
+test_names(void)
+{
+	static const struct {
+		const char *name;
+		int ok;
+	} cases[] = {
+	    {"a@b", 1},
+	    {"first.last+tag@sub.example.test", 1},
+	    {"", 0},
+	    {"alice", 0},
+	    {"@example.test", 0},
+	    {"alice@", 0},
+	    {"a@b@c", 0},
+	    {"a b@c", 0},
+	    {"a\t@c", 0},
+	    {"a@c\n", 0},
+	    {"a\x7f@c", 0},
+	    {"a:b@c", 0},
+	    {"#a@c", 0},
+	    {"a/b@c", 0},
+	    {"a@c/..", 0},
+	    {"a\\b@c", 0},
+	    {".a@c", 0},
+	    {"a@.c", 0},
+	    {"a@..", 0},
+	};
+	struct userdb db = {0};
+	const char *error;
+	size_t i;
+	int got;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		got = userdb_add(&db, cases[i].name, "pw", &error) == 0;
+		if (got != cases[i].ok) {
+			printf("# name \"%s\": got %d\n", cases[i].name, got);
+			CHECK(0);
+		}
+	}
+	userdb_free(&db);
+}
+
+static void
+test_schemes(void)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	struct userdb_entry e;
+	const char *h;
+
+	h = crypt_r("pw", "$5$abcdefgh", cd);
+	CHECK(h != NULL && strncmp(h, "$5$", 3) == 0);
+	e.name = "x@y";
+	e.rest = "";
+	e.password = xasprintf("{CRYPT}%s", h);
+	CHECK_INT(userdb_verify(&e, "pw"), 1);
+	CHECK_INT(userdb_verify(&e, "px"), 0);
+	free(e.password);
+	/* SHA512-CRYPT must be a $6$ hash. */
+	e.password = xasprintf("{SHA512-CRYPT}%s", h);
+	CHECK_INT(userdb_verify(&e, "pw"), 0);
+	free(e.password);
+	h = crypt_r("pw", "$6$abcdefgh", cd);
+	e.password = xasprintf("{sha512-crypt}%s", h);
+	CHECK_INT(userdb_verify(&e, "pw"), 1);
+	free(e.password);
+	e.password = "{PLAIN}pw";
+	CHECK_INT(userdb_verify(&e, "pw"), 0);
+	e.password = "pw";
+	CHECK_INT(userdb_verify(&e, "pw"), 0);
+	e.password = "{CRYPT}";
+	CHECK_INT(userdb_verify(&e, ""), 0);
+	e.password = "{CRYPT}*";
+	CHECK_INT(userdb_verify(&e, ""), 0);
+	e.password = "{SHA512-CRYPT}$6$abc$tooshort";
+	CHECK_INT(userdb_verify(&e, "pw"), 0);
+	free(cd);
+}
+
+static void
+test_round_trip(void)
+{
+	static const char foreign[] =
+	    "# managed by hand\n"
+	    "\n"
+	    "Bob@Example.test:{PLAIN}x:1000:1000::/home/bob::userdb_quota_rule=*:storage=1G\r\n"
+	    "root:{CRYPT}*\n"
+	    "eve@example.test:{CRYPT}abc:\n";
+	struct userdb db, db2;
+	const struct userdb_entry *e;
+	const char *error;
+	char *users = tpath("users"), *list = tpath("mailboxes"), *text;
+	struct stat st;
+
+	put_file("users", foreign);
+	CHECK_INT(userdb_load(users, &db, &error), 0);
+	CHECK_INT(db.count, 3);
+	e = userdb_find(&db, "bob@example.test");
+	CHECK(e != NULL);
+	if (e != NULL) {
+		CHECK_STR(e->name, "bob@example.test");
+		CHECK_STR(e->password, "{PLAIN}x");
+		CHECK_STR(e->rest,
+		    "1000:1000::/home/bob::userdb_quota_rule=*:storage=1G");
+	}
+	CHECK_INT(userdb_add(&db, "new@example.test", "pw", &error), 0);
+	CHECK_INT(
+	    userdb_save(&db, users, list, (uid_t)-1, (gid_t)-1, &error), 0);
+	CHECK_INT(stat(users, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0640);
+	CHECK_INT(stat(list, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0644);
+
+	text = get_file("mailboxes");
+	CHECK_STR(text, "bob@example.test\nroot\neve@example.test\n"
+	                "new@example.test\n");
+	free(text);
+	text = get_file("users");
+	CHECK(strncmp(text,
+	          "bob@example.test:{PLAIN}x:1000:1000::/home/bob::"
+	          "userdb_quota_rule=*:storage=1G\n"
+	          "root:{CRYPT}*\n"
+	          "eve@example.test:{CRYPT}abc\n"
+	          "new@example.test:{SHA512-CRYPT}$6$",
+	          strlen("bob@example.test:{PLAIN}x:1000:1000::/home/bob::"
+	                 "userdb_quota_rule=*:storage=1G\n"
+	                 "root:{CRYPT}*\n"
+	                 "eve@example.test:{CRYPT}abc\n"
+	                 "new@example.test:{SHA512-CRYPT}$6$")) == 0);
+	CHECK(strstr(text, "#") == NULL);
+	CHECK(strlen(text) > 7 &&
+	      strcmp(text + strlen(text) - 7, "::::::\n") == 0);
+	free(text);
+
+	CHECK_INT(userdb_load(users, &db2, &error), 0);
+	CHECK_INT(db2.count, db.count);
+	e = userdb_find(&db2, "new@example.test");
+	CHECK(e != NULL && userdb_verify(e, "pw") == 1);
+	e = userdb_find(&db2, "bob@example.test");
+	CHECK(e != NULL && strcmp(e->rest, db.v[0].rest) == 0);
+	userdb_free(&db2);
+	userdb_free(&db);
+	free(users);
+	free(list);
+}
+
+static void
+test_load_errors(void)
+{
+	static const char *bad[] = {
+	    "a@b\n",
+	    "a@b:x\nA@B:y\n",
+	    "a b@c:x\n",
+	    ":x\n",
+	    "a@b:x\n\x01:y\n",
+	};
+	struct userdb db;
+	const char *error;
+	char *path = tpath("bad");
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put_file("bad", bad[i]);
+		error = NULL;
+		CHECK_INT(userdb_load(path, &db, &error), -1);
+		CHECK(error != NULL && strstr(error, path) != NULL);
+		CHECK_INT(db.count, 0);
+	}
+	CHECK(strstr(error, ":2:") != NULL);
+	free(path);
+	path = tpath("missing");
+	CHECK_INT(userdb_load(path, &db, &error), 0);
+	CHECK_INT(db.count, 0);
+	free(path);
+}
+
+static void
+test_list(void)
+{
+	const char *error;
+	char *list = tpath("list");
+	struct timespec ts[2];
+
+	CHECK_INT(userdb_list_contains(list, "a@b", &error), -1);
+	CHECK(strstr(error, "No such file") != NULL);
+	put_file(
+	    "list", "a@example.test\n  B@Example.Test \n# c@example.test\n");
+	CHECK_INT(userdb_list_contains(list, "a@example.test", &error), 1);
+	CHECK_INT(userdb_list_contains(list, "A@EXAMPLE.test", &error), 1);
+	CHECK_INT(userdb_list_contains(list, "b@example.test", &error), 1);
+	CHECK_INT(userdb_list_contains(list, "c@example.test", &error), 0);
+	CHECK_INT(userdb_list_contains(list, "example.test", &error), 0);
+	CHECK_INT(userdb_list_contains(list, "", &error), 0);
+
+	/* Atomic replacement: a new inode. */
+	put_file("list", "c@example.test\n");
+	CHECK_INT(userdb_list_contains(list, "a@example.test", &error), 0);
+	CHECK_INT(userdb_list_contains(list, "c@example.test", &error), 1);
+
+	/* In-place edit of the same size: only the mtime tells. */
+	{
+		int fd = open(list, O_WRONLY);
+
+		CHECK(fd >= 0);
+		CHECK_INT(pwrite(fd, "d", 1, 0), 1);
+		close(fd);
+	}
+	ts[0].tv_sec = ts[1].tv_sec = 1000000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	CHECK_INT(utimensat(AT_FDCWD, list, ts, 0), 0);
+	CHECK_INT(userdb_list_contains(list, "d@example.test", &error), 1);
+	CHECK_INT(userdb_list_contains(list, "c@example.test", &error), 0);
+
+	put_file("list", "");
+	CHECK_INT(userdb_list_contains(list, "d@example.test", &error), 0);
+	free(list);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+test_cleanup(void)
+{
+	CHECK_INT(
+	    nftw(test_root, rm_entry, TEST_NFTW_FDS, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_add_verify),
+    UNIT_CASE(test_names), UNIT_CASE(test_schemes), UNIT_CASE(test_round_trip),
+    UNIT_CASE(test_load_errors), UNIT_CASE(test_list), UNIT_CASE(test_cleanup))
