@@ -174,6 +174,10 @@ userdb_load(const char *path, struct userdb *db, const char **error_r)
 		buf_free(&b);
 		return -1;
 	}
+	if (b.len == 0) {
+		buf_free(&b);
+		return 0;
+	}
 	if (memchr(b.data, '\0', b.len) != NULL) {
 		*error_r = userdb_error("%s: NUL byte in file", path);
 		buf_free(&b);

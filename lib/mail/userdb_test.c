@@ -279,6 +279,12 @@ test_load_errors(void)
 	CHECK_INT(userdb_load(path, &db, &error), 0);
 	CHECK_INT(db.count, 0);
 	free(path);
+	/* tern init creates an empty user file; it must load as empty. */
+	put_file("empty", "");
+	path = tpath("empty");
+	CHECK_INT(userdb_load(path, &db, &error), 0);
+	CHECK_INT(db.count, 0);
+	free(path);
 }
 
 static void
