@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local delivery agent: takes requests from the queue manager over
+ * private/local ({request=deliver, queue_id, queue_file=active/ID,
+ * rcpt_index...}), opens the queue file read-only itself, and stores the
+ * message in each recipient's maildir: a system user's ~/$home_mailbox
+ * with that user's identity, or a virtual user's mailbox under
+ * $virtual_mailbox_base with $vmail_user's. It runs as root only to take
+ * those identities for the duration of one delivery; started by an
+ * ordinary user it delivers as that user. It prepends the Return-Path
+ * header (RFC 5321 4.4), answers one reply frame per request with a
+ * result and an enhanced status code (RFC 3463) per recipient, and logs
+ * each recipient's status line (the queue manager does not repeat it).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/priv.h"
+#include "base/str.h"
+#include "base/stream.h"
+#include "mail/addr.h"
+#include "mail/attr.h"
+#include "mail/maildir.h"
+#include "mail/params.h"
+#include "mail/qfile.h"
+#include "mail/queue.h"
+#include "mail/resolve.h"
+#include "mail/server.h"
+#include "mail/userdb.h"
+
+/* Recipients per request (qmgr sends at most 50); bounds the reply. */
+#define LOCAL_RCPT_MAX         1000
+/* Reason text per recipient in the reply and the log. */
+#define LOCAL_TEXT_MAX         512
+/* Virtual store and domain directories: traversable, not listable. */
+#define LOCAL_VIRTUAL_DIR_MODE 0711
+/* Bytes of a bad protocol token that are logged. */
+#define LOCAL_TOKEN_LOG_MAX    64
+#define LOCAL_MS_PER_SEC       1000
+#define LOCAL_DELAY_MIN        0.01
+#define LOCAL_DELAY_WIDE       10.0
+#define LOCAL_DELAY_SIZE       32
+#define LOCAL_USEC_PER_SEC     1e6
+#define LOCAL_RETURN_PATH      "Return-Path: <"
+
+struct local_result {
+	const char *result; /* sent, defer, bounce */
+	const char *dsn;
+	char text[LOCAL_TEXT_MAX];
+	char *where; /* maildir, for the log (owned) */
+};
+
+static int local_root;
+static struct priv_user local_vmail;
+static int local_vmail_known;
+static struct userdb local_users;
+static struct stat local_users_st;
+static int local_users_loaded;
+
+static void local_set(struct local_result *res, const char *result,
+    const char *dsn, const char *fmt, ...) MTA_PRINTF(4, 5);
+
+static void
+local_set(struct local_result *res, const char *result, const char *dsn,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	res->result = result;
+	res->dsn = dsn;
+	va_start(ap, fmt);
+	vsnprintf(res->text, sizeof(res->text), fmt, ap);
+	va_end(ap);
+}
+
+/* Postfix-style delay: "0.04", "1.2", "37". */
+static void
+local_delay(const struct qfile *q, char *out, size_t n)
+{
+	struct timeval now;
+	double d;
+
+	gettimeofday(&now, NULL);
+	d = (double)(now.tv_sec - q->arrival_sec) +
+	    (double)(now.tv_usec - q->arrival_usec) / LOCAL_USEC_PER_SEC;
+	if (d < LOCAL_DELAY_MIN)
+		snprintf(out, n, "0");
+	else if (d < 1)
+		snprintf(out, n, "%.2f", d);
+	else if (d < LOCAL_DELAY_WIDE)
+		snprintf(out, n, "%.1f", d);
+	else
+		snprintf(out, n, "%.0f", d);
+}
+
+/* The header line; a control byte in the sender must not start a header. */
+static char *
+local_return_path(const char *sender)
+{
+	char *s = xasprintf(LOCAL_RETURN_PATH "%s>\n", sender);
+	char *p, *end = s + strlen(s) - 1;
+
+	for (p = s + strlen(LOCAL_RETURN_PATH); p < end; p++)
+		if (iscntrl((unsigned char)*p))
+			*p = '?';
+	return s;
+}
+
+/* Reloads the user file when it changed (ternuser rewrites it). */
+static int
+local_users_refresh(const char **error_r)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	if (stat(var_user_file, &st) < 0 && errno != ENOENT) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	if (local_users_loaded && st.st_ino == local_users_st.st_ino &&
+	    st.st_size == local_users_st.st_size &&
+	    st.st_mtim.tv_sec == local_users_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == local_users_st.st_mtim.tv_nsec)
+		return 0;
+	userdb_free(&local_users);
+	local_users_loaded = 0;
+	if (userdb_load(var_user_file, &local_users, error_r) < 0)
+		return -1;
+	local_users_st = st;
+	local_users_loaded = 1;
+	return 0;
+}
+
+/* Stores the message as uid/gid (when root) into maildir. */
+static void
+local_store(const struct qfile *q, const char *prefix, const char *maildir,
+    uid_t uid, gid_t gid, struct local_result *res)
+{
+	const char *err = NULL;
+	char *path = NULL;
+	int rc;
+
+	if (local_root && priv_become(uid, gid) < 0) {
+		local_set(res, "defer", "4.3.0", "cannot switch to uid %ld: %s",
+		    (long)uid, strerror(errno));
+		if (priv_restore() < 0)
+			msg_fatal("cannot return to root privileges: %m");
+		return;
+	}
+	rc = maildir_deliver(maildir, prefix, q->fd, q->content_off,
+	    q->content_len, &path, &err);
+	if (rc < 0)
+		local_set(res, "defer", "4.3.0", "%s", err);
+	if (local_root && priv_restore() < 0)
+		msg_fatal("cannot return to root privileges: %m");
+	if (rc == 0) {
+		local_set(res, "sent", "2.0.0", "delivered to maildir");
+		res->where = xstrdup(maildir);
+		msg_debug("%s: stored as %s", q->id, path);
+	}
+	free(path);
+}
+
+static void
+local_system(const struct qfile *q, const char *prefix,
+    const struct resolve_result *r, struct local_result *res)
+{
+	char *name = xstrdup(r->local), *maildir;
+	struct passwd *pw;
+
+	/* Login names are lower case; mail to Alice is mail to alice. */
+	str_lower(name);
+	errno = 0;
+	pw = getpwnam(name);
+	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH &&
+	    errno != EBADF && errno != EPERM)
+		local_set(
+		    res, "defer", "4.3.0", "user lookup: %s", strerror(errno));
+	else if (pw == NULL)
+		local_set(res, "bounce", "5.1.1", "user unknown");
+	else if (pw->pw_dir == NULL || pw->pw_dir[0] != '/')
+		local_set(res, "defer", "4.3.0",
+		    "home directory of %s is not absolute", name);
+	else {
+		maildir = xasprintf("%s/%s", pw->pw_dir, var_home_mailbox);
+		local_store(q, prefix, maildir, pw->pw_uid, pw->pw_gid, res);
+		free(maildir);
+	}
+	free(name);
+}
+
+/* Creates $virtual_mailbox_base and its DOMAIN directory when missing. */
+static int
+local_virtual_dirs(const char *domain_dir, const char **error_r)
+{
+	uid_t uid = local_root ? local_vmail.uid : (uid_t)-1;
+	gid_t gid = local_root ? local_vmail.gid : (gid_t)-1;
+	struct stat st;
+
+	if (stat(domain_dir, &st) == 0)
+		return 0;
+	if (stat(var_virtual_mailbox_base, &st) < 0 &&
+	    file_ensure_dir(var_virtual_mailbox_base, LOCAL_VIRTUAL_DIR_MODE,
+	        uid, gid, NULL, error_r) < 0)
+		return -1;
+	return file_ensure_dir(
+	    domain_dir, LOCAL_VIRTUAL_DIR_MODE, uid, gid, NULL, error_r);
+}
+
+static void
+local_virtual(const struct qfile *q, const char *prefix,
+    const struct resolve_result *r, struct local_result *res)
+{
+	char *addr = xasprintf("%s@%s", r->local, r->domain);
+	char *maildir = NULL, *domain_dir = NULL;
+	const char *err;
+
+	str_lower(addr);
+	if (local_users_refresh(&err) < 0) {
+		local_set(res, "defer", "4.3.0", "user file %s: %s",
+		    var_user_file, err);
+	} else if (userdb_find(&local_users, addr) == NULL) {
+		local_set(res, "bounce", "5.1.1", "user unknown");
+	} else if ((maildir = resolve_virtual_maildir(r->local, r->domain)) ==
+	           NULL) {
+		local_set(res, "bounce", "5.1.3", "unusable mailbox name");
+	} else if (local_root && !local_vmail_known) {
+		local_set(res, "defer", "4.3.0", "vmail_user %s does not exist",
+		    var_vmail_user);
+	} else {
+		domain_dir =
+		    xasprintf("%s/%s", var_virtual_mailbox_base, r->domain);
+		if (local_virtual_dirs(domain_dir, &err) < 0)
+			local_set(res, "defer", "4.3.0", "%s", err);
+		else
+			local_store(q, prefix, maildir, local_vmail.uid,
+			    local_vmail.gid, res);
+	}
+	free(addr);
+	free(maildir);
+	free(domain_dir);
+}
+
+/* The log's word for a result, as Postfix logs it. */
+static const char *
+local_status_word(const char *result)
+{
+	if (strcmp(result, "sent") == 0)
+		return "sent";
+	return strcmp(result, "bounce") == 0 ? "bounced" : "deferred";
+}
+
+static void
+local_rcpt(const struct qfile *q, const char *id, const char *prefix, int i,
+    struct local_result *res)
+{
+	const char *addr = q->rcpts[i].addr;
+	char delay[LOCAL_DELAY_SIZE];
+	struct resolve_result r;
+
+	if (resolve_address(addr, &r) < 0)
+		local_set(res, "bounce", "5.1.3", "bad address syntax");
+	else if (r.class == RESOLVE_LOCAL)
+		local_system(q, prefix, &r, res);
+	else if (r.class == RESOLVE_VIRTUAL)
+		local_virtual(q, prefix, &r, res);
+	else
+		local_set(res, "defer", "4.3.5",
+		    "remote delivery is not available yet");
+	resolve_free(&r);
+	local_delay(q, delay, sizeof(delay));
+	msg_info("%s: to=<%s>, relay=local, delay=%s, dsn=%s, status=%s "
+	         "(%s%s%s)",
+	    id, log_sanitize(addr, ADDR_PATH_MAX), delay, res->dsn,
+	    local_status_word(res->result), res->text,
+	    res->where != NULL ? " " : "",
+	    res->where != NULL ? res->where : "");
+}
+
+/*
+ * Checks one request and delivers it, building the reply in *reply.
+ * -1 for a request that breaks the protocol (the connection is closed).
+ */
+static int
+local_request(const struct attr_list *req, struct buf *reply)
+{
+	const char *request = attr_get(req, "request");
+	const char *id = attr_get(req, "queue_id");
+	const char *file = attr_get(req, "queue_file");
+	char want[sizeof(QUEUE_ACTIVE) + QUEUE_ID_SIZE],
+	    open_err[LOCAL_TEXT_MAX];
+	struct local_result res;
+	struct qfile q;
+	const char *err;
+	char *path, *prefix = NULL;
+	int *idx, n = 0, i, ok = 0, bad = 0;
+	uint64_t v;
+
+	if (request == NULL || strcmp(request, "deliver") != 0) {
+		msg_warn("unknown request '%s'",
+		    log_sanitize(
+		        request != NULL ? request : "", LOCAL_TOKEN_LOG_MAX));
+		return -1;
+	}
+	/* Only a queue file named by a valid ID in active/ may be opened. */
+	if (id != NULL && queue_id_valid(id))
+		snprintf(want, sizeof(want), "%s/%s", QUEUE_ACTIVE, id);
+	if (id == NULL || !queue_id_valid(id) || file == NULL ||
+	    strcmp(file, want) != 0) {
+		msg_warn("bad queue_id or queue_file in request");
+		return -1;
+	}
+	idx = xcalloc(LOCAL_RCPT_MAX, sizeof(*idx));
+	for (i = 0; i < req->count && !bad; i++) {
+		if (strcmp(req->v[i].name, "rcpt_index") != 0)
+			continue;
+		bad = n == LOCAL_RCPT_MAX ||
+		      str_to_u64(req->v[i].value, INT_MAX, &v) < 0;
+		if (!bad)
+			idx[n++] = (int)v;
+	}
+	if (bad || n == 0) {
+		msg_warn("%s: bad recipient list in request", id);
+		free(idx);
+		return -1;
+	}
+	path = queue_path(QUEUE_ACTIVE, id);
+	if (qfile_open(path, 0, &q, &err) < 0)
+		snprintf(open_err, sizeof(open_err), "%s", err);
+	else if (!q.complete)
+		snprintf(open_err, sizeof(open_err), "%s: incomplete", path);
+	else
+		ok = 1;
+	for (i = 0; i < n && ok && !bad; i++)
+		bad = idx[i] >= q.nrcpt;
+	if (bad)
+		msg_warn("%s: recipient index out of range in request", id);
+	else if (!ok)
+		msg_warn("%s: %s", id, open_err);
+	else
+		prefix = local_return_path(q.sender);
+	attr_frame_begin(reply);
+	for (i = 0; i < n && !bad; i++) {
+		memset(&res, 0, sizeof(res));
+		if (ok)
+			local_rcpt(&q, id, prefix, idx[i], &res);
+		else
+			local_set(&res, "defer", "4.3.0", "%s", open_err);
+		if (attr_put_int(reply, "rcpt_index", idx[i]) < 0 ||
+		    attr_put_str(reply, "result", res.result) < 0 ||
+		    attr_put_str(reply, "dsn", res.dsn) < 0 ||
+		    attr_put_str(reply, "text", res.text) < 0)
+			msg_panic("%s: reply does not fit a frame", id);
+		free(res.where);
+	}
+	if (!bad && attr_frame_end(reply) < 0)
+		msg_panic("%s: reply does not fit a frame", id);
+	qfile_close(&q);
+	free(prefix);
+	free(path);
+	free(idx);
+	return bad ? -1 : 0;
+}
+
+static void
+local_serve(int fd, const struct server_listener *l)
+{
+	int timeout_ms = (int)(var_ipc_timeout * LOCAL_MS_PER_SEC);
+	struct attr_list req;
+	struct stream st;
+	struct buf reply;
+	enum stream_result r;
+	const char *err = NULL;
+
+	(void)l;
+	stream_init(&st, fd);
+	attr_list_init(&req);
+	buf_init(&reply, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
+	for (;;) {
+		r = attr_read(&st, &req, timeout_ms, &err);
+		if (r == STREAM_EOF)
+			break;
+		if (r != STREAM_OK) {
+			msg_warn("reading request: %s", err);
+			break;
+		}
+		if (local_request(&req, &reply) < 0)
+			break;
+		if (attr_write(&st, &reply, timeout_ms) != STREAM_OK) {
+			msg_warn("cannot send the reply: %m");
+			break;
+		}
+	}
+	buf_free(&reply);
+	attr_list_free(&req);
+	stream_free(&st);
+}
+
+static void
+local_init(struct event_loop *loop)
+{
+	(void)loop;
+	local_root = geteuid() == 0;
+	if (!local_root)
+		return;
+	local_vmail_known = priv_lookup_user(var_vmail_user, &local_vmail) == 0;
+	if (!local_vmail_known)
+		msg_warn("vmail_user %s does not exist: virtual mail will be "
+		         "deferred",
+		    var_vmail_user);
+}
+
+static const struct server_ops local_ops = {
+    .name = "local",
+    .mode = SERVER_SINGLE,
+    .init = local_init,
+    .serve = local_serve,
+};
+
+int
+main(int argc, char **argv)
+{
+	server_main(argc, argv, &local_ops);
+}

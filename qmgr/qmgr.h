@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queue manager's internal interfaces. qmgr.c owns the process (main,
+ * the listener for smtpd's notices); qmgr_queue.c owns the queue
+ * directories and the messages in memory (the active queue);
+ * qmgr_deliver.c owns the connections to the local delivery agent.
+ */
+#ifndef TERN_QMGR_H
+#define TERN_QMGR_H
+
+#include "base/event.h"
+#include "mail/qfile.h"
+
+/* One message of the active queue: its file is active/ID, open for marks. */
+struct qmgr_msg {
+	struct qfile q;
+	int *todo; /* recipient indexes for the local transport */
+	int ntodo;
+	int handed;                  /* todo[0..handed) went out in requests */
+	int inflight;                /* requests not answered yet */
+	int retry_soon;              /* a request was lost: retry shortly */
+	struct qmgr_msg *next_ready; /* qmgr_deliver's ready list */
+};
+
+/* The daemon's event loop (set by qmgr.c before the init calls). */
+extern struct event_loop *qmgr_loop;
+/* qmgr_active_limit, lowered to what the open file limit allows. */
+extern long long qmgr_active_max;
+
+/*
+ * Starts the queue work: takes back every file in active/ (crash
+ * recovery), then scans incoming/ and deferred/ periodically.
+ */
+void qmgr_queue_init(void);
+/* smtpd committed incoming/ID: take it now if there is room. */
+void qmgr_queue_notice(const char *id);
+/*
+ * Called by qmgr_deliver when m has no request left to send or to wait
+ * for: removes the file when nothing is pending, else defers it. Frees m.
+ */
+void qmgr_queue_done(struct qmgr_msg *m);
+
+void qmgr_deliver_init(void);
+/* Queues m (with ntodo > 0) for local delivery requests. */
+void qmgr_deliver_add(struct qmgr_msg *m);
+
+#endif
