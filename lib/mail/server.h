@@ -37,7 +37,10 @@ struct server_listener {
 struct server_ops {
 	const char *name;	/* program name in logs, e.g. "smtpd" */
 	enum server_mode mode;
-	/* Optional: runs as root after config load, before chroot/drop. */
+	/*
+	 * Optional: runs as root after config load, before chroot/drop.
+	 * argc/argv are the arguments after the options (argv[argc] is NULL).
+	 */
 	void (*pre_drop)(int argc, char **argv);
 	/* Optional: runs after the drop; the loop exists in both modes. */
 	void (*init)(struct event_loop *loop);

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server skeleton shared by every daemon that master starts (Postfix's
+ * single_server / multi_server): option parsing, configuration, logging,
+ * the listening sockets handed over by master, chroot and privilege drop,
+ * and an event loop that ends on SIGTERM or when master goes away (EOF on
+ * the lifeline pipe at fd 3). A daemon's main() only fills struct
+ * server_ops and calls server_main(). No RFCs: this is process plumbing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "base/priv.h"
+#include "base/str.h"
+#include "mail/params.h"
+#include "mail/server.h"
+
+/* Same cap master uses when it passes listeners; far above real configs. */
+#define SERVER_LISTEN_MAX      64
+/* Connections taken per wakeup, so one busy listener cannot starve others. */
+#define SERVER_ACCEPT_BURST    64
+/* Pause before accepting again after running out of descriptors. */
+#define SERVER_EMFILE_PAUSE_MS 1000
+
+struct server_listen_slot {
+	struct server_listener l;
+	struct event_fd *ev;
+	struct event_timer *pause;
+};
+
+static const struct server_ops *server_ops;
+static struct event_loop *server_ev_loop;
+static const char *server_name;
+
+struct event_loop *
+server_loop(void)
+{
+	return server_ev_loop;
+}
+
+const char *
+server_service_name(void)
+{
+	return server_name;
+}
+
+static void
+server_stop_signal(int signo, void *ctx)
+{
+	(void)ctx;
+	msg_debug("stopping on signal %d", signo);
+	event_loop_stop(server_ev_loop);
+}
+
+/* The lifeline only becomes readable at EOF: master has exited. */
+static void
+server_lifeline(struct event_fd *ev, int fd, int events, void *ctx)
+{
+	(void)fd;
+	(void)events;
+	(void)ctx;
+	msg_debug("master has gone away, stopping");
+	event_fd_del(&ev);
+	event_loop_stop(server_ev_loop);
+}
+
+static void
+server_resume(struct event_timer *t, void *ctx)
+{
+	struct server_listen_slot *s = ctx;
+
+	event_timer_del(&t);
+	s->pause = NULL;
+	event_fd_set(s->ev, EVENT_READ);
+}
+
+/* Returns the new fd, or -1 when nothing (more) is to be accepted now. */
+static int
+server_accept_one(struct server_listen_slot *s)
+{
+	int fd;
+
+	for (;;) {
+		fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		switch (errno) {
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			continue;
+		case EAGAIN:
+			return -1;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			/* Level-triggered: without a pause we would spin. */
+			msg_warn("accept: %m; pausing for %d ms",
+			    SERVER_EMFILE_PAUSE_MS);
+			event_fd_set(s->ev, 0);
+			if (s->pause == NULL)
+				s->pause = event_timer_add(server_ev_loop,
+				    SERVER_EMFILE_PAUSE_MS, server_resume, s);
+			return -1;
+		default:
+			msg_warn("accept: %m");
+			return -1;
+		}
+	}
+}
+
+/*
+ * SINGLE services block inside serve(); while they do, SIGTERM must still
+ * end the process (Postfix single_server behaviour), so the signals the
+ * loop normally takes through signalfd are unblocked for the duration.
+ */
+static void
+server_stop_signals_mask(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(how, &set, NULL);
+}
+
+static void
+server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
+{
+	struct server_listen_slot *s = ctx;
+	int fd, n;
+
+	(void)ev;
+	(void)lfd;
+	(void)events;
+	if (server_ops->mode == SERVER_MULTI) {
+		for (n = 0; n < SERVER_ACCEPT_BURST; n++) {
+			if ((fd = server_accept_one(s)) < 0)
+				return;
+			server_ops->accept(fd, &s->l, server_ev_loop);
+		}
+		return;
+	}
+	if ((fd = server_accept_one(s)) < 0)
+		return;
+	if (file_set_nonblock(fd, 0) < 0)
+		msg_fatal("fcntl: %m");
+	server_stop_signals_mask(SIG_UNBLOCK);
+	server_ops->serve(fd, &s->l);
+	server_stop_signals_mask(SIG_BLOCK);
+	close(fd);
+}
+
+static int
+server_listen_count(void)
+{
+	const char *env = getenv("TERN_LISTEN_FDS");
+	uint64_t n;
+
+	if (env == NULL)
+		msg_fatal(
+		    "TERN_LISTEN_FDS is not set: %s must be started by master",
+		    server_ops->name);
+	if (str_to_u64(env, SERVER_LISTEN_MAX, &n) < 0)
+		msg_fatal("bad TERN_LISTEN_FDS value '%s'", env);
+	return (int)n;
+}
+
+static struct server_listen_slot *
+server_listeners(int count)
+{
+	struct server_listen_slot *slots =
+	    xcalloc((size_t)count + 1, sizeof(*slots));
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int i;
+
+	for (i = 0; i < count; i++) {
+		slots[i].l.fd = SERVER_LISTEN_FD0 + i;
+		len = sizeof(ss);
+		if (getsockname(slots[i].l.fd, (struct sockaddr *)&ss, &len) <
+		    0)
+			msg_fatal("listener fd %d: %m", slots[i].l.fd);
+		slots[i].l.is_inet =
+		    ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+		if (file_set_nonblock(slots[i].l.fd, 1) < 0 ||
+		    file_set_cloexec(slots[i].l.fd, 1) < 0)
+			msg_fatal("listener fd %d: fcntl: %m", slots[i].l.fd);
+	}
+	return slots;
+}
+
+/* Looks the user up before any chroot: the passwd file is outside it. */
+static void
+server_drop(int unpriv, int chroot_dir)
+{
+	struct priv_user u = {0};
+	int root = geteuid() == 0;
+
+	if (unpriv && root && priv_lookup_user(var_mail_owner, &u) < 0)
+		msg_fatal(
+		    "mail_owner user '%s' does not exist", var_mail_owner);
+	if (chroot_dir) {
+		if (root)
+			priv_chroot(var_queue_directory);
+		else
+			msg_debug("not root: ignoring chroot to %s",
+			    var_queue_directory);
+	}
+	if (unpriv && root) {
+		priv_drop(u.uid, u.gid);
+		priv_user_free(&u);
+	}
+}
+
+void
+server_main(int argc, char **argv, const struct server_ops *ops)
+{
+	const char *config_dir = TERN_CONFIG_DIR, *err;
+	struct server_listen_slot *slots;
+	int ch, unpriv = 0, chroot_dir = 0, verbose = 0, count, i;
+	char *eq;
+
+	server_ops = ops;
+	server_name = ops->name;
+	log_init(ops->name, LOG_DEST_STDERR);
+	if ((ops->mode == SERVER_MULTI && ops->accept == NULL) ||
+	    (ops->mode == SERVER_SINGLE && ops->serve == NULL))
+		msg_panic(
+		    "server_main: no connection handler for %s", ops->name);
+
+	/* '+': options end at the first argument that is not one. */
+	while ((ch = getopt(argc, argv, "+c:n:o:ruv")) != -1) {
+		switch (ch) {
+		case 'c':
+			config_dir = optarg;
+			break;
+		case 'n':
+			server_name = optarg;
+			break;
+		case 'o':
+			if ((eq = strchr(optarg, '=')) == NULL)
+				msg_fatal("-o %s: expected name=value", optarg);
+			*eq = '\0';
+			config_override(optarg, eq + 1);
+			*eq = '=';
+			break;
+		case 'r':
+			chroot_dir = 1;
+			break;
+		case 'u':
+			unpriv = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			msg_fatal("usage: %s [-c config_dir] [-n service] [-u] "
+			          "[-r] [-v] [-o name=value]... [args]",
+			    ops->name);
+		}
+	}
+	if (config_load(config_dir, &err) < 0)
+		msg_fatal("%s", err);
+	/* master already pointed fd 2 at the log file when one is set. */
+	log_init(ops->name,
+	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);
+	if (verbose < var_debug_level)
+		verbose = (int)var_debug_level;
+	log_set_verbose(verbose);
+
+	count = server_listen_count();
+	slots = server_listeners(count);
+	if (fcntl(SERVER_LIFELINE_FD, F_GETFD) < 0)
+		msg_fatal("lifeline fd %d is not open: %s must be started by "
+		          "master",
+		    SERVER_LIFELINE_FD, ops->name);
+	file_set_cloexec(SERVER_LIFELINE_FD, 1);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (ops->pre_drop != NULL)
+		ops->pre_drop(argc - optind, argv + optind);
+	server_drop(unpriv, chroot_dir);
+
+	if ((server_ev_loop = event_loop_create()) == NULL)
+		msg_fatal("cannot create the event loop: %m");
+	if (event_signal_add(
+	        server_ev_loop, SIGTERM, server_stop_signal, NULL) < 0 ||
+	    event_signal_add(server_ev_loop, SIGINT, server_stop_signal, NULL) <
+	        0)
+		msg_fatal("signalfd: %m");
+	event_fd_add(server_ev_loop, SERVER_LIFELINE_FD, EVENT_READ,
+	    server_lifeline, NULL);
+	if (ops->init != NULL)
+		ops->init(server_ev_loop);
+	for (i = 0; i < count; i++)
+		slots[i].ev = event_fd_add(server_ev_loop, slots[i].l.fd,
+		    EVENT_READ, server_readable, &slots[i]);
+	msg_debug("service %s: %d listener(s), ready", server_name, count);
+
+	if (event_loop_run(server_ev_loop) < 0)
+		msg_fatal("event loop: %m");
+	if (ops->shutdown != NULL)
+		ops->shutdown();
+	for (i = 0; i < count; i++) {
+		event_fd_del(&slots[i].ev);
+		event_timer_del(&slots[i].pause);
+	}
+	event_loop_free(&server_ev_loop);
+	free(slots);
+	exit(0);
+}

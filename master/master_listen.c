@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * master's listening sockets. master binds every socket itself, as root,
+ * and hands them to its children, so daemons never need privileges to
+ * bind port 25 and a restarted child loses no queued connections. inet
+ * services bind PORT on each $inet_interfaces address ("all": 0.0.0.0 and
+ * ::), or the HOST:PORT they name; unix services bind
+ * $queue_directory/private/NAME or public/NAME. A socket is identified by
+ * a key (family, address, port or path) so a reload keeps the ones whose
+ * key did not change instead of binding them again.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/priv.h"
+#include "mail/params.h"
+#include "mail/queue.h"
+#include "master.h"
+
+#define MASTER_LISTEN_BACKLOG 1024
+#define MASTER_LISTEN_MAX     64 /* per service; server.c has the same */
+#define MASTER_ERROR_MAX      512
+#define MASTER_PRIVATE_MODE   0600
+#define MASTER_PUBLIC_MODE    0660
+#define MASTER_ALL_INTERFACES "all"
+
+static char master_listen_error[MASTER_ERROR_MAX];
+
+struct master_listen_set {
+	struct master_listener **list;
+	int count;
+	int from_pool[MASTER_LISTEN_MAX];
+};
+
+static int master_listen_fail(const char **error_r, const char *fmt, ...)
+    MTA_PRINTF(2, 3);
+
+static int
+master_listen_fail(const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(master_listen_error, sizeof(master_listen_error), fmt, ap);
+	va_end(ap);
+	*error_r = master_listen_error;
+	return -1;
+}
+
+void
+master_listener_free(struct master_listener **l_r)
+{
+	struct master_listener *l = *l_r;
+
+	if (l == NULL)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->path != NULL && unlink(l->path) < 0 && errno != ENOENT)
+		msg_warn("unlink %s: %m", l->path);
+	free(l->key);
+	free(l->path);
+	free(l);
+	*l_r = NULL;
+}
+
+/* Takes the listener with this key out of the pool, if there is one. */
+static struct master_listener *
+master_pool_take(struct master_listener **pool, int npool, const char *key)
+{
+	struct master_listener *l;
+	int i;
+
+	for (i = 0; i < npool; i++) {
+		if (pool[i] != NULL && strcmp(pool[i]->key, key) == 0) {
+			l = pool[i];
+			pool[i] = NULL;
+			return l;
+		}
+	}
+	return NULL;
+}
+
+/* 1 if the set already has key (one address listed twice). */
+static int
+master_set_has(const struct master_listen_set *set, const char *key)
+{
+	int i;
+
+	for (i = 0; i < set->count; i++)
+		if (strcmp(set->list[i]->key, key) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+master_set_add(struct master_listen_set *set, struct master_listener *l,
+    int from_pool, const char **error_r)
+{
+	if (set->count >= MASTER_LISTEN_MAX) {
+		master_listener_free(&l);
+		return master_listen_fail(
+		    error_r, "more than %d sockets", MASTER_LISTEN_MAX);
+	}
+	set->list =
+	    xrealloc(set->list, (size_t)(set->count + 1) * sizeof(*set->list));
+	set->from_pool[set->count] = from_pool;
+	set->list[set->count++] = l;
+	return 0;
+}
+
+/* Failure: pooled sockets go back to the pool, new ones are closed. */
+static void
+master_set_undo(
+    struct master_listen_set *set, struct master_listener **pool, int npool)
+{
+	int i, j;
+
+	for (i = 0; i < set->count; i++) {
+		if (!set->from_pool[i]) {
+			master_listener_free(&set->list[i]);
+			continue;
+		}
+		for (j = 0; j < npool && pool[j] != NULL; j++)
+			;
+		if (j < npool)
+			pool[j] = set->list[i];
+		else
+			master_listener_free(&set->list[i]);
+	}
+	free(set->list);
+	set->list = NULL;
+	set->count = 0;
+}
+
+static struct master_listener *
+master_listener_new(int fd, char *key, const char *path)
+{
+	struct master_listener *l = xcalloc(1, sizeof(*l));
+
+	l->fd = fd;
+	l->key = key;
+	l->path = path != NULL ? xstrdup(path) : NULL;
+	return l;
+}
+
+static int
+master_inet_bind(const struct addrinfo *ai, const char *text, int *fd_r,
+    const char **error_r)
+{
+	int fd, on = 1, saved;
+
+	fd = socket(
+	    ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0) {
+		saved = errno;
+		master_listen_fail(
+		    error_r, "socket %s: %s", text, strerror(saved));
+		errno = saved; /* the caller skips a missing family */
+		return -1;
+	}
+	/* A restarted master must not wait for TIME_WAIT to expire. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    (ai->ai_family == AF_INET6 &&
+	        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) <
+	            0) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
+		master_listen_fail(
+		    error_r, "bind %s: %s", text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+/*
+ * Binds host (NULL: wildcard of family) and port, adding every address it
+ * resolves to. optional: the family may be missing (:: without IPv6).
+ */
+static int
+master_inet_host(struct master_listen_set *set, const char *host,
+    const char *port, int family, int optional, struct master_listener **pool,
+    int npool, const char **error_r)
+{
+	struct addrinfo hints = {0}, *res, *ai;
+	char addr[NI_MAXHOST], serv[NI_MAXSERV], *key;
+	struct master_listener *l;
+	int err, fd;
+
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if ((err = getaddrinfo(host, port, &hints, &res)) != 0) {
+		if (optional)
+			return 0;
+		return master_listen_fail(error_r, "%s port %s: %s",
+		    host != NULL ? host : "*", port, gai_strerror(err));
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr),
+		        serv, sizeof(serv),
+		        NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+			continue;
+		key = xasprintf(
+		    ai->ai_family == AF_INET6 ? "inet:[%s]:%s" : "inet:%s:%s",
+		    addr, serv);
+		if (master_set_has(set, key)) {
+			free(key);
+			continue;
+		}
+		if ((l = master_pool_take(pool, npool, key)) != NULL) {
+			free(key);
+			if (master_set_add(set, l, 1, error_r) < 0)
+				goto fail;
+			continue;
+		}
+		if (master_inet_bind(ai, key + strlen("inet:"), &fd, error_r) <
+		    0) {
+			free(key);
+			if (optional && errno == EAFNOSUPPORT)
+				continue;
+			goto fail;
+		}
+		if (master_set_add(set, master_listener_new(fd, key, NULL), 0,
+		        error_r) < 0)
+			goto fail;
+	}
+	freeaddrinfo(res);
+	return 0;
+fail:
+	freeaddrinfo(res);
+	return -1;
+}
+
+/* Splits PORT, HOST:PORT or [V6]:PORT; host is NULL for a bare port. */
+static void
+master_inet_split(const char *name, char **host_r, char **port_r)
+{
+	const char *colon;
+
+	*host_r = NULL;
+	if (*name == '[' && (colon = strstr(name, "]:")) != NULL) {
+		*host_r = xstrndup(name + 1, (size_t)(colon - name - 1));
+		*port_r = xstrdup(colon + 2);
+	} else if ((colon = strrchr(name, ':')) != NULL) {
+		*host_r = xstrndup(name, (size_t)(colon - name));
+		*port_r = xstrdup(colon + 1);
+	} else {
+		*port_r = xstrdup(name);
+	}
+}
+
+static int
+master_inet_open(struct master_listen_set *set, const char *name,
+    struct master_listener **pool, int npool, const char **error_r)
+{
+	char *host, *port, **ifaces;
+	int i, ret = 0;
+
+	master_inet_split(name, &host, &port);
+	if (host != NULL) {
+		ret = master_inet_host(
+		    set, host, port, AF_UNSPEC, 0, pool, npool, error_r);
+	} else {
+		ifaces = config_list(var_inet_interfaces);
+		if (ifaces[0] == NULL)
+			ret = master_listen_fail(
+			    error_r, "inet_interfaces is empty");
+		for (i = 0; ret == 0 && ifaces[i] != NULL; i++) {
+			if (strcmp(ifaces[i], MASTER_ALL_INTERFACES) != 0)
+				ret = master_inet_host(set, ifaces[i], port,
+				    AF_UNSPEC, 0, pool, npool, error_r);
+			else if ((ret = master_inet_host(set, NULL, port,
+			              AF_INET, 0, pool, npool, error_r)) == 0)
+				ret = master_inet_host(set, NULL, port,
+				    AF_INET6, 1, pool, npool, error_r);
+		}
+		config_list_free(ifaces);
+	}
+	free(host);
+	free(port);
+	return ret;
+}
+
+/* mail_owner's uid and the socket's group; -1s when not root. */
+static int
+master_unix_owner(int private, uid_t *uid_r, gid_t *gid_r, const char **error_r)
+{
+	struct priv_user u;
+
+	*uid_r = (uid_t)-1;
+	*gid_r = (gid_t)-1;
+	if (geteuid() != 0)
+		return 0;
+	if (priv_lookup_user(var_mail_owner, &u) < 0)
+		return master_listen_fail(error_r,
+		    "mail_owner user '%s' does not exist", var_mail_owner);
+	*uid_r = u.uid;
+	*gid_r = u.gid;
+	priv_user_free(&u);
+	if (!private && priv_lookup_group(var_setgid_group, gid_r) < 0)
+		return master_listen_fail(error_r,
+		    "setgid_group '%s' does not exist", var_setgid_group);
+	return 0;
+}
+
+static int
+master_unix_open(struct master_listen_set *set, const struct service_def *def,
+    struct master_listener **pool, int npool, const char **error_r)
+{
+	struct sockaddr_un sun = {0};
+	struct master_listener *l;
+	char *path, *key;
+	mode_t mode = def->private ? MASTER_PRIVATE_MODE : MASTER_PUBLIC_MODE;
+	uid_t uid;
+	gid_t gid;
+	int fd, ret = -1;
+
+	path =
+	    queue_path(def->private ? QUEUE_PRIVATE : QUEUE_PUBLIC, def->name);
+	key = xasprintf("unix:%s", path);
+	if ((l = master_pool_take(pool, npool, key)) != NULL) {
+		free(key);
+		free(path);
+		return master_set_add(set, l, 1, error_r);
+	}
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		master_listen_fail(error_r, "socket path too long: %s", path);
+		goto out;
+	}
+	if (master_unix_owner(def->private, &uid, &gid, error_r) < 0)
+		goto out;
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* We hold the master lock: whatever is there is stale. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		master_listen_fail(
+		    error_r, "unlink %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		master_listen_fail(error_r, "socket: %s", strerror(errno));
+		goto out;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chmod(path, mode) < 0 ||
+	    (uid != (uid_t)-1 && chown(path, uid, gid) < 0) ||
+	    listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
+		master_listen_fail(
+		    error_r, "bind %s: %s", path, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	ret =
+	    master_set_add(set, master_listener_new(fd, key, path), 0, error_r);
+	key = NULL;
+out:
+	free(key);
+	free(path);
+	return ret;
+}
+
+int
+master_listen_open(const struct service_def *def, struct master_listener **pool,
+    int npool, struct master_listener ***list_r, int *count_r,
+    const char **error_r)
+{
+	struct master_listen_set set = {0};
+	int ret;
+
+	if (def->type == SERVICE_INET)
+		ret = master_inet_open(&set, def->name, pool, npool, error_r);
+	else
+		ret = master_unix_open(&set, def, pool, npool, error_r);
+	if (ret < 0) {
+		master_set_undo(&set, pool, npool);
+		return -1;
+	}
+	*list_r = set.list;
+	*count_r = set.count;
+	return 0;
+}

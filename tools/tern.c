@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tern: the control command of the mail system (Postfix's postfix
+ * command). start checks the configuration and runs master, which
+ * reports its own start-up errors back here before it detaches; stop,
+ * reload and status find master through the lock it holds on
+ * $queue_directory/pid/master.pid, so a stale pid file is never
+ * mistaken for a running system.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/str.h"
+#include "mail/params.h"
+#include "mail/queue.h"
+#include "tern.h"
+
+#define TERN_CONFIG_ENV    "TERN_CONFIG"
+#define TERN_MASTER        "master"
+#define TERN_PID_FILE      "master.pid"
+/* master gives itself 30 s to start and its children 7 s to stop. */
+#define TERN_START_WAIT_MS 35000
+#define TERN_STOP_WAIT_MS  15000
+#define TERN_POLL_MS       50
+#define TERN_PORT_BASE_MAX 64000 /* + 995 stays below 65536 */
+#define TERN_PORT_BASE_EQ  "--port-base="
+
+static void tern_vreport(const char *level, const char *fmt, va_list ap)
+    MTA_PRINTF(2, 0);
+
+static void
+tern_vreport(const char *level, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", TERN_PROGNAME, level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+tern_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tern_vreport("error: ", fmt, ap);
+	va_end(ap);
+}
+
+void
+tern_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tern_vreport("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+static void tern_usage(void) MTA_NORETURN;
+
+static void
+tern_usage(void)
+{
+	fprintf(stderr,
+	    "usage: %s [-c config_dir] "
+	    "start|stop|reload|status|check|init [--port-base N]\n",
+	    TERN_PROGNAME);
+	exit(2);
+}
+
+static void
+tern_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * 1 and *pid_r when master holds its lock, 0 when nothing runs, -1 when
+ * the pid file cannot be read.
+ */
+static int
+tern_master_pid(pid_t *pid_r)
+{
+	char *dir = queue_path(QUEUE_PID, NULL);
+	char *path = xasprintf("%s/%s", dir, TERN_PID_FILE);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd, ret = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			ret = 0;
+		else
+			tern_error("open %s: %s", path, strerror(errno));
+	} else if (fcntl(fd, F_GETLK, &fl) < 0) {
+		tern_error("lock test %s: %s", path, strerror(errno));
+	} else {
+		ret = fl.l_type != F_UNLCK;
+		*pid_r = fl.l_pid;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	free(path);
+	return ret;
+}
+
+static int
+tern_load(const char *config_dir)
+{
+	const char *err;
+
+	if (config_load(config_dir, &err) < 0) {
+		tern_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Waits for master's start-up parent: it exits once master is ready. */
+static int
+tern_wait_child(pid_t child, int *status_r)
+{
+	long waited;
+	pid_t r;
+
+	for (waited = 0; waited < TERN_START_WAIT_MS; waited += TERN_POLL_MS) {
+		if ((r = waitpid(child, status_r, WNOHANG)) == child)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		tern_sleep_ms(TERN_POLL_MS);
+	}
+	return -1;
+}
+
+static int
+tern_start(const char *config_dir)
+{
+	char *master;
+	pid_t pid, child;
+	int status, running;
+
+	if (tern_check(config_dir) != 0)
+		return 1;
+	if ((running = tern_master_pid(&pid)) != 0) {
+		if (running > 0)
+			tern_error("the mail system is already running "
+			           "(pid %ld)",
+			    (long)pid);
+		return 1;
+	}
+	master = xasprintf("%s/%s", var_daemon_directory, TERN_MASTER);
+	fflush(NULL);
+	if ((child = fork()) < 0) {
+		tern_error("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		execl(master, master, "-c", config_dir, (char *)NULL);
+		tern_error("cannot run %s: %s", master, strerror(errno));
+		_exit(1);
+	}
+	if (tern_wait_child(child, &status) < 0) {
+		tern_error("%s did not finish starting within %d s", master,
+		    TERN_START_WAIT_MS / 1000);
+		free(master);
+		return 1;
+	}
+	free(master);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		tern_error("the mail system did not start");
+		return 1;
+	}
+	if (tern_master_pid(&pid) <= 0) {
+		tern_error("master exited right after starting; see the log");
+		return 1;
+	}
+	printf("%s: started (pid %ld)\n", TERN_PROGNAME, (long)pid);
+	return 0;
+}
+
+/* The running master's pid, or an error saying why there is none. */
+static int
+tern_running(pid_t *pid_r)
+{
+	int running = tern_master_pid(pid_r);
+
+	if (running == 0)
+		printf("%s: not running\n", TERN_PROGNAME);
+	return running > 0 ? 0 : -1;
+}
+
+static int
+tern_stop(void)
+{
+	pid_t pid;
+	long waited;
+
+	if (tern_running(&pid) < 0)
+		return 1;
+	if (kill(pid, SIGTERM) < 0) {
+		tern_error("kill %ld: %s", (long)pid, strerror(errno));
+		return 1;
+	}
+	for (waited = 0; waited < TERN_STOP_WAIT_MS; waited += TERN_POLL_MS) {
+		if (tern_master_pid(&pid) == 0) {
+			printf("%s: stopped\n", TERN_PROGNAME);
+			return 0;
+		}
+		tern_sleep_ms(TERN_POLL_MS);
+	}
+	tern_error("master pid %ld did not stop within %d s", (long)pid,
+	    TERN_STOP_WAIT_MS / 1000);
+	return 1;
+}
+
+static int
+tern_reload(const char *config_dir)
+{
+	pid_t pid;
+
+	/* master keeps the old configuration if the new one is broken. */
+	if (tern_check(config_dir) != 0)
+		return 1;
+	if (tern_running(&pid) < 0)
+		return 1;
+	if (kill(pid, SIGHUP) < 0) {
+		tern_error("kill %ld: %s", (long)pid, strerror(errno));
+		return 1;
+	}
+	printf("%s: reloading (pid %ld)\n", TERN_PROGNAME, (long)pid);
+	return 0;
+}
+
+static int
+tern_status(void)
+{
+	pid_t pid;
+
+	if (tern_running(&pid) < 0)
+		return 1;
+	printf("%s: running (pid %ld)\n", TERN_PROGNAME, (long)pid);
+	return 0;
+}
+
+/* "init [--port-base N]" */
+static int
+tern_init_cmd(const char *config_dir, int argc, char **argv)
+{
+	const char *value = NULL;
+	uint64_t base;
+	int instance = strcmp(config_dir, TERN_CONFIG_DIR) != 0;
+
+	if (argc == 3 && strcmp(argv[1], "--port-base") == 0)
+		value = argv[2];
+	else if (argc == 2 && strncmp(argv[1], TERN_PORT_BASE_EQ,
+	                          strlen(TERN_PORT_BASE_EQ)) == 0)
+		value = argv[1] + strlen(TERN_PORT_BASE_EQ);
+	else if (argc != 1)
+		tern_usage();
+	if (value == NULL)
+		return tern_init(config_dir, instance, -1);
+	if (str_to_u64(value, TERN_PORT_BASE_MAX, &base) < 0) {
+		tern_error("--port-base %s: want a number up to %d", value,
+		    TERN_PORT_BASE_MAX);
+		return 2;
+	}
+	return tern_init(config_dir, instance, (long)base);
+}
+
+/* Absolute: master and its children run from /. */
+static char *
+tern_config_dir(const char *dir)
+{
+	char cwd[PATH_MAX];
+	size_t len = strlen(dir);
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (*dir == '/')
+		return xstrndup(dir, len);
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		tern_error("getcwd: %s", strerror(errno));
+		exit(1);
+	}
+	return xasprintf("%s/%.*s", cwd, (int)len, dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = getenv(TERN_CONFIG_ENV), *cmd;
+	char *config_dir;
+	int ch, ret;
+
+	log_init(TERN_PROGNAME, LOG_DEST_STDERR);
+	if (dir == NULL || *dir == '\0')
+		dir = TERN_CONFIG_DIR;
+	while ((ch = getopt(argc, argv, "+c:")) != -1) {
+		if (ch != 'c')
+			tern_usage();
+		dir = optarg;
+	}
+	if (optind >= argc)
+		tern_usage();
+	cmd = argv[optind];
+	if (strcmp(cmd, "init") != 0 && optind + 1 != argc)
+		tern_usage();
+	config_dir = tern_config_dir(dir);
+	if (strcmp(cmd, "init") == 0)
+		ret = tern_init_cmd(config_dir, argc - optind, argv + optind);
+	else if (strcmp(cmd, "check") == 0)
+		ret = tern_check(config_dir);
+	else if (strcmp(cmd, "start") == 0)
+		ret = tern_start(config_dir);
+	else if (strcmp(cmd, "reload") == 0)
+		ret = tern_reload(config_dir);
+	else if (strcmp(cmd, "stop") == 0)
+		ret = tern_load(config_dir) < 0 ? 1 : tern_stop();
+	else if (strcmp(cmd, "status") == 0)
+		ret = tern_load(config_dir) < 0 ? 1 : tern_status();
+	else
+		tern_usage();
+	free(config_dir);
+	return ret;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tern control command: tern.c runs start/stop/reload/status,
+ * tern_check.c checks the configuration and repairs the queue,
+ * tern_init.c creates a new configuration directory.
+ */
+#ifndef TERN_TOOLS_TERN_H
+#define TERN_TOOLS_TERN_H
+
+#include "base/mem.h"
+
+#define TERN_PROGNAME "tern"
+
+/* "tern: error: ..." on stderr. */
+void tern_error(const char *fmt, ...) MTA_PRINTF(1, 2);
+void tern_warn(const char *fmt, ...) MTA_PRINTF(1, 2);
+
+/*
+ * Loads tern.conf and services.conf from config_dir, reports problems and
+ * creates or repairs the queue directories. Returns 0 when the mail
+ * system can start, 1 otherwise.
+ */
+int tern_check(const char *config_dir);
+
+/*
+ * Creates config_dir with templates from the data directory. instance:
+ * a private instance (queue, mail store and log below config_dir), else
+ * the system instance in the standard places. port_base < 0: keep the
+ * standard ports. Returns the exit status.
+ */
+int tern_init(const char *config_dir, int instance, long port_base);
+
+#endif

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * "tern check": everything master needs before it can start, checked
+ * from the command line where the person can see it (Postfix's
+ * "postfix check"): tern.conf and services.conf parse, the programs in
+ * services.conf exist, the users and groups exist (when run as root),
+ * and every queue directory exists with its mode and owner. The queue is
+ * created or repaired here, never by the daemons.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "base/file.h"
+#include "base/mem.h"
+#include "base/priv.h"
+#include "mail/params.h"
+#include "mail/queue.h"
+#include "mail/services.h"
+#include "tern.h"
+
+#define TERN_QUEUE_ROOT_MODE 0755
+#define TERN_SERVICES_FILE   "services.conf"
+#define TERN_DIR_NAME_MAX    4096
+
+/* Numeric identities of the queue owners; all -1 when not root. */
+struct tern_ids {
+	uid_t mail_uid;
+	gid_t mail_gid;
+	gid_t setgid_gid;
+};
+
+static int
+tern_check_ids(struct tern_ids *ids)
+{
+	struct priv_user u;
+	int errors = 0;
+
+	ids->mail_uid = (uid_t)-1;
+	ids->mail_gid = ids->setgid_gid = (gid_t)-1;
+	/* As an ordinary user everything runs as that user: nothing to own. */
+	if (geteuid() != 0)
+		return 0;
+	if (priv_lookup_user(var_mail_owner, &u) < 0) {
+		tern_error("mail_owner user '%s' does not exist; create it "
+		           "with: useradd -r -U %s",
+		    var_mail_owner, var_mail_owner);
+		errors++;
+	} else {
+		ids->mail_uid = u.uid;
+		ids->mail_gid = u.gid;
+		priv_user_free(&u);
+	}
+	if (priv_lookup_group(var_setgid_group, &ids->setgid_gid) < 0) {
+		tern_error("setgid_group '%s' does not exist; create it with: "
+		           "groupadd -r %s",
+		    var_setgid_group, var_setgid_group);
+		errors++;
+	}
+	if (priv_lookup_user(var_vmail_user, &u) < 0) {
+		tern_error("vmail_user '%s' does not exist; create it with: "
+		           "useradd -r -U %s",
+		    var_vmail_user, var_vmail_user);
+		errors++;
+	} else {
+		priv_user_free(&u);
+	}
+	return errors;
+}
+
+static int
+tern_check_services(const char *config_dir)
+{
+	char *path = xasprintf("%s/%s", config_dir, TERN_SERVICES_FILE), *prog;
+	struct service_def *defs;
+	const char *err;
+	int count, i;
+
+	if (services_load(path, (int)var_default_process_limit, &defs, &count,
+	        &err) < 0) {
+		tern_error("%s", err);
+		free(path);
+		return 1;
+	}
+	for (i = 0; i < count; i++) {
+		prog = defs[i].argv[0][0] == '/'
+		           ? xstrdup(defs[i].argv[0])
+		           : xasprintf("%s/%s", var_daemon_directory,
+		                 defs[i].argv[0]);
+		/* Not fatal: master retries, and the program may come later. */
+		if (access(prog, X_OK) < 0)
+			tern_warn("%s:%d: service %s: %s: %s", path,
+			    defs[i].lineno, defs[i].name, prog,
+			    strerror(errno));
+		free(prog);
+	}
+	services_free(&defs, count);
+	free(path);
+	return 0;
+}
+
+static int
+tern_check_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
+{
+	const char *err;
+	int changed;
+
+	if (file_ensure_dir(dir, mode, uid, gid, &changed, &err) < 0) {
+		tern_error("%s", err);
+		return 1;
+	}
+	if (changed)
+		printf("%s: created or fixed %s\n", TERN_PROGNAME, dir);
+	return 0;
+}
+
+static int
+tern_check_queue(const struct tern_ids *ids)
+{
+	const struct queue_dir_spec *q;
+	uid_t root = geteuid() == 0 ? 0 : (uid_t)-1;
+	uid_t uid;
+	gid_t gid;
+	char *path;
+	int errors;
+
+	errors = tern_check_dir(
+	    var_queue_directory, TERN_QUEUE_ROOT_MODE, root, (gid_t)root);
+	for (q = queue_dir_specs; errors == 0 && q->name != NULL; q++) {
+		switch (q->owner) {
+		case QUEUE_OWNER_ROOT:
+			uid = root;
+			gid = (gid_t)root;
+			break;
+		case QUEUE_OWNER_MAIL:
+			uid = ids->mail_uid;
+			gid = ids->mail_gid;
+			break;
+		default:
+			uid = ids->mail_uid;
+			gid = ids->setgid_gid;
+			break;
+		}
+		path = queue_path(q->name, NULL);
+		errors += tern_check_dir(path, q->mode, uid, gid);
+		free(path);
+	}
+	return errors;
+}
+
+/* master opens the log before anything else; its directory must exist. */
+static int
+tern_check_log(void)
+{
+	char dir[TERN_DIR_NAME_MAX];
+	struct stat st;
+
+	if (*var_maillog_file == '\0')
+		return 0;
+	file_dirname(var_maillog_file, dir, sizeof(dir));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		tern_error("maillog_file %s: directory %s does not exist",
+		    var_maillog_file, dir);
+		return 1;
+	}
+	return 0;
+}
+
+int
+tern_check(const char *config_dir)
+{
+	struct tern_ids ids;
+	const char *err;
+	int errors;
+
+	/* config_load warns about unknown parameter names itself. */
+	if (config_load(config_dir, &err) < 0) {
+		tern_error("%s", err);
+		return 1;
+	}
+	errors = tern_check_services(config_dir);
+	errors += tern_check_log();
+	errors += tern_check_ids(&ids);
+	if (errors == 0)
+		errors += tern_check_queue(&ids);
+	return errors > 0;
+}
