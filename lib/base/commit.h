@@ -10,6 +10,7 @@
 #ifndef TERN_COMMIT_H
 #define TERN_COMMIT_H
 
+#include <stdint.h>
 #include "base/event.h"
 
 struct commit_pool;
@@ -22,7 +23,10 @@ struct commit_pool;
 typedef void commit_done_cb(int result, const char *error, void *ctx);
 
 struct commit_pool *commit_pool_create(struct event_loop *loop, int nthreads);
-/* Waits for queued work to finish and joins the threads. */
+/*
+ * Waits for queued work to finish and joins the threads; callbacks of
+ * commits not yet reported run before it returns.
+ */
 void commit_pool_free(struct commit_pool **pool_r);
 /*
  * Queues one commit. final_dir is the directory of final_path (its fd is
@@ -31,5 +35,10 @@ void commit_pool_free(struct commit_pool **pool_r);
 void commit_submit(struct commit_pool *pool, int fd, const char *tmp_path,
     const char *final_path, const char *final_dir, commit_done_cb *cb,
     void *ctx);
+/*
+ * Directory fsyncs done so far by this pool (each covers one or more
+ * renames); lets tests and statistics see that group commit happens.
+ */
+uint64_t commit_pool_dir_syncs(struct commit_pool *pool);
 
 #endif

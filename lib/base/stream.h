@@ -56,7 +56,9 @@ enum stream_result stream_read_exact(struct stream *st, struct buf *out,
  * STREAM_AGAIN on EAGAIN, STREAM_EOF, STREAM_ERROR. */
 enum stream_result stream_fill(struct stream *st);
 /* Non-blocking: a complete buffered line, else STREAM_AGAIN (or STREAM_EOF
- * once eof was seen and the buffer is empty). Same limit rules. */
+ * once eof was seen and the buffer is empty). Same limit rules, except
+ * that a line must also fit the read buffer (STREAM_RBUF_SIZE - 2 bytes
+ * without CRLF): longer ones are STREAM_TOOLONG whatever max says. */
 enum stream_result stream_next_line(struct stream *st, struct buf *line,
     size_t max, int *line_had_cr_r);
 /* Bytes already buffered and not yet consumed. */

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File helpers that follow tern's durability rule: data belongs to tern
+ * only after write, fsync(file), rename and fsync(directory), because a
+ * rename is not durable until the directory entry itself reaches the disk.
+ * Also the small descriptor chores (full writes, flags, directory setup).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/file.h"
+
+/* Room for "step path: strerror" messages returned through error_r. */
+#define FILE_ERROR_MAX   (PATH_MAX + 128)
+#define FILE_READ_CHUNK  8192
+#define FILE_MODE_BITS   07777
+/* Like mkdir -p: parents get a plain traversable mode, not the leaf's. */
+#define FILE_PARENT_MODE 0755
+
+static __thread char file_error_buf[FILE_ERROR_MAX];
+
+/* Formats "step path: strerror(errno)" into the thread's error buffer. */
+static int
+file_fail(const char **error_r, const char *step, const char *path)
+{
+	snprintf(file_error_buf, sizeof(file_error_buf), "%s %s: %s", step,
+	    path, strerror(errno));
+	if (error_r != NULL)
+		*error_r = file_error_buf;
+	return -1;
+}
+
+int
+file_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+file_pread_all(int fd, void *data, size_t len, off_t off)
+{
+	char *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO; /* early EOF: the file is shorter */
+		if (n <= 0)
+			return -1;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+file_pwrite_all(int fd, const void *data, size_t len, off_t off)
+{
+	const char *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+file_fsync_dir(const char *dir, const char **error_r)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int saved;
+
+	if (fd < 0)
+		return file_fail(error_r, "open", dir);
+	if (fsync(fd) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return file_fail(error_r, "fsync", dir);
+	}
+	close(fd);
+	return 0;
+}
+
+void
+file_dirname(const char *path, char *out, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (n == 0)
+		return;
+	if (slash == NULL) {
+		snprintf(out, n, ".");
+		return;
+	}
+	/* "/x" -> "/", "a//b" -> "a" */
+	while (slash > path && slash[-1] == '/')
+		slash--;
+	len = slash == path ? 1 : (size_t)(slash - path);
+	snprintf(out, n, "%.*s", (int)len, path);
+}
+
+int
+file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+    uid_t uid, gid_t gid, const char **error_r)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	const char *step;
+	int fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+	        (long)getpid()) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return file_fail(error_r, "create", path);
+	}
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return file_fail(error_r, "create", tmp);
+	/* fchmod because the umask must not weaken the requested mode. */
+	if (file_write_all(fd, data, len) < 0)
+		step = "write";
+	else if (fchmod(fd, mode) < 0)
+		step = "chmod";
+	else if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	         fchown(fd, uid, gid) < 0)
+		step = "chown";
+	else if (fsync(fd) < 0)
+		step = "fsync";
+	else
+		step = NULL;
+	saved = errno;
+	if (close(fd) < 0 && step == NULL) {
+		step = "close";
+		saved = errno;
+	}
+	if (step == NULL && rename(tmp, path) < 0) {
+		step = "rename";
+		saved = errno;
+	}
+	if (step != NULL) {
+		unlink(tmp);
+		errno = saved;
+		return file_fail(error_r, step, tmp);
+	}
+	file_dirname(path, dir, sizeof(dir));
+	return file_fsync_dir(dir, error_r);
+}
+
+int
+file_read_all(
+    const char *path, size_t max, struct buf *out, const char **error_r)
+{
+	char chunk[FILE_READ_CHUNK];
+	ssize_t n;
+	int fd, saved;
+
+	buf_reset(out);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return file_fail(error_r, "open", path);
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (out->len + (size_t)n > max ||
+		    buf_append(out, chunk, (size_t)n) < 0) {
+			errno = EFBIG;
+			n = -1;
+			break;
+		}
+	}
+	saved = errno;
+	close(fd);
+	if (n < 0) {
+		errno = saved;
+		buf_reset(out);
+		return file_fail(error_r, "read", path);
+	}
+	return 0;
+}
+
+/* mkdir -p of the parents of dir (not dir itself). */
+static int
+file_mkdir_parents(const char *dir, const char **error_r)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s", dir) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return file_fail(error_r, "mkdir", dir);
+	}
+	for (i = 1; path[i] != '\0'; i++) {
+		if (path[i] != '/' || path[i - 1] == '/')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, FILE_PARENT_MODE) < 0 && errno != EEXIST)
+			return file_fail(error_r, "mkdir", path);
+		path[i] = '/';
+	}
+	return 0;
+}
+
+int
+file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,
+    int *changed_r, const char **error_r)
+{
+	struct stat st;
+	int changed = 0;
+
+	if (changed_r != NULL)
+		*changed_r = 0;
+	if (lstat(dir, &st) < 0) {
+		if (errno != ENOENT)
+			return file_fail(error_r, "stat", dir);
+		if (file_mkdir_parents(dir, error_r) < 0)
+			return -1;
+		if (mkdir(dir, mode) < 0 && errno != EEXIST)
+			return file_fail(error_r, "mkdir", dir);
+		changed = 1;
+		if (lstat(dir, &st) < 0)
+			return file_fail(error_r, "stat", dir);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return file_fail(error_r, "stat", dir);
+	}
+	if ((st.st_mode & FILE_MODE_BITS) != mode) {
+		if (chmod(dir, mode) < 0)
+			return file_fail(error_r, "chmod", dir);
+		changed = 1;
+	}
+	if ((uid != (uid_t)-1 && st.st_uid != uid) ||
+	    (gid != (gid_t)-1 && st.st_gid != gid)) {
+		if (lchown(dir, uid, gid) < 0)
+			return file_fail(error_r, "chown", dir);
+		changed = 1;
+	}
+	if (changed_r != NULL)
+		*changed_r = changed;
+	return 0;
+}
+
+int
+file_set_cloexec(int fd, int on)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags < 0)
+		return -1;
+	flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+	return fcntl(fd, F_SETFD, flags) < 0 ? -1 : 0;
+}
+
+int
+file_set_nonblock(int fd, int on)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0)
+		return -1;
+	flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, flags) < 0 ? -1 : 0;
+}
