@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smtpd's cleanup, run in the smtpd process itself so that a message costs
+ * no extra process hop: it writes the queue file for one transaction
+ * (envelope, a Received: header per RFC 5321 4.4, then the content), with
+ * the DATA body parsed incrementally as it arrives: dot-stuffing removed
+ * (RFC 5321 4.5.2), the end only at CRLF.CRLF, and any bare CR or LF
+ * flagged so the message can be refused (the SMTP smuggling defence of
+ * Postfix's smtpd_forbid_bare_newline). Long lines are stored as they
+ * came; only the total size is limited. It also sends qmgr its "new
+ * message" notices without ever blocking the event loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/attr.h"
+#include "mail/params.h"
+#include "mail/qfile.h"
+#include "mail/queue.h"
+#include "cleanup.h"
+
+/* "Mon, 22 Nov 2021 05:02:49 +0100" (RFC 5322 3.3) plus slack. */
+#define CLEANUP_DATE_SIZE  64
+/* Received: header text before the client's strings are added. */
+#define CLEANUP_HEADER_MAX (4 * QFILE_RECORD_MAX)
+/* Notices queued while qmgr is slow to read; beyond this they are dropped. */
+#define NOTIFY_OUT_MAX     (64 * 1024)
+/* One notice frame: two short attributes. */
+#define NOTIFY_FRAME_MAX   256
+#define NOTIFY_SERVICE     "qmgr"
+
+void
+cleanup_data_init(struct cleanup_data *p)
+{
+	p->state = CLEANUP_DATA_BOL;
+	p->bare = 0;
+}
+
+size_t
+cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
+    cleanup_emit_fn *emit, void *ctx)
+{
+	size_t i = 0, run = 0; /* in[run..i) is content not yet emitted */
+
+#define EMIT_RUN()                                    \
+	do {                                          \
+		if (i > run)                          \
+			emit(ctx, in + run, i - run); \
+	} while (0)
+
+	while (i < len && p->state != CLEANUP_DATA_END) {
+		switch (p->state) {
+		case CLEANUP_DATA_BOL:
+			if (in[i] == '.') {
+				EMIT_RUN();
+				run = ++i;
+				p->state = CLEANUP_DATA_DOT;
+			} else {
+				p->state = CLEANUP_DATA_TEXT;
+			}
+			break;
+		case CLEANUP_DATA_TEXT:
+			while (i < len && in[i] != '\r' && in[i] != '\n')
+				i++;
+			if (i == len)
+				break;
+			if (in[i] == '\n') {
+				p->bare = 1;
+				i++;
+			} else if (i + 1 == len) {
+				/* Whether this CR ends the line shows later. */
+				EMIT_RUN();
+				run = ++i;
+				p->state = CLEANUP_DATA_CR;
+			} else if (in[i + 1] == '\n') {
+				i += 2;
+				p->state = CLEANUP_DATA_BOL;
+			} else {
+				p->bare = 1;
+				i++;
+			}
+			break;
+		case CLEANUP_DATA_CR:
+			if (in[i] == '\n') {
+				emit(ctx, "\r\n", 2);
+				run = ++i;
+				p->state = CLEANUP_DATA_BOL;
+			} else {
+				emit(ctx, "\r", 1);
+				p->bare = 1;
+				p->state = CLEANUP_DATA_TEXT;
+			}
+			break;
+		case CLEANUP_DATA_DOT:
+			if (in[i] == '\r') {
+				run = ++i;
+				p->state = CLEANUP_DATA_DOT_CR;
+			} else {
+				/* The dot was stuffing: drop it, keep the rest. */
+				p->state = CLEANUP_DATA_TEXT;
+			}
+			break;
+		case CLEANUP_DATA_DOT_CR:
+			if (in[i] == '\n') {
+				run = ++i;
+				p->state = CLEANUP_DATA_END;
+			} else {
+				emit(ctx, "\r", 1);
+				p->bare = 1;
+				p->state = CLEANUP_DATA_TEXT;
+			}
+			break;
+		case CLEANUP_DATA_END:
+			break;
+		}
+	}
+	EMIT_RUN();
+#undef EMIT_RUN
+	return i;
+}
+
+static void
+cleanup_emit(void *ctx, const char *data, size_t len)
+{
+	struct cleanup *c = ctx;
+
+	/* A refused message is read to its end but not stored. */
+	if (c->status != 0 || c->data.bare)
+		return;
+	c->size += len;
+	if (c->size > c->size_limit) {
+		c->status |= CLEANUP_STAT_SIZE;
+		return;
+	}
+	qfile_content_write(&c->w, data, len);
+}
+
+/* Client text that goes into a header: no control or 8-bit bytes. */
+static char *
+cleanup_header_text(const char *s)
+{
+	char *out = xstrdup(s), *p;
+
+	for (p = out; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return out;
+}
+
+static void
+cleanup_date(char *out, size_t n)
+{
+	static const char days[][4] = {
+	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t now = time(NULL);
+	struct tm tm;
+	long off;
+	char sign = '+';
+
+	localtime_r(&now, &tm);
+	off = tm.tm_gmtoff / 60;
+	if (off < 0) {
+		sign = '-';
+		off = -off;
+	}
+	snprintf(out, n, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60,
+	    off % 60);
+}
+
+/* RFC 5321 4.4 trace header; "for" only when it names the one recipient. */
+static void
+cleanup_received(struct cleanup *c, const struct cleanup_envelope *env)
+{
+	char date[CLEANUP_DATE_SIZE];
+	char *helo = cleanup_header_text(env->helo);
+	char *name = cleanup_header_text(env->client_name);
+	char *rcpt =
+	    env->nrcpt == 1 ? cleanup_header_text(env->rcpts[0]) : NULL;
+	struct buf hdr;
+	int err;
+
+	cleanup_date(date, sizeof(date));
+	buf_init(&hdr, CLEANUP_HEADER_MAX);
+	err = buf_printf(&hdr,
+	    "Received: from %s (%s [%s])\r\n\tby %s (tern) with %s id %s", helo,
+	    name, env->client_rfc_addr, var_myhostname, env->protocol, c->w.id);
+	if (err == 0 && rcpt != NULL)
+		err = buf_printf(&hdr, "\r\n\tfor <%s>", rcpt);
+	if (err == 0)
+		err = buf_printf(&hdr, "; %s\r\n", date);
+	if (err != 0)
+		msg_panic("cleanup: Received: header over %d bytes",
+		    CLEANUP_HEADER_MAX);
+	cleanup_emit(c, hdr.data, hdr.len);
+	buf_free(&hdr);
+	free(helo);
+	free(name);
+	free(rcpt);
+}
+
+int
+cleanup_open(
+    struct cleanup *c, const struct cleanup_envelope *env, const char **error_r)
+{
+	int i;
+
+	memset(c, 0, sizeof(*c));
+	if (qfile_create(&c->w, error_r) < 0)
+		return -1;
+	c->open = 1;
+	c->size_limit = (uint64_t)var_message_size_limit;
+	cleanup_data_init(&c->data);
+	qfile_put_sender(&c->w, env->sender);
+	qfile_put_attr(&c->w, "client_addr", env->client_addr);
+	qfile_put_attr(&c->w, "client_name", env->client_name);
+	qfile_put_attr(&c->w, "helo", env->helo);
+	qfile_put_attr(&c->w, "protocol", env->protocol);
+	if (env->body != NULL)
+		qfile_put_attr(&c->w, "body", env->body);
+	for (i = 0; i < env->nrcpt; i++)
+		qfile_put_rcpt(&c->w, env->rcpts[i], "", 0);
+	qfile_content_begin(&c->w);
+	cleanup_received(c, env);
+	return 0;
+}
+
+size_t
+cleanup_feed(struct cleanup *c, const char *in, size_t len)
+{
+	return cleanup_data_parse(&c->data, in, len, cleanup_emit, c);
+}
+
+int
+cleanup_done(const struct cleanup *c)
+{
+	return c->data.state == CLEANUP_DATA_END;
+}
+
+unsigned
+cleanup_finish(struct cleanup *c, const char **error_r)
+{
+	if (c->data.bare)
+		c->status |= CLEANUP_STAT_BARE;
+	/* A refused file is discarded: no point in completing it. */
+	if (c->status == 0 && qfile_finish(&c->w, error_r) < 0)
+		c->status |= CLEANUP_STAT_WRITE;
+	return c->status;
+}
+
+void
+cleanup_free(struct cleanup *c)
+{
+	if (!c->open)
+		return;
+	qfile_writer_free(&c->w);
+	c->open = 0;
+}
+
+/* --- qmgr notices --- */
+
+static struct {
+	struct event_loop *loop;
+	int fd;
+	struct event_fd *ev;
+	struct buf out; /* frames qmgr has not taken yet */
+} notify = {.fd = -1};
+
+static void
+notify_close(void)
+{
+	event_fd_del(&notify.ev);
+	if (notify.fd >= 0)
+		close(notify.fd);
+	notify.fd = -1;
+	buf_reset(&notify.out);
+}
+
+static void
+notify_flush(void)
+{
+	ssize_t n;
+
+	while (notify.out.len > 0) {
+		n = send(
+		    notify.fd, notify.out.data, notify.out.len, MSG_NOSIGNAL);
+		if (n > 0) {
+			buf_consume(&notify.out, (size_t)n);
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_fd_set(notify.ev, EVENT_READ | EVENT_WRITE);
+			return;
+		} else {
+			msg_debug("qmgr notice: send: %s", strerror(errno));
+			notify_close();
+			return;
+		}
+	}
+	event_fd_set(notify.ev, EVENT_READ);
+}
+
+/* qmgr never answers: readable means it closed (or sent junk). */
+static void
+notify_event(struct event_fd *ev, int fd, int events, void *ctx)
+{
+	char junk[NOTIFY_FRAME_MAX];
+	ssize_t n;
+
+	(void)ev;
+	(void)ctx;
+	if (events & EVENT_READ) {
+		n = read(fd, junk, sizeof(junk));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			msg_debug("qmgr notice: connection closed");
+			notify_close();
+			return;
+		}
+	}
+	if (events & EVENT_WRITE)
+		notify_flush();
+}
+
+static int
+notify_connect(void)
+{
+	struct sockaddr_un sun;
+	char *path = queue_path(QUEUE_PRIVATE, NOTIFY_SERVICE);
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		msg_warn("qmgr notice: socket path too long: %s", path);
+		free(path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		msg_debug("qmgr notice: connect %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return -1;
+	}
+	free(path);
+	notify.fd = fd;
+	notify.ev =
+	    event_fd_add(notify.loop, fd, EVENT_READ, notify_event, NULL);
+	return 0;
+}
+
+void
+cleanup_notify_init(struct event_loop *loop)
+{
+	notify.loop = loop;
+	notify.fd = -1;
+	buf_init(&notify.out, NOTIFY_OUT_MAX);
+}
+
+void
+cleanup_notify_qmgr(const char *queue_id)
+{
+	struct buf frame;
+
+	if (notify.fd < 0 && notify_connect() < 0)
+		return;
+	buf_init(&frame, NOTIFY_FRAME_MAX);
+	attr_frame_begin(&frame);
+	if (attr_put_str(&frame, "request", "new") < 0 ||
+	    attr_put_str(&frame, "queue_id", queue_id) < 0 ||
+	    attr_frame_end(&frame) < 0)
+		msg_panic("qmgr notice: frame over %d bytes", NOTIFY_FRAME_MAX);
+	if (buf_append(&notify.out, frame.data, frame.len) < 0)
+		msg_debug(
+		    "%s: qmgr notice dropped: qmgr is not reading", queue_id);
+	buf_free(&frame);
+	notify_flush();
+}
+
+void
+cleanup_notify_shutdown(void)
+{
+	notify_close();
+	buf_free(&notify.out);
+}
