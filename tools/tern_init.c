@@ -33,7 +33,7 @@
 #define TERN_SYSTEM_LOG      "/var/log/tern.log"
 #define TERN_TEST_DOMAIN     "example.test"
 #define TERN_INET            "inet"
-#define TERN_PORT_TEXT_SIZE  16
+#define TERN_PORT_TEXT_SIZE  24	/* a long in decimal with sign */
 
 /* The standard ports that --port-base moves (SMTP, submission, POP, IMAP). */
 static const unsigned tern_std_ports[] = {25, 587, 465, 110, 143, 993, 995};
