@@ -1,0 +1,273 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end SMTP benchmark: tern against Postfix on the same machine, in
+# the same run, with the same load and the same kind of delivery (one
+# virtual user, maildir, fsync'd). See bench/README.md.
+#
+#   bench/smtp-bench.sh [MESSAGES]      (default 2000; or BENCH_MESSAGES)
+#
+# Environment: TERN_PREFIX (default /usr/local, where ./run.sh installs),
+# BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
+# bytes, default 1024), BENCH_KEEP=1 keeps the temp dir. Needs root.
+set -eu
+
+messages=${1:-${BENCH_MESSAGES:-2000}}
+sessions=${BENCH_SESSIONS:-20}
+size=${BENCH_SIZE:-1024}
+prefix=${TERN_PREFIX:-/usr/local}
+rcpt=bench@example.test
+sender=bench@example.org
+# Messages sent (and delivered) before timing starts, so that both
+# systems have their processes running and their maildir created.
+warmup=$((2 * sessions))
+# Upper bound for one timed run: generous, but every wait ends.
+deadline=$((120 + messages / 10))
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'smtp-bench: %s\n' "$*" >&2; exit 1; }
+
+case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'" ;; esac
+[ "$messages" -gt 0 ] || die "MESSAGES must be positive"
+[ "$(id -u)" -eq 0 ] || die "run as root: both mail systems drop privileges and deliver as a mail user"
+
+tern="$prefix/sbin/tern"
+ternconf="$prefix/sbin/ternconf"
+ternuser="$prefix/sbin/ternuser"
+[ -x "$tern" ] || die "$tern not found: install tern with ./run.sh or set TERN_PREFIX"
+if ldd "$prefix/libexec/tern/smtpd" 2>/dev/null | grep -q libasan; then
+	say "WARNING: $prefix is a sanitizer build (test.sh's): numbers are not representative; use ./run.sh's build"
+fi
+for cmd in timeout python3; do
+	command -v "$cmd" >/dev/null || die "$cmd is missing (apt-get install coreutils python3)"
+done
+
+# --- Postfix: the peer, and smtp-source, the load generator ---------------
+if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
+	say "installing postfix (for smtp-source and as the peer)"
+	export DEBIAN_FRONTEND=noninteractive
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+	apt-get install -y -q --no-install-recommends postfix </dev/null ||
+		{ apt-get update -q </dev/null &&
+			apt-get install -y -q --no-install-recommends postfix </dev/null; } ||
+		die "apt-get install postfix failed"
+	# The package may have started a default instance: it is not ours.
+	if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
+		say "stopping the default postfix instance the package started"
+		postfix stop || true
+	fi
+fi
+getent passwd postfix >/dev/null || die "user postfix missing (broken postfix install?)"
+
+# --- accounts (as run.sh creates them) ------------------------------------
+getent passwd tern >/dev/null || useradd -r -U -d /var/spool/tern -s /usr/sbin/nologin tern
+getent group terndrop >/dev/null || groupadd -r terndrop
+getent passwd vmail >/dev/null || useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
+vmail_uid=$(id -u vmail)
+vmail_gid=$(id -g vmail)
+
+# --- temp dir and cleanup -------------------------------------------------
+tmp=$(mktemp -d /tmp/tern-bench.XXXXXX)
+chmod 755 "$tmp"
+tern_dir="$tmp/tern"
+pf="$tmp/postfix"
+cleanup() {
+	set +e
+	if [ -f "$tern_dir/tern.conf" ]; then
+		timeout 30 "$tern" -c "$tern_dir" stop >/dev/null 2>&1
+	fi
+	if [ -f "$pf/conf/main.cf" ]; then
+		timeout 30 postfix -c "$pf/conf" stop >/dev/null 2>&1
+	fi
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "BENCH_KEEP=1: kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port base N with N+25 and N+587 (tern) and N+2525 (Postfix) free.
+port_in_use() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+base=""
+for _ in $(seq 1 50); do
+	n=$((20000 + RANDOM % 30000))
+	if ! port_in_use $((n + 25)) && ! port_in_use $((n + 587)) &&
+		! port_in_use $((n + 2525)); then
+		base=$n
+		break
+	fi
+done
+[ -n "$base" ] || die "no free ports found"
+tern_port=$((base + 25))
+pf_port=$((base + 2525))
+
+# --- tern instance ----------------------------------------------------------
+say "tern instance in $tern_dir, SMTP on 127.0.0.1:$tern_port"
+"$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+echo "bench-password" | "$ternuser" -c "$tern_dir" add "$rcpt" - >/dev/null
+"$tern" -c "$tern_dir" start >/dev/null
+tern_maildir="$("$ternconf" -c "$tern_dir" -x virtual_mailbox_base |
+	sed -n 's/^virtual_mailbox_base = //p')/example.test/bench/Maildir"
+tern_pidfile="$("$ternconf" -c "$tern_dir" -x queue_directory |
+	sed -n 's/^queue_directory = //p')/pid/master.pid"
+
+# --- Postfix instance ---------------------------------------------------------
+say "postfix instance in $pf, SMTP on 127.0.0.1:$pf_port"
+mkdir -p "$pf/conf" "$pf/queue" "$pf/data" "$pf/vmail"
+chown postfix "$pf/data"
+chown "$vmail_uid:$vmail_gid" "$pf/vmail"
+cat >"$pf/conf/main.cf" <<EOF
+# A private instance: nothing here touches /etc/postfix or /var/spool/postfix.
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.example.org
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = $pf/maillog
+maillog_file_prefixes = $pf
+alias_maps =
+alias_database =
+biff = no
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = $pf/vmail
+virtual_mailbox_maps = hash:$pf/conf/vmailbox
+virtual_uid_maps = static:$vmail_uid
+virtual_gid_maps = static:$vmail_gid
+EOF
+# Debian's master.cf services, without chroot (the jail needs files
+# copied in) and with smtpd only on our port.
+cat >"$pf/conf/master.cf" <<EOF
+127.0.0.1:$pf_port inet n - n - - smtpd
+pickup     unix  n - n 60   1 pickup
+cleanup    unix  n - n -    0 cleanup
+qmgr       unix  n - n 300  1 qmgr
+rewrite    unix  - - n -    - trivial-rewrite
+bounce     unix  - - n -    0 bounce
+defer      unix  - - n -    0 bounce
+trace      unix  - - n -    0 bounce
+verify     unix  - - n -    1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -    - proxymap
+proxywrite unix  - - n -    1 proxymap
+smtp       unix  - - n -    - smtp
+relay      unix  - - n -    - smtp
+showq      unix  n - n -    - showq
+error      unix  - - n -    - error
+retry      unix  - - n -    - error
+discard    unix  - - n -    - discard
+local      unix  - n n -    - local
+virtual    unix  - n n -    - virtual
+lmtp       unix  - - n -    - lmtp
+anvil      unix  - - n -    1 anvil
+scache     unix  - - n -    1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+echo "$rcpt example.test/bench/Maildir/" >"$pf/conf/vmailbox"
+postmap -c "$pf/conf" "$pf/conf/vmailbox"
+postfix -c "$pf/conf" start >/dev/null 2>&1 ||
+	die "postfix -c $pf/conf start failed: $(tail -5 "$pf/maillog" 2>/dev/null)"
+pf_maildir="$pf/vmail/example.test/bench/Maildir"
+pf_pidfile="$pf/queue/pid/master.pid"
+
+# --- measuring ------------------------------------------------------------
+count() { find "$1/new" -type f 2>/dev/null | wc -l; }
+
+# CPU ticks used so far by a master and all its descendants: live
+# processes' own time plus the time of children they reaped (cutime,
+# cstime), which is where every finished daemon's time ends up.
+cpu_ticks() {
+	python3 - "$1" <<'PY'
+import os, sys
+master = int(sys.argv[1])
+procs = {}
+for name in os.listdir("/proc"):
+    if not name.isdigit():
+        continue
+    try:
+        with open("/proc/%s/stat" % name) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    # fields[0] is the state; ppid, utime, stime, cutime, cstime follow.
+    procs[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+total = 0
+for pid, (ppid, ticks) in procs.items():
+    p, hops = pid, 0
+    while p not in (master, 0, 1) and p in procs and hops < 64:
+        p, hops = procs[p][0], hops + 1
+    if p == master:
+        total += ticks
+print(total)
+PY
+}
+
+master_of() {
+	local pid
+	pid=$(tr -d ' \n' <"$1" 2>/dev/null || true)
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || die "no running master per $1"
+	echo "$pid"
+}
+
+wait_count() { # maildir target seconds
+	local end=$((SECONDS + $3))
+	while [ "$(count "$1")" -lt "$2" ]; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+send() { # port count
+	timeout "$deadline" smtp-source -s "$sessions" -m "$2" -l "$size" \
+		-f "$sender" -t "$rcpt" "127.0.0.1:$1" >/dev/null
+}
+
+hz=$(getconf CLK_TCK)
+
+# run NAME PORT MAILDIR PIDFILE: prints "seconds cpu_seconds".
+run() {
+	local name=$1 port=$2 maildir=$3 pidfile=$4 master before t0 t1 c0 c1
+	send "$port" "$warmup" || die "$name: smtp-source failed during warm-up"
+	wait_count "$maildir" "$warmup" 60 ||
+		die "$name: warm-up messages not delivered within 60 s"
+	before=$(count "$maildir")
+	master=$(master_of "$pidfile")
+	c0=$(cpu_ticks "$master")
+	t0=$(date +%s.%N)
+	send "$port" "$messages" || die "$name: smtp-source failed or timed out"
+	wait_count "$maildir" $((before + messages)) "$deadline" ||
+		die "$name: only $(($(count "$maildir") - before)) of $messages messages delivered within $deadline s"
+	t1=$(date +%s.%N)
+	c1=$(cpu_ticks "$master")
+	[ "$(count "$maildir")" -eq $((before + messages)) ] ||
+		die "$name: $(($(count "$maildir") - before)) messages delivered, expected $messages"
+	python3 -c "import sys; print('%.3f %.2f' % (float(sys.argv[2]) - float(sys.argv[1]), (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])))" \
+		"$t0" "$t1" "$c0" "$c1" "$hz"
+}
+
+say "$messages messages of $size bytes over $sessions sessions to each (after $warmup warm-up messages)"
+out=$(run tern "$tern_port" "$tern_maildir" "$tern_pidfile") || exit 1
+read -r tern_s tern_cpu <<<"$out"
+out=$(run postfix "$pf_port" "$pf_maildir" "$pf_pidfile") || exit 1
+read -r pf_s pf_cpu <<<"$out"
+
+python3 - "$messages" "$tern_s" "$tern_cpu" "$pf_s" "$pf_cpu" <<'PY'
+import sys
+m = int(sys.argv[1])
+ts, tc, ps, pc = (float(x) for x in sys.argv[2:])
+print()
+print("%-8s %8s %10s %10s %14s" % ("", "seconds", "msg/s", "CPU s", "CPU s/1000 msg"))
+for name, s, c in (("tern", ts, tc), ("postfix", ps, pc)):
+    print("%-8s %8.2f %10.0f %10.2f %14.2f" % (name, s, m / s, c, c * 1000 / m))
+print()
+print("tern/postfix throughput: %.2fx" % ((m / ts) / (m / ps)))
+if tc > 0:
+    print("postfix/tern CPU per message: %.2fx" % (pc / tc))
+PY

@@ -1,0 +1,162 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Builds tern, installs it into /usr/local and starts the system instance
+# on 127.0.0.1 with a demo mailbox, then prints how to send it a message.
+# For a fresh Debian/Ubuntu machine; run as root. Running it again rebuilds,
+# reinstalls and restarts; it never overwrites an existing configuration or
+# user.
+#
+#   ./run.sh
+set -eu
+
+cd "$(dirname "$0")"
+top=$(pwd)
+build="$top/_build/run"
+prefix=/usr/local
+sbin="$prefix/sbin"
+confdir="$prefix/etc/tern"
+demo_user=demo@example.test
+demo_domain=example.test
+demo_password_file="$confdir/demo-password"
+
+build_deps="build-essential autoconf automake pkg-config libssl-dev
+	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
+# useradd/groupadd, and the two clients the printed examples use.
+run_deps="passwd swaks python3"
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] ||
+	die "run as root: it installs into $prefix, creates the tern, terndrop and vmail accounts and listens on port 25"
+
+# --- dependencies -----------------------------------------------------------
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+	for p in $build_deps $run_deps; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$' || missing="$missing $p"
+	done
+else
+	say "not a Debian system: install the equivalent of:" $build_deps $run_deps
+fi
+if [ -n "$missing" ]; then
+	say "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q </dev/null || die "apt-get update failed"
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing </dev/null ||
+		die "apt-get install$missing failed"
+fi
+
+# --- build and install ----------------------------------------------------
+autotools_stale() {
+	local am
+	[ -x configure ] || return 0
+	[ configure.ac -nt configure ] && return 0
+	for am in $(find . -name Makefile.am -not -path './_build/*'); do
+		[ -f "${am%.am}.in" ] || return 0
+		[ "$am" -nt "${am%.am}.in" ] && return 0
+	done
+	return 1
+}
+if autotools_stale; then
+	say "autoreconf -fi"
+	autoreconf -fi || die "autoreconf failed"
+fi
+[ -f config.status ] &&
+	die "the source tree itself is configured; run 'make distclean' here first (builds go to _build/)"
+
+configure_args="--prefix=$prefix"
+mkdir -p "$build"
+if [ ! -f "$build/config.status" ] || [ configure -nt "$build/config.status" ] ||
+	[ "$(cat "$build/.configure-args" 2>/dev/null)" != "$configure_args" ]; then
+	say "configure in _build/run (prefix $prefix)"
+	(cd "$build" && "$top/configure" --prefix="$prefix") \
+		>"$build/configure.out" 2>&1 || {
+		tail -n 30 "$build/configure.out" >&2
+		die "configure failed (full output: $build/configure.out)"
+	}
+	printf '%s\n' "$configure_args" >"$build/.configure-args"
+fi
+say "make -j2"
+make -C "$build" -j2 || die "build failed"
+say "make install (into $prefix)"
+make -C "$build" install >/dev/null || die "make install failed"
+
+# --- accounts ---------------------------------------------------------------
+if ! getent passwd tern >/dev/null; then
+	say "creating user tern"
+	useradd -r -U -d /var/spool/tern -s /usr/sbin/nologin tern
+fi
+if ! getent group terndrop >/dev/null; then
+	say "creating group terndrop"
+	groupadd -r terndrop
+fi
+if ! getent passwd vmail >/dev/null; then
+	say "creating user vmail"
+	useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
+fi
+
+# --- configuration ------------------------------------------------------------
+tern="$sbin/tern"
+ternconf="$sbin/ternconf"
+ternuser="$sbin/ternuser"
+if [ ! -f "$confdir/tern.conf" ]; then
+	say "tern init (configuration in $confdir)"
+	"$tern" init || die "tern init failed"
+else
+	say "keeping the configuration in $confdir"
+fi
+
+conf_value() {
+	"$ternconf" -x "$1" | sed -n "s/^$1 = //p"
+}
+domains=$(conf_value virtual_mailbox_domains)
+case " $(printf '%s' "$domains" | tr ',' ' ') " in
+*" $demo_domain "*) ;;
+*)
+	say "adding $demo_domain to virtual_mailbox_domains"
+	"$ternconf" -e "virtual_mailbox_domains=${domains:+$domains, }$demo_domain"
+	;;
+esac
+
+if ! "$ternuser" list | grep -qx "$demo_user"; then
+	say "creating the virtual user $demo_user"
+	umask 077
+	head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$demo_password_file"
+	umask 022
+	"$ternuser" add "$demo_user" - <"$demo_password_file" ||
+		die "ternuser add $demo_user failed"
+fi
+
+# --- start ------------------------------------------------------------------
+if "$tern" status >/dev/null 2>&1; then
+	say "tern is running: restarting it"
+	"$tern" stop || die "tern stop failed"
+fi
+"$tern" start || die "tern start failed (see the log below)"
+
+maildir="$(conf_value virtual_mailbox_base)/$demo_domain/${demo_user%@*}/Maildir"
+log=$(conf_value maillog_file)
+[ -n "$log" ] || log="syslog (facility mail), e.g. /var/log/mail.log"
+port=25
+password=$(cat "$demo_password_file" 2>/dev/null || echo "(set by an earlier run; reset with: $ternuser del $demo_user, then run.sh again)")
+
+cat <<EOF
+
+tern is running: SMTP on 127.0.0.1:$port.
+
+Send a test message:
+  swaks --server 127.0.0.1:$port --from you@example.org --to $demo_user
+or
+  python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", $port).sendmail("you@example.org", ["$demo_user"], "Subject: hello\\r\\n\\r\\nhello from python\\r\\n")'
+
+It lands in:   $maildir/new/
+The log:       $log
+Demo user:     $demo_user, password $password
+Status:        $tern status
+Stop:          $tern stop
+Add users:     $ternuser add NAME@$demo_domain -   (then type the password)
+EOF

@@ -1,0 +1,863 @@
+# SPDX-License-Identifier: MIT
+"""The integration-test fixture: a whole tern instance in a temporary
+directory, with its own configuration, queue, mail store, log and ports on
+127.0.0.1, started from the installation in $TERN_PREFIX.
+
+    class MyTest(harness.TernTestCase):
+        @classmethod
+        def configure(cls, tern):          # optional, before start
+            tern.conf_set(message_size_limit="2048")
+
+        def test_x(self):
+            self.tern.add_user("a@example.test", "pw")
+            qid = harness.smtp_send(self.tern.smtp_port, "s@example.org",
+                                    ["a@example.test"], msg)
+            self.tern.wait_for_maildir(self.tern.virtual_maildir(
+                "a@example.test"), 1)
+
+TernTestCase gives each test class one running instance (self.tern); a
+test that needs a fresh one calls self.new_instance(). After every test the
+part of each instance's log written during it is scanned for sanitizer and
+panic reports, which fail that test; at teardown the instance is stopped
+(killed if stop fails), its whole remaining log is scanned, and the
+directory is removed (kept when TERN_KEEP=1).
+
+Every wait here is bounded. Network traffic goes to 127.0.0.1 only.
+"""
+
+import contextlib
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+SRC_DIR = os.path.abspath(os.environ.get("TERN_SRC_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+PREFIX = os.path.abspath(os.environ.get("TERN_PREFIX") or os.path.join(
+    SRC_DIR, "_build", "inst"))
+SBIN_DIR = os.path.join(PREFIX, "sbin")
+DAEMON_DIR = os.path.join(PREFIX, "libexec", "tern")
+
+# The ports `tern init --port-base N` uses (N + the standard port), all of
+# which must be free: smtp, submission, smtps, pop3, imap, imaps, pop3s.
+PORT_OFFSETS = (25, 587, 465, 110, 143, 993, 995)
+PORT_BASE_MIN = 20000
+PORT_BASE_MAX = 50000
+PORT_BASE_ATTEMPTS = 200
+
+# Deadlines, in seconds. Sanitized binaries start slowly; these are upper
+# bounds, the waits return as soon as the condition holds.
+COMMAND_TIMEOUT = 60
+START_TIMEOUT = 30
+STOP_TIMEOUT = 30
+DELIVERY_TIMEOUT = 30
+SMTP_TIMEOUT = 20
+POLL_INTERVAL = 0.05
+
+# The same sanitizer settings as test/run-tests when a module is run on its
+# own (python3 -m unittest). Daemons inherit them through tern start and
+# master. LeakSanitizer works in daemons after their setuid() drop (a
+# sanitized service that drops to tern and leaks gets its report into the
+# maillog), so leaks stay errors everywhere; it would not work in a chroot
+# (no /proc), which no test service uses.
+for _k, _v in (("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1"),
+               ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")):
+    os.environ.setdefault(_k, _v)
+
+# What a report in a maillog looks like. Daemons' stderr is the maillog, so
+# ASan/UBSan/LSan output lands there; "panic:" is msg_panic's prefix.
+SANITIZER_RE = re.compile(
+    r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer|\]: panic: ")
+
+# lib/mail/queue.h: 14 characters of this alphabet.
+QUEUE_ID_RE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{14}\b")
+
+VIRTUAL_DOMAIN = "example.test"
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def skip_unless_root(what):
+    if not is_root():
+        raise unittest.SkipTest("needs root (%s); running as uid %d"
+                                % (what, os.geteuid()))
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def check_sanitizer_output(text, where):
+    """Raises AssertionError if text holds a sanitizer or panic report."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_RE.search(line):
+            excerpt = "\n".join(lines[max(0, i - 5):i + 40])
+            raise AssertionError("sanitizer or panic report in %s:\n%s"
+                                 % (where, excerpt))
+
+
+def run(argv, timeout=COMMAND_TIMEOUT, check=True, input=None, env=None):
+    """Runs a command with a deadline; returns CompletedProcess (text).
+    Fails on a non-zero exit when check, and always on a sanitizer report
+    in its output (the tools are sanitized too)."""
+    try:
+        res = subprocess.run(argv, input=input, capture_output=True,
+                             timeout=timeout, env=env,
+                             stdin=None if input is not None
+                             else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise CommandFailed("%s: no exit within %d s; output: %r %r"
+                            % (" ".join(argv), timeout, e.stdout, e.stderr))
+    except FileNotFoundError:
+        raise CommandFailed("%s: not found (is tern built and installed in "
+                            "%s? run ./test.sh or set TERN_PREFIX)"
+                            % (argv[0], PREFIX))
+    res.stdout = res.stdout.decode("utf-8", "replace")
+    res.stderr = res.stderr.decode("utf-8", "replace")
+    res.output = res.stdout + res.stderr
+    check_sanitizer_output(res.output, "output of " + " ".join(argv))
+    if check and res.returncode != 0:
+        raise CommandFailed("%s: exit %d\nstdout: %s\nstderr: %s"
+                            % (" ".join(argv), res.returncode,
+                               res.stdout.strip(), res.stderr.strip()))
+    return res
+
+
+def wait_until(cond, timeout, what, interval=POLL_INTERVAL):
+    """Polls cond() until it returns a true value (returned) or raises
+    AssertionError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------- system users
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _group_exists(name):
+    return run(["getent", "group", name], check=False).returncode == 0
+
+
+def record_for_cleanup(kind, value):
+    """Tells test/run-tests about an instance dir or a system user, so that
+    it can clean up if this process is killed (module timeout)."""
+    path = os.environ.get("TERN_INSTANCE_RECORD")
+    if path:
+        with open(path, "a") as f:
+            f.write("%s %s\n" % (kind, value))
+
+
+def ensure_system_users():
+    """As root: creates tern's users and groups as run.sh does, if missing."""
+    skip_unless_root("creating the tern, terndrop and vmail accounts")
+    if not _user_exists("tern"):
+        run(["useradd", "-r", "-U", "-d", "/var/spool/tern", "-s",
+             "/usr/sbin/nologin", "tern"])
+    if not _group_exists("terndrop"):
+        run(["groupadd", "-r", "terndrop"])
+    if not _user_exists("vmail"):
+        run(["useradd", "-r", "-U", "-d", "/var/vmail", "-s",
+             "/usr/sbin/nologin", "vmail"])
+
+
+# ------------------------------------------------------------------ ports
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As a server would bind: TIME_WAIT leftovers do not block it.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pick_port_base():
+    rng = random.Random()
+    for _ in range(PORT_BASE_ATTEMPTS):
+        base = rng.randint(PORT_BASE_MIN, PORT_BASE_MAX)
+        if all(port_free(base + off) for off in PORT_OFFSETS):
+            return base
+    raise AssertionError("no free port base in %d..%d after %d attempts"
+                         % (PORT_BASE_MIN, PORT_BASE_MAX, PORT_BASE_ATTEMPTS))
+
+
+# -------------------------------------------------------------- processes
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    if not raw:
+        return None	# zombie or kernel thread
+    return [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")]
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def proc_ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def all_pids():
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def pid_alive(pid):
+    state = proc_state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def process_uids(pid):
+    """(real, effective, saved, fs) uids of pid from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return tuple(int(x) for x in line.split()[1:5])
+    raise AssertionError("no Uid line for pid %d" % pid)
+
+
+def uid_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def process_user(pid):
+    """Name of the effective user pid runs as."""
+    return uid_name(process_uids(pid)[1])
+
+
+# ------------------------------------------------------------------- SMTP
+
+class SmtpConn:
+    """A raw SMTP client for protocol tests: bytes out, replies in, with a
+    deadline on every read and a cap on reply size."""
+
+    MAX_REPLY = 64 * 1024
+
+    def __init__(self, port, timeout=SMTP_TIMEOUT, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.banner = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            if len(self.buf) > self.MAX_REPLY:
+                raise AssertionError("reply line too long: %r"
+                                     % self.buf[:200])
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("server closed the connection "
+                                      "(pending %r)" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, text) of one reply; text joins multi-line replies."""
+        texts = []
+        total = 0
+        while True:
+            line = self._line()
+            total += len(line)
+            if total > self.MAX_REPLY or len(line) < 3 \
+                    or not line[:3].isdigit():
+                raise AssertionError("malformed SMTP reply line %r" % line)
+            texts.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return int(line[:3]), "\n".join(texts)
+            if line[3] != "-":
+                raise AssertionError("malformed SMTP reply line %r" % line)
+
+    def closed_by_peer(self, timeout=SMTP_TIMEOUT):
+        """True once the server has closed (EOF or reset) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def queue_id_of(reply_text):
+    m = QUEUE_ID_RE.search(reply_text)
+    if not m:
+        raise AssertionError("no queue ID in reply %r" % reply_text)
+    return m.group(0)
+
+
+def to_crlf(msg):
+    """LF message text -> CRLF wire form (without the final dot)."""
+    return msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def smtp_send(port, sender, rcpts, msg_lf, timeout=SMTP_TIMEOUT):
+    """Sends msg_lf (bytes with LF line endings, ending in LF) with
+    python3's smtplib; returns the queue ID from the 250 reply to DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as s:
+        s.ehlo("client.example.org")
+        opts = ["BODY=8BITMIME"] if s.has_extn("8bitmime") else []
+        code, text = s.mail(sender, opts)
+        if code != 250:
+            raise AssertionError("MAIL FROM: %d %r" % (code, text))
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code != 250:
+                raise AssertionError("RCPT TO:<%s>: %d %r" % (r, code, text))
+        code, text = s.data(to_crlf(msg_lf))
+        if code != 250:
+            raise AssertionError("DATA: %d %r" % (code, text))
+        return queue_id_of(text.decode("utf-8", "replace"))
+
+
+def make_message(sender, rcpt, subject="tern test", body=b"hello\n"):
+    """A small RFC 5322 message (LF endings) with a unique Message-ID;
+    returns (message_id, bytes)."""
+    mid = "<%s@client.example.org>" % uuid.uuid4().hex
+    head = ("From: <%s>\nTo: <%s>\nSubject: %s\nMessage-ID: %s\n"
+            "Date: Mon, 01 Jan 2024 00:00:00 +0000\n\n"
+            % (sender, rcpt, subject, mid)).encode()
+    return mid, head + body
+
+
+# ---------------------------------------------------------------- maildir
+
+def maildir_files(maildir, sub="new"):
+    d = os.path.join(maildir, sub)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(d, n) for n in names if not n.startswith("."))
+
+
+def maildir_count(maildir):
+    return len(maildir_files(maildir, "new")) + len(maildir_files(maildir, "cur"))
+
+
+def read_maildir(maildir):
+    """Contents (bytes) of every message in new/ and cur/, oldest first."""
+    files = maildir_files(maildir, "new") + maildir_files(maildir, "cur")
+    files.sort(key=lambda p: (os.stat(p).st_mtime, p))
+    out = []
+    for p in files:
+        with open(p, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def split_delivered(data):
+    """Splits a delivered message into (return_path_line, received_header,
+    rest): the first line, the Received: header with its continuation
+    lines, and everything after it (all bytes, LF endings)."""
+    first, sep, rest = data.partition(b"\n")
+    if not sep:
+        raise AssertionError("delivered message has no line end: %r"
+                             % data[:200])
+    lines = rest.split(b"\n")
+    received = [lines[0]]
+    i = 1
+    while i < len(lines) and lines[i][:1] in (b"\t", b" "):
+        received.append(lines[i])
+        i += 1
+    return first, b"\n".join(received) + b"\n", b"\n".join(lines[i:])
+
+
+# --------------------------------------------------------------- instance
+
+class TernInstance:
+    """One tern instance under a temporary directory:
+
+        TMP/inst/   config dir (tern.conf, services.conf, queue/, mail/,
+                    users, log/maillog), created by tern init
+        TMP/home/   homes of system users made by create_system_user()
+    """
+
+    def __init__(self, port_base=None, virtual_domain=VIRTUAL_DOMAIN):
+        if is_root():
+            ensure_system_users()
+        self.tmp = os.path.realpath(tempfile.mkdtemp(prefix="tern-test-"))
+        record_for_cleanup("dir", self.tmp)
+        # Unprivileged daemons (tern, vmail, system users) must get in.
+        os.chmod(self.tmp, 0o755)
+        self.dir = os.path.join(self.tmp, "inst")
+        self.port_base = port_base or pick_port_base()
+        self.smtp_port = self.port_base + 25
+        self.submission_port = self.port_base + 587
+        self.users_made = []
+        self.log_checked = 0
+        self.closed = False
+        try:
+            run([self.sbin("tern"), "-c", self.dir, "init", "--port-base",
+                 str(self.port_base)])
+            if virtual_domain and not self.conf_get(
+                    "virtual_mailbox_domains"):
+                self.conf_set(virtual_mailbox_domains=virtual_domain)
+            self.queue_dir = self.conf_get("queue_directory")
+            self.vmail_base = self.conf_get("virtual_mailbox_base")
+            self.log_path = self.conf_get("maillog_file")
+            if not self.log_path:
+                raise AssertionError("tern init left maillog_file empty in "
+                                     "%s/tern.conf" % self.dir)
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    def __repr__(self):
+        return "TernInstance(%s, port base %d)" % (self.dir, self.port_base)
+
+    # ----- programs and configuration
+
+    @staticmethod
+    def sbin(name):
+        return os.path.join(SBIN_DIR, name)
+
+    def tern(self, *args, check=True, timeout=COMMAND_TIMEOUT):
+        return run([self.sbin("tern"), "-c", self.dir] + list(args),
+                   check=check, timeout=timeout)
+
+    def ternconf(self, *args, check=True):
+        return run([self.sbin("ternconf"), "-c", self.dir] + list(args),
+                   check=check)
+
+    def ternuser(self, *args, check=True, input=None):
+        return run([self.sbin("ternuser"), "-c", self.dir] + list(args),
+                   check=check, input=input)
+
+    def conf_get(self, name):
+        """The effective (expanded) value of a parameter."""
+        out = self.ternconf("-x", name).stdout
+        for line in out.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == name:
+                return value.strip()
+        raise AssertionError("ternconf %s printed no '%s = value' line: %r"
+                             % (name, name, out))
+
+    def conf_set(self, **params):
+        for name, value in params.items():
+            self.ternconf("-e", "%s=%s" % (name, value))
+
+    def services_path(self):
+        return os.path.join(self.dir, "services.conf")
+
+    # ----- life cycle
+
+    def start(self, timeout=START_TIMEOUT):
+        """tern start, then waits until master runs and port 25 answers."""
+        self.tern("start")
+        wait_until(self.master_pid, timeout, "master of %s to run" % self.dir)
+        self.wait_smtp(timeout)
+
+    def wait_smtp(self, timeout=START_TIMEOUT, port=None):
+        """Waits until a new SMTP session gets a 220 banner; returns it."""
+        port = port or self.smtp_port
+
+        def banner():
+            try:
+                with SmtpConn(port, timeout=5) as c:
+                    code, text = c.banner
+                    with contextlib.suppress(OSError, ConnectionError,
+                                             AssertionError):
+                        c.cmd("QUIT")
+                    return text if code == 220 else None
+            except (OSError, ConnectionError):
+                return None
+        return wait_until(banner, timeout, "a 220 banner on port %d" % port,
+                          interval=0.1)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """tern stop, then waits until no process of the instance is left."""
+        self.tern("stop", timeout=timeout)
+        wait_until(lambda: not self.pids(), timeout,
+                   "every process of %s to exit after tern stop; left: %s"
+                   % (self.dir, self.describe_pids()))
+
+    def reload(self):
+        return self.tern("reload")
+
+    def status(self):
+        return self.tern("status", check=False)
+
+    def check(self):
+        return self.tern("check", check=False)
+
+    # ----- processes
+
+    def pids(self, program=None, service=None):
+        """Pids of this instance's master and daemons (argv has -c DIR),
+        optionally only those of program (e.g. "smtpd") and service
+        (the -n name)."""
+        found = []
+        for pid in all_pids():
+            argv = proc_cmdline(pid)
+            if not argv or not pid_alive(pid):
+                continue
+            prog = os.path.basename(argv[0])
+            if not (argv[0].startswith(DAEMON_DIR + "/")
+                    or prog in ("master", "smtpd", "qmgr", "local")):
+                continue
+            if not any(argv[i] == "-c" and argv[i + 1] == self.dir
+                       for i in range(len(argv) - 1)):
+                continue
+            if program is not None and prog != program:
+                continue
+            if service is not None and not any(
+                    argv[i] == "-n" and argv[i + 1] == service
+                    for i in range(len(argv) - 1)):
+                continue
+            found.append(pid)
+        return sorted(found)
+
+    pids_of = pids
+
+    def master_pid(self):
+        """The running master: not a child that master forked and that has
+        not yet exec'd its daemon (it still shows master's argv)."""
+        masters = self.pids("master")
+        top = [p for p in masters if proc_ppid(p) not in masters]
+        return top[0] if len(top) == 1 else None
+
+    def describe_pids(self):
+        return ", ".join("%d %s" % (p, " ".join(proc_cmdline(p) or []))
+                         for p in self.pids()) or "none"
+
+    process_user = staticmethod(process_user)
+
+    def kill_all(self):
+        """SIGKILLs whatever is left of the instance: the master's process
+        group and every process naming this config dir."""
+        master = self.master_pid()
+        if master is not None:
+            with contextlib.suppress(OSError):
+                if os.getpgid(master) == master:
+                    os.killpg(master, signal.SIGKILL)
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not self.pids(), 10, "killed processes to go")
+
+    # ----- services.conf
+
+    def service_name_for_port(self, port):
+        """The services.conf name of the inet service on port."""
+        with open(self.services_path()) as f:
+            for line in f:
+                fields = line.split()
+                if fields and not line[0].isspace() and \
+                        not fields[0].startswith("#") and \
+                        (fields[0] == str(port) or
+                         fields[0].endswith(":%d" % port)):
+                    return fields[0]
+        raise AssertionError("no services.conf entry for port %d in %s"
+                             % (port, self.services_path()))
+
+    def edit_service(self, name, column, value):
+        """Sets column (0 = name .. 5 = maxproc) of service name."""
+        path = self.services_path()
+        with open(path) as f:
+            lines = f.read().split("\n")
+        for i, line in enumerate(lines):
+            fields = line.split()
+            if fields and fields[0] == name and not line[0].isspace():
+                fields[column] = value
+                lines[i] = " ".join(fields)
+                break
+        else:
+            raise AssertionError("no service %s in %s" % (name, path))
+        with open(path + ".new", "w") as f:
+            f.write("\n".join(lines))
+        os.rename(path + ".new", path)
+
+    # ----- users and mail
+
+    def add_user(self, addr, password):
+        """Creates a virtual user with ternuser (the password on stdin, as
+        an admin would give it, out of ps(1))."""
+        return self.ternuser("add", addr, "-",
+                             input=(password + "\n").encode())
+
+    def virtual_maildir(self, addr):
+        local, domain = addr.lower().rsplit("@", 1)
+        return os.path.join(self.vmail_base, domain, local, "Maildir")
+
+    def create_system_user(self, name=None):
+        """Root only: a login-less system user with its home under the
+        instance's temp dir (removed at teardown). Returns its pwd entry."""
+        skip_unless_root("creating system users")
+        name = name or "tt%s" % uuid.uuid4().hex[:10]
+        home = os.path.join(self.tmp, "home", name)
+        os.makedirs(os.path.dirname(home), mode=0o755, exist_ok=True)
+        record_for_cleanup("user", name)
+        run(["useradd", "-m", "-U", "-d", home, "-s", "/usr/sbin/nologin",
+             name])
+        self.users_made.append(name)
+        return pwd.getpwnam(name)
+
+    @staticmethod
+    def system_maildir(pw):
+        return os.path.join(pw.pw_dir, "Maildir")
+
+    def wait_for_maildir(self, maildir, count, timeout=DELIVERY_TIMEOUT):
+        """Waits until maildir/new holds at least count messages; returns
+        their paths. Fails with the log's tail on timeout."""
+        try:
+            return wait_until(
+                lambda: (len(maildir_files(maildir)) >= count
+                         and maildir_files(maildir)),
+                timeout, "%d message(s) in %s/new" % (count, maildir))
+        except AssertionError as e:
+            raise AssertionError("%s (has %d)\n--- log tail ---\n%s"
+                                 % (e, len(maildir_files(maildir)),
+                                    self.log_tail()))
+
+    read_maildir = staticmethod(read_maildir)
+
+    # ----- queue
+
+    def queue_files(self, state):
+        try:
+            return sorted(os.listdir(os.path.join(self.queue_dir, state)))
+        except FileNotFoundError:
+            return []
+
+    def wait_queue_empty(self, states=("incoming", "active"),
+                         timeout=DELIVERY_TIMEOUT):
+        wait_until(lambda: not any(self.queue_files(s) for s in states),
+                   timeout, "queue states %s to empty" % ", ".join(states))
+
+    # ----- log
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def wait_for_log(self, regex, timeout=DELIVERY_TIMEOUT, since=0):
+        """Waits until the log (from byte offset since) matches regex;
+        returns the match."""
+        pat = re.compile(regex, re.M)
+
+        def found():
+            with contextlib.suppress(FileNotFoundError):
+                with open(self.log_path, "rb") as f:
+                    f.seek(since)
+                    return pat.search(f.read().decode("utf-8", "replace"))
+            return None
+        try:
+            return wait_until(found, timeout, "log line matching %r" % regex)
+        except AssertionError as e:
+            raise AssertionError("%s\n--- log tail ---\n%s"
+                                 % (e, self.log_tail()))
+
+    def check_log(self):
+        """Fails on a sanitizer or panic report written since last check."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_checked)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.log_checked += len(data)
+        check_sanitizer_output(data.decode("utf-8", "replace"), self.log_path)
+
+    # ----- teardown
+
+    def close(self):
+        """Stops the instance (SIGKILL if stop fails), scans the log,
+        removes system users and the temp dir. Raises AssertionError for
+        a failed stop or a sanitizer report, after cleaning up."""
+        if self.closed:
+            return
+        self.closed = True
+        problems = []
+        if self.pids():
+            try:
+                self.stop()
+            except AssertionError as e:
+                problems.append("stopping %s failed: %s" % (self.dir, e))
+                self.kill_all()
+        try:
+            self.check_log()
+        except AssertionError as e:
+            problems.append(str(e))
+        for name in self.users_made:
+            run(["userdel", name], check=False)
+        self.users_made = []
+        if os.environ.get("TERN_KEEP") == "1":
+            print("TERN_KEEP=1: keeping %s" % self.tmp, file=sys.stderr)
+        else:
+            self._remove_tmp()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def _remove_tmp(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class TernTestCase(unittest.TestCase):
+    """Gives each test class a running instance as self.tern (set
+    start_instance = False for one that is only initialised, or
+    class_instance = False for none); self.new_instance() makes a private
+    one for a single test."""
+
+    class_instance = True
+    start_instance = True
+    tern = None
+
+    @classmethod
+    def configure(cls, tern):
+        """Hook: change the class instance's config before it starts."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tern = None
+        if not cls.class_instance:
+            return
+        inst = TernInstance()
+        try:
+            cls.configure(inst)
+            if cls.start_instance:
+                inst.start()
+        except BaseException:
+            with contextlib.suppress(AssertionError):
+                inst.close()
+            raise
+        cls.tern = inst
+
+    @classmethod
+    def tearDownClass(cls):
+        inst, cls.tern = cls.tern, None
+        try:
+            if inst is not None:
+                inst.close()
+        finally:
+            super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.instances = [self.tern] if self.tern is not None else []
+
+    def tearDown(self):
+        # A report written while this test ran fails this test.
+        for inst in self.instances:
+            if not inst.closed:
+                inst.check_log()
+        super().tearDown()
+
+    def new_instance(self, start=True, configure=None):
+        """A private instance for this test, closed (and checked) after it."""
+        inst = TernInstance()
+        self.addCleanup(inst.close)
+        if configure is not None:
+            configure(inst)
+        if start:
+            inst.start()
+        self.instances.append(inst)
+        return inst
+
+    # ----- assertions shared by the test modules
+
+    def assertDelivered(self, data, sender, original, queue_id=None):
+        """data (a stored message) is exactly Return-Path + Received +
+        original; returns the Received header."""
+        rp, received, rest = split_delivered(data)
+        self.assertEqual(rp, ("Return-Path: <%s>" % sender).encode())
+        self.assertTrue(received.startswith(b"Received: from "), received)
+        self.assertIn(b"by ", received)
+        if queue_id is not None:
+            self.assertRegex(received, (r"with ESMTP id %s\b"
+                                        % queue_id).encode())
+        for cont in received.split(b"\n")[1:-1]:
+            self.assertTrue(cont.startswith(b"\t"),
+                            "Received continuation line not tab-indented: %r"
+                            % cont)
+        self.assertEqual(rest, original)
+        return received
+
+
+def find_free_port():
+    """One free port on 127.0.0.1 (for peers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
