@@ -17,7 +17,9 @@
 #define NFTW_FDS 16
 #define READ_MAX 100
 
-static char scratch[PATH_MAX];
+/* Small and fixed, so paths built from it provably fit PATH_MAX. */
+#define SCRATCH_TEMPLATE "file_test.XXXXXX"
+static char scratch[sizeof(SCRATCH_TEMPLATE)];
 
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -31,7 +33,7 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 static void
 scratch_create(void)
 {
-	snprintf(scratch, sizeof(scratch), "file_test.XXXXXX");
+	memcpy(scratch, SCRATCH_TEMPLATE, sizeof(scratch));
 	if (mkdtemp(scratch) == NULL)
 		abort();
 }
