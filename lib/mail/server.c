@@ -199,6 +199,8 @@ server_listeners(int count)
 	return slots;
 }
 
+static char server_chroot_root[] = "";
+
 /* Looks the user up before any chroot: the passwd file is outside it. */
 static void
 server_drop(int unpriv, int chroot_dir)
@@ -210,9 +212,12 @@ server_drop(int unpriv, int chroot_dir)
 		msg_fatal(
 		    "mail_owner user '%s' does not exist", var_mail_owner);
 	if (chroot_dir) {
-		if (root)
+		if (root) {
 			priv_chroot(var_queue_directory);
-		else
+			/* Inside, the queue is "/": queue_path() gives
+			 * "/incoming/ID" and private/ sockets resolve. */
+			var_queue_directory = server_chroot_root;
+		} else
 			msg_debug("not root: ignoring chroot to %s",
 			    var_queue_directory);
 	}
