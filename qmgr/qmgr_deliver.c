@@ -285,17 +285,28 @@ qmgr_conn_reply(struct qmgr_conn *c)
 	char status[QMGR_BATCH_MAX];
 	struct qmgr_msg *m = c->msg;
 	const char *why, *err;
-	int i, marks = 0;
+	int i, marks = 0, finals = 0, in_memory;
 
 	if (qmgr_reply_parse(c, status, &why) < 0) {
 		qmgr_conn_lost(c, why);
 		return;
 	}
+	for (i = 0; i < c->n; i++)
+		finals += status[i] != 0;
+	/*
+	 * When this reply settles the last pending recipients the file is
+	 * about to be removed: marking it would only add an fsync to the
+	 * scheduler's loop. A crash before the unlink repeats these
+	 * deliveries, which at-least-once allows (Postfix does the same).
+	 */
+	in_memory = m->inflight == 1 && finals == qfile_pending(&m->q);
 	for (i = 0; i < c->n; i++) {
 		if (status[i] == 0)
 			continue;
+		if (in_memory)
+			m->q.rcpts[c->idx[i]].status = status[i];
 		/* A failed mark leaves the recipient pending: retried later. */
-		if (qfile_mark(&m->q, c->idx[i], status[i], &err) < 0)
+		else if (qfile_mark(&m->q, c->idx[i], status[i], &err) < 0)
 			msg_warn("%s", err);
 		else
 			marks++;
