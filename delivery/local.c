@@ -202,22 +202,45 @@ local_system(const struct qfile *q, const char *prefix,
 	free(name);
 }
 
-/* Creates $virtual_mailbox_base and its DOMAIN directory when missing. */
+/*
+ * Creates $virtual_mailbox_base and its DOMAIN directory when missing.
+ * Inside a store that $vmail_user owns, the DOMAIN directory is made as
+ * $vmail_user: root must not mkdir and chmod by name in a directory that
+ * another user could swap a symlink into between the two calls.
+ */
 static int
 local_virtual_dirs(const char *domain_dir, const char **error_r)
 {
+	static char why[LOCAL_TEXT_MAX];
 	uid_t uid = local_root ? local_vmail.uid : (uid_t)-1;
 	gid_t gid = local_root ? local_vmail.gid : (gid_t)-1;
 	struct stat st;
+	int rc, as_vmail;
 
 	if (stat(domain_dir, &st) == 0)
 		return 0;
-	if (stat(var_virtual_mailbox_base, &st) < 0 &&
-	    file_ensure_dir(var_virtual_mailbox_base, LOCAL_VIRTUAL_DIR_MODE,
-	        uid, gid, NULL, error_r) < 0)
-		return -1;
-	return file_ensure_dir(
-	    domain_dir, LOCAL_VIRTUAL_DIR_MODE, uid, gid, NULL, error_r);
+	if (stat(var_virtual_mailbox_base, &st) < 0) {
+		if (file_ensure_dir(var_virtual_mailbox_base,
+		        LOCAL_VIRTUAL_DIR_MODE, uid, gid, NULL, error_r) < 0)
+			return -1;
+		st.st_uid = uid;
+	}
+	as_vmail = local_root && st.st_uid != 0;
+	if (!as_vmail)
+		return file_ensure_dir(domain_dir, LOCAL_VIRTUAL_DIR_MODE, uid,
+		    gid, NULL, error_r);
+	if (priv_become(uid, gid) < 0) {
+		snprintf(why, sizeof(why), "cannot switch to uid %ld: %s",
+		    (long)uid, strerror(errno));
+		*error_r = why;
+		rc = -1;
+	} else {
+		rc = file_ensure_dir(domain_dir, LOCAL_VIRTUAL_DIR_MODE,
+		    (uid_t)-1, (gid_t)-1, NULL, error_r);
+	}
+	if (priv_restore() < 0)
+		msg_fatal("cannot return to root privileges: %m");
+	return rc;
 }
 
 static void

@@ -19,6 +19,8 @@ struct qmgr_msg {
 	int handed;                  /* todo[0..handed) went out in requests */
 	int inflight;                /* requests not answered yet */
 	int retry_soon;              /* a request was lost: retry shortly */
+	struct event_timer *stuck;   /* its final rename/unlink failed */
+	struct qmgr_msg *next_stuck; /* qmgr_queue's list of those */
 	struct qmgr_msg *next_ready; /* qmgr_deliver's ready list */
 };
 
@@ -36,7 +38,9 @@ void qmgr_queue_init(void);
 void qmgr_queue_notice(const char *id);
 /*
  * Called by qmgr_deliver when m has no request left to send or to wait
- * for: removes the file when nothing is pending, else defers it. Frees m.
+ * for: removes the file when nothing is pending, else defers it. Frees m,
+ * or keeps it (and its active slot) and retries when the file could not
+ * be moved out of active/.
  */
 void qmgr_queue_done(struct qmgr_msg *m);
 

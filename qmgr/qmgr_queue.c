@@ -41,6 +41,8 @@
 #define QMGR_DEFERRED_MIN_MS  1000
 /* Seconds before retrying a message whose request to local was lost. */
 #define QMGR_RETRY_SOON       5
+/* Retry interval for a message whose move out of active/ failed. */
+#define QMGR_STUCK_RETRY_MS   5000
 /* Incomplete files remembered so each is warned about once. */
 #define QMGR_WARNED_MAX       64
 /* Delays under this print as 0; under QMGR_DELAY_WIDE with a fraction. */
@@ -65,6 +67,8 @@ static int qmgr_recovering = 1;
 static long long qmgr_nactive;
 /* Wall-clock time of the next deferred/ scan. */
 static time_t qmgr_deferred_next;
+/* Messages waiting to retry their move out of active/. */
+static struct qmgr_msg *qmgr_stuck;
 static char qmgr_warned[QMGR_WARNED_MAX][QUEUE_ID_SIZE];
 static int qmgr_warned_next;
 
@@ -106,6 +110,7 @@ qmgr_log_rcpt(const struct qmgr_msg *m, int i, const char *dsn,
 static void
 qmgr_free(struct qmgr_msg *m)
 {
+	event_timer_del(&m->stuck);
 	qfile_close(&m->q);
 	free(m->todo);
 	free(m);
@@ -374,8 +379,11 @@ qmgr_queue_notice(const char *id)
 	qmgr_take(QUEUE_INCOMING, id);
 }
 
-/* Moves active/ID to deferred/ID with the next attempt time as mtime. */
-static void
+/*
+ * Moves active/ID to deferred/ID with the next attempt time as mtime.
+ * 0, or -1 when the file is still in active/.
+ */
+static int
 qmgr_defer(struct qmgr_msg *m, const char *path, int pending)
 {
 	time_t now = time(NULL);
@@ -386,6 +394,7 @@ qmgr_defer(struct qmgr_msg *m, const char *path, int pending)
 	    m->retry_soon ? var_minimal_backoff_time : var_maximal_backoff_time;
 	struct timespec times[2];
 	char *to;
+	int ret = 0;
 
 	if (delay < lo)
 		delay = lo;
@@ -400,29 +409,56 @@ qmgr_defer(struct qmgr_msg *m, const char *path, int pending)
 		msg_warn("%s: cannot set the retry time: %m", m->q.id);
 	to = queue_path(QUEUE_DEFERRED, m->q.id);
 	if (rename(path, to) < 0) {
-		msg_warn("%s: rename %s to %s: %m; retrying at restart",
-		    m->q.id, path, to);
+		msg_warn("%s: rename %s to %s: %m; will try again", m->q.id,
+		    path, to);
+		ret = -1;
 	} else {
 		msg_info("%s: deferred, pending=%d, retry=%llds", m->q.id,
 		    pending, delay);
 		qmgr_deferred_due(now + (time_t)delay);
 	}
 	free(to);
+	return ret;
+}
+
+static void
+qmgr_stuck_retry(struct event_timer *t, void *ctx)
+{
+	struct qmgr_msg *m = ctx, **pp;
+
+	(void)t;
+	for (pp = &qmgr_stuck; *pp != m; pp = &(*pp)->next_stuck)
+		;
+	*pp = m->next_stuck;
+	event_timer_del(&m->stuck);
+	qmgr_queue_done(m);
 }
 
 void
 qmgr_queue_done(struct qmgr_msg *m)
 {
 	char *path = queue_path(QUEUE_ACTIVE, m->q.id);
-	int pending = qfile_pending(&m->q);
+	int pending = qfile_pending(&m->q), ret = 0;
 
 	if (pending > 0)
-		qmgr_defer(m, path, pending);
-	else if (unlink(path) < 0)
-		msg_warn("%s: unlink %s: %m", m->q.id, path);
-	else
+		ret = qmgr_defer(m, path, pending);
+	else if (unlink(path) < 0 && errno != ENOENT) {
+		msg_warn("%s: unlink %s: %m; will try again", m->q.id, path);
+		ret = -1;
+	} else
 		msg_info("%s: removed", m->q.id);
 	free(path);
+	/*
+	 * A file left in active/ is only looked at again when qmgr starts:
+	 * keep the message, and its active slot, and retry the move.
+	 */
+	if (ret < 0) {
+		m->stuck = event_timer_add(
+		    qmgr_loop, QMGR_STUCK_RETRY_MS, qmgr_stuck_retry, m);
+		m->next_stuck = qmgr_stuck;
+		qmgr_stuck = m;
+		return;
+	}
 	qmgr_free(m);
 	qmgr_nactive--;
 	qmgr_unblock();

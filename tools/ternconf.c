@@ -18,6 +18,9 @@
 #include "base/str.h"
 #include "mail/params.h"
 
+/* The longest value config_edit() writes (half a tern.conf line). */
+#define TERNCONF_VALUE_MAX 4096
+
 enum ternconf_mode {
 	TERNCONF_CURRENT,  /* effective values */
 	TERNCONF_DEFAULTS, /* -d */
@@ -77,6 +80,65 @@ ternconf_print(const struct param_def *p, enum ternconf_mode mode, int expand)
 		printf("%s = %s\n", p->name, ternconf_value(p, expand));
 }
 
+/* Parameters that name a file or directory: daemons chdir and chroot. */
+static const char *const ternconf_paths[] = {
+    "config_directory",
+    "queue_directory",
+    "daemon_directory",
+    "command_directory",
+    "virtual_mailbox_base",
+    "user_file",
+    "virtual_mailbox_list",
+    "maillog_file",
+};
+/* Parameters that name an account. */
+static const char *const ternconf_accounts[] = {
+    "mail_owner",
+    "setgid_group",
+    "vmail_user",
+};
+
+static int
+ternconf_in(const char *name, const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * What the typed check of config_load() lets through but no daemon can
+ * use: a relative or empty path (only maillog_file may be empty: syslog),
+ * an empty account name, a home_mailbox outside the home directory.
+ */
+static void
+ternconf_check_value(const char *name)
+{
+	const char *v = config_value(name);
+
+	if (ternconf_in(name, ternconf_paths,
+	        sizeof(ternconf_paths) / sizeof(ternconf_paths[0]))) {
+		if (v[0] != '/' &&
+		    !(v[0] == '\0' && strcmp(name, "maillog_file") == 0))
+			ternconf_die(
+			    "%s: '%s' is not an absolute path", name, v);
+	} else if (ternconf_in(name, ternconf_accounts,
+	               sizeof(ternconf_accounts) /
+	                   sizeof(ternconf_accounts[0]))) {
+		if (v[0] == '\0' || strpbrk(v, " \t:/") != NULL)
+			ternconf_die(
+			    "%s: '%s' is not an account name", name, v);
+	} else if (strcmp(name, "home_mailbox") == 0) {
+		if (v[0] == '\0' || v[0] == '/')
+			ternconf_die("%s: '%s' must be a path relative to the "
+			             "home directory",
+			    name, v);
+	}
+}
+
 static void
 ternconf_edit(const char *config_dir, int argc, char **argv)
 {
@@ -94,11 +156,19 @@ ternconf_edit(const char *config_dir, int argc, char **argv)
 		values[i] = str_trim(eq + 1);
 		if (param_find(names[i]) == NULL)
 			ternconf_die("unknown parameter: %s", names[i]);
+		/* Caught before the first edit, so none is half applied. */
+		if (strpbrk(values[i], "\r\n") != NULL)
+			ternconf_die("%s: a value is one line", names[i]);
+		if (strlen(values[i]) > TERNCONF_VALUE_MAX)
+			ternconf_die("%s: value longer than %d bytes", names[i],
+			    TERNCONF_VALUE_MAX);
 		config_override(names[i], values[i]);
 	}
 	/* Check the new values as the daemons will load them. */
 	if (config_load(config_dir, &err) < 0)
 		ternconf_die("%s", err);
+	for (i = 0; i < argc; i++)
+		ternconf_check_value(names[i]);
 	for (i = 0; i < argc; i++)
 		if (config_edit(config_dir, names[i], values[i], &err) < 0)
 			ternconf_die("%s", err);

@@ -8,10 +8,13 @@
  * names are RFC 5321 mailbox addresses.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,9 +30,14 @@
 #include "mail/userdb.h"
 
 /* Virtual store and domain directories: traversable, not listable. */
-#define TERNUSER_DIR_MODE 0711
+#define TERNUSER_DIR_MODE     0711
 /* A password line: the password, CR LF and the NUL. */
-#define TERNUSER_LINE_MAX (USERDB_PASSWORD_MAX + 3)
+#define TERNUSER_LINE_MAX     (USERDB_PASSWORD_MAX + 3)
+/* How long to wait for another ternuser's lock, polled every few ms. */
+#define TERNUSER_LOCK_WAIT_MS 10000
+#define TERNUSER_LOCK_POLL_MS 20
+#define TERNUSER_NS_PER_MS    1000000L
+#define TERNUSER_LOCK_MODE    0600
 
 static void ternuser_die(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
 
@@ -92,8 +100,41 @@ ternuser_password(char *arg)
 }
 
 /*
+ * Every change loads, edits and rewrites the user file and the address
+ * list: two ternuser runs at once would lose one's change, or leave the
+ * two files disagreeing. $user_file.lock serialises them; the lock is
+ * held until exit (the descriptor is never closed).
+ */
+static void
+ternuser_lock(void)
+{
+	struct timespec poll = {0, TERNUSER_LOCK_POLL_MS * TERNUSER_NS_PER_MS};
+	char *path = xasprintf("%s.lock", var_user_file);
+	int fd, waited = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    TERNUSER_LOCK_MODE);
+	if (fd < 0)
+		ternuser_die("open %s: %s", path, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			ternuser_die("lock %s: %s", path, strerror(errno));
+		if (waited >= TERNUSER_LOCK_WAIT_MS)
+			ternuser_die("%s: another ternuser has held it for %d "
+			             "ms; try again later",
+			    path, TERNUSER_LOCK_WAIT_MS);
+		nanosleep(&poll, NULL);
+		waited += TERNUSER_LOCK_POLL_MS;
+	}
+	free(path);
+}
+
+/*
  * Creates the maildir as $vmail_user, and the store and domain
  * directories above it when missing (mode 0711, owned by $vmail_user).
+ * Inside a store that $vmail_user owns, the domain directory is made as
+ * $vmail_user too: root must not mkdir and chmod by name in a directory
+ * that another user could swap a symlink into between the two calls.
  */
 static void
 ternuser_mailbox(const char *domain, const char *maildir)
@@ -101,7 +142,7 @@ ternuser_mailbox(const char *domain, const char *maildir)
 	struct priv_user vmail = {0};
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
-	int root = geteuid() == 0, rc;
+	int root = geteuid() == 0, rc = 0, as_vmail;
 	char *domain_dir = xasprintf("%s/%s", var_virtual_mailbox_base, domain);
 	const char *err;
 	struct stat st;
@@ -113,17 +154,25 @@ ternuser_mailbox(const char *domain, const char *maildir)
 		uid = vmail.uid;
 		gid = vmail.gid;
 	}
-	if ((stat(var_virtual_mailbox_base, &st) < 0 &&
-	        file_ensure_dir(var_virtual_mailbox_base, TERNUSER_DIR_MODE,
-	            uid, gid, NULL, &err) < 0) ||
-	    (stat(domain_dir, &st) < 0 &&
-	        file_ensure_dir(
-	            domain_dir, TERNUSER_DIR_MODE, uid, gid, NULL, &err) < 0))
+	if (stat(var_virtual_mailbox_base, &st) < 0) {
+		if (file_ensure_dir(var_virtual_mailbox_base, TERNUSER_DIR_MODE,
+		        uid, gid, NULL, &err) < 0)
+			ternuser_die("%s", err);
+		st.st_uid = uid;
+	}
+	as_vmail = root && st.st_uid != 0;
+	if (!as_vmail && stat(domain_dir, &st) < 0 &&
+	    file_ensure_dir(
+	        domain_dir, TERNUSER_DIR_MODE, uid, gid, NULL, &err) < 0)
 		ternuser_die("%s", err);
 	if (root && priv_become(uid, gid) < 0)
 		ternuser_die(
 		    "cannot switch to %s: %s", var_vmail_user, strerror(errno));
-	rc = maildir_create(maildir, &err);
+	if (as_vmail && stat(domain_dir, &st) < 0)
+		rc = file_ensure_dir(domain_dir, TERNUSER_DIR_MODE, (uid_t)-1,
+		    (gid_t)-1, NULL, &err);
+	if (rc == 0)
+		rc = maildir_create(maildir, &err);
 	if (root && priv_restore() < 0)
 		ternuser_die("cannot return to root: %s", strerror(errno));
 	if (rc < 0)
@@ -182,6 +231,7 @@ ternuser_add(const char *name, char *password_arg)
 	if ((maildir = resolve_virtual_maildir(local, domain)) == NULL)
 		ternuser_die("%s: not usable as a mailbox name", name);
 	password = ternuser_password(password_arg);
+	ternuser_lock();
 	if (userdb_load(var_user_file, &db, &err) < 0)
 		ternuser_die("%s", err);
 	if (userdb_add(&db, lname, password, &err) < 0)
@@ -206,6 +256,7 @@ ternuser_del(const char *name)
 	const char *err;
 
 	ternuser_split(name, &local, &domain);
+	ternuser_lock();
 	if (userdb_load(var_user_file, &db, &err) < 0)
 		ternuser_die("%s", err);
 	if (userdb_del(&db, name, &err) < 0)
