@@ -60,8 +60,8 @@ smtpd_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 	smtpd_session_create(fd, l, loop);
 }
 
-/* Open tmp/ files go; commits already running finish (and are reported
- * to qmgr) before the pool is gone. */
+/* Open tmp/ files go; commits already running finish (their clients get
+ * the DATA reply, qmgr its notice) before the pool is gone. */
 static void
 smtpd_shutdown(void)
 {

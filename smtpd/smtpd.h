@@ -75,7 +75,10 @@ extern char *smtpd_incoming_dir; /* $queue_directory/incoming */
 void smtpd_session_create(
     int fd, const struct server_listener *l, struct event_loop *loop);
 int smtpd_session_count(void);
-/* Drops every connection (shutdown); open tmp/ files are removed. */
+/*
+ * Shutdown: every connection gets 421 and is dropped, open tmp/ files are
+ * removed; one whose commit runs is ended when the commit reports.
+ */
 void smtpd_session_close_all(void);
 /* The one state setter; traces "old -> new" at debug level. */
 void smtpd_set_state(struct smtpd_session *s, enum smtpd_state state);

@@ -42,6 +42,9 @@
 #define MAIL_FROM          "FROM:"
 #define RCPT_TO            "TO:"
 #define PARAM_SIZE         "SIZE="
+/* RFC 1870 size-value: 1*20DIGIT. */
+#define SIZE_VALUE_DIGITS  20
+#define DIGITS             "0123456789"
 #define PREFIX_LEN(p)      (sizeof(p) - 1)
 /* Longest command name in the table, for counter names. */
 #define SMTPD_CMD_NAME_MAX 8
@@ -111,13 +114,22 @@ cmd_ehlo(struct smtpd_session *s, const char *arg)
 static int
 cmd_mail_param(struct smtpd_session *s, const char *param)
 {
+	const char *value;
 	uint64_t size;
 
 	if (s->esmtp && str_prefix_ci(param, strlen(param), PARAM_SIZE)) {
-		if (str_to_u64(param + PREFIX_LEN(PARAM_SIZE), UINT64_MAX,
-		        &size) < 0) {
-			smtpd_reply(s, "501 5.5.4 Bad message size syntax");
-			return SMTPD_CMD_ERROR;
+		value = param + PREFIX_LEN(PARAM_SIZE);
+		/* RFC 1870 size-value is 1*20DIGIT: all digits but too big
+		 * for 64 bits is a size over the limit, not bad syntax. */
+		if (str_to_u64(value, UINT64_MAX, &size) < 0) {
+			if (*value == '\0' ||
+			    strlen(value) > SIZE_VALUE_DIGITS ||
+			    value[strspn(value, DIGITS)] != '\0') {
+				smtpd_reply(
+				    s, "501 5.5.4 Bad message size syntax");
+				return SMTPD_CMD_ERROR;
+			}
+			size = UINT64_MAX;
 		}
 		if (size > (uint64_t)var_message_size_limit) {
 			smtpd_reject(s, "MAIL", NULL,

@@ -40,6 +40,9 @@
 
 static struct smtpd_session *sessions;
 static int session_count;
+/* SIGTERM: sessions get 421 (RFC 5321 3.8); a running commit first
+ * gets its DATA reply, so a message on disk is not sent again. */
+static int shutting_down;
 
 static const char *const state_names[] = {
     [SMTPD_STATE_CONNECTED] = "CONNECTED",
@@ -51,6 +54,7 @@ static const char *const state_names[] = {
 };
 
 static void session_after(struct smtpd_session *s);
+static void session_shutdown(struct smtpd_session *s);
 static commit_done_cb session_committed;
 
 int
@@ -304,6 +308,10 @@ session_committed(int result, const char *error, void *ctx)
 		session_free(s);
 		return;
 	}
+	if (shutting_down) {
+		session_shutdown(s);
+		return;
+	}
 	/* RFC 5321 4.1.1.4: the transaction ends with the DATA reply. */
 	smtpd_cmd_reset(s);
 	smtpd_set_state(s, SMTPD_STATE_HELO);
@@ -370,6 +378,14 @@ session_timeout(struct event_timer *t, void *ctx)
 	struct smtpd_session *s = ctx;
 
 	(void)t;
+	if (s->state == SMTPD_STATE_COMMIT) {
+		/* Not the client's delay: it waits for the DATA reply (RFC
+		 * 5321 4.5.3.2.6). A 421 now would be followed by delivery
+		 * anyway, and by the client sending the message again. */
+		event_timer_reset(
+		    s->timer, (uint64_t)var_smtpd_timeout * MS_PER_SEC);
+		return;
+	}
 	msg_info("timeout after %s from %s[%s]", s->last_cmd, s->name, s->addr);
 	smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", var_myhostname);
 	session_write(s);
@@ -439,14 +455,27 @@ smtpd_session_create(
 	session_after(s);
 }
 
+/* Best effort: the socket is non-blocking and the process is leaving. */
+static void
+session_shutdown(struct smtpd_session *s)
+{
+	if (s->state != SMTPD_STATE_QUIT)
+		smtpd_reply(
+		    s, "421 4.3.2 %s Service shutting down", var_myhostname);
+	session_write(s);
+	session_close(s);
+}
+
 void
 smtpd_session_close_all(void)
 {
 	struct smtpd_session *s, *next;
 
+	shutting_down = 1;
 	for (s = sessions; s != NULL; s = next) {
 		next = s->next;
-		if (!s->dead)
-			session_close(s);
+		/* session_committed() ends those in COMMIT. */
+		if (!s->dead && s->state != SMTPD_STATE_COMMIT)
+			session_shutdown(s);
 	}
 }
