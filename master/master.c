@@ -201,16 +201,22 @@ master_ready(int foreground)
 		close(fd);
 }
 
-/* Held for the life of the process; fcntl locks die with it. */
+/*
+ * Held for the life of the process; fcntl locks die with it. The path is
+ * on the stack: a start-up failure exits at once, with nothing to leak.
+ */
 static void
 master_lock(void)
 {
 	char *dir = queue_path(QUEUE_PID, NULL);
-	char *path = xasprintf("%s/%s", dir, MASTER_PID_FILE);
-	char text[MASTER_PID_TEXT_SIZE];
+	char path[PATH_MAX], text[MASTER_PID_TEXT_SIZE];
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	int fd, n;
 
+	n = snprintf(path, sizeof(path), "%s/%s", dir, MASTER_PID_FILE);
+	free(dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		master_startup_fatal("%s: path too long", MASTER_PID_FILE);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, MASTER_PID_MODE);
 	if (fd < 0)
 		master_startup_fatal(
@@ -230,8 +236,6 @@ master_lock(void)
 	if (ftruncate(fd, 0) < 0 || file_write_all(fd, text, (size_t)n) < 0)
 		master_startup_fatal("write %s: %s", path, strerror(errno));
 	master_pid_fd = fd;
-	free(dir);
-	free(path);
 }
 
 static void
@@ -318,10 +322,15 @@ main(int argc, char **argv)
 	const char *config_dir = TERN_CONFIG_DIR, *err;
 	char *services_path, resolved[PATH_MAX];
 	struct service_def *defs;
-	int ch, foreground = 0, count;
+	int ch, foreground = 0, count, ret;
 
 	/* Whatever the starter left open is not ours to pass on. */
 	close_range(STDERR_FILENO + 1, ~0U, 0);
+	/*
+	 * An inherited SIG_IGN for SIGCHLD makes the kernel reap our children
+	 * itself: no SIGCHLD, waitpid finds nothing, nothing is restarted.
+	 */
+	signal(SIGCHLD, SIG_DFL);
 	log_init(MASTER_PROGNAME, LOG_DEST_STDERR);
 	while ((ch = getopt(argc, argv, "c:fv")) != -1) {
 		switch (ch) {
@@ -362,14 +371,16 @@ main(int argc, char **argv)
 	master_lock();
 	services_path =
 	    xasprintf("%s/%s", master_config_dir, MASTER_SERVICES_FILE);
-	if (services_load(services_path, (int)var_default_process_limit, &defs,
-	        &count, &err) < 0)
-		master_startup_fatal("%s", err);
+	ret = services_load(
+	    services_path, (int)var_default_process_limit, &defs, &count, &err);
 	free(services_path);
-	master_setup_loop();
-	if (master_services_init(defs, count, &err) < 0)
+	if (ret < 0)
 		master_startup_fatal("%s", err);
+	master_setup_loop();
+	ret = master_services_init(defs, count, &err);
 	services_free(&defs, count);
+	if (ret < 0)
+		master_startup_fatal("%s", err);
 
 	msg_info("daemon started -- version %s, configuration %s",
 	    PACKAGE_VERSION, master_config_dir);

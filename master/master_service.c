@@ -181,7 +181,12 @@ master_spawn(const struct master_service *sv, pid_t *pid_r)
 	sigemptyset(&set);
 	if (err == 0)
 		err = posix_spawnattr_setsigmask(&attr, &set);
+	/* And no disposition master inherited (nohup, "&") may stick. */
 	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	if (err == 0)
 		err = posix_spawnattr_setsigdefault(&attr, &set);
 	if (err == 0)
@@ -524,8 +529,10 @@ master_pool_collect(int *npool_r)
 	for (sv = master_services; sv != NULL; sv = sv->next) {
 		pool = xrealloc(
 		    pool, (size_t)(n + sv->nlisteners + 1) * sizeof(*pool));
-		for (i = 0; i < sv->nlisteners; i++)
+		for (i = 0; i < sv->nlisteners; i++) {
+			sv->listeners[i]->owner = sv;
 			pool[n++] = sv->listeners[i];
+		}
 		free(sv->listeners);
 		sv->listeners = NULL;
 		sv->nlisteners = 0;
@@ -534,26 +541,53 @@ master_pool_collect(int *npool_r)
 	return pool;
 }
 
+/*
+ * sv's new sockets cannot be opened (an address still in use, as when
+ * inet_interfaces widens to "all"): it takes its old ones back from the
+ * pool and runs on unchanged, rather than dying with no socket at all.
+ */
+static void
+master_pool_return(
+    struct master_service *sv, struct master_listener **pool, int npool)
+{
+	int i;
+
+	for (i = 0; i < npool; i++) {
+		if (pool[i] == NULL || pool[i]->owner != sv)
+			continue;
+		sv->listeners = xrealloc(sv->listeners,
+		    (size_t)(sv->nlisteners + 1) * sizeof(*sv->listeners));
+		sv->listeners[sv->nlisteners++] = pool[i];
+		pool[i] = NULL;
+	}
+}
+
 static void
 master_reload_apply(struct service_def *defs, int count, int conf_changed)
 {
 	struct master_service *sv, *next, **keep;
 	struct master_listener **pool;
 	const char *err;
-	int npool, i, j, changed;
+	int npool, i, j, changed, existed;
 
 	pool = master_pool_collect(&npool);
 	keep = xcalloc((size_t)count + 1, sizeof(*keep));
 	for (i = 0; i < count; i++) {
 		sv = master_service_find(defs[i].name);
-		changed = sv == NULL || conf_changed ||
+		existed = sv != NULL;
+		changed = !existed || conf_changed ||
 		          strcmp(sv->def.line, defs[i].line) != 0;
-		if (sv == NULL)
+		if (!existed)
 			sv = master_service_new(&defs[i]);
 		if (master_listen_open(&defs[i], pool, npool, &sv->listeners,
 		        &sv->nlisteners, &err) < 0) {
-			msg_error("reload: service %s: %s", defs[i].name, err);
-			continue; /* not kept: retired below */
+			msg_error("reload: service %s: %s%s", defs[i].name, err,
+			    existed ? "; keeping it as it was" : "");
+			if (!existed)
+				continue; /* not kept: retired below */
+			master_pool_return(sv, pool, npool);
+			keep[i] = sv;
+			continue;
 		}
 		keep[i] = sv;
 		if (!changed)

@@ -32,6 +32,8 @@
 /* master gives itself 30 s to start and its children 7 s to stop. */
 #define TERN_START_WAIT_MS 35000
 #define TERN_STOP_WAIT_MS  15000
+/* After SIGKILL only the kernel has to act. */
+#define TERN_KILL_WAIT_MS  5000
 #define TERN_POLL_MS       50
 #define TERN_PORT_BASE_MAX 64000 /* + 995 stays below 65536 */
 #define TERN_PORT_BASE_EQ  "--port-base="
@@ -107,8 +109,15 @@ tern_master_pid(pid_t *pid_r)
 			tern_error("open %s: %s", path, strerror(errno));
 	} else if (fcntl(fd, F_GETLK, &fl) < 0) {
 		tern_error("lock test %s: %s", path, strerror(errno));
+	} else if (fl.l_type == F_UNLCK) {
+		ret = 0;
+	} else if (fl.l_pid <= 0) {
+		/* Held from another pid namespace: kill(0) would hit us. */
+		tern_error("%s is locked by a process that is not visible "
+		           "here",
+		    path);
 	} else {
-		ret = fl.l_type != F_UNLCK;
+		ret = 1;
 		*pid_r = fl.l_pid;
 	}
 	if (fd >= 0)
@@ -223,8 +232,24 @@ tern_stop(void)
 		}
 		tern_sleep_ms(TERN_POLL_MS);
 	}
-	tern_error("master pid %ld did not stop within %d s", (long)pid,
-	    TERN_STOP_WAIT_MS / 1000);
+	/*
+	 * master is hung (stopped, stuck): kill it. Its daemons see the
+	 * lifeline close and exit on their own.
+	 */
+	tern_warn("master pid %ld did not stop within %d s; killing it",
+	    (long)pid, TERN_STOP_WAIT_MS / 1000);
+	if (kill(pid, SIGKILL) < 0 && errno != ESRCH) {
+		tern_error("kill %ld: %s", (long)pid, strerror(errno));
+		return 1;
+	}
+	for (waited = 0; waited < TERN_KILL_WAIT_MS; waited += TERN_POLL_MS) {
+		if (tern_master_pid(&pid) == 0) {
+			printf("%s: stopped\n", TERN_PROGNAME);
+			return 0;
+		}
+		tern_sleep_ms(TERN_POLL_MS);
+	}
+	tern_error("master pid %ld is still running", (long)pid);
 	return 1;
 }
 
@@ -308,6 +333,8 @@ main(int argc, char **argv)
 	int ch, ret;
 
 	log_init(TERN_PROGNAME, LOG_DEST_STDERR);
+	/* An inherited SIG_IGN would reap master's starter before we wait. */
+	signal(SIGCHLD, SIG_DFL);
 	if (dir == NULL || *dir == '\0')
 		dir = TERN_CONFIG_DIR;
 	while ((ch = getopt(argc, argv, "+c:")) != -1) {

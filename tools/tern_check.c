@@ -41,9 +41,11 @@ tern_check_ids(struct tern_ids *ids)
 
 	ids->mail_uid = (uid_t)-1;
 	ids->mail_gid = ids->setgid_gid = (gid_t)-1;
-	/* As an ordinary user everything runs as that user: nothing to own. */
-	if (geteuid() != 0)
+	/* As an ordinary user everything runs as, and is owned by, that user. */
+	if (geteuid() != 0) {
+		ids->mail_uid = geteuid();
 		return 0;
+	}
 	if (priv_lookup_user(var_mail_owner, &u) < 0) {
 		tern_error("mail_owner user '%s' does not exist; create it "
 		           "with: useradd -r -U %s",
@@ -106,8 +108,16 @@ static int
 tern_check_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
 {
 	const char *err;
+	struct stat st;
 	int changed;
 
+	/* Only root can give a directory away; say so instead of EPERM. */
+	if (geteuid() != 0 && lstat(dir, &st) == 0 && st.st_uid != uid) {
+		tern_error("%s is owned by uid %ld, not by uid %ld that runs "
+		           "the mail system; run tern as root or as its owner",
+		    dir, (long)st.st_uid, (long)uid);
+		return 1;
+	}
 	if (file_ensure_dir(dir, mode, uid, gid, &changed, &err) < 0) {
 		tern_error("%s", err);
 		return 1;
@@ -121,19 +131,20 @@ static int
 tern_check_queue(const struct tern_ids *ids)
 {
 	const struct queue_dir_spec *q;
-	uid_t root = geteuid() == 0 ? 0 : (uid_t)-1;
+	uid_t root = geteuid(); /* the invoking user when not root */
+	gid_t root_gid = root == 0 ? 0 : (gid_t)-1;
 	uid_t uid;
 	gid_t gid;
 	char *path;
 	int errors;
 
 	errors = tern_check_dir(
-	    var_queue_directory, TERN_QUEUE_ROOT_MODE, root, (gid_t)root);
+	    var_queue_directory, TERN_QUEUE_ROOT_MODE, root, root_gid);
 	for (q = queue_dir_specs; errors == 0 && q->name != NULL; q++) {
 		switch (q->owner) {
 		case QUEUE_OWNER_ROOT:
 			uid = root;
-			gid = (gid_t)root;
+			gid = root_gid;
 			break;
 		case QUEUE_OWNER_MAIL:
 			uid = ids->mail_uid;

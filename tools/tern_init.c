@@ -159,6 +159,22 @@ tern_set(const char *config_dir, const char *name, const char *value)
 	return 0;
 }
 
+/*
+ * A directory unless one is there. An existing one is the admin's (the
+ * configuration or log directory may be /tmp or /var/log): its mode and
+ * owner are left alone.
+ */
+static int
+tern_make_dir(const char *dir, const char **error_r)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	return file_ensure_dir(
+	    dir, TERN_DIR_MODE, (uid_t)-1, (gid_t)-1, NULL, error_r);
+}
+
 /* An empty file unless one is there; never touches an existing one. */
 static int
 tern_touch(const char *path, mode_t mode)
@@ -202,8 +218,7 @@ tern_init_files(void)
 	}
 	if (*var_maillog_file != '\0') {
 		file_dirname(var_maillog_file, logdir, sizeof(logdir));
-		if (file_ensure_dir(logdir, TERN_DIR_MODE, (uid_t)-1, (gid_t)-1,
-		        NULL, &err) < 0)
+		if (tern_make_dir(logdir, &err) < 0)
 			goto fail;
 	}
 	if (file_ensure_dir(var_virtual_mailbox_base, TERN_MAILSTORE_MODE, vuid,
@@ -233,8 +248,7 @@ tern_init(const char *config_dir, int instance, long port_base)
 		tern_error("%s already exists; not overwriting it", conf);
 		goto out;
 	}
-	if (file_ensure_dir(config_dir, TERN_DIR_MODE, (uid_t)-1, (gid_t)-1,
-	        NULL, &err) < 0) {
+	if (tern_make_dir(config_dir, &err) < 0) {
 		tern_error("%s", err);
 		goto out;
 	}

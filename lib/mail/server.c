@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include "base/file.h"
@@ -133,6 +135,15 @@ server_stop_signals_mask(int how)
 	sigprocmask(how, &set, NULL);
 }
 
+/* 1 once master has exited: the lifeline is at end of file. */
+static int
+server_master_gone(void)
+{
+	struct pollfd p = {.fd = SERVER_LIFELINE_FD, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
 static void
 server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
 {
@@ -148,6 +159,11 @@ server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
 				return;
 			server_ops->accept(fd, &s->l, server_ev_loop);
 		}
+		return;
+	}
+	/* Master may have died before the death signal was armed. */
+	if (server_master_gone()) {
+		event_loop_stop(server_ev_loop);
 		return;
 	}
 	if ((fd = server_accept_one(s)) < 0)
@@ -303,6 +319,14 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	    event_signal_add(server_ev_loop, SIGINT, server_stop_signal, NULL) <
 	        0)
 		msg_fatal("signalfd: %m");
+	/*
+	 * A SINGLE daemon blocked in serve() does not watch the lifeline, so
+	 * the kernel also sends SIGTERM when master dies (unblocked there, it
+	 * ends the process; elsewhere it stops the loop like the lifeline).
+	 * After the drop, which would clear it, and once SIGTERM is taken.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		msg_warn("prctl PR_SET_PDEATHSIG: %m");
 	event_fd_add(server_ev_loop, SERVER_LIFELINE_FD, EVENT_READ,
 	    server_lifeline, NULL);
 	if (ops->init != NULL)
