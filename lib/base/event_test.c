@@ -13,9 +13,14 @@
 #include "base/event.h"
 #include "unit.h"
 
-#define GUARD_MS  5000
-#define ORDER_MAX 8
-#define REARMS    3
+#define GUARD_MS    5000
+#define ORDER_MAX   8
+#define REARMS      3
+/* The heap stress test: timers, their spread in ms, and a fixed seed. */
+#define MANY_TIMERS 3000
+#define MANY_SPREAD 40
+#define MANY_GUARD  300 /* ms after the last deadline */
+#define MANY_SEED   12345u
 
 struct state {
 	struct event_loop *loop;
@@ -299,7 +304,110 @@ test_event_signal(void)
 	event_loop_free(&s.loop);
 }
 
+struct many {
+	struct event_loop *loop;
+	struct event_timer *t[MANY_TIMERS];
+	uint64_t deadline[MANY_TIMERS];
+	int fired[MANY_TIMERS];
+	int deleted[MANY_TIMERS];
+	uint64_t last;
+	int nfired, out_of_order, early;
+	unsigned seed;
+};
+
+static void
+many_cb(struct event_timer *t, void *ctx)
+{
+	struct many *m = ctx;
+	int i, victim;
+
+	for (i = 0; i < MANY_TIMERS && m->t[i] != t; i++)
+		;
+	if (i == MANY_TIMERS) {
+		m->out_of_order++; /* a deleted or unknown timer fired */
+		return;
+	}
+	m->fired[i]++;
+	m->nfired++;
+	if (m->deadline[i] < m->last)
+		m->out_of_order++;
+	m->last = m->deadline[i];
+	if (event_now_ms(m->loop) < m->deadline[i])
+		m->early++;
+	event_timer_del(&m->t[i]);
+	/* Every fifth callback also deletes some other pending timer. */
+	victim = (int)((unsigned)rand_r(&m->seed) % MANY_TIMERS);
+	if (m->nfired % 5 == 0 && m->t[victim] != NULL) {
+		event_timer_del(&m->t[victim]);
+		m->deleted[victim] = 1;
+	}
+}
+
+static void
+many_guard_cb(struct event_timer *t, void *ctx)
+{
+	struct many *m = ctx;
+
+	(void)t;
+	event_loop_stop(m->loop);
+}
+
+/*
+ * Many timers with random deadlines, some deleted or re-armed before the
+ * run and some deleted by other timers' callbacks: each survivor fires
+ * exactly once, never early, in deadline order.
+ */
+static void
+test_event_timer_heap(void)
+{
+	struct many *m = calloc(1, sizeof(*m));
+	struct event_timer *guard;
+	int i, expected = 0, lost = 0;
+	uint64_t ms;
+
+	if (m == NULL)
+		abort();
+	m->seed = MANY_SEED;
+	m->loop = event_loop_create();
+	for (i = 0; i < MANY_TIMERS; i++) {
+		ms = (unsigned)rand_r(&m->seed) % MANY_SPREAD;
+		m->t[i] = event_timer_add(m->loop, ms, many_cb, m);
+		m->deadline[i] = event_now_ms(m->loop) + ms;
+	}
+	for (i = 0; i < MANY_TIMERS; i++) {
+		switch ((unsigned)rand_r(&m->seed) % 3) {
+		case 0:
+			event_timer_del(&m->t[i]);
+			m->deleted[i] = 1;
+			break;
+		case 1:
+			ms = (unsigned)rand_r(&m->seed) % MANY_SPREAD;
+			event_timer_reset(m->t[i], ms);
+			m->deadline[i] = event_now_ms(m->loop) + ms;
+			break;
+		}
+	}
+	guard = event_timer_add(
+	    m->loop, MANY_SPREAD + MANY_GUARD, many_guard_cb, m);
+	CHECK_INT(event_loop_run(m->loop), 0);
+	event_timer_del(&guard);
+	for (i = 0; i < MANY_TIMERS; i++) {
+		if (m->deleted[i] && !m->fired[i])
+			continue;
+		expected++;
+		lost += m->fired[i] != 1;
+	}
+	CHECK_INT(lost, 0);
+	CHECK_INT(m->nfired, expected);
+	CHECK_INT(m->out_of_order, 0);
+	CHECK_INT(m->early, 0);
+	for (i = 0; i < MANY_TIMERS; i++)
+		event_timer_del(&m->t[i]);
+	event_loop_free(&m->loop);
+	free(m);
+}
+
 UNIT_MAIN(UNIT_CASE(test_event_fd), UNIT_CASE(test_event_write),
     UNIT_CASE(test_event_timer_order), UNIT_CASE(test_event_timer_equal),
     UNIT_CASE(test_event_timer_rearm), UNIT_CASE(test_event_delete_in_callback),
-    UNIT_CASE(test_event_signal))
+    UNIT_CASE(test_event_signal), UNIT_CASE(test_event_timer_heap))

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,13 +139,18 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	const char *step;
 	int fd, saved;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+	/*
+	 * A fresh name per call (O_EXCL, like mkstemp): a fixed name would
+	 * let two writers of one file share the temporary file, and would
+	 * open and truncate whatever a stale or planted entry of that name
+	 * (a hard link to another file) points to.
+	 */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.XXXXXX", path,
 	        (long)getpid()) >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return file_fail(error_r, "create", path);
 	}
-	fd = open(
-	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return file_fail(error_r, "create", tmp);
 	/* fchmod because the umask must not weaken the requested mode. */
@@ -238,8 +244,9 @@ int
 file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,
     int *changed_r, const char **error_r)
 {
+	const char *step;
 	struct stat st;
-	int changed = 0;
+	int changed = 0, fd, saved;
 
 	if (changed_r != NULL)
 		*changed_r = 0;
@@ -258,20 +265,50 @@ file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,
 		errno = ENOTDIR;
 		return file_fail(error_r, "stat", dir);
 	}
+	/*
+	 * Mode and owner are fixed through a descriptor of the directory
+	 * itself: whoever owns the parent could swap the name for a symlink
+	 * after the check, and chmod(2) follows symlinks. Only a non-root
+	 * caller can lack read access to its directory; it gains nothing from
+	 * a race, so it keeps the path-based calls.
+	 */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno != EACCES || geteuid() == 0)) {
+		if (errno == ELOOP)
+			errno = ENOTDIR;
+		return file_fail(error_r, "open", dir);
+	}
+	if (fd >= 0 && fstat(fd, &st) < 0) {
+		step = "stat";
+		goto fail;
+	}
 	if ((st.st_mode & FILE_MODE_BITS) != mode) {
-		if (chmod(dir, mode) < 0)
-			return file_fail(error_r, "chmod", dir);
+		if ((fd >= 0 ? fchmod(fd, mode) : chmod(dir, mode)) < 0) {
+			step = "chmod";
+			goto fail;
+		}
 		changed = 1;
 	}
 	if ((uid != (uid_t)-1 && st.st_uid != uid) ||
 	    (gid != (gid_t)-1 && st.st_gid != gid)) {
-		if (lchown(dir, uid, gid) < 0)
-			return file_fail(error_r, "chown", dir);
+		if ((fd >= 0 ? fchown(fd, uid, gid) : lchown(dir, uid, gid)) <
+		    0) {
+			step = "chown";
+			goto fail;
+		}
 		changed = 1;
 	}
+	if (fd >= 0)
+		close(fd);
 	if (changed_r != NULL)
 		*changed_r = changed;
 	return 0;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return file_fail(error_r, step, dir);
 }
 
 int

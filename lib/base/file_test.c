@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,10 +13,16 @@
 #include "base/file.h"
 #include "unit.h"
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NOBODY   65534
-#define NFTW_FDS 16
-#define READ_MAX 100
+#define NELEM(a)       (sizeof(a) / sizeof((a)[0]))
+#define NOBODY         65534
+#define NFTW_FDS       16
+#define READ_MAX       100
+/* Concurrent writers of one file, and how often each writes it. */
+#define ATOMIC_WRITERS 4
+#define ATOMIC_ROUNDS  200
+#define ATOMIC_BIG     (256 * 1024)
+/* Symlink swaps raced against file_ensure_dir (bounded). */
+#define RACE_ROUNDS    20000
 
 /* Small and fixed, so paths built from it provably fit PATH_MAX. */
 #define SCRATCH_TEMPLATE "file_test.XXXXXX"
@@ -239,6 +246,166 @@ test_file_ensure_dir(void)
 	scratch_remove();
 }
 
+/*
+ * A name left in the way of the temporary file (a stale one, or a hard
+ * link planted by whoever can write the directory) must never be opened
+ * and truncated: the file it points to would be overwritten and chmod'ed.
+ */
+static void
+test_file_atomic_stale_tmp(void)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32], victim[PATH_MAX];
+	const char *error = NULL;
+	struct buf b;
+	struct stat st;
+	int fd;
+
+	scratch_create();
+	buf_init(&b, READ_MAX);
+	path_in(path, sizeof(path), "conf");
+	path_in(victim, sizeof(victim), "victim");
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(file_write_all(fd, "precious", 8), 0);
+	close(fd);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	CHECK_INT(link(victim, tmp), 0);
+	CHECK_INT(file_write_atomic(
+	              path, "new", 3, 0644, (uid_t)-1, (gid_t)-1, &error),
+	    0);
+	CHECK_INT(file_read_all(victim, READ_MAX, &b, &error), 0);
+	CHECK_STR(buf_cstr(&b), "precious");
+	CHECK_INT(stat(victim, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0600);
+	CHECK_INT(file_read_all(path, READ_MAX, &b, &error), 0);
+	CHECK_STR(buf_cstr(&b), "new");
+	buf_free(&b);
+	scratch_remove();
+}
+
+struct atomic_writer {
+	pthread_t thread;
+	const char *path;
+	char fill;
+	int failures;
+};
+
+static void *
+atomic_writer_run(void *arg)
+{
+	struct atomic_writer *w = arg;
+	char *data = malloc(ATOMIC_BIG);
+	const char *error;
+	int i;
+
+	if (data == NULL)
+		abort();
+	memset(data, w->fill, ATOMIC_BIG);
+	for (i = 0; i < ATOMIC_ROUNDS; i++)
+		if (file_write_atomic(w->path, data, ATOMIC_BIG, 0600,
+		        (uid_t)-1, (gid_t)-1, &error) < 0)
+			w->failures++;
+	free(data);
+	return NULL;
+}
+
+/* Writers of one path (threads here, processes sharing a directory in
+ * real life) must each replace it whole, never mix or cut each other. */
+static void
+test_file_atomic_concurrent(void)
+{
+	struct atomic_writer w[ATOMIC_WRITERS];
+	char path[PATH_MAX];
+	const char *error = NULL;
+	struct buf b;
+	size_t i;
+	int bad = 0, failures = 0;
+
+	scratch_create();
+	buf_init(&b, ATOMIC_BIG);
+	path_in(path, sizeof(path), "shared");
+	for (i = 0; i < NELEM(w); i++) {
+		w[i].path = path;
+		w[i].fill = (char)('a' + i);
+		w[i].failures = 0;
+		pthread_create(&w[i].thread, NULL, atomic_writer_run, &w[i]);
+	}
+	for (i = 0; i < NELEM(w); i++) {
+		pthread_join(w[i].thread, NULL);
+		failures += w[i].failures;
+	}
+	CHECK_INT(failures, 0);
+	CHECK_INT(file_read_all(path, ATOMIC_BIG, &b, &error), 0);
+	CHECK_INT(b.len, ATOMIC_BIG);
+	for (i = 1; i < b.len; i++)
+		bad |= b.data[i] != b.data[0];
+	CHECK(!bad);
+	buf_free(&b);
+	scratch_remove();
+}
+
+struct swapper {
+	pthread_t thread;
+	const char *dir, *link;
+	volatile int stop;
+};
+
+/* Keeps exchanging dir with a symlink, atomically (no moment without
+ * dir), so file_ensure_dir sees a directory that then turns into a link. */
+static void *
+swapper_run(void *arg)
+{
+	struct swapper *s = arg;
+
+	while (!s->stop)
+		if (renameat2(AT_FDCWD, s->dir, AT_FDCWD, s->link,
+		        RENAME_EXCHANGE) < 0)
+			break;
+	return NULL;
+}
+
+/*
+ * Whoever owns the parent directory (vmail for virtual domains) can swap
+ * the directory for a symlink between the check and the chmod: the mode
+ * must only ever be applied to the directory that was checked.
+ */
+static void
+test_file_ensure_dir_race(void)
+{
+	char dir[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+	struct swapper s;
+	const char *error;
+	struct stat st;
+	int i;
+
+	scratch_create();
+	path_in(dir, sizeof(dir), "d");
+	path_in(link, sizeof(link), "link");
+	path_in(target, sizeof(target), "target");
+	CHECK_INT(mkdir(target, 0755), 0);
+	CHECK_INT(chmod(target, 0755), 0);
+	CHECK_INT(mkdir(dir, 0755), 0);
+	CHECK_INT(symlink("target", link), 0);
+	s.dir = dir;
+	s.link = link;
+	s.stop = 0;
+	pthread_create(&s.thread, NULL, swapper_run, &s);
+	for (i = 0; i < RACE_ROUNDS; i++) {
+		/* Alternate modes so every round has a chmod to do. */
+		(void)file_ensure_dir(dir, (i & 1) ? 0700 : 0750, (uid_t)-1,
+		    (gid_t)-1, NULL, &error);
+		if (stat(target, &st) == 0 && (st.st_mode & 07777) != 0755)
+			break;
+	}
+	s.stop = 1;
+	pthread_join(s.thread, NULL);
+	CHECK_INT(stat(target, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0755);
+	scratch_remove();
+}
+
 UNIT_MAIN(UNIT_CASE(test_file_dirname), UNIT_CASE(test_file_io),
     UNIT_CASE(test_file_flags), UNIT_CASE(test_file_atomic_read),
-    UNIT_CASE(test_file_ensure_dir))
+    UNIT_CASE(test_file_ensure_dir), UNIT_CASE(test_file_atomic_stale_tmp),
+    UNIT_CASE(test_file_atomic_concurrent),
+    UNIT_CASE(test_file_ensure_dir_race))

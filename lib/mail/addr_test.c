@@ -159,7 +159,7 @@ test_lengths(void)
 	struct {
 		char *in;
 		const char *error; /* NULL: accepted */
-	} cases[6];
+	} cases[10];
 	size_t i;
 
 	buf_init(&b, 4096);
@@ -184,6 +184,18 @@ test_lengths(void)
 	/* a 64-octet label */
 	cases[5].in = xasprintf("<a@%s.c>", rep('e', 64));
 	cases[5].error = "bad domain";
+	/* the 256-octet path of case 2 with one more octet */
+	cases[6].in = xasprintf("<%s@%s.%s.%s.%s>", rep('l', 2), label63,
+	    label63, label63, rep('e', 60));
+	cases[6].error = "address too long";
+	/* quoted local parts count every octet, quotes and escapes too */
+	cases[7].in = xasprintf("<\"%s\\\"\"@b.c>", rep('q', 60));
+	cases[7].error = NULL;
+	cases[8].in = xasprintf("<\"%s\\\"\"@b.c>", rep('q', 61));
+	cases[8].error = "local part too long";
+	/* an address literal as the whole domain, at the 256-octet edge */
+	cases[9].in = xasprintf("<%s@[IPv6:2001:db8::1]>", rep('l', 64));
+	cases[9].error = NULL;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		err = "";
 		addr = NULL;

@@ -507,6 +507,58 @@ test_overrides(void)
 	CHECK_INT(var_smtpd_timeout, 300);
 }
 
+/* Hostile shapes: expansion chains at the depth limit, continuation
+ * lines at end of file, a line of exactly the maximum length. Runs
+ * before test_overrides, whose overrides stay for the process. */
+static void
+test_hostile(void)
+{
+	const char *err = "";
+	struct buf b;
+	int i, depth;
+
+	buf_init(&b, TEST_FILE_MAX);
+	/* smtpd_banner plus 31 chained names is 32 levels: allowed */
+	for (depth = 31; depth <= 32; depth++) {
+		buf_reset(&b);
+		CHECK_INT(buf_puts(&b, "smtpd_banner = $p1\n"), 0);
+		for (i = 1; i < depth; i++)
+			CHECK_INT(
+			    buf_printf(&b, "p%d = ${p%d}\n", i, i + 1), 0);
+		CHECK_INT(buf_printf(&b, "p%d = bottom\n", depth), 0);
+		err = "";
+		if (depth == 31) {
+			CHECK_INT(load(buf_cstr(&b), &err), 0);
+			CHECK_STR(var_smtpd_banner, "bottom");
+		} else {
+			CHECK_INT(load(buf_cstr(&b), &err), -1);
+			CHECK(strstr(err, "too deep") != NULL);
+		}
+	}
+	/* continuation as the very last bytes, with and without CR/LF */
+	CHECK_INT(load("smtpd_banner = a\n  b", &err), 0);
+	CHECK_STR(var_smtpd_banner, "a b");
+	CHECK_INT(load("smtpd_banner = a\r\n\tb\r\n  \r\n", &err), 0);
+	CHECK_STR(var_smtpd_banner, "a b");
+	CHECK_INT(load("smtpd_banner = a\n \n\t\n", &err), 0);
+	CHECK_STR(var_smtpd_banner, "a");
+	/* a line of exactly the maximum (8192) is fine */
+	buf_reset(&b);
+	CHECK_INT(buf_puts(&b, "smtpd_banner = "), 0);
+	while (b.len < 8192)
+		CHECK_INT(buf_putc(&b, 'x'), 0);
+	CHECK_INT(load(buf_cstr(&b), &err), 0);
+	CHECK_INT(strlen(var_smtpd_banner), 8192 - strlen("smtpd_banner = "));
+	/* lone and doubled dollars, unterminated and empty braces */
+	CHECK_INT(load("smtpd_banner = $ $$ a$ $-x $$$$", &err), 0);
+	CHECK_STR(var_smtpd_banner, "$ $ a$ $-x $$");
+	CHECK_INT(load("smtpd_banner = ${myhostname", &err), -1);
+	CHECK(strstr(err, "bad ${name} syntax") != NULL);
+	CHECK_INT(load("smtpd_banner = ${}", &err), -1);
+	CHECK(strstr(err, "bad $name syntax") != NULL);
+	buf_free(&b);
+}
+
 static void
 test_cleanup(void)
 {
@@ -520,4 +572,5 @@ UNIT_MAIN(UNIT_CASE(test_table), UNIT_CASE(test_defaults),
     UNIT_CASE(test_syntax), UNIT_CASE(test_units), UNIT_CASE(test_expansion),
     UNIT_CASE(test_loops), UNIT_CASE(test_errors), UNIT_CASE(test_limits),
     UNIT_CASE(test_unknown), UNIT_CASE(test_hostnames), UNIT_CASE(test_edit),
-    UNIT_CASE(test_list), UNIT_CASE(test_overrides), UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_list), UNIT_CASE(test_hostile), UNIT_CASE(test_overrides),
+    UNIT_CASE(test_cleanup))
