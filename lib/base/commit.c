@@ -33,6 +33,8 @@ struct commit_dir {
 	int fd;               /* opened by the first syncer; -1 until then */
 	uint64_t renamed_seq; /* tickets handed out after renames */
 	uint64_t synced_seq;  /* every ticket <= this is durable */
+	uint64_t failed_seq;  /* a failed sync covered every ticket <= this */
+	int failed_errno;
 	int syncing;          /* a thread is inside fsync(fd) */
 	struct commit_dir *next;
 };
@@ -115,6 +117,16 @@ commit_dir_sync(struct commit_pool *pool, struct commit_job *job)
 	int err;
 
 	while (ticket > dir->synced_seq) {
+		/*
+		 * A failed sync covered this rename too. Linux reports an
+		 * fsync error once, so a retry could "succeed" without the
+		 * rename on disk: never answer 250 for it.
+		 */
+		if (ticket <= dir->failed_seq) {
+			commit_job_fail(
+			    job, dir->failed_errno, "fsync %s", dir->path);
+			return;
+		}
 		if (dir->syncing) {
 			pthread_cond_wait(&pool->sync_cond, &pool->lock);
 			continue;
@@ -139,7 +151,10 @@ commit_dir_sync(struct commit_pool *pool, struct commit_job *job)
 			dir->synced_seq = target;
 		pthread_cond_broadcast(&pool->sync_cond);
 		if (err != 0) {
-			/* Waiters retry their own sync and see the error. */
+			if (target > dir->failed_seq) {
+				dir->failed_seq = target;
+				dir->failed_errno = err;
+			}
 			commit_job_fail(job, err, "%s %s", step, dir->path);
 			return;
 		}

@@ -5,6 +5,7 @@
  * directories work, and freeing the pool delivers what is still queued.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -48,6 +49,8 @@ struct job {
  */
 static const char *gate_dir;
 static atomic_int gate_passed;
+/* When > 0, the Nth directory sync fails with EIO. */
+static atomic_int dir_sync_fail_nth, dir_sync_count;
 
 static int
 count_entries(const char *dir)
@@ -77,6 +80,11 @@ fsync(int fd)
 			     ms++)
 				usleep(1000);
 		usleep(DIR_SYNC_DELAY_US);
+		if (atomic_fetch_add(&dir_sync_count, 1) + 1 ==
+		    atomic_load(&dir_sync_fail_nth)) {
+			errno = EIO;
+			return -1;
+		}
 	}
 	return (int)syscall(SYS_fsync, fd);
 }
@@ -271,5 +279,51 @@ test_commit_free_drains(void)
 	scratch_remove();
 }
 
+/*
+ * A failed directory sync fails every commit it covered, not only the
+ * thread that ran it: the gate makes renames queue behind the first sync,
+ * so the second (failing) one covers several.
+ */
+static void
+test_commit_dir_sync_error(void)
+{
+	struct event_loop *loop = event_loop_create();
+	struct commit_pool *pool = commit_pool_create(loop, NTHREADS);
+	struct job jobs[NTHREADS * 2];
+	char name[32], path[PATH_MAX + 48];
+	int done = 0, failed = 0, i, n = NTHREADS * 2;
+
+	scratch_create();
+	snprintf(path, sizeof(path), "%s/incoming", scratch);
+	CHECK_INT(mkdir(path, 0700), 0);
+	gate_dir = path;
+	atomic_store(&gate_passed, 0);
+	atomic_store(&dir_sync_count, 0);
+	atomic_store(&dir_sync_fail_nth, 2);
+	for (i = 0; i < n; i++) {
+		jobs[i].loop = loop;
+		jobs[i].done = &done;
+		jobs[i].want = n;
+		snprintf(name, sizeof(name), "e%d", i);
+		submit_one(pool, &jobs[i], "incoming", name);
+	}
+	CHECK_INT(event_loop_run(loop), 0);
+	CHECK_INT(done, n);
+	for (i = 0; i < n; i++)
+		if (jobs[i].result < 0) {
+			failed++;
+			CHECK(strstr(jobs[i].error, "Input/output error") !=
+			      NULL);
+		}
+	printf("# %d of %d commits failed with the sync\n", failed, n);
+	CHECK(failed > 1);
+	CHECK(failed < n);
+	atomic_store(&dir_sync_fail_nth, 0);
+	gate_dir = NULL;
+	commit_pool_free(&pool);
+	event_loop_free(&loop);
+	scratch_remove();
+}
+
 UNIT_MAIN(UNIT_CASE(test_commit_many), UNIT_CASE(test_commit_errors_and_dirs),
-    UNIT_CASE(test_commit_free_drains))
+    UNIT_CASE(test_commit_free_drains), UNIT_CASE(test_commit_dir_sync_error))

@@ -23,7 +23,8 @@ int file_fsync_dir(const char *dir, const char **error_r);
 void file_dirname(const char *path, char *out, size_t n);
 
 /*
- * Replaces path atomically and durably: writes path.tmp.PID.XXXXXX (mkostemp: never an existing file) with mode,
+ * Replaces path atomically and durably: writes path.tmp.PID.XXXXXX (mkostemp: never an existing
+ * file) with mode,
  * fsyncs, renames over path, fsyncs the directory. uid/gid of (uid_t)-1
  * keep the creator's.
  */
