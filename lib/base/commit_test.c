@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,6 @@
 #define NCOMMITS          200
 #define NTHREADS          4
 #define GUARD_MS          30000
-#define NFTW_FDS          16
 #define NDRAIN            20
 #define NDIRS             3
 #define DIR_SYNC_DELAY_US 2000
@@ -89,15 +87,6 @@ fsync(int fd)
 	return (int)syscall(SYS_fsync, fd);
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 scratch_create(void)
 {
@@ -114,7 +103,7 @@ scratch_create(void)
 static void
 scratch_remove(void)
 {
-	nftw(scratch, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(scratch);
 }
 
 static void

@@ -2,7 +2,6 @@
 /* Tests for the file helpers, in a scratch directory under the cwd. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 
 #define NELEM(a)       (sizeof(a) / sizeof((a)[0]))
 #define NOBODY         65534
-#define NFTW_FDS       16
 #define READ_MAX       100
 /* Concurrent writers of one file, and how often each writes it. */
 #define ATOMIC_WRITERS 4
@@ -28,15 +26,6 @@
 #define SCRATCH_TEMPLATE "file_test.XXXXXX"
 static char scratch[sizeof(SCRATCH_TEMPLATE)];
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 scratch_create(void)
 {
@@ -48,7 +37,7 @@ scratch_create(void)
 static void
 scratch_remove(void)
 {
-	nftw(scratch, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(scratch);
 }
 
 static const char *

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -39,22 +40,6 @@ name_valid(const char *name, size_t n)
 		        (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
 			return 0;
 	return 1;
-}
-
-static void
-put_u32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
 void
@@ -83,7 +68,7 @@ attr_put(struct buf *frame, const char *name, const void *value, size_t len)
 	if (len > ATTR_FRAME_MAX ||
 	    frame->len - ATTR_HEADER_LEN + need > ATTR_FRAME_MAX - len)
 		return -1;
-	put_u32(vlen, (uint32_t)len);
+	bytes_put_be32(vlen, (uint32_t)len);
 	if (buf_append(frame, &nl, sizeof(nl)) < 0 ||
 	    buf_append(frame, name, nlen) < 0 ||
 	    buf_append(frame, vlen, sizeof(vlen)) < 0 ||
@@ -119,7 +104,7 @@ attr_frame_end(struct buf *frame)
 	plen = frame->len - ATTR_HEADER_LEN;
 	if (plen > ATTR_FRAME_MAX)
 		return -1;
-	put_u32((unsigned char *)frame->data, (uint32_t)plen);
+	bytes_put_be32((unsigned char *)frame->data, (uint32_t)plen);
 	return 0;
 }
 
@@ -170,7 +155,7 @@ attr_decode(
 			return -1;
 		}
 		p += nlen;
-		vlen = get_u32(p);
+		vlen = bytes_get_be32(p);
 		p += ATTR_VLEN_LEN;
 		if ((size_t)(end - p) < vlen) {
 			*error_r = "attribute value runs past the payload";
@@ -191,7 +176,7 @@ attr_decode(
 		l->v[i].name = s;
 		s += nlen + 1;
 		p += nlen;
-		vlen = get_u32(p);
+		vlen = bytes_get_be32(p);
 		p += ATTR_VLEN_LEN;
 		memcpy(s, p, vlen);
 		s[vlen] = '\0';
@@ -212,7 +197,7 @@ attr_decode_frame(const void *data, size_t len, size_t *consumed_r,
 
 	if (len < ATTR_HEADER_LEN)
 		return 0;
-	plen = get_u32(data);
+	plen = bytes_get_be32(data);
 	if (plen > ATTR_FRAME_MAX) {
 		*error_r = "attribute frame too large";
 		return -1;
@@ -309,7 +294,7 @@ attr_read(struct stream *st, struct attr_list *l, int timeout_ms,
 	r = stream_read_exact(st, &b, ATTR_HEADER_LEN, timeout_ms);
 	if (r != STREAM_OK)
 		goto fail;
-	plen = get_u32((const unsigned char *)buf_cstr(&b));
+	plen = bytes_get_be32((const unsigned char *)buf_cstr(&b));
 	if (plen > ATTR_FRAME_MAX) {
 		*error_r = "attribute frame too large";
 		errno = EPROTO;

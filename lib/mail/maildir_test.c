@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +23,6 @@
 /* Must match MAILDIR_CHUNK in maildir.c: CRs are placed around it. */
 #define TEST_CHUNK    (64 * 1024)
 #define TEST_FILE_MAX (1024 * 1024)
-#define TEST_NFTW_FDS 16
 #define TEST_SKIP     37 /* bytes before the message in the source */
 
 static char test_root[] = "/tmp/maildir_test.XXXXXX";
@@ -266,20 +264,10 @@ test_failures(void)
 	free(md);
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 test_cleanup(void)
 {
-	CHECK_INT(
-	    nftw(test_root, rm_entry, TEST_NFTW_FDS, FTW_DEPTH | FTW_PHYS), 0);
+	CHECK_INT(unit_rmtree(test_root), 0);
 }
 
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_create), UNIT_CASE(test_simple),

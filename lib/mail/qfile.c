@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -55,22 +56,6 @@ qfile_error(const char *fmt, ...)
 	vsnprintf(qfile_err, sizeof(qfile_err), fmt, ap);
 	va_end(ap);
 	return qfile_err;
-}
-
-static void
-put_u32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
 /* Writer. */
@@ -122,7 +107,7 @@ writer_record(struct qfile_writer *w, char type, const void *p1, size_t n1,
 		return;
 	}
 	hdr[0] = (unsigned char)type;
-	put_u32(hdr + 1, (uint32_t)(n1 + n2));
+	bytes_put_be32(hdr + 1, (uint32_t)(n1 + n2));
 	writer_bytes(w, hdr, sizeof(hdr));
 	writer_bytes(w, p1, n1);
 	if (n2 > 0)
@@ -206,7 +191,7 @@ qfile_content_begin(struct qfile_writer *w)
 	w->content_hdr_off = w->pos + (off_t)w->out.len;
 	w->content_len = 0;
 	hdr[0] = QREC_CONTENT;
-	put_u32(hdr + 1, 0);
+	bytes_put_be32(hdr + 1, 0);
 	writer_bytes(w, hdr, sizeof(hdr));
 }
 
@@ -232,12 +217,12 @@ qfile_finish(struct qfile_writer *w, const char **error_r)
 	if (w->content_hdr_off < 0)
 		msg_panic("qfile: finish without content");
 	hdr[0] = QREC_END;
-	put_u32(hdr + 1, 0);
+	bytes_put_be32(hdr + 1, 0);
 	/* END is appended directly: writer_record refuses after content. */
 	writer_bytes(w, hdr, sizeof(hdr));
 	writer_flush(w);
 	if (!w->failed) {
-		put_u32(len, (uint32_t)w->content_len);
+		bytes_put_be32(len, (uint32_t)w->content_len);
 		if (file_pwrite_all(
 		        w->fd, len, sizeof(len), w->content_hdr_off + 1) < 0)
 			w->failed = errno != 0 ? errno : EIO;
@@ -560,7 +545,7 @@ qfile_scan(
 		}
 		if ((h = reader_get(r, off, QFILE_HDR_LEN, &eof)) == NULL)
 			break;
-		len = get_u32(h + 1);
+		len = bytes_get_be32(h + 1);
 		if (type == QREC_CONTENT) {
 			q->content_off = off + QFILE_HDR_LEN;
 			q->content_len = len;

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +24,6 @@
 #define TEST_NRCPT       300
 #define TEST_BIG_CONTENT (200 * 1024)
 #define TEST_FILE_MAX    (1024 * 1024)
-#define TEST_NFTW_FDS    16
 
 static char test_root[] = "/tmp/qfile_test.XXXXXX";
 
@@ -485,20 +483,10 @@ test_errors(void)
 	free(path);
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 test_cleanup(void)
 {
-	CHECK_INT(
-	    nftw(test_root, rm_entry, TEST_NFTW_FDS, FTW_DEPTH | FTW_PHYS), 0);
+	CHECK_INT(unit_rmtree(test_root), 0);
 }
 
 static void

@@ -5,7 +5,6 @@
  */
 #include <crypt.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,6 @@
 #include "unit.h"
 
 #define TEST_FILE_MAX (1024 * 1024)
-#define TEST_NFTW_FDS 16
 
 static char test_root[] = "/tmp/userdb_test.XXXXXX";
 
@@ -329,20 +327,10 @@ test_list(void)
 	free(list);
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 test_cleanup(void)
 {
-	CHECK_INT(
-	    nftw(test_root, rm_entry, TEST_NFTW_FDS, FTW_DEPTH | FTW_PHYS), 0);
+	CHECK_INT(unit_rmtree(test_root), 0);
 }
 
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_add_verify),
