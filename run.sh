@@ -25,63 +25,19 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 # useradd/groupadd, and the two clients the printed examples use.
 run_deps="passwd swaks python3"
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+prog=run.sh
+. "$top/scripts/lib.sh"
 
 [ "$(id -u)" -eq 0 ] ||
 	die "run as root: it installs into $prefix, creates the tern, terndrop and vmail accounts and listens on port 25"
 
-# --- dependencies -----------------------------------------------------------
-missing=""
-if command -v dpkg-query >/dev/null 2>&1; then
-	for p in $build_deps $run_deps; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q '^install ok installed$' || missing="$missing $p"
-	done
-else
-	say "not a Debian system: install the equivalent of:" $build_deps $run_deps
-fi
-if [ -n "$missing" ]; then
-	say "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q </dev/null || die "apt-get update failed"
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing </dev/null ||
-		die "apt-get install$missing failed"
-fi
-
-# --- build and install ----------------------------------------------------
-autotools_stale() {
-	local am
-	[ -x configure ] || return 0
-	[ configure.ac -nt configure ] && return 0
-	for am in $(find . -name Makefile.am -not -path './_build/*'); do
-		[ -f "${am%.am}.in" ] || return 0
-		[ "$am" -nt "${am%.am}.in" ] && return 0
-	done
-	return 1
-}
-if autotools_stale; then
-	say "autoreconf -fi"
-	autoreconf -fi || die "autoreconf failed"
-fi
-[ -f config.status ] &&
-	die "the source tree itself is configured; run 'make distclean' here first (builds go to _build/)"
-
-configure_args="--prefix=$prefix"
-mkdir -p "$build"
-if [ ! -f "$build/config.status" ] || [ configure -nt "$build/config.status" ] ||
-	[ "$(cat "$build/.configure-args" 2>/dev/null)" != "$configure_args" ]; then
-	say "configure in _build/run (prefix $prefix)"
-	(cd "$build" && "$top/configure" --prefix="$prefix") \
-		>"$build/configure.out" 2>&1 || {
-		tail -n 30 "$build/configure.out" >&2
-		die "configure failed (full output: $build/configure.out)"
-	}
-	printf '%s\n' "$configure_args" >"$build/.configure-args"
-fi
+# --- dependencies, build and install ----------------------------------------
+# shellcheck disable=SC2086
+install_missing $build_deps $run_deps
+ensure_autotools
+configure_into "$build" --prefix="$prefix"
 say "make -j2"
-make -C "$build" -j2 || die "build failed"
+make -C "$build" -j2 -s || die "build failed"
 say "make install (into $prefix)"
 make -C "$build" install >/dev/null || die "make install failed"
 

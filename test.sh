@@ -24,70 +24,12 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
 test_deps="swaks python3 procps"
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+prog=test.sh
+. "$top/scripts/lib.sh"
 
-# --- dependencies -----------------------------------------------------------
-install_missing() {
-	local missing="" p
-	if ! command -v dpkg-query >/dev/null 2>&1; then
-		say "not a Debian system: not checking packages ($*)"
-		return 0
-	fi
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q '^install ok installed$' || missing="$missing $p"
-	done
-	[ -n "$missing" ] || return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		die "missing packages:$missing (run as root, or: sudo apt-get install$missing)"
-	fi
-	say "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q </dev/null ||
-		die "apt-get update failed"
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing </dev/null ||
-		die "apt-get install$missing failed"
-}
-# shellcheck disable=SC2086
 install_missing $build_deps $test_deps
-
-# --- configure --------------------------------------------------------------
-# autotools output is not in git: generate it when missing or older than
-# its sources.
-autotools_stale() {
-	local am
-	[ -x configure ] || return 0
-	[ configure.ac -nt configure ] && return 0
-	for am in $(find . -name Makefile.am -not -path './_build/*'); do
-		[ -f "${am%.am}.in" ] || return 0
-		[ "$am" -nt "${am%.am}.in" ] && return 0
-	done
-	return 1
-}
-if autotools_stale; then
-	say "autoreconf -fi"
-	autoreconf -fi || die "autoreconf failed"
-fi
-if [ -f config.status ]; then
-	die "the source tree itself is configured; run 'make distclean' here first (builds go to _build/)"
-fi
-
-# Re-run configure only when its inputs changed (a moved checkout, new
-# configure): the stamp holds the arguments used.
-configure_args="--enable-sanitizers --prefix=$prefix CFLAGS=-g -O1"
-mkdir -p "$build"
-if [ ! -f "$build/config.status" ] || [ configure -nt "$build/config.status" ] ||
-	[ "$(cat "$build/.configure-args" 2>/dev/null)" != "$configure_args" ]; then
-	say "configure (sanitizers) in _build/"
-	(cd "$build" && "$top/configure" --enable-sanitizers --prefix="$prefix" \
-		CFLAGS="-g -O1") >"$build/configure.out" 2>&1 || {
-		tail -n 30 "$build/configure.out" >&2
-		die "configure failed (full output: $build/configure.out)"
-	}
-	printf '%s\n' "$configure_args" >"$build/.configure-args"
-fi
+ensure_autotools
+configure_into "$build" --enable-sanitizers --prefix="$prefix" "CFLAGS=-g -O1"
 
 # --- build and install ----------------------------------------------------
 say "make -j2"
