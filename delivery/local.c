@@ -420,9 +420,18 @@ local_serve(int fd, const struct server_listener *l)
 			msg_warn("reading request: %s", err);
 			break;
 		}
-		if (local_request(&req, &reply) < 0)
+		/*
+		 * A stop must not fall between a delivery and its reply:
+		 * qmgr would deliver the message again after the restart.
+		 */
+		server_hold_signals(1);
+		if (local_request(&req, &reply) < 0) {
+			server_hold_signals(0);
 			break;
-		if (attr_write(&st, &reply, timeout_ms) != STREAM_OK) {
+		}
+		r = attr_write(&st, &reply, timeout_ms);
+		server_hold_signals(0);
+		if (r != STREAM_OK) {
 			msg_warn("cannot send the reply: %m");
 			break;
 		}

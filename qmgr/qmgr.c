@@ -32,6 +32,8 @@
 #define QMGR_MS_PER_SEC    1000
 /* Descriptors besides queue files: logs, directories, sockets to local. */
 #define QMGR_FD_SPARE      64
+/* Waiting for replies at stop: well under master's SIGKILL delay (5 s). */
+#define QMGR_DRAIN_MS      3000
 
 struct qmgr_client {
 	int fd;
@@ -212,6 +214,12 @@ qmgr_init(struct event_loop *loop)
 static void
 qmgr_shutdown(void)
 {
+	/*
+	 * Answers in flight settle recipients; without them a stop would
+	 * deliver those messages again after the restart. Bounded well
+	 * under master's grace period before SIGKILL.
+	 */
+	qmgr_deliver_drain(qmgr_loop, QMGR_DRAIN_MS);
 	while (qmgr_clients != NULL)
 		qmgr_client_free(qmgr_clients);
 }

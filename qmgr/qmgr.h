@@ -47,5 +47,11 @@ void qmgr_queue_done(struct qmgr_msg *m);
 void qmgr_deliver_init(void);
 /* Queues m (with ntodo > 0) for local delivery requests. */
 void qmgr_deliver_add(struct qmgr_msg *m);
+/*
+ * On shutdown: sends no new requests and runs the loop until every
+ * request in flight is answered, or max_ms passed, or the loop is stopped
+ * again (a second SIGTERM, master gone).
+ */
+void qmgr_deliver_drain(struct event_loop *loop, uint64_t max_ms);
 
 #endif

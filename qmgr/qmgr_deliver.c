@@ -67,6 +67,8 @@ static struct qmgr_msg *qmgr_ready_head, *qmgr_ready_tail;
 static struct sockaddr_un qmgr_local_addr;
 /* Armed while local is unreachable. */
 static struct event_timer *qmgr_down;
+/* Shutting down: no new requests; the loop ends when none is in flight. */
+static struct event_loop *qmgr_draining;
 
 static uint64_t
 qmgr_ipc_ms(void)
@@ -115,11 +117,24 @@ qmgr_conn_free(struct qmgr_conn *c)
 	qmgr_nconns--;
 }
 
+static int
+qmgr_busy(void)
+{
+	struct qmgr_conn *c;
+	int n = 0;
+
+	for (c = qmgr_conns; c != NULL; c = c->next)
+		n += c->state == QMGR_CONN_BUSY;
+	return n;
+}
+
 static void
 qmgr_msg_check(struct qmgr_msg *m)
 {
 	if (m->handed == m->ntodo && m->inflight == 0)
 		qmgr_queue_done(m);
+	if (qmgr_draining != NULL && qmgr_busy() == 0)
+		event_loop_stop(qmgr_draining);
 }
 
 static void
@@ -463,7 +478,7 @@ qmgr_pump(void)
 	struct qmgr_conn *c, *idle;
 	int connecting;
 
-	while (qmgr_ready_head != NULL) {
+	while (qmgr_ready_head != NULL && qmgr_draining == NULL) {
 		idle = NULL;
 		connecting = 0;
 		for (c = qmgr_conns; c != NULL && idle == NULL; c = c->next) {
@@ -490,6 +505,28 @@ qmgr_deliver_add(struct qmgr_msg *m)
 	if (m != NULL)
 		qmgr_ready_push(m);
 	qmgr_pump();
+}
+
+static void
+qmgr_drain_timeout(struct event_timer *t, void *ctx)
+{
+	(void)t;
+	msg_warn("stopping with %d delivery request(s) unanswered", qmgr_busy());
+	event_loop_stop(ctx);
+}
+
+void
+qmgr_deliver_drain(struct event_loop *loop, uint64_t max_ms)
+{
+	struct event_timer *t;
+
+	if (qmgr_busy() == 0)
+		return;
+	qmgr_draining = loop;
+	t = event_timer_add(loop, max_ms, qmgr_drain_timeout, loop);
+	if (event_loop_run(loop) < 0)
+		msg_warn("event loop: %m");
+	event_timer_del(&t);
 }
 
 void

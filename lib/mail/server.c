@@ -135,6 +135,12 @@ server_stop_signals_mask(int how)
 	sigprocmask(how, &set, NULL);
 }
 
+void
+server_hold_signals(int hold)
+{
+	server_stop_signals_mask(hold ? SIG_BLOCK : SIG_UNBLOCK);
+}
+
 /* 1 once master has exited: the lifeline is at end of file. */
 static int
 server_master_gone(void)

@@ -60,5 +60,11 @@ MTA_NORETURN void server_main(int argc, char **argv,
 struct event_loop *server_loop(void);
 /* The service name from -n. */
 const char *server_service_name(void);
+/*
+ * SINGLE mode, inside serve(): while held (hold = 1) SIGTERM and SIGINT
+ * wait, so the request in hand is finished and answered; releasing
+ * (hold = 0) lets a pending one end the process at once.
+ */
+void server_hold_signals(int hold);
 
 #endif

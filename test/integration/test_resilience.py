@@ -98,6 +98,50 @@ class KillUnderLoadTest(TernTestCase):
         t.wait_for_maildir(maildir, 1)
 
 
+class GracefulStopTest(TernTestCase):
+    class_instance = False
+    ROUNDS = 6
+    PER_ROUND = 6
+
+    def test_stop_right_after_250_delivers_exactly_once(self):
+        """A graceful stop lets deliveries in flight be answered and
+        marked: at-least-once may repeat a delivery after a crash, never
+        after tern stop."""
+        t = self.new_instance(configure=lambda i: i.add_user(RCPT, "pw-c"))
+        maildir = t.virtual_maildir(RCPT)
+        want = []
+        for _ in range(self.ROUNDS):
+            markers, errors = [], []
+
+            def send_one():
+                try:
+                    marker = uuid.uuid4().hex
+                    msg = b"X-Marker: %s\n" % marker.encode() + make_message(
+                        SENDER, RCPT, subject="stop " + marker)[1]
+                    smtp_send(t.smtp_port, SENDER, [RCPT], msg)
+                    markers.append(marker)
+                except Exception as e:
+                    errors.append(e)
+            senders = [threading.Thread(target=send_one)
+                       for _ in range(self.PER_ROUND)]
+            for th in senders:
+                th.start()
+            for th in senders:
+                th.join(60)
+            self.assertEqual(errors, [])
+            want += markers
+            # Stop while those messages are being delivered.
+            t.stop()
+            t.start()
+        wait_until(lambda: set(want) <= set(markers_in(maildir)),
+                   SETTLE_TIMEOUT, "every message in %s" % maildir)
+        t.wait_queue_empty(("incoming", "active", "deferred"))
+        seen = markers_in(maildir)
+        self.assertEqual({m: n for m, n in seen.items() if n != 1}, {},
+                         "delivered more than once after a graceful stop")
+        self.assertEqual(set(seen), set(want))
+
+
 class ChrootTest(TernTestCase):
     class_instance = False
 
