@@ -73,6 +73,13 @@ def wait_gone(t, what, timeout=EXIT_TIMEOUT):
         raise AssertionError("%s; left: %s" % (e, t.describe_pids()))
 
 
+def new_pid_of(t, program, old):
+    """A pid of program other than old, from one snapshot (a second call
+    could race with the process exiting); None if there is none."""
+    pids = [p for p in t.pids(program) if p != old]
+    return pids[0] if pids else None
+
+
 class MasterTest(harness.TernTestCase):
     class_instance = False
 
@@ -151,7 +158,7 @@ class MasterTest(harness.TernTestCase):
         qmgr = wait_until(lambda: t.pids("qmgr"), EXIT_TIMEOUT, "qmgr")[0]
         os.kill(qmgr, signal.SIGKILL)
         # Without SIGCHLD master would never notice and never restart it.
-        wait_until(lambda: t.pids("qmgr") and t.pids("qmgr")[0] != qmgr,
+        wait_until(lambda: new_pid_of(t, "qmgr", qmgr),
                    RESTART_TIMEOUT, "master to restart qmgr")
         since = t.log_size()
         t.reload()
@@ -248,7 +255,7 @@ class MasterTest(harness.TernTestCase):
                        (time.monotonic() - qmgr_started)))
         since = t.log_size()
         os.kill(qmgr, signal.SIGKILL)
-        wait_until(lambda: t.pids("qmgr") and t.pids("qmgr")[0] != qmgr,
+        wait_until(lambda: new_pid_of(t, "qmgr", qmgr),
                    RESTART_TIMEOUT, "master to restart qmgr")
         t.wait_for_log(r"qmgr pid %d killed by signal 9" % qmgr,
                        EXIT_TIMEOUT, since)
