@@ -28,21 +28,6 @@ enum ternconf_mode {
 	TERNCONF_EDIT,     /* -e */
 };
 
-static void ternconf_die(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
-
-static void
-ternconf_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("ternconf: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void MTA_NORETURN
 ternconf_usage(void)
 {
@@ -123,18 +108,16 @@ ternconf_check_value(const char *name)
 	        sizeof(ternconf_paths) / sizeof(ternconf_paths[0]))) {
 		if (v[0] != '/' &&
 		    !(v[0] == '\0' && strcmp(name, "maillog_file") == 0))
-			ternconf_die(
-			    "%s: '%s' is not an absolute path", name, v);
+			msg_die("%s: '%s' is not an absolute path", name, v);
 	} else if (ternconf_in(name, ternconf_accounts,
 	               sizeof(ternconf_accounts) /
 	                   sizeof(ternconf_accounts[0]))) {
 		if (v[0] == '\0' || strpbrk(v, " \t:/") != NULL)
-			ternconf_die(
-			    "%s: '%s' is not an account name", name, v);
+			msg_die("%s: '%s' is not an account name", name, v);
 	} else if (strcmp(name, "home_mailbox") == 0) {
 		if (v[0] == '\0' || v[0] == '/')
-			ternconf_die("%s: '%s' must be a path relative to the "
-			             "home directory",
+			msg_die("%s: '%s' must be a path relative to the "
+			        "home directory",
 			    name, v);
 	}
 }
@@ -150,28 +133,28 @@ ternconf_edit(const char *config_dir, int argc, char **argv)
 
 	for (i = 0; i < argc; i++) {
 		if ((eq = strchr(argv[i], '=')) == NULL)
-			ternconf_die("-e %s: expected name=value", argv[i]);
+			msg_die("-e %s: expected name=value", argv[i]);
 		*eq = '\0';
 		names[i] = str_trim(argv[i]);
 		values[i] = str_trim(eq + 1);
 		if (param_find(names[i]) == NULL)
-			ternconf_die("unknown parameter: %s", names[i]);
+			msg_die("unknown parameter: %s", names[i]);
 		/* Caught before the first edit, so none is half applied. */
 		if (strpbrk(values[i], "\r\n") != NULL)
-			ternconf_die("%s: a value is one line", names[i]);
+			msg_die("%s: a value is one line", names[i]);
 		if (strlen(values[i]) > TERNCONF_VALUE_MAX)
-			ternconf_die("%s: value longer than %d bytes", names[i],
+			msg_die("%s: value longer than %d bytes", names[i],
 			    TERNCONF_VALUE_MAX);
 		config_override(names[i], values[i]);
 	}
 	/* Check the new values as the daemons will load them. */
 	if (config_load(config_dir, &err) < 0)
-		ternconf_die("%s", err);
+		msg_die("%s", err);
 	for (i = 0; i < argc; i++)
 		ternconf_check_value(names[i]);
 	for (i = 0; i < argc; i++)
 		if (config_edit(config_dir, names[i], values[i], &err) < 0)
-			ternconf_die("%s", err);
+			msg_die("%s", err);
 	free(names);
 	free(values);
 }
@@ -218,7 +201,7 @@ main(int argc, char **argv)
 	if (mode == TERNCONF_DEFAULTS && expand)
 		ternconf_usage();
 	if (mode != TERNCONF_DEFAULTS && config_load(config_dir, &err) < 0)
-		ternconf_die("%s", err);
+		msg_die("%s", err);
 	if (argc == 0) {
 		for (j = 0; j < param_count; j++)
 			ternconf_print(&param_table[j], mode, expand);
@@ -233,6 +216,6 @@ main(int argc, char **argv)
 		ternconf_print(p, mode, expand);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
-		ternconf_die("write error on standard output");
+		msg_die("write error on standard output");
 	return status;
 }

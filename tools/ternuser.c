@@ -39,21 +39,6 @@
 #define TERNUSER_NS_PER_MS    1000000L
 #define TERNUSER_LOCK_MODE    0600
 
-static void ternuser_die(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
-
-static void
-ternuser_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("ternuser: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void MTA_NORETURN
 ternuser_usage(void)
 {
@@ -69,7 +54,7 @@ static void
 ternuser_split(const char *name, char **local_r, char **domain_r)
 {
 	if (addr_split(name, local_r, domain_r) < 0 || *domain_r == NULL)
-		ternuser_die("%s: expected USER@DOMAIN", name);
+		msg_die("%s: expected USER@DOMAIN", name);
 }
 
 /* "-" reads one line from stdin, so the password stays out of ps(1). */
@@ -85,12 +70,12 @@ ternuser_password(char *arg)
 		return pw;
 	}
 	if (fgets(line, sizeof(line), stdin) == NULL)
-		ternuser_die("no password on standard input");
+		msg_die("no password on standard input");
 	len = strlen(line);
 	if (len > 0 && line[len - 1] == '\n')
 		line[--len] = '\0';
 	else if (!feof(stdin))
-		ternuser_die(
+		msg_die(
 		    "password longer than %u characters", USERDB_PASSWORD_MAX);
 	if (len > 0 && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -115,13 +100,13 @@ ternuser_lock(void)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 	    TERNUSER_LOCK_MODE);
 	if (fd < 0)
-		ternuser_die("open %s: %s", path, strerror(errno));
+		msg_die("open %s: %s", path, strerror(errno));
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
-			ternuser_die("lock %s: %s", path, strerror(errno));
+			msg_die("lock %s: %s", path, strerror(errno));
 		if (waited >= TERNUSER_LOCK_WAIT_MS)
-			ternuser_die("%s: another ternuser has held it for %d "
-			             "ms; try again later",
+			msg_die("%s: another ternuser has held it for %d "
+			        "ms; try again later",
 			    path, TERNUSER_LOCK_WAIT_MS);
 		nanosleep(&poll, NULL);
 		waited += TERNUSER_LOCK_POLL_MS;
@@ -149,24 +134,23 @@ ternuser_mailbox(const char *domain, const char *maildir)
 
 	if (root) {
 		if (priv_lookup_user(var_vmail_user, &vmail) < 0)
-			ternuser_die(
-			    "vmail_user %s does not exist", var_vmail_user);
+			msg_die("vmail_user %s does not exist", var_vmail_user);
 		uid = vmail.uid;
 		gid = vmail.gid;
 	}
 	if (stat(var_virtual_mailbox_base, &st) < 0) {
 		if (file_ensure_dir(var_virtual_mailbox_base, TERNUSER_DIR_MODE,
 		        uid, gid, NULL, &err) < 0)
-			ternuser_die("%s", err);
+			msg_die("%s", err);
 		st.st_uid = uid;
 	}
 	as_vmail = root && st.st_uid != 0;
 	if (!as_vmail && stat(domain_dir, &st) < 0 &&
 	    file_ensure_dir(
 	        domain_dir, TERNUSER_DIR_MODE, uid, gid, NULL, &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	if (root && priv_become(uid, gid) < 0)
-		ternuser_die(
+		msg_die(
 		    "cannot switch to %s: %s", var_vmail_user, strerror(errno));
 	if (as_vmail && stat(domain_dir, &st) < 0)
 		rc = file_ensure_dir(domain_dir, TERNUSER_DIR_MODE, (uid_t)-1,
@@ -174,9 +158,9 @@ ternuser_mailbox(const char *domain, const char *maildir)
 	if (rc == 0)
 		rc = maildir_create(maildir, &err);
 	if (root && priv_restore() < 0)
-		ternuser_die("cannot return to root: %s", strerror(errno));
+		msg_die("cannot return to root: %s", strerror(errno));
 	if (rc < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	priv_user_free(&vmail);
 	free(domain_dir);
 }
@@ -212,7 +196,7 @@ ternuser_save(const struct userdb *db)
 
 	if (userdb_save(db, var_user_file, var_virtual_mailbox_list, uid, gid,
 	        &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 }
 
 static void
@@ -225,17 +209,17 @@ ternuser_add(const char *name, char *password_arg)
 	str_lower(lname);
 	ternuser_split(lname, &local, &domain);
 	if (!ternuser_domain_listed(domain))
-		ternuser_die("domain %s is not listed in "
-		             "virtual_mailbox_domains",
+		msg_die("domain %s is not listed in "
+		        "virtual_mailbox_domains",
 		    domain);
 	if ((maildir = resolve_virtual_maildir(local, domain)) == NULL)
-		ternuser_die("%s: not usable as a mailbox name", name);
+		msg_die("%s: not usable as a mailbox name", name);
 	password = ternuser_password(password_arg);
 	ternuser_lock();
 	if (userdb_load(var_user_file, &db, &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	if (userdb_add(&db, lname, password, &err) < 0)
-		ternuser_die("%s: %s", lname, err);
+		msg_die("%s: %s", lname, err);
 	explicit_bzero(password, strlen(password));
 	free(password);
 	/* The mailbox first: a user never exists without one. */
@@ -258,9 +242,9 @@ ternuser_del(const char *name)
 	ternuser_split(name, &local, &domain);
 	ternuser_lock();
 	if (userdb_load(var_user_file, &db, &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	if (userdb_del(&db, name, &err) < 0)
-		ternuser_die("%s: %s", name, err);
+		msg_die("%s: %s", name, err);
 	ternuser_save(&db);
 	userdb_free(&db);
 	maildir = resolve_virtual_maildir(local, domain);
@@ -280,7 +264,7 @@ ternuser_list(void)
 	int i;
 
 	if (userdb_load(var_user_file, &db, &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	for (i = 0; i < db.count; i++)
 		printf("%s\n", db.v[i].name);
 	userdb_free(&db);
@@ -307,7 +291,7 @@ main(int argc, char **argv)
 	if (argc < 1)
 		ternuser_usage();
 	if (config_load(config_dir, &err) < 0)
-		ternuser_die("%s", err);
+		msg_die("%s", err);
 	if (strcmp(argv[0], "add") == 0 && argc == 3)
 		ternuser_add(argv[1], argv[2]);
 	else if (strcmp(argv[0], "del") == 0 && argc == 2)
@@ -317,6 +301,6 @@ main(int argc, char **argv)
 	else
 		ternuser_usage();
 	if (fflush(stdout) != 0 || ferror(stdout))
-		ternuser_die("write error on standard output");
+		msg_die("write error on standard output");
 	return 0;
 }

@@ -225,6 +225,25 @@ msg_fatal(const char *fmt, ...)
 }
 
 void
+msg_die(const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s: ", log_progname);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	/* One write, as every other log line; nothing more to do if it fails. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		exit(1);
+	exit(1);
+}
+
+void
 msg_panic(const char *fmt, ...)
 {
 	va_list ap;

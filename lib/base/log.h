@@ -32,6 +32,11 @@ void msg_warn(const char *fmt, ...) MTA_PRINTF(1, 2);
 void msg_error(const char *fmt, ...) MTA_PRINTF(1, 2);
 /* Broken environment or config: log "fatal: ..." and exit(1). */
 void msg_fatal(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
+/*
+ * For command-line tools talking to a person: "PROG: text" on stderr (the
+ * name given to log_init, no timestamp, not syslog), then exit(1).
+ */
+void msg_die(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
 /* A bug: log "panic: ..." and abort(). */
 void msg_panic(const char *fmt, ...) MTA_PRINTF(1, 2) MTA_NORETURN;
 void msg_vlog(int priority, const char *fmt, va_list ap) MTA_PRINTF(2, 0);
