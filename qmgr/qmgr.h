@@ -14,11 +14,11 @@
 /* One message of the active queue: its file is active/ID, open for marks. */
 struct qmgr_msg {
 	struct qfile q;
-	int *todo; /* recipient indexes for the local transport */
-	int ntodo;
-	int handed;                  /* todo[0..handed) went out in requests */
-	int inflight;                /* requests not answered yet */
-	int retry_soon;              /* a request was lost: retry shortly */
+	int *local_rcpts; /* recipient indexes for the local transport */
+	int nlocal;
+	int handed;     /* local_rcpts[0..handed) went out in requests */
+	int inflight;   /* requests not answered yet */
+	int retry_soon; /* a request was lost: retry shortly */
 	struct event_timer *stuck;   /* its final rename/unlink failed */
 	struct qmgr_msg *next_stuck; /* qmgr_queue's list of those */
 	struct qmgr_msg *next_ready; /* qmgr_deliver's ready list */
@@ -45,7 +45,7 @@ void qmgr_queue_notice(const char *id);
 void qmgr_queue_done(struct qmgr_msg *m);
 
 void qmgr_deliver_init(void);
-/* Queues m (with ntodo > 0) for local delivery requests. */
+/* Queues m (with nlocal > 0) for local delivery requests. */
 void qmgr_deliver_add(struct qmgr_msg *m);
 /*
  * On shutdown: sends no new requests and runs the loop until every

@@ -131,7 +131,7 @@ qmgr_busy(void)
 static void
 qmgr_msg_check(struct qmgr_msg *m)
 {
-	if (m->handed == m->ntodo && m->inflight == 0)
+	if (m->handed == m->nlocal && m->inflight == 0)
 		qmgr_queue_done(m);
 	if (qmgr_draining != NULL && qmgr_busy() == 0)
 		event_loop_stop(qmgr_draining);
@@ -222,14 +222,14 @@ qmgr_conn_request(struct qmgr_conn *c)
 	char file[sizeof(QUEUE_ACTIVE) + QUEUE_ID_SIZE];
 	int i, bad;
 
-	c->n = m->ntodo - m->handed;
+	c->n = m->nlocal - m->handed;
 	if (c->n > QMGR_BATCH_MAX)
 		c->n = QMGR_BATCH_MAX;
-	memcpy(c->idx, m->todo + m->handed, sizeof(int) * (size_t)c->n);
+	memcpy(c->idx, m->local_rcpts + m->handed, sizeof(int) * (size_t)c->n);
 	m->handed += c->n;
 	m->inflight++;
 	/* Round robin: a long recipient list does not starve other mail. */
-	if (m->handed < m->ntodo)
+	if (m->handed < m->nlocal)
 		qmgr_ready_push(m);
 	snprintf(file, sizeof(file), "%s/%s", QUEUE_ACTIVE, m->q.id);
 	attr_frame_begin(&c->out);

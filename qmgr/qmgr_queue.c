@@ -112,7 +112,7 @@ qmgr_free(struct qmgr_msg *m)
 {
 	event_timer_del(&m->stuck);
 	qfile_close(&m->q);
-	free(m->todo);
+	free(m->local_rcpts);
 	free(m);
 }
 
@@ -167,8 +167,8 @@ qmgr_load(struct qmgr_msg *m)
 	msg_info("%s: from=<%s>, size=%llu, nrcpt=%d (queue active)", m->q.id,
 	    log_sanitize(m->q.sender, ADDR_PATH_MAX),
 	    (unsigned long long)m->q.content_len, m->q.nrcpt);
-	m->todo =
-	    xcalloc(m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, sizeof(*m->todo));
+	m->local_rcpts =
+	    xcalloc(m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, sizeof(*m->local_rcpts));
 	for (i = 0; i < m->q.nrcpt; i++) {
 		if (m->q.rcpts[i].status != QREC_RCPT)
 			continue;
@@ -183,13 +183,13 @@ qmgr_load(struct qmgr_msg *m)
 			qmgr_log_rcpt(m, i, "4.3.5", "deferred",
 			    "remote delivery is not available yet");
 		} else {
-			m->todo[m->ntodo++] = i;
+			m->local_rcpts[m->nlocal++] = i;
 		}
 		resolve_free(&r);
 	}
 	if (marks > 0 && qfile_sync(&m->q, &err) < 0)
 		msg_warn("%s", err);
-	if (m->ntodo == 0)
+	if (m->nlocal == 0)
 		qmgr_queue_done(m);
 	else
 		qmgr_deliver_add(m);
