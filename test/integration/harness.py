@@ -244,6 +244,14 @@ def all_pids():
     return [int(n) for n in os.listdir("/proc") if n.isdigit()]
 
 
+def proc_wchan(pid):
+    try:
+        with open("/proc/%d/wchan" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def pid_alive(pid):
     state = proc_state(pid)
     return state is not None and state not in ("Z", "X")
@@ -576,6 +584,32 @@ class TernInstance:
         return sorted(found)
 
     pids_of = pids
+
+    def expected_daemons(self):
+        """Processes services.conf asks for: the sum of its maxproc column."""
+        want = 0
+        with open(self.services_path()) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 7 and not line[0].isspace() and \
+                        not fields[0].startswith("#"):
+                    want += int(fields[5])
+        return want
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Waits until every daemon services.conf asks for runs and waits
+        in its event loop (configuration loaded, privileges dropped,
+        chroot done); returns their pids (master excluded)."""
+        want = self.expected_daemons()
+
+        def ready():
+            master = self.master_pid()
+            daemons = [p for p in self.pids() if p != master]
+            return (master is not None and len(daemons) == want and
+                    all(proc_wchan(p) == "do_epoll_wait" for p in daemons)
+                    and daemons)
+        return wait_until(ready, timeout, "%d daemons of %s to be ready"
+                          % (want, self.dir))
 
     def master_pid(self):
         """The running master: not a child that master forked and that has

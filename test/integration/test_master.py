@@ -88,17 +88,9 @@ class MasterTest(harness.TernTestCase):
         return [p for p in t.pids() if p != master]
 
     def all_daemons(self, t):
-        """The daemons once every maxproc slot of services.conf runs."""
-        want = 0
-        with open(t.services_path()) as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 7 and not line[0].isspace() and \
-                        not fields[0].startswith("#"):
-                    want += int(fields[5])
-        return wait_until(lambda: len(self.daemons(t)) == want and
-                          self.daemons(t), EXIT_TIMEOUT,
-                          "%d daemons to run" % want)
+        """The daemons once every maxproc slot of services.conf runs and
+        has read its configuration."""
+        return t.wait_ready(EXIT_TIMEOUT)
 
     # ----- lifeline
 

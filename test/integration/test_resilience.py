@@ -162,6 +162,7 @@ class ChrootTest(TernTestCase):
                 del os.environ["ASAN_OPTIONS"]
             else:
                 os.environ["ASAN_OPTIONS"] = saved
+        t.wait_ready()
         [qmgr] = t.pids("qmgr")
         self.assertEqual(os.readlink("/proc/%d/root" % qmgr),
                          os.path.realpath(t.queue_dir))
