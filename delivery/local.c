@@ -64,6 +64,8 @@ struct local_result {
 };
 
 static int local_root;
+/* Owner every queue file must have; (uid_t)-1 when not root. */
+static uid_t local_queue_owner = (uid_t)-1;
 static struct priv_user local_vmail;
 static int local_vmail_known;
 static struct userdb local_users;
@@ -361,7 +363,7 @@ local_request(const struct attr_list *req, struct buf *reply)
 		return -1;
 	}
 	path = queue_path(QUEUE_ACTIVE, id);
-	if (qfile_open(path, 0, &q, &err) < 0)
+	if (qfile_open(path, 0, local_queue_owner, &q, &err) < 0)
 		snprintf(open_err, sizeof(open_err), "%s", err);
 	else if (!q.complete)
 		snprintf(open_err, sizeof(open_err), "%s: incomplete", path);
@@ -444,10 +446,18 @@ local_serve(int fd, const struct server_listener *l)
 static void
 local_init(struct event_loop *loop)
 {
+	struct priv_user owner;
+
 	(void)loop;
 	local_root = geteuid() == 0;
 	if (!local_root)
 		return;
+	/* Root opens queue files that mail_owner wrote, and no others. */
+	if (priv_lookup_user(var_mail_owner, &owner) < 0)
+		msg_fatal(
+		    "mail_owner user '%s' does not exist", var_mail_owner);
+	local_queue_owner = owner.uid;
+	priv_user_free(&owner);
 	local_vmail_known = priv_lookup_user(var_vmail_user, &local_vmail) == 0;
 	if (!local_vmail_known)
 		msg_warn("vmail_user %s does not exist: virtual mail will be "

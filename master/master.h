@@ -25,6 +25,8 @@ struct master_listener {
 	int fd;
 	char *key;  /* "inet:127.0.0.1:25", "unix:/q/private/qmgr" */
 	char *path; /* unix socket to unlink when closed, else NULL */
+	uid_t uid;  /* its owner, who unlinks it; -1 when not root */
+	gid_t gid;
 	/* During a reload: the service it came from (to give it back). */
 	const struct master_service *owner;
 };

@@ -67,8 +67,16 @@ master_listener_free(struct master_listener **l_r)
 		return;
 	if (l->fd >= 0)
 		close(l->fd);
-	if (l->path != NULL && unlink(l->path) < 0 && errno != ENOENT)
-		msg_warn("unlink %s: %m", l->path);
+	/* As the socket's owner: root touches no name in private/. */
+	if (l->path != NULL) {
+		if (l->uid != (uid_t)-1 && priv_become(l->uid, l->gid) < 0)
+			msg_warn("unlink %s: cannot switch to uid %ld: %m",
+			    l->path, (long)l->uid);
+		else if (unlink(l->path) < 0 && errno != ENOENT)
+			msg_warn("unlink %s: %m", l->path);
+		if (l->uid != (uid_t)-1 && priv_restore() < 0)
+			msg_fatal("cannot return to root privileges: %m");
+	}
 	free(l->key);
 	free(l->path);
 	free(l);
@@ -145,13 +153,15 @@ master_set_undo(
 }
 
 static struct master_listener *
-master_listener_new(int fd, char *key, const char *path)
+master_listener_new(int fd, char *key, const char *path, uid_t uid, gid_t gid)
 {
 	struct master_listener *l = xcalloc(1, sizeof(*l));
 
 	l->fd = fd;
 	l->key = key;
 	l->path = path != NULL ? xstrdup(path) : NULL;
+	l->uid = uid;
+	l->gid = gid;
 	return l;
 }
 
@@ -234,8 +244,10 @@ master_inet_host(struct master_listen_set *set, const char *host,
 				continue;
 			goto fail;
 		}
-		if (master_set_add(set, master_listener_new(fd, key, NULL), 0,
-		        error_r) < 0)
+		if (master_set_add(set,
+		        master_listener_new(
+		            fd, key, NULL, (uid_t)-1, (gid_t)-1),
+		        0, error_r) < 0)
 			goto fail;
 	}
 	freeaddrinfo(res);
@@ -317,6 +329,43 @@ master_unix_owner(int private, uid_t *uid_r, gid_t *gid_r, const char **error_r)
 	return 0;
 }
 
+/*
+ * Creates the socket file as mail_owner (egid: its group, or setgid_group
+ * for public/) with a umask that leaves exactly mode: private/ and
+ * public/ belong to mail_owner, so root never chmods, chowns or unlinks a
+ * name there (a tern process could have swapped in a symlink). Postfix's
+ * master does the same. Returns the listening fd or -1 with errno.
+ */
+static int
+master_unix_bind(
+    const struct sockaddr_un *sun, uid_t uid, gid_t gid, mode_t mode)
+{
+	mode_t old_umask = umask(~mode & 0777);
+	int fd = -1, err = 0;
+
+	if (uid != (uid_t)-1 && priv_become(uid, gid) < 0) {
+		err = errno;
+		goto out;
+	}
+	/* We hold the master lock: whatever is there is stale. */
+	if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+		err = errno;
+	else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		err = errno;
+	else if (bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) < 0 ||
+	         listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+out:
+	if (uid != (uid_t)-1 && priv_restore() < 0)
+		msg_fatal("cannot return to root privileges: %m");
+	umask(old_umask);
+	errno = err;
+	return fd;
+}
+
 static int
 master_unix_open(struct master_listen_set *set, const struct service_def *def,
     struct master_listener **pool, int npool, const char **error_r)
@@ -345,27 +394,13 @@ master_unix_open(struct master_listen_set *set, const struct service_def *def,
 		goto out;
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	/* We hold the master lock: whatever is there is stale. */
-	if (unlink(path) < 0 && errno != ENOENT) {
-		master_listen_fail(
-		    error_r, "unlink %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		master_listen_fail(error_r, "socket: %s", strerror(errno));
-		goto out;
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, mode) < 0 ||
-	    (uid != (uid_t)-1 && chown(path, uid, gid) < 0) ||
-	    listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
+	if ((fd = master_unix_bind(&sun, uid, gid, mode)) < 0) {
 		master_listen_fail(
 		    error_r, "bind %s: %s", path, strerror(errno));
-		close(fd);
 		goto out;
 	}
-	ret =
-	    master_set_add(set, master_listener_new(fd, key, path), 0, error_r);
+	ret = master_set_add(
+	    set, master_listener_new(fd, key, path, uid, gid), 0, error_r);
 	key = NULL;
 out:
 	free(key);

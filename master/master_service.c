@@ -104,22 +104,43 @@ master_service_close(struct master_service *sv)
 	sv->nlisteners = 0;
 }
 
-/* The daemon's environment: ours, with entry ("TERN_LISTEN_FDS=n"). */
+/*
+ * The daemon's environment: only what $import_environment names (NAME
+ * copies ours when set, NAME=value sets it), as Postfix does, then entry
+ * ("TERN_LISTEN_FDS=n"). Nothing else master inherited (LD_*, a shell's
+ * secrets, locale surprises) reaches a daemon. Free with
+ * master_child_env_free().
+ */
 static char **
 master_child_env(char *entry)
 {
+	char **names = config_list(var_import_environment), **envp;
+	const char *value;
 	size_t count = 0, i, j = 0;
-	char **envp;
 
-	while (environ[count] != NULL)
+	while (names[count] != NULL)
 		count++;
 	envp = xcalloc(count + 2, sizeof(*envp));
-	for (i = 0; i < count; i++)
-		if (strncmp(environ[i], MASTER_LISTEN_ENV "=",
-		        strlen(MASTER_LISTEN_ENV) + 1) != 0)
-			envp[j++] = environ[i];
-	envp[j] = entry;
+	for (i = 0; i < count; i++) {
+		if (strchr(names[i], '=') != NULL)
+			envp[j++] = xstrdup(names[i]);
+		else if (strcmp(names[i], MASTER_LISTEN_ENV) != 0 &&
+		         (value = getenv(names[i])) != NULL)
+			envp[j++] = xasprintf("%s=%s", names[i], value);
+	}
+	envp[j] = xstrdup(entry);
+	config_list_free(names);
 	return envp;
+}
+
+static void
+master_child_env_free(char **envp)
+{
+	size_t i;
+
+	for (i = 0; envp[i] != NULL; i++)
+		free(envp[i]);
+	free(envp);
 }
 
 static char **
@@ -197,7 +218,7 @@ master_spawn(const struct master_service *sv, pid_t *pid_r)
 		argv = master_child_argv(sv);
 		envp = master_child_env(listen_env);
 		err = posix_spawn(pid_r, sv->path, &fa, &attr, argv, envp);
-		free(envp);
+		master_child_env_free(envp);
 		free(argv);
 		free(listen_env);
 	}

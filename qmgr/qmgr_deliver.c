@@ -300,21 +300,25 @@ qmgr_conn_reply(struct qmgr_conn *c)
 	char status[QMGR_BATCH_MAX];
 	struct qmgr_msg *m = c->msg;
 	const char *why, *err;
-	int i, marks = 0, finals = 0, in_memory;
+	int i, marks = 0, finals = 0, failed = 0, in_memory;
 
 	if (qmgr_reply_parse(c, status, &why) < 0) {
 		qmgr_conn_lost(c, why);
 		return;
 	}
-	for (i = 0; i < c->n; i++)
+	for (i = 0; i < c->n; i++) {
 		finals += status[i] != 0;
+		failed += status[i] == QREC_RCPT_FAILED;
+	}
 	/*
 	 * When this reply settles the last pending recipients the file is
 	 * about to be removed: marking it would only add an fsync to the
 	 * scheduler's loop. A crash before the unlink repeats these
 	 * deliveries, which at-least-once allows (Postfix does the same).
+	 * A failure keeps the file (hold/), so its marks must be on disk.
 	 */
-	in_memory = m->inflight == 1 && finals == qfile_pending(&m->q);
+	in_memory =
+	    m->inflight == 1 && finals == qfile_pending(&m->q) && failed == 0;
 	for (i = 0; i < c->n; i++) {
 		if (status[i] == 0)
 			continue;
@@ -511,7 +515,8 @@ static void
 qmgr_drain_timeout(struct event_timer *t, void *ctx)
 {
 	(void)t;
-	msg_warn("stopping with %d delivery request(s) unanswered", qmgr_busy());
+	msg_warn(
+	    "stopping with %d delivery request(s) unanswered", qmgr_busy());
 	event_loop_stop(ctx);
 }
 

@@ -10,7 +10,8 @@
  * attempt time; the delay is the message's age, clamped between
  * minimal_backoff_time and maximal_backoff_time, so it doubles with each
  * attempt (as in Postfix). Scans do bounded work per event-loop turn.
- * Delivery status notifications (RFC 3464) are not generated yet.
+ * Delivery status notifications (RFC 3464) are not generated yet: a
+ * message with failed recipients is kept in hold/ instead.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -167,8 +168,8 @@ qmgr_load(struct qmgr_msg *m)
 	msg_info("%s: from=<%s>, size=%llu, nrcpt=%d (queue active)", m->q.id,
 	    log_sanitize(m->q.sender, ADDR_PATH_MAX),
 	    (unsigned long long)m->q.content_len, m->q.nrcpt);
-	m->local_rcpts =
-	    xcalloc(m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, sizeof(*m->local_rcpts));
+	m->local_rcpts = xcalloc(
+	    m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, sizeof(*m->local_rcpts));
 	for (i = 0; i < m->q.nrcpt; i++) {
 		if (m->q.rcpts[i].status != QREC_RCPT)
 			continue;
@@ -226,7 +227,7 @@ qmgr_take(const char *state, const char *id)
 	const char *err;
 
 	errno = 0;
-	if (qfile_open(path, 1, &m->q, &err) < 0) {
+	if (qfile_open(path, 1, (uid_t)-1, &m->q, &err) < 0) {
 		if (errno == ENOENT) {
 			msg_debug("%s: already taken from %s/", id, state);
 		} else if (qmgr_errno_transient(errno)) {
@@ -434,14 +435,51 @@ qmgr_stuck_retry(struct event_timer *t, void *ctx)
 	qmgr_queue_done(m);
 }
 
+/* Recipients marked failed: until bounces exist, nobody is told. */
+static int
+qmgr_failed(const struct qfile *q)
+{
+	int i, n = 0;
+
+	for (i = 0; i < q->nrcpt; i++)
+		n += q->rcpts[i].status == QREC_RCPT_FAILED;
+	return n;
+}
+
+/*
+ * A message whose every recipient is done but some failed: nobody can be
+ * told yet (bounces come with the queue issue), so it is kept in hold/
+ * for the admin instead of vanishing. 0, or -1 if still in active/.
+ */
+static int
+qmgr_hold(struct qmgr_msg *m, const char *path, int failed)
+{
+	char *to = queue_path(QUEUE_HOLD, m->q.id);
+	int ret = 0;
+
+	if (rename(path, to) < 0) {
+		msg_warn("%s: rename %s to %s: %m; will try again", m->q.id,
+		    path, to);
+		ret = -1;
+	} else
+		msg_info("%s: held: %d recipient(s) failed and no bounce can "
+		         "be sent yet; the message stays in %s/",
+		    m->q.id, failed, QUEUE_HOLD);
+	free(to);
+	return ret;
+}
+
 void
 qmgr_queue_done(struct qmgr_msg *m)
 {
 	char *path = queue_path(QUEUE_ACTIVE, m->q.id);
-	int pending = qfile_pending(&m->q), ret = 0;
+	int pending = qfile_pending(&m->q), failed = qmgr_failed(&m->q);
+	int ret = 0;
 
 	if (pending > 0)
 		ret = qmgr_defer(m, path, pending);
+	else if (failed > 0)
+		ret = qmgr_hold(m, path, failed);
 	else if (unlink(path) < 0 && errno != ENOENT) {
 		msg_warn("%s: unlink %s: %m; will try again", m->q.id, path);
 		ret = -1;

@@ -22,6 +22,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "mail/addr.h"
 #include "mail/attr.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
@@ -182,13 +183,13 @@ cleanup_date(char *out, size_t n)
 
 /* RFC 5321 4.4 trace header; "for" only when it names the one recipient. */
 static void
-cleanup_received(struct cleanup *c, const struct cleanup_envelope *env)
+cleanup_received(
+    struct cleanup *c, const struct cleanup_envelope *env, const char *only)
 {
 	char date[CLEANUP_DATE_SIZE];
 	char *helo = cleanup_header_text(env->helo);
 	char *name = cleanup_header_text(env->client_name);
-	char *rcpt =
-	    env->nrcpt == 1 ? cleanup_header_text(env->rcpts[0]) : NULL;
+	char *rcpt = only != NULL ? cleanup_header_text(only) : NULL;
 	struct buf hdr;
 	int err;
 
@@ -211,11 +212,55 @@ cleanup_received(struct cleanup *c, const struct cleanup_envelope *env)
 	free(rcpt);
 }
 
+struct cleanup_key {
+	char *key;
+	int index;
+};
+
+static int
+cleanup_key_cmp(const void *a, const void *b)
+{
+	const struct cleanup_key *x = a, *y = b;
+	int d = strcmp(x->key, y->key);
+
+	return d != 0 ? d : (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Sets keep[i] for the first recipient of each mailbox: addresses that
+ * differ only in case or quoting are one mailbox, as Postfix's cleanup
+ * folds them, so 200 spellings of one address give one copy. Returns how
+ * many are kept. O(n log n) for smtpd_recipient_limit-sized lists.
+ */
+static int
+cleanup_dedup(char *const *rcpts, int n, unsigned char *keep)
+{
+	struct cleanup_key *keys = xcalloc((size_t)n, sizeof(*keys));
+	int i, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		keys[i].key = addr_fold(rcpts[i]);
+		keys[i].index = i;
+	}
+	qsort(keys, (size_t)n, sizeof(*keys), cleanup_key_cmp);
+	for (i = 0; i < n; i++) {
+		keep[keys[i].index] =
+		    i == 0 || strcmp(keys[i].key, keys[i - 1].key) != 0;
+		kept += keep[keys[i].index];
+	}
+	for (i = 0; i < n; i++)
+		free(keys[i].key);
+	free(keys);
+	return kept;
+}
+
 int
 cleanup_open(
     struct cleanup *c, const struct cleanup_envelope *env, const char **error_r)
 {
-	int i;
+	unsigned char *keep;
+	const char *only = NULL;
+	int i, kept;
 
 	memset(c, 0, sizeof(*c));
 	if (qfile_create(&c->w, error_r) < 0)
@@ -230,10 +275,17 @@ cleanup_open(
 	qfile_put_attr(&c->w, "protocol", env->protocol);
 	if (env->body != NULL)
 		qfile_put_attr(&c->w, "body", env->body);
-	for (i = 0; i < env->nrcpt; i++)
+	keep = xcalloc(env->nrcpt > 0 ? (size_t)env->nrcpt : 1, 1);
+	kept = cleanup_dedup(env->rcpts, env->nrcpt, keep);
+	for (i = 0; i < env->nrcpt; i++) {
+		if (!keep[i])
+			continue;
 		qfile_put_rcpt(&c->w, env->rcpts[i], "", 0);
+		only = env->rcpts[i];
+	}
+	free(keep);
 	qfile_content_begin(&c->w);
-	cleanup_received(c, env);
+	cleanup_received(c, env, kept == 1 ? only : NULL);
 	return 0;
 }
 

@@ -164,7 +164,7 @@ test_queue_file(void)
 	path = queue_path(QUEUE_INCOMING, c.w.id);
 	memcpy(c_id, c.w.id, sizeof(c_id));
 	cleanup_free(&c);
-	CHECK(qfile_open(path, 0, &q, &error) == 0);
+	CHECK(qfile_open(path, 0, (uid_t)-1, &q, &error) == 0);
 	CHECK(q.complete);
 	CHECK_STR(q.sender, "sender@example.org");
 	CHECK_INT(q.nrcpt, 1);
@@ -182,6 +182,40 @@ test_queue_file(void)
 	              strlen("Subject: x\r\n\r\n.dot\r\n"),
 	    q.content_len);
 	free(content);
+	qfile_close(&q);
+	free(path);
+	remove_queue(dir);
+}
+
+/* One mailbox spelled in several cases or quoted is one recipient. */
+static void
+test_duplicates(void)
+{
+	static char *rcpts[] = {"popBOx@EXAmple.test", "other@example.test",
+	    "POPBOX@example.TEST", "\"popbox\"@example.test",
+	    "Other@Example.Test", "third@example.test"};
+	static const struct cleanup_envelope env = {"s@example.org", rcpts, 6,
+	    "h", "192.0.2.1", "192.0.2.1", "h", "ESMTP", NULL};
+	char *dir = make_queue(), *path;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+
+	var_message_size_limit = 10240;
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	CHECK_INT(cleanup_feed(&c, "x\r\n.\r\n", 6), 6);
+	CHECK_INT(cleanup_finish(&c, &error), 0);
+	CHECK(qfile_commit(&c.w, QUEUE_INCOMING, &error) == 0);
+	path = queue_path(QUEUE_INCOMING, c.w.id);
+	cleanup_free(&c);
+	CHECK(qfile_open(path, 0, (uid_t)-1, &q, &error) == 0);
+	CHECK_INT(q.nrcpt, 3);
+	if (q.nrcpt == 3) {
+		/* The first spelling of each mailbox, in arrival order. */
+		CHECK_STR(q.rcpts[0].addr, "popBOx@EXAmple.test");
+		CHECK_STR(q.rcpts[1].addr, "other@example.test");
+		CHECK_STR(q.rcpts[2].addr, "third@example.test");
+	}
 	qfile_close(&q);
 	free(path);
 	remove_queue(dir);
@@ -224,4 +258,5 @@ test_refused(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
-    UNIT_CASE(test_queue_file), UNIT_CASE(test_refused))
+    UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
+    UNIT_CASE(test_refused))

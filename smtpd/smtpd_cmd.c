@@ -48,6 +48,8 @@
 #define PREFIX_LEN(p)      (sizeof(p) - 1)
 /* Longest command name in the table, for counter names. */
 #define SMTPD_CMD_NAME_MAX 8
+/* RFC 5321 4.5.1: every domain we accept mail for has this mailbox. */
+#define SMTPD_POSTMASTER   "postmaster"
 
 struct smtpd_cmd {
 	const char *name;
@@ -203,7 +205,7 @@ cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 {
 	struct resolve_result r;
 	const char *error;
-	char *lower;
+	char *key;
 	int ret = SMTPD_CMD_ERROR, found;
 
 	if (resolve_address(addr, &r) < 0) {
@@ -216,8 +218,11 @@ cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 		    "554 5.7.1 <%s>: Relay access denied", addr);
 		break;
 	case RESOLVE_LOCAL:
-		/* Unix user names are case-sensitive: the local part as is.
-		 * postmaster is only accepted if such a user exists. */
+		/* RFC 5321 4.5.1: postmaster is always accepted. */
+		if (strcmp(r.local, SMTPD_POSTMASTER) == 0) {
+			ret = SMTPD_CMD_OK;
+			break;
+		}
 		errno = 0;
 		if (getpwnam(r.local) != NULL) {
 			ret = SMTPD_CMD_OK;
@@ -234,11 +239,14 @@ cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 		}
 		break;
 	case RESOLVE_VIRTUAL:
-		lower = xstrdup(addr);
-		str_lower(lower);
-		found = userdb_list_contains(
-		    var_virtual_mailbox_list, lower, &error);
-		free(lower);
+		if (strcmp(r.local, SMTPD_POSTMASTER) == 0) {
+			ret = SMTPD_CMD_OK;
+			break;
+		}
+		key = xasprintf("%s@%s", r.local, r.domain);
+		found =
+		    userdb_list_contains(var_virtual_mailbox_list, key, &error);
+		free(key);
 		if (found > 0) {
 			ret = SMTPD_CMD_OK;
 		} else if (found == 0) {
@@ -261,7 +269,6 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 {
 	const char *params, *error;
 	char *addr;
-	int i;
 
 	if (!str_prefix_ci(arg, strlen(arg), RCPT_TO)) {
 		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
@@ -289,18 +296,13 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 		free(addr);
 		return SMTPD_CMD_ERROR;
 	}
-	for (i = 0; i < s->nrcpt && strcmp(s->rcpts[i], addr) != 0; i++)
-		;
-	if (i < s->nrcpt) {
-		free(addr); /* the same mailbox twice gets one copy */
-	} else {
-		if (s->nrcpt == s->rcpt_alloc) {
-			s->rcpt_alloc = s->rcpt_alloc ? 2 * s->rcpt_alloc : 8;
-			s->rcpts = xrealloc(s->rcpts,
-			    (size_t)s->rcpt_alloc * sizeof(*s->rcpts));
-		}
-		s->rcpts[s->nrcpt++] = addr;
+	/* Duplicates (also in another case) are removed by cleanup. */
+	if (s->nrcpt == s->rcpt_alloc) {
+		s->rcpt_alloc = s->rcpt_alloc ? 2 * s->rcpt_alloc : 8;
+		s->rcpts = xrealloc(
+		    s->rcpts, (size_t)s->rcpt_alloc * sizeof(*s->rcpts));
 	}
+	s->rcpts[s->nrcpt++] = addr;
 	smtpd_reply(s, "250 2.1.5 Ok");
 	return SMTPD_CMD_OK;
 }

@@ -84,9 +84,11 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 	r = buf_vprintf(&s->out, fmt, ap);
 	va_end(ap);
 	if (r == 0) {
-		/* Client text echoed in a reply must not end the line. */
+		/* Client text echoed in a reply must not end the line, and
+		 * replies stay printable ASCII (RFC 5321 4.2). */
 		for (i = start; i < s->out.len; i++)
-			if ((unsigned char)s->out.data[i] < 0x20)
+			if ((unsigned char)s->out.data[i] < 0x20 ||
+			    (unsigned char)s->out.data[i] >= 0x7f)
 				s->out.data[i] = '?';
 		r = buf_append(&s->out, "\r\n", 2);
 	}

@@ -222,10 +222,28 @@ addr_parse_path(const char *s, int allow_empty, char **addr_r,
 	return 0;
 }
 
+/* The '@' that separates the domain: the last one outside quotes. */
+static const char *
+addr_at(const char *addr)
+{
+	const char *p, *at = NULL;
+	int quoted = 0;
+
+	for (p = addr; *p != '\0'; p++) {
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && *p == '@')
+			at = p;
+	}
+	return at;
+}
+
 int
 addr_split(const char *addr, char **local_r, char **domain_r)
 {
-	const char *at = strrchr(addr, '@');
+	const char *at = addr_at(addr);
 	size_t llen = at != NULL ? (size_t)(at - addr) : strlen(addr);
 
 	*local_r = NULL;
@@ -240,4 +258,45 @@ addr_split(const char *addr, char **local_r, char **domain_r)
 		str_lower(*domain_r);
 	}
 	return 0;
+}
+
+char *
+addr_local_fold(const char *local)
+{
+	size_t len = strlen(local), i, o = 0;
+	char *out = xmalloc(len + 1);
+
+	/* "alice" and alice are the same mailbox (RFC 5321 4.1.2). */
+	if (len >= 2 && local[0] == '"' && local[len - 1] == '"' &&
+	    quoted_len(local) == len) {
+		for (i = 1; i + 1 < len; i++) {
+			if (local[i] == '\\')
+				i++;
+			out[o++] = local[i];
+		}
+		out[o] = '\0';
+	} else {
+		memcpy(out, local, len + 1);
+	}
+	str_lower(out);
+	return out;
+}
+
+char *
+addr_fold(const char *addr)
+{
+	char *local, *domain, *folded, *out;
+
+	if (addr_split(addr, &local, &domain) < 0) {
+		out = xstrdup(addr);
+		str_lower(out);
+		return out;
+	}
+	folded = addr_local_fold(local);
+	out = domain != NULL ? xasprintf("%s@%s", folded, domain) : folded;
+	if (domain != NULL)
+		free(folded);
+	free(local);
+	free(domain);
+	return out;
 }

@@ -25,11 +25,23 @@
 int addr_parse_path(const char *s, int allow_empty, char **addr_r,
     const char **params_r, const char **error_r);
 /*
- * Splits addr at the last '@' into malloc'd local part and lower-cased
- * domain; an address without '@' gives domain NULL. 0 or -1 if either
- * part is empty or too long.
+ * Splits addr at the last '@' outside a quoted local part into malloc'd
+ * local part (as given) and lower-cased domain; an address without such
+ * an '@' ("root", "\"root@localhost\"") gives domain NULL. 0 or -1 if
+ * either part is empty or too long.
  */
 int addr_split(const char *addr, char **local_r, char **domain_r);
+/*
+ * The one case rule for local parts of local and virtual domains (as
+ * Postfix folds them): a quoted local part loses its quoting
+ * ("Alice" -> Alice) and ASCII letters are lower-cased. Malloc'd.
+ */
+char *addr_local_fold(const char *local);
+/*
+ * The whole address in that form, the domain lower-cased: the key under
+ * which two recipients are the same mailbox (duplicate removal). Malloc'd.
+ */
+char *addr_fold(const char *addr);
 /* 1 if s is a syntactically valid domain or address literal [1.2.3.4]. */
 int addr_domain_valid(const char *s);
 

@@ -233,6 +233,9 @@ test_split(void)
 	    {"User@x", 0, "User", "x"},
 	    {"\"x@y\"@z.org", 0, "\"x@y\"", "z.org"},
 	    {"postmaster", 0, "postmaster", NULL},
+	    /* An '@' inside quotes never splits (the fuzzer's find). */
+	    {"\"root@localhost\"", 0, "\"root@localhost\"", NULL},
+	    {"\"a\\\"@b\"@c", 0, "\"a\\\"@b\"", "c"},
 	    {"@b.c", -1, NULL, NULL},
 	    {"a@", -1, NULL, NULL},
 	    {"", -1, NULL, NULL},
@@ -260,6 +263,35 @@ test_split(void)
 	in = xasprintf("a@%s", rep('d', 256));
 	CHECK_INT(addr_split(in, &local, &domain), -1);
 	free(in);
+}
+
+static void
+test_fold(void)
+{
+	static const struct {
+		const char *in, *local, *addr;
+	} cases[] = {
+	    {"Alice@Example.TEST", "alice", "alice@example.test"},
+	    {"\"Alice\"@host", "alice", "alice@host"},
+	    {"\"a\\\"B\"@h", "a\"b", "a\"b@h"},
+	    {"\"root@LOCALHOST\"", "root@localhost", "root@localhost"},
+	    {"PostMaster", "postmaster", "postmaster"},
+	    {"\"x\"y@h", "\"x\"y", "\"x\"y@h"},
+	};
+	char *local, *domain, *f;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_INT(addr_split(cases[i].in, &local, &domain), 0);
+		f = addr_local_fold(local);
+		CHECK_STR(f, cases[i].local);
+		free(f);
+		f = addr_fold(cases[i].in);
+		CHECK_STR(f, cases[i].addr);
+		free(f);
+		free(local);
+		free(domain);
+	}
 }
 
 static void
@@ -315,4 +347,4 @@ test_domain(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_good), UNIT_CASE(test_bad), UNIT_CASE(test_lengths),
-    UNIT_CASE(test_split), UNIT_CASE(test_domain))
+    UNIT_CASE(test_split), UNIT_CASE(test_fold), UNIT_CASE(test_domain))

@@ -228,8 +228,9 @@ config_parse(struct config *c, const char *text, size_t len)
 			return config_fail(c, &where, "NUL byte in line");
 		line = xstrndup(p, n);
 		p = nl != NULL ? nl + 1 : end;
-		if (n > 0 && line[n - 1] == '\r')
-			line[n - 1] = '\0';
+		/* CRLF files, and any stray CRs before the LF. */
+		while (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
 		s = line + strspn(line, " \t");
 		if (*s == '\0' || *s == '#') {
 			free(line);

@@ -580,8 +580,8 @@ qfile_scan(
 }
 
 int
-qfile_open(
-    const char *path, int writable, struct qfile *q, const char **error_r)
+qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
+    const char **error_r)
 {
 	struct qreader r;
 	struct stat st;
@@ -589,7 +589,9 @@ qfile_open(
 	int ret;
 
 	memset(q, 0, sizeof(*q));
-	q->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* Never a symlink, and never a wait on a FIFO planted in its place. */
+	q->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW |
+	                       O_NONBLOCK | O_CLOEXEC);
 	if (q->fd < 0) {
 		*error_r = qfile_error("open %s: %s", path, strerror(errno));
 		return -1;
@@ -597,6 +599,16 @@ qfile_open(
 	if (fstat(q->fd, &st) < 0) {
 		*error_r = qfile_error("fstat %s: %s", path, strerror(errno));
 		qfile_reset(q);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) ||
+	    (owner != (uid_t)-1 && st.st_uid != owner)) {
+		*error_r = !S_ISREG(st.st_mode)
+		               ? qfile_error("%s: not a regular file", path)
+		               : qfile_error("%s: owned by uid %ld, not %ld",
+		                     path, (long)st.st_uid, (long)owner);
+		qfile_reset(q);
+		errno = EINVAL;
 		return -1;
 	}
 	base = strrchr(path, '/');

@@ -114,7 +114,10 @@ struct qfile {
 };
 
 /*
- * Opens path (O_RDWR, or O_RDONLY when writable is 0) and parses every
+ * Opens path (O_RDWR, or O_RDONLY when writable is 0) without following a
+ * symlink or blocking on a FIFO; anything but a regular file (owned by
+ * owner, unless owner is (uid_t)-1) fails with errno EINVAL, so a root
+ * reader cannot be tricked by a planted name. Then parses every
  * record, skipping over the content. Returns 0 (check q->complete), or -1
  * with *error_r for a file that is malformed (bad magic, bad lengths,
  * records out of order, garbage after END) - it belongs in corrupt/.
@@ -123,7 +126,7 @@ struct qfile {
  * every whole record before the cut is valid; fields not reached stay
  * empty (sender "", no attributes or recipients).
  */
-int qfile_open(const char *path, int writable, struct qfile *q,
+int qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
     const char **error_r);
 const char *qfile_attr(const struct qfile *q, const char *name);
 /* Number of recipients still QREC_RCPT. */

@@ -128,7 +128,7 @@ check_message(const char *id, const char *sender, int nrcpt,
 	char *path = incoming(id), *got, addr[64], orcpt[80];
 	int i;
 
-	CHECK_INT(qfile_open(path, 0, &q, &error), 0);
+	CHECK_INT(qfile_open(path, 0, (uid_t)-1, &q, &error), 0);
 	CHECK_STR(q.id, id);
 	CHECK_INT(q.complete, 1);
 	CHECK_STR(q.sender, sender);
@@ -184,7 +184,7 @@ test_marks(void)
 	const char *id = write_message("s@x", 5, body, 3);
 	char *path = incoming(id);
 
-	CHECK_INT(qfile_open(path, 1, &q, &error), 0);
+	CHECK_INT(qfile_open(path, 1, (uid_t)-1, &q, &error), 0);
 	CHECK_INT(qfile_pending(&q), 5);
 	CHECK_INT(qfile_mark(&q, 0, QREC_RCPT_DONE, &error), 0);
 	CHECK_INT(qfile_mark(&q, 3, QREC_RCPT_FAILED, &error), 0);
@@ -194,7 +194,7 @@ test_marks(void)
 	CHECK_INT(qfile_pending(&q), 3);
 	qfile_close(&q);
 
-	CHECK_INT(qfile_open(path, 0, &q, &error), 0);
+	CHECK_INT(qfile_open(path, 0, (uid_t)-1, &q, &error), 0);
 	CHECK_INT(q.complete, 1);
 	CHECK_INT(q.rcpts[0].status, QREC_RCPT_DONE);
 	CHECK_INT(q.rcpts[1].status, QREC_RCPT);
@@ -239,7 +239,7 @@ open_data(const void *data, size_t len)
 	char *path = store("probe", data, len);
 	int ret;
 
-	ret = qfile_open(path, 0, &q, &error);
+	ret = qfile_open(path, 0, (uid_t)-1, &q, &error);
 	if (ret == 0) {
 		ret = q.complete;
 		CHECK(q.sender != NULL);
@@ -477,10 +477,51 @@ test_errors(void)
 
 	/* Missing file. */
 	path = incoming("00000000000000");
-	CHECK_INT(qfile_open(path, 0, &q, &error), -1);
+	CHECK_INT(qfile_open(path, 0, (uid_t)-1, &q, &error), -1);
 	CHECK(strstr(error, "No such file") != NULL);
 	CHECK_INT(q.fd, -1);
 	free(path);
+}
+
+/* Planted names: a symlink, a FIFO, a file of the wrong owner. */
+static void
+test_planted(void)
+{
+	struct qfile_writer w;
+	struct qfile q;
+	const char *error;
+	char *good, *link, *fifo;
+
+	CHECK_INT(qfile_create(&w, &error), 0);
+	qfile_put_sender(&w, "s@example.org");
+	qfile_put_rcpt(&w, "r@example.test", "", 0);
+	qfile_content_begin(&w);
+	qfile_content_write(&w, "x\r\n", 3);
+	CHECK_INT(qfile_finish(&w, &error), 0);
+	CHECK_INT(qfile_commit(&w, QUEUE_INCOMING, &error), 0);
+	good = incoming(w.id);
+	qfile_writer_free(&w);
+
+	link = incoming("11111111111111");
+	CHECK_INT(symlink(good, link), 0);
+	CHECK_INT(qfile_open(link, 0, (uid_t)-1, &q, &error), -1);
+	CHECK(strstr(error, "Too many levels of symbolic links") != NULL);
+	CHECK_INT(q.fd, -1);
+
+	/* Opening a FIFO without a writer must not wait for one. */
+	fifo = incoming("22222222222222");
+	CHECK_INT(mkfifo(fifo, 0600), 0);
+	CHECK_INT(qfile_open(fifo, 0, (uid_t)-1, &q, &error), -1);
+	CHECK(strstr(error, "not a regular file") != NULL);
+
+	CHECK_INT(qfile_open(good, 0, geteuid() + 1, &q, &error), -1);
+	CHECK(strstr(error, "owned by uid") != NULL);
+	CHECK_INT(qfile_open(good, 0, geteuid(), &q, &error), 0);
+	CHECK_INT(q.complete, 1);
+	qfile_close(&q);
+	free(good);
+	free(link);
+	free(fifo);
 }
 
 static void
@@ -497,4 +538,5 @@ test_setup(void)
 
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_round_trip),
     UNIT_CASE(test_marks), UNIT_CASE(test_truncation), UNIT_CASE(test_shapes),
-    UNIT_CASE(test_lengths), UNIT_CASE(test_errors), UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_lengths), UNIT_CASE(test_errors), UNIT_CASE(test_planted),
+    UNIT_CASE(test_cleanup))

@@ -3,9 +3,10 @@
  * Recipient classification from the parameters alone: $mydestination
  * domains belong to system users, $virtual_mailbox_domains to virtual
  * users under $virtual_mailbox_base, everything else is remote. Domains
- * compare case-insensitively (RFC 5321 2.4); local parts are kept as
- * given except in virtual mailbox paths, which are lower-cased so one
- * user has one maildir.
+ * compare case-insensitively (RFC 5321 2.4); local parts of local and
+ * virtual domains are folded by addr_local_fold() (unquoted, lower-cased,
+ * as Postfix does), so smtpd's RCPT check and local delivery agree on
+ * which mailbox an address names; remote local parts are kept as given.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,12 @@ list_has(const char *list_value, const char *domain)
 int
 resolve_address(const char *addr, struct resolve_result *r)
 {
+	char *local;
+
 	memset(r, 0, sizeof(*r));
-	if (addr_split(addr, &r->local, &r->domain) < 0)
+	if (addr_split(addr, &local, &r->domain) < 0)
 		return -1;
+	r->local = local;
 	if (r->domain == NULL) {
 		r->domain = xstrdup("");
 		r->class = RESOLVE_LOCAL;
@@ -44,6 +48,11 @@ resolve_address(const char *addr, struct resolve_result *r)
 		r->class = RESOLVE_VIRTUAL;
 	else
 		r->class = RESOLVE_REMOTE;
+	/* Every consumer of a local mailbox name sees the same folded form. */
+	if (r->class != RESOLVE_REMOTE) {
+		r->local = addr_local_fold(local);
+		free(local);
+	}
 	return 0;
 }
 

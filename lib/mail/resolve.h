@@ -13,7 +13,8 @@ enum resolve_class { RESOLVE_LOCAL, RESOLVE_VIRTUAL, RESOLVE_REMOTE };
 
 struct resolve_result {
 	enum resolve_class class;
-	char *local;	/* local part as given */
+	char *local;	/* local part: folded (addr_local_fold) for LOCAL and
+			 * VIRTUAL, as given for REMOTE */
 	char *domain;	/* lower-case; "" for an address without a domain */
 };
 

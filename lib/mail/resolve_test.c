@@ -43,13 +43,16 @@ test_classes(void)
 		const char *local, *domain;
 	} cases[] = {
 	    {"joe@example.com", 0, RESOLVE_LOCAL, "joe", "example.com"},
-	    {"Joe@EXAMPLE.com", 0, RESOLVE_LOCAL, "Joe", "example.com"},
+	    {"Joe@EXAMPLE.com", 0, RESOLVE_LOCAL, "joe", "example.com"},
+	    {"\"Joe\"@example.com", 0, RESOLVE_LOCAL, "joe", "example.com"},
+	    {"\"root@localhost\"", 0, RESOLVE_LOCAL, "root@localhost", ""},
 	    {"root@localhost", 0, RESOLVE_LOCAL, "root", "localhost"},
 	    {"a@mx.example.net", 0, RESOLVE_LOCAL, "a", "mx.example.net"},
 	    {"postmaster", 0, RESOLVE_LOCAL, "postmaster", ""},
 	    {"u@virt.example", 0, RESOLVE_VIRTUAL, "u", "virt.example"},
-	    {"U.V@Other.Test", 0, RESOLVE_VIRTUAL, "U.V", "other.test"},
+	    {"U.V@Other.Test", 0, RESOLVE_VIRTUAL, "u.v", "other.test"},
 	    {"x@example.org", 0, RESOLVE_REMOTE, "x", "example.org"},
+	    {"X@Example.org", 0, RESOLVE_REMOTE, "X", "example.org"},
 	    {"x@sub.example.com", 0, RESOLVE_REMOTE, "x", "sub.example.com"},
 	    {"x@virt.example.evil", 0, RESOLVE_REMOTE, "x",
 	        "virt.example.evil"},

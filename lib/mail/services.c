@@ -251,7 +251,8 @@ services_parse(const char *text, const char *name, int default_maxproc,
 		line = p;
 		p += n + (nl != NULL);
 		lineno++;
-		if (n > 0 && line[n - 1] == '\r')
+		/* CRLF files, and any stray CRs before the LF. */
+		while (n > 0 && line[n - 1] == '\r')
 			n--;
 		ws = strspn(line, " \t");
 		if (ws >= n || line[ws] == '#')

@@ -41,6 +41,9 @@ test_good(void)
 	        "qmgr", NULL},
 	    {"lo.cal_1-x unix - n - 4 local\r\n", "lo.cal_1-x", SERVICE_UNIX, 1,
 	        0, 0, 4, 1, "local", "lo.cal_1-x unix - n - 4 local"},
+	    /* A second CR before the LF is not part of the last field. */
+	    {"local unix y n n 4 local\r\r\n", "local", SERVICE_UNIX, 1, 0, 0,
+	        4, 1, "local", "local unix y n n 4 local"},
 	    {"local unix y n n 4\n  local\n# c\n\t -v\n", "local", SERVICE_UNIX,
 	        1, 0, 0, 4, 2, "local", "local unix y n n 4 local -v"},
 	};

@@ -189,7 +189,8 @@ userdb_load(const char *path, struct userdb *db, const char **error_r)
 		if (nl != NULL)
 			*nl++ = '\0';
 		len = strlen(p);
-		if (len > 0 && p[len - 1] == '\r')
+		/* CRLF files, and any stray CRs before the LF. */
+		while (len > 0 && p[len - 1] == '\r')
 			p[--len] = '\0';
 		if (len == 0 || p[0] == '#')
 			continue;

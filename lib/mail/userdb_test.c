@@ -182,6 +182,30 @@ test_schemes(void)
 	free(cd);
 }
 
+/* Stray CRs before the LF are not part of the last field. */
+static void
+test_stray_cr(void)
+{
+	struct userdb db;
+	const struct userdb_entry *e;
+	const char *error;
+	char *users = tpath("users");
+
+	put_file("users", "cr@example.test:{PLAIN}y\r\r\n"
+	                  "rest@example.test:{PLAIN}z:1:2\r\r\r\n");
+	CHECK_INT(userdb_load(users, &db, &error), 0);
+	e = userdb_find(&db, "cr@example.test");
+	CHECK(e != NULL);
+	if (e != NULL)
+		CHECK_STR(e->password, "{PLAIN}y");
+	e = userdb_find(&db, "rest@example.test");
+	CHECK(e != NULL);
+	if (e != NULL)
+		CHECK_STR(e->rest, "1:2");
+	userdb_free(&db);
+	free(users);
+}
+
 static void
 test_round_trip(void)
 {
@@ -334,5 +358,6 @@ test_cleanup(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_add_verify),
-    UNIT_CASE(test_names), UNIT_CASE(test_schemes), UNIT_CASE(test_round_trip),
-    UNIT_CASE(test_load_errors), UNIT_CASE(test_list), UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_names), UNIT_CASE(test_schemes), UNIT_CASE(test_stray_cr),
+    UNIT_CASE(test_round_trip), UNIT_CASE(test_load_errors),
+    UNIT_CASE(test_list), UNIT_CASE(test_cleanup))

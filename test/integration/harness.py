@@ -34,6 +34,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,7 @@ POLL_INTERVAL = 0.05
 # sanitized service that drops to tern and leaks gets its report into the
 # maillog), so leaks stay errors everywhere; it would not work in a chroot
 # (no /proc), which no test service uses.
+SANITIZER_VARS = ["ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"]
 for _k, _v in (("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1"),
                ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")):
     os.environ.setdefault(_k, _v)
@@ -394,6 +396,118 @@ def make_message(sender, rcpt, subject="tern test", body=b"hello\n"):
     return mid, head + body
 
 
+# ------------------------------------------------------------ queue files
+
+def queue_id():
+    """A fresh, well-formed queue ID (lib/mail/queue.h)."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    n = uuid.uuid4().int
+    return "".join(alphabet[(n >> (5 * i)) & 31] for i in range(14))
+
+
+def queue_record(rtype, payload):
+    return rtype + struct.pack(">I", len(payload)) + payload
+
+
+def queue_file(sender, rcpts, content):
+    """A queue file as lib/mail/qfile.h describes it; rcpts are
+    (address, status byte) pairs, content has CRLF endings."""
+    now = time.time()
+    out = queue_record(b"V", b"TERNQ1")
+    out += queue_record(b"T", ("%d.%06d" % (int(now), int(now % 1 * 1e6)))
+                        .encode())
+    out += queue_record(b"S", sender.encode())
+    for addr, status in rcpts:
+        out += queue_record(status, addr.encode() + b"\0\0" + b"0")
+    out += queue_record(b"M", content)
+    out += queue_record(b"E", b"")
+    return out
+
+
+def queue_file_records(data):
+    """[(type letter, payload bytes)] of a queue file."""
+    out = []
+    i = 0
+    while i + 5 <= len(data):
+        rtype = chr(data[i])
+        (n,) = struct.unpack(">I", data[i + 1:i + 5])
+        out.append((rtype, data[i + 5:i + 5 + n]))
+        i += 5 + n
+    return out
+
+
+def queue_file_recipients(data):
+    """{address: status letter (R pending, D done, F failed)}."""
+    return {payload.split(b"\0")[0].decode(): rtype
+            for rtype, payload in queue_file_records(data)
+            if rtype in "RDF"}
+
+
+def place_queue_file(tern, state, data):
+    """Writes data as state/ID, owned like the queue (qmgr must open it
+    read-write); returns ID."""
+    qid = queue_id()
+    d = os.path.join(tern.queue_dir, state)
+    st = os.stat(d)
+    tmp = os.path.join(tern.queue_dir, "tmp", qid)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o600)
+    if is_root():
+        os.chown(tmp, st.st_uid, st.st_gid)
+    os.rename(tmp, os.path.join(d, qid))
+    return qid
+
+
+# ------------------------------------------------------------------- IPC
+
+def attr_frame(pairs):
+    """One frame of lib/mail/attr.h from (name, value) pairs."""
+    body = b""
+    for name, value in pairs:
+        if isinstance(name, str):
+            name = name.encode()
+        if isinstance(value, int):
+            value = str(value)
+        if isinstance(value, str):
+            value = value.encode()
+        body += bytes([len(name)]) + name + struct.pack(">I", len(value)) \
+            + value
+    return struct.pack(">I", len(body)) + body
+
+
+def attr_parse(payload):
+    out = []
+    i = 0
+    while i < len(payload):
+        n = payload[i]
+        name = payload[i + 1:i + 1 + n].decode()
+        i += 1 + n
+        (vlen,) = struct.unpack(">I", payload[i:i + 4])
+        out.append((name, payload[i + 4:i + 4 + vlen].decode(
+            "utf-8", "replace")))
+        i += 4 + vlen
+    return out
+
+
+def attr_request(path, pairs, timeout=SMTP_TIMEOUT):
+    """Sends one frame to the UNIX socket at path and returns the reply
+    frame's (name, value) pairs; raises socket.timeout if none comes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(attr_frame(pairs))
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(
+                ">I", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("%s closed without a reply" % path)
+            data += chunk
+        (n,) = struct.unpack(">I", data[:4])
+        return attr_parse(data[4:4 + n])
+
+
 # ---------------------------------------------------------------- maildir
 
 def maildir_files(maildir, sub="new"):
@@ -464,6 +578,10 @@ class TernInstance:
         try:
             run([self.sbin("tern"), "-c", self.dir, "init", "--port-base",
                  str(self.port_base)])
+            # Daemons get only $import_environment: let the sanitizer
+            # settings of this run through as well.
+            self.conf_set(import_environment=" ".join(
+                ["TZ", "LANG=C"] + SANITIZER_VARS))
             if virtual_domain and not self.conf_get(
                     "virtual_mailbox_domains"):
                 self.conf_set(virtual_mailbox_domains=virtual_domain)

@@ -7,13 +7,12 @@ loses or repeats a delivery that was recorded."""
 import os
 import shutil
 import stat
-import struct
 import subprocess
-import time
 import uuid
 
 import harness
 from harness import (TernTestCase, is_root, make_message, skip_unless_root,
+                     place_queue_file, queue_file,
                      smtp_send, wait_until)
 
 SENDER = "sender@example.org"
@@ -35,47 +34,6 @@ def block_maildir(maildir):
     shutil.rmtree(maildir, ignore_errors=True)
     with open(maildir, "w") as f:
         f.write("not a maildir\n")
-
-
-def queue_id():
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    n = uuid.uuid4().int
-    return "".join(alphabet[(n >> (5 * i)) & 31] for i in range(14))
-
-
-def queue_record(rtype, payload):
-    return rtype + struct.pack(">I", len(payload)) + payload
-
-
-def queue_file(sender, rcpts, content):
-    """A queue file as lib/mail/qfile.h describes it; rcpts are
-    (address, status byte) pairs, content has CRLF endings."""
-    now = time.time()
-    out = queue_record(b"V", b"TERNQ1")
-    out += queue_record(b"T", ("%d.%06d" % (int(now), int(now % 1 * 1e6)))
-                        .encode())
-    out += queue_record(b"S", sender.encode())
-    for addr, status in rcpts:
-        out += queue_record(status, addr.encode() + b"\0\0" + b"0")
-    out += queue_record(b"M", content)
-    out += queue_record(b"E", b"")
-    return out
-
-
-def place_queue_file(tern, state, data):
-    """Writes data as state/ID, owned like the queue (qmgr must open it
-    read-write); returns ID."""
-    qid = queue_id()
-    d = os.path.join(tern.queue_dir, state)
-    st = os.stat(d)
-    tmp = os.path.join(tern.queue_dir, "tmp", qid)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o600)
-    if is_root():
-        os.chown(tmp, st.st_uid, st.st_gid)
-    os.rename(tmp, os.path.join(d, qid))
-    return qid
 
 
 class DeferTest(TernTestCase):
