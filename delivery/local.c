@@ -377,7 +377,9 @@ local_request(const struct attr_list *req, struct buf *reply)
 		msg_warn("%s: %s", id, open_err);
 	else
 		prefix = local_return_path(q.sender);
-	attr_frame_begin(reply);
+	/* The reply carries the request's id back (attr_client.h). */
+	if (attr_reply_begin(reply, req) < 0)
+		msg_panic("%s: reply does not fit a frame", id);
 	for (i = 0; i < n && !bad; i++) {
 		memset(&res, 0, sizeof(res));
 		if (ok)

@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "mail/attr.h"
+#include "mail/attr_server.h"
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -35,56 +36,20 @@
 /* Waiting for replies at stop: well under master's SIGKILL delay (5 s). */
 #define QMGR_DRAIN_MS      3000
 
-struct qmgr_client {
-	int fd;
-	struct event_fd *ev;
-	struct event_timer *idle;
-	struct buf in;
-	struct attr_list attrs;
-	struct qmgr_client *prev, *next;
-};
-
 struct event_loop *qmgr_loop;
 long long qmgr_active_max;
-static struct qmgr_client *qmgr_clients;
-static int qmgr_nclients;
 
-static void
-qmgr_client_free(struct qmgr_client *c)
-{
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		qmgr_clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	event_fd_del(&c->ev);
-	event_timer_del(&c->idle);
-	close(c->fd);
-	buf_free(&c->in);
-	attr_list_free(&c->attrs);
-	free(c);
-	qmgr_nclients--;
-}
-
-static void
-qmgr_client_idle(struct event_timer *t, void *ctx)
-{
-	(void)t;
-	msg_debug("closing idle notice connection");
-	qmgr_client_free(ctx);
-}
-
-/* Handles one frame; -1 closes the connection. */
+/* One notice ({request=new, queue_id}); -1 closes the connection. */
 static int
-qmgr_client_frame(struct qmgr_client *c)
+qmgr_notice(struct attr_conn *conn, const struct attr_list *req)
 {
-	const char *req = attr_get(&c->attrs, "request");
-	const char *id = attr_get(&c->attrs, "queue_id");
+	const char *what = attr_get(req, "request");
+	const char *id = attr_get(req, "queue_id");
 
-	if (req == NULL || strcmp(req, "new") != 0) {
+	(void)conn;
+	if (what == NULL || strcmp(what, "new") != 0) {
 		msg_warn("notice connection: unknown request '%s'",
-		    log_sanitize(req != NULL ? req : "", QMGR_TOKEN_LOG_MAX));
+		    log_sanitize(what != NULL ? what : "", QMGR_TOKEN_LOG_MAX));
 		return -1;
 	}
 	if (id == NULL || !queue_id_valid(id)) {
@@ -96,74 +61,21 @@ qmgr_client_frame(struct qmgr_client *c)
 	return 0;
 }
 
-static void
-qmgr_client_read(struct event_fd *ev, int fd, int events, void *ctx)
-{
-	struct qmgr_client *c = ctx;
-	char tmp[QMGR_NOTICE_MAX];
-	size_t room = c->in.max - c->in.len, used;
-	const char *err = NULL;
-	ssize_t n;
-	int r;
-
-	(void)ev;
-	(void)events;
-	if (room == 0) {
-		msg_warn(
-		    "notice connection: frame over %d bytes", QMGR_NOTICE_MAX);
-		qmgr_client_free(c);
-		return;
-	}
-	n = read(fd, tmp, room);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		if (n < 0)
-			msg_warn("notice connection: read: %m");
-		qmgr_client_free(c);
-		return;
-	}
-	if (buf_append(&c->in, tmp, (size_t)n) < 0)
-		msg_panic("notice buffer overrun");
-	event_timer_reset(c->idle, (uint64_t)var_ipc_timeout * QMGR_MS_PER_SEC);
-	while ((r = attr_decode_frame(
-	            c->in.data, c->in.len, &used, &c->attrs, &err)) == 1) {
-		buf_consume(&c->in, used);
-		if (qmgr_client_frame(c) < 0) {
-			qmgr_client_free(c);
-			return;
-		}
-	}
-	if (r < 0) {
-		msg_warn("notice connection: %s", err);
-		qmgr_client_free(c);
-	}
-}
+static const struct attr_server_ops qmgr_notice_ops = {
+    .request = qmgr_notice,
+};
 
 static void
 qmgr_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 {
-	struct qmgr_client *c;
+	const struct attr_server_limits lim = {
+	    .request_max = QMGR_NOTICE_MAX,
+	    .conns_max = QMGR_CLIENTS_MAX,
+	    .idle_ms = (uint64_t)var_ipc_timeout * QMGR_MS_PER_SEC,
+	};
 
 	(void)l;
-	if (qmgr_nclients >= QMGR_CLIENTS_MAX) {
-		msg_warn("too many notice connections (%d), refusing one",
-		    QMGR_CLIENTS_MAX);
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->fd = fd;
-	buf_init(&c->in, QMGR_NOTICE_MAX);
-	attr_list_init(&c->attrs);
-	c->ev = event_fd_add(loop, fd, EVENT_READ, qmgr_client_read, c);
-	c->idle = event_timer_add(loop,
-	    (uint64_t)var_ipc_timeout * QMGR_MS_PER_SEC, qmgr_client_idle, c);
-	c->next = qmgr_clients;
-	if (c->next != NULL)
-		c->next->prev = c;
-	qmgr_clients = c;
-	qmgr_nclients++;
+	attr_server_accept(fd, loop, &qmgr_notice_ops, &lim);
 }
 
 /*
@@ -220,8 +132,9 @@ qmgr_shutdown(void)
 	 * under master's grace period before SIGKILL.
 	 */
 	qmgr_deliver_drain(qmgr_loop, QMGR_DRAIN_MS);
-	while (qmgr_clients != NULL)
-		qmgr_client_free(qmgr_clients);
+	attr_server_close_all();
+	qmgr_deliver_shutdown();
+	qmgr_queue_shutdown();
 }
 
 static const struct server_ops qmgr_ops = {

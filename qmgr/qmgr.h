@@ -22,6 +22,7 @@ struct qmgr_msg {
 	struct event_timer *stuck;   /* its final rename/unlink failed */
 	struct qmgr_msg *next_stuck; /* qmgr_queue's list of those */
 	struct qmgr_msg *next_ready; /* qmgr_deliver's ready list */
+	struct qmgr_msg *all_prev, *all_next; /* every message in memory */
 };
 
 /* The daemon's event loop (set by qmgr.c before the init calls). */
@@ -43,6 +44,8 @@ void qmgr_queue_notice(const char *id);
  * be moved out of active/.
  */
 void qmgr_queue_done(struct qmgr_msg *m);
+/* Frees every message in memory (their files stay put) and the scans. */
+void qmgr_queue_shutdown(void);
 
 void qmgr_deliver_init(void);
 /* Queues m (with nlocal > 0) for local delivery requests. */
@@ -53,5 +56,7 @@ void qmgr_deliver_add(struct qmgr_msg *m);
  * again (a second SIGTERM, master gone).
  */
 void qmgr_deliver_drain(struct event_loop *loop, uint64_t max_ms);
+/* Closes the connections to local (after the drain). */
+void qmgr_deliver_shutdown(void);
 
 #endif

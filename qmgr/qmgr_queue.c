@@ -70,6 +70,8 @@ static long long qmgr_nactive;
 static time_t qmgr_deferred_next;
 /* Messages waiting to retry their move out of active/. */
 static struct qmgr_msg *qmgr_stuck;
+/* Every message in memory, for the shutdown. */
+static struct qmgr_msg *qmgr_all;
 static char qmgr_warned[QMGR_WARNED_MAX][QUEUE_ID_SIZE];
 static int qmgr_warned_next;
 
@@ -111,6 +113,12 @@ qmgr_log_rcpt(const struct qmgr_msg *m, int i, const char *dsn,
 static void
 qmgr_free(struct qmgr_msg *m)
 {
+	if (m->all_prev != NULL)
+		m->all_prev->all_next = m->all_next;
+	else if (qmgr_all == m)
+		qmgr_all = m->all_next;
+	if (m->all_next != NULL)
+		m->all_next->all_prev = m->all_prev;
 	event_timer_del(&m->stuck);
 	qfile_close(&m->q);
 	free(m->local_rcpts);
@@ -224,6 +232,11 @@ qmgr_take(const char *state, const char *id)
 {
 	struct qmgr_msg *m = xcalloc(1, sizeof(*m));
 	char *path = queue_path(state, id), *to = NULL;
+
+	m->all_next = qmgr_all;
+	if (qmgr_all != NULL)
+		qmgr_all->all_prev = m;
+	qmgr_all = m;
 	const char *err;
 
 	errno = 0;
@@ -244,7 +257,7 @@ qmgr_take(const char *state, const char *id)
 				    "%s/",
 				    id, err, QUEUE_CORRUPT);
 		}
-		free(m);
+		qmgr_free(m);
 		goto out;
 	}
 	if (!m->q.complete) {
@@ -500,4 +513,23 @@ qmgr_queue_done(struct qmgr_msg *m)
 	qmgr_free(m);
 	qmgr_nactive--;
 	qmgr_unblock();
+}
+
+void
+qmgr_queue_shutdown(void)
+{
+	struct qmgr_scan *scans[] = {
+	    &qmgr_scan_active, &qmgr_scan_incoming, &qmgr_scan_deferred};
+	size_t i;
+
+	/* Files stay where they are: active/ is taken back at the start. */
+	while (qmgr_all != NULL)
+		qmgr_free(qmgr_all);
+	qmgr_stuck = NULL;
+	for (i = 0; i < sizeof(scans) / sizeof(scans[0]); i++) {
+		event_timer_del(&scans[i]->timer);
+		if (scans[i]->dir != NULL)
+			closedir(scans[i]->dir);
+		scans[i]->dir = NULL;
+	}
 }

@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "base/mem.h"
 #include "mail/addr.h"
 #include "mail/attr.h"
+#include "mail/attr_client.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
@@ -33,11 +32,8 @@
 #define CLEANUP_DATE_SIZE  64
 /* Received: header text before the client's strings are added. */
 #define CLEANUP_HEADER_MAX (4 * QFILE_RECORD_MAX)
-/* Notices queued while qmgr is slow to read; beyond this they are dropped. */
-#define NOTIFY_OUT_MAX     (64 * 1024)
-/* One notice frame: two short attributes. */
-#define NOTIFY_FRAME_MAX   256
 #define NOTIFY_SERVICE     "qmgr"
+#define NOTIFY_MS_PER_SEC  1000
 
 void
 cleanup_data_init(struct cleanup_data *p)
@@ -323,129 +319,31 @@ cleanup_free(struct cleanup *c)
 
 /* --- qmgr notices --- */
 
-static struct {
-	struct event_loop *loop;
-	int fd;
-	struct event_fd *ev;
-	struct buf out; /* frames qmgr has not taken yet */
-} notify = {.fd = -1};
-
-static void
-notify_close(void)
-{
-	event_fd_del(&notify.ev);
-	if (notify.fd >= 0)
-		close(notify.fd);
-	notify.fd = -1;
-	buf_reset(&notify.out);
-}
-
-static void
-notify_flush(void)
-{
-	ssize_t n;
-
-	while (notify.out.len > 0) {
-		n = send(
-		    notify.fd, notify.out.data, notify.out.len, MSG_NOSIGNAL);
-		if (n > 0) {
-			buf_consume(&notify.out, (size_t)n);
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			event_fd_set(notify.ev, EVENT_READ | EVENT_WRITE);
-			return;
-		} else {
-			msg_debug("qmgr notice: send: %s", strerror(errno));
-			notify_close();
-			return;
-		}
-	}
-	event_fd_set(notify.ev, EVENT_READ);
-}
-
-/* qmgr never answers: readable means it closed (or sent junk). */
-static void
-notify_event(struct event_fd *ev, int fd, int events, void *ctx)
-{
-	char junk[NOTIFY_FRAME_MAX];
-	ssize_t n;
-
-	(void)ev;
-	(void)ctx;
-	if (events & EVENT_READ) {
-		n = read(fd, junk, sizeof(junk));
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			msg_debug("qmgr notice: connection closed");
-			notify_close();
-			return;
-		}
-	}
-	if (events & EVENT_WRITE)
-		notify_flush();
-}
-
-static int
-notify_connect(void)
-{
-	struct sockaddr_un sun;
-	char *path = queue_path(QUEUE_PRIVATE, NOTIFY_SERVICE);
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		msg_warn("qmgr notice: socket path too long: %s", path);
-		free(path);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		msg_debug("qmgr notice: connect %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		free(path);
-		return -1;
-	}
-	free(path);
-	notify.fd = fd;
-	notify.ev =
-	    event_fd_add(notify.loop, fd, EVENT_READ, notify_event, NULL);
-	return 0;
-}
+static struct attr_client *notify;
 
 void
 cleanup_notify_init(struct event_loop *loop)
 {
-	notify.loop = loop;
-	notify.fd = -1;
-	buf_init(&notify.out, NOTIFY_OUT_MAX);
+	char *path = queue_path(QUEUE_PRIVATE, NOTIFY_SERVICE);
+
+	notify = attr_client_create(loop, path, ATTR_CLIENT_NOREPLY,
+	    (uint64_t)var_ipc_timeout * NOTIFY_MS_PER_SEC, 0, 0);
+	free(path);
 }
 
 void
 cleanup_notify_qmgr(const char *queue_id)
 {
-	struct buf frame;
+	struct buf *f = attr_client_frame(notify);
 
-	if (notify.fd < 0 && notify_connect() < 0)
-		return;
-	buf_init(&frame, NOTIFY_FRAME_MAX);
-	attr_frame_begin(&frame);
-	if (attr_put_str(&frame, "request", "new") < 0 ||
-	    attr_put_str(&frame, "queue_id", queue_id) < 0 ||
-	    attr_frame_end(&frame) < 0)
-		msg_panic("qmgr notice: frame over %d bytes", NOTIFY_FRAME_MAX);
-	if (buf_append(&notify.out, frame.data, frame.len) < 0)
-		msg_debug(
-		    "%s: qmgr notice dropped: qmgr is not reading", queue_id);
-	buf_free(&frame);
-	notify_flush();
+	if (attr_put_str(f, "request", "new") < 0 ||
+	    attr_put_str(f, "queue_id", queue_id) < 0)
+		msg_panic("qmgr notice: frame too small");
+	attr_client_send(notify, NULL, NULL);
 }
 
 void
 cleanup_notify_shutdown(void)
 {
-	notify_close();
-	buf_free(&notify.out);
+	attr_client_free(&notify);
 }

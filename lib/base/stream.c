@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Buffered protocol I/O with deadlines, after Postfix's smtp_stream: every
- * blocking read or write waits in poll(2) for at most the time left of its
- * per-call timeout, and every line has a hard length limit (RFC 5321
- * 4.5.3.1 sets 1000 octets for SMTP; callers pass their own). An over-long
- * line is swallowed through its LF and reported once, so the protocol stays
- * in step with the peer.
+ * Buffered protocol I/O with deadlines, after Postfix's smtp_stream and
+ * Dovecot's iostreams: one read path and one write path, over the plain fd
+ * or a transport (TLS) that may want the other direction to make
+ * progress. Every blocking read or write waits in poll(2) for at most the
+ * time left of its per-call timeout, and every line has a hard length
+ * limit (RFC 5321 4.5.3.1 sets 1000 octets for SMTP; callers pass their
+ * own). An over-long line is swallowed through its LF and reported once,
+ * so the protocol stays in step with the peer.
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,26 +21,77 @@
 
 #include "base/stream.h"
 
-/* Output queued but not yet flushed; more means a runaway writer. */
-#define STREAM_WBUF_MAX (1024 * 1024)
-#define MS_PER_SEC      1000
-#define NS_PER_MS       1000000
+#define MS_PER_SEC 1000
+#define NS_PER_MS  1000000
+
+/* The plain fd: read(2), and send(2) that never raises SIGPIPE. */
+static ssize_t
+plain_read(int fd, void *data, size_t len, int *want_r)
+{
+	ssize_t n;
+
+	do {
+		n = read(fd, data, len);
+	} while (n < 0 && errno == EINTR);
+	*want_r = STREAM_WANT_READ;
+	return n;
+}
+
+/*
+ * One write that cannot block past the deadline even on a blocking fd:
+ * sockets get MSG_DONTWAIT (and MSG_NOSIGNAL, so a vanished peer is an
+ * error rather than SIGPIPE); other fds take at most PIPE_BUF bytes per
+ * write, which poll(2) reporting POLLOUT guarantees to fit.
+ */
+static ssize_t
+plain_write(int fd, const void *data, size_t len, int *want_r)
+{
+	ssize_t n;
+
+	do {
+		n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(fd, data, len < PIPE_BUF ? len : PIPE_BUF);
+	} while (n < 0 && errno == EINTR);
+	*want_r = STREAM_WANT_WRITE;
+	return n;
+}
 
 void
 stream_init(struct stream *st, int fd)
 {
 	st->fd = fd;
+	st->tr = NULL;
+	st->tr_ctx = NULL;
 	st->rpos = st->rlen = 0;
 	st->skipping = 0;
+	st->partial = 0;
 	st->eof = 0;
+	st->read_want = st->write_want = 0;
 	buf_init(&st->wbuf, STREAM_WBUF_MAX);
+}
+
+void
+stream_set_transport(
+    struct stream *st, const struct stream_transport *tr, void *ctx)
+{
+	if (st->tr != NULL)
+		st->tr->free(st->tr_ctx);
+	st->tr = tr;
+	st->tr_ctx = ctx;
+	st->read_want = st->write_want = 0;
 }
 
 void
 stream_free(struct stream *st)
 {
+	if (st->tr != NULL)
+		st->tr->free(st->tr_ctx);
+	st->tr = NULL;
+	st->tr_ctx = NULL;
 	buf_free(&st->wbuf);
 	st->rpos = st->rlen = 0;
+	st->partial = 0;
 }
 
 void
@@ -50,10 +103,48 @@ stream_close(struct stream *st)
 	st->fd = -1;
 }
 
+static ssize_t
+stream_tr_read(struct stream *st, void *data, size_t len, int *want_r)
+{
+	if (st->tr == NULL)
+		return plain_read(st->fd, data, len, want_r);
+	return st->tr->read(st->tr_ctx, st->fd, data, len, want_r);
+}
+
+static ssize_t
+stream_tr_write(struct stream *st, const void *data, size_t len, int *want_r)
+{
+	if (st->tr == NULL)
+		return plain_write(st->fd, data, len, want_r);
+	return st->tr->write(st->tr_ctx, st->fd, data, len, want_r);
+}
+
 size_t
 stream_buffered(const struct stream *st)
 {
 	return st->rlen - st->rpos;
+}
+
+const char *
+stream_peek(const struct stream *st, size_t *len_r)
+{
+	*len_r = st->rlen - st->rpos;
+	return st->rbuf + st->rpos;
+}
+
+void
+stream_consume(struct stream *st, size_t n)
+{
+	if (n > st->rlen - st->rpos)
+		n = st->rlen - st->rpos;
+	st->rpos += n;
+}
+
+int
+stream_input_ready(const struct stream *st)
+{
+	return st->rpos < st->rlen ||
+	       (st->tr != NULL && st->tr->pending(st->tr_ctx) > 0);
 }
 
 static int64_t
@@ -66,11 +157,12 @@ stream_now_ms(void)
 }
 
 /*
- * Waits until fd is ready for events or the deadline (started at start_ms,
- * timeout_ms long; < 0 = none) passes: STREAM_OK, TIMEOUT or ERROR.
+ * Waits until fd is ready for want (STREAM_WANT_*) or the deadline
+ * (started at start_ms, timeout_ms long; < 0 = none) passes: STREAM_OK,
+ * TIMEOUT or ERROR.
  */
 static enum stream_result
-stream_wait(int fd, short events, int timeout_ms, int64_t start_ms)
+stream_wait(int fd, int want, int timeout_ms, int64_t start_ms)
 {
 	struct pollfd pfd;
 	int64_t left;
@@ -84,7 +176,9 @@ stream_wait(int fd, short events, int timeout_ms, int64_t start_ms)
 				left = 0;
 		}
 		pfd.fd = fd;
-		pfd.events = events;
+		pfd.events =
+		    (short)(((want & STREAM_WANT_READ) ? POLLIN : 0) |
+		            ((want & STREAM_WANT_WRITE) ? POLLOUT : 0));
 		pfd.revents = 0;
 		n = poll(&pfd, 1, (int)left);
 		if (n > 0)
@@ -100,6 +194,7 @@ enum stream_result
 stream_fill(struct stream *st)
 {
 	ssize_t n;
+	int want = STREAM_WANT_READ;
 
 	if (st->rpos == st->rlen) {
 		st->rpos = st->rlen = 0;
@@ -112,20 +207,22 @@ stream_fill(struct stream *st)
 		return STREAM_OK; /* full: the caller must consume first */
 	if (st->eof)
 		return STREAM_EOF;
-	do {
-		n = read(
-		    st->fd, st->rbuf + st->rlen, sizeof(st->rbuf) - st->rlen);
-	} while (n < 0 && errno == EINTR);
+	n = stream_tr_read(
+	    st, st->rbuf + st->rlen, sizeof(st->rbuf) - st->rlen, &want);
 	if (n > 0) {
 		st->rlen += (size_t)n;
+		st->read_want = 0;
 		return STREAM_OK;
 	}
 	if (n == 0) {
 		st->eof = 1;
 		return STREAM_EOF;
 	}
-	return (errno == EAGAIN || errno == EWOULDBLOCK) ? STREAM_AGAIN
-	                                                 : STREAM_ERROR;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		st->read_want = want;
+		return STREAM_AGAIN;
+	}
+	return STREAM_ERROR;
 }
 
 /* Blocking fill: waits for input within the call's deadline. */
@@ -135,12 +232,18 @@ stream_fill_wait(struct stream *st, int timeout_ms, int64_t start_ms)
 	enum stream_result r;
 
 	for (;;) {
-		if (!st->eof) {
-			r = stream_wait(st->fd, POLLIN, timeout_ms, start_ms);
+		/* Poll first: the fd may be blocking. Decoded plaintext needs
+		 * no wait (and no poll would wake for it). */
+		if (!st->eof &&
+		    !(st->tr != NULL && st->tr->pending(st->tr_ctx) > 0)) {
+			r = stream_wait(st->fd,
+			    st->read_want != 0 ? st->read_want
+			                       : STREAM_WANT_READ,
+			    timeout_ms, start_ms);
 			if (r != STREAM_OK)
 				return r;
 		}
-		/* AGAIN: a spurious wakeup on a non-blocking fd. */
+		/* AGAIN: a spurious wakeup, or a transport that wants more. */
 		r = stream_fill(st);
 		if (r != STREAM_AGAIN)
 			return r;
@@ -148,17 +251,15 @@ stream_fill_wait(struct stream *st, int timeout_ms, int64_t start_ms)
 }
 
 /*
- * Takes a line out of rbuf if a LF is there. With accumulate, a line that
- * does not fit rbuf is collected in line across fills (the blocking read
- * owns line for the whole call); otherwise it counts as too long. Returns
- * OK, TOOLONG (after its LF was consumed) or AGAIN (needs more input).
+ * Takes a line out of rbuf, collecting its start in line across calls
+ * (st->partial) when no LF has come yet. Returns OK, TOOLONG (after its
+ * LF was consumed) or AGAIN (needs more input).
  */
 static enum stream_result
-stream_scan_line(struct stream *st, struct buf *line, size_t max, int *had_cr_r,
-    int accumulate)
+stream_scan_line(struct stream *st, struct buf *line, size_t max, int *had_cr_r)
 {
 	char *start = st->rbuf + st->rpos;
-	size_t avail = st->rlen - st->rpos, seg, keep;
+	size_t avail = st->rlen - st->rpos, seg;
 	char *lf = memchr(start, '\n', avail);
 	int cr = 0;
 
@@ -171,40 +272,50 @@ stream_scan_line(struct stream *st, struct buf *line, size_t max, int *had_cr_r,
 		st->skipping = 0;
 		return STREAM_TOOLONG;
 	}
-	if (lf != NULL) {
-		seg = (size_t)(lf - start);
-		st->rpos += seg + 1;
-		if (seg > 0 && start[seg - 1] == '\r') {
-			seg--;
-			cr = 1;
-		}
-		if (!accumulate)
-			buf_reset(line);
-		if (line->len + seg > max || buf_append(line, start, seg) < 0) {
-			buf_reset(line);
-			return STREAM_TOOLONG;
-		}
-		if (had_cr_r != NULL)
-			*had_cr_r = cr;
-		return STREAM_OK;
-	}
-	/* No LF yet. max + 1 leaves room for the CR of a CRLF. */
-	if (accumulate && avail == sizeof(st->rbuf)) {
-		/* Keep a trailing CR back so CRLF is still seen as a pair. */
-		keep = start[avail - 1] == '\r';
-		if (line->len + avail - keep <= max &&
-		    buf_append(line, start, avail - keep) == 0) {
-			st->rpos += avail - keep;
+	if (!st->partial)
+		buf_reset(line);
+	seg = lf != NULL ? (size_t)(lf - start) : avail;
+	/* max + 1 leaves room for the CR of a CRLF. */
+	if (line->len + seg > max + 1 || buf_append(line, start, seg) < 0) {
+		buf_reset(line);
+		st->partial = 0;
+		if (lf == NULL) {
+			st->rpos = st->rlen;
+			st->skipping = 1;
 			return STREAM_AGAIN;
 		}
-	} else if ((accumulate ? line->len : 0) + avail <= max + 1 &&
-	           avail < sizeof(st->rbuf)) {
+		st->rpos += seg + 1;
+		return STREAM_TOOLONG;
+	}
+	if (lf == NULL) {
+		st->rpos = st->rlen;
+		st->partial = 1;
 		return STREAM_AGAIN;
 	}
+	st->rpos += seg + 1;
+	st->partial = 0;
+	if (line->len > 0 && line->data[line->len - 1] == '\r') {
+		buf_truncate(line, line->len - 1);
+		cr = 1;
+	}
+	if (line->len > max) {
+		buf_reset(line);
+		return STREAM_TOOLONG;
+	}
+	if (had_cr_r != NULL)
+		*had_cr_r = cr;
+	return STREAM_OK;
+}
+
+/* A partial last line is not a line (header contract). */
+static enum stream_result
+stream_at_eof(struct stream *st, struct buf *line)
+{
 	buf_reset(line);
 	st->rpos = st->rlen;
-	st->skipping = 1;
-	return STREAM_AGAIN;
+	st->skipping = 0;
+	st->partial = 0;
+	return STREAM_EOF;
 }
 
 enum stream_result
@@ -214,18 +325,12 @@ stream_read_line(struct stream *st, struct buf *line, size_t max,
 	int64_t start_ms = stream_now_ms();
 	enum stream_result r;
 
-	buf_reset(line);
 	for (;;) {
-		r = stream_scan_line(st, line, max, line_had_cr_r, 1);
+		r = stream_scan_line(st, line, max, line_had_cr_r);
 		if (r != STREAM_AGAIN)
 			return r;
-		if (st->eof) {
-			/* A partial last line is not a line (header contract). */
-			buf_reset(line);
-			st->rpos = st->rlen;
-			st->skipping = 0;
-			return STREAM_EOF;
-		}
+		if (st->eof)
+			return stream_at_eof(st, line);
 		r = stream_fill_wait(st, timeout_ms, start_ms);
 		if (r != STREAM_OK && r != STREAM_EOF)
 			return r;
@@ -236,14 +341,10 @@ enum stream_result
 stream_next_line(
     struct stream *st, struct buf *line, size_t max, int *line_had_cr_r)
 {
-	enum stream_result r =
-	    stream_scan_line(st, line, max, line_had_cr_r, 0);
+	enum stream_result r = stream_scan_line(st, line, max, line_had_cr_r);
 
-	if (r == STREAM_AGAIN && st->eof) {
-		st->rpos = st->rlen;
-		st->skipping = 0;
-		return STREAM_EOF;
-	}
+	if (r == STREAM_AGAIN && st->eof)
+		return stream_at_eof(st, line);
 	return r;
 }
 
@@ -311,44 +412,61 @@ stream_printf(struct stream *st, const char *fmt, ...)
 	return ret;
 }
 
-/*
- * One write that cannot block past the deadline even on a blocking fd:
- * sockets get MSG_DONTWAIT (and MSG_NOSIGNAL, so a vanished peer is an
- * error rather than SIGPIPE); other fds take at most PIPE_BUF bytes per
- * write, which poll(2) reporting POLLOUT guarantees to fit.
- */
-static ssize_t
-stream_send(int fd, const void *data, size_t len)
+size_t
+stream_unsent(const struct stream *st)
 {
-	ssize_t n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return st->wbuf.len;
+}
 
-	if (n < 0 && errno == ENOTSOCK)
-		n = write(fd, data, len < PIPE_BUF ? len : PIPE_BUF);
-	return n;
+enum stream_result
+stream_try_flush(struct stream *st)
+{
+	ssize_t n;
+	int want = STREAM_WANT_WRITE;
+
+	while (st->wbuf.len > 0) {
+		n = stream_tr_write(st, st->wbuf.data, st->wbuf.len, &want);
+		if (n > 0) {
+			buf_consume(&st->wbuf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			st->write_want = want;
+			return STREAM_AGAIN;
+		}
+		if (n == 0)
+			errno = EPIPE;
+		return STREAM_ERROR;
+	}
+	st->write_want = 0;
+	return STREAM_OK;
 }
 
 enum stream_result
 stream_flush(struct stream *st, int timeout_ms)
 {
 	int64_t start_ms = stream_now_ms();
-	enum stream_result r = STREAM_OK;
-	size_t off = 0;
-	ssize_t n;
+	enum stream_result r;
 
-	while (off < st->wbuf.len) {
-		r = stream_wait(st->fd, POLLOUT, timeout_ms, start_ms);
+	for (;;) {
+		r = stream_try_flush(st);
+		if (r != STREAM_AGAIN)
+			return r;
+		r = stream_wait(st->fd, st->write_want, timeout_ms, start_ms);
 		if (r != STREAM_OK)
-			break;
-		n = stream_send(
-		    st->fd, st->wbuf.data + off, st->wbuf.len - off);
-		if (n > 0) {
-			off += (size_t)n;
-		} else if (n < 0 && errno != EINTR && errno != EAGAIN &&
-		           errno != EWOULDBLOCK) {
-			r = STREAM_ERROR;
-			break;
-		}
+			return r;
 	}
-	buf_consume(&st->wbuf, off);
-	return r;
+}
+
+int
+stream_events(const struct stream *st, int want_input)
+{
+	int mask = 0;
+
+	if (want_input)
+		mask |= st->read_want != 0 ? st->read_want : STREAM_WANT_READ;
+	if (st->wbuf.len > 0)
+		mask |=
+		    st->write_want != 0 ? st->write_want : STREAM_WANT_WRITE;
+	return mask;
 }

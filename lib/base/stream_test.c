@@ -348,6 +348,174 @@ test_stream_nonblocking(void)
 	stream_close(&st);
 }
 
+/* Non-blocking lines longer than the read buffer, up to the caller's
+ * limit (smtpd_command_line_limit allows 65536). */
+static void
+test_stream_nonblocking_long(void)
+{
+	size_t len = 3 * STREAM_RBUF_SIZE, i;
+	char *in = malloc(len + 2);
+	struct stream st;
+	struct buf line;
+	enum stream_result r = STREAM_AGAIN;
+	int sv[2], cr = 0, n;
+
+	for (i = 0; i < len; i++)
+		in[i] = (char)('a' + i % 26);
+	memcpy(in + len, "\r\n", 2);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		abort();
+	CHECK_INT(file_set_nonblock(sv[0], 1), 0);
+	CHECK_INT(file_set_nonblock(sv[1], 1), 0);
+	stream_init(&st, sv[0]);
+	buf_init(&line, len + 1);
+	/* Fed in pieces smaller and larger than the read buffer. */
+	for (i = 0, n = 0; i < len + 2 || r == STREAM_AGAIN; n++) {
+		if (i < len + 2) {
+			size_t chunk = n % 2 ? 1000 : STREAM_RBUF_SIZE + 7;
+			if (chunk > len + 2 - i)
+				chunk = len + 2 - i;
+			CHECK_INT(write(sv[1], in + i, chunk), chunk);
+			i += chunk;
+		}
+		while ((r = stream_fill(&st)) == STREAM_OK) {
+			r = stream_next_line(&st, &line, len, &cr);
+			if (r != STREAM_AGAIN)
+				break;
+		}
+		if (r == STREAM_AGAIN)
+			r = stream_next_line(&st, &line, len, &cr);
+		if (r != STREAM_AGAIN)
+			break;
+		if (n > 100)
+			break;
+	}
+	CHECK_INT(r, STREAM_OK);
+	CHECK_INT(line.len, len);
+	CHECK(line.len == len && memcmp(line.data, in, len) == 0);
+	CHECK_INT(cr, 1);
+	/* One byte over the limit is too long, and the next line is fine. */
+	CHECK_INT(write(sv[1], in, 2000), 2000);
+	CHECK_INT(write(sv[1], "\nok\n", 4), 4);
+	CHECK_INT(stream_fill(&st), STREAM_OK);
+	CHECK_INT(stream_next_line(&st, &line, 1999, &cr), STREAM_TOOLONG);
+	CHECK_INT(stream_next_line(&st, &line, 1999, &cr), STREAM_OK);
+	CHECK_STR(buf_cstr(&line), "ok");
+	close(sv[1]);
+	buf_free(&line);
+	stream_close(&st);
+	free(in);
+}
+
+/*
+ * A transport that hands out its input one byte per call and, every
+ * other call, first asks for writability (as TLS may): the stream must
+ * report that want and still assemble the lines.
+ */
+struct fake_tr {
+	const char *in;
+	size_t pos, len;
+	int calls;
+	char out[64];
+	size_t outlen;
+	int freed;
+};
+
+static ssize_t
+fake_read(void *ctx, int fd, void *data, size_t len, int *want_r)
+{
+	struct fake_tr *f = ctx;
+
+	(void)fd;
+	(void)len;
+	if (f->calls++ % 2 == 0) {
+		*want_r = STREAM_WANT_WRITE;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (f->pos == f->len)
+		return 0;
+	*(char *)data = f->in[f->pos++];
+	return 1;
+}
+
+static ssize_t
+fake_write(void *ctx, int fd, const void *data, size_t len, int *want_r)
+{
+	struct fake_tr *f = ctx;
+
+	(void)fd;
+	if (f->calls++ % 2 == 0) {
+		*want_r = STREAM_WANT_READ;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (len > 1)
+		len = 1;
+	if (f->outlen + len > sizeof(f->out))
+		abort();
+	memcpy(f->out + f->outlen, data, len);
+	f->outlen += len;
+	return (ssize_t)len;
+}
+
+static size_t
+fake_pending(void *ctx)
+{
+	struct fake_tr *f = ctx;
+
+	return f->len - f->pos;
+}
+
+static void
+fake_free(void *ctx)
+{
+	((struct fake_tr *)ctx)->freed = 1;
+}
+
+static const struct stream_transport fake_transport = {
+    fake_read, fake_write, fake_pending, fake_free};
+
+static void
+test_stream_transport(void)
+{
+	struct fake_tr f = {.in = "EHLO x\r\nQUIT\r\n"};
+	struct stream st;
+	struct buf line;
+	int cr, guard = 0;
+	enum stream_result r;
+
+	f.len = strlen(f.in);
+	stream_init(&st, -1);
+	stream_set_transport(&st, &fake_transport, &f);
+	buf_init(&line, 100);
+	CHECK_INT(stream_fill(&st), STREAM_AGAIN);
+	CHECK_INT(stream_events(&st, 1), STREAM_WANT_WRITE);
+	CHECK_INT(stream_input_ready(&st), 1); /* plaintext is pending */
+	while ((r = stream_next_line(&st, &line, 10, &cr)) == STREAM_AGAIN &&
+	       guard++ < 100)
+		(void)stream_fill(&st);
+	CHECK_INT(r, STREAM_OK);
+	CHECK_STR(buf_cstr(&line), "EHLO x");
+	CHECK_INT(stream_events(&st, 1), STREAM_WANT_READ);
+	/* Blocking reads never poll while the transport has plaintext. */
+	CHECK_INT(
+	    stream_read_line(&st, &line, 10, TEST_TIMEOUT, &cr), STREAM_OK);
+	CHECK_STR(buf_cstr(&line), "QUIT");
+	CHECK_INT(stream_events(&st, 0), 0);
+	CHECK_INT(stream_puts(&st, "250 ok\r\n"), 0);
+	CHECK_INT(stream_try_flush(&st), STREAM_AGAIN);
+	CHECK_INT(stream_events(&st, 0), STREAM_WANT_READ);
+	for (guard = 0; stream_try_flush(&st) == STREAM_AGAIN && guard < 100;
+	     guard++)
+		;
+	CHECK_INT(stream_unsent(&st), 0);
+	CHECK(f.outlen == 8 && memcmp(f.out, "250 ok\r\n", 8) == 0);
+	buf_free(&line);
+	stream_free(&st);
+	CHECK_INT(f.freed, 1);
+}
+
 static void
 test_stream_read_exact(void)
 {
@@ -417,4 +585,5 @@ UNIT_MAIN(UNIT_CASE(test_stream_lines_whole),
     UNIT_CASE(test_stream_lines_bytewise), UNIT_CASE(test_stream_lines_split),
     UNIT_CASE(test_stream_long_lines), UNIT_CASE(test_stream_timeout),
     UNIT_CASE(test_stream_timeout_trickle), UNIT_CASE(test_stream_nonblocking),
+    UNIT_CASE(test_stream_nonblocking_long), UNIT_CASE(test_stream_transport),
     UNIT_CASE(test_stream_read_exact), UNIT_CASE(test_stream_write))

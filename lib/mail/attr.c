@@ -211,6 +211,68 @@ attr_decode_frame(const void *data, size_t len, size_t *consumed_r,
 	return 1;
 }
 
+int
+attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
+    const char **error_r)
+{
+	const char *data;
+	size_t len, used, want;
+	uint32_t plen;
+	int r;
+
+	data = stream_peek(st, &len);
+	if (acc->len == 0) {
+		/* The common case: the whole frame is in the read buffer. */
+		r = attr_decode_frame(data, len, &used, l, error_r);
+		if (r != 0) {
+			if (r > 0)
+				stream_consume(st, used);
+			return r;
+		}
+	}
+	/* Collect the header, then exactly the rest of this frame. */
+	for (;;) {
+		want = ATTR_HEADER_LEN;
+		if (acc->len >= ATTR_HEADER_LEN) {
+			plen = bytes_get_be32((const unsigned char *)acc->data);
+			if (plen > ATTR_FRAME_MAX ||
+			    plen > acc->max - ATTR_HEADER_LEN) {
+				*error_r = "attribute frame too large";
+				return -1;
+			}
+			want += plen;
+			if (acc->len == want)
+				break;
+		}
+		if (len == 0)
+			return 0;
+		used = want - acc->len < len ? want - acc->len : len;
+		if (buf_append(acc, data, used) < 0) {
+			*error_r = "attribute frame too large";
+			return -1;
+		}
+		stream_consume(st, used);
+		data = stream_peek(st, &len);
+	}
+	r = attr_decode(
+	    acc->data + ATTR_HEADER_LEN, want - ATTR_HEADER_LEN, l, error_r);
+	buf_reset(acc);
+	return r < 0 ? -1 : 1;
+}
+
+int
+attr_reply_begin(struct buf *frame, const struct attr_list *req)
+{
+	const struct attr *id = NULL;
+	int i;
+
+	for (i = 0; i < req->count && id == NULL; i++)
+		if (strcmp(req->v[i].name, "id") == 0)
+			id = &req->v[i];
+	attr_frame_begin(frame);
+	return id != NULL ? attr_put(frame, "id", id->value, id->len) : 0;
+}
+
 static const struct attr *
 attr_find(const struct attr_list *l, const char *name)
 {

@@ -62,6 +62,20 @@ const char *attr_get(const struct attr_list *l, const char *name);
 /* 0 and *out_r if present and a decimal number (leading '-' allowed). */
 int attr_get_int(const struct attr_list *l, const char *name, long long *out_r);
 
+/*
+ * Non-blocking: takes one frame out of what st has buffered, collecting
+ * a frame larger than the stream's buffer in acc (whose max bounds the
+ * frame). 1 with l filled, 0 when more input is needed, -1 for a
+ * malformed or over-size frame.
+ */
+int attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
+    const char **error_r);
+/*
+ * Begins a reply to req: the frame starts with req's "id" attribute
+ * (attr_client.h), when it has one. 0 or -1 (frame too small).
+ */
+int attr_reply_begin(struct buf *frame, const struct attr_list *req) MTA_NODISCARD;
+
 /* Blocking I/O with a deadline over a stream. */
 enum stream_result attr_read(struct stream *st, struct attr_list *l,
     int timeout_ms, const char **error_r);
