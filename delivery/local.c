@@ -68,9 +68,6 @@ static int local_root;
 static uid_t local_queue_owner = (uid_t)-1;
 static struct priv_user local_vmail;
 static int local_vmail_known;
-static struct userdb local_users;
-static struct stat local_users_st;
-static int local_users_loaded;
 
 static void local_set(struct local_result *res, const char *result,
     const char *dsn, const char *fmt, ...) MTA_PRINTF(4, 5);
@@ -119,31 +116,6 @@ local_return_path(const char *sender)
 		if (iscntrl((unsigned char)*p))
 			*p = '?';
 	return s;
-}
-
-/* Reloads the user file when it changed (ternuser rewrites it). */
-static int
-local_users_refresh(const char **error_r)
-{
-	struct stat st;
-
-	memset(&st, 0, sizeof(st));
-	if (stat(var_user_file, &st) < 0 && errno != ENOENT) {
-		*error_r = strerror(errno);
-		return -1;
-	}
-	if (local_users_loaded && st.st_ino == local_users_st.st_ino &&
-	    st.st_size == local_users_st.st_size &&
-	    st.st_mtim.tv_sec == local_users_st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == local_users_st.st_mtim.tv_nsec)
-		return 0;
-	userdb_free(&local_users);
-	local_users_loaded = 0;
-	if (userdb_load(var_user_file, &local_users, error_r) < 0)
-		return -1;
-	local_users_st = st;
-	local_users_loaded = 1;
-	return 0;
 }
 
 /* Stores the message as uid/gid (when root) into maildir. */
@@ -252,12 +224,14 @@ local_virtual(const struct qfile *q, const char *prefix,
 	char *addr = xasprintf("%s@%s", r->local, r->domain);
 	char *maildir = NULL, *domain_dir = NULL;
 	const char *err;
+	int found;
 
 	str_lower(addr);
-	if (local_users_refresh(&err) < 0) {
-		local_set(res, "defer", "4.3.0", "user file %s: %s",
-		    var_user_file, err);
-	} else if (userdb_find(&local_users, addr) == NULL) {
+	/* The address list, never the user file: only auth holds hashes. */
+	found = userdb_list_contains(var_virtual_mailbox_list, addr, &err);
+	if (found < 0) {
+		local_set(res, "defer", "4.3.0", "%s", err);
+	} else if (found == 0) {
 		local_set(res, "bounce", "5.1.1", "user unknown");
 	} else if ((maildir = resolve_virtual_maildir(r->local, r->domain)) ==
 	           NULL) {

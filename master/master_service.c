@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 
 #include "base/buf.h"
@@ -36,6 +37,9 @@
 #define MASTER_SERVICES_FILE "services.conf"
 #define MASTER_CONF_FILE     "tern.conf"
 #define MASTER_LISTEN_ENV    "TERN_LISTEN_FDS"
+/* The secret every smtpd process derives its TLS ticket keys from. */
+#define MASTER_TICKET_ENV    "TERN_TLS_TICKET_SECRET"
+#define MASTER_TICKET_BYTES  32
 
 static struct master_service *master_services;
 /* tern.conf as last loaded: a reload that changes it restarts everything. */
@@ -111,6 +115,33 @@ master_service_close(struct master_service *sv)
  * secrets, locale surprises) reaches a daemon. Free with
  * master_child_env_free().
  */
+/*
+ * TLS session tickets must be accepted by any process of a service, so
+ * they share keys derived from one secret, made fresh at each master
+ * start (a restart ends resumption, as Postfix's tlsmgr would). It goes
+ * to daemons in their environment, which only the same uid and root can
+ * read: the same who could read it from the daemons' memory.
+ */
+static const char *
+master_ticket_env(void)
+{
+	static char
+	    env[sizeof(MASTER_TICKET_ENV) + 2 * MASTER_TICKET_BYTES + 1];
+	unsigned char secret[MASTER_TICKET_BYTES];
+	size_t i, off;
+
+	if (env[0] != '\0')
+		return env;
+	if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+		msg_fatal("getrandom: %m");
+	off = (size_t)snprintf(env, sizeof(env), "%s=", MASTER_TICKET_ENV);
+	for (i = 0; i < sizeof(secret); i++)
+		off += (size_t)snprintf(
+		    env + off, sizeof(env) - off, "%02x", secret[i]);
+	explicit_bzero(secret, sizeof(secret));
+	return env;
+}
+
 static char **
 master_child_env(char *entry)
 {
@@ -120,14 +151,16 @@ master_child_env(char *entry)
 
 	while (names[count] != NULL)
 		count++;
-	envp = xcalloc(count + 2, sizeof(*envp));
+	envp = xcalloc(count + 3, sizeof(*envp));
 	for (i = 0; i < count; i++) {
 		if (strchr(names[i], '=') != NULL)
 			envp[j++] = xstrdup(names[i]);
 		else if (strcmp(names[i], MASTER_LISTEN_ENV) != 0 &&
+		         strcmp(names[i], MASTER_TICKET_ENV) != 0 &&
 		         (value = getenv(names[i])) != NULL)
 			envp[j++] = xasprintf("%s=%s", names[i], value);
 	}
+	envp[j++] = xstrdup(master_ticket_env());
 	envp[j] = xstrdup(entry);
 	config_list_free(names);
 	return envp;

@@ -44,6 +44,11 @@
 #define QMGR_RETRY_SOON       5
 /* Retry interval for a message whose move out of active/ failed. */
 #define QMGR_STUCK_RETRY_MS   5000
+/* tmp/ files younger than this are never stale (a writer takes its lock
+ * right after creating the file; this leaves that instant alone). */
+#define QMGR_TMP_MIN_AGE      10
+/* tmp/ entries looked at per sweep. */
+#define QMGR_TMP_SWEEP_MAX    1000
 /* Incomplete files remembered so each is warned about once. */
 #define QMGR_WARNED_MAX       64
 /* Delays under this print as 0; under QMGR_DELAY_WIDE with a fraction. */
@@ -73,6 +78,8 @@ static struct qmgr_msg *qmgr_stuck;
 /* Every message in memory, for the shutdown. */
 static struct qmgr_msg *qmgr_all;
 static char qmgr_warned[QMGR_WARNED_MAX][QUEUE_ID_SIZE];
+/* Removes what killed writers left in tmp/: at start, then periodically. */
+static struct event_timer *qmgr_tmp_timer;
 static int qmgr_warned_next;
 
 static void qmgr_scan_tick(struct event_timer *t, void *ctx);
@@ -371,9 +378,42 @@ qmgr_scan_tick(struct event_timer *t, void *ctx)
 	qmgr_scan_finished(s);
 }
 
+/*
+ * A killed smtpd leaves its half-written file in tmp/, where nothing else
+ * would ever look (one of 7.7 MB was found). Files whose writer is gone
+ * are recognised by their free lock (qfile_tmp_stale).
+ */
+static void
+qmgr_tmp_sweep(struct event_timer *t, void *ctx)
+{
+	char *path = queue_path(QUEUE_TMP, NULL);
+	struct dirent *de;
+	DIR *dir;
+	int n = 0, removed = 0;
+
+	(void)ctx;
+	if ((dir = opendir(path)) == NULL) {
+		msg_warn("open %s: %m", path);
+	} else {
+		while (n++ < QMGR_TMP_SWEEP_MAX && (de = readdir(dir)) != NULL)
+			if (queue_id_valid(de->d_name) &&
+			    qfile_tmp_stale(
+			        dirfd(dir), de->d_name, QMGR_TMP_MIN_AGE)) {
+				msg_info("%s: removed a stale file from %s/",
+				    de->d_name, QUEUE_TMP);
+				removed++;
+			}
+		closedir(dir);
+	}
+	free(path);
+	msg_debug("tmp/ sweep: %d removed", removed);
+	event_timer_reset(t, (uint64_t)var_queue_run_delay * QMGR_MS_PER_SEC);
+}
+
 void
 qmgr_queue_init(void)
 {
+	qmgr_tmp_timer = event_timer_add(qmgr_loop, 0, qmgr_tmp_sweep, NULL);
 	qmgr_deferred_next = time(NULL) + (time_t)var_queue_run_delay;
 	qmgr_scan_active.timer = event_timer_add(
 	    qmgr_loop, QMGR_SCAN_AGAIN_MS, qmgr_scan_tick, &qmgr_scan_active);
@@ -525,6 +565,7 @@ qmgr_queue_shutdown(void)
 	/* Files stay where they are: active/ is taken back at the start. */
 	while (qmgr_all != NULL)
 		qmgr_free(qmgr_all);
+	event_timer_del(&qmgr_tmp_timer);
 	qmgr_stuck = NULL;
 	for (i = 0; i < sizeof(scans) / sizeof(scans[0]); i++) {
 		event_timer_del(&scans[i]->timer);

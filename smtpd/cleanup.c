@@ -10,6 +10,7 @@
  * came; only the total size is limited. It also sends qmgr its "new
  * message" notices without ever blocking the event loop.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/addr.h"
 #include "mail/attr.h"
 #include "mail/attr_client.h"
@@ -30,6 +32,8 @@
 
 /* "Mon, 22 Nov 2021 05:02:49 +0100" (RFC 5322 3.3) plus slack. */
 #define CLEANUP_DATE_SIZE  64
+/* "20211122050249" for Message-ID. */
+#define CLEANUP_STAMP_SIZE 32
 /* Received: header text before the client's strings are added. */
 #define CLEANUP_HEADER_MAX (4 * QFILE_RECORD_MAX)
 #define NOTIFY_SERVICE     "qmgr"
@@ -125,13 +129,11 @@ cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 	return i;
 }
 
+/* Stores content bytes, counting them against the size limit. */
 static void
-cleanup_emit(void *ctx, const char *data, size_t len)
+cleanup_store(struct cleanup *c, const char *data, size_t len)
 {
-	struct cleanup *c = ctx;
-
-	/* A refused message is read to its end but not stored. */
-	if (c->status != 0 || c->data.bare)
+	if (len == 0 || c->status != 0)
 		return;
 	c->size += len;
 	if (c->size > c->size_limit) {
@@ -139,6 +141,155 @@ cleanup_emit(void *ctx, const char *data, size_t len)
 		return;
 	}
 	qfile_content_write(&c->w, data, len);
+}
+
+static void
+cleanup_date(char *out, size_t n, time_t when)
+{
+	static const char days[][4] = {
+	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm;
+	long off;
+	char sign = '+';
+
+	localtime_r(&when, &tm);
+	off = tm.tm_gmtoff / 60;
+	if (off < 0) {
+		sign = '-';
+		off = -off;
+	}
+	snprintf(out, n, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60,
+	    off % 60);
+}
+
+/* Message-ID: and Date: for a submission that lacks them (RFC 6409 8). */
+static void
+cleanup_missing_headers(struct cleanup *c)
+{
+	char date[CLEANUP_DATE_SIZE], stamp[CLEANUP_STAMP_SIZE];
+	time_t now = time(NULL);
+	struct tm tm;
+	struct buf hdr;
+
+	buf_init(&hdr, CLEANUP_HEADER_MAX);
+	if (!c->hdr.have_msgid) {
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+		if (buf_printf(&hdr, "Message-ID: <%s.%s@%s>\r\n", stamp,
+		        c->w.id, var_myhostname) < 0)
+			msg_panic("cleanup: Message-ID over %d bytes",
+			    CLEANUP_HEADER_MAX);
+		msg_info("%s: message-id=<%s.%s@%s>", c->w.id, stamp, c->w.id,
+		    var_myhostname);
+	}
+	if (!c->hdr.have_date) {
+		cleanup_date(date, sizeof(date), now);
+		if (buf_printf(&hdr, "Date: %s\r\n", date) < 0)
+			msg_panic(
+			    "cleanup: Date over %d bytes", CLEANUP_HEADER_MAX);
+	}
+	cleanup_store(c, hdr.data, hdr.len);
+	buf_free(&hdr);
+}
+
+/* The headers are over: add what is missing, then what was held. */
+static void
+cleanup_headers_end(struct cleanup *c)
+{
+	cleanup_missing_headers(c);
+	cleanup_store(c, c->hdr.hold, c->hdr.hold_len);
+	c->hdr.hold_len = 0;
+	c->hdr.holding = 0;
+	c->hdr.done = 1;
+}
+
+/* A held name ended in ':': it is a field; note the ones we add. */
+static void
+cleanup_field_name(struct cleanup *c)
+{
+	struct cleanup_headers *h = &c->hdr;
+	size_t n = h->hold_len;
+
+	if (n == sizeof("message-id") - 1 &&
+	    str_prefix_ci(h->hold, n, "message-id"))
+		h->have_msgid = 1;
+	else if (n == sizeof("date") - 1 && str_prefix_ci(h->hold, n, "date"))
+		h->have_date = 1;
+	cleanup_store(c, h->hold, n);
+	cleanup_store(c, ":", 1);
+	h->hold_len = 0;
+	h->holding = 0;
+}
+
+/*
+ * Content on its way to the file. While the headers last (and only when
+ * missing ones may have to be added) it is scanned a byte at a time: the
+ * start of each line is held back until it proves to be a field name
+ * (RFC 5322 2.2: ftext up to ':') or the body, so that Message-ID: and
+ * Date: go in before the first body line even when a message has no
+ * empty line after its headers.
+ */
+static void
+cleanup_emit(void *ctx, const char *data, size_t len)
+{
+	struct cleanup *c = ctx;
+	struct cleanup_headers *h = &c->hdr;
+	size_t i, run = 0; /* data[run..i) is to be stored */
+	unsigned char b;
+
+	/* A refused message is read to its end but not stored. */
+	if (c->status != 0 || c->data.bare)
+		return;
+	if (h->done) {
+		cleanup_store(c, data, len);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		b = (unsigned char)data[i];
+		if (h->holding) {
+			if (b == ':') {
+				cleanup_field_name(c);
+				run = i + 1;
+			} else if (b <= ' ' || b >= 0x7f) {
+				cleanup_headers_end(c);
+				cleanup_store(c, data + i, len - i);
+				return;
+			} else if (h->hold_len == sizeof(h->hold)) {
+				/* Too long to be one we add: a field. */
+				cleanup_store(c, h->hold, h->hold_len);
+				h->hold_len = 0;
+				h->holding = 0;
+				run = i;
+			} else {
+				h->hold[h->hold_len++] = (char)b;
+			}
+			continue;
+		}
+		if (h->bol) {
+			h->bol = 0;
+			if (b == '\r' || b == '\n') {
+				/* The empty line that ends the headers. */
+				cleanup_store(c, data + run, i - run);
+				cleanup_headers_end(c);
+				cleanup_store(c, data + i, len - i);
+				return;
+			}
+			if (b != ' ' && b != '\t') {
+				cleanup_store(c, data + run, i - run);
+				h->holding = 1;
+				h->hold[h->hold_len++] = (char)b;
+				continue;
+			}
+		}
+		if (b == '\n')
+			h->bol = 1;
+	}
+	if (!h->holding)
+		cleanup_store(c, data + run, len - run);
 }
 
 /* Client text that goes into a header: no control or 8-bit bytes. */
@@ -153,31 +304,11 @@ cleanup_header_text(const char *s)
 	return out;
 }
 
-static void
-cleanup_date(char *out, size_t n)
-{
-	static const char days[][4] = {
-	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May",
-	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t now = time(NULL);
-	struct tm tm;
-	long off;
-	char sign = '+';
-
-	localtime_r(&now, &tm);
-	off = tm.tm_gmtoff / 60;
-	if (off < 0) {
-		sign = '-';
-		off = -off;
-	}
-	snprintf(out, n, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60,
-	    off % 60);
-}
-
-/* RFC 5321 4.4 trace header; "for" only when it names the one recipient. */
+/*
+ * RFC 5321 4.4 trace header, with the TLS session and the SASL login in
+ * comments as Postfix writes them; "for" only when it names the one
+ * recipient. It goes straight to the file: it is not the client's header.
+ */
 static void
 cleanup_received(
     struct cleanup *c, const struct cleanup_envelope *env, const char *only)
@@ -186,14 +317,23 @@ cleanup_received(
 	char *helo = cleanup_header_text(env->helo);
 	char *name = cleanup_header_text(env->client_name);
 	char *rcpt = only != NULL ? cleanup_header_text(only) : NULL;
+	char *user =
+	    env->auth_user != NULL ? cleanup_header_text(env->auth_user) : NULL;
 	struct buf hdr;
 	int err;
 
-	cleanup_date(date, sizeof(date));
+	cleanup_date(date, sizeof(date), time(NULL));
 	buf_init(&hdr, CLEANUP_HEADER_MAX);
-	err = buf_printf(&hdr,
-	    "Received: from %s (%s [%s])\r\n\tby %s (tern) with %s id %s", helo,
-	    name, env->client_rfc_addr, var_myhostname, env->protocol, c->w.id);
+	err = buf_printf(&hdr, "Received: from %s (%s [%s])", helo, name,
+	    env->client_rfc_addr);
+	if (err == 0 && env->tls != NULL)
+		err = buf_printf(&hdr, "\r\n\t(using %s)", env->tls);
+	if (err == 0 && user != NULL && var_smtpd_sasl_authenticated_header)
+		err =
+		    buf_printf(&hdr, "\r\n\t(Authenticated sender: %s)", user);
+	if (err == 0)
+		err = buf_printf(&hdr, "\r\n\tby %s (tern) with %s id %s",
+		    var_myhostname, env->protocol, c->w.id);
 	if (err == 0 && rcpt != NULL)
 		err = buf_printf(&hdr, "\r\n\tfor <%s>", rcpt);
 	if (err == 0)
@@ -201,11 +341,12 @@ cleanup_received(
 	if (err != 0)
 		msg_panic("cleanup: Received: header over %d bytes",
 		    CLEANUP_HEADER_MAX);
-	cleanup_emit(c, hdr.data, hdr.len);
+	cleanup_store(c, hdr.data, hdr.len);
 	buf_free(&hdr);
 	free(helo);
 	free(name);
 	free(rcpt);
+	free(user);
 }
 
 struct cleanup_key {
@@ -229,13 +370,13 @@ cleanup_key_cmp(const void *a, const void *b)
  * many are kept. O(n log n) for smtpd_recipient_limit-sized lists.
  */
 static int
-cleanup_dedup(char *const *rcpts, int n, unsigned char *keep)
+cleanup_dedup(const struct cleanup_rcpt *rcpts, int n, unsigned char *keep)
 {
 	struct cleanup_key *keys = xcalloc((size_t)n, sizeof(*keys));
 	int i, kept = 0;
 
 	for (i = 0; i < n; i++) {
-		keys[i].key = addr_fold(rcpts[i]);
+		keys[i].key = addr_fold(rcpts[i].addr);
 		keys[i].index = i;
 	}
 	qsort(keys, (size_t)n, sizeof(*keys), cleanup_key_cmp);
@@ -264,6 +405,9 @@ cleanup_open(
 	c->open = 1;
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
+	c->hdr.bol = 1;
+	/* Nothing to add: no need to scan the headers. */
+	c->hdr.done = !env->add_missing_headers;
 	qfile_put_sender(&c->w, env->sender);
 	qfile_put_attr(&c->w, "client_addr", env->client_addr);
 	qfile_put_attr(&c->w, "client_name", env->client_name);
@@ -271,13 +415,23 @@ cleanup_open(
 	qfile_put_attr(&c->w, "protocol", env->protocol);
 	if (env->body != NULL)
 		qfile_put_attr(&c->w, "body", env->body);
+	if (env->smtputf8)
+		qfile_put_attr(&c->w, "smtputf8", "1");
+	if (env->envid != NULL)
+		qfile_put_attr(&c->w, "envid", env->envid);
+	if (env->ret != NULL)
+		qfile_put_attr(&c->w, "ret", env->ret);
+	if (env->auth_user != NULL)
+		qfile_put_attr(&c->w, "sasl_username", env->auth_user);
 	keep = xcalloc(env->nrcpt > 0 ? (size_t)env->nrcpt : 1, 1);
 	kept = cleanup_dedup(env->rcpts, env->nrcpt, keep);
 	for (i = 0; i < env->nrcpt; i++) {
 		if (!keep[i])
 			continue;
-		qfile_put_rcpt(&c->w, env->rcpts[i], "", 0);
-		only = env->rcpts[i];
+		qfile_put_rcpt(&c->w, env->rcpts[i].addr,
+		    env->rcpts[i].orcpt != NULL ? env->rcpts[i].orcpt : "",
+		    env->rcpts[i].notify);
+		only = env->rcpts[i].addr;
 	}
 	free(keep);
 	qfile_content_begin(&c->w);
@@ -291,6 +445,25 @@ cleanup_feed(struct cleanup *c, const char *in, size_t len)
 	return cleanup_data_parse(&c->data, in, len, cleanup_emit, c);
 }
 
+void
+cleanup_feed_raw(struct cleanup *c, const char *in, size_t len, int binary)
+{
+	size_t i;
+
+	/* Outside BINARYMIME the content is text: a CR or LF that is not
+	 * part of a CRLF is refused as in DATA (the smuggling defence). */
+	if (!binary && !c->data.bare) {
+		for (i = 0; i < len; i++) {
+			if (c->raw_cr != (in[i] == '\n'))
+				c->data.bare = 1;
+			c->raw_cr = in[i] == '\r';
+		}
+	}
+	c->raw = 1;
+	c->binary = binary;
+	cleanup_emit(c, in, len);
+}
+
 int
 cleanup_done(const struct cleanup *c)
 {
@@ -298,13 +471,21 @@ cleanup_done(const struct cleanup *c)
 }
 
 unsigned
-cleanup_finish(struct cleanup *c, const char **error_r)
+cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r)
 {
+	if (c->raw && !c->binary && c->raw_cr)
+		c->data.bare = 1; /* the content ended in a lone CR */
 	if (c->data.bare)
 		c->status |= CLEANUP_STAT_BARE;
+	/* Headers that ended with the content: add what is missing. */
+	if (c->status == 0 && !c->hdr.done)
+		cleanup_headers_end(c);
 	/* A refused file is discarded: no point in completing it. */
-	if (c->status == 0 && qfile_finish(&c->w, error_r) < 0)
+	if (c->status == 0 && qfile_finish(&c->w, error_r) < 0) {
 		c->status |= CLEANUP_STAT_WRITE;
+		if (errno_r != NULL)
+			*errno_r = c->w.failed;
+	}
 	return c->status;
 }
 

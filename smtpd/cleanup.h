@@ -47,45 +47,85 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 #define CLEANUP_STAT_SIZE  0x2 /* over message_size_limit */
 #define CLEANUP_STAT_WRITE 0x4 /* the queue file could not be written */
 
-/* What smtpd knows about the transaction when DATA starts. */
+/* One recipient with its DSN parameters (RFC 3461). */
+struct cleanup_rcpt {
+	const char *addr;
+	const char *orcpt;	/* "type;address" or NULL */
+	unsigned notify;	/* QRCPT_NOTIFY_* mask, 0 = not given */
+};
+
+/* What smtpd knows about the transaction when the content starts. */
 struct cleanup_envelope {
 	const char *sender; /* "" for <> */
-	char *const *rcpts;
+	const struct cleanup_rcpt *rcpts;
 	int nrcpt;
 	const char *client_name;
 	const char *client_addr;     /* for the queue file and logs */
 	const char *client_rfc_addr; /* for Received: ("IPv6:..." form) */
 	const char *helo;
-	const char *protocol; /* "SMTP" or "ESMTP" */
-	const char *body;     /* "7BIT", "8BITMIME" or NULL */
+	const char *protocol; /* "SMTP", "ESMTPSA", "UTF8SMTPS" (RFC 3848) */
+	const char *body;     /* "7BIT", "8BITMIME", "BINARYMIME" or NULL */
+	const char *envid;    /* DSN ENVID, decoded, or NULL */
+	const char *ret;      /* "FULL", "HDRS" or NULL */
+	int smtputf8;
+	const char *tls;       /* "TLSv1.3 with cipher X (256/256 bits)" */
+	const char *auth_user; /* SASL login, or NULL */
+	/* Submission: add Message-ID: and Date: when the message lacks
+	 * them (RFC 6409 8). */
+	int add_missing_headers;
+};
+
+/* A field name held back until it proves to be one (or the body). */
+#define CLEANUP_HOLD_MAX 64
+
+/* Where the header scanner is (Message-ID/Date detection). */
+struct cleanup_headers {
+	int done;	/* the body has started */
+	int bol;	/* at the start of a line */
+	int holding;	/* collecting a field name in hold */
+	size_t hold_len;
+	char hold[CLEANUP_HOLD_MAX];
+	int have_msgid, have_date;
 };
 
 struct cleanup {
 	struct qfile_writer w;
 	int open; /* w holds a file */
 	struct cleanup_data data;
+	struct cleanup_headers hdr;
+	int add_missing_headers;
 	uint64_t size; /* content bytes, Received: included */
 	uint64_t size_limit;
 	unsigned status; /* CLEANUP_STAT_* seen so far */
+	int raw;	 /* BDAT: content as is, no dot-stuffing */
+	int raw_cr;	 /* raw: the last byte was a CR */
+	int binary;	 /* raw BINARYMIME: bare CR and LF allowed */
 };
 
 /*
  * Creates the queue file in tmp/ and writes the envelope and the
- * Received: header; the limit is message_size_limit. 0, or -1 with
- * *error_r (nothing left to free).
+ * Received: header; the limit is message_size_limit. Duplicate recipients
+ * (one mailbox in other spellings, addr_fold) are written once. 0, or -1
+ * with *error_r (nothing left to free).
  */
 int cleanup_open(struct cleanup *c, const struct cleanup_envelope *env,
     const char **error_r);
-/* Feeds message bytes; same return as cleanup_data_parse. */
+/* Feeds DATA bytes; same return as cleanup_data_parse. */
 size_t cleanup_feed(struct cleanup *c, const char *in, size_t len);
-/* 1 once the end of the data was seen. */
+/* Feeds BDAT bytes (RFC 3030): stored as they are; all are taken. With
+ * binary (BODY=BINARYMIME) bare CR and LF are allowed. */
+void cleanup_feed_raw(struct cleanup *c, const char *in, size_t len,
+    int binary);
+/* 1 once the end of the DATA content was seen. */
 int cleanup_done(const struct cleanup *c);
 /*
  * Completes the file (no fsync). Returns the CLEANUP_STAT_* bits; with
- * CLEANUP_STAT_WRITE *error_r says why. On 0 the caller commits c->w.fd /
- * c->w.tmp_path (then qfile_writer_committed) before cleanup_free.
+ * CLEANUP_STAT_WRITE *error_r says why and *errno_r (may be NULL) holds
+ * the errno of the failed write (ENOSPC: a full disk). On 0 the caller
+ * commits c->w.fd / c->w.tmp_path (then qfile_writer_committed) before
+ * cleanup_free.
  */
-unsigned cleanup_finish(struct cleanup *c, const char **error_r);
+unsigned cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r);
 /* Closes and, unless committed, unlinks the tmp file. NULL-safe, idempotent. */
 void cleanup_free(struct cleanup *c);
 

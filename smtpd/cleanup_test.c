@@ -141,10 +141,19 @@ remove_queue(char *dir)
 static void
 test_queue_file(void)
 {
-	static char *rcpts[] = {"user@example.test"};
-	static const struct cleanup_envelope env = {"sender@example.org", rcpts,
-	    1, "192.0.2.1", "192.0.2.1", "192.0.2.1", "client.example", "ESMTP",
-	    "8BITMIME"};
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"user@example.test", "rfc822;User@Example.TEST",
+	        QRCPT_NOTIFY_SUCCESS | QRCPT_NOTIFY_FAILURE}};
+	static const struct cleanup_envelope env = {
+	    .sender = "sender@example.org",
+	    .rcpts = rcpts,
+	    .nrcpt = 1,
+	    .client_name = "192.0.2.1",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "client.example",
+	    .protocol = "ESMTP",
+	    .body = "8BITMIME"};
 	static const char body[] = "Subject: x\r\n\r\n..dot\r\n.\r\nNEXT";
 	static const char received[] =
 	    "Received: from client.example (192.0.2.1 [192.0.2.1])\r\n"
@@ -159,7 +168,7 @@ test_queue_file(void)
 	CHECK(cleanup_open(&c, &env, &error) == 0);
 	CHECK_INT(cleanup_feed(&c, body, strlen(body)), strlen(body) - 4);
 	CHECK(cleanup_done(&c));
-	CHECK_INT(cleanup_finish(&c, &error), 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
 	CHECK(qfile_commit(&c.w, QUEUE_INCOMING, &error) == 0);
 	path = queue_path(QUEUE_INCOMING, c.w.id);
 	memcpy(c_id, c.w.id, sizeof(c_id));
@@ -169,6 +178,9 @@ test_queue_file(void)
 	CHECK_STR(q.sender, "sender@example.org");
 	CHECK_INT(q.nrcpt, 1);
 	CHECK_STR(q.rcpts[0].addr, "user@example.test");
+	CHECK_STR(q.rcpts[0].orcpt, "rfc822;User@Example.TEST");
+	CHECK_INT(
+	    q.rcpts[0].notify, QRCPT_NOTIFY_SUCCESS | QRCPT_NOTIFY_FAILURE);
 	CHECK_STR(qfile_attr(&q, "helo"), "client.example");
 	CHECK_STR(qfile_attr(&q, "body"), "8BITMIME");
 	CHECK_STR(qfile_attr(&q, "protocol"), "ESMTP");
@@ -191,11 +203,20 @@ test_queue_file(void)
 static void
 test_duplicates(void)
 {
-	static char *rcpts[] = {"popBOx@EXAmple.test", "other@example.test",
-	    "POPBOX@example.TEST", "\"popbox\"@example.test",
-	    "Other@Example.Test", "third@example.test"};
-	static const struct cleanup_envelope env = {"s@example.org", rcpts, 6,
-	    "h", "192.0.2.1", "192.0.2.1", "h", "ESMTP", NULL};
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"popBOx@EXAmple.test", NULL, 0}, {"other@example.test", NULL, 0},
+	    {"POPBOX@example.TEST", NULL, 0},
+	    {"\"popbox\"@example.test", NULL, 0},
+	    {"Other@Example.Test", NULL, 0}, {"third@example.test", NULL, 0}};
+	static const struct cleanup_envelope env = {.sender = "s@example.org",
+	    .rcpts = rcpts,
+	    .nrcpt = 6,
+	    .client_name = "h",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "h",
+	    .protocol = "ESMTP",
+	    .body = NULL};
 	char *dir = make_queue(), *path;
 	struct cleanup c;
 	struct qfile q;
@@ -204,7 +225,7 @@ test_duplicates(void)
 	var_message_size_limit = 10240;
 	CHECK(cleanup_open(&c, &env, &error) == 0);
 	CHECK_INT(cleanup_feed(&c, "x\r\n.\r\n", 6), 6);
-	CHECK_INT(cleanup_finish(&c, &error), 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
 	CHECK(qfile_commit(&c.w, QUEUE_INCOMING, &error) == 0);
 	path = queue_path(QUEUE_INCOMING, c.w.id);
 	cleanup_free(&c);
@@ -221,13 +242,183 @@ test_duplicates(void)
 	remove_queue(dir);
 }
 
+/* Commits c and returns the stored content (malloc'd, NUL-terminated). */
+static char *
+commit_content(struct cleanup *c, struct qfile *q)
+{
+	const char *error = NULL;
+	char *path, *content;
+
+	CHECK(qfile_commit(&c->w, QUEUE_INCOMING, &error) == 0);
+	path = queue_path(QUEUE_INCOMING, c->w.id);
+	cleanup_free(c);
+	CHECK(qfile_open(path, 0, (uid_t)-1, q, &error) == 0);
+	free(path);
+	content = calloc(1, q->content_len + 1);
+	CHECK(file_pread_all(q->fd, content, q->content_len, q->content_off) ==
+	      0);
+	return content;
+}
+
+/*
+ * Submission (RFC 6409 8): Message-ID: and Date: are added right before
+ * the body when missing, and not when present in any case; the Received:
+ * header names the TLS session and the login.
+ */
+static void
+test_submission_headers(void)
+{
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"a@example.test", NULL, 0}};
+	struct cleanup_envelope env = {.sender = "a@example.test",
+	    .rcpts = rcpts,
+	    .nrcpt = 1,
+	    .client_name = "h",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "h",
+	    .protocol = "ESMTPSA",
+	    .body = NULL};
+	static const char *const bodies[] = {
+	    "Subject: x\r\n\r\nbody\r\n.\r\n",
+	    "Subject: x\r\nDATE: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	    "message-id: <a@b>\r\n\r\nbody\r\n.\r\n",
+	    "Subject: x\r\n\tfolded\r\nnot a header line\r\n.\r\n",
+	    "Subject: only headers\r\n.\r\n",
+	};
+	char *dir = make_queue(), *content, *body;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+	size_t i, len;
+
+	var_message_size_limit = 10240;
+	var_smtpd_sasl_authenticated_header = 1;
+	env.tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)";
+	env.auth_user = "a@example.test";
+	env.add_missing_headers = 1;
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		CHECK(cleanup_open(&c, &env, &error) == 0);
+		len = strlen(bodies[i]);
+		/* Byte by byte: the scanner keeps its place across calls. */
+		for (size_t j = 0; j < len; j++)
+			CHECK_INT(cleanup_feed(&c, bodies[i] + j, 1), 1);
+		CHECK(cleanup_done(&c));
+		CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+		content = commit_content(&c, &q);
+		CHECK(strstr(content, "\r\n\t(using TLSv1.3 with cipher "
+		                      "TLS_AES_256_GCM_SHA384 (256/256 "
+		                      "bits))\r\n\t(Authenticated sender: "
+		                      "a@example.test)\r\n\tby mx.example.test "
+		                      "(tern) with ESMTPSA id ") != NULL);
+		body = strstr(content, "Subject:");
+		if (i == 1) {
+			CHECK(strstr(content, "Message-ID: <") == NULL);
+			CHECK(strstr(content, "\r\nDate: ") == NULL);
+		} else {
+			CHECK(strstr(content, "\r\nMessage-ID: <") != NULL);
+			CHECK(strstr(content, "@mx.example.test>\r\nDate: ") !=
+			      NULL);
+		}
+		if (i == 0)
+			CHECK(body != NULL &&
+			      strstr(body, "Subject: x\r\nMessage-ID: <") ==
+			          body);
+		if (i == 0)
+			CHECK(strstr(content, "\r\n\r\nbody\r\n") != NULL);
+		if (i == 2)
+			CHECK(strstr(content, "\tfolded\r\nMessage-ID: ") !=
+			          NULL &&
+			      strstr(content, "\r\nnot a header line\r\n") !=
+			          NULL);
+		if (i == 3)
+			CHECK(strstr(content,
+			          "Subject: only headers\r\nMessage-ID: ") !=
+			      NULL);
+		free(content);
+		qfile_close(&q);
+	}
+	/* Not a submission: nothing added. */
+	env.add_missing_headers = 0;
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	CHECK_INT(
+	    cleanup_feed(&c, bodies[0], strlen(bodies[0])), strlen(bodies[0]));
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(strstr(content, "Message-ID") == NULL);
+	free(content);
+	qfile_close(&q);
+	remove_queue(dir);
+}
+
+/* BDAT content is stored as it comes; bare CR/LF only in BINARYMIME. */
+static void
+test_raw(void)
+{
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"a@example.test", NULL, 0}};
+	static const struct cleanup_envelope env = {.sender = "",
+	    .rcpts = rcpts,
+	    .nrcpt = 1,
+	    .client_name = "h",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "h",
+	    .protocol = "ESMTP",
+	    .body = "BINARYMIME"};
+	static const char bin[] = "Subject: b\r\n\r\n\x00\x01\n.\r\n\r";
+	char *dir = make_queue(), *content;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+
+	var_message_size_limit = 10240;
+	/* Split across chunks, a CRLF too. */
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	cleanup_feed_raw(&c, "Subject: t\r", 11, 0);
+	cleanup_feed_raw(&c, "\n\r\n.dot\r\n", 9, 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(strstr(content, "Subject: t\r\n\r\n.dot\r\n") != NULL);
+	free(content);
+	qfile_close(&q);
+	/* A bare LF, or a lone CR at the end, is refused as text. */
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	cleanup_feed_raw(&c, "a\nb\r\n", 5, 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), CLEANUP_STAT_BARE);
+	cleanup_free(&c);
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	cleanup_feed_raw(&c, "a\r\nb\r", 5, 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), CLEANUP_STAT_BARE);
+	cleanup_free(&c);
+	/* BINARYMIME: any byte. */
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	cleanup_feed_raw(&c, bin, sizeof(bin) - 1, 1);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(q.content_len > sizeof(bin) - 1 &&
+	      memcmp(content + q.content_len - (sizeof(bin) - 1), bin,
+	          sizeof(bin) - 1) == 0);
+	free(content);
+	qfile_close(&q);
+	remove_queue(dir);
+}
+
 /* Refused content is read to its end and leaves no file behind. */
 static void
 test_refused(void)
 {
-	static char *rcpts[] = {"a@example.test", "b@example.test"};
-	static const struct cleanup_envelope env = {
-	    "", rcpts, 2, "h", "::1", "IPv6:::1", "h", "SMTP", NULL};
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"a@example.test", NULL, 0}, {"b@example.test", NULL, 0}};
+	static const struct cleanup_envelope env = {.sender = "",
+	    .rcpts = rcpts,
+	    .nrcpt = 2,
+	    .client_name = "h",
+	    .client_addr = "::1",
+	    .client_rfc_addr = "IPv6:::1",
+	    .helo = "h",
+	    .protocol = "SMTP",
+	    .body = NULL};
 	char *dir = make_queue(), *tmp;
 	struct cleanup c;
 	const char *error = NULL;
@@ -242,7 +433,7 @@ test_refused(void)
 		CHECK_INT(cleanup_feed(&c, big, sizeof(big)), sizeof(big));
 	CHECK_INT(cleanup_feed(&c, "\r\n.\r\n", 5), 5);
 	CHECK(cleanup_done(&c));
-	CHECK_INT(cleanup_finish(&c, &error), CLEANUP_STAT_SIZE);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), CLEANUP_STAT_SIZE);
 	tmp = strdup(c.w.tmp_path);
 	cleanup_free(&c);
 	CHECK(stat(tmp, &st) < 0);
@@ -251,7 +442,7 @@ test_refused(void)
 	var_message_size_limit = 10240;
 	CHECK(cleanup_open(&c, &env, &error) == 0);
 	CHECK_INT(cleanup_feed(&c, "a\nb\r\n.\r\n", 8), 8);
-	CHECK_INT(cleanup_finish(&c, &error), CLEANUP_STAT_BARE);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), CLEANUP_STAT_BARE);
 	cleanup_free(&c);
 	cleanup_free(&c); /* idempotent */
 	remove_queue(dir);
@@ -259,4 +450,5 @@ test_refused(void)
 
 UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
+    UNIT_CASE(test_submission_headers), UNIT_CASE(test_raw),
     UNIT_CASE(test_refused))

@@ -3,33 +3,125 @@
  * smtpd: the SMTP receiver (RFC 5321). One event-driven process serves up
  * to smtpd_max_clients sessions at once, with cleanup in-process and queue
  * file commits in a small thread pool, so no message costs a fork, an
- * extra process hop or a blocked event loop. This file only wires the
- * service into the server skeleton; the protocol lives in smtpd_session.c
- * and smtpd_cmd.c, the queue file in cleanup.c.
+ * extra process hop or a blocked event loop. It never reads a password or
+ * a user table itself: auth checks logins, proxymap answers recipient
+ * lookups and anvil counts connections per client across processes, all
+ * over private/ sockets, so smtpd can run chrooted. The TLS certificate is
+ * loaded as root before the privilege drop. This file wires the service
+ * into the server skeleton; the protocol lives in smtpd_session.c,
+ * smtpd_cmd.c and smtpd_auth.c, the queue file in cleanup.c.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/server.h"
 #include "smtpd.h"
 
+/* Replies of anvil, proxymap and auth are small. */
+#define SMTPD_IPC_REPLY_MAX   4096
+/* A stuck service must not hold a session for ipc_timeout (an hour). */
+#define SMTPD_IPC_TIMEOUT_MS  30000
+/* auth delays failures on purpose; it is allowed longer. */
+#define SMTPD_AUTH_TIMEOUT_MS 120000
+#define SMTPD_IPC_IDLE_MS     0
+/* Hex of the ticket secret master passes (32 bytes). */
+#define SMTPD_TICKET_ENV      "TERN_TLS_TICKET_SECRET"
+#define SMTPD_TICKET_MAX      64
+
 struct commit_pool *smtpd_commit_pool;
 char *smtpd_incoming_dir;
+struct tls_server *smtpd_tls;
+struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 
-/* Time zone data lives outside a chroot: load it first (Received: dates). */
+/* The secret that lets every smtpd process resume every other one's TLS
+ * sessions; master makes a fresh one at each start. */
+static size_t
+smtpd_ticket_secret(unsigned char *out, size_t max)
+{
+	const char *hex = getenv(SMTPD_TICKET_ENV);
+	size_t n = 0;
+	unsigned hi, lo;
+
+	if (hex == NULL)
+		return 0;
+	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
+		hi = (unsigned)(hex[0] <= '9' ? hex[0] - '0'
+		                              : hex[0] - 'a' + 10);
+		lo = (unsigned)(hex[1] <= '9' ? hex[1] - '0'
+		                              : hex[1] - 'a' + 10);
+		if (hi > 15 || lo > 15)
+			return 0;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+	}
+	return n;
+}
+
+/*
+ * As root: the key files are readable by root only. Without a
+ * certificate STARTTLS is simply not offered (and the implicit-TLS port
+ * refuses connections), with a warning that says why.
+ */
+static void
+smtpd_tls_init(void)
+{
+	unsigned char secret[SMTPD_TICKET_MAX];
+	struct tls_server_config cfg;
+	const char *err;
+
+	if (strcmp(var_smtpd_tls_security_level, "none") == 0 &&
+	    !var_smtpd_tls_wrappermode)
+		return;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cert_file = var_smtpd_tls_cert_file;
+	cfg.key_file = var_smtpd_tls_key_file;
+	if (*var_smtpd_tls_eccert_file != '\0' &&
+	    access(var_smtpd_tls_eccert_file, F_OK) == 0) {
+		cfg.eccert_file = var_smtpd_tls_eccert_file;
+		cfg.eckey_file = var_smtpd_tls_eckey_file;
+	}
+	cfg.protocols = var_smtpd_tls_protocols;
+	cfg.ciphers = var_smtpd_tls_ciphers;
+	cfg.ciphersuites = var_smtpd_tls_ciphersuites;
+	cfg.ticket_secret = secret;
+	cfg.ticket_secret_len = smtpd_ticket_secret(secret, sizeof(secret));
+	cfg.ticket_lifetime = (unsigned)var_smtpd_tls_session_cache_timeout;
+	if (tls_server_create(&cfg, &smtpd_tls, &err) < 0) {
+		msg_warn("TLS is not available: %s", err);
+		if (strcmp(var_smtpd_tls_security_level, "encrypt") == 0)
+			msg_warn("smtpd_tls_security_level = encrypt without "
+			         "a usable certificate: no mail can be "
+			         "received here");
+		smtpd_tls = NULL;
+	}
+	explicit_bzero(secret, sizeof(secret));
+}
+
+/* Time zone data and key files live outside a chroot: load them first. */
 static void
 smtpd_pre_drop(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
 	tzset();
+	smtpd_tls_init();
+}
+
+static struct attr_client *
+smtpd_client(struct event_loop *loop, const char *service, uint64_t timeout)
+{
+	char *path = queue_path(QUEUE_PRIVATE, service);
+	struct attr_client *c = attr_client_create(
+	    loop, path, 0, timeout, SMTPD_IPC_REPLY_MAX, SMTPD_IPC_IDLE_MS);
+
+	free(path);
+	return c;
 }
 
 static void
@@ -39,24 +131,14 @@ smtpd_init(struct event_loop *loop)
 	    commit_pool_create(loop, (int)var_smtpd_commit_threads);
 	smtpd_incoming_dir = queue_path(QUEUE_INCOMING, NULL);
 	cleanup_notify_init(loop);
+	smtpd_anvil = smtpd_client(loop, "anvil", SMTPD_IPC_TIMEOUT_MS);
+	smtpd_proxymap = smtpd_client(loop, "proxymap", SMTPD_IPC_TIMEOUT_MS);
+	smtpd_auth = smtpd_client(loop, "auth", SMTPD_AUTH_TIMEOUT_MS);
 }
 
 static void
 smtpd_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 {
-	static const char busy[] =
-	    "421 4.3.2 Too many connections, try again later\r\n";
-
-	if (smtpd_session_count() >= var_smtpd_max_clients) {
-		msg_warn(
-		    "too many connections: smtpd_max_clients = %lld reached",
-		    var_smtpd_max_clients);
-		/* Best effort: a fresh socket takes a short line at once. */
-		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0)
-			msg_debug("send: %s", strerror(errno));
-		close(fd);
-		return;
-	}
 	smtpd_session_create(fd, l, loop);
 }
 
@@ -68,6 +150,10 @@ smtpd_shutdown(void)
 	smtpd_session_close_all();
 	commit_pool_free(&smtpd_commit_pool);
 	cleanup_notify_shutdown();
+	attr_client_free(&smtpd_anvil);
+	attr_client_free(&smtpd_proxymap);
+	attr_client_free(&smtpd_auth);
+	tls_server_free(&smtpd_tls);
 	free(smtpd_incoming_dir);
 	smtpd_incoming_dir = NULL;
 }

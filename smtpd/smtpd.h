@@ -1,67 +1,115 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * smtpd internals: one struct smtpd_session per SMTP connection, all
- * driven by one event loop; smtpd_session.c owns I/O, timers and the
- * DATA/commit path, smtpd_cmd.c the command table and transaction rules.
+ * driven by one event loop. smtpd.c owns the process (listeners, the
+ * clients of other services, TLS); smtpd_session.c the I/O, deadlines,
+ * message content and commit; smtpd_cmd.c the command table and the
+ * transaction rules; smtpd_auth.c SMTP AUTH.
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
 
 #include <netinet/in.h>
+#include <stdint.h>
 #include "base/buf.h"
 #include "base/commit.h"
 #include "base/event.h"
 #include "base/stream.h"
+#include "mail/attr_client.h"
+#include "mail/sasl.h"
 #include "mail/server.h"
+#include "mail/smtp_param.h"
+#include "tls/tls.h"
 #include "cleanup.h"
 
 /* Protocol state (RFC 5321 4.1.4 command order); see smtpd_set_state(). */
 enum smtpd_state {
+	SMTPD_STATE_START,     /* connected, the client's count is checked */
+	SMTPD_STATE_PREGREET,  /* greeting held back: talking now is early */
 	SMTPD_STATE_CONNECTED, /* greeting sent, no HELO/EHLO yet */
 	SMTPD_STATE_HELO,      /* greeted, no transaction */
 	SMTPD_STATE_MAIL,      /* MAIL accepted; RCPTs collect */
-	SMTPD_STATE_DATA,      /* reading the message content */
+	SMTPD_STATE_DATA,      /* reading DATA content */
+	SMTPD_STATE_BDAT,      /* reading a BDAT chunk (RFC 3030) */
 	SMTPD_STATE_COMMIT,    /* content complete, input paused until the
 				 * queue file is durable */
 	SMTPD_STATE_QUIT,      /* last reply queued; close once flushed */
 };
 
 /* Per-command counters for the disconnect log line (Postfix style). */
-#define SMTPD_CMD_COUNTERS 16
+#define SMTPD_CMD_COUNTERS 20
 
 #define SMTPD_ADDR_SIZE     INET6_ADDRSTRLEN
 /* "IPv6:" + address, RFC 5321 4.1.3 address literal form. */
 #define SMTPD_RFC_ADDR_SIZE (INET6_ADDRSTRLEN + sizeof("IPv6:"))
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
+#define SMTPD_TLS_TEXT_SIZE 160
+
+struct smtpd_rcpt {
+	char *addr;
+	char *orcpt; /* DSN ORCPT "type;address", or NULL */
+	unsigned notify;
+};
 
 struct smtpd_session {
 	struct event_loop *loop;
 	int fd;
+	int is_inet;
 	struct event_fd *ev;
 	struct event_timer *timer;
-	struct stream in;
+	struct stream st;
 	struct buf line; /* current command line */
-	struct buf out;  /* replies not yet written */
 	enum smtpd_state state;
 
 	char addr[SMTPD_ADDR_SIZE];         /* client address, for logs */
 	char rfc_addr[SMTPD_RFC_ADDR_SIZE]; /* same for Received: */
 	char *name; /* client name (the address: no DNS yet) */
 	char *helo;
-	int esmtp; /* EHLO (not HELO) was used */
+	int esmtp;    /* EHLO (not HELO) was used */
+	unsigned ext; /* SMTP_EXT_* offered in the last EHLO */
+
+	/* TLS: STARTTLS answered, the session goes under TLS once the
+	 * 220 is out; then active. */
+	int tls_starting;
+	int tls_active;
+	char tls_text[SMTPD_TLS_TEXT_SIZE];
+
+	/* SMTP AUTH (RFC 4954) */
+	char *auth_user;     /* the login, once authenticated */
+	struct sasl *sasl;   /* an exchange in progress */
+	char *sasl_mech;
+	int auth_failures;
 
 	/* The transaction (RFC 5321 3.3), reset after DATA, RSET, HELO. */
 	char *sender;
-	char **rcpts;
+	struct smtp_mail_params mail;
+	struct smtpd_rcpt *rcpts;
 	int nrcpt, rcpt_alloc;
-	int rcpt_tried;   /* RCPT commands, accepted or not */
-	const char *body; /* "7BIT", "8BITMIME" or NULL */
+	int rcpt_tried;    /* RCPT commands, accepted or not */
+	char *pending_rcpt; /* RCPT waiting for its lookup */
+	const char *pending_table; /* its table, for the 550 text */
+	struct smtp_rcpt_params pending_params;
 	struct cleanup cleanup;
 	char *commit_path; /* incoming/ID while the commit runs */
+	int bdat;	   /* this transaction's content comes in BDAT */
+	uint64_t bdat_left; /* bytes of the current chunk still to come */
+	int bdat_last;
+	int bdat_skip; /* the chunk is read and thrown away */
+	enum smtpd_state bdat_resume; /* the state after a skipped chunk */
+	uint64_t bdat_size; /* this transaction's content so far */
+
+	/* A question to another service is out: input waits for it. */
+	int waiting;
+	int anvil_counted; /* anvil counts this connection */
+
+	/* Deadlines (event loop ms). */
+	uint64_t connect_ms, last_io_ms, cmd_start_ms, data_start_ms;
+	int commands; /* complete command lines so far */
 
 	const char *last_cmd; /* for "timeout after X" log lines */
 	int errors;           /* toward smtpd_hard_error_limit */
+	int pipelining_logged;
 	unsigned cmd_ok[SMTPD_CMD_COUNTERS], cmd_total[SMTPD_CMD_COUNTERS];
-	int input_blocked; /* input waits for replies to drain */
 	int close_now;     /* tear down when back in the event callback */
 	int dead;          /* connection gone; freed when the commit ends */
 	struct smtpd_session *prev, *next; /* every session of the process */
@@ -70,6 +118,8 @@ struct smtpd_session {
 /* smtpd.c */
 extern struct commit_pool *smtpd_commit_pool;
 extern char *smtpd_incoming_dir; /* $queue_directory/incoming */
+extern struct tls_server *smtpd_tls; /* NULL: no certificate */
+extern struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 
 /* smtpd_session.c */
 void smtpd_session_create(
@@ -91,15 +141,34 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
  */
 void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
     const char *fmt, ...) MTA_PRINTF(4, 5);
+/* Starts reading message content: DATA (after the 354) or a BDAT chunk. */
+void smtpd_session_content(struct smtpd_session *s);
+/* An asynchronous answer arrived: run what input waits, write replies. */
+void smtpd_session_resume(struct smtpd_session *s);
+/* The transfer protocol name for Received: (RFC 3848, RFC 6531). */
+const char *smtpd_protocol(const struct smtpd_session *s);
+/* Opens the queue file for the transaction; 0, or -1 after replying. */
+int smtpd_session_open_file(struct smtpd_session *s);
 
 /* smtpd_cmd.c */
 /* Runs one command line (modified in place); counts it and its errors. */
 void smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len);
-/* The DATA command that returned pending ended with its 250. */
-void smtpd_cmd_data_ok(struct smtpd_session *s);
+/* The command that returned pending (DATA, BDAT) ended in a 250. */
+void smtpd_cmd_ok(struct smtpd_session *s, const char *name);
 /* Forgets sender, recipients and any queue file (RFC 5321 4.1.1.5). */
 void smtpd_cmd_reset(struct smtpd_session *s);
 /* Appends " ehlo=1 mail=1 rcpt=0/1 ..." for the disconnect line. */
 void smtpd_cmd_counts(const struct smtpd_session *s, struct buf *out);
+/* Frees what a session's commands hold (at the end of the session). */
+void smtpd_cmd_free(struct smtpd_session *s);
+
+/* smtpd_auth.c */
+/* AUTH mechanism [initial-response] (RFC 4954). */
+int smtpd_auth_cmd(struct smtpd_session *s, const char *arg);
+/* A line that answers a SASL challenge (the session is in an exchange). */
+void smtpd_auth_response(struct smtpd_session *s, const char *line);
+/* 1 when AUTH may be offered now. */
+int smtpd_auth_offered(const struct smtpd_session *s);
+void smtpd_auth_free(struct smtpd_session *s);
 
 #endif

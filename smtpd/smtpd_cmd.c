@@ -2,20 +2,23 @@
 /*
  * The SMTP commands smtpd understands, as one table {name, handler,
  * flags}, and the transaction rules around them: RFC 5321 (HELO, EHLO,
- * MAIL, RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT and their order), with
- * the extensions advertised in EHLO and really implemented: PIPELINING
- * (RFC 2920; the buffered session design answers a batch in order),
- * SIZE (RFC 1870), 8BITMIME (RFC 6152) and ENHANCEDSTATUSCODES (RFC 2034;
- * every reply carries an RFC 3463 code). RCPT is checked against the
- * recipient classes of resolve.h: remote is relaying (refused), local
- * needs a system user, virtual needs an entry in the mailbox list.
+ * MAIL, RCPT, DATA, RSET, NOOP, VRFY, EXPN, HELP, QUIT and their order)
+ * with the extensions advertised in EHLO and really implemented:
+ * PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
+ * ENHANCEDSTATUSCODES (RFC 2034; every reply carries an RFC 3463 code),
+ * DSN (RFC 3461), SMTPUTF8 (RFC 6531), CHUNKING and BINARYMIME (RFC
+ * 3030), STARTTLS (RFC 3207) and AUTH (RFC 4954, in smtpd_auth.c).
+ *
+ * RCPT asks proxymap whether a local or virtual mailbox exists, so no
+ * lookup ever blocks the event loop; a remote recipient is relaying,
+ * allowed only to authenticated clients until relay control arrives.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -23,33 +26,32 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
-#include "mail/userdb.h"
 #include "smtpd.h"
 
-#define SMTPD_CMD_FLAG_NOARG 0x1 /* takes no argument */
-#define SMTPD_CMD_FLAG_HELO  0x2 /* needs HELO/EHLO first */
-#define SMTPD_CMD_FLAG_MAIL  0x4 /* needs a MAIL transaction */
+#define SMTPD_CMD_FLAG_NOARG   0x1 /* takes no argument */
+#define SMTPD_CMD_FLAG_HELO    0x2 /* needs HELO/EHLO first */
+#define SMTPD_CMD_FLAG_MAIL    0x4 /* needs a MAIL transaction */
+#define SMTPD_CMD_FLAG_PRE_TLS 0x8 /* allowed before a required STARTTLS */
 
 /* Handler results: the reply is queued in every case. */
 #define SMTPD_CMD_OK      0
 #define SMTPD_CMD_ERROR   (-1)
-#define SMTPD_CMD_PENDING 1 /* DATA: the outcome comes after the content */
+#define SMTPD_CMD_PENDING 1 /* the outcome comes later (content, lookup) */
 
-/* ESMTP parameters on one MAIL command (RFC 1870, 6152, later 3461). */
-#define SMTPD_PARAMS_MAX   16
 /* Client text echoed back in a reply. */
 #define SMTPD_ECHO_MAX     64
 #define MAIL_FROM          "FROM:"
 #define RCPT_TO            "TO:"
-#define PARAM_SIZE         "SIZE="
-/* RFC 1870 size-value: 1*20DIGIT. */
-#define SIZE_VALUE_DIGITS  20
-#define DIGITS             "0123456789"
 #define PREFIX_LEN(p)      (sizeof(p) - 1)
 /* Longest command name in the table, for counter names. */
-#define SMTPD_CMD_NAME_MAX 8
+#define SMTPD_CMD_NAME_MAX 10
 /* RFC 5321 4.5.1: every domain we accept mail for has this mailbox. */
 #define SMTPD_POSTMASTER   "postmaster"
+/* Postfix's rule: without queue_minfree, keep room for 1.5 messages. */
+#define SMTPD_MINFREE_NUM  3
+#define SMTPD_MINFREE_DEN  2
+
+static int cmd_tls_required(const struct smtpd_session *s);
 
 struct smtpd_cmd {
 	const char *name;
@@ -57,20 +59,53 @@ struct smtpd_cmd {
 	unsigned flags;
 };
 
-void
-smtpd_cmd_reset(struct smtpd_session *s)
+static void
+cmd_free_rcpts(struct smtpd_session *s)
 {
 	int i;
 
-	free(s->sender);
-	s->sender = NULL;
-	for (i = 0; i < s->nrcpt; i++)
-		free(s->rcpts[i]);
+	for (i = 0; i < s->nrcpt; i++) {
+		free(s->rcpts[i].addr);
+		free(s->rcpts[i].orcpt);
+	}
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpt = s->rcpt_alloc = s->rcpt_tried = 0;
-	s->body = NULL;
+}
+
+void
+smtpd_cmd_reset(struct smtpd_session *s)
+{
+	free(s->sender);
+	s->sender = NULL;
+	smtp_mail_params_free(&s->mail);
+	memset(&s->mail, 0, sizeof(s->mail));
+	cmd_free_rcpts(s);
+	free(s->pending_rcpt);
+	s->pending_rcpt = NULL;
+	smtp_rcpt_params_free(&s->pending_params);
+	s->bdat = 0;
+	s->bdat_size = 0;
+	s->data_start_ms = 0;
 	cleanup_free(&s->cleanup);
+}
+
+void
+smtpd_cmd_free(struct smtpd_session *s)
+{
+	smtpd_cmd_reset(s);
+	smtpd_auth_free(s);
+}
+
+/* RFC 3207 4.2 and RFC 4954: a greeting forgets the transaction. */
+static void
+cmd_forget_greeting(struct smtpd_session *s)
+{
+	smtpd_cmd_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	s->ext = 0;
 }
 
 static int
@@ -82,8 +117,7 @@ cmd_greet(struct smtpd_session *s, const char *arg, int esmtp)
 		return SMTPD_CMD_ERROR;
 	}
 	/* RFC 5321 4.1.4: a new greeting ends any transaction. */
-	smtpd_cmd_reset(s);
-	free(s->helo);
+	cmd_forget_greeting(s);
 	s->helo = xstrdup(arg);
 	s->esmtp = esmtp;
 	smtpd_set_state(s, SMTPD_STATE_HELO);
@@ -100,165 +134,276 @@ cmd_helo(struct smtpd_session *s, const char *arg)
 }
 
 static int
+cmd_tls_offered(const struct smtpd_session *s)
+{
+	return smtpd_tls != NULL && !s->tls_active &&
+	       strcmp(var_smtpd_tls_security_level, "none") != 0;
+}
+
+static int
 cmd_ehlo(struct smtpd_session *s, const char *arg)
 {
 	if (cmd_greet(s, arg, 1) < 0)
 		return SMTPD_CMD_ERROR;
+	s->ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME |
+	         SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN;
 	smtpd_reply(s, "250-%s", var_myhostname);
 	smtpd_reply(s, "250-PIPELINING");
 	smtpd_reply(s, "250-SIZE %lld", var_message_size_limit);
+	if (cmd_tls_offered(s))
+		smtpd_reply(s, "250-STARTTLS");
+	if (smtpd_auth_offered(s)) {
+		s->ext |= SMTP_EXT_AUTH;
+		smtpd_reply(s, "250-AUTH PLAIN LOGIN");
+	}
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(s, "250-8BITMIME");
-	smtpd_reply(s, "250 ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-DSN");
+	smtpd_reply(s, "250-SMTPUTF8");
+	smtpd_reply(s, "250-BINARYMIME");
+	smtpd_reply(s, "250 CHUNKING");
 	return SMTPD_CMD_OK;
 }
 
-/* One MAIL parameter (RFC 5321 4.1.2 esmtp-param). */
+/* 1 if s has a byte outside ASCII. */
 static int
-cmd_mail_param(struct smtpd_session *s, const char *param)
+cmd_8bit(const char *s)
 {
-	const char *value;
-	uint64_t size;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
 
-	if (s->esmtp && str_prefix_ci(param, strlen(param), PARAM_SIZE)) {
-		value = param + PREFIX_LEN(PARAM_SIZE);
-		/* RFC 1870 size-value is 1*20DIGIT: all digits but too big
-		 * for 64 bits is a size over the limit, not bad syntax. */
-		if (str_to_u64(value, UINT64_MAX, &size) < 0) {
-			if (*value == '\0' ||
-			    strlen(value) > SIZE_VALUE_DIGITS ||
-			    value[strspn(value, DIGITS)] != '\0') {
-				smtpd_reply(
-				    s, "501 5.5.4 Bad message size syntax");
-				return SMTPD_CMD_ERROR;
-			}
-			size = UINT64_MAX;
-		}
-		if (size > (uint64_t)var_message_size_limit) {
-			smtpd_reject(s, "MAIL", NULL,
-			    "552 5.3.4 Message size exceeds fixed limit");
-			return SMTPD_CMD_ERROR;
-		}
-		return SMTPD_CMD_OK;
+/*
+ * Postfix's smtpd_check_queue: refuse mail early when the queue file
+ * system cannot take it, instead of after the whole body (RFC 5321
+ * 4.5.3.1.10: 452 4.3.1). Only the announced SIZE is known yet.
+ */
+static int
+cmd_queue_space(struct smtpd_session *s, uint64_t size)
+{
+	struct statvfs fs;
+	uint64_t avail, need;
+	const char *dir =
+	    *var_queue_directory != '\0' ? var_queue_directory : "/";
+
+	if (statvfs(dir, &fs) < 0) {
+		msg_warn("statvfs %s: %m", dir);
+		return 0; /* the write will tell */
 	}
-	if (s->esmtp && str_eq_ci(param, "BODY=8BITMIME")) {
-		s->body = "8BITMIME";
-		return SMTPD_CMD_OK;
-	}
-	if (s->esmtp && str_eq_ci(param, "BODY=7BIT")) {
-		s->body = "7BIT";
-		return SMTPD_CMD_OK;
-	}
-	smtpd_reply(
-	    s, "555 5.5.4 Unsupported option: %.*s", SMTPD_ECHO_MAX, param);
-	return SMTPD_CMD_ERROR;
+	avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+	need = (uint64_t)var_message_size_limit * SMTPD_MINFREE_NUM /
+	       SMTPD_MINFREE_DEN;
+	if ((uint64_t)var_queue_minfree > need)
+		need = (uint64_t)var_queue_minfree;
+	if (avail >= need && avail - need >= size)
+		return 0;
+	msg_warn("not enough space in the queue file system: %llu bytes "
+	         "free, %llu needed",
+	    (unsigned long long)avail, (unsigned long long)(need + size));
+	smtpd_reject(s, "MAIL", NULL, "452 4.3.1 Insufficient system storage");
+	return -1;
+}
+
+/* Submission hygiene: an authenticated client sends as itself. */
+static int
+cmd_sender_owned(struct smtpd_session *s)
+{
+	char *a, *b;
+	int same;
+
+	if (s->auth_user == NULL || *s->sender == '\0')
+		return 1;
+	a = addr_fold(s->sender);
+	b = addr_fold(s->auth_user);
+	same = strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	return same;
 }
 
 static int
 cmd_mail(struct smtpd_session *s, const char *arg)
 {
-	char *fields[SMTPD_PARAMS_MAX], *copy;
+	struct smtp_param_error perr;
 	const char *params, *error;
-	int n, i, ret = SMTPD_CMD_OK;
+	unsigned flags = ADDR_EMPTY_OK;
 
 	if (s->state == SMTPD_STATE_MAIL) {
 		smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return SMTPD_CMD_ERROR;
+	}
+	if (var_smtpd_auth_required && s->auth_user == NULL) {
+		smtpd_reject(
+		    s, "MAIL", NULL, "530 5.7.0 Authentication required");
 		return SMTPD_CMD_ERROR;
 	}
 	if (!str_prefix_ci(arg, strlen(arg), MAIL_FROM)) {
 		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		return SMTPD_CMD_ERROR;
 	}
-	if (addr_parse_path(arg + PREFIX_LEN(MAIL_FROM), 1, &s->sender, &params,
-	        &error) < 0) {
-		smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+	if (s->ext & SMTP_EXT_SMTPUTF8)
+		flags |= ADDR_UTF8_OK;
+	if (addr_parse_path(arg + PREFIX_LEN(MAIL_FROM), flags, &s->sender,
+	        &params, &error) < 0) {
+		if (error == addr_err_needs_utf8)
+			smtpd_reply(s, "553 5.6.7 Error: non-ASCII sender "
+			               "address needs SMTPUTF8");
+		else
+			smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
 		return SMTPD_CMD_ERROR;
 	}
-	copy = xstrdup(params);
-	n = str_split(copy, " ", fields, SMTPD_PARAMS_MAX);
-	if (n < 0) {
-		smtpd_reply(s, "501 5.5.4 Error: too many parameters");
-		ret = SMTPD_CMD_ERROR;
-	}
-	for (i = 0; i < n && ret == SMTPD_CMD_OK; i++)
-		ret = cmd_mail_param(s, fields[i]);
-	free(copy);
-	if (ret != SMTPD_CMD_OK) {
+	if (smtp_mail_params_parse(
+	        params, s->esmtp ? s->ext : 0, &s->mail, &perr) < 0) {
+		smtpd_reply(s, "%d %s %s", perr.code, perr.status, perr.text);
 		smtpd_cmd_reset(s);
-		return ret;
+		return SMTPD_CMD_ERROR;
+	}
+	if (!s->mail.smtputf8 && cmd_8bit(s->sender)) {
+		smtpd_reply(s,
+		    "553 5.6.7 Error: non-ASCII sender address needs SMTPUTF8");
+		smtpd_cmd_reset(s);
+		return SMTPD_CMD_ERROR;
+	}
+	if (s->mail.has_size &&
+	    s->mail.size > (uint64_t)var_message_size_limit) {
+		smtpd_reject(s, "MAIL", NULL,
+		    "552 5.3.4 Message size exceeds fixed limit");
+		smtpd_cmd_reset(s);
+		return SMTPD_CMD_ERROR;
+	}
+	if (!cmd_sender_owned(s)) {
+		smtpd_reject(s, "MAIL", NULL,
+		    "553 5.7.1 <%s>: Sender address rejected: not owned by "
+		    "user %s",
+		    s->sender, s->auth_user);
+		smtpd_cmd_reset(s);
+		return SMTPD_CMD_ERROR;
+	}
+	if (cmd_queue_space(s, s->mail.has_size ? s->mail.size : 0) < 0) {
+		smtpd_cmd_reset(s);
+		return SMTPD_CMD_ERROR;
 	}
 	smtpd_set_state(s, SMTPD_STATE_MAIL);
 	smtpd_reply(s, "250 2.1.0 Ok");
 	return SMTPD_CMD_OK;
 }
 
-/* getpwnam() tells "no such user" by NULL with one of these errnos. */
-static int
-cmd_no_such_user(int err)
+/* Takes the pending recipient into the transaction. */
+static void
+cmd_rcpt_accept(struct smtpd_session *s)
 {
-	return err == 0 || err == ENOENT || err == ESRCH || err == EBADF ||
-	       err == EPERM;
+	struct smtpd_rcpt *r;
+
+	/* Duplicates (also in another case) are removed by cleanup. */
+	if (s->nrcpt == s->rcpt_alloc) {
+		s->rcpt_alloc = s->rcpt_alloc ? 2 * s->rcpt_alloc : 8;
+		s->rcpts = xrealloc(
+		    s->rcpts, (size_t)s->rcpt_alloc * sizeof(*s->rcpts));
+	}
+	r = &s->rcpts[s->nrcpt++];
+	r->addr = s->pending_rcpt;
+	r->orcpt = s->pending_params.orcpt;
+	r->notify = s->pending_params.notify;
+	s->pending_rcpt = NULL;
+	s->pending_params.orcpt = NULL;
+	smtpd_reply(s, "250 2.1.5 Ok");
 }
 
-/* May addr receive mail here? Replies itself when not. */
-static int
-cmd_rcpt_check(struct smtpd_session *s, const char *addr)
+static void
+cmd_rcpt_drop(struct smtpd_session *s)
 {
+	free(s->pending_rcpt);
+	s->pending_rcpt = NULL;
+	smtp_rcpt_params_free(&s->pending_params);
+	s->errors++;
+}
+
+/* proxymap's answer about the pending recipient. */
+static void
+cmd_rcpt_lookup_done(
+    const struct attr_list *reply, const char *error, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+	const char *status = reply != NULL ? attr_get(reply, "status") : NULL;
+	const char *addr = s->pending_rcpt;
+
+	s->waiting = 0;
+	if (status != NULL && strcmp(status, "found") == 0) {
+		cmd_rcpt_accept(s);
+	} else if (status != NULL && strcmp(status, "notfound") == 0) {
+		smtpd_reject(s, "RCPT", addr,
+		    "550 5.1.1 <%s>: Recipient address rejected: User unknown "
+		    "in %s",
+		    addr, s->pending_table);
+		cmd_rcpt_drop(s);
+	} else {
+		msg_warn("recipient lookup: %s",
+		    error != NULL ? error : "lookup failure");
+		smtpd_reject(s, "RCPT", addr,
+		    "451 4.3.0 <%s>: Temporary lookup failure", addr);
+		cmd_rcpt_drop(s);
+	}
+	smtpd_session_resume(s);
+}
+
+/* Asks proxymap about table/key; the answer resumes the session. */
+static int
+cmd_rcpt_lookup(struct smtpd_session *s, const char *table, const char *key,
+    const char *what)
+{
+	struct buf *f = attr_client_frame(smtpd_proxymap);
+
+	if (attr_put_str(f, "request", "lookup") < 0 ||
+	    attr_put_str(f, "table", table) < 0 ||
+	    attr_put_str(f, "key", key) < 0) {
+		/* An address is at most 256 bytes: this is a bug. */
+		msg_panic("proxymap request does not fit a frame");
+	}
+	s->pending_table = what;
+	s->waiting = 1;
+	attr_client_send(smtpd_proxymap, cmd_rcpt_lookup_done, s);
+	return SMTPD_CMD_PENDING;
+}
+
+/* May the pending recipient receive mail here? Replies now or later. */
+static int
+cmd_rcpt_check(struct smtpd_session *s)
+{
+	const char *addr = s->pending_rcpt;
 	struct resolve_result r;
-	const char *error;
 	char *key;
-	int ret = SMTPD_CMD_ERROR, found;
+	int ret;
 
 	if (resolve_address(addr, &r) < 0) {
 		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+		cmd_rcpt_drop(s);
 		return SMTPD_CMD_ERROR;
 	}
-	switch (r.class) {
-	case RESOLVE_REMOTE:
+	if (r.class != RESOLVE_REMOTE &&
+	    strcmp(r.local, SMTPD_POSTMASTER) == 0) {
+		/* RFC 5321 4.5.1: postmaster is always accepted. */
+		cmd_rcpt_accept(s);
+		ret = SMTPD_CMD_OK;
+	} else if (r.class == RESOLVE_LOCAL) {
+		ret = cmd_rcpt_lookup(
+		    s, "local_recipient", r.local, "local recipient table");
+	} else if (r.class == RESOLVE_VIRTUAL) {
+		key = xasprintf("%s@%s", r.local, r.domain);
+		ret = cmd_rcpt_lookup(
+		    s, "virtual_mailbox", key, "virtual mailbox table");
+		free(key);
+	} else if (s->auth_user != NULL) {
+		/* Relaying for an authenticated client: the message waits in
+		 * the queue for outbound delivery. */
+		cmd_rcpt_accept(s);
+		ret = SMTPD_CMD_OK;
+	} else {
 		smtpd_reject(s, "RCPT", addr,
 		    "554 5.7.1 <%s>: Relay access denied", addr);
-		break;
-	case RESOLVE_LOCAL:
-		/* RFC 5321 4.5.1: postmaster is always accepted. */
-		if (strcmp(r.local, SMTPD_POSTMASTER) == 0) {
-			ret = SMTPD_CMD_OK;
-			break;
-		}
-		errno = 0;
-		if (getpwnam(r.local) != NULL) {
-			ret = SMTPD_CMD_OK;
-		} else if (cmd_no_such_user(errno)) {
-			smtpd_reject(s, "RCPT", addr,
-			    "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
-			    addr);
-		} else {
-			msg_warn("getpwnam %s: %s",
-			    log_sanitize(r.local, ADDR_LOCAL_MAX),
-			    strerror(errno));
-			smtpd_reject(s, "RCPT", addr,
-			    "451 4.3.0 Error: temporary lookup failure");
-		}
-		break;
-	case RESOLVE_VIRTUAL:
-		if (strcmp(r.local, SMTPD_POSTMASTER) == 0) {
-			ret = SMTPD_CMD_OK;
-			break;
-		}
-		key = xasprintf("%s@%s", r.local, r.domain);
-		found =
-		    userdb_list_contains(var_virtual_mailbox_list, key, &error);
-		free(key);
-		if (found > 0) {
-			ret = SMTPD_CMD_OK;
-		} else if (found == 0) {
-			smtpd_reject(s, "RCPT", addr,
-			    "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table",
-			    addr);
-		} else {
-			msg_warn("%s", error);
-			smtpd_reject(s, "RCPT", addr,
-			    "451 4.3.0 Error: temporary lookup failure");
-		}
-		break;
+		cmd_rcpt_drop(s);
+		ret = SMTPD_CMD_ERROR;
 	}
 	resolve_free(&r);
 	return ret;
@@ -267,53 +412,55 @@ cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 static int
 cmd_rcpt(struct smtpd_session *s, const char *arg)
 {
+	struct smtp_param_error perr;
 	const char *params, *error;
+	unsigned flags = s->mail.smtputf8 ? ADDR_UTF8_OK : 0;
 	char *addr;
 
+	if (s->bdat) {
+		smtpd_reply(s, "503 5.5.1 Error: BDAT transaction in progress");
+		return SMTPD_CMD_ERROR;
+	}
 	if (!str_prefix_ci(arg, strlen(arg), RCPT_TO)) {
 		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return SMTPD_CMD_ERROR;
 	}
 	if (addr_parse_path(
-	        arg + PREFIX_LEN(RCPT_TO), 0, &addr, &params, &error) < 0) {
-		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+	        arg + PREFIX_LEN(RCPT_TO), flags, &addr, &params, &error) < 0) {
+		if (error == addr_err_needs_utf8)
+			smtpd_reply(s, "553 5.6.7 Error: non-ASCII recipient "
+			               "address needs SMTPUTF8");
+		else
+			smtpd_reply(
+			    s, "501 5.1.3 Bad recipient address syntax");
 		return SMTPD_CMD_ERROR;
 	}
-	if (*params != '\0') {
-		smtpd_reply(s, "555 5.5.4 Unsupported option: %.*s",
-		    SMTPD_ECHO_MAX, params);
+	if (smtp_rcpt_params_parse(
+	        params, s->esmtp ? s->ext : 0, &s->pending_params, &perr) < 0) {
+		smtpd_reply(s, "%d %s %s", perr.code, perr.status, perr.text);
+		smtp_rcpt_params_free(&s->pending_params);
 		free(addr);
 		return SMTPD_CMD_ERROR;
 	}
 	s->rcpt_tried++;
+	s->pending_rcpt = addr;
 	if (s->nrcpt >= var_smtpd_recipient_limit) {
 		smtpd_reject(
 		    s, "RCPT", addr, "452 4.5.3 Error: too many recipients");
-		free(addr);
+		cmd_rcpt_drop(s);
 		return SMTPD_CMD_ERROR;
 	}
-	if (cmd_rcpt_check(s, addr) < 0) {
-		free(addr);
-		return SMTPD_CMD_ERROR;
-	}
-	/* Duplicates (also in another case) are removed by cleanup. */
-	if (s->nrcpt == s->rcpt_alloc) {
-		s->rcpt_alloc = s->rcpt_alloc ? 2 * s->rcpt_alloc : 8;
-		s->rcpts = xrealloc(
-		    s->rcpts, (size_t)s->rcpt_alloc * sizeof(*s->rcpts));
-	}
-	s->rcpts[s->nrcpt++] = addr;
-	smtpd_reply(s, "250 2.1.5 Ok");
-	return SMTPD_CMD_OK;
+	return cmd_rcpt_check(s);
 }
 
 static int
 cmd_data(struct smtpd_session *s, const char *arg)
 {
-	struct cleanup_envelope env;
-	const char *error;
-
 	(void)arg;
+	if (s->bdat) {
+		smtpd_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		return SMTPD_CMD_ERROR;
+	}
 	if (s->nrcpt == 0) {
 		if (s->rcpt_tried > 0)
 			smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
@@ -321,24 +468,68 @@ cmd_data(struct smtpd_session *s, const char *arg)
 			smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
 		return SMTPD_CMD_ERROR;
 	}
-	env.sender = s->sender;
-	env.rcpts = s->rcpts;
-	env.nrcpt = s->nrcpt;
-	env.client_name = s->name;
-	env.client_addr = s->addr;
-	env.client_rfc_addr = s->rfc_addr;
-	env.helo = s->helo;
-	env.protocol = s->esmtp ? "ESMTP" : "SMTP";
-	env.body = s->body;
-	if (cleanup_open(&s->cleanup, &env, &error) < 0) {
-		msg_error("%s", error);
-		smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+	if (s->mail.body == SMTP_BODY_BINARYMIME) {
+		/* RFC 3030 3: binary content only comes in BDAT. */
+		smtpd_reply(s, "503 5.5.1 Error: BODY=BINARYMIME needs BDAT");
 		return SMTPD_CMD_ERROR;
 	}
-	msg_info("%s: client=%s[%s]", s->cleanup.w.id, s->name, s->addr);
+	if (smtpd_session_open_file(s) < 0)
+		return SMTPD_CMD_ERROR;
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtpd_set_state(s, SMTPD_STATE_DATA);
+	smtpd_session_content(s);
 	return SMTPD_CMD_PENDING;
+}
+
+/*
+ * BDAT size [LAST] (RFC 3030). The chunk follows the command at once and
+ * is read whatever the reply, so a refused BDAT still has its bytes taken
+ * (and dropped) to stay in step. A size that cannot be parsed, or one no
+ * message could have, ends the session: where the chunk ends is unknown,
+ * or reading it would only burn time.
+ */
+static int
+cmd_bdat(struct smtpd_session *s, const char *arg)
+{
+	uint64_t size;
+	int last, refused = 1;
+
+	if (smtp_bdat_parse(arg, &size, &last) < 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+		smtpd_set_state(s, SMTPD_STATE_QUIT);
+		return SMTPD_CMD_ERROR;
+	}
+	if (size > (uint64_t)var_message_size_limit ||
+	    s->bdat_size + size > (uint64_t)var_message_size_limit) {
+		smtpd_reject(s, "BDAT", NULL,
+		    "552 5.3.4 Message size exceeds fixed limit");
+		smtpd_set_state(s, SMTPD_STATE_QUIT);
+		return SMTPD_CMD_ERROR;
+	}
+	/* The checks of the dispatcher, here: the chunk is read anyway. */
+	if (s->state == SMTPD_STATE_CONNECTED)
+		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if (cmd_tls_required(s))
+		smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+	else if (s->state != SMTPD_STATE_MAIL)
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+	else if (s->nrcpt == 0)
+		smtpd_reply(s, s->rcpt_tried > 0
+		                   ? "554 5.5.1 Error: no valid recipients"
+		                   : "503 5.5.1 Error: need RCPT command");
+	else if (s->bdat || smtpd_session_open_file(s) == 0)
+		refused = 0;
+	s->bdat_left = size;
+	s->bdat_skip = refused;
+	s->bdat_resume = s->state;
+	if (!refused) {
+		s->bdat = 1;
+		s->bdat_last = last;
+		s->bdat_size += size;
+	}
+	smtpd_set_state(s, SMTPD_STATE_BDAT);
+	smtpd_session_content(s);
+	return refused ? SMTPD_CMD_ERROR : SMTPD_CMD_PENDING;
 }
 
 static int
@@ -372,12 +563,21 @@ cmd_vrfy(struct smtpd_session *s, const char *arg)
 	return SMTPD_CMD_OK;
 }
 
+/* Recognised, not offered (RFC 5321 4.2.4: 502). */
+static int
+cmd_unimplemented(struct smtpd_session *s, const char *arg)
+{
+	(void)arg;
+	smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+	return SMTPD_CMD_ERROR;
+}
+
 static int
 cmd_help(struct smtpd_session *s, const char *arg)
 {
 	(void)arg;
-	smtpd_reply(s,
-	    "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
+	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	               "RSET NOOP VRFY HELP QUIT STARTTLS AUTH");
 	return SMTPD_CMD_OK;
 }
 
@@ -390,22 +590,71 @@ cmd_quit(struct smtpd_session *s, const char *arg)
 	return SMTPD_CMD_OK;
 }
 
+/*
+ * STARTTLS (RFC 3207). Anything the client sent behind the command in
+ * plaintext is thrown away, never taken as if it came inside TLS (the
+ * CVE-2011-0411 command injection), and the session starts over: the
+ * client must greet again (4.2).
+ */
+static int
+cmd_starttls(struct smtpd_session *s, const char *arg)
+{
+	size_t junk = stream_buffered(&s->st);
+
+	(void)arg;
+	if (s->tls_active) {
+		smtpd_reply(s, "554 5.5.1 Error: TLS already active");
+		return SMTPD_CMD_ERROR;
+	}
+	if (!cmd_tls_offered(s)) {
+		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+		return SMTPD_CMD_ERROR;
+	}
+	if (junk > 0) {
+		msg_warn("%s[%s]: discarding %zu bytes of plaintext sent "
+		         "after STARTTLS",
+		    s->name, s->addr, junk);
+		stream_consume(&s->st, junk);
+	}
+	smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+	cmd_forget_greeting(s);
+	smtpd_auth_free(s);
+	smtpd_set_state(s, SMTPD_STATE_CONNECTED);
+	s->tls_starting = 1;
+	return SMTPD_CMD_OK;
+}
+
 static const struct smtpd_cmd smtpd_cmds[] = {
-    {"HELO", cmd_helo, 0},
-    {"EHLO", cmd_ehlo, 0},
+    {"HELO", cmd_helo, SMTPD_CMD_FLAG_PRE_TLS},
+    {"EHLO", cmd_ehlo, SMTPD_CMD_FLAG_PRE_TLS},
+    {"STARTTLS", cmd_starttls,
+        SMTPD_CMD_FLAG_HELO | SMTPD_CMD_FLAG_NOARG | SMTPD_CMD_FLAG_PRE_TLS},
+    {"AUTH", smtpd_auth_cmd, SMTPD_CMD_FLAG_HELO},
     {"MAIL", cmd_mail, SMTPD_CMD_FLAG_HELO},
     {"RCPT", cmd_rcpt, SMTPD_CMD_FLAG_MAIL},
     {"DATA", cmd_data, SMTPD_CMD_FLAG_MAIL | SMTPD_CMD_FLAG_NOARG},
-    {"RSET", cmd_rset, SMTPD_CMD_FLAG_NOARG},
-    {"NOOP", cmd_noop, 0},
+    {"BDAT", cmd_bdat, SMTPD_CMD_FLAG_PRE_TLS},
+    {"RSET", cmd_rset, SMTPD_CMD_FLAG_NOARG | SMTPD_CMD_FLAG_PRE_TLS},
+    {"NOOP", cmd_noop, SMTPD_CMD_FLAG_PRE_TLS},
     {"VRFY", cmd_vrfy, 0},
-    {"HELP", cmd_help, 0},
-    {"QUIT", cmd_quit, SMTPD_CMD_FLAG_NOARG},
+    {"EXPN", cmd_unimplemented, 0},
+    {"ETRN", cmd_unimplemented, 0},
+    {"TURN", cmd_unimplemented, 0},
+    {"HELP", cmd_help, SMTPD_CMD_FLAG_PRE_TLS},
+    {"QUIT", cmd_quit, SMTPD_CMD_FLAG_NOARG | SMTPD_CMD_FLAG_PRE_TLS},
 };
 #define SMTPD_NCMDS       (sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0]))
 #define SMTPD_CMD_UNKNOWN SMTPD_NCMDS /* counter of unknown commands */
 
 _Static_assert(SMTPD_NCMDS < SMTPD_CMD_COUNTERS, "too few counters");
+
+/* RFC 3207 4: with TLS required, mail waits for it. */
+static int
+cmd_tls_required(const struct smtpd_session *s)
+{
+	return !s->tls_active &&
+	       strcmp(var_smtpd_tls_security_level, "encrypt") == 0;
+}
 
 void
 smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
@@ -443,6 +692,10 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 	    s->state == SMTPD_STATE_CONNECTED) {
 		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		ret = SMTPD_CMD_ERROR;
+	} else if (!(cmd->flags & SMTPD_CMD_FLAG_PRE_TLS) &&
+	           cmd_tls_required(s)) {
+		smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		ret = SMTPD_CMD_ERROR;
 	} else if ((cmd->flags & SMTPD_CMD_FLAG_MAIL) &&
 	           s->state != SMTPD_STATE_MAIL) {
 		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -460,12 +713,12 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 }
 
 void
-smtpd_cmd_data_ok(struct smtpd_session *s)
+smtpd_cmd_ok(struct smtpd_session *s, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < SMTPD_NCMDS; i++)
-		if (smtpd_cmds[i].handler == cmd_data)
+		if (strcmp(smtpd_cmds[i].name, name) == 0)
 			s->cmd_ok[i]++;
 }
 

@@ -5,7 +5,8 @@
  * "postfix check"): tern.conf and services.conf parse, the programs in
  * services.conf exist, the users and groups exist (when run as root),
  * and every queue directory exists with its mode and owner. The queue is
- * created or repaired here, never by the daemons.
+ * created or repaired here, never by the daemons; so is a self-signed TLS
+ * certificate where none is configured yet.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,14 +18,20 @@
 #include "base/file.h"
 #include "base/mem.h"
 #include "base/priv.h"
+#include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/services.h"
+#include "tls/tls.h"
 #include "tern.h"
 
-#define TERN_QUEUE_ROOT_MODE 0755
-#define TERN_SERVICES_FILE   "services.conf"
-#define TERN_DIR_NAME_MAX    4096
+#define TERN_QUEUE_ROOT_MODE   0755
+#define TERN_SERVICES_FILE     "services.conf"
+#define TERN_DIR_NAME_MAX      4096
+#define TERN_TLS_DIR_MODE      0755
+/* Self-signed certificates: ten years, to be replaced by a real one. */
+#define TERN_TLS_DAYS          3650
+#define TERN_TLS_FALLBACK_NAME "localhost"
 
 /* Numeric identities of the queue owners; all -1 when not root. */
 struct tern_ids {
@@ -162,6 +169,51 @@ tern_check_queue(const struct tern_ids *ids)
 	return errors;
 }
 
+/*
+ * TLS out of the box: where no certificate and no key exist yet at the
+ * configured paths, a self-signed pair is made for $myhostname (RSA for
+ * smtpd_tls_cert_file, ECDSA for smtpd_tls_eccert_file), so STARTTLS and
+ * port 465 work from the first start. An existing file is never touched:
+ * the admin puts a real certificate in its place.
+ */
+static int
+tern_check_tls_pair(const char *cert, const char *key, enum tls_key_type type)
+{
+	char dir[TERN_DIR_NAME_MAX];
+	const char *err, *host = var_myhostname;
+
+	if (*cert == '\0' || *key == '\0' || access(cert, F_OK) == 0 ||
+	    access(key, F_OK) == 0)
+		return 0;
+	file_dirname(cert, dir, sizeof(dir));
+	if (file_ensure_dir(
+	        dir, TERN_TLS_DIR_MODE, (uid_t)-1, (gid_t)-1, NULL, &err) < 0) {
+		tern_error("%s", err);
+		return 1;
+	}
+	/* A certificate names a DNS host; an odd hostname gets a fallback. */
+	if (strlen(host) > TLS_CN_MAX || !addr_domain_valid(host))
+		host = TERN_TLS_FALLBACK_NAME;
+	if (tls_make_self_signed(cert, key, host, type, TERN_TLS_DAYS, &err) <
+	    0) {
+		tern_error("%s", err);
+		return 1;
+	}
+	printf("%s: created a self-signed %s certificate for %s in %s; put a "
+	       "real one there for clients that verify\n",
+	    TERN_PROGNAME, type == TLS_KEY_RSA ? "RSA" : "ECDSA", host, cert);
+	return 0;
+}
+
+static int
+tern_check_tls(void)
+{
+	return tern_check_tls_pair(var_smtpd_tls_cert_file,
+	           var_smtpd_tls_key_file, TLS_KEY_RSA) +
+	       tern_check_tls_pair(var_smtpd_tls_eccert_file,
+	           var_smtpd_tls_eckey_file, TLS_KEY_EC);
+}
+
 /* master opens the log before anything else; its directory must exist. */
 static int
 tern_check_log(void)
@@ -194,6 +246,7 @@ tern_check(const char *config_dir)
 	}
 	errors = tern_check_services(config_dir);
 	errors += tern_check_log();
+	errors += tern_check_tls();
 	errors += tern_check_ids(&ids);
 	if (errors == 0)
 		errors += tern_check_queue(&ids);

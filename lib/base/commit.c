@@ -87,7 +87,7 @@ job_list_push(struct commit_job_list *l, struct commit_job *job)
 static void commit_job_fail(
     struct commit_job *job, int err, const char *fmt, ...) MTA_PRINTF(3, 4);
 
-/* Sets the job's result to -1 with "<what>: <errno text>". */
+/* Sets the job's result to -err with "<what>: <errno text>". */
 static void
 commit_job_fail(struct commit_job *job, int err, const char *fmt, ...)
 {
@@ -98,7 +98,7 @@ commit_job_fail(struct commit_job *job, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	what = xvasprintf(fmt, ap);
 	va_end(ap);
-	job->result = -1;
+	job->result = err > 0 ? -err : -EIO;
 	job->error =
 	    xasprintf("%s: %s", what, strerror_r(err, ebuf, sizeof(ebuf)));
 	free(what);

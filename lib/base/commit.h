@@ -16,7 +16,8 @@
 struct commit_pool;
 
 /*
- * result: 0 when the file is durable under its final name; else -1 and
+ * result: 0 when the file is durable under its final name; else minus
+ * the errno value of the failed step (-ENOSPC: a full disk) and
  * error is a message with the failed step and errno text (valid only
  * during the call). The fd is not closed by the pool.
  */

@@ -227,7 +227,7 @@ test_commit_errors_and_dirs(void)
 		CHECK_INT(jobs[i].result, 0);
 		CHECK(exists(name, name));
 	}
-	CHECK_INT(jobs[NDIRS].result, -1);
+	CHECK_INT(jobs[NDIRS].result, -ENOENT);
 	CHECK(strncmp(jobs[NDIRS].error, "rename ", 7) == 0);
 	CHECK(strstr(jobs[NDIRS].error, "/d3/d3: No such file or directory") !=
 	      NULL);

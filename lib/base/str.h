@@ -29,6 +29,15 @@ void str_lower(char *s);
 char *str_trim(char *s);
 
 /*
+ * Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) starting at s[0] within len bytes,
+ * or 0 if there is none. ASCII bytes are sequences of one.
+ */
+size_t str_utf8_seq(const char *s, size_t len);
+/* 1 if s[0..len) is entirely valid UTF-8. */
+int str_utf8_valid(const char *s, size_t len);
+
+/*
  * Splits s in place at any byte of seps (runs count as one), storing up to
  * max pointers. Returns the count, or -1 if there were more than max fields.
  */

@@ -222,7 +222,43 @@ test_str_split(void)
 	}
 }
 
+/* RFC 3629 section 3 and its examples, plus what it forbids. */
+static void
+test_str_utf8(void)
+{
+	static const struct {
+		const char *in;
+		int valid;
+	} cases[] = {
+	    {"", 1},
+	    {"plain ascii", 1},
+	    {"j\xc3\xb6s\xc3\xa9", 1}, /* jösé */
+	    {"\xe2\x82\xac", 1},       /* euro sign */
+	    {"\xf0\x9f\x93\xa7", 1},   /* U+1F4E7 */
+	    {"\xf4\x8f\xbf\xbf", 1},   /* U+10FFFF */
+	    {"\xc3", 0},               /* cut short */
+	    {"\xe2\x82", 0},
+	    {"\x80", 0},             /* lone continuation */
+	    {"\xc0\xaf", 0},         /* overlong '/' */
+	    {"\xe0\x80\xaf", 0},     /* overlong */
+	    {"\xed\xa0\x80", 0},     /* surrogate U+D800 */
+	    {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
+	    {"\xff", 0},
+	    {"a\xc3\xb6\xc3", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (str_utf8_valid(cases[i].in, strlen(cases[i].in)) !=
+		    cases[i].valid) {
+			printf("#   case %zu\n", i);
+			CHECK(!"str_utf8_valid");
+		}
+	CHECK_INT(str_utf8_seq("\xc3\xb6x", 3), 2);
+	CHECK_INT(str_utf8_seq("\xc3\xb6", 1), 0);
+}
+
 UNIT_MAIN(UNIT_CASE(test_str_to_u64), UNIT_CASE(test_str_to_bool),
     UNIT_CASE(test_str_to_seconds), UNIT_CASE(test_str_to_size),
     UNIT_CASE(test_str_case), UNIT_CASE(test_str_trim),
-    UNIT_CASE(test_str_split))
+    UNIT_CASE(test_str_split), UNIT_CASE(test_str_utf8))

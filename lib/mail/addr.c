@@ -26,17 +26,6 @@
 /* RFC 5322 3.2.3 atext */
 #define ATEXT ALPHA_DIGIT "!#$%&'*+-/=?^_`{|}~"
 
-/* Span of bytes of s (at most n) that are in set, NUL-safe. */
-static size_t
-span(const char *s, size_t n, const char *set)
-{
-	size_t i;
-
-	for (i = 0; i < n && s[i] != '\0' && strchr(set, s[i]) != NULL; i++)
-		;
-	return i;
-}
-
 static int
 literal_valid(const char *s, size_t n)
 {
@@ -56,10 +45,31 @@ literal_valid(const char *s, size_t n)
 	return inet_pton(family, text, a) == 1;
 }
 
-/* The domain s[0..n): labels of letters, digits and inner hyphens, or
- * an address literal. */
+/* A run of s[0..n) of bytes in set, and with utf8 of whole UTF-8
+ * sequences beyond ASCII (RFC 6531 UTF8-non-ascii). */
+static size_t
+span_utf8(const char *s, size_t n, const char *set, int utf8)
+{
+	size_t i = 0, seq;
+
+	while (i < n && s[i] != '\0') {
+		if ((unsigned char)s[i] < 0x80) {
+			if (strchr(set, s[i]) == NULL)
+				break;
+			i++;
+		} else if (utf8 && (seq = str_utf8_seq(s + i, n - i)) > 1) {
+			i += seq;
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
+/* The domain s[0..n): labels of letters, digits and inner hyphens (and
+ * U-labels with utf8, RFC 6531 3.3), or an address literal. */
 static int
-domain_valid_n(const char *s, size_t n)
+domain_valid_n(const char *s, size_t n, int utf8)
 {
 	size_t i = 0, label;
 
@@ -68,7 +78,7 @@ domain_valid_n(const char *s, size_t n)
 	if (s[0] == '[')
 		return n >= 2 && s[n - 1] == ']' && literal_valid(s + 1, n - 2);
 	for (;;) {
-		label = span(s + i, n - i, ALPHA_DIGIT "-");
+		label = span_utf8(s + i, n - i, ALPHA_DIGIT "-", utf8);
 		if (label == 0 || label > ADDR_LABEL_MAX || s[i] == '-' ||
 		    s[i + label - 1] == '-')
 			return 0;
@@ -84,7 +94,7 @@ domain_valid_n(const char *s, size_t n)
 int
 addr_domain_valid(const char *s)
 {
-	return domain_valid_n(s, strlen(s));
+	return domain_valid_n(s, strlen(s), 0);
 }
 
 /* Length of the domain starting at s: a [literal], or everything up to
@@ -101,13 +111,14 @@ domain_len(const char *s, const char *stop)
 	return strcspn(s, stop);
 }
 
-/* RFC 5321 Quoted-string of qtextSMTP and quoted-pairSMTP: length
- * including both quotes, 0 if malformed. */
+/* RFC 5321 Quoted-string of qtextSMTP and quoted-pairSMTP (with utf8
+ * also UTF8-non-ascii, RFC 6531 3.3): length including both quotes, 0 if
+ * malformed. */
 static size_t
-quoted_len(const char *s)
+quoted_len(const char *s, int utf8)
 {
 	unsigned char c;
-	size_t i;
+	size_t i, seq;
 
 	for (i = 1;; i++) {
 		c = (unsigned char)s[i];
@@ -115,6 +126,11 @@ quoted_len(const char *s)
 			return i + 1;
 		if (c == '\\')
 			c = (unsigned char)s[++i];
+		if (c >= 0x80 && utf8 &&
+		    (seq = str_utf8_seq(s + i, strnlen(s + i, 4))) > 1) {
+			i += seq - 1;
+			continue;
+		}
 		if (c < ' ' || c > '~')
 			return 0;
 	}
@@ -122,27 +138,39 @@ quoted_len(const char *s)
 
 /* RFC 5321 Dot-string: atoms separated by single dots. */
 static size_t
-dot_string_len(const char *s)
+dot_string_len(const char *s, int utf8)
 {
 	size_t i = 0, n;
 
 	for (;;) {
-		n = strspn(s + i, ATEXT);
+		n = span_utf8(s + i, strlen(s + i), ATEXT, utf8);
 		if (n == 0)
 			return 0;
 		i += n;
-		if (s[i] != '.' || s[i + 1] == '\0' ||
-		    strchr(ATEXT, s[i + 1]) == NULL)
+		if (s[i] != '.' || span_utf8(s + i + 1, 4, ATEXT, utf8) == 0)
 			return i;
 		i++;
 	}
 }
 
+const char addr_err_needs_utf8[] = "non-ASCII address without SMTPUTF8";
+
+/* 1 if the path that starts at s (up to its first '>') has 8-bit bytes. */
+static int
+path_has_8bit(const char *s)
+{
+	for (; *s != '\0' && *s != '>'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
 int
-addr_parse_path(const char *s, int allow_empty, char **addr_r,
+addr_parse_path(const char *s, unsigned flags, char **addr_r,
     const char **params_r, const char **error_r)
 {
 	const char *p = s, *open, *local;
+	int utf8 = (flags & ADDR_UTF8_OK) != 0;
 	size_t n;
 
 	while (*p == ' ')
@@ -152,11 +180,15 @@ addr_parse_path(const char *s, int allow_empty, char **addr_r,
 		return -1;
 	}
 	open = p++;
+	if (!utf8 && path_has_8bit(p)) {
+		*error_r = addr_err_needs_utf8;
+		return -1;
+	}
 	/* A-d-l ":" — a source route, ignored per RFC 5321 4.1.2 / C. */
 	if (*p == '@') {
 		for (;;) {
 			n = domain_len(++p, ",:>");
-			if (!domain_valid_n(p, n)) {
+			if (!domain_valid_n(p, n, utf8)) {
 				*error_r = "bad source route";
 				return -1;
 			}
@@ -173,12 +205,12 @@ addr_parse_path(const char *s, int allow_empty, char **addr_r,
 	}
 	local = p;
 	if (*p == '>' && p == open + 1) {
-		if (!allow_empty) {
+		if (!(flags & ADDR_EMPTY_OK)) {
 			*error_r = "empty address not allowed";
 			return -1;
 		}
 	} else {
-		n = *p == '"' ? quoted_len(p) : dot_string_len(p);
+		n = *p == '"' ? quoted_len(p, utf8) : dot_string_len(p, utf8);
 		if (n == 0) {
 			*error_r = "bad address syntax";
 			return -1;
@@ -194,7 +226,7 @@ addr_parse_path(const char *s, int allow_empty, char **addr_r,
 				*error_r = "domain too long";
 				return -1;
 			}
-			if (!domain_valid_n(p, n)) {
+			if (!domain_valid_n(p, n, utf8)) {
 				*error_r = "bad domain";
 				return -1;
 			}
@@ -268,7 +300,7 @@ addr_local_fold(const char *local)
 
 	/* "alice" and alice are the same mailbox (RFC 5321 4.1.2). */
 	if (len >= 2 && local[0] == '"' && local[len - 1] == '"' &&
-	    quoted_len(local) == len) {
+	    quoted_len(local, 1) == len) {
 		for (i = 1; i + 1 < len; i++) {
 			if (local[i] == '\\')
 				i++;

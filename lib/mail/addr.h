@@ -13,16 +13,24 @@
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_PATH_MAX	256
 
+#define ADDR_EMPTY_OK	0x1	/* <> is allowed (MAIL FROM) */
+#define ADDR_UTF8_OK	0x2	/* UTF-8 local parts and U-labels (RFC 6531) */
+
+/* The *error_r of a path with 8-bit bytes without ADDR_UTF8_OK (the
+ * caller answers 553 5.6.7); compare the pointer. */
+extern const char addr_err_needs_utf8[];
+
 /*
  * Parses "<addr> params..." (MAIL FROM:/RCPT TO: argument after the
- * colon, leading spaces allowed). Accepts <> only when allow_empty (MAIL
- * FROM). Strips a source route (<@a,@b:user@d>). Quoted local parts are
- * kept as given. *addr_r is malloc'd, without the brackets; *params_r
- * points into s at the ESMTP parameters (spaces skipped; "" if none).
- * Returns 0, or -1 with *error_r a short client-facing reason
- * ("missing <", "address too long", ...).
+ * colon, leading spaces allowed). Accepts <> only with ADDR_EMPTY_OK,
+ * 8-bit bytes only with ADDR_UTF8_OK (and then only valid UTF-8). Strips a
+ * source route (<@a,@b:user@d>). Quoted local parts are kept as given.
+ * *addr_r is malloc'd, without the brackets; *params_r points into s at
+ * the ESMTP parameters (spaces skipped; "" if none). Returns 0, or -1
+ * with *error_r a short client-facing reason ("missing <", "address too
+ * long", addr_err_needs_utf8, ...). Limits are in octets (RFC 6531 3.3).
  */
-int addr_parse_path(const char *s, int allow_empty, char **addr_r,
+int addr_parse_path(const char *s, unsigned flags, char **addr_r,
     const char **params_r, const char **error_r);
 /*
  * Splits addr at the last '@' outside a quoted local part into malloc'd

@@ -108,7 +108,7 @@ test_bad(void)
 	    {"<\"a\rb\"@b.c>", 0, "bad address syntax"},
 	    {"<\"ab@b.c>", 0, "bad address syntax"},
 	    {"<\"a\\\x01\"@b.c>", 0, "bad address syntax"},
-	    {"<a\xc3\xa9@b.c>", 0, "bad address syntax"},
+	    {"<a\xc3\xa9@b.c>", 0, "non-ASCII address without SMTPUTF8"},
 	    {"<.a@b.c>", 0, "bad address syntax"},
 	    {"<a.@b.c>", 0, "bad address syntax"},
 	    {"<a..b@b.c>", 0, "bad address syntax"},
@@ -265,6 +265,46 @@ test_split(void)
 	free(in);
 }
 
+/* RFC 6531: UTF-8 only with SMTPUTF8, and then only valid UTF-8. */
+static void
+test_utf8(void)
+{
+	static const struct {
+		const char *in;
+		unsigned flags;
+		int ret;
+		const char *addr;
+	} cases[] = {
+	    {"<j\xc3\xb6s\xc3\xa9@example.test>", ADDR_UTF8_OK, 0,
+	        "j\xc3\xb6s\xc3\xa9@example.test"},
+	    {"<user@b\xc3\xbc" "cher.example>", ADDR_UTF8_OK, 0,
+	        "user@b\xc3\xbc" "cher.example"},
+	    {"<\"\xc3\xa9 x\"@h>", ADDR_UTF8_OK, 0, "\"\xc3\xa9 x\"@h"},
+	    {"<a.\xc3\xa9@h>", ADDR_UTF8_OK, 0, "a.\xc3\xa9@h"},
+	    {"<j\xc3\xb6s\xc3\xa9@example.test>", 0, -1, NULL},
+	    {"<\xc3@h>", ADDR_UTF8_OK, -1, NULL},       /* cut sequence */
+	    {"<a\xc0\xaf" "b@h>", ADDR_UTF8_OK, -1, NULL}, /* overlong */
+	    {"<a@\xff.h>", ADDR_UTF8_OK, -1, NULL},
+	};
+	const char *params, *error;
+	char *addr;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		addr = NULL;
+		if (addr_parse_path(cases[i].in, cases[i].flags, &addr, &params,
+		        &error) != cases[i].ret) {
+			printf("#   case %zu\n", i);
+			CHECK(!"addr_parse_path");
+		} else if (cases[i].ret == 0) {
+			CHECK_STR(addr, cases[i].addr);
+		} else if (cases[i].flags == 0) {
+			CHECK(error == addr_err_needs_utf8);
+		}
+		free(addr);
+	}
+}
+
 static void
 test_fold(void)
 {
@@ -347,4 +387,5 @@ test_domain(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_good), UNIT_CASE(test_bad), UNIT_CASE(test_lengths),
-    UNIT_CASE(test_split), UNIT_CASE(test_fold), UNIT_CASE(test_domain))
+    UNIT_CASE(test_split), UNIT_CASE(test_utf8), UNIT_CASE(test_fold),
+    UNIT_CASE(test_domain))

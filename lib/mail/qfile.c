@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,6 +135,10 @@ qfile_create(struct qfile_writer *w, const char **error_r)
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
+	/* The lock says "someone is writing this": qmgr removes only
+	 * unlocked files from tmp/ (qfile_tmp_stale). */
+	if (w->fd >= 0 && flock(w->fd, LOCK_EX | LOCK_NB) < 0)
+		msg_warn("flock %s: %m", w->tmp_path);
 	if (w->fd < 0) {
 		*error_r =
 		    qfile_error("create %s: %s", w->tmp_path, strerror(errno));
@@ -683,4 +688,24 @@ void
 qfile_close(struct qfile *q)
 {
 	qfile_reset(q);
+}
+
+int
+qfile_tmp_stale(int dirfd, const char *name, time_t min_age)
+{
+	struct stat st;
+	int fd, stale = 0;
+
+	fd =
+	    openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_mtime + min_age <= time(NULL) &&
+	    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* Nobody holds it and it is not fresh: its writer died. */
+		stale = unlinkat(dirfd, name, 0) == 0;
+	}
+	close(fd);
+	return stale;
 }

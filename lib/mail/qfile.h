@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include "base/buf.h"
 #include "mail/queue.h"
 
@@ -96,6 +97,13 @@ int qfile_commit(struct qfile_writer *w, const char *state,
 void qfile_writer_free(struct qfile_writer *w);
 /* Call after an external commit (commit pool) so free does not unlink. */
 void qfile_writer_committed(struct qfile_writer *w);
+/*
+ * Removes tmp/NAME (dirfd: the tmp/ directory) if its writer is gone: a
+ * writer holds an flock on its file from creation until it closes it, so
+ * a file that is unlocked and older than min_age seconds was left by a
+ * killed process. 1 if it was removed.
+ */
+int qfile_tmp_stale(int dirfd, const char *name, time_t min_age);
 
 /* Reading. */
 struct qfile {

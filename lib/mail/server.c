@@ -40,6 +40,10 @@ struct server_listen_slot {
 static const struct server_ops *server_ops;
 static struct event_loop *server_ev_loop;
 static const char *server_name;
+static struct server_listen_slot *server_slots;
+static int server_nslots;
+/* MULTI: the daemon is full; its siblings take new connections. */
+static int server_paused;
 
 struct event_loop *
 server_loop(void)
@@ -80,7 +84,22 @@ server_resume(struct event_timer *t, void *ctx)
 
 	event_timer_del(&t);
 	s->pause = NULL;
-	event_fd_set(s->ev, EVENT_READ);
+	event_fd_set(s->ev, server_paused ? 0 : EVENT_READ);
+}
+
+void
+server_accept_pause(int pause)
+{
+	int i;
+
+	if (server_paused == pause)
+		return;
+	server_paused = pause;
+	msg_debug("%s new connections", pause ? "pausing" : "resuming");
+	for (i = 0; i < server_nslots; i++)
+		if (server_slots[i].ev != NULL && server_slots[i].pause == NULL)
+			event_fd_set(
+			    server_slots[i].ev, pause ? 0 : EVENT_READ);
 }
 
 /* Returns the new fd, or -1 when nothing (more) is to be accepted now. */
@@ -160,7 +179,8 @@ server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
 	(void)lfd;
 	(void)events;
 	if (server_ops->mode == SERVER_MULTI) {
-		for (n = 0; n < SERVER_ACCEPT_BURST; n++) {
+		/* accept() may pause us (full): take no more then. */
+		for (n = 0; n < SERVER_ACCEPT_BURST && !server_paused; n++) {
 			if ((fd = server_accept_one(s)) < 0)
 				return;
 			server_ops->accept(fd, &s->l, server_ev_loop);
@@ -337,9 +357,11 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	    server_lifeline, NULL);
 	if (ops->init != NULL)
 		ops->init(server_ev_loop);
+	server_slots = slots;
+	server_nslots = count;
 	for (i = 0; i < count; i++)
 		slots[i].ev = event_fd_add(server_ev_loop, slots[i].l.fd,
-		    EVENT_READ, server_readable, &slots[i]);
+		    server_paused ? 0 : EVENT_READ, server_readable, &slots[i]);
 	msg_debug("service %s: %d listener(s), ready", server_name, count);
 
 	if (event_loop_run(server_ev_loop) < 0)
@@ -351,6 +373,8 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		event_timer_del(&slots[i].pause);
 	}
 	event_loop_free(&server_ev_loop);
+	server_slots = NULL;
+	server_nslots = 0;
 	free(slots);
 	exit(0);
 }

@@ -66,5 +66,11 @@ const char *server_service_name(void);
  * (hold = 0) lets a pending one end the process at once.
  */
 void server_hold_signals(int hold);
+/*
+ * MULTI mode: pause = 1 stops taking new connections (the process is
+ * full, so its siblings in the service, or the listen queue, get them);
+ * pause = 0 takes them again.
+ */
+void server_accept_pause(int pause);
 
 #endif

@@ -582,6 +582,8 @@ class TernInstance:
             # settings of this run through as well.
             self.conf_set(import_environment=" ".join(
                 ["TZ", "LANG=C"] + SANITIZER_VARS))
+            # No greeting pause on port 25: tests that want one set it.
+            self.conf_set(smtpd_greet_pause="0")
             if virtual_domain and not self.conf_get(
                     "virtual_mailbox_domains"):
                 self.conf_set(virtual_mailbox_domains=virtual_domain)

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * anvil: counts what a per-client limit needs across every process of a
+ * service (Postfix's anvil(8) idea), so that smtpd_client_connection_limit
+ * holds however the kernel spreads connections over smtpd processes. Each
+ * smtpd keeps one connection here and sends
+ *
+ *   {request=connect, service, ident}    -> {count}: concurrent, this one
+ *                                           included
+ *   {request=disconnect, service, ident} -> {count}
+ *
+ * Counts are kept per client connection as well as in total, so when an
+ * smtpd process dies (its connection closes) everything it counted is
+ * taken back: a crash never leaves a client locked out. The tables are
+ * bounded; past the bound a new ident is not counted (count 0: the
+ * limit fails open rather than refuse mail). No RFCs; see anvil(8).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/attr.h"
+#include "mail/attr_server.h"
+#include "mail/params.h"
+#include "mail/server.h"
+
+/* Distinct (service, ident) pairs counted at once. */
+#define ANVIL_KEYS_MAX    100000
+/* service + ident, e.g. "smtpd" and an IPv6 address. */
+#define ANVIL_KEY_MAX     256
+#define ANVIL_REQUEST_MAX 1024
+#define ANVIL_CONNS_MAX   1024
+#define ANVIL_TOKEN_LOG   64
+#define ANVIL_MS_PER_SEC  1000
+
+/* Total per key, over every client connection. */
+static struct hash *anvil_totals;
+static long long anvil_keys;
+
+struct anvil_count {
+	long long n;
+};
+
+static void
+anvil_count_free(void *p)
+{
+	free(p);
+}
+
+static long long
+anvil_total_add(const char *key, long long delta)
+{
+	struct anvil_count *c = hash_get(anvil_totals, key);
+
+	if (c == NULL) {
+		if (delta <= 0)
+			return 0;
+		c = xcalloc(1, sizeof(*c));
+		hash_put(anvil_totals, key, c);
+		anvil_keys++;
+	}
+	c->n += delta;
+	if (c->n > 0)
+		return c->n;
+	free(hash_del(anvil_totals, key));
+	anvil_keys--;
+	return 0;
+}
+
+/* The per-connection table: what this client process counted. */
+static struct hash *
+anvil_mine(struct attr_conn *conn)
+{
+	struct hash *h = attr_conn_data(conn);
+
+	if (h == NULL) {
+		h = hash_create();
+		attr_conn_set_data(conn, h);
+	}
+	return h;
+}
+
+static long long
+anvil_connect(struct attr_conn *conn, const char *key)
+{
+	struct hash *mine = anvil_mine(conn);
+	struct anvil_count *c = hash_get(mine, key);
+
+	if (c == NULL && hash_get(anvil_totals, key) == NULL &&
+	    anvil_keys >= ANVIL_KEYS_MAX) {
+		msg_warn("more than %d clients counted; not counting %s",
+		    ANVIL_KEYS_MAX, log_sanitize(key, ANVIL_TOKEN_LOG));
+		return 0;
+	}
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		hash_put(mine, key, c);
+	}
+	c->n++;
+	return anvil_total_add(key, 1);
+}
+
+static long long
+anvil_disconnect(struct attr_conn *conn, const char *key)
+{
+	struct hash *mine = anvil_mine(conn);
+	struct anvil_count *c = hash_get(mine, key);
+
+	/* Only what this process counted can be taken back. */
+	if (c == NULL)
+		return anvil_total_add(key, 0);
+	if (--c->n == 0)
+		free(hash_del(mine, key));
+	return anvil_total_add(key, -1);
+}
+
+static int
+anvil_request(struct attr_conn *conn, const struct attr_list *req)
+{
+	const char *what = attr_get(req, "request");
+	const char *service = attr_get(req, "service");
+	const char *ident = attr_get(req, "ident");
+	char key[ANVIL_KEY_MAX];
+	struct buf *reply;
+	long long count;
+	int n;
+
+	if (what == NULL || service == NULL || ident == NULL ||
+	    strchr(service, ':') != NULL) {
+		msg_warn("malformed request");
+		return -1;
+	}
+	n = snprintf(key, sizeof(key), "%s:%s", service, ident);
+	if (n < 0 || (size_t)n >= sizeof(key)) {
+		msg_warn("request key too long");
+		return -1;
+	}
+	if (strcmp(what, "connect") == 0)
+		count = anvil_connect(conn, key);
+	else if (strcmp(what, "disconnect") == 0)
+		count = anvil_disconnect(conn, key);
+	else {
+		msg_warn("unknown request '%s'",
+		    log_sanitize(what, ANVIL_TOKEN_LOG));
+		return -1;
+	}
+	msg_debug("%s %s: count=%lld", what, key, count);
+	reply = attr_conn_reply_begin(conn, req);
+	if (attr_put_int(reply, "count", count) < 0)
+		msg_panic("anvil: reply does not fit");
+	attr_conn_reply_end(conn);
+	return 0;
+}
+
+/* A client process went away: take back everything it counted. */
+static void
+anvil_closed(struct attr_conn *conn)
+{
+	struct hash *mine = attr_conn_data(conn);
+	struct anvil_count *c;
+	const char *key;
+	size_t pos = 0;
+	void *v;
+
+	if (mine == NULL)
+		return;
+	while ((key = hash_iter(mine, &pos, &v)) != NULL) {
+		c = v;
+		anvil_total_add(key, -c->n);
+	}
+	hash_free(&mine, anvil_count_free);
+	attr_conn_set_data(conn, NULL);
+}
+
+static const struct attr_server_ops anvil_ops = {
+    .request = anvil_request,
+    .closed = anvil_closed,
+};
+
+static void
+anvil_accept(int fd, const struct server_listener *l, struct event_loop *loop)
+{
+	const struct attr_server_limits lim = {
+	    .request_max = ANVIL_REQUEST_MAX,
+	    .conns_max = ANVIL_CONNS_MAX,
+	    .idle_ms = (uint64_t)var_ipc_timeout * ANVIL_MS_PER_SEC,
+	};
+
+	(void)l;
+	attr_server_accept(fd, loop, &anvil_ops, &lim);
+}
+
+static void
+anvil_init(struct event_loop *loop)
+{
+	(void)loop;
+	anvil_totals = hash_create();
+}
+
+static void
+anvil_shutdown(void)
+{
+	attr_server_close_all();
+	hash_free(&anvil_totals, anvil_count_free);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+	    .name = "anvil",
+	    .mode = SERVER_MULTI,
+	    .init = anvil_init,
+	    .accept = anvil_accept,
+	    .shutdown = anvil_shutdown,
+	};
+
+	server_main(argc, argv, &ops);
+}
