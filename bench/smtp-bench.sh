@@ -3,13 +3,16 @@
 #
 # End-to-end SMTP benchmark: tern against Postfix on the same machine, in
 # the same run, with the same load and the same kind of delivery (one
-# virtual user, maildir, fsync'd). See bench/README.md.
+# virtual user, maildir, fsync'd), first in plaintext (smtp-source), then
+# with every session using STARTTLS (smtp-load, both servers given the
+# same certificates). See bench/README.md.
 #
 #   bench/smtp-bench.sh [MESSAGES]      (default 2000; or BENCH_MESSAGES)
 #
 # Environment: TERN_PREFIX (default /usr/local, where ./run.sh installs),
 # BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
-# bytes, default 1024), BENCH_KEEP=1 keeps the temp dir. Needs root.
+# bytes, default 1024), BENCH_KEEP=1 keeps the temp dir, SMTP_LOAD (the
+# smtp-load program; default: the one ./run.sh built). Needs root.
 set -eu
 
 messages=${1:-${BENCH_MESSAGES:-2000}}
@@ -31,6 +34,9 @@ case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'
 [ "$messages" -gt 0 ] || die "MESSAGES must be positive"
 [ "$(id -u)" -eq 0 ] || die "run as root: both mail systems drop privileges and deliver as a mail user"
 
+top=$(cd "$(dirname "$0")/.." && pwd)
+smtp_load=${SMTP_LOAD:-$top/_build/run/bench/smtp-load}
+[ -x "$smtp_load" ] || die "$smtp_load not found: build with ./run.sh or set SMTP_LOAD"
 tern="$prefix/sbin/tern"
 ternconf="$prefix/sbin/ternconf"
 ternuser="$prefix/sbin/ternuser"
@@ -107,12 +113,19 @@ pf_port=$((base + 2525))
 # --- tern instance ----------------------------------------------------------
 say "tern instance in $tern_dir, SMTP on 127.0.0.1:$tern_port"
 "$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+# Postfix has no greeting pause: neither does tern here.
+"$ternconf" -c "$tern_dir" -e smtpd_greet_pause=0
 echo "bench-password" | "$ternuser" -c "$tern_dir" add "$rcpt" - >/dev/null
 "$tern" -c "$tern_dir" start >/dev/null
 tern_maildir="$("$ternconf" -c "$tern_dir" -x virtual_mailbox_base |
 	sed -n 's/^virtual_mailbox_base = //p')/example.test/bench/Maildir"
 tern_pidfile="$("$ternconf" -c "$tern_dir" -x queue_directory |
 	sed -n 's/^queue_directory = //p')/pid/master.pid"
+conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
+tern_cert=$(conf_value smtpd_tls_cert_file)
+tern_key=$(conf_value smtpd_tls_key_file)
+tern_eccert=$(conf_value smtpd_tls_eccert_file)
+tern_eckey=$(conf_value smtpd_tls_eckey_file)
 
 # --- Postfix instance ---------------------------------------------------------
 say "postfix instance in $pf, SMTP on 127.0.0.1:$pf_port"
@@ -141,6 +154,12 @@ virtual_mailbox_base = $pf/vmail
 virtual_mailbox_maps = hash:$pf/conf/vmailbox
 virtual_uid_maps = static:$vmail_uid
 virtual_gid_maps = static:$vmail_gid
+# The certificates tern init made, so both servers do the same work.
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $tern_cert
+smtpd_tls_key_file = $tern_key
+smtpd_tls_eccert_file = $tern_eccert
+smtpd_tls_eckey_file = $tern_eckey
 EOF
 # Debian's master.cf services, without chroot (the jail needs files
 # copied in) and with smtpd only on our port.
@@ -169,6 +188,7 @@ lmtp       unix  - - n -    - lmtp
 anvil      unix  - - n -    1 anvil
 scache     unix  - - n -    1 scache
 postlog    unix-dgram n - n - 1 postlogd
+tlsmgr     unix  - - n 1000? 1 tlsmgr
 EOF
 echo "$rcpt example.test/bench/Maildir/" >"$pf/conf/vmailbox"
 postmap -c "$pf/conf" "$pf/conf/vmailbox"
@@ -224,9 +244,16 @@ wait_count() { # maildir target seconds
 	done
 }
 
+# The load of the current mode: smtp-source, or smtp-load with STARTTLS.
+mode=plain
 send() { # port count
-	timeout "$deadline" smtp-source -s "$sessions" -m "$2" -l "$size" \
-		-f "$sender" -t "$rcpt" "127.0.0.1:$1" >/dev/null
+	if [ "$mode" = starttls ]; then
+		timeout "$deadline" "$smtp_load" -t -s "$sessions" -m "$2" \
+			-l "$size" -f "$sender" -r "$rcpt" "127.0.0.1:$1" >/dev/null
+	else
+		timeout "$deadline" smtp-source -s "$sessions" -m "$2" \
+			-l "$size" -f "$sender" -t "$rcpt" "127.0.0.1:$1" >/dev/null
+	fi
 }
 
 hz=$(getconf CLK_TCK)
@@ -252,22 +279,34 @@ run() {
 		"$t0" "$t1" "$c0" "$c1" "$hz"
 }
 
-say "$messages messages of $size bytes over $sessions sessions to each (after $warmup warm-up messages)"
-out=$(run tern "$tern_port" "$tern_maildir" "$tern_pidfile") || exit 1
-read -r tern_s tern_cpu <<<"$out"
-out=$(run postfix "$pf_port" "$pf_maildir" "$pf_pidfile") || exit 1
-read -r pf_s pf_cpu <<<"$out"
+results=""
+for mode in plain starttls; do
+	say "$mode: $messages messages of $size bytes over $sessions sessions to each (after $warmup warm-up messages)"
+	out=$(run tern "$tern_port" "$tern_maildir" "$tern_pidfile") || exit 1
+	results="$results $mode tern $out"
+	out=$(run postfix "$pf_port" "$pf_maildir" "$pf_pidfile") || exit 1
+	results="$results $mode postfix $out"
+done
 
-python3 - "$messages" "$tern_s" "$tern_cpu" "$pf_s" "$pf_cpu" <<'PY'
+# shellcheck disable=SC2086
+python3 - "$messages" $results <<'PY'
 import sys
 m = int(sys.argv[1])
-ts, tc, ps, pc = (float(x) for x in sys.argv[2:])
-print()
-print("%-8s %8s %10s %10s %14s" % ("", "seconds", "msg/s", "CPU s", "CPU s/1000 msg"))
-for name, s, c in (("tern", ts, tc), ("postfix", ps, pc)):
-    print("%-8s %8.2f %10.0f %10.2f %14.2f" % (name, s, m / s, c, c * 1000 / m))
-print()
-print("tern/postfix throughput: %.2fx" % ((m / ts) / (m / ps)))
-if tc > 0:
-    print("postfix/tern CPU per message: %.2fx" % (pc / tc))
+rows = sys.argv[2:]
+res = {}
+for i in range(0, len(rows), 4):
+    res[(rows[i], rows[i + 1])] = (float(rows[i + 2]), float(rows[i + 3]))
+for mode in ("plain", "starttls"):
+    print()
+    print("%-18s %8s %10s %10s %14s" % (mode, "seconds", "msg/s", "CPU s",
+                                        "CPU s/1000 msg"))
+    for name in ("tern", "postfix"):
+        s, c = res[(mode, name)]
+        print("%-18s %8.2f %10.0f %10.2f %14.2f" % (name, s, m / s, c,
+                                                    c * 1000 / m))
+    ts, tc = res[(mode, "tern")]
+    ps, pc = res[(mode, "postfix")]
+    print("tern/postfix throughput: %.2fx" % (ps / ts))
+    if tc > 0:
+        print("postfix/tern CPU per message: %.2fx" % (pc / tc))
 PY
