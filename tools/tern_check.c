@@ -73,13 +73,43 @@ tern_check_ids(struct tern_ids *ids)
 	return errors;
 }
 
+/*
+ * A service's own user (services.conf unpriv column) must exist when
+ * root starts the mail system, and must not be root in disguise: the
+ * daemon would refuse to start.
+ */
+static int
+tern_check_service_user(const char *path, const struct service_def *def)
+{
+	struct priv_user u;
+	int errors = 0;
+
+	if (geteuid() != 0 || def->user == NULL)
+		return 0;
+	if (priv_lookup_user(def->user, &u) < 0) {
+		tern_error("%s:%d: service %s: user '%s' does not exist; "
+		           "create it with: useradd -r -U -d /nonexistent "
+		           "-s /usr/sbin/nologin %s",
+		    path, def->lineno, def->name, def->user, def->user);
+		return 1;
+	}
+	if (u.uid == 0) {
+		tern_error("%s:%d: service %s: user '%s' has uid 0; use n in "
+		           "the unpriv column to run a service as root",
+		    path, def->lineno, def->name, def->user);
+		errors++;
+	}
+	priv_user_free(&u);
+	return errors;
+}
+
 static int
 tern_check_services(const char *config_dir)
 {
 	char *path = xasprintf("%s/%s", config_dir, TERN_SERVICES_FILE), *prog;
 	struct service_def *defs;
 	const char *err;
-	int count, i;
+	int count, i, errors = 0;
 
 	if (services_load(path, (int)var_default_process_limit, &defs, &count,
 	        &err) < 0) {
@@ -98,10 +128,11 @@ tern_check_services(const char *config_dir)
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
 		free(prog);
+		errors += tern_check_service_user(path, &defs[i]);
 	}
 	services_free(&defs, count);
 	free(path);
-	return 0;
+	return errors;
 }
 
 static int
