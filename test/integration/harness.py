@@ -177,7 +177,8 @@ def record_for_cleanup(kind, value):
 
 def ensure_system_users():
     """As root: creates tern's users and groups as run.sh does, if missing."""
-    skip_unless_root("creating the tern, terndrop and vmail accounts")
+    skip_unless_root("creating the tern, terndrop, vmail and ternauth "
+                     "accounts")
     if not _user_exists("tern"):
         run(["useradd", "-r", "-U", "-d", "/var/spool/tern", "-s",
              "/usr/sbin/nologin", "tern"])
@@ -186,6 +187,9 @@ def ensure_system_users():
     if not _user_exists("vmail"):
         run(["useradd", "-r", "-U", "-d", "/var/vmail", "-s",
              "/usr/sbin/nologin", "vmail"])
+    if not _user_exists("ternauth"):
+        run(["useradd", "-r", "-U", "-d", "/nonexistent", "-s",
+             "/usr/sbin/nologin", "ternauth"])
 
 
 # ------------------------------------------------------------------ ports
