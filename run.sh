@@ -29,7 +29,7 @@ prog=run.sh
 . "$top/scripts/lib.sh"
 
 [ "$(id -u)" -eq 0 ] ||
-	die "run as root: it installs into $prefix, creates the tern, terndrop and vmail accounts and listens on port 25"
+	die "run as root: it installs into $prefix, creates the tern, terndrop, vmail and ternauth accounts and listens on port 25"
 
 # --- dependencies, build and install ----------------------------------------
 # shellcheck disable=SC2086
@@ -53,6 +53,11 @@ fi
 if ! getent passwd vmail >/dev/null; then
 	say "creating user vmail"
 	useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
+fi
+# The auth service's own user: its group alone reads the password hashes.
+if ! getent passwd ternauth >/dev/null; then
+	say "creating user ternauth"
+	useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternauth
 fi
 
 # --- configuration ------------------------------------------------------------

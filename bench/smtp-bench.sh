@@ -70,6 +70,7 @@ getent passwd postfix >/dev/null || die "user postfix missing (broken postfix in
 getent passwd tern >/dev/null || useradd -r -U -d /var/spool/tern -s /usr/sbin/nologin tern
 getent group terndrop >/dev/null || groupadd -r terndrop
 getent passwd vmail >/dev/null || useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
+getent passwd ternauth >/dev/null || useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternauth
 vmail_uid=$(id -u vmail)
 vmail_gid=$(id -g vmail)
 

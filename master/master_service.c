@@ -32,7 +32,7 @@
 #include "master.h"
 
 #define MASTER_CONF_MAX      (1024 * 1024)
-/* Program, -c DIR, -n NAME, -u, -r, -v, NULL around the service's args. */
+/* Program, -c DIR, -n NAME, -U USER, -r, -v, NULL around the args. */
 #define MASTER_ARGV_EXTRA    10
 #define MASTER_SERVICES_FILE "services.conf"
 #define MASTER_CONF_FILE     "tern.conf"
@@ -66,6 +66,7 @@ master_def_copy(struct service_def *dst, const struct service_def *src)
 
 	*dst = *src;
 	dst->name = xstrdup(src->name);
+	dst->user = src->user != NULL ? xstrdup(src->user) : NULL;
 	dst->line = xstrdup(src->line);
 	dst->argv = xcalloc((size_t)src->argc + 1, sizeof(*dst->argv));
 	for (i = 0; i < src->argc; i++)
@@ -81,6 +82,7 @@ master_def_clear(struct service_def *def)
 		free(def->argv[i]);
 	free(def->argv);
 	free(def->name);
+	free(def->user);
 	free(def->line);
 	memset(def, 0, sizeof(*def));
 }
@@ -188,7 +190,10 @@ master_child_argv(const struct master_service *sv)
 	argv[argc++] = (char *)master_config_dir;
 	argv[argc++] = "-n";
 	argv[argc++] = sv->def.name;
-	if (sv->def.unpriv)
+	if (sv->def.user != NULL) {
+		argv[argc++] = "-U";
+		argv[argc++] = sv->def.user;
+	} else if (sv->def.unpriv)
 		argv[argc++] = "-u";
 	if (sv->def.chroot)
 		argv[argc++] = "-r";

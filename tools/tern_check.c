@@ -4,7 +4,8 @@
  * from the command line where the person can see it (Postfix's
  * "postfix check"): tern.conf and services.conf parse, the programs in
  * services.conf exist, the users and groups exist (when run as root),
- * and every queue directory exists with its mode and owner. The queue is
+ * every queue directory exists with its mode and owner, and only root
+ * and the auth service's group can read the user file. The queue is
  * created or repaired here, never by the daemons; so is a self-signed TLS
  * certificate where none is configured yet.
  */
@@ -22,6 +23,7 @@
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/services.h"
+#include "mail/userdb.h"
 #include "tls/tls.h"
 #include "tern.h"
 
@@ -38,7 +40,38 @@ struct tern_ids {
 	uid_t mail_uid;
 	gid_t mail_gid;
 	gid_t setgid_gid;
+	gid_t auth_gid; /* the group that may read the user file */
 };
+
+/*
+ * The auth service's user: its group alone may read the password hashes,
+ * so it must be neither mail_owner nor share mail_owner's group, whose
+ * processes face the network.
+ */
+static int
+tern_check_auth_user(struct tern_ids *ids)
+{
+	struct priv_user u;
+	int errors = 0;
+
+	if (priv_lookup_user(var_auth_user, &u) < 0) {
+		tern_error("auth_user '%s' does not exist; create it with: "
+		           "useradd -r -U -d /nonexistent -s /usr/sbin/nologin "
+		           "%s",
+		    var_auth_user, var_auth_user);
+		return 1;
+	}
+	if (u.uid == 0 || u.uid == ids->mail_uid || u.gid == 0 ||
+	    u.gid == ids->mail_gid) {
+		tern_error("auth_user '%s' (uid %ld, gid %ld) must have a user "
+		           "and group of its own, not root's or mail_owner's",
+		    var_auth_user, (long)u.uid, (long)u.gid);
+		errors++;
+	} else
+		ids->auth_gid = u.gid;
+	priv_user_free(&u);
+	return errors;
+}
 
 static int
 tern_check_ids(struct tern_ids *ids)
@@ -47,7 +80,7 @@ tern_check_ids(struct tern_ids *ids)
 	int errors = 0;
 
 	ids->mail_uid = (uid_t)-1;
-	ids->mail_gid = ids->setgid_gid = (gid_t)-1;
+	ids->mail_gid = ids->setgid_gid = ids->auth_gid = (gid_t)-1;
 	/* As an ordinary user everything runs as, and is owned by, that user. */
 	if (geteuid() != 0) {
 		ids->mail_uid = geteuid();
@@ -77,6 +110,38 @@ tern_check_ids(struct tern_ids *ids)
 	} else {
 		priv_user_free(&u);
 	}
+	return errors + tern_check_auth_user(ids);
+}
+
+/*
+ * A service's own user (services.conf unpriv column) must exist when
+ * root starts the mail system, and must not be root in disguise: the
+ * daemon would refuse to start.
+ */
+static int
+tern_check_service_user(const char *path, const struct service_def *def)
+{
+	struct priv_user u;
+	int errors = 0;
+
+	/* $auth_user has a check of its own (tern_check_auth_user). */
+	if (geteuid() != 0 || def->user == NULL ||
+	    strcmp(def->user, var_auth_user) == 0)
+		return 0;
+	if (priv_lookup_user(def->user, &u) < 0) {
+		tern_error("%s:%d: service %s: user '%s' does not exist; "
+		           "create it with: useradd -r -U -d /nonexistent "
+		           "-s /usr/sbin/nologin %s",
+		    path, def->lineno, def->name, def->user, def->user);
+		return 1;
+	}
+	if (u.uid == 0) {
+		tern_error("%s:%d: service %s: user '%s' has uid 0; use n in "
+		           "the unpriv column to run a service as root",
+		    path, def->lineno, def->name, def->user);
+		errors++;
+	}
+	priv_user_free(&u);
 	return errors;
 }
 
@@ -86,7 +151,7 @@ tern_check_services(const char *config_dir)
 	char *path = xasprintf("%s/%s", config_dir, TERN_SERVICES_FILE), *prog;
 	struct service_def *defs;
 	const char *err;
-	int count, i;
+	int count, i, errors = 0;
 
 	if (services_load(path, (int)var_default_process_limit, &defs, &count,
 	        &err) < 0) {
@@ -105,10 +170,11 @@ tern_check_services(const char *config_dir)
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
 		free(prog);
+		errors += tern_check_service_user(path, &defs[i]);
 	}
 	services_free(&defs, count);
 	free(path);
-	return 0;
+	return errors;
 }
 
 static int
@@ -214,6 +280,33 @@ tern_check_tls(void)
 	           var_smtpd_tls_eckey_file, TLS_KEY_EC);
 }
 
+/*
+ * As root, the user file belongs to root and $auth_user's group, mode
+ * 0640, whoever made it: fixed through a descriptor, never by name, and
+ * never through a symbolic link (file_fix_file). A missing file is fine:
+ * ternuser creates it with the first user.
+ */
+static int
+tern_check_user_file(const struct tern_ids *ids)
+{
+	const char *err;
+	struct stat st;
+	int changed;
+
+	if (geteuid() != 0 || ids->auth_gid == (gid_t)-1 ||
+	    (lstat(var_user_file, &st) < 0 && errno == ENOENT))
+		return 0;
+	if (file_fix_file(var_user_file, USERDB_FILE_MODE, 0, ids->auth_gid,
+	        &changed, &err) < 0) {
+		tern_error("user_file %s", err);
+		return 1;
+	}
+	if (changed)
+		printf("%s: fixed the mode and owner of %s\n", TERN_PROGNAME,
+		    var_user_file);
+	return 0;
+}
+
 /* master opens the log before anything else; its directory must exist. */
 static int
 tern_check_log(void)
@@ -250,5 +343,7 @@ tern_check(const char *config_dir)
 	errors += tern_check_ids(&ids);
 	if (errors == 0)
 		errors += tern_check_queue(&ids);
+	if (errors == 0)
+		errors += tern_check_user_file(&ids);
 	return errors > 0;
 }

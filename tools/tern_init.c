@@ -20,6 +20,7 @@
 #include "base/priv.h"
 #include "base/str.h"
 #include "mail/params.h"
+#include "mail/userdb.h"
 #include "tern.h"
 
 #define TERN_DATA_ENV        "TERN_DATA_DIR"
@@ -33,7 +34,7 @@
 #define TERN_SYSTEM_LOG      "/var/log/tern.log"
 #define TERN_TEST_DOMAIN     "example.test"
 #define TERN_INET            "inet"
-#define TERN_PORT_TEXT_SIZE  24	/* a long in decimal with sign */
+#define TERN_PORT_TEXT_SIZE  24 /* a long in decimal with sign */
 
 /* The standard ports that --port-base moves (SMTP, submission, POP, IMAP). */
 static const unsigned tern_std_ports[] = {25, 587, 465, 110, 143, 993, 995};
@@ -192,9 +193,10 @@ tern_touch(const char *path, mode_t mode)
 }
 
 /*
- * The log directory, the mail store and an empty mailbox list: smtpd
- * answers 451 while the list is missing. The user file may stay missing
- * (it then has no users); ternuser creates it with the first one.
+ * The log directory, the mail store, an empty mailbox list (smtpd
+ * answers 451 while the list is missing) and an empty user file (auth
+ * answers tempfail while it is missing; tern check then gives it to
+ * root and $auth_user's group).
  */
 static int
 tern_init_files(void)
@@ -224,7 +226,9 @@ tern_init_files(void)
 	if (file_ensure_dir(var_virtual_mailbox_base, TERN_MAILSTORE_MODE, vuid,
 	        vgid, NULL, &err) < 0)
 		goto fail;
-	return tern_touch(var_virtual_mailbox_list, TERN_MAILBOXES_MODE);
+	if (tern_touch(var_virtual_mailbox_list, TERN_MAILBOXES_MODE) < 0)
+		return -1;
+	return tern_touch(var_user_file, USERDB_FILE_MODE);
 fail:
 	tern_error("%s", err);
 	return -1;

@@ -81,6 +81,7 @@ static const char *const ternconf_accounts[] = {
     "mail_owner",
     "setgid_group",
     "vmail_user",
+    "auth_user",
 };
 
 static int

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ternuser: manages the virtual mailbox users. It edits $user_file (the
- * Dovecot passwd-file that local delivery and, later, authentication
- * read), which also rewrites $virtual_mailbox_list (the addresses smtpd
- * accepts), and creates each new user's maildir in $virtual_mailbox_base
- * owned by $vmail_user. Deleting a user keeps the mail. No RFCs; user
- * names are RFC 5321 mailbox addresses.
+ * Dovecot passwd-file that local delivery and the auth service read,
+ * root:$auth_user 0640), which also rewrites $virtual_mailbox_list (the
+ * addresses smtpd accepts), and creates each new user's maildir in
+ * $virtual_mailbox_base owned by $vmail_user. Deleting a user keeps the
+ * mail. No RFCs; user names are RFC 5321 mailbox addresses.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -181,15 +181,21 @@ static void
 ternuser_save(const struct userdb *db)
 {
 	/*
-	 * Root keeps the hashes root's (local delivery runs as root), or
-	 * whatever owner the file was given (tern init).
+	 * Root gives the hashes to root and $auth_user's group (mode 0640):
+	 * the auth service reads them, local delivery (root) too, and no
+	 * process of $mail_owner can. Without that user the file keeps
+	 * whatever owner it was given (tern init), else root's.
 	 */
 	uid_t uid = geteuid() == 0 ? 0 : (uid_t)-1;
 	gid_t gid = geteuid() == 0 ? 0 : (gid_t)-1;
+	struct priv_user auth;
 	const char *err;
 	struct stat st;
 
-	if (geteuid() == 0 && stat(var_user_file, &st) == 0) {
+	if (geteuid() == 0 && priv_lookup_user(var_auth_user, &auth) == 0) {
+		gid = auth.gid;
+		priv_user_free(&auth);
+	} else if (geteuid() == 0 && stat(var_user_file, &st) == 0) {
 		uid = st.st_uid;
 		gid = st.st_gid;
 	}

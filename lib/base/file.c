@@ -311,6 +311,65 @@ fail:
 	return file_fail(error_r, step, dir);
 }
 
+/* "path: why" into the thread's error buffer, errno set; returns -1. */
+static int
+file_refuse(const char **error_r, const char *path, const char *why, int err)
+{
+	snprintf(file_error_buf, sizeof(file_error_buf), "%s: %s", path, why);
+	if (error_r != NULL)
+		*error_r = file_error_buf;
+	errno = err;
+	return -1;
+}
+
+int
+file_fix_file(const char *path, mode_t mode, uid_t uid, gid_t gid,
+    int *changed_r, const char **error_r)
+{
+	const char *step = NULL;
+	struct stat st;
+	int changed = 0, fd, saved;
+
+	if (changed_r != NULL)
+		*changed_r = 0;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return file_refuse(error_r, path,
+		    "is a symbolic link; not changing it", ELOOP);
+	if (fd < 0)
+		return file_fail(error_r, "open", path);
+	if (fstat(fd, &st) < 0)
+		step = "stat";
+	else if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return file_refuse(error_r, path,
+		    !S_ISREG(st.st_mode)
+		        ? "is not a regular file; not changing it"
+		        : "has other hard links; not changing it",
+		    EPERM);
+	} else if ((st.st_mode & FILE_MODE_BITS) != mode) {
+		/* Mode first: a new group never sees the old, wider mode. */
+		if (fchmod(fd, mode) < 0)
+			step = "chmod";
+		changed = 1;
+	}
+	if (step == NULL && ((uid != (uid_t)-1 && st.st_uid != uid) ||
+	                        (gid != (gid_t)-1 && st.st_gid != gid))) {
+		if (fchown(fd, uid, gid) < 0)
+			step = "chown";
+		changed = 1;
+	}
+	saved = errno;
+	close(fd);
+	if (step != NULL) {
+		errno = saved;
+		return file_fail(error_r, step, path);
+	}
+	if (changed_r != NULL)
+		*changed_r = changed;
+	return 0;
+}
+
 int
 file_set_cloexec(int fd, int on)
 {

@@ -40,6 +40,18 @@ int file_read_all(const char *path, size_t max, struct buf *out,
  */
 int file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,
     int *changed_r, const char **error_r);
+/*
+ * Enforces mode and, where uid/gid are not (uid_t)-1, ownership of the
+ * existing regular file path, through a descriptor: the open follows no
+ * symbolic link (O_NOFOLLOW), waits on no FIFO, and a file with other
+ * hard links is refused, so root never changes a file that someone who
+ * can write the directory swapped in. *changed_r (may be NULL) is set
+ * when anything was fixed. -1 with *error_r (errno set) when path is
+ * missing, a symbolic link, not a regular file, linked elsewhere, or the
+ * change fails.
+ */
+int file_fix_file(const char *path, mode_t mode, uid_t uid, gid_t gid,
+    int *changed_r, const char **error_r);
 /* Sets FD_CLOEXEC / O_NONBLOCK; returns 0 or -1. */
 int file_set_cloexec(int fd, int on);
 int file_set_nonblock(int fd, int on);

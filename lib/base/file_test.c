@@ -236,6 +236,81 @@ test_file_ensure_dir(void)
 }
 
 /*
+ * file_fix_file changes a regular file through a descriptor and refuses
+ * names that could lead root elsewhere: a symbolic link, a FIFO, a file
+ * with another hard link.
+ */
+static void
+test_file_fix_file(void)
+{
+	char path[PATH_MAX], other[PATH_MAX];
+	const char *error = NULL;
+	struct stat st;
+	int changed = -1;
+
+	scratch_create();
+	path_in(path, sizeof(path), "users");
+	CHECK_INT(
+	    file_fix_file(path, 0640, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    -1);
+	CHECK_INT(errno, ENOENT);
+	CHECK(error != NULL && strstr(error, "No such file") != NULL);
+
+	CHECK_INT(
+	    file_write_atomic(path, "x", 1, 0644, (uid_t)-1, (gid_t)-1, &error),
+	    0);
+	CHECK_INT(
+	    file_fix_file(path, 0640, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    0);
+	CHECK_INT(changed, 1);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0640);
+	CHECK_INT(
+	    file_fix_file(path, 0640, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    0);
+	CHECK_INT(changed, 0);
+	if (geteuid() == 0) {
+		CHECK_INT(
+		    file_fix_file(path, 0640, 0, NOBODY, &changed, &error), 0);
+		CHECK_INT(changed, 1);
+		CHECK_INT(stat(path, &st), 0);
+		CHECK_INT(st.st_uid, 0);
+		CHECK_INT(st.st_gid, NOBODY);
+	}
+
+	/* A symbolic link: the target keeps its mode. */
+	path_in(other, sizeof(other), "link");
+	CHECK_INT(symlink("users", other), 0);
+	CHECK_INT(
+	    file_fix_file(other, 0600, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    -1);
+	CHECK(error != NULL && strstr(error, "symbolic link") != NULL);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0640);
+
+	/* A second hard link: the file may be someone else's. */
+	path_in(other, sizeof(other), "hard");
+	CHECK_INT(link(path, other), 0);
+	CHECK_INT(
+	    file_fix_file(path, 0600, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    -1);
+	CHECK(error != NULL && strstr(error, "hard links") != NULL);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0640);
+
+	/* A FIFO is neither waited on nor changed. */
+	path_in(other, sizeof(other), "fifo");
+	CHECK_INT(mkfifo(other, 0644), 0);
+	CHECK_INT(
+	    file_fix_file(other, 0600, (uid_t)-1, (gid_t)-1, &changed, &error),
+	    -1);
+	CHECK(error != NULL && strstr(error, "not a regular file") != NULL);
+	CHECK_INT(stat(other, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0644);
+	scratch_remove();
+}
+
+/*
  * A name left in the way of the temporary file (a stale one, or a hard
  * link planted by whoever can write the directory) must never be opened
  * and truncated: the file it points to would be overwritten and chmod'ed.
@@ -397,4 +472,4 @@ UNIT_MAIN(UNIT_CASE(test_file_dirname), UNIT_CASE(test_file_io),
     UNIT_CASE(test_file_flags), UNIT_CASE(test_file_atomic_read),
     UNIT_CASE(test_file_ensure_dir), UNIT_CASE(test_file_atomic_stale_tmp),
     UNIT_CASE(test_file_atomic_concurrent),
-    UNIT_CASE(test_file_ensure_dir_race))
+    UNIT_CASE(test_file_ensure_dir_race), UNIT_CASE(test_file_fix_file))

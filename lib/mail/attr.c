@@ -222,6 +222,14 @@ attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
 
 	data = stream_peek(st, &len);
 	if (acc->len == 0) {
+		/* acc's maximum bounds every frame, not only those that
+		 * arrive in pieces. */
+		if (len >= ATTR_HEADER_LEN &&
+		    bytes_get_be32((const unsigned char *)data) >
+		        acc->max - ATTR_HEADER_LEN) {
+			*error_r = "attribute frame too large";
+			return -1;
+		}
 		/* The common case: the whole frame is in the read buffer. */
 		r = attr_decode_frame(data, len, &used, l, error_r);
 		if (r != 0) {
@@ -273,7 +281,7 @@ attr_reply_begin(struct buf *frame, const struct attr_list *req)
 	return id != NULL ? attr_put(frame, "id", id->value, id->len) : 0;
 }
 
-static const struct attr *
+const struct attr *
 attr_find(const struct attr_list *l, const char *name)
 {
 	int i;

@@ -59,6 +59,9 @@ int attr_decode_frame(const void *data, size_t len, size_t *consumed_r,
     struct attr_list *l, const char **error_r);
 /* First value of name, or NULL. */
 const char *attr_get(const struct attr_list *l, const char *name);
+/* First attribute of name, or NULL: its len tells a value with a NUL
+ * byte inside (which attr_get would cut short) from a plain one. */
+const struct attr *attr_find(const struct attr_list *l, const char *name);
 /* 0 and *out_r if present and a decimal number (leading '-' allowed). */
 int attr_get_int(const struct attr_list *l, const char *name, long long *out_r);
 

@@ -360,6 +360,50 @@ test_stream_big(void)
 	free(big);
 }
 
+/*
+ * attr_frame_take: the accumulator's maximum bounds a frame even when
+ * the whole frame sits in the stream's read buffer (a service's
+ * request_max must hold for small frames too).
+ */
+static void
+test_take_limit(void)
+{
+	static const char value[] = "a value of more than twenty bytes";
+	struct attr_list l;
+	struct stream a, b;
+	struct buf f, acc;
+	const char *err = "";
+	int sv[2];
+
+	CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	stream_init(&a, sv[0]);
+	stream_init(&b, sv[1]);
+	buf_init(&f, 4096);
+	attr_list_init(&l);
+	attr_frame_begin(&f);
+	CHECK_INT(attr_put_str(&f, "v", value), 0);
+	CHECK_INT(attr_frame_end(&f), 0);
+	CHECK_INT(attr_write(&a, &f, TEST_TIMEOUT_MS), STREAM_OK);
+	CHECK_INT(attr_write(&a, &f, TEST_TIMEOUT_MS), STREAM_OK);
+	CHECK_INT(stream_fill(&b), STREAM_OK);
+
+	buf_init(&acc, ATTR_HEADER_LEN + f.len);
+	CHECK_INT(attr_frame_take(&b, &acc, &l, &err), 1);
+	CHECK_STR(attr_get(&l, "v"), value);
+	buf_free(&acc);
+
+	buf_init(&acc, ATTR_HEADER_LEN + sizeof(value) / 2);
+	CHECK_INT(attr_frame_take(&b, &acc, &l, &err), -1);
+	CHECK(strstr(err, "too large") != NULL);
+	buf_free(&acc);
+
+	stream_close(&a);
+	stream_close(&b);
+	attr_list_free(&l);
+	buf_free(&f);
+}
+
 UNIT_MAIN(UNIT_CASE(test_roundtrip), UNIT_CASE(test_bytewise),
     UNIT_CASE(test_malformed), UNIT_CASE(test_put_limits),
-    UNIT_CASE(test_stream), UNIT_CASE(test_stream_big))
+    UNIT_CASE(test_stream), UNIT_CASE(test_stream_big),
+    UNIT_CASE(test_take_limit))

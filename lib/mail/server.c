@@ -243,16 +243,24 @@ server_listeners(int count)
 
 static char server_chroot_root[] = "";
 
-/* Looks the user up before any chroot: the passwd file is outside it. */
+/*
+ * Looks the user up before any chroot: the passwd file is outside it.
+ * user: whom to become (-u: $mail_owner, -U: the named one), or NULL to
+ * stay who we are. A service that is meant to be unprivileged must never
+ * end up as uid 0 through a user entry that maps to it.
+ */
 static void
-server_drop(int unpriv, int chroot_dir)
+server_drop(const char *user, int chroot_dir)
 {
 	struct priv_user u = {0};
 	int root = geteuid() == 0;
 
-	if (unpriv && root && priv_lookup_user(var_mail_owner, &u) < 0)
+	if (user != NULL && root && priv_lookup_user(user, &u) < 0)
+		msg_fatal("%s user '%s' does not exist",
+		    user == var_mail_owner ? "mail_owner" : "service", user);
+	if (user != NULL && root && u.uid == 0)
 		msg_fatal(
-		    "mail_owner user '%s' does not exist", var_mail_owner);
+		    "user '%s' has uid 0: not dropping privileges to it", user);
 	if (chroot_dir) {
 		if (root) {
 			priv_chroot(var_queue_directory);
@@ -263,7 +271,7 @@ server_drop(int unpriv, int chroot_dir)
 			msg_debug("not root: ignoring chroot to %s",
 			    var_queue_directory);
 	}
-	if (unpriv && root) {
+	if (user != NULL && root) {
 		priv_drop(u.uid, u.gid);
 		priv_user_free(&u);
 	}
@@ -272,7 +280,7 @@ server_drop(int unpriv, int chroot_dir)
 void
 server_main(int argc, char **argv, const struct server_ops *ops)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *err;
+	const char *config_dir = TERN_CONFIG_DIR, *err, *user = NULL;
 	struct server_listen_slot *slots;
 	int ch, unpriv = 0, chroot_dir = 0, verbose = 0, count, i;
 	char *eq;
@@ -286,7 +294,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		    "server_main: no connection handler for %s", ops->name);
 
 	/* '+': options end at the first argument that is not one. */
-	while ((ch = getopt(argc, argv, "+c:n:o:ruv")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:n:o:ruU:v")) != -1) {
 		switch (ch) {
 		case 'c':
 			config_dir = optarg;
@@ -307,12 +315,16 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		case 'u':
 			unpriv = 1;
 			break;
+		case 'U':
+			user = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
 		default:
-			msg_fatal("usage: %s [-c config_dir] [-n service] [-u] "
-			          "[-r] [-v] [-o name=value]... [args]",
+			msg_fatal("usage: %s [-c config_dir] [-n service] "
+			          "[-u | -U user] [-r] [-v] [-o name=value]... "
+			          "[args]",
 			    ops->name);
 		}
 	}
@@ -336,7 +348,10 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 
 	if (ops->pre_drop != NULL)
 		ops->pre_drop(argc - optind, argv + optind);
-	server_drop(unpriv, chroot_dir);
+	/* -U names the service's own user; -u means $mail_owner. */
+	if (user == NULL && unpriv)
+		user = var_mail_owner;
+	server_drop(user, chroot_dir);
 
 	if ((server_ev_loop = event_loop_create()) == NULL)
 		msg_fatal("cannot create the event loop: %m");

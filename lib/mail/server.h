@@ -3,12 +3,16 @@
  * The server skeleton every daemon runs in (Postfix's single_server /
  * multi_server idea). master starts a daemon as
  *
- *   DAEMON -c CONFIG_DIR -n SERVICE [-u] [-r] [-v] [-o name=value]... [args]
+ *   DAEMON -c CONFIG_DIR -n SERVICE [-u | -U USER] [-r] [-v]
+ *          [-o name=value]... [args]
  *
  * with TERN_LISTEN_FDS=N in the environment, fd 3 the read end of a pipe
  * whose write end master holds (EOF = master is gone), and its listening
- * sockets on fds 4 .. 4+N-1. -u: drop to mail_owner; -r: chroot to
- * queue_directory; -v: more logging. server_main loads the config, opens
+ * sockets on fds 4 .. 4+N-1. -u: drop to mail_owner; -U USER: drop to
+ * USER instead (the service's own user, services.conf); either way to
+ * the user's primary group alone, and never to a user with uid 0; -r:
+ * chroot to queue_directory; -v: more logging. Not started by root, the
+ * daemon stays who it is. server_main loads the config, opens
  * logging, calls ops->pre_drop as root, chroots and drops privileges,
  * calls ops->init, then serves until SIGTERM or the master pipe closes,
  * calls ops->shutdown and exits 0.

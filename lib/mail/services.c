@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "mail/params.h"
 #include "mail/services.h"
 
 #define SERVICES_FILE_MAX    (1024 * 1024)
@@ -24,6 +25,12 @@
 #define SERVICES_NAME_MAX    64
 #define SERVICES_PORT_MAX    65535
 #define SERVICES_ERROR_MAX   1024
+/* useradd(8)'s limit; POSIX leaves it to the system. */
+#define SERVICES_USER_MAX    32
+/* POSIX 3.437: the portable filename characters, no leading '-'. */
+#define USER_NAME_CHARS                                        \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789._-"
 #define UNIX_NAME_CHARS                                        \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
 	"0123456789_.-"
@@ -121,6 +128,50 @@ flag_parse(const char *s, int def, int *out_r)
 	return 0;
 }
 
+/* A user name as POSIX allows it on every system (3.437). */
+static int
+user_name_valid(const char *s)
+{
+	size_t n = strspn(s, USER_NAME_CHARS);
+
+	return n > 0 && s[n] == '\0' && n <= SERVICES_USER_MAX && *s != '-';
+}
+
+/*
+ * The unpriv column: y, n, - or a user name, which may be written as
+ * $name (a tern.conf parameter such as $auth_user) and is expanded here.
+ */
+static int
+unpriv_parse(
+    struct service_def *s, const char *field, const char *file, int lineno)
+{
+	const char *err;
+	char *user;
+
+	if (flag_parse(field, 1, &s->unpriv) == 0)
+		return 0;
+	if ((user = config_expand(field, &err)) == NULL)
+		return services_fail(
+		    file, lineno, "bad unpriv value '%s': %s", field, err);
+	if (!user_name_valid(user)) {
+		if (strcmp(user, field) != 0)
+			services_fail(file, lineno,
+			    "bad unpriv value '%s' (expands to '%s'; want y, "
+			    "n, - or a user name)",
+			    field, user);
+		else
+			services_fail(file, lineno,
+			    "bad unpriv value '%s' (want y, n, - or a user "
+			    "name)",
+			    field);
+		free(user);
+		return -1;
+	}
+	s->unpriv = 1;
+	s->user = user;
+	return 0;
+}
+
 static void
 service_clear(struct service_def *s)
 {
@@ -130,6 +181,7 @@ service_clear(struct service_def *s)
 		free(s->argv[i]);
 	free(s->argv);
 	free(s->name);
+	free(s->user);
 	free(s->line);
 }
 
@@ -138,9 +190,10 @@ static int
 service_parse(char *text, const char *file, int lineno, int default_maxproc,
     struct service_def *s)
 {
-	static const char *const flag_names[] = {"private", "unpriv", "chroot"};
-	static const int flag_defaults[] = {1, 1, 0};
-	int *flags[] = {&s->private, &s->unpriv, &s->chroot};
+	static const char *const flag_names[] = {"private", "chroot"};
+	static const int flag_fields[] = {FIELD_PRIVATE, FIELD_CHROOT};
+	static const int flag_defaults[] = {1, 0};
+	int *flags[] = {&s->private, &s->chroot};
 	const int nflags = (int)(sizeof(flag_names) / sizeof(flag_names[0]));
 	char *f[SERVICES_FIELDS_MAX];
 	uint64_t maxproc;
@@ -167,11 +220,13 @@ service_parse(char *text, const char *file, int lineno, int default_maxproc,
 		return services_fail(file, lineno, "bad %s service name '%s'",
 		    f[FIELD_TYPE], f[FIELD_NAME]);
 	for (i = 0; i < nflags; i++)
-		if (flag_parse(
-		        f[FIELD_PRIVATE + i], flag_defaults[i], flags[i]) < 0)
+		if (flag_parse(f[flag_fields[i]], flag_defaults[i], flags[i]) <
+		    0)
 			return services_fail(file, lineno,
 			    "bad %s value '%s' (want y, n or -)", flag_names[i],
-			    f[FIELD_PRIVATE + i]);
+			    f[flag_fields[i]]);
+	if (unpriv_parse(s, f[FIELD_UNPRIV], file, lineno) < 0)
+		return -1;
 	if (strcmp(f[FIELD_MAXPROC], "-") == 0)
 		s->maxproc = default_maxproc;
 	else if (str_to_u64(f[FIELD_MAXPROC], SERVICES_MAXPROC_MAX, &maxproc) <

@@ -7,9 +7,14 @@
  *   127.0.0.1:2525 inet n       y      n      -       smtpd -o smtpd_banner=x
  *   qmgr          unix  y       y      n      1       qmgr
  *   local         unix  y       n      n      4       local
+ *   auth          unix  y       $auth_user n   1       auth
  *
  * '-' selects the default (private y, unpriv y, chroot n, maxproc
- * $default_process_limit). Lines starting with white space continue the
+ * $default_process_limit). unpriv is y (run as $mail_owner), n (stay
+ * root) or a user name to run as, with its primary group only: POSIX
+ * portable characters ([A-Za-z0-9._-], no leading '-'), at most 32, and
+ * $name / ${name} expanded from tern.conf when the file is parsed (so
+ * call config_load first). Lines starting with white space continue the
  * previous one; '#' starts a comment line. inet names are PORT or
  * HOST:PORT ([v6addr]:PORT); a bare PORT binds every $inet_interfaces
  * address. unix names are socket names under queue_directory/private/ or
@@ -25,7 +30,9 @@ struct service_def {
 	char *name;
 	enum service_type type;
 	int private;
-	int unpriv;
+	int unpriv;	/* 1: the daemon drops root */
+	char *user;	/* ... to this user (expanded), or NULL for
+			 * $mail_owner */
 	int chroot;
 	int maxproc;
 	int argc;

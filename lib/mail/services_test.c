@@ -11,9 +11,26 @@
 
 #include "unit.h"
 #include "base/mem.h"
+#include "mail/params.h"
 #include "mail/services.h"
 
 #define DEFAULT_MAXPROC 100
+/* No tern.conf there: every parameter has its default or override. */
+#define NO_CONFIG_DIR   "/nonexistent/tern-services-test"
+
+/* $name in the unpriv column expands from these. */
+static void
+load_config(void)
+{
+	const char *err = "";
+
+	config_override("vmail_user", "vm");
+	config_override("mydestination", "a, b");
+	if (config_load(NO_CONFIG_DIR, &err) < 0) {
+		printf("# config_load: %s\n", err);
+		CHECK(!"config_load");
+	}
+}
 
 static void
 test_good(void)
@@ -23,35 +40,49 @@ test_good(void)
 		const char *name;
 		enum service_type type;
 		int private, unpriv, chroot, maxproc, argc;
-		const char *argv0, *line;
+		const char *argv0, *line, *user;
 	} cases[] = {
 	    {"smtp inet n y n 2 smtpd", "smtp", SERVICE_INET, 0, 1, 0, 2, 1,
-	        "smtpd", "smtp inet n y n 2 smtpd"},
+	        "smtpd", "smtp inet n y n 2 smtpd", NULL},
 	    {"  # comment\n\n2525\tinet  - - - -   smtpd  -o  a=b\n", "2525",
 	        SERVICE_INET, 1, 1, 0, DEFAULT_MAXPROC, 3, "smtpd",
-	        "2525 inet - - - - smtpd -o a=b"},
+	        "2525 inet - - - - smtpd -o a=b", NULL},
 	    {"127.0.0.1:2525 inet n y n - smtpd -o smtpd_banner=x",
 	        "127.0.0.1:2525", SERVICE_INET, 0, 1, 0, DEFAULT_MAXPROC, 3,
-	        "smtpd", NULL},
+	        "smtpd", NULL, NULL},
 	    {"[::1]:25 inet n y y 10000 /usr/libexec/smtpd", "[::1]:25",
-	        SERVICE_INET, 0, 1, 1, 10000, 1, "/usr/libexec/smtpd", NULL},
+	        SERVICE_INET, 0, 1, 1, 10000, 1, "/usr/libexec/smtpd", NULL,
+	        NULL},
 	    {"mx.example:smtp inet n - n 1 smtpd", "mx.example:smtp",
-	        SERVICE_INET, 0, 1, 0, 1, 1, "smtpd", NULL},
+	        SERVICE_INET, 0, 1, 0, 1, 1, "smtpd", NULL, NULL},
 	    {"qmgr unix y y n 1 qmgr", "qmgr", SERVICE_UNIX, 1, 1, 0, 1, 1,
-	        "qmgr", NULL},
+	        "qmgr", NULL, NULL},
 	    {"lo.cal_1-x unix - n - 4 local\r\n", "lo.cal_1-x", SERVICE_UNIX, 1,
-	        0, 0, 4, 1, "local", "lo.cal_1-x unix - n - 4 local"},
+	        0, 0, 4, 1, "local", "lo.cal_1-x unix - n - 4 local", NULL},
 	    /* A second CR before the LF is not part of the last field. */
 	    {"local unix y n n 4 local\r\r\n", "local", SERVICE_UNIX, 1, 0, 0,
-	        4, 1, "local", "local unix y n n 4 local"},
+	        4, 1, "local", "local unix y n n 4 local", NULL},
 	    {"local unix y n n 4\n  local\n# c\n\t -v\n", "local", SERVICE_UNIX,
-	        1, 0, 0, 4, 2, "local", "local unix y n n 4 local -v"},
+	        1, 0, 0, 4, 2, "local", "local unix y n n 4 local -v", NULL},
+	    /* A user of its own, named or from tern.conf. */
+	    {"auth unix y ternauth n 1 auth", "auth", SERVICE_UNIX, 1, 1, 0, 1,
+	        1, "auth", "auth unix y ternauth n 1 auth", "ternauth"},
+	    {"auth unix y $vmail_user n 1 auth", "auth", SERVICE_UNIX, 1, 1, 0,
+	        1, 1, "auth", "auth unix y $vmail_user n 1 auth", "vm"},
+	    {"auth unix y ${vmail_user}-x n 1 auth", "auth", SERVICE_UNIX, 1, 1,
+	        0, 1, 1, "auth", NULL, "vm-x"},
+	    {"a unix y A.b-c_9 n 1 a", "a", SERVICE_UNIX, 1, 1, 0, 1, 1, "a",
+	        NULL, "A.b-c_9"},
+	    {"a unix y abcdefghijklmnopqrstuvwxyz012345 n 1 a", "a",
+	        SERVICE_UNIX, 1, 1, 0, 1, 1, "a", NULL,
+	        "abcdefghijklmnopqrstuvwxyz012345"},
 	};
 	struct service_def *list = NULL;
 	const char *err = NULL;
 	size_t i;
 	int count = -1;
 
+	load_config();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (services_parse(cases[i].text, "services.conf",
 		        DEFAULT_MAXPROC, &list, &count, &err) < 0) {
@@ -68,6 +99,10 @@ test_good(void)
 		CHECK_INT(list[0].maxproc, cases[i].maxproc);
 		CHECK_INT(list[0].argc, cases[i].argc);
 		CHECK_STR(list[0].argv[0], cases[i].argv0);
+		if (cases[i].user != NULL)
+			CHECK_STR(list[0].user, cases[i].user);
+		else
+			CHECK(list[0].user == NULL);
 		CHECK(list[0].argv[list[0].argc] == NULL);
 		if (cases[i].line != NULL)
 			CHECK_STR(list[0].line, cases[i].line);
@@ -122,7 +157,16 @@ test_bad(void)
 	    {"\n\nsmtp inet n y n 2", "services.conf:3: want: name type"},
 	    {"smtp inet n y n", "want: name type"},
 	    {"smtp inet x y n 2 smtpd", "bad private value 'x'"},
-	    {"smtp inet n yes n 2 smtpd", "bad unpriv value 'yes'"},
+	    {"smtp inet n y/n n 2 smtpd", "bad unpriv value 'y/n' (want y, n"},
+	    {"smtp inet n -x n 2 smtpd", "bad unpriv value '-x'"},
+	    {"smtp inet n ab:c n 2 smtpd", "bad unpriv value 'ab:c'"},
+	    {"smtp inet n \303\274 n 2 smtpd", "bad unpriv value"},
+	    {"smtp inet n abcdefghijklmnopqrstuvwxyz0123456 n 2 smtpd",
+	        "bad unpriv value 'abcdefghijklmnopqrstuvwxyz0123456'"},
+	    {"smtp inet n $mydestination n 2 smtpd",
+	        "bad unpriv value '$mydestination' (expands to 'a, b'"},
+	    {"smtp inet n ${vmail_user n 2 smtpd",
+	        "bad unpriv value '${vmail_user': bad ${name} syntax"},
 	    {"smtp inet n y N 2 smtpd", "bad chroot value 'N'"},
 	    {"smtp inet n y n 0 smtpd", "bad maxproc '0'"},
 	    {"smtp inet n y n x smtpd", "bad maxproc 'x'"},
@@ -154,6 +198,7 @@ test_bad(void)
 	size_t i;
 	int count = -1;
 
+	load_config();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		err = "";
 		CHECK_INT(services_parse(cases[i].text, "services.conf",

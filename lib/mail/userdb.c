@@ -25,8 +25,6 @@
 #include "base/str.h"
 #include "mail/userdb.h"
 
-/* RFC 5321 4.5.3.1.3: a path is at most 256 octets including "<>". */
-#define USERDB_NAME_MAX      254
 #define USERDB_SALT_LEN      16
 #define USERDB_SCHEME_SHA512 "{SHA512-CRYPT}"
 #define USERDB_SCHEME_CRYPT  "{CRYPT}"
@@ -34,7 +32,6 @@
 /* The fields after the password that tern writes (uid:gid:gecos:home:shell:extra). */
 #define USERDB_EMPTY_REST    ":::::"
 #define USERDB_LIST_MODE     0644
-#define USERDB_FILE_MODE     0640
 #define USERDB_ERR_SIZE      512
 
 static const char salt_chars[] =

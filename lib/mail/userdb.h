@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The user file shared by local delivery, and later AUTH, pop3d and imapd:
- * Dovecot passwd-file format, one user per line,
+ * The user file that local delivery and the auth service read (auth
+ * checks the passwords for smtpd, pop3d and imapd): Dovecot passwd-file
+ * format, one user per line,
  *
  *   alice@example.test:{SHA512-CRYPT}$6$salt$hash::::::
  *
@@ -24,6 +25,10 @@
 
 #define USERDB_FILE_MAX	    (64u * 1024 * 1024)
 #define USERDB_PASSWORD_MAX 1024
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets including "<>". */
+#define USERDB_NAME_MAX	    254
+/* root and $auth_user's group may read it (userdb_save's uid and gid). */
+#define USERDB_FILE_MODE    0640
 
 struct userdb_entry {
 	char *name;

@@ -177,7 +177,8 @@ def record_for_cleanup(kind, value):
 
 def ensure_system_users():
     """As root: creates tern's users and groups as run.sh does, if missing."""
-    skip_unless_root("creating the tern, terndrop and vmail accounts")
+    skip_unless_root("creating the tern, terndrop, vmail and ternauth "
+                     "accounts")
     if not _user_exists("tern"):
         run(["useradd", "-r", "-U", "-d", "/var/spool/tern", "-s",
              "/usr/sbin/nologin", "tern"])
@@ -186,6 +187,9 @@ def ensure_system_users():
     if not _user_exists("vmail"):
         run(["useradd", "-r", "-U", "-d", "/var/vmail", "-s",
              "/usr/sbin/nologin", "vmail"])
+    if not _user_exists("ternauth"):
+        run(["useradd", "-r", "-U", "-d", "/nonexistent", "-s",
+             "/usr/sbin/nologin", "ternauth"])
 
 
 # ------------------------------------------------------------------ ports
@@ -282,7 +286,37 @@ def process_user(pid):
 
 # ------------------------------------------------------------------- SMTP
 
-class SmtpConn:
+class SocketConn:
+    """What the protocol clients below share: self.sock, closing, a
+    context manager, and waiting for the peer to close."""
+
+    sock = None
+
+    def closed_by_peer(self, timeout=SMTP_TIMEOUT):
+        """True once the peer has closed (EOF or reset) within timeout;
+        whatever it sends meanwhile is read and dropped."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SmtpConn(SocketConn):
     """A raw SMTP client for protocol tests: bytes out, replies in, with a
     deadline on every read and a cap on reply size."""
 
@@ -331,28 +365,6 @@ class SmtpConn:
             if line[3] != "-":
                 raise AssertionError("malformed SMTP reply line %r" % line)
 
-    def closed_by_peer(self, timeout=SMTP_TIMEOUT):
-        """True once the server has closed (EOF or reset) within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(4096)
-                if not chunk:
-                    return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def queue_id_of(reply_text):
@@ -490,22 +502,54 @@ def attr_parse(payload):
     return out
 
 
+class AttrConn(SocketConn):
+    """One connection to a tern service's UNIX socket: any number of
+    request frames, replies read one at a time as they arrive (a service
+    such as auth answers out of order; match them by their "id"). Every
+    read has a deadline and a size cap."""
+
+    MAX_FRAME = 4 * 1024 * 1024     # lib/mail/attr.h ATTR_FRAME_MAX
+
+    def __init__(self, path, timeout=SMTP_TIMEOUT):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.buf = b""
+
+    def send(self, pairs):
+        self.sock.sendall(attr_frame(pairs))
+
+    def reply(self):
+        """The next reply frame's (name, value) pairs; raises
+        socket.timeout if none comes, ConnectionError at EOF."""
+        while len(self.buf) < 4 or \
+                len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:
+            if len(self.buf) >= 4 and \
+                    struct.unpack(">I", self.buf[:4])[0] > self.MAX_FRAME:
+                raise AssertionError("%s: reply frame over the maximum"
+                                     % self.path)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("%s closed without a reply"
+                                      % self.path)
+            self.buf += chunk
+        (n,) = struct.unpack(">I", self.buf[:4])
+        frame, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        return attr_parse(frame)
+
+
+
 def attr_request(path, pairs, timeout=SMTP_TIMEOUT):
     """Sends one frame to the UNIX socket at path and returns the reply
     frame's (name, value) pairs; raises socket.timeout if none comes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(attr_frame(pairs))
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(
-                ">I", data[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("%s closed without a reply" % path)
-            data += chunk
-        (n,) = struct.unpack(">I", data[:4])
-        return attr_parse(data[4:4 + n])
+    with AttrConn(path, timeout) as c:
+        c.send(pairs)
+        return c.reply()
 
 
 # ---------------------------------------------------------------- maildir

@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * auth: checks passwords for smtpd, pop3d and imapd over the private
+ * socket private/auth (protocol: lib/mail/auth_proto.h), as the only tern
+ * process that reads the user file, under a user of its own
+ * ($auth_user) so that no process of mail_owner can read or trace it (the
+ * login/auth split of Dovecot). One event-driven process serves every
+ * client connection.
+ *
+ * A failed login is answered only after a delay that doubles with each
+ * recent failure from the same address or for the same user (Dovecot's
+ * auth_failure_delay, Postfix's anvil counts): a timer, so other
+ * requests go on meanwhile and a right password is answered at once,
+ * overtaking the failures before it on the same connection. Unknown users
+ * cost the same hash computation as known ones, and get the same
+ * answer and delay. The password itself is never logged or kept. No
+ * RFCs here; the SASL mechanisms that bring the passwords are in
+ * lib/mail/sasl.c.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/str.h"
+#include "mail/attr.h"
+#include "mail/attr_client.h"
+#include "mail/attr_server.h"
+#include "mail/auth_proto.h"
+#include "mail/params.h"
+#include "mail/server.h"
+#include "mail/userdb.h"
+#include "auth.h"
+#include "auth_fail.h"
+
+/* smtpd, pop3d and imapd keep a connection or two per process. */
+#define AUTH_CLIENTS_MAX     512
+/* Failures waiting for their answer; beyond, tempfail without a check. */
+#define AUTH_DELAYED_MAX     4096
+/* Addresses and users whose failures are remembered (each table). */
+#define AUTH_FAIL_KEYS_MAX   10000
+#define AUTH_MS_PER_SEC      1000
+/* Bytes of a client's user name or address that reach the log. */
+#define AUTH_LOG_FIELD_MAX   100
+/* IPv6 clients are counted per /64: one site, one count. */
+#define AUTH_IP6_PREFIX_BITS 64
+#define AUTH_BITS_PER_BYTE   8
+/* Text of the address key: an IPv6 address and "/64". */
+#define AUTH_ADDR_KEY_SIZE   (INET6_ADDRSTRLEN + sizeof("/128"))
+
+#define AUTH_TEXT_OK      "authenticated"
+#define AUTH_TEXT_FAILED  "authentication failed"
+#define AUTH_TEXT_UNAVAIL "user file unavailable"
+#define AUTH_TEXT_BUSY    "too many failed logins waiting"
+
+static const char *const auth_services[] = {
+    AUTH_PROTO_SMTP,
+    AUTH_PROTO_POP3,
+    AUTH_PROTO_IMAP,
+};
+
+/* A failure whose answer waits for its timer. */
+struct auth_delayed {
+	struct attr_conn *conn; /* referenced */
+	struct attr id;         /* the request's id; value NULL if none */
+	struct event_timer *timer;
+	struct auth_delayed *prev, *next;
+};
+
+static struct event_loop *auth_loop;
+static struct auth_fail_table *auth_fail_addrs, *auth_fail_users;
+static struct auth_delayed *auth_delayed_list;
+static int auth_ndelayed;
+
+/* One request as received, checked for presence and shape. */
+struct auth_req {
+	const struct attr_list *attrs;
+	const char *service;
+	const struct attr *user, *password;
+	const char *addr;
+	char addr_key[AUTH_ADDR_KEY_SIZE];
+};
+
+static void
+auth_reply(struct attr_conn *conn, const struct attr_list *req,
+    const char *status, const char *user, const char *text)
+{
+	struct buf *f = attr_conn_reply_begin(conn, req);
+
+	if (attr_put_str(f, AUTH_ATTR_STATUS, status) < 0 ||
+	    (user != NULL && attr_put_str(f, AUTH_ATTR_USER, user) < 0) ||
+	    attr_put_str(f, AUTH_ATTR_TEXT, text) < 0)
+		msg_panic("auth: reply outgrew its frame");
+	attr_conn_reply_end(conn);
+}
+
+static void
+auth_delayed_free(struct auth_delayed *d)
+{
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		auth_delayed_list = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	auth_ndelayed--;
+	event_timer_del(&d->timer);
+	attr_conn_unref(&d->conn);
+	free((char *)d->id.value);
+	free(d);
+}
+
+/* The delay is over: the failure is answered (if the client is there). */
+static void
+auth_delayed_fire(struct event_timer *t, void *ctx)
+{
+	struct auth_delayed *d = ctx;
+	struct attr_list id = {.v = &d->id, .count = d->id.value != NULL};
+
+	(void)t;
+	auth_reply(d->conn, &id, AUTH_STATUS_FAIL, NULL, AUTH_TEXT_FAILED);
+	auth_delayed_free(d);
+}
+
+/* Answers fail after delay_ms, keeping only the request's id. */
+static void
+auth_delay(
+    struct attr_conn *conn, const struct attr_list *req, uint64_t delay_ms)
+{
+	struct auth_delayed *d = xcalloc(1, sizeof(*d));
+	const struct attr *id = attr_find(req, ATTR_ID);
+
+	d->conn = conn;
+	attr_conn_ref(conn);
+	if (id != NULL) {
+		d->id.name = ATTR_ID;
+		d->id.value = xmalloc(id->len + 1);
+		memcpy((char *)d->id.value, id->value, id->len + 1);
+		d->id.len = id->len;
+	}
+	d->timer = event_timer_add(auth_loop, delay_ms, auth_delayed_fire, d);
+	d->next = auth_delayed_list;
+	if (d->next != NULL)
+		d->next->prev = d;
+	auth_delayed_list = d;
+	auth_ndelayed++;
+}
+
+/*
+ * The key that counts an address's failures: the address in its one
+ * canonical spelling, IPv4-mapped IPv6 as IPv4, other IPv6 cut to its
+ * /64; anything else (no address) as given.
+ */
+static void
+auth_addr_key(const char *addr, char *key, size_t size)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t keep = AUTH_IP6_PREFIX_BITS / AUTH_BITS_PER_BYTE;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1) {
+		inet_ntop(AF_INET, &a4, key, (socklen_t)size);
+		return;
+	}
+	if (inet_pton(AF_INET6, addr, &a6) != 1) {
+		snprintf(key, size, "%s", addr);
+		return;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memcpy(&a4, &a6.s6_addr[sizeof(a6.s6_addr) - sizeof(a4)],
+		    sizeof(a4));
+		inet_ntop(AF_INET, &a4, key, (socklen_t)size);
+		return;
+	}
+	memset(&a6.s6_addr[keep], 0, sizeof(a6.s6_addr) - keep);
+	inet_ntop(AF_INET6, &a6, key, (socklen_t)size);
+	snprintf(
+	    key + strlen(key), size - strlen(key), "/%d", AUTH_IP6_PREFIX_BITS);
+}
+
+/* A text attribute: present, without NUL, at most max bytes. */
+static int
+auth_text_ok(const struct attr *a, size_t max)
+{
+	return a != NULL && a->len > 0 && a->len <= max &&
+	       memchr(a->value, '\0', a->len) == NULL;
+}
+
+/*
+ * Fills r from the frame; -1 for a protocol violation (logged): the
+ * sender is a tern daemon with a bug, not a client to answer.
+ */
+static int
+auth_req_parse(const struct attr_list *attrs, struct auth_req *r)
+{
+	const char *what = attr_get(attrs, AUTH_ATTR_REQUEST);
+	const struct attr *service = attr_find(attrs, AUTH_ATTR_SERVICE);
+	const struct attr *addr = attr_find(attrs, AUTH_ATTR_CLIENT);
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	r->attrs = attrs;
+	if (what == NULL || strcmp(what, AUTH_REQUEST_AUTH) != 0) {
+		msg_warn("protocol error: unknown request '%s'",
+		    log_sanitize(what != NULL ? what : "", AUTH_LOG_FIELD_MAX));
+		return -1;
+	}
+	for (i = 0; service != NULL &&
+	            i < sizeof(auth_services) / sizeof(auth_services[0]);
+	     i++)
+		if (strcmp(service->value, auth_services[i]) == 0 &&
+		    service->len == strlen(auth_services[i]))
+			r->service = auth_services[i];
+	if (r->service == NULL) {
+		msg_warn("protocol error: unknown service '%s'",
+		    service != NULL ? log_sanitize_n(service->value,
+		                          service->len, AUTH_LOG_FIELD_MAX)
+		                    : "");
+		return -1;
+	}
+	r->user = attr_find(attrs, AUTH_ATTR_USER);
+	r->password = attr_find(attrs, AUTH_ATTR_PASSWORD);
+	if (r->user == NULL || r->password == NULL || addr == NULL) {
+		msg_warn("protocol error: request without %s",
+		    r->user == NULL       ? AUTH_ATTR_USER
+		    : r->password == NULL ? AUTH_ATTR_PASSWORD
+		                          : AUTH_ATTR_CLIENT);
+		return -1;
+	}
+	if (addr->len > 0 && !auth_text_ok(addr, AUTH_ADDR_MAX)) {
+		msg_warn("protocol error: bad %s '%s'", AUTH_ATTR_CLIENT,
+		    log_sanitize_n(addr->value, addr->len, AUTH_LOG_FIELD_MAX));
+		return -1;
+	}
+	r->addr = addr->value;
+	auth_addr_key(r->addr, r->addr_key, sizeof(r->addr_key));
+	return 0;
+}
+
+/* The user name as the client sent it, safe for the log. */
+static const char *
+auth_log_user(const struct auth_req *r)
+{
+	return log_sanitize_n(r->user->value, r->user->len, AUTH_LOG_FIELD_MAX);
+}
+
+static const char *
+auth_log_addr(const struct auth_req *r)
+{
+	return *r->addr != '\0' ? r->addr : "none";
+}
+
+/*
+ * Counts the failure against the address and, when there is one, the
+ * user key, and answers after the delay the larger count earns.
+ */
+static void
+auth_failed(struct attr_conn *conn, const struct auth_req *r,
+    const char *user_key, const char *why)
+{
+	uint64_t now = event_now_ms(auth_loop), delay;
+	unsigned n, u;
+
+	n = auth_fail_add(auth_fail_addrs, r->addr_key, now);
+	if (user_key != NULL &&
+	    (u = auth_fail_add(auth_fail_users, user_key, now)) > n)
+		n = u;
+	delay =
+	    auth_fail_delay((uint64_t)var_auth_failure_delay * AUTH_MS_PER_SEC,
+	        (uint64_t)var_auth_failure_delay_max * AUTH_MS_PER_SEC, n);
+	msg_info("failed: user=<%s>, rip=%s, service=%s, failures=%u, "
+	         "delay=%llu.%03llus (%s)",
+	    auth_log_user(r), auth_log_addr(r), r->service, n,
+	    (unsigned long long)(delay / AUTH_MS_PER_SEC),
+	    (unsigned long long)(delay % AUTH_MS_PER_SEC), why);
+	auth_delay(conn, r->attrs, delay);
+}
+
+static void
+auth_tempfail(
+    struct attr_conn *conn, const struct auth_req *r, const char *text)
+{
+	msg_warn("tempfail: user=<%s>, rip=%s, service=%s (%s)",
+	    auth_log_user(r), auth_log_addr(r), r->service, text);
+	auth_reply(conn, r->attrs, AUTH_STATUS_TEMPFAIL, NULL, text);
+}
+
+static int
+auth_request(struct attr_conn *conn, const struct attr_list *attrs)
+{
+	char key[USERDB_NAME_MAX + 1];
+	const char *canonical = NULL;
+	struct auth_req r;
+
+	if (auth_req_parse(attrs, &r) < 0)
+		return -1;
+	/* Memory for waiting failures is bounded; the check is skipped,
+	 * so a flood learns nothing from these answers. */
+	if (auth_ndelayed >= AUTH_DELAYED_MAX) {
+		auth_tempfail(conn, &r, AUTH_TEXT_BUSY);
+		return 0;
+	}
+	if (!auth_text_ok(r.user, USERDB_NAME_MAX)) {
+		auth_failed(conn, &r, NULL, "malformed user name");
+		return 0;
+	}
+	if (!auth_text_ok(r.password, USERDB_PASSWORD_MAX)) {
+		auth_failed(conn, &r, NULL, "malformed password");
+		return 0;
+	}
+	switch (auth_db_check(r.user->value, r.password->value, &canonical)) {
+	case AUTH_DB_OK:
+		/* A success forgets the user's failures, not the address's. */
+		auth_fail_clear(auth_fail_users, canonical);
+		msg_info("ok: user=<%s>, rip=%s, service=%s", canonical,
+		    auth_log_addr(&r), r.service);
+		auth_reply(
+		    conn, attrs, AUTH_STATUS_OK, canonical, AUTH_TEXT_OK);
+		break;
+	case AUTH_DB_MISMATCH:
+		auth_failed(conn, &r, canonical, "password mismatch");
+		break;
+	case AUTH_DB_UNKNOWN:
+		/* Counted under the name as the user file would hold it. */
+		memcpy(key, r.user->value, r.user->len + 1);
+		str_lower(key);
+		auth_failed(conn, &r, key, "unknown user");
+		break;
+	case AUTH_DB_UNAVAILABLE:
+		auth_tempfail(conn, &r, AUTH_TEXT_UNAVAIL);
+		break;
+	}
+	return 0;
+}
+
+static const struct attr_server_ops auth_server_ops = {
+    .request = auth_request,
+};
+
+static void
+auth_accept(int fd, const struct server_listener *l, struct event_loop *loop)
+{
+	const struct attr_server_limits lim = {
+	    .request_max = AUTH_REQUEST_MAX,
+	    .conns_max = AUTH_CLIENTS_MAX,
+	    .idle_ms = (uint64_t)var_ipc_timeout * AUTH_MS_PER_SEC,
+	};
+
+	(void)l;
+	attr_server_accept(fd, loop, &auth_server_ops, &lim);
+}
+
+static void
+auth_init(struct event_loop *loop)
+{
+	uint64_t window_ms =
+	    (uint64_t)var_auth_failure_window * AUTH_MS_PER_SEC;
+
+	auth_loop = loop;
+	auth_fail_addrs = auth_fail_create(AUTH_FAIL_KEYS_MAX, window_ms);
+	auth_fail_users = auth_fail_create(AUTH_FAIL_KEYS_MAX, window_ms);
+	auth_db_init();
+}
+
+/*
+ * Failures still waiting are dropped, not answered early: their clients
+ * see the connection close, which they take as a temporary failure.
+ */
+static void
+auth_shutdown(void)
+{
+	while (auth_delayed_list != NULL)
+		auth_delayed_free(auth_delayed_list);
+	attr_server_close_all();
+	auth_db_shutdown();
+	auth_fail_free(&auth_fail_addrs);
+	auth_fail_free(&auth_fail_users);
+}
+
+static const struct server_ops auth_ops = {
+    .name = "auth",
+    .mode = SERVER_MULTI,
+    .init = auth_init,
+    .accept = auth_accept,
+    .shutdown = auth_shutdown,
+};
+
+int
+main(int argc, char **argv)
+{
+	server_main(argc, argv, &auth_ops);
+}
