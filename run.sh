@@ -22,8 +22,9 @@ demo_password_file="$confdir/demo-password"
 
 build_deps="build-essential autoconf automake pkg-config libssl-dev
 	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
-# useradd/groupadd, and the two clients the printed examples use.
-run_deps="passwd swaks python3"
+# useradd/groupadd, and the clients the printed examples use (swaks
+# needs the Perl TLS modules for --tls).
+run_deps="passwd swaks libnet-ssleay-perl libio-socket-ssl-perl python3"
 
 prog=run.sh
 . "$top/scripts/lib.sh"
@@ -104,15 +105,20 @@ log=$(conf_value maillog_file)
 [ -n "$log" ] || log="syslog (facility mail), e.g. /var/log/mail.log"
 port=25
 password=$(cat "$demo_password_file" 2>/dev/null || echo "(set by an earlier run; reset with: $ternuser del $demo_user, then run.sh again)")
+cert=$(conf_value smtpd_tls_cert_file)
+key=$(conf_value smtpd_tls_key_file)
 
 cat <<EOF
 
-tern is running: SMTP on 127.0.0.1:$port.
+tern is running: SMTP on 127.0.0.1:$port (STARTTLS offered), submission on
+127.0.0.1:587 (STARTTLS and AUTH required) and 127.0.0.1:465 (implicit TLS).
 
 Send a test message:
   swaks --server 127.0.0.1:$port --from you@example.org --to $demo_user
 or
   python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", $port).sendmail("you@example.org", ["$demo_user"], "Subject: hello\\r\\n\\r\\nhello from python\\r\\n")'
+Submit as the demo user, over TLS with a password:
+  swaks --server 127.0.0.1:587 --tls --auth PLAIN --auth-user $demo_user --auth-password '$password' --from $demo_user --to $demo_user
 
 It lands in:   $maildir/new/
 The log:       $log
@@ -120,4 +126,6 @@ Demo user:     $demo_user, password $password
 Status:        $tern status
 Stop:          $tern stop
 Add users:     $ternuser add NAME@$demo_domain -   (then type the password)
+Certificate:   $cert (self-signed; put a real certificate and its key
+               $key in their place, then: $tern reload)
 EOF

@@ -22,7 +22,8 @@ prefix="$build/inst"
 
 build_deps="build-essential autoconf automake pkg-config libssl-dev
 	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
-test_deps="swaks python3 procps strace curl"
+test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
+	strace curl"
 
 prog=test.sh
 . "$top/scripts/lib.sh"

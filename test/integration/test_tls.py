@@ -151,10 +151,9 @@ class TlsTest(TernTestCase):
         for i, (user, pw) in enumerate(((USER, wrong),
                                          ("nobody@example.test", wrong))):
             # One client address each: failures grow per address.
-            s = smtplib.SMTP(timeout=SHORT,
+            s = smtplib.SMTP("127.0.0.1", t.port_base + 587, timeout=SHORT,
                              source_address=("127.0.0.%d" % (10 + i), 0))
             self.addCleanup(s.close)
-            s.connect("127.0.0.1", t.port_base + 587)
             s.ehlo("client.example.org")
             s.starttls(context=client_context(t))
             s.ehlo("client.example.org")
