@@ -254,6 +254,35 @@ class EsmtpTest(TernTestCase):
         self.assertEqual(c.reply(), (552, "5.3.4 Message size exceeds fixed limit"))
         self.assertTrue(c.closed_by_peer(SHORT))
 
+    def test_slow_lookup_holds_up_only_its_own_session(self):
+        """RCPT lookups run in proxymap: with proxymap stopped (a name
+        service that hangs), the waiting session is held, the others of
+        the same smtpd process go on."""
+        t = self.tern
+        pids = t.pids("smtpd", t.service_name_for_port(t.smtp_port))
+        [proxymap] = t.pids("proxymap")
+        waiting = self.session()
+        self.expect(waiting, "EHLO a", 250, "")
+        self.expect(waiting, "MAIL FROM:<%s>" % SENDER, 250, "")
+        os.kill(proxymap, signal.SIGSTOP)
+        try:
+            waiting.send(b"RCPT TO:<%s>\r\n" % RCPT.encode())
+            waiting.sock.settimeout(1)
+            with self.assertRaises(socket.timeout):
+                waiting.sock.recv(100)
+            # Every other session of every smtpd process still works.
+            for _ in range(2 * len(pids)):
+                other = self.session()
+                self.expect(other, "EHLO b", 250, "")
+                self.expect(other, "MAIL FROM:<%s>" % SENDER, 250, "")
+                self.expect(other, "RCPT TO:<postmaster@example.test>", 250,
+                            "2.1.5")
+                self.expect(other, "QUIT", 221, "")
+        finally:
+            os.kill(proxymap, signal.SIGCONT)
+        waiting.sock.settimeout(SHORT)
+        self.assertEqual(waiting.reply()[0], 250)
+
     def test_hard_error_limit(self):
         c = self.session()
         for _ in range(19):

@@ -133,7 +133,7 @@ class DeliveryTest(TernTestCase):
         master = t.master_pid()
         self.assertIsNotNone(master, t.describe_pids())
         self.assertEqual(harness.process_uids(master), (0, 0, 0, 0))
-        for prog in ("smtpd", "qmgr"):
+        for prog in ("smtpd", "qmgr", "anvil", "proxymap"):
             pids = t.pids(prog)
             self.assertTrue(pids, "no %s running: %s"
                             % (prog, t.describe_pids()))
@@ -142,6 +142,12 @@ class DeliveryTest(TernTestCase):
                 self.assertEqual(harness.process_uids(pid), (tern_uid,) * 4,
                                  "%s pid %d runs as %s"
                                  % (prog, pid, t.process_user(pid)))
+        # smtpd holds no supplementary group (not ternauth's: the user
+        # file stays out of its reach).
+        for pid in t.pids("smtpd"):
+            with open("/proc/%d/status" % pid) as f:
+                groups = [l.split()[1:] for l in f if l.startswith("Groups:")]
+            self.assertEqual(groups, [[str(pwd.getpwnam("tern").pw_gid)]])
         local = t.pids("local")
         self.assertTrue(local, "no local running: %s" % t.describe_pids())
         # local is root between deliveries (it may be the recipient's uid

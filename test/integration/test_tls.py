@@ -213,6 +213,27 @@ class TlsTest(TernTestCase):
         t.wait_for_log(r"sasl_method=PLAIN, sasl_username=%s" %
                        re.escape(USER))
 
+    def test_starttls_with_curl(self):
+        t = self.tern
+        body = os.path.join(t.tmp, "curl-starttls.txt")
+        with open(body, "wb") as f:
+            f.write(b"From: <%s>\r\nSubject: curl starttls\r\n\r\nvia 587\r\n"
+                    % USER.encode())
+        host = t.conf_get("myhostname")
+        out = subprocess.run(
+            ["curl", "--silent", "--show-error", "--max-time", "30",
+             "--ssl-reqd", "--cacert", ca_bundle(t),
+             "--resolve", "%s:%d:127.0.0.1" % (host, t.port_base + 587),
+             "--url", "smtp://%s:%d" % (host, t.port_base + 587),
+             "--user", "%s:%s" % (USER, PASSWORD),
+             "--mail-from", USER, "--mail-rcpt", OTHER,
+             "--upload-file", body],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        files = t.wait_for_maildir(t.virtual_maildir(OTHER), 1)
+        self.assertTrue(any(b"curl starttls" in open(f, "rb").read()
+                            for f in files))
+
     def test_sessions_resume_across_smtpd_processes(self):
         t = self.tern
         port = t.port_base + 465
@@ -260,10 +281,16 @@ class ChrootTest(TernTestCase):
         for pid in t.pids("smtpd", t.service_name_for_port(t.smtp_port)):
             self.assertEqual(os.readlink("/proc/%d/root" % pid),
                              os.path.realpath(t.queue_dir))
+        # Lookups happen in proxymap, outside the chroot: a system user
+        # is found (getpwnam inside the chroot would not find it).
+        pw = t.create_system_user()
         with SmtpConn(t.smtp_port) as c:
             c.cmd("EHLO x")
             c.cmd("MAIL FROM:<>")
             self.assertEqual(c.cmd("RCPT TO:<nobody@example.test>")[0], 550)
+            self.assertEqual(c.cmd("RCPT TO:<%s@localhost>" % pw.pw_name)[0],
+                             250)
+            self.assertEqual(c.cmd("RCPT TO:<nosuchuser@localhost>")[0], 550)
         s = smtplib.SMTP("127.0.0.1", t.port_base + 587, timeout=SHORT)
         self.addCleanup(s.close)
         s.ehlo("x")
