@@ -200,15 +200,10 @@ mail_body(const char *v, unsigned exts, struct smtp_mail_params *p,
 
 static int
 mail_param(const struct param_spec *spec, const char *v, unsigned exts,
-    struct smtp_mail_params *p, unsigned *seen, struct smtp_param_error *e)
+    void *ctx, struct smtp_param_error *e)
 {
-	unsigned bit = 1u << spec->id;
+	struct smtp_mail_params *p = ctx;
 
-	if (*seen & bit) {
-		param_error(e, 501, "5.5.4", "Duplicate MAIL parameter");
-		return -1;
-	}
-	*seen |= bit;
 	switch (spec->id) {
 	case PARAM_SIZE:
 		return mail_size(v, p, e);
@@ -247,17 +242,25 @@ mail_param(const struct param_spec *spec, const char *v, unsigned exts,
 	}
 }
 
-int
-smtp_mail_params_parse(const char *params, unsigned exts,
-    struct smtp_mail_params *p, struct smtp_param_error *err_r)
+/* One parameter, its spec found and not a duplicate; 0 or -1. */
+typedef int param_fn(const struct param_spec *spec, const char *value,
+    unsigned exts, void *ctx, struct smtp_param_error *e);
+
+/*
+ * The loop both commands share: split, find each keyword among specs
+ * (offered extensions only), refuse a repeat, hand the rest to fn.
+ */
+static int
+params_parse(const char *params, const struct param_spec *specs, size_t nspecs,
+    unsigned exts, const char *unsupported, const char *duplicate, param_fn *fn,
+    void *ctx, struct smtp_param_error *err_r)
 {
 	const struct param_spec *spec;
 	char *copy, *fields[SMTP_PARAMS_MAX];
 	const char *value;
-	unsigned seen = 0;
+	unsigned seen = 0, bit;
 	int n, i;
 
-	memset(p, 0, sizeof(*p));
 	n = param_split(params, &copy, fields);
 	if (n < 0) {
 		param_error(err_r, 501, "5.5.4", "Error: too many parameters");
@@ -265,17 +268,32 @@ smtp_mail_params_parse(const char *params, unsigned exts,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		spec = param_find(mail_specs, MAIL_SPECS, fields[i], &value);
+		spec = param_find(specs, nspecs, fields[i], &value);
 		if (spec == NULL || (spec->ext & exts) == 0) {
-			param_error(
-			    err_r, 555, "5.5.4", "Unsupported MAIL parameter");
+			param_error(err_r, 555, "5.5.4", unsupported);
 			break;
 		}
-		if (mail_param(spec, value, exts, p, &seen, err_r) < 0)
+		bit = 1u << spec->id;
+		if (seen & bit) {
+			param_error(err_r, 501, "5.5.4", duplicate);
+			break;
+		}
+		seen |= bit;
+		if (fn(spec, value, exts, ctx, err_r) < 0)
 			break;
 	}
 	free(copy);
 	return i < n ? -1 : 0;
+}
+
+int
+smtp_mail_params_parse(const char *params, unsigned exts,
+    struct smtp_mail_params *p, struct smtp_param_error *err_r)
+{
+	memset(p, 0, sizeof(*p));
+	return params_parse(params, mail_specs, MAIL_SPECS, exts,
+	    "Unsupported MAIL parameter", "Duplicate MAIL parameter",
+	    mail_param, p, err_r);
 }
 
 void
@@ -367,52 +385,32 @@ rcpt_orcpt(const char *v)
 	return out;
 }
 
+static int
+rcpt_param_fn(const struct param_spec *spec, const char *value, unsigned exts,
+    void *ctx, struct smtp_param_error *e)
+{
+	struct smtp_rcpt_params *p = ctx;
+
+	(void)exts;
+	if (spec->id == PARAM_NOTIFY && rcpt_notify(value, &p->notify) < 0) {
+		param_error(e, 501, "5.5.4", "Bad NOTIFY parameter syntax");
+		return -1;
+	}
+	if (spec->id == PARAM_ORCPT && (p->orcpt = rcpt_orcpt(value)) == NULL) {
+		param_error(e, 501, "5.5.4", "Bad ORCPT parameter syntax");
+		return -1;
+	}
+	return 0;
+}
+
 int
 smtp_rcpt_params_parse(const char *params, unsigned exts,
     struct smtp_rcpt_params *p, struct smtp_param_error *err_r)
 {
-	const struct param_spec *spec;
-	char *copy, *fields[SMTP_PARAMS_MAX];
-	const char *value;
-	unsigned seen = 0, bit;
-	int n, i;
-
 	memset(p, 0, sizeof(*p));
-	n = param_split(params, &copy, fields);
-	if (n < 0) {
-		param_error(err_r, 501, "5.5.4", "Error: too many parameters");
-		free(copy);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		spec = param_find(rcpt_specs, RCPT_SPECS, fields[i], &value);
-		if (spec == NULL || (spec->ext & exts) == 0) {
-			param_error(
-			    err_r, 555, "5.5.4", "Unsupported RCPT parameter");
-			break;
-		}
-		bit = 1u << spec->id;
-		if (seen & bit) {
-			param_error(
-			    err_r, 501, "5.5.4", "Duplicate RCPT parameter");
-			break;
-		}
-		seen |= bit;
-		if (spec->id == PARAM_NOTIFY &&
-		    rcpt_notify(value, &p->notify) < 0) {
-			param_error(
-			    err_r, 501, "5.5.4", "Bad NOTIFY parameter syntax");
-			break;
-		}
-		if (spec->id == PARAM_ORCPT &&
-		    (p->orcpt = rcpt_orcpt(value)) == NULL) {
-			param_error(
-			    err_r, 501, "5.5.4", "Bad ORCPT parameter syntax");
-			break;
-		}
-	}
-	free(copy);
-	return i < n ? -1 : 0;
+	return params_parse(params, rcpt_specs, RCPT_SPECS, exts,
+	    "Unsupported RCPT parameter", "Duplicate RCPT parameter",
+	    rcpt_param_fn, p, err_r);
 }
 
 void

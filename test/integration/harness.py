@@ -87,6 +87,22 @@ QUEUE_ID_RE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{14}\b")
 VIRTUAL_DOMAIN = "example.test"
 
 
+@contextlib.contextmanager
+def leak_checks_off():
+    """LeakSanitizer needs /proc and no ptrace: instances started inside
+    this block (chrooted daemons, daemons under strace) run without it.
+    Every other test still checks leaks."""
+    saved = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = (saved or "") + ":detect_leaks=0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["ASAN_OPTIONS"]
+        else:
+            os.environ["ASAN_OPTIONS"] = saved
+
+
 def is_root():
     return os.geteuid() == 0
 

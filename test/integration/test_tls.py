@@ -267,16 +267,8 @@ class ChrootTest(TernTestCase):
             for port in (25, 587):
                 i.edit_service(i.service_name_for_port(i.port_base + port),
                                4, "y")
-        # LeakSanitizer needs /proc, which the chroot hides.
-        saved = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = (saved or "") + ":detect_leaks=0"
-        try:
+        with harness.leak_checks_off():
             t = self.new_instance(configure=configure)
-        finally:
-            if saved is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = saved
         t.wait_ready()
         for pid in t.pids("smtpd", t.service_name_for_port(t.smtp_port)):
             self.assertEqual(os.readlink("/proc/%d/root" % pid),
