@@ -34,7 +34,6 @@
 #define ANVIL_REQUEST_MAX 1024
 #define ANVIL_CONNS_MAX   1024
 #define ANVIL_TOKEN_LOG   64
-#define ANVIL_MS_PER_SEC  1000
 
 /* Total per key, over every client connection. */
 static struct hash *anvil_totals;
@@ -183,10 +182,12 @@ static const struct attr_server_ops anvil_ops = {
 static void
 anvil_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 {
+	/* No idle close: the counts of a quiet smtpd live on its connection
+	 * and would be lost with it. */
 	const struct attr_server_limits lim = {
 	    .request_max = ANVIL_REQUEST_MAX,
 	    .conns_max = ANVIL_CONNS_MAX,
-	    .idle_ms = (uint64_t)var_ipc_timeout * ANVIL_MS_PER_SEC,
+	    .idle_ms = 0,
 	};
 
 	(void)l;

@@ -705,9 +705,11 @@ session_tls_info(struct smtpd_session *s)
 	snprintf(s->tls_text, sizeof(s->tls_text),
 	    "%s with cipher %s (%d/%d bits)", info.protocol, info.cipher,
 	    info.bits, info.alg_bits);
-	msg_info("%s TLS connection established from %s[%s]: %s%s",
+	/* "Anonymous" as Postfix says it: no client certificate. */
+	msg_info("%s TLS connection established from %s[%s]: %s%s%s",
 	    info.resumed ? "Resumed" : "Anonymous", s->name, s->addr,
-	    s->tls_text, "");
+	    s->tls_text, info.sni[0] != '\0' ? " sni=" : "",
+	    info.sni[0] != '\0' ? log_sanitize(info.sni, TLS_SNI_MAX) : "");
 }
 
 static void

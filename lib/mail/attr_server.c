@@ -107,7 +107,8 @@ attr_conn_io(struct event_fd *ev, int fd, int events, void *ctx)
 				attr_conn_close(c);
 				break;
 			}
-			event_timer_reset(c->idle, c->lim.idle_ms);
+			if (c->idle != NULL)
+				event_timer_reset(c->idle, c->lim.idle_ms);
 			c->in_request = 1;
 			if (c->ops->request(c, &c->req) < 0)
 				attr_conn_close(c);
@@ -150,7 +151,9 @@ attr_server_accept(int fd, struct event_loop *loop,
 	buf_init(&c->reply, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
 	attr_list_init(&c->req);
 	c->ev = event_fd_add(loop, fd, EVENT_READ, attr_conn_io, c);
-	c->idle = event_timer_add(loop, lim->idle_ms, attr_conn_idle, c);
+	if (lim->idle_ms > 0)
+		c->idle =
+		    event_timer_add(loop, lim->idle_ms, attr_conn_idle, c);
 	c->next = attr_conns;
 	if (c->next != NULL)
 		c->next->prev = c;

@@ -31,7 +31,8 @@ struct attr_server_ops {
 struct attr_server_limits {
 	size_t request_max;	/* largest request frame */
 	int conns_max;		/* connections at once */
-	uint64_t idle_ms;	/* closed after this long without a request */
+	uint64_t idle_ms;	/* closed after this long without a request
+				 * (0: never; for state kept per connection) */
 };
 
 /* Adopts fd (from the server skeleton's accept). */
