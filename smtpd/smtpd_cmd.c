@@ -332,6 +332,7 @@ cmd_rcpt_lookup_done(
 	s->waiting = 0;
 	if (status != NULL && strcmp(status, "found") == 0) {
 		cmd_rcpt_accept(s);
+		smtpd_cmd_ok(s, "RCPT");
 	} else if (status != NULL && strcmp(status, "notfound") == 0) {
 		smtpd_reject(s, "RCPT", addr,
 		    "550 5.1.1 <%s>: Recipient address rejected: User unknown "

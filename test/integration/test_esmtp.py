@@ -283,6 +283,22 @@ class EsmtpTest(TernTestCase):
         waiting.sock.settimeout(SHORT)
         self.assertEqual(waiting.reply()[0], 250)
 
+    def test_disconnect_line_counts_commands(self):
+        since = self.tern.log_size()
+        c = self.session()
+        self.expect(c, "EHLO client.example.org", 250, "")
+        self.expect(c, "MAIL FROM:<%s>" % SENDER, 250, "")
+        self.expect(c, "RCPT TO:<%s>" % RCPT, 250, "")  # a lookup
+        self.expect(c, "RCPT TO:<nobody@example.test>", 550, "")
+        self.expect(c, "RCPT TO:<postmaster>", 250, "")
+        self.expect(c, "DATA", 354, "")
+        c.send(b"Subject: counted\r\n\r\nx\r\n.\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        self.expect(c, "QUIT", 221, "")
+        self.tern.wait_for_log(r"disconnect from 127\.0\.0\.1\[127\.0\.0\.1\] "
+                               r"ehlo=1 mail=1 rcpt=2/3 data=1 quit=1$",
+                               since=since)
+
     def test_hard_error_limit(self):
         c = self.session()
         for _ in range(19):
