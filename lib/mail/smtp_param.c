@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ESMTP parameters (smtp_param.h): RFC 5321 4.1.2 esmtp-param syntax,
+ * The SMTP command line (RFC 5321 4.1.1) and ESMTP parameters
+ * (smtp_param.h): RFC 5321 4.1.2 esmtp-param syntax,
  * SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531),
  * RET/ENVID/NOTIFY/ORCPT (RFC 3461), AUTH (RFC 4954 5) and the xtext
  * encoding (RFC 3461 4). Keywords compare case-insensitively; every
@@ -43,6 +44,28 @@ struct param_spec {
 	unsigned ext; /* offered when any of these is */
 	enum param_id id;
 };
+
+int
+smtp_command_split(char *line, size_t len, size_t *verb_len_r, char **arg_r)
+{
+	size_t verb_len;
+	char *arg;
+
+	/* Trailing spaces are not part of the last argument. */
+	while (len > 0 && line[len - 1] == ' ')
+		line[--len] = '\0';
+	/* A NUL byte is never a command (nor the end of one). */
+	if (len == 0 || memchr(line, '\0', len) != NULL)
+		return -1;
+	verb_len = strcspn(line, " ");
+	if (verb_len == 0)
+		return -1;
+	for (arg = line + verb_len; *arg == ' '; arg++)
+		;
+	*verb_len_r = verb_len;
+	*arg_r = arg;
+	return 0;
+}
 
 static void
 param_error(
