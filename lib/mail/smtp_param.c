@@ -144,6 +144,22 @@ xtext_dup(const char *in, size_t max)
 }
 
 /*
+ * RFC 3461 4.2 and 4.4: an ORCPT address and an ENVID, once xtext is
+ * decoded, "MUST consist entirely of printable (graphic and white space)
+ * characters from the US-ASCII repertoire": both are copied into the
+ * header fields of a delivery status notification (RFC 3464), where a
+ * control character or a line break would break or forge a field.
+ */
+static int
+printable_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s > '~')
+			return 0;
+	return 1;
+}
+
+/*
  * Matches field against the table: the spec, and *value_r after '=' (or
  * NULL for a keyword without one). NULL if no keyword matches.
  */
@@ -253,7 +269,10 @@ mail_param(const struct param_spec *spec, const char *v, unsigned exts,
 		return 0;
 	case PARAM_ENVID:
 		if (*v == '\0' ||
-		    (p->envid = xtext_dup(v, SMTP_ENVID_MAX)) == NULL) {
+		    (p->envid = xtext_dup(v, SMTP_ENVID_MAX)) == NULL ||
+		    !printable_ascii(p->envid)) {
+			free(p->envid);
+			p->envid = NULL;
 			param_error(
 			    e, 501, "5.5.4", "Bad ENVID parameter syntax");
 			return -1;
@@ -381,7 +400,7 @@ rcpt_orcpt(const char *v)
 		return xstrdup(v);
 	}
 	addr = xtext_dup(semi + 1, SMTP_ORCPT_MAX);
-	if (addr == NULL || *addr == '\0') {
+	if (addr == NULL || *addr == '\0' || !printable_ascii(addr)) {
 		free(addr);
 		return NULL;
 	}

@@ -52,13 +52,16 @@ struct smtp_mail_params {
 	enum smtp_body body;
 	int smtputf8;
 	enum smtp_ret ret;
-	char *envid;		/* xtext-decoded, or NULL */
+	char *envid;		/* xtext-decoded (printable ASCII), or NULL */
 	char *auth;		/* AUTH= mailbox, xtext-decoded ("<>" kept) */
 };
 
 struct smtp_rcpt_params {
 	unsigned notify;	/* QRCPT_NOTIFY_* mask (qfile.h); 0: not given */
-	char *orcpt;		/* "addr-type;address", decoded, or NULL */
+	/* "addr-type;address", the address xtext-decoded to printable
+	 * ASCII (RFC 3461 4.2), or for "utf-8" UTF-8 without controls as
+	 * given (RFC 6533); NULL if absent. */
+	char *orcpt;
 };
 
 /*

@@ -95,6 +95,13 @@ test_mail(void)
 	    {"ENVID=a=b", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"ENVID=", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"ENVID=a+00b", ALL_EXTS, 501, NULL, 0, 0, 0}, /* NUL */
+	    /* RFC 3461 4.4: printable US-ASCII once decoded. */
+	    {"ENVID=a+20b", ALL_EXTS, 0, "a b", SMTP_BODY_NONE, SMTP_RET_NONE,
+	        0},
+	    {"ENVID=QQ+0D+0AX-Injected:+20yes", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=a+09b", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=a+7Fb", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=+C3+A9", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"SMTPUTF8=yes", ALL_EXTS, 555, NULL, 0, 0, 0},
 	    {"RET=FULL", SMTP_EXT_SIZE, 555, NULL, 0, 0, 0},
 	    {"SMTPUTF8", SMTP_EXT_DSN, 555, NULL, 0, 0, 0},
@@ -171,6 +178,11 @@ test_rcpt(void)
 	    {"ORCPT=rfc 822;bob", 501, 0, NULL},
 	    {"ORCPT=rfc822;a+4", 501, 0, NULL},
 	    {"ORCPT=utf-8;\xc3", 501, 0, NULL},
+	    /* RFC 3461 4.2: printable US-ASCII once decoded. */
+	    {"ORCPT=rfc822;a+20b@example.com", 0, 0, "rfc822;a b@example.com"},
+	    {"ORCPT=rfc822;g+0Bx@example.org", 501, 0, NULL},
+	    {"ORCPT=rfc822;a+0D+0Ab@example.com", 501, 0, NULL},
+	    {"ORCPT=rfc822;+C3+A9@example.com", 501, 0, NULL},
 	    {"FOO=bar", 555, 0, NULL},
 	};
 	struct smtp_rcpt_params p;
