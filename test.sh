@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 #
 # Builds tern with AddressSanitizer and UBSan in _build/, installs it into
-# _build/inst and runs every test (test/run-tests): the C unit tests, the
-# banned-function check and the integration tests against real instances.
+# _build/inst, builds the libFuzzer targets with clang in _build/fuzz, and
+# runs every test (test/run-tests): the C unit tests, the banned-function
+# check, each fuzz target for a few seconds and the integration tests
+# against real instances.
 # On Debian/Ubuntu, as root, it first installs whatever build and test
 # dependencies are missing. The last line is "N passed, N failed, N skipped";
 # the exit code is non-zero if anything failed.
@@ -22,13 +24,15 @@ prefix="$build/inst"
 
 build_deps="build-essential autoconf automake pkg-config libssl-dev
 	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
+# clang and its libFuzzer runtime (libclang_rt.fuzzer) for test/fuzz.
+fuzz_deps="clang libclang-rt-14-dev"
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
 	strace curl"
 
 prog=test.sh
 . "$top/scripts/lib.sh"
 
-install_missing $build_deps $test_deps
+install_missing $build_deps $fuzz_deps $test_deps
 ensure_autotools
 configure_into "$build" --enable-sanitizers --prefix="$prefix" "CFLAGS=-g -O1"
 
@@ -42,6 +46,18 @@ make -C "$build" -j2 check TESTS= >/dev/null || die "building the unit tests fai
 say "make install into $prefix"
 rm -rf "$prefix"
 make -C "$build" install >/dev/null || die "make install failed"
+
+# --- fuzz targets -----------------------------------------------------------
+# clang instruments every object they link (coverage, ASan, UBSan), and
+# gcc's sanitizer objects do not mix with clang's runtime: a build of
+# their own, of just the libraries they need.
+fuzz_build="$build/fuzz"
+configure_into "$fuzz_build" CC=clang --enable-fuzzers "CFLAGS=-g -O1"
+say "make the fuzz targets (in ${fuzz_build#"$top"/})"
+for dir in lib/base lib/mail test/fuzz; do
+	make -C "$fuzz_build/$dir" -j2 >/dev/null ||
+		die "building the fuzz targets failed (in $dir)"
+done
 
 # --- tests ------------------------------------------------------------------
 say "test/run-tests"

@@ -662,15 +662,11 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 {
 	const struct smtpd_cmd *cmd = NULL;
 	size_t i, name_len;
-	char *arg;
+	char *arg = NULL;
 	int ret;
 
-	/* Trailing spaces are not part of the last argument. */
-	while (len > 0 && line[len - 1] == ' ')
-		line[--len] = '\0';
-	name_len = len > 0 ? strcspn(line, " ") : 0;
-	if (memchr(line, '\0', len) != NULL)
-		name_len = 0; /* a NUL byte is never a command */
+	if (smtp_command_split(line, len, &name_len, &arg) < 0)
+		name_len = 0; /* no command at all: nothing in the table */
 	for (i = 0; i < SMTPD_NCMDS && name_len > 0; i++) {
 		if (strlen(smtpd_cmds[i].name) == name_len &&
 		    strncasecmp(line, smtpd_cmds[i].name, name_len) == 0) {
@@ -685,8 +681,6 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
 		return;
 	}
-	for (arg = line + name_len; *arg == ' '; arg++)
-		;
 	s->last_cmd = cmd->name;
 	s->cmd_total[i]++;
 	if ((cmd->flags & SMTPD_CMD_FLAG_HELO) &&

@@ -211,6 +211,14 @@ attr_decode_frame(const void *data, size_t len, size_t *consumed_r,
 	return 1;
 }
 
+/* 1 if a frame of payload length plen fits acc (and ATTR_FRAME_MAX). */
+static int
+frame_fits(const struct buf *acc, uint32_t plen)
+{
+	return plen <= ATTR_FRAME_MAX && acc->max >= ATTR_HEADER_LEN &&
+	       plen <= acc->max - ATTR_HEADER_LEN;
+}
+
 int
 attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
     const char **error_r)
@@ -222,15 +230,17 @@ attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
 
 	data = stream_peek(st, &len);
 	if (acc->len == 0) {
-		/* acc's maximum bounds every frame, not only those that
-		 * arrive in pieces. */
+		/*
+		 * The common case: the whole frame is in the read buffer.
+		 * acc's maximum bounds it all the same (a server's request
+		 * limit must not depend on how the bytes arrived).
+		 */
 		if (len >= ATTR_HEADER_LEN &&
-		    bytes_get_be32((const unsigned char *)data) >
-		        acc->max - ATTR_HEADER_LEN) {
+		    !frame_fits(
+		        acc, bytes_get_be32((const unsigned char *)data))) {
 			*error_r = "attribute frame too large";
 			return -1;
 		}
-		/* The common case: the whole frame is in the read buffer. */
 		r = attr_decode_frame(data, len, &used, l, error_r);
 		if (r != 0) {
 			if (r > 0)
@@ -243,8 +253,7 @@ attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
 		want = ATTR_HEADER_LEN;
 		if (acc->len >= ATTR_HEADER_LEN) {
 			plen = bytes_get_be32((const unsigned char *)acc->data);
-			if (plen > ATTR_FRAME_MAX ||
-			    plen > acc->max - ATTR_HEADER_LEN) {
+			if (!frame_fits(acc, plen)) {
 				*error_r = "attribute frame too large";
 				return -1;
 			}

@@ -67,9 +67,10 @@ int attr_get_int(const struct attr_list *l, const char *name, long long *out_r);
 
 /*
  * Non-blocking: takes one frame out of what st has buffered, collecting
- * a frame larger than the stream's buffer in acc (whose max bounds the
- * frame). 1 with l filled, 0 when more input is needed, -1 for a
- * malformed or over-size frame.
+ * a frame larger than the stream's buffer in acc. acc's max bounds every
+ * frame, header included, however its bytes arrive: one announcing more
+ * is refused as soon as its header is seen. 1 with l filled, 0 when more
+ * input is needed, -1 for a malformed or over-size frame.
  */
 int attr_frame_take(struct stream *st, struct buf *acc, struct attr_list *l,
     const char **error_r);

@@ -311,6 +311,50 @@ test_stream(void)
 	buf_free(&f);
 }
 
+/*
+ * attr_frame_take's limit (a server's request_max) holds when a frame
+ * arrives whole in one read, as when it is collected across reads.
+ */
+static void
+test_take_limit(void)
+{
+	static const size_t maxima[] = {64, 1024};
+	struct attr_list l;
+	struct stream st;
+	struct buf f, acc;
+	const char *err = NULL;
+	char value[100];
+	size_t i;
+	int sv[2];
+
+	memset(value, 'v', sizeof(value));
+	buf_init(&f, 4096);
+	attr_frame_begin(&f);
+	CHECK_INT(attr_put(&f, "value", value, sizeof(value)), 0);
+	CHECK_INT(attr_frame_end(&f), 0);
+	attr_list_init(&l);
+	for (i = 0; i < sizeof(maxima) / sizeof(maxima[0]); i++) {
+		CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		CHECK_INT(write(sv[0], f.data, f.len), (long long)f.len);
+		close(sv[0]);
+		stream_init(&st, sv[1]);
+		CHECK_INT(stream_fill(&st), STREAM_OK);
+		CHECK_INT(stream_buffered(&st), f.len);
+		buf_init(&acc, ATTR_HEADER_LEN + maxima[i]);
+		if (f.len > acc.max) {
+			CHECK_INT(attr_frame_take(&st, &acc, &l, &err), -1);
+			CHECK(err != NULL && strstr(err, "too large") != NULL);
+		} else {
+			CHECK_INT(attr_frame_take(&st, &acc, &l, &err), 1);
+			CHECK_INT(l.count, 1);
+		}
+		buf_free(&acc);
+		stream_close(&st);
+	}
+	attr_list_free(&l);
+	buf_free(&f);
+}
+
 /* A frame larger than the stream's output buffer and the socket buffer
  * needs a reader running at the same time: a child process. */
 static void
@@ -366,7 +410,7 @@ test_stream_big(void)
  * request_max must hold for small frames too).
  */
 static void
-test_take_limit(void)
+test_take_limit_small(void)
 {
 	static const char value[] = "a value of more than twenty bytes";
 	struct attr_list l;
@@ -406,4 +450,4 @@ test_take_limit(void)
 UNIT_MAIN(UNIT_CASE(test_roundtrip), UNIT_CASE(test_bytewise),
     UNIT_CASE(test_malformed), UNIT_CASE(test_put_limits),
     UNIT_CASE(test_stream), UNIT_CASE(test_stream_big),
-    UNIT_CASE(test_take_limit))
+    UNIT_CASE(test_take_limit), UNIT_CASE(test_take_limit_small))

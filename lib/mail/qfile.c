@@ -585,7 +585,7 @@ qfile_scan(
 }
 
 int
-qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
+qfile_open_fd(int fd, const char *name, uid_t owner, struct qfile *q,
     const char **error_r)
 {
 	struct qreader r;
@@ -594,36 +594,30 @@ qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
 	int ret;
 
 	memset(q, 0, sizeof(*q));
-	/* Never a symlink, and never a wait on a FIFO planted in its place. */
-	q->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW |
-	                       O_NONBLOCK | O_CLOEXEC);
-	if (q->fd < 0) {
-		*error_r = qfile_error("open %s: %s", path, strerror(errno));
-		return -1;
-	}
+	q->fd = fd;
 	if (fstat(q->fd, &st) < 0) {
-		*error_r = qfile_error("fstat %s: %s", path, strerror(errno));
+		*error_r = qfile_error("fstat %s: %s", name, strerror(errno));
 		qfile_reset(q);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode) ||
 	    (owner != (uid_t)-1 && st.st_uid != owner)) {
 		*error_r = !S_ISREG(st.st_mode)
-		               ? qfile_error("%s: not a regular file", path)
+		               ? qfile_error("%s: not a regular file", name)
 		               : qfile_error("%s: owned by uid %ld, not %ld",
-		                     path, (long)st.st_uid, (long)owner);
+		                     name, (long)st.st_uid, (long)owner);
 		qfile_reset(q);
 		errno = EINVAL;
 		return -1;
 	}
-	base = strrchr(path, '/');
-	base = base != NULL ? base + 1 : path;
+	base = strrchr(name, '/');
+	base = base != NULL ? base + 1 : name;
 	snprintf(q->id, sizeof(q->id), "%s", base);
 	memset(&r, 0, sizeof(r));
 	r.fd = q->fd;
 	r.size = st.st_size;
 	r.buf = xmalloc(QFILE_RBUF_SIZE);
-	ret = qfile_scan(q, &r, path, error_r);
+	ret = qfile_scan(q, &r, name, error_r);
 	free(r.buf);
 	if (ret < 0) {
 		qfile_reset(q);
@@ -632,6 +626,24 @@ qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
 	if (q->sender == NULL)
 		q->sender = xstrdup("");
 	return 0;
+}
+
+int
+qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
+    const char **error_r)
+{
+	int fd;
+
+	/* Never a symlink, and never a wait on a FIFO planted in its place. */
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW |
+	                    O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		memset(q, 0, sizeof(*q));
+		q->fd = -1;
+		*error_r = qfile_error("open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return qfile_open_fd(fd, path, owner, q, error_r);
 }
 
 const char *

@@ -136,6 +136,15 @@ struct qfile {
  */
 int qfile_open(const char *path, int writable, uid_t owner, struct qfile *q,
     const char **error_r);
+/*
+ * The same checks and parsing over a descriptor the caller opened (a
+ * memfd in the fuzzer, for one): qfile_open is open(2) and then this.
+ * Takes fd over: it is q->fd on success and closed on failure. name is
+ * the path for error texts; its last component becomes q->id. Whether
+ * qfile_mark can write depends on fd's access mode.
+ */
+int qfile_open_fd(int fd, const char *name, uid_t owner, struct qfile *q,
+    const char **error_r);
 const char *qfile_attr(const struct qfile *q, const char *name);
 /* Number of recipients still QREC_RCPT. */
 int qfile_pending(const struct qfile *q);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -524,6 +525,57 @@ test_planted(void)
 	free(fifo);
 }
 
+/* An open descriptor: a memfd holding a real file, and a pipe. */
+static void
+test_open_fd(void)
+{
+	static const char content[] = "Subject: fd\r\n\r\nbody\r\n";
+	struct qfile_writer w;
+	struct qfile q;
+	const char *error;
+	struct buf data;
+	char *path;
+	int fd, p[2];
+
+	CHECK_INT(qfile_create(&w, &error), 0);
+	qfile_put_sender(&w, "s@example.org");
+	qfile_put_rcpt(&w, "r@example.test", "rfc822;r@example.test",
+	    QRCPT_NOTIFY_FAILURE);
+	qfile_content_begin(&w);
+	qfile_content_write(&w, content, strlen(content));
+	CHECK_INT(qfile_finish(&w, &error), 0);
+	CHECK_INT(qfile_commit(&w, QUEUE_INCOMING, &error), 0);
+	path = incoming(w.id);
+	qfile_writer_free(&w);
+	buf_init(&data, TEST_FILE_MAX);
+	CHECK_INT(file_read_all(path, TEST_FILE_MAX, &data, &error), 0);
+
+	fd = memfd_create("qfile_test", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_INT(file_write_all(fd, data.data, data.len), 0);
+	CHECK_INT(qfile_open_fd(fd, "mem/ABCDEF", geteuid(), &q, &error), 0);
+	CHECK_INT(q.complete, 1);
+	CHECK_STR(q.id, "ABCDEF");
+	CHECK_STR(q.sender, "s@example.org");
+	CHECK_INT(q.nrcpt, 1);
+	CHECK_INT(q.content_len, strlen(content));
+	CHECK_INT(q.fd, fd);
+	/* Written through the descriptor's own mode (memfds are O_RDWR). */
+	CHECK_INT(qfile_mark(&q, 0, QREC_RCPT_DONE, &error), 0);
+	qfile_close(&q);
+
+	CHECK_INT(pipe(p), 0);
+	CHECK_INT(qfile_open_fd(p[0], "pipe", (uid_t)-1, &q, &error), -1);
+	CHECK(strstr(error, "pipe: not a regular file") != NULL);
+	CHECK_INT(errno, EINVAL);
+	CHECK_INT(q.fd, -1);
+	/* The descriptor was taken over and closed. */
+	CHECK_INT(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+	buf_free(&data);
+	free(path);
+}
+
 static void
 test_cleanup(void)
 {
@@ -539,4 +591,4 @@ test_setup(void)
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_round_trip),
     UNIT_CASE(test_marks), UNIT_CASE(test_truncation), UNIT_CASE(test_shapes),
     UNIT_CASE(test_lengths), UNIT_CASE(test_errors), UNIT_CASE(test_planted),
-    UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_open_fd), UNIT_CASE(test_cleanup))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ESMTP parameters (smtp_param.h): RFC 5321 4.1.2 esmtp-param syntax,
+ * The SMTP command line (RFC 5321 4.1.1) and ESMTP parameters
+ * (smtp_param.h): RFC 5321 4.1.2 esmtp-param syntax,
  * SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531),
  * RET/ENVID/NOTIFY/ORCPT (RFC 3461), AUTH (RFC 4954 5) and the xtext
  * encoding (RFC 3461 4). Keywords compare case-insensitively; every
@@ -43,6 +44,28 @@ struct param_spec {
 	unsigned ext; /* offered when any of these is */
 	enum param_id id;
 };
+
+int
+smtp_command_split(char *line, size_t len, size_t *verb_len_r, char **arg_r)
+{
+	size_t verb_len;
+	char *arg;
+
+	/* Trailing spaces are not part of the last argument. */
+	while (len > 0 && line[len - 1] == ' ')
+		line[--len] = '\0';
+	/* A NUL byte is never a command (nor the end of one). */
+	if (len == 0 || memchr(line, '\0', len) != NULL)
+		return -1;
+	verb_len = strcspn(line, " ");
+	if (verb_len == 0)
+		return -1;
+	for (arg = line + verb_len; *arg == ' '; arg++)
+		;
+	*verb_len_r = verb_len;
+	*arg_r = arg;
+	return 0;
+}
 
 static void
 param_error(
@@ -118,6 +141,22 @@ xtext_dup(const char *in, size_t max)
 		return NULL;
 	}
 	return buf_steal(&b);
+}
+
+/*
+ * RFC 3461 4.2 and 4.4: an ORCPT address and an ENVID, once xtext is
+ * decoded, "MUST consist entirely of printable (graphic and white space)
+ * characters from the US-ASCII repertoire": both are copied into the
+ * header fields of a delivery status notification (RFC 3464), where a
+ * control character or a line break would break or forge a field.
+ */
+static int
+printable_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s > '~')
+			return 0;
+	return 1;
 }
 
 /*
@@ -225,7 +264,10 @@ mail_param(const struct param_spec *spec, const char *v, unsigned exts,
 		return 0;
 	case PARAM_ENVID:
 		if (*v == '\0' ||
-		    (p->envid = xtext_dup(v, SMTP_ENVID_MAX)) == NULL) {
+		    (p->envid = xtext_dup(v, SMTP_ENVID_MAX)) == NULL ||
+		    !printable_ascii(p->envid)) {
+			free(p->envid);
+			p->envid = NULL;
 			param_error(
 			    e, 501, "5.5.4", "Bad ENVID parameter syntax");
 			return -1;
@@ -376,7 +418,7 @@ rcpt_orcpt(const char *v)
 		return xstrdup(v);
 	}
 	addr = xtext_dup(semi + 1, SMTP_ORCPT_MAX);
-	if (addr == NULL || *addr == '\0') {
+	if (addr == NULL || *addr == '\0' || !printable_ascii(addr)) {
 		free(addr);
 		return NULL;
 	}

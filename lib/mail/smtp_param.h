@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ESMTP parameters of MAIL FROM and RCPT TO and the BDAT argument,
- * parsed without a session so the parser can be tested and fuzzed alone:
+ * The SMTP command line split into verb and argument, and the ESMTP
+ * parameters of MAIL FROM and RCPT TO and the BDAT argument, parsed
+ * without a session so the parsers can be tested and fuzzed alone:
  * SIZE (RFC 1870), BODY (RFC 6152, RFC 3030 BINARYMIME), SMTPUTF8 (RFC
  * 6531), RET and ENVID, NOTIFY and ORCPT (RFC 3461 DSN), AUTH (RFC 4954),
  * and xtext (RFC 3461 4). A parameter is accepted only when the extension
@@ -51,14 +52,31 @@ struct smtp_mail_params {
 	enum smtp_body body;
 	int smtputf8;
 	enum smtp_ret ret;
-	char *envid;		/* xtext-decoded, or NULL */
+	char *envid;		/* xtext-decoded (printable ASCII), or NULL */
 	char *auth;		/* AUTH= mailbox, xtext-decoded ("<>" kept) */
 };
 
 struct smtp_rcpt_params {
 	unsigned notify;	/* QRCPT_NOTIFY_* mask (qfile.h); 0: not given */
-	char *orcpt;		/* "addr-type;address", decoded, or NULL */
+	/* "addr-type;address", the address xtext-decoded to printable
+	 * ASCII (RFC 3461 4.2), or for "utf-8" UTF-8 without controls as
+	 * given (RFC 6533); NULL if absent. */
+	char *orcpt;
 };
+
+/*
+ * Splits an SMTP command line (RFC 5321 4.1.1: a verb, then its argument
+ * after a space) in place. line holds len bytes and a NUL after them, as a
+ * struct buf keeps it; trailing spaces are not part of the argument and
+ * are overwritten with NULs. Returns 0 with *verb_len_r the length of the
+ * verb at line[0] (it ends at the first space or at the end; the caller
+ * compares it case-insensitively) and *arg_r pointing into line after the
+ * verb and the spaces that follow it ("" when there is no argument); -1
+ * for a line that is no command: empty, all spaces, starting with a space,
+ * or holding a NUL byte anywhere (*verb_len_r and *arg_r untouched).
+ */
+int smtp_command_split(char *line, size_t len, size_t *verb_len_r,
+    char **arg_r);
 
 /*
  * Parses the parameters after the path (params as addr_parse_path

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tables of ESMTP parameters and the reply each gets: SIZE, BODY,
+ * Tables of command lines and how they split into verb and argument, and
+ * of ESMTP parameters and the reply each gets: SIZE, BODY,
  * SMTPUTF8, DSN (RET, ENVID, NOTIFY, ORCPT), AUTH, xtext both ways, and
  * BDAT arguments; parameters of extensions that were not offered are
  * refused.
@@ -17,6 +18,49 @@
 #define ALL_EXTS                                                   \
 	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME | \
 	    SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH)
+
+static void
+test_command_split(void)
+{
+	static const struct {
+		const char *in; /* as a buf holds it: len bytes, then NUL */
+		size_t len;     /* 0: strlen(in) */
+		int ret;
+		const char *verb, *arg;
+	} cases[] = {
+	    {"QUIT", 0, 0, "QUIT", ""},
+	    {"quit   ", 0, 0, "quit", ""},
+	    {"MAIL FROM:<a@b> SIZE=10", 0, 0, "MAIL", "FROM:<a@b> SIZE=10"},
+	    {"MAIL  FROM:<a@b>  ", 0, 0, "MAIL", "FROM:<a@b>"},
+	    {"RCPT TO:<a@b>\t", 0, 0, "RCPT", "TO:<a@b>\t"},
+	    {"HELO\tx", 0, 0, "HELO\tx", ""},
+	    {"", 0, -1, NULL, NULL},
+	    {"    ", 0, -1, NULL, NULL},
+	    {" NOOP", 0, -1, NULL, NULL},
+	    {"NO\0OP", 5, -1, NULL, NULL},
+	    {"NOOP \0", 6, -1, NULL, NULL},
+	};
+	char line[64], *arg;
+	size_t i, len, verb_len;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = cases[i].len != 0 ? cases[i].len : strlen(cases[i].in);
+		memcpy(line, cases[i].in, len);
+		line[len] = '\0';
+		arg = NULL;
+		verb_len = 0;
+		r = smtp_command_split(line, len, &verb_len, &arg);
+		if (r != cases[i].ret) {
+			printf("#   case %zu: got %d\n", i, r);
+			CHECK(!"command split");
+		} else if (r == 0) {
+			CHECK_INT(verb_len, strlen(cases[i].verb));
+			CHECK(strncmp(line, cases[i].verb, verb_len) == 0);
+			CHECK_STR(arg, cases[i].arg);
+		}
+	}
+}
 
 static void
 test_mail(void)
@@ -51,6 +95,13 @@ test_mail(void)
 	    {"ENVID=a=b", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"ENVID=", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"ENVID=a+00b", ALL_EXTS, 501, NULL, 0, 0, 0}, /* NUL */
+	    /* RFC 3461 4.4: printable US-ASCII once decoded. */
+	    {"ENVID=a+20b", ALL_EXTS, 0, "a b", SMTP_BODY_NONE, SMTP_RET_NONE,
+	        0},
+	    {"ENVID=QQ+0D+0AX-Injected:+20yes", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=a+09b", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=a+7Fb", ALL_EXTS, 501, NULL, 0, 0, 0},
+	    {"ENVID=+C3+A9", ALL_EXTS, 501, NULL, 0, 0, 0},
 	    {"SMTPUTF8=yes", ALL_EXTS, 555, NULL, 0, 0, 0},
 	    {"RET=FULL", SMTP_EXT_SIZE, 555, NULL, 0, 0, 0},
 	    {"SMTPUTF8", SMTP_EXT_DSN, 555, NULL, 0, 0, 0},
@@ -127,6 +178,11 @@ test_rcpt(void)
 	    {"ORCPT=rfc 822;bob", 501, 0, NULL},
 	    {"ORCPT=rfc822;a+4", 501, 0, NULL},
 	    {"ORCPT=utf-8;\xc3", 501, 0, NULL},
+	    /* RFC 3461 4.2: printable US-ASCII once decoded. */
+	    {"ORCPT=rfc822;a+20b@example.com", 0, 0, "rfc822;a b@example.com"},
+	    {"ORCPT=rfc822;g+0Bx@example.org", 501, 0, NULL},
+	    {"ORCPT=rfc822;a+0D+0Ab@example.com", 501, 0, NULL},
+	    {"ORCPT=rfc822;+C3+A9@example.com", 501, 0, NULL},
 	    {"FOO=bar", 555, 0, NULL},
 	};
 	struct smtp_rcpt_params p;
@@ -224,5 +280,5 @@ test_bdat(void)
 	}
 }
 
-UNIT_MAIN(UNIT_CASE(test_mail), UNIT_CASE(test_rcpt), UNIT_CASE(test_xtext),
-    UNIT_CASE(test_bdat))
+UNIT_MAIN(UNIT_CASE(test_command_split), UNIT_CASE(test_mail),
+    UNIT_CASE(test_rcpt), UNIT_CASE(test_xtext), UNIT_CASE(test_bdat))

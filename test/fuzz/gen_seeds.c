@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Writes the seed corpora of the fuzz targets into DIR/TARGET/ (run it
+ * with DIR = test/fuzz/corpus and commit the result): real SMTP command
+ * lines and parameters (RFC 5321, the DSN examples of RFC 3461 6, RFC
+ * 4954 AUTH=, RFC 6531 UTF-8 addresses), DATA bodies, SASL exchanges,
+ * attribute frames made by attr_put, and queue files made by the real
+ * writer, whole, cut and marked. Every seed starts with the target's
+ * configuration byte(s) where it takes them (see each fuzz_*.c). The
+ * queue files get a fixed arrival time so that the output is the same
+ * on every run.
+ *
+ *   gen_seeds DIR
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/attr.h"
+#include "mail/params.h"
+#include "mail/qfile.h"
+#include "mail/queue.h"
+
+#define FILE_MAX    (1024 * 1024)
+#define FIXED_TIME  "1700000000.000000"
+#define TIME_OFFSET (QFILE_HDR_LEN + sizeof(QFILE_MAGIC) - 1)
+#define ALL         "\xff" /* every extension, EHLO, SMTPUTF8 MAIL */
+#define EXTS        "\x3f" /* every extension (fuzz_smtp_param) */
+#define HELO        "\x00" /* no extension, HELO */
+#define BIG_VALUE   2000
+#define NFTW_FDS    16
+/* More than the queue-file reader's 64 KiB window. */
+#define BIG_CONTENT (70 * 1024)
+
+static const char *out_dir;
+
+static void
+seed(const char *target, const char *name, const void *data, size_t len)
+{
+	char *dir = xasprintf("%s/%s", out_dir, target);
+	char *path = xasprintf("%s/%s", dir, name);
+	FILE *f;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		msg_die("mkdir %s: %m", dir);
+	if ((f = fopen(path, "wb")) == NULL)
+		msg_die("%s: %m", path);
+	if (fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		msg_die("write %s: %m", path);
+	free(path);
+	free(dir);
+}
+
+/* A seed of a literal (sizeof: embedded NULs kept, final NUL not). */
+#define SEED(t, n, lit) seed(t, n, lit, sizeof(lit) - 1)
+
+static void
+smtp_seeds(void)
+{
+	const char *t = "fuzz_smtp_command";
+
+	SEED(t, "mail-size-body", ALL "MAIL FROM:<a@b> SIZE=10 BODY=8BITMIME");
+	/* RFC 3461 6.1 and 6.2. */
+	SEED(t, "dsn-mail",
+	    ALL "MAIL FROM:<Alice@Example.ORG> RET=HDRS "
+	        "ENVID=QQ314159");
+	SEED(t, "dsn-rcpt-success",
+	    ALL "RCPT TO:<Bob@Example.COM> "
+	        "NOTIFY=SUCCESS "
+	        "ORCPT=rfc822;Bob@Example.COM");
+	SEED(t, "dsn-rcpt-both",
+	    ALL "RCPT TO:<Dana@Ivory.EDU> "
+	        "NOTIFY=SUCCESS,FAILURE "
+	        "ORCPT=rfc822;Dana@Ivory.EDU");
+	SEED(t, "dsn-rcpt-never",
+	    ALL "RCPT TO:<Fred@Bombs.AF.MIL> NOTIFY=NEVER");
+	SEED(t, "dsn-orcpt-xtext",
+	    ALL "RCPT TO:<g@example.org> "
+	        "ORCPT=rfc822;g+2Bx@example.org");
+	SEED(t, "auth-param",
+	    ALL "MAIL FROM:<e=mc2@example.com> "
+	        "AUTH=e+3Dmc2@example.com");
+	SEED(t, "auth-empty", ALL "MAIL FROM:<> AUTH=<>");
+	SEED(t, "utf8-mail",
+	    ALL "MAIL FROM:<j\xc3\xb6s\xc3\xa9@b\xc3\xbc"
+	        "cher.example> SMTPUTF8 BODY=8BITMIME");
+	SEED(t, "utf8-orcpt",
+	    ALL "RCPT TO:<\xe5\x8d\xb0@example.test> "
+	        "ORCPT=utf-8;\xe5\x8d\xb0@example.test");
+	SEED(t, "utf8-needed", HELO "RCPT TO:<j\xc3\xb6s\xc3\xa9@example.org>");
+	SEED(t, "source-route",
+	    ALL "RCPT TO:<@relay1.example,@relay2.example:"
+	        "user@example.org>");
+	SEED(t, "quoted-literal", ALL "RCPT TO:<\"quoted local\"@[192.0.2.1]>");
+	SEED(t, "ipv6-literal", ALL "rcpt to:<u@[IPv6:2001:db8::1]>");
+	SEED(t, "postmaster", HELO "RCPT TO:<Postmaster>");
+	SEED(t, "binarymime", ALL "MAIL FROM:<a@b> BODY=BINARYMIME SIZE=123");
+	SEED(t, "bdat-last", ALL "BDAT 1000 LAST");
+	SEED(t, "bdat", ALL "BDAT 0");
+	SEED(t, "ehlo", ALL "EHLO client.example.org");
+	SEED(t, "trailing-spaces", HELO "mail from:<A@B>   ");
+	SEED(t, "nul", ALL "NOOP\0x");
+	SEED(t, "blank", ALL "   ");
+	SEED(t, "quit", ALL "QUIT");
+	SEED(t, "helo-params", HELO "MAIL FROM:<a@b> SIZE=10");
+}
+
+static void
+param_seeds(void)
+{
+	const char *t = "fuzz_smtp_param";
+
+	SEED(t, "size-body", EXTS "SIZE=10 BODY=8BITMIME");
+	SEED(t, "dsn-mail", EXTS "RET=HDRS ENVID=QQ314159");
+	SEED(t, "dsn-rcpt",
+	    EXTS "NOTIFY=SUCCESS,FAILURE "
+	         "ORCPT=rfc822;Dana@Ivory.EDU");
+	SEED(t, "orcpt-utf8",
+	    EXTS "ORCPT=utf-8;j\xc3\xb6s\xc3\xa9@example.test");
+	SEED(t, "binarymime", EXTS "BODY=BINARYMIME SMTPUTF8");
+	SEED(t, "auth", EXTS "AUTH=e+3Dmc2@example.com");
+	SEED(t, "bdat", EXTS "123 LAST");
+	SEED(t, "xtext", EXTS "a+2Bb+3Dc+20d");
+	SEED(t, "size-huge", EXTS "SIZE=99999999999999999999");
+	SEED(t, "none",
+	    "\x00"
+	    "SIZE=10");
+}
+
+static void
+addr_seeds(void)
+{
+	const char *t = "fuzz_addr";
+
+	SEED(t, "params",
+	    "\x01"
+	    " <a@b.example> SIZE=1");
+	SEED(t, "empty",
+	    "\x01"
+	    "<>");
+	SEED(t, "route",
+	    "\x00"
+	    "<@a.example,@b.example:c@d.example>");
+	SEED(t, "quoted",
+	    "\x00"
+	    "<\"a b\\\"c\"@example.org>");
+	SEED(t, "quoted-quotes",
+	    "\x00"
+	    "<\"\\\"x\\\"\"@d.example>");
+	SEED(t, "ipv4",
+	    "\x00"
+	    "<x@[192.0.2.1]>");
+	SEED(t, "ipv6",
+	    "\x00"
+	    "<x@[IPv6:::ffff:192.0.2.1]>");
+	SEED(t, "utf8",
+	    "\x02"
+	    "<j\xc3\xb6s\xc3\xa9@b\xc3\xbc"
+	    "cher.example>");
+	SEED(t, "utf8-quoted",
+	    "\x02"
+	    "<\"\xe5\x8d\xb0 x\"@example.test>");
+	SEED(t, "local-only",
+	    "\x00"
+	    "<postmaster>");
+	SEED(t, "local-64",
+	    "\x00"
+	    "<0123456789012345678901234567890123456789"
+	    "012345678901234567890123@x.example>");
+	SEED(t, "label-63",
+	    "\x00"
+	    "<a@012345678901234567890123456789012345678"
+	    "901234567890123456789012.example>");
+	SEED(t, "domain",
+	    "\x00"
+	    "Mail.Example.COM");
+	SEED(t, "fold",
+	    "\x00"
+	    "\"Alice\"@Example.ORG");
+}
+
+static void
+data_seeds(void)
+{
+	const char *t = "fuzz_data";
+
+	SEED(t, "plain", "Subject: x\r\n\r\nbody\r\n.\r\n");
+	SEED(t, "stuffed", "..leading dot\r\n.x\r\n.\r\n");
+	SEED(t, "bare-lf", "a\nb\r\n.\r\n");
+	SEED(t, "smuggle", "a\r\n\n.\n\r\nMAIL FROM:<x@y>\r\n.\r\n");
+	SEED(t, "pipelined", "x\r\n.\r\nMAIL FROM:<a@b>\r\n");
+	SEED(t, "empty", ".\r\n");
+	SEED(t, "cut-dot-cr", "abc\r\n.\r");
+	SEED(t, "cr-dot", "\r.\r\n.\r\n");
+	SEED(t, "dot-cr-x", ".\rx\r\n.\r\n");
+}
+
+static void
+base64_seeds(void)
+{
+	const char *t = "fuzz_base64";
+
+	SEED(t, "plain",
+	    "\x40"
+	    "AGFsaWNlAHNlY3JldA==");
+	SEED(t, "test",
+	    "\x40"
+	    "dGVzdA==");
+	SEED(t, "empty", "\x40");
+	SEED(t, "foobar",
+	    "\x03"
+	    "Zm9vYmFy");
+	SEED(t, "one",
+	    "\x40"
+	    "Zg==");
+	SEED(t, "spare-bits",
+	    "\x40"
+	    "Zh==");
+	SEED(t, "short-pad",
+	    "\x40"
+	    "Zg=");
+	SEED(t, "after-pad",
+	    "\x40"
+	    "Zg==Zg==");
+	SEED(t, "newline",
+	    "\x40"
+	    "YWJj\n");
+	SEED(t, "binary",
+	    "\x40"
+	    "\x00\xff\x01\xfe");
+}
+
+static void
+sasl_seeds(void)
+{
+	const char *t = "fuzz_sasl";
+
+	/* PLAIN: \0alice\0secret, alice\0alice\0secret, bob\0alice\0secret. */
+	SEED(t, "plain-initial",
+	    "\x02"
+	    "AGFsaWNlAHNlY3JldA==");
+	SEED(t, "plain-authzid",
+	    "\x02"
+	    "YWxpY2UAYWxpY2UAc2VjcmV0");
+	SEED(t, "plain-denied",
+	    "\x02"
+	    "Ym9iAGFsaWNlAHNlY3JldA==");
+	SEED(t, "plain-challenge",
+	    "\x00"
+	    "AGFsaWNlAHNlY3JldA==");
+	SEED(t, "plain-cancel",
+	    "\x00"
+	    "*");
+	SEED(t, "plain-empty",
+	    "\x02"
+	    "=");
+	/* LOGIN: alice, secret. */
+	SEED(t, "login",
+	    "\x01"
+	    "YWxpY2U=\nc2VjcmV0");
+	SEED(t, "login-initial",
+	    "\x03"
+	    "YWxpY2U=\nc2VjcmV0");
+	SEED(t, "login-cancel",
+	    "\x01"
+	    "YWxpY2U=\n*");
+	SEED(t, "login-nul",
+	    "\x01"
+	    "YQBi\nc2VjcmV0");
+}
+
+static void
+stream_seeds(void)
+{
+	const char *t = "fuzz_stream_line";
+
+	/* limit index, options, text (stream_line.c: ESC n c = runs). */
+	SEED(t, "smtp",
+	    "\x07\x00"
+	    "HELO x\r\nMAIL FROM:<a@b>\r\nQUIT\r\n");
+	SEED(t, "again",
+	    "\x07\x01"
+	    "EHLO x\r\nRSET\nNOOP\r\n");
+	SEED(t, "too-long",
+	    "\x07\x00"
+	    "\xff\x07"
+	    "a\r\nQUIT\r\n");
+	SEED(t, "over-rbuf",
+	    "\x0b\x04"
+	    "\xff\x80"
+	    "b\nnext\n");
+	SEED(t, "at-limit",
+	    "\x04\x02"
+	    "0123456789012345678901234567890123456789"
+	    "012345678901234567890123\r\n"
+	    "0123456789012345678901234567890123456789"
+	    "0123456789012345678901234\r\n");
+	SEED(t, "empty-lines",
+	    "\x00\x00"
+	    "\r\n\n\r\r\n");
+	SEED(t, "no-final-lf",
+	    "\x07\x05"
+	    "line\r\nno newline at the end");
+	SEED(t, "huge",
+	    "\x0e\x04"
+	    "\xff\xff"
+	    "c\xff\xff"
+	    "d\r\n");
+}
+
+static void
+attr_frame(struct buf *all, const char *const *kv, size_t n)
+{
+	struct buf f;
+	size_t i;
+
+	buf_init(&f, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
+	attr_frame_begin(&f);
+	for (i = 0; i + 1 < n; i += 2)
+		if (attr_put_str(&f, kv[i], kv[i + 1]) < 0)
+			msg_die("attr_put %s", kv[i]);
+	if (attr_frame_end(&f) < 0 || buf_append(all, f.data, f.len) < 0)
+		msg_die("attr frame");
+	buf_free(&f);
+}
+
+static void
+attr_seeds(void)
+{
+	static const char *const lookup[] = {"id", "7", "request", "lookup",
+	    "table", "local_recipient", "key", "alice"};
+	static const char *const found[] = {"id", "7", "status", "found"};
+	static const char *const notice[] = {
+	    "request", "new", "queue_id", "4F2A1C03B7"};
+	static const char *const count[] = {
+	    "n", "-12", "n", "x", "big", "9223372036854775807"};
+	const char *t = "fuzz_attr";
+	struct buf b;
+	char *big;
+
+	/* The first byte picks the collecting buffer's maximum. */
+	buf_init(&b, FILE_MAX);
+	if (buf_putc(&b, '\x03') < 0)
+		msg_die("buf");
+	attr_frame(&b, lookup, 8);
+	seed(t, "lookup", b.data, b.len);
+	attr_frame(&b, found, 4);
+	attr_frame(&b, notice, 4);
+	seed(t, "three-frames", b.data, b.len);
+	seed(t, "cut", b.data, b.len - 3);
+	buf_truncate(&b, 1);
+	attr_frame(&b, NULL, 0);
+	attr_frame(&b, count, 6);
+	seed(t, "empty-and-ints", b.data, b.len);
+	/* A value larger than a short read. */
+	buf_truncate(&b, 1);
+	b.data[0] = '\x04';
+	big = xmalloc(BIG_VALUE + 1);
+	memset(big, 'v', BIG_VALUE);
+	big[BIG_VALUE] = '\0';
+	{
+		const char *kv[] = {"value", big};
+
+		attr_frame(&b, kv, 2);
+	}
+	seed(t, "big-value", b.data, b.len);
+	free(big);
+	buf_free(&b);
+	SEED(t, "bad-name",
+	    "\x03"
+	    "\x00\x00\x00\x07"
+	    "\x02"
+	    "A!"
+	    "\x00\x00\x00\x00");
+	SEED(t, "too-large",
+	    "\x00"
+	    "\x7f\xff\xff\xff");
+}
+
+/* Reads the committed file and makes its arrival time fixed. */
+static void
+qfile_read(const char *id, struct buf *out)
+{
+	char *path = queue_path(QUEUE_INCOMING, id);
+	const char *error;
+
+	buf_reset(out);
+	if (file_read_all(path, FILE_MAX, out, &error) < 0)
+		msg_die("%s", error);
+	if (out->len < TIME_OFFSET + QFILE_HDR_LEN + strlen(FIXED_TIME) ||
+	    out->data[TIME_OFFSET] != QREC_TIME)
+		msg_die("%s: no TIME record where expected", path);
+	memcpy(out->data + TIME_OFFSET + QFILE_HDR_LEN, FIXED_TIME,
+	    strlen(FIXED_TIME));
+	free(path);
+}
+
+static const char *
+qfile_write(const char *sender, int nrcpt, int attrs, const char *content)
+{
+	static char id[QUEUE_ID_SIZE];
+	struct qfile_writer w;
+	const char *error;
+	char addr[64];
+	int i;
+
+	if (qfile_create(&w, &error) < 0)
+		msg_die("%s", error);
+	qfile_put_sender(&w, sender);
+	if (attrs) {
+		qfile_put_attr(&w, "client_addr", "192.0.2.7");
+		qfile_put_attr(&w, "helo", "client.example.org");
+		qfile_put_attr(&w, "protocol", "ESMTP");
+		qfile_put_attr(&w, "envid", "QQ314159");
+		qfile_put_attr(&w, "ret", "HDRS");
+	}
+	for (i = 0; i < nrcpt; i++) {
+		snprintf(addr, sizeof(addr), "user%d@example.test", i);
+		qfile_put_rcpt(&w, addr, i % 2 ? "rfc822;Orig@Example.COM" : "",
+		    (unsigned)(i % 5 == 4 ? QRCPT_NOTIFY_NEVER : i % 8));
+	}
+	qfile_content_begin(&w);
+	qfile_content_write(&w, content, strlen(content));
+	if (qfile_finish(&w, &error) < 0 ||
+	    qfile_commit(&w, QUEUE_INCOMING, &error) < 0)
+		msg_die("%s", error);
+	memcpy(id, w.id, sizeof(id));
+	qfile_writer_free(&w);
+	return id;
+}
+
+static void
+qfile_seeds(const char *tmp)
+{
+	static const char body[] = "Received: from client.example.org\r\n"
+	                           "Subject: seed\r\n\r\nHello.\r\n";
+	const char *t = "fuzz_qfile", *error, *id;
+	char *conf = xasprintf("%s/conf", tmp);
+	char *queue = xasprintf("%s/queue", tmp), *d, *big;
+	struct qfile q;
+	struct buf f;
+
+	if (mkdir(conf, 0700) < 0)
+		msg_die("mkdir %s: %m", conf);
+	config_override("queue_directory", queue);
+	if (config_load(conf, &error) < 0)
+		msg_die("%s", error);
+	d = queue_path(QUEUE_TMP, NULL);
+	if (file_ensure_dir(d, 0700, (uid_t)-1, (gid_t)-1, NULL, &error) < 0)
+		msg_die("%s", error);
+	free(d);
+	d = queue_path(QUEUE_INCOMING, NULL);
+	if (file_ensure_dir(d, 0700, (uid_t)-1, (gid_t)-1, NULL, &error) < 0)
+		msg_die("%s", error);
+	free(d);
+	buf_init(&f, FILE_MAX);
+
+	qfile_read(qfile_write("s@example.org", 1, 0, body), &f);
+	seed(t, "simple", f.data, f.len);
+	qfile_read(qfile_write("", 3, 1, body), &f);
+	seed(t, "bounce-dsn", f.data, f.len);
+	seed(t, "cut-in-content", f.data, f.len - 12);
+	seed(t, "cut-in-end", f.data, f.len - 2);
+	id = qfile_write("Alice@Example.ORG", 12, 1, "x\r\n");
+	qfile_read(id, &f);
+	seed(t, "many-rcpts", f.data, f.len);
+	seed(t, "cut-in-rcpt", f.data, f.len / 2);
+	seed(t, "cut-in-header", f.data, 3);
+	/* Marked in place, as qmgr does after deliveries. */
+	d = queue_path(QUEUE_INCOMING, id);
+	if (qfile_open(d, 1, (uid_t)-1, &q, &error) < 0 ||
+	    qfile_mark(&q, 0, QREC_RCPT_DONE, &error) < 0 ||
+	    qfile_mark(&q, 3, QREC_RCPT_FAILED, &error) < 0)
+		msg_die("%s", error);
+	qfile_close(&q);
+	free(d);
+	qfile_read(id, &f);
+	seed(t, "marked", f.data, f.len);
+	qfile_read(qfile_write("s@example.org", 1, 0, ""), &f);
+	seed(t, "empty-content", f.data, f.len);
+	/* Past the reader's window: the END record is read anew. */
+	big = xmalloc(BIG_CONTENT + 1);
+	memset(big, 'x', BIG_CONTENT);
+	big[BIG_CONTENT] = '\0';
+	qfile_read(qfile_write("s@example.org", 2, 0, big), &f);
+	seed(t, "big-content", f.data, f.len);
+	free(big);
+	buf_free(&f);
+	free(conf);
+	free(queue);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int
+main(int argc, char **argv)
+{
+	char tmp[] = "/tmp/gen_seeds.XXXXXX";
+
+	log_init("gen_seeds", LOG_DEST_STDERR);
+	if (argc != 2)
+		msg_die("usage: gen_seeds DIR (e.g. test/fuzz/corpus)");
+	out_dir = argv[1];
+	if (mkdtemp(tmp) == NULL)
+		msg_die("mkdtemp: %m");
+	smtp_seeds();
+	param_seeds();
+	addr_seeds();
+	data_seeds();
+	base64_seeds();
+	sasl_seeds();
+	stream_seeds();
+	attr_seeds();
+	qfile_seeds(tmp);
+	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
+		msg_die("could not remove %s", tmp);
+	return 0;
+}
