@@ -325,6 +325,12 @@ addr_fold(const char *addr)
 		return out;
 	}
 	folded = addr_local_fold(local);
+	/* Quotes that mattered stay, so "a@b"@c and "a@b@c" remain two. */
+	if (folded[strspn(folded, ATEXT ".")] != '\0') {
+		free(folded);
+		folded = xstrdup(local);
+		str_lower(folded);
+	}
 	out = domain != NULL ? xasprintf("%s@%s", folded, domain) : folded;
 	if (domain != NULL)
 		free(folded);

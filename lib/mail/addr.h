@@ -47,7 +47,9 @@ int addr_split(const char *addr, char **local_r, char **domain_r);
 char *addr_local_fold(const char *local);
 /*
  * The whole address in that form, the domain lower-cased: the key under
- * which two recipients are the same mailbox (duplicate removal). Malloc'd.
+ * which two recipients are the same mailbox (duplicate removal). Quotes
+ * that matter (the local part holds '@', a space, ...) are kept, so that
+ * no two different mailboxes share a key. Malloc'd.
  */
 char *addr_fold(const char *addr);
 /* 1 if s is a syntactically valid domain or address literal [1.2.3.4]. */

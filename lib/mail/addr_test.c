@@ -313,10 +313,14 @@ test_fold(void)
 	} cases[] = {
 	    {"Alice@Example.TEST", "alice", "alice@example.test"},
 	    {"\"Alice\"@host", "alice", "alice@host"},
-	    {"\"a\\\"B\"@h", "a\"b", "a\"b@h"},
-	    {"\"root@LOCALHOST\"", "root@localhost", "root@localhost"},
+	    {"\"a\\\"B\"@h", "a\"b", "\"a\\\"b\"@h"},
+	    {"\"root@LOCALHOST\"", "root@localhost", "\"root@localhost\""},
 	    {"PostMaster", "postmaster", "postmaster"},
 	    {"\"x\"y@h", "\"x\"y", "\"x\"y@h"},
+	    /* Unquoting must not make two mailboxes one (fuzz_addr). */
+	    {"\"A@b\"@c", "a@b", "\"a@b\"@c"},
+	    {"\"a@B@c\"", "a@b@c", "\"a@b@c\""},
+	    {"\"a b\"@c", "a b", "\"a b\"@c"},
 	};
 	char *local, *domain, *f;
 	size_t i;
