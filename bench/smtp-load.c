@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * smtp-load: the benchmark's load generator, smtp-source's job plus
- * STARTTLS (which smtp-source cannot do): S sessions in S threads share M
- * messages of L bytes; each session greets, optionally runs STARTTLS and
- * greets again, then sends messages one transaction after another (no
- * pipelining, as smtp-source without -P) and quits. Every reply must be
+ * STARTTLS (which smtp-source cannot do): S threads share M messages of L
+ * bytes. As smtp-source does, each message goes over a connection of its
+ * own (greeting, EHLO, with -t STARTTLS and EHLO again, one transaction
+ * without pipelining, QUIT), as mail from the internet arrives; with -d a
+ * thread keeps its connection for all its messages. Every reply must be
  * the expected 2xx/3xx, else it exits 1. It uses tern's own stream and
  * TLS client (lib/tls), without certificate verification: the servers
  * under test present self-signed certificates. RFC 5321, RFC 3207.
  *
- *   smtp-load [-t] [-s sessions] [-m messages] [-l bytes] -f from -r rcpt
- *             host:port
+ *   smtp-load [-d] [-t] [-s sessions] [-m messages] [-l bytes] -f from
+ *             -r rcpt host:port
  */
 #include <errno.h>
 #include <netdb.h>
@@ -42,6 +43,7 @@
 static struct {
 	const char *host, *port, *from, *rcpt;
 	int tls;
+	int keep; /* -d: one connection per thread, not per message */
 	uint64_t sessions, messages, size;
 	struct tls_client *cli;
 	char *body; /* the message, CRLF, dot-stuffed (no line starts '.') */
@@ -125,51 +127,72 @@ load_connect(void)
 	return fd;
 }
 
+/* Greets, and with -t goes under TLS and greets again; 0 or -1. */
+static int
+load_open(struct stream *st, struct buf *line)
+{
+	int fd = load_connect();
+
+	if (fd < 0)
+		return -1;
+	stream_init(st, fd);
+	if (load_reply(st, line, 220) < 0 ||
+	    load_cmd(st, line, 250, "EHLO load.example") < 0)
+		return -1;
+	if (!load.tls)
+		return 0;
+	if (load_cmd(st, line, 220, "STARTTLS") < 0)
+		return -1;
+	if (file_set_nonblock(fd, 1) < 0) {
+		load_fail("fcntl", strerror(errno));
+		return -1;
+	}
+	tls_stream_client(st, load.cli, NULL);
+	return load_cmd(st, line, 250, "EHLO load.example");
+}
+
+static int
+load_message(struct stream *st, struct buf *line)
+{
+	if (load_cmd(st, line, 250, "MAIL FROM:<%s>", load.from) < 0 ||
+	    load_cmd(st, line, 250, "RCPT TO:<%s>", load.rcpt) < 0 ||
+	    load_cmd(st, line, 354, "DATA") < 0)
+		return -1;
+	if (stream_write(st, load.body, load.body_len) < 0) {
+		load_fail("write", "message larger than the buffer");
+		return -1;
+	}
+	return load_cmd(st, line, 250, ".");
+}
+
 static void *
 load_session(void *arg)
 {
 	struct stream st;
 	struct buf line;
-	int fd = load_connect();
+	int open = 0;
 
 	(void)arg;
-	if (fd < 0)
-		return NULL;
-	stream_init(&st, fd);
+	st.fd = -1;
 	buf_init(&line, LOAD_LINE_MAX + 1);
-	if (load_reply(&st, &line, 220) < 0 ||
-	    load_cmd(&st, &line, 250, "EHLO load.example") < 0)
-		goto out;
-	if (load.tls) {
-		if (load_cmd(&st, &line, 220, "STARTTLS") < 0)
-			goto out;
-		if (file_set_nonblock(fd, 1) < 0) {
-			load_fail("fcntl", strerror(errno));
-			goto out;
-		}
-		tls_stream_client(&st, load.cli, NULL);
-		if (load_cmd(&st, &line, 250, "EHLO load.example") < 0)
-			goto out;
-	}
 	while (!atomic_load(&load.failed) &&
 	       atomic_fetch_add(&load.next, 1) < load.messages) {
-		if (load_cmd(&st, &line, 250, "MAIL FROM:<%s>", load.from) <
-		        0 ||
-		    load_cmd(&st, &line, 250, "RCPT TO:<%s>", load.rcpt) < 0 ||
-		    load_cmd(&st, &line, 354, "DATA") < 0)
+		if (!open && load_open(&st, &line) < 0)
 			break;
-		if (stream_write(&st, load.body, load.body_len) < 0) {
-			load_fail("write", "message larger than the buffer");
+		open = 1;
+		if (load_message(&st, &line) < 0)
 			break;
+		if (!load.keep) {
+			load_cmd(&st, &line, 221, "QUIT");
+			stream_close(&st);
+			open = 0;
 		}
-		if (load_cmd(&st, &line, 250, ".") < 0)
-			break;
 	}
-	if (!atomic_load(&load.failed))
+	if (open && !atomic_load(&load.failed))
 		load_cmd(&st, &line, 221, "QUIT");
-out:
+	if (st.fd >= 0)
+		stream_close(&st);
 	buf_free(&line);
-	stream_close(&st);
 	return NULL;
 }
 
@@ -203,7 +226,7 @@ load_make_body(void)
 static void
 load_usage(void)
 {
-	msg_die("usage: smtp-load [-t] [-s sessions] [-m messages] "
+	msg_die("usage: smtp-load [-d] [-t] [-s sessions] [-m messages] "
 	        "[-l bytes] -f from -r rcpt host:port");
 }
 
@@ -222,8 +245,11 @@ main(int argc, char **argv)
 	load.sessions = 20;
 	load.messages = 1000;
 	load.size = 1024;
-	while ((ch = getopt(argc, argv, "f:l:m:r:s:t")) != -1) {
+	while ((ch = getopt(argc, argv, "df:l:m:r:s:t")) != -1) {
 		switch (ch) {
+		case 'd':
+			load.keep = 1;
+			break;
 		case 'f':
 			load.from = optarg;
 			break;

@@ -191,7 +191,8 @@ session_anvil_done(struct smtpd_session *s)
 	if (!s->anvil_counted)
 		return;
 	s->anvil_counted = 0;
-	f = attr_client_frame(smtpd_anvil);
+	/* A notice: nobody waits for the new count. */
+	f = attr_client_notice_frame(smtpd_anvil);
 	if (attr_put_str(f, "request", "disconnect") < 0 ||
 	    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||
 	    attr_put_str(f, "ident", s->addr) < 0)

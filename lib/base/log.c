@@ -35,6 +35,9 @@ static char log_ident[sizeof(LOG_IDENT_PREFIX) + LOG_PROGNAME_MAX] =
 static char log_hostname[LOG_HOSTNAME_MAX] = "localhost";
 static enum log_dest log_destination = LOG_DEST_STDERR;
 static int log_verbose_level;
+/* getpid() is a system call on every line otherwise (glibc stopped
+ * caching it); a forked child starts over. */
+static pid_t log_pid;
 
 static void
 log_lock_take(void)
@@ -48,12 +51,19 @@ log_lock_give(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
+static void
+log_child(void)
+{
+	log_pid = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
 /* A child forked while another thread was logging must not inherit a
  * lock that nobody will ever release. */
 static void
 log_setup_fork(void)
 {
-	pthread_atfork(log_lock_take, log_lock_give, log_lock_give);
+	pthread_atfork(log_lock_take, log_lock_give, log_child);
 }
 
 void
@@ -177,8 +187,10 @@ msg_vlog(int priority, const char *fmt, va_list ap)
 		now = time(NULL);
 		localtime_r(&now, &tm);
 		pos = strftime(line, sizeof(line), "%b %e %H:%M:%S", &tm);
+		if (log_pid == 0)
+			log_pid = getpid();
 		log_appendf(line, &pos, " %s %s[%ld]: ", log_hostname,
-		    log_ident, (long)getpid());
+		    log_ident, (long)log_pid);
 	}
 	text = pos;
 	log_appendf(line, &pos, "%s", log_level_prefix(priority));

@@ -52,7 +52,8 @@ struct attr_client {
 	char failed_why[ATTR_CLIENT_ERROR_MAX];
 	int npending;
 	uint64_t next_id;
-	int in_callback; /* freeing is deferred while a callback runs */
+	int frame_has_id; /* the frame being built wants a reply */
+	int in_callback;  /* freeing is deferred while a callback runs */
 	int free_me;
 };
 
@@ -104,20 +105,6 @@ attr_client_fail_all(struct attr_client *c, const char *why)
 	}
 	c->npending = 0;
 	attr_client_failer(c, why);
-}
-
-/* NOREPLY: everything queued is written, so every request is done. */
-static void
-attr_client_written(struct attr_client *c)
-{
-	struct attr_request *r;
-
-	while ((r = c->head) != NULL) {
-		c->head = r->next;
-		free(r);
-	}
-	c->tail = NULL;
-	c->npending = 0;
 }
 
 static void
@@ -236,8 +223,6 @@ attr_client_io(struct event_fd *ev, int fd, int events, void *ctx)
 		attr_client_disconnect(c, why);
 		return;
 	}
-	if ((c->flags & ATTR_CLIENT_NOREPLY) && stream_unsent(&c->st) == 0)
-		attr_client_written(c);
 	do {
 		r = stream_fill(&c->st);
 		if (r == STREAM_EOF || r == STREAM_ERROR) {
@@ -392,21 +377,64 @@ attr_client_frame(struct attr_client *c)
 {
 	char id[ATTR_CLIENT_ID_MAX];
 
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->next_id);
 	attr_frame_begin(&c->frame);
+	c->frame_has_id = !(c->flags & ATTR_CLIENT_NOREPLY);
+	if (!c->frame_has_id)
+		return &c->frame;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->next_id);
 	if (attr_put_str(&c->frame, ATTR_ID, id) < 0)
 		msg_panic("attr_client: frame buffer too small");
 	return &c->frame;
 }
 
+struct buf *
+attr_client_notice_frame(struct attr_client *c)
+{
+	attr_frame_begin(&c->frame);
+	c->frame_has_id = 0;
+	return &c->frame;
+}
+
+/*
+ * A frame without an id wants no reply: it is done once written, and
+ * dropped when it cannot be (no connection, a server that reads nothing).
+ */
+static void
+attr_client_notice(struct attr_client *c)
+{
+	const char *why = NULL;
+
+	if (c->fd < 0 && attr_client_connect(c, &why) < 0) {
+		msg_debug("notice dropped: %s", why);
+		return;
+	}
+	if (stream_write(&c->st, c->frame.data, c->frame.len) < 0) {
+		msg_debug("%s: notice dropped: not reading", c->path);
+		return;
+	}
+	if (!c->connecting && stream_try_flush(&c->st) == STREAM_ERROR) {
+		attr_client_disconnect(c, "write failed");
+		return;
+	}
+	attr_client_arm(c);
+	attr_client_update(c);
+}
+
 void
 attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 {
-	struct attr_request *r = xcalloc(1, sizeof(*r));
+	struct attr_request *r;
 	const char *why = NULL;
 
 	if (attr_frame_end(&c->frame) < 0)
 		msg_panic("attr_client: request frame over its maximum");
+	if (!c->frame_has_id) {
+		if (cb != NULL)
+			msg_panic("attr_client: a notice has no callback");
+		attr_client_notice(c);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
 	r->id = c->next_id++;
 	r->deadline = event_now_ms(c->loop) + c->timeout_ms;
 	r->cb = cb;
@@ -418,8 +446,7 @@ attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 		return;
 	}
 	if (stream_write(&c->st, c->frame.data, c->frame.len) < 0) {
-		/* The server reads nothing: this request fails (a NOREPLY
-		 * notice is dropped). */
+		/* The server reads nothing: this request fails. */
 		r->next = c->failed;
 		c->failed = r;
 		attr_client_failer(c, "the service is not reading requests");
@@ -436,9 +463,6 @@ attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 		attr_client_disconnect(c, "write failed");
 		return;
 	}
-	if ((c->flags & ATTR_CLIENT_NOREPLY) && !c->connecting &&
-	    stream_unsent(&c->st) == 0)
-		attr_client_written(c);
 	attr_client_arm(c);
 	attr_client_update(c);
 }

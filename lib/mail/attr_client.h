@@ -13,9 +13,14 @@
  * event loop and never from inside attr_client_send: with the reply, or
  * with NULL and a reason when the connection cannot be made, breaks, or
  * the reply does not come within the client's timeout (the connection is
- * then dropped, failing every request on it). With ATTR_CLIENT_NOREPLY
- * the service never answers: cb must be NULL, a request is done once
- * written, and one that cannot be written is dropped.
+ * then dropped, failing every request on it).
+ *
+ * A notice is a frame without an id: the service does not answer it, it
+ * is done once written, and it is dropped (with a debug log) when it
+ * cannot be written. With ATTR_CLIENT_NOREPLY every frame is a notice
+ * (qmgr's "new message"); attr_client_notice_frame makes one on a client
+ * that otherwise expects replies (anvil's "disconnect"): it goes on the
+ * same connection, in order with the requests.
  */
 #ifndef TERN_ATTR_CLIENT_H
 #define TERN_ATTR_CLIENT_H
@@ -51,12 +56,15 @@ void attr_client_free(struct attr_client **c_r);
  * (a failed put is the caller's bug: the frame is bounded by
  * ATTR_FRAME_MAX), then attr_client_send. */
 struct buf *attr_client_frame(struct attr_client *c);
-/* Ends the frame and queues it; cb(ctx) runs later, exactly once. */
+/* A notice's frame: begun, without an id. */
+struct buf *attr_client_notice_frame(struct attr_client *c);
+/* Ends the frame and queues it; cb(ctx) runs later, exactly once. For a
+ * notice cb must be NULL. */
 void attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx);
 /* The caller behind ctx is going away: its requests stay in flight but
  * their callbacks are forgotten. */
 void attr_client_cancel(struct attr_client *c, void *ctx);
-/* Requests sent and not yet answered (or written, with NOREPLY). */
+/* Requests sent and not yet answered (notices do not count). */
 int attr_client_pending(const struct attr_client *c);
 
 #endif

@@ -25,6 +25,7 @@ struct attr_conn {
 	struct event_timer *idle;
 	struct buf in;    /* a request larger than the stream buffer */
 	struct buf reply; /* the reply being built */
+	int reply_drop;   /* its request was a notice: nothing is sent */
 	struct attr_list req;
 	void *data;
 	int alive;
@@ -185,6 +186,7 @@ attr_conn_reply_begin(struct attr_conn *conn, const struct attr_list *req)
 {
 	if (attr_reply_begin(&conn->reply, req) < 0)
 		msg_panic("attr_conn_reply_begin: reply buffer too small");
+	conn->reply_drop = attr_find(req, "id") == NULL;
 	return &conn->reply;
 }
 
@@ -193,7 +195,7 @@ attr_conn_reply_end(struct attr_conn *conn)
 {
 	if (attr_frame_end(&conn->reply) < 0)
 		msg_panic("attr_conn_reply_end: reply over its maximum");
-	if (!conn->alive)
+	if (!conn->alive || conn->reply_drop)
 		return;
 	if (stream_write(&conn->st, conn->reply.data, conn->reply.len) < 0) {
 		msg_warn("service connection: client does not read replies");

@@ -46,7 +46,9 @@ void *attr_conn_data(const struct attr_conn *conn);
 
 /*
  * The reply frame to fill (begun with req's id); attr_conn_reply_end sends
- * it. After the connection closed these still work and send nothing.
+ * it. A request without an id is a notice (attr_client.h): its reply is
+ * built and not sent. After the connection closed these still work and
+ * send nothing.
  */
 struct buf *attr_conn_reply_begin(struct attr_conn *conn,
     const struct attr_list *req);

@@ -98,10 +98,12 @@ maildir_create(const char *maildir, const char **error_r)
 static void
 host_part(char *out, size_t n)
 {
-	char host[MAILDIR_HOST_MAX];
+	/* Looked up once per process: a system call per message otherwise. */
+	static char host[MAILDIR_HOST_MAX];
 	size_t i, o = 0;
 
-	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+	if (host[0] == '\0' &&
+	    (gethostname(host, sizeof(host)) < 0 || host[0] == '\0'))
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	for (i = 0; host[i] != '\0' && o + 5 < n; i++) {

@@ -21,6 +21,9 @@ struct tls_server {
 	unsigned char *ticket_secret;	/* NULL: no tickets */
 	size_t ticket_secret_len;
 	unsigned ticket_lifetime;	/* seconds, > 0 */
+	/* Keys derived for the windows in use, so that a handshake costs no
+	 * HMAC derivation (tls_server.c); one thread uses a server. */
+	struct tls_ticket_cache *ticket_cache;
 };
 
 struct tls_client {

@@ -68,6 +68,16 @@ struct ticket_keys {
 	unsigned char hmac[TICKET_HMAC_LEN];
 };
 
+/* The keys of the last windows derived, so that each is derived once per
+ * window (three HMACs) rather than for every ticket. */
+struct tls_ticket_cache {
+	struct {
+		int valid;
+		uint64_t window;
+		struct ticket_keys keys;
+	} slot[TICKET_WINDOWS];
+};
+
 /* HMAC-SHA256(secret, label || window) into out (TICKET_HASH_LEN). */
 static int
 ticket_hmac(const struct tls_server *srv, const char *label, uint64_t window,
@@ -87,9 +97,9 @@ ticket_hmac(const struct tls_server *srv, const char *label, uint64_t window,
 	return 0;
 }
 
-/* The three keys of window. */
+/* The three keys of window, computed. */
 static int
-ticket_derive(
+ticket_compute(
     const struct tls_server *srv, uint64_t window, struct ticket_keys *keys_r)
 {
 	unsigned char name[TICKET_HASH_LEN];
@@ -101,6 +111,27 @@ ticket_derive(
 	memcpy(keys_r->name, name, sizeof(keys_r->name));
 	OPENSSL_cleanse(name, sizeof(name));
 	return ok ? 0 : -1;
+}
+
+/* The three keys of window, from the cache when they were derived. */
+static int
+ticket_derive(
+    const struct tls_server *srv, uint64_t window, struct ticket_keys *keys_r)
+{
+	struct tls_ticket_cache *c = srv->ticket_cache;
+	size_t i = (size_t)(window % TICKET_WINDOWS);
+
+	if (c == NULL)
+		return ticket_compute(srv, window, keys_r);
+	if (!c->slot[i].valid || c->slot[i].window != window) {
+		c->slot[i].valid = 0;
+		if (ticket_compute(srv, window, &c->slot[i].keys) < 0)
+			return -1;
+		c->slot[i].window = window;
+		c->slot[i].valid = 1;
+	}
+	*keys_r = c->slot[i].keys;
+	return 0;
 }
 
 static int
@@ -281,6 +312,11 @@ server_setup(struct tls_server *srv, const struct tls_server_config *cfg,
 		SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 		if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1)
 			return tls_fail(error_r, "session tickets");
+		/* One TLS 1.3 ticket per handshake (OpenSSL sends two): a
+		 * mail client resumes one connection at a time. */
+		if (SSL_CTX_set_num_tickets(ctx, 1) != 1)
+			return tls_fail(error_r, "session tickets");
+		srv->ticket_cache = xcalloc(1, sizeof(*srv->ticket_cache));
 		/* A resumed session is never older than a ticket lives. */
 		SSL_CTX_set_timeout(ctx, (long)srv->ticket_lifetime);
 	} else {
@@ -360,6 +396,10 @@ tls_server_free(struct tls_server **srv_r)
 	if (srv->ticket_secret != NULL) {
 		OPENSSL_cleanse(srv->ticket_secret, srv->ticket_secret_len);
 		free(srv->ticket_secret);
+	}
+	if (srv->ticket_cache != NULL) {
+		OPENSSL_cleanse(srv->ticket_cache, sizeof(*srv->ticket_cache));
+		free(srv->ticket_cache);
 	}
 	free(srv);
 	*srv_r = NULL;
