@@ -5,7 +5,8 @@
  * $queue_directory/private/auth, one request per frame, as many requests
  * on one connection as the client likes. Replies may come in any order
  * (a failure is answered late), each carrying its request's "id", which
- * attr_client adds and matches.
+ * attr_client adds and matches; a request without an id is a notice and
+ * gets no answer (attr_server.h).
  *
  *   request: id, request=auth, service=smtp|pop3|imap, user, password,
  *            client_addr

@@ -562,7 +562,11 @@ class AttrConn(SocketConn):
 
 def attr_request(path, pairs, timeout=SMTP_TIMEOUT):
     """Sends one frame to the UNIX socket at path and returns the reply
-    frame's (name, value) pairs; raises socket.timeout if none comes."""
+    frame's (name, value) pairs; raises socket.timeout if none comes. An
+    "id" is added when pairs have none: without one a request is a notice
+    (lib/mail/attr_client.h) that event-driven services do not answer."""
+    if not any(name == "id" for name, _ in pairs):
+        pairs = [("id", "1")] + list(pairs)
     with AttrConn(path, timeout) as c:
         c.send(pairs)
         return c.reply()

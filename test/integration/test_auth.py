@@ -71,12 +71,10 @@ class AuthCase(TernTestCase):
     def path(self, t=None):
         return os.path.join((t or self.tern).queue_dir, "private", "auth")
 
-    def request(self, user, password, addr, service="smtp", rid=None):
-        pairs = [("request", "auth"), ("service", service), ("user", user),
-                 ("password", password), ("client_addr", addr)]
-        if rid is not None:
-            pairs.insert(0, ("id", rid))
-        return pairs
+    def request(self, user, password, addr, service="smtp", rid="1"):
+        # A request without an id is a notice, which gets no answer.
+        return [("id", rid), ("request", "auth"), ("service", service),
+                ("user", user), ("password", password), ("client_addr", addr)]
 
     def auth(self, user, password, addr, service="smtp", t=None):
         """One request on a connection of its own: (reply dict, seconds)."""
@@ -204,7 +202,8 @@ class AuthAnswerTest(AuthCase):
     def test_protocol_errors_close_the_connection(self):
         good = self.request(new_user("p"), "x", new_ip())
         for bad in ([p for p in good if p[0] != "request"],
-                    [("request", "lookup")] + good[1:],
+                    [p if p[0] != "request" else ("request", "lookup")
+                     for p in good],
                     [p if p[0] != "service" else ("service", "ftp")
                      for p in good],
                     [p for p in good if p[0] != "password"],
