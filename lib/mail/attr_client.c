@@ -395,24 +395,25 @@ attr_client_notice_frame(struct attr_client *c)
 	return &c->frame;
 }
 
-/*
- * A frame without an id wants no reply: it is done once written, and
- * dropped when it cannot be (no connection, a server that reads nothing).
- */
-static void
-attr_client_notice(struct attr_client *c)
+/* Connects if needed and queues the frame: 0, or -1 with *why_r. */
+static int
+attr_client_put(struct attr_client *c, const char **why_r)
 {
-	const char *why = NULL;
-
-	if (c->fd < 0 && attr_client_connect(c, &why) < 0) {
-		msg_debug("notice dropped: %s", why);
-		return;
-	}
+	if (c->fd < 0 && attr_client_connect(c, why_r) < 0)
+		return -1;
 	if (stream_write(&c->st, c->frame.data, c->frame.len) < 0) {
-		msg_debug("%s: notice dropped: not reading", c->path);
-		return;
+		*why_r = "the service is not reading requests";
+		return -1;
 	}
+	return 0;
+}
+
+/* Writes what the socket takes now; the loop does the rest. */
+static void
+attr_client_push(struct attr_client *c)
+{
 	if (!c->connecting && stream_try_flush(&c->st) == STREAM_ERROR) {
+		/* Reported from the loop, like every failure. */
 		attr_client_disconnect(c, "write failed");
 		return;
 	}
@@ -429,9 +430,13 @@ attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 	if (attr_frame_end(&c->frame) < 0)
 		msg_panic("attr_client: request frame over its maximum");
 	if (!c->frame_has_id) {
+		/* A notice: done once written, dropped when it cannot be. */
 		if (cb != NULL)
 			msg_panic("attr_client: a notice has no callback");
-		attr_client_notice(c);
+		if (attr_client_put(c, &why) < 0)
+			msg_debug("%s: notice dropped: %s", c->path, why);
+		else
+			attr_client_push(c);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -439,17 +444,10 @@ attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 	r->deadline = event_now_ms(c->loop) + c->timeout_ms;
 	r->cb = cb;
 	r->ctx = ctx;
-	if (c->fd < 0 && attr_client_connect(c, &why) < 0) {
+	if (attr_client_put(c, &why) < 0) {
 		r->next = c->failed;
 		c->failed = r;
 		attr_client_failer(c, why);
-		return;
-	}
-	if (stream_write(&c->st, c->frame.data, c->frame.len) < 0) {
-		/* The server reads nothing: this request fails. */
-		r->next = c->failed;
-		c->failed = r;
-		attr_client_failer(c, "the service is not reading requests");
 		return;
 	}
 	if (c->tail != NULL)
@@ -458,13 +456,7 @@ attr_client_send(struct attr_client *c, attr_client_cb *cb, void *ctx)
 		c->head = r;
 	c->tail = r;
 	c->npending++;
-	if (!c->connecting && stream_try_flush(&c->st) == STREAM_ERROR) {
-		/* Reported from the loop, like every failure. */
-		attr_client_disconnect(c, "write failed");
-		return;
-	}
-	attr_client_arm(c);
-	attr_client_update(c);
+	attr_client_push(c);
 }
 
 void
