@@ -26,8 +26,9 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 	libc-ares-dev libdb-dev libpcre2-dev libcrypt-dev"
 # clang and its libFuzzer runtime (libclang_rt.fuzzer) for test/fuzz.
 fuzz_deps="clang libclang-rt-14-dev"
+# dnsmasq-base: the DNS server lib/dns/dns_test asks (skipped without it).
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
-	strace curl"
+	strace curl dnsmasq-base"
 
 prog=test.sh
 . "$top/scripts/lib.sh"
