@@ -21,6 +21,8 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define NOTFOUND NULL
+/* An owner other than root for the ownership test (nobody on Debian). */
+#define OTHER_ID 65534
 
 struct lookup_case {
 	const char *key;
@@ -615,6 +617,31 @@ test_hash_no_nul(void)
 	free(base);
 }
 
+/* Run as root, the table gets the source's owner and group. */
+static void
+test_hash_owner(void)
+{
+	char *path, *db, *err = NULL;
+	struct stat st;
+
+	if (geteuid() != 0) {
+		printf("# skipped: not root\n");
+		return;
+	}
+	path = put_file("owned", "key secret\n");
+	CHECK(chown(path, OTHER_ID, OTHER_ID) == 0);
+	CHECK(chmod(path, 0600) == 0);
+	CHECK_INT(map_build_hash(path, 0, &err), 0);
+	free(err);
+	db = xasprintf("%s.db", path);
+	CHECK(stat(db, &st) == 0);
+	CHECK_INT(st.st_uid, OTHER_ID);
+	CHECK_INT(st.st_gid, OTHER_ID);
+	CHECK_INT(st.st_mode & 07777, 0600);
+	free(db);
+	free(path);
+}
+
 static void
 test_setup(void)
 {
@@ -633,4 +660,4 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_static), UNIT_CASE(test_inline),
     UNIT_CASE(test_cidr_errors), UNIT_CASE(test_pcre),
     UNIT_CASE(test_pcre_errors), UNIT_CASE(test_pcre_limit),
     UNIT_CASE(test_reload), UNIT_CASE(test_hash), UNIT_CASE(test_hash_no_nul),
-    UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_hash_owner), UNIT_CASE(test_cleanup))
