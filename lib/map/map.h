@@ -47,5 +47,11 @@ int map_lookup(struct map *m, const char *key, const char **value_r,
 const char *map_spec(const struct map *m);
 /* 1 for pcre: and cidr: (whole-key matches only). */
 int map_is_pattern(const struct map *m);
+/*
+ * Makes the next lookup on m check its file now instead of up to
+ * MAP_RECHECK_MS later (tests; a daemon told to reload). Does nothing
+ * for tables without a file.
+ */
+void map_recheck_now(struct map *m);
 
 #endif

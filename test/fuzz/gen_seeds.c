@@ -507,6 +507,51 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
+/* Table files as tern_tables(5) shows them, some with keys after "%%". */
+static void
+table_seeds(void)
+{
+	const char *p = "fuzz_pcre_table", *c = "fuzz_cidr_table";
+
+	SEED(p, "helo",
+	    "# HELO checks\n"
+	    "/^localhost$/                 REJECT you are not me\n"
+	    "/^\\[?[0-9.]+\\]?$/             REJECT a name, please\n"
+	    "/^([^.]+)\\.example\\.org$/     OK internal host $1\n"
+	    "if /\\.test$/\n"
+	    "!/^mail\\./                    REJECT test hosts\n"
+	    "endif\n");
+	SEED(p, "flags-subst",
+	    "/^(a)(b)?(c)$/i  ${1}-$2-$(3) $$\n"
+	    "|x/y|msx  other delimiter\n"
+	    "/a\\/b/AEU  escaped\n"
+	    "/^multi/\n"
+	    "  continued result\n"
+	    "\n%%\nABC\nac\nx/y\nmulti\n");
+	SEED(p, "nested-if",
+	    "if /a/\nif !/b/\n/c/ one\nendif\n/./ two\nendif\n"
+	    "\n%%\nac\nabc\nz\n");
+	SEED(p, "backtrack",
+	    "/^(a|a)+$/ slow\n\n%%\naaaaaaaaaaaaaaaaaaaaaaaaab\n");
+	SEED(p, "bad-delimiter", "/a/ ok\n/abc reject\n");
+	SEED(c, "clients",
+	    "# clients\n"
+	    "192.0.2.0/24        net24\n"
+	    "198.51.100.7        one\n"
+	    "if 10.0.0.0/8\n"
+	    "!10.1.0.0/16        outside\n"
+	    "endif\n"
+	    "2001:db8::/32       v6net\n"
+	    "[2001:db8:1::1]     v6one\n"
+	    "[2001:db9::]/32     v6bracket\n"
+	    "::/0                v6any\n"
+	    "0.0.0.0/0           any4\n");
+	SEED(c, "keys",
+	    "203.0.113.128/25 high\nif !172.16.0.0/12\n0.0.0.0/1 low\nendif\n"
+	    "\n%%\n203.0.113.200\n172.16.0.1\n1.2.3.4\nfe80::1\n");
+	SEED(c, "host-bits", "192.0.2.1/24 r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -526,6 +571,7 @@ main(int argc, char **argv)
 	sasl_seeds();
 	stream_seeds();
 	attr_seeds();
+	table_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);
