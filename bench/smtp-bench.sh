@@ -111,11 +111,38 @@ done
 tern_port=$((base + 25))
 pf_port=$((base + 2525))
 
+# --- the same restriction list for both ------------------------------------
+# A realistic internet-facing list: a cidr: table of refused client
+# networks (none matches the load's 127.0.0.1), a hash: table of refused
+# senders (the load's sender is not in it; its domain is looked up too),
+# and relay control. Each system builds its hash: file with its own tool.
+tables="$tmp/tables"
+mkdir -p "$tables"
+for i in $(seq 0 255); do
+	echo "10.$i.0.0/16 REJECT"
+	echo "192.0.2.$i REJECT listed"
+done >"$tables/clients.cidr"
+for i in $(seq 1 2000); do
+	echo "spammer$i@bad$((i % 50)).example REJECT"
+done >"$tables/senders"
+echo "bad-domain.example REJECT" >>"$tables/senders"
+restrictions() { # $1: the hash: table's path
+	echo "smtpd_client_restrictions = check_client_access cidr:$tables/clients.cidr"
+	echo "smtpd_sender_restrictions = check_sender_access hash:$1"
+	echo "smtpd_relay_restrictions = reject_unauth_destination"
+	echo "mynetworks = 127.0.0.0/8"
+}
+
 # --- tern instance ----------------------------------------------------------
 say "tern instance in $tern_dir, SMTP on 127.0.0.1:$tern_port"
 "$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
 # Postfix has no greeting pause: neither does tern here.
 "$ternconf" -c "$tern_dir" -e smtpd_greet_pause=0
+cp "$tables/senders" "$tern_dir/senders"
+"$prefix/sbin/ternmap" -c "$tern_dir" "hash:$tern_dir/senders"
+restrictions "$tern_dir/senders" | while IFS= read -r line; do
+	"$ternconf" -c "$tern_dir" -e "${line%% = *}=${line#* = }"
+done
 echo "bench-password" | "$ternuser" -c "$tern_dir" add "$rcpt" - >/dev/null
 "$tern" -c "$tern_dir" start >/dev/null
 tern_maildir="$("$ternconf" -c "$tern_dir" -x virtual_mailbox_base |
@@ -144,7 +171,6 @@ myhostname = bench.example.org
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
 maillog_file = $pf/maillog
 maillog_file_prefixes = $pf
 alias_maps =
@@ -161,7 +187,10 @@ smtpd_tls_cert_file = $tern_cert
 smtpd_tls_key_file = $tern_key
 smtpd_tls_eccert_file = $tern_eccert
 smtpd_tls_eckey_file = $tern_eckey
+$(restrictions "$pf/conf/senders")
 EOF
+cp "$tables/senders" "$pf/conf/senders"
+postmap -c "$pf/conf" "$pf/conf/senders"
 # Debian's master.cf services, without chroot (the jail needs files
 # copied in) and with smtpd only on our port.
 cat >"$pf/conf/master.cf" <<EOF

@@ -195,7 +195,8 @@ qmgr_load(struct qmgr_msg *m)
 				msg_warn("%s", err);
 			else
 				marks++;
-		} else if (r.class == RESOLVE_REMOTE) {
+		} else if (r.class == RESOLVE_REMOTE ||
+		           r.class == RESOLVE_RELAY) {
 			qmgr_log_rcpt(m, i, "4.3.5", "deferred",
 			    "remote delivery is not available yet");
 		} else {

@@ -103,7 +103,8 @@ smtpd_tls_init(void)
 	explicit_bzero(secret, sizeof(secret));
 }
 
-/* Time zone data and key files live outside a chroot: load them first. */
+/* Time zone data, key files and tables live outside a chroot: load them
+ * first. */
 static void
 smtpd_pre_drop(int argc, char **argv)
 {
@@ -111,6 +112,8 @@ smtpd_pre_drop(int argc, char **argv)
 	(void)argv;
 	tzset();
 	smtpd_tls_init();
+	/* Tables, like keys, may lie outside a chroot. */
+	smtpd_check_init();
 }
 
 static struct attr_client *
@@ -134,6 +137,7 @@ smtpd_init(struct event_loop *loop)
 	smtpd_anvil = smtpd_client(loop, "anvil", SMTPD_IPC_TIMEOUT_MS);
 	smtpd_proxymap = smtpd_client(loop, "proxymap", SMTPD_IPC_TIMEOUT_MS);
 	smtpd_auth = smtpd_client(loop, "auth", SMTPD_AUTH_TIMEOUT_MS);
+	smtpd_check_dns_init(loop);
 }
 
 static void
@@ -154,6 +158,7 @@ smtpd_shutdown(void)
 	attr_client_free(&smtpd_proxymap);
 	attr_client_free(&smtpd_auth);
 	tls_server_free(&smtpd_tls);
+	smtpd_check_shutdown();
 	free(smtpd_incoming_dir);
 	smtpd_incoming_dir = NULL;
 }

@@ -36,6 +36,9 @@ enum smtpd_state {
 	SMTPD_STATE_QUIT,      /* last reply queued; close once flushed */
 };
 
+/* The service name under which anvil counts smtpd's clients. */
+#define SMTPD_ANVIL_SERVICE "smtpd"
+
 /* Per-command counters for the disconnect log line (Postfix style). */
 #define SMTPD_CMD_COUNTERS 20
 
@@ -97,6 +100,11 @@ struct smtpd_session {
 	int bdat_skip; /* the chunk is read and thrown away */
 	enum smtpd_state bdat_resume; /* the state after a skipped chunk */
 	uint64_t bdat_size; /* this transaction's content so far */
+
+	/* Restrictions (smtpd_check.c). */
+	struct smtpd_check_state *check;
+	int check_unlisted; /* reject_unlisted_recipient named explicitly */
+	int tx_hold, tx_discard; /* HOLD / DISCARD from an access table */
 
 	/* A question to another service is out: input waits for it. */
 	int waiting;
@@ -161,6 +169,31 @@ void smtpd_cmd_reset(struct smtpd_session *s);
 void smtpd_cmd_counts(const struct smtpd_session *s, struct buf *out);
 /* Frees what a session's commands hold (at the end of the session). */
 void smtpd_cmd_free(struct smtpd_session *s);
+
+/* smtpd_check.c: Postfix-style restrictions. */
+enum smtpd_check_stage {
+	SMTPD_CHECK_HELO, /* client and HELO lists (no smtpd_delay_reject) */
+	SMTPD_CHECK_MAIL, /* and the sender list (no smtpd_delay_reject) */
+	SMTPD_CHECK_RCPT, /* every list, for s->pending_rcpt */
+};
+#define SMTPD_CHECK_PASS    0
+#define SMTPD_CHECK_REJECT  (-1) /* the reply is queued and logged */
+#define SMTPD_CHECK_PENDING 1    /* done() comes from the event loop */
+typedef void smtpd_check_done_fn(struct smtpd_session *s, int result);
+/* Parses the lists and opens their tables (before any chroot); fatal on
+ * a bad config. Then the resolver, if a list asks DNS. */
+void smtpd_check_init(void);
+void smtpd_check_dns_init(struct event_loop *loop);
+void smtpd_check_shutdown(void);
+int smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
+    smtpd_check_done_fn *done);
+/* Drops a DNS question in flight and the session's answers. */
+void smtpd_check_session_free(struct smtpd_session *s);
+/* $mynetworks; $smtpd_client_event_limit_exceptions. */
+int smtpd_check_trusted(const char *addr);
+int smtpd_check_event_exempt(const char *addr);
+/* May the login use s->sender? 1 yes, 0 no, -1 table failure. */
+int smtpd_check_sender_login(struct smtpd_session *s);
 
 /* smtpd_auth.c */
 /* AUTH mechanism [initial-response] (RFC 4954). */

@@ -9,9 +9,9 @@
  * DSN (RFC 3461), SMTPUTF8 (RFC 6531), CHUNKING and BINARYMIME (RFC
  * 3030), STARTTLS (RFC 3207) and AUTH (RFC 4954, in smtpd_auth.c).
  *
- * RCPT asks proxymap whether a local or virtual mailbox exists, so no
- * lookup ever blocks the event loop; a remote recipient is relaying,
- * allowed only to authenticated clients until relay control arrives.
+ * HELO, MAIL and RCPT run the restrictions of smtpd_check.c (relay
+ * control among them); then RCPT asks proxymap whether a local or
+ * virtual mailbox exists, so no lookup ever blocks the event loop.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -87,6 +87,7 @@ smtpd_cmd_reset(struct smtpd_session *s)
 	s->bdat = 0;
 	s->bdat_size = 0;
 	s->data_start_ms = 0;
+	s->tx_hold = s->tx_discard = 0;
 	cleanup_free(&s->cleanup);
 }
 
@@ -125,26 +126,19 @@ cmd_greet(struct smtpd_session *s, const char *arg, int esmtp)
 }
 
 static int
-cmd_helo(struct smtpd_session *s, const char *arg)
-{
-	if (cmd_greet(s, arg, 0) < 0)
-		return SMTPD_CMD_ERROR;
-	smtpd_reply(s, "250 %s", var_myhostname);
-	return SMTPD_CMD_OK;
-}
-
-static int
 cmd_tls_offered(const struct smtpd_session *s)
 {
 	return smtpd_tls != NULL && !s->tls_active &&
 	       strcmp(var_smtpd_tls_security_level, "none") != 0;
 }
 
-static int
-cmd_ehlo(struct smtpd_session *s, const char *arg)
+static void
+cmd_greet_reply(struct smtpd_session *s)
 {
-	if (cmd_greet(s, arg, 1) < 0)
-		return SMTPD_CMD_ERROR;
+	if (!s->esmtp) {
+		smtpd_reply(s, "250 %s", var_myhostname);
+		return;
+	}
 	s->ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME |
 	         SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN;
 	smtpd_reply(s, "250-%s", var_myhostname);
@@ -162,7 +156,62 @@ cmd_ehlo(struct smtpd_session *s, const char *arg)
 	smtpd_reply(s, "250-SMTPUTF8");
 	smtpd_reply(s, "250-BINARYMIME");
 	smtpd_reply(s, "250 CHUNKING");
-	return SMTPD_CMD_OK;
+}
+
+/* A rejected greeting leaves the session as if none had come. */
+static void
+cmd_greet_refused(struct smtpd_session *s)
+{
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	smtpd_set_state(s, SMTPD_STATE_CONNECTED);
+}
+
+static void
+cmd_greet_checked(struct smtpd_session *s, int result)
+{
+	s->waiting = 0;
+	if (result == SMTPD_CHECK_PASS) {
+		cmd_greet_reply(s);
+		smtpd_cmd_ok(s, s->esmtp ? "EHLO" : "HELO");
+	} else {
+		cmd_greet_refused(s);
+		s->errors++;
+	}
+	smtpd_session_resume(s);
+}
+
+static int
+cmd_greet_check(struct smtpd_session *s)
+{
+	switch (smtpd_check(s, SMTPD_CHECK_HELO, cmd_greet_checked)) {
+	case SMTPD_CHECK_PASS:
+		cmd_greet_reply(s);
+		return SMTPD_CMD_OK;
+	case SMTPD_CHECK_PENDING:
+		s->waiting = 1;
+		return SMTPD_CMD_PENDING;
+	default:
+		cmd_greet_refused(s);
+		return SMTPD_CMD_ERROR;
+	}
+}
+
+static int
+cmd_helo(struct smtpd_session *s, const char *arg)
+{
+	if (cmd_greet(s, arg, 0) < 0)
+		return SMTPD_CMD_ERROR;
+	return cmd_greet_check(s);
+}
+
+static int
+cmd_ehlo(struct smtpd_session *s, const char *arg)
+{
+	if (cmd_greet(s, arg, 1) < 0)
+		return SMTPD_CMD_ERROR;
+	return cmd_greet_check(s);
 }
 
 /* 1 if s has a byte outside ASCII. */
@@ -206,21 +255,94 @@ cmd_queue_space(struct smtpd_session *s, uint64_t size)
 	return -1;
 }
 
-/* Submission hygiene: an authenticated client sends as itself. */
-static int
-cmd_sender_owned(struct smtpd_session *s)
+/* The last steps of MAIL: accept, or refuse and forget the sender. */
+static void
+cmd_mail_end(struct smtpd_session *s, int ok)
 {
-	char *a, *b;
-	int same;
+	if (ok) {
+		smtpd_set_state(s, SMTPD_STATE_MAIL);
+		smtpd_reply(s, "250 2.1.0 Ok");
+	} else {
+		smtpd_cmd_reset(s);
+	}
+}
 
-	if (s->auth_user == NULL || *s->sender == '\0')
-		return 1;
-	a = addr_fold(s->sender);
-	b = addr_fold(s->auth_user);
-	same = strcmp(a, b) == 0;
-	free(a);
-	free(b);
-	return same;
+static void
+cmd_mail_checked(struct smtpd_session *s, int result)
+{
+	s->waiting = 0;
+	cmd_mail_end(s, result == SMTPD_CHECK_PASS);
+	if (result == SMTPD_CHECK_PASS)
+		smtpd_cmd_ok(s, "MAIL");
+	else
+		s->errors++;
+	smtpd_session_resume(s);
+}
+
+/* Sender restrictions, when they are not delayed to RCPT. */
+static int
+cmd_mail_check(struct smtpd_session *s)
+{
+	switch (smtpd_check(s, SMTPD_CHECK_MAIL, cmd_mail_checked)) {
+	case SMTPD_CHECK_PASS:
+		cmd_mail_end(s, 1);
+		return SMTPD_CMD_OK;
+	case SMTPD_CHECK_PENDING:
+		s->waiting = 1;
+		return SMTPD_CMD_PENDING;
+	default:
+		cmd_mail_end(s, 0);
+		return SMTPD_CMD_ERROR;
+	}
+}
+
+/* anvil's count of this client's messages in the time unit. */
+static void
+cmd_mail_rate_done(const struct attr_list *reply, const char *error, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+	long long rate = 0;
+	int r;
+
+	s->waiting = 0;
+	if (reply == NULL || attr_get_int(reply, "rate", &rate) < 0)
+		msg_warn("anvil: %s; not limiting the message rate of %s",
+		    error != NULL ? error : "malformed reply", s->addr);
+	if (rate > var_smtpd_client_message_rate_limit) {
+		msg_warn("message rate limit exceeded by %s[%s]: %lld in %llds "
+		         "(limit %lld)",
+		    s->name, s->addr, rate, var_anvil_rate_time_unit,
+		    var_smtpd_client_message_rate_limit);
+		smtpd_reject(s, "MAIL", NULL,
+		    "450 4.7.1 Error: too much mail from %s", s->addr);
+		smtpd_cmd_reset(s);
+		s->errors++;
+	} else if ((r = cmd_mail_check(s)) != SMTPD_CMD_PENDING) {
+		if (r == SMTPD_CMD_OK)
+			smtpd_cmd_ok(s, "MAIL");
+		else
+			s->errors++;
+	}
+	smtpd_session_resume(s);
+}
+
+/* smtpd_client_message_rate_limit, counted by anvil over processes. */
+static int
+cmd_mail_rate(struct smtpd_session *s)
+{
+	struct buf *f;
+
+	if (var_smtpd_client_message_rate_limit == 0 || !s->is_inet ||
+	    smtpd_check_event_exempt(s->addr))
+		return cmd_mail_check(s);
+	f = attr_client_frame(smtpd_anvil);
+	if (attr_put_str(f, "request", "message") < 0 ||
+	    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||
+	    attr_put_str(f, "ident", s->addr) < 0)
+		msg_panic("anvil request does not fit a frame");
+	s->waiting = 1;
+	attr_client_send(smtpd_anvil, cmd_mail_rate_done, s);
+	return SMTPD_CMD_PENDING;
 }
 
 static int
@@ -273,11 +395,19 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		smtpd_cmd_reset(s);
 		return SMTPD_CMD_ERROR;
 	}
-	if (!cmd_sender_owned(s)) {
+	/* Submission hygiene: an authenticated client sends as itself or
+	 * as what smtpd_sender_login_maps gives its login. */
+	switch (smtpd_check_sender_login(s)) {
+	case 0:
 		smtpd_reject(s, "MAIL", NULL,
 		    "553 5.7.1 <%s>: Sender address rejected: not owned by "
 		    "user %s",
 		    s->sender, s->auth_user);
+		smtpd_cmd_reset(s);
+		return SMTPD_CMD_ERROR;
+	case -1:
+		smtpd_reject(s, "MAIL", NULL,
+		    "451 4.3.0 <%s>: Temporary lookup failure", s->sender);
 		smtpd_cmd_reset(s);
 		return SMTPD_CMD_ERROR;
 	}
@@ -285,9 +415,7 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		smtpd_cmd_reset(s);
 		return SMTPD_CMD_ERROR;
 	}
-	smtpd_set_state(s, SMTPD_STATE_MAIL);
-	smtpd_reply(s, "250 2.1.0 Ok");
-	return SMTPD_CMD_OK;
+	return cmd_mail_rate(s);
 }
 
 /* Takes the pending recipient into the transaction. */
@@ -368,9 +496,9 @@ cmd_rcpt_lookup(struct smtpd_session *s, const char *table, const char *key,
 	return SMTPD_CMD_PENDING;
 }
 
-/* May the pending recipient receive mail here? Replies now or later. */
+/* After the restrictions: does the mailbox exist? Replies now or later. */
 static int
-cmd_rcpt_check(struct smtpd_session *s)
+cmd_rcpt_exists(struct smtpd_session *s)
 {
 	const char *addr = s->pending_rcpt;
 	struct resolve_result r;
@@ -382,32 +510,63 @@ cmd_rcpt_check(struct smtpd_session *s)
 		cmd_rcpt_drop(s);
 		return SMTPD_CMD_ERROR;
 	}
-	if (r.class != RESOLVE_REMOTE &&
-	    strcmp(r.local, SMTPD_POSTMASTER) == 0) {
-		/* RFC 5321 4.5.1: postmaster is always accepted. */
+	if ((r.class != RESOLVE_LOCAL && r.class != RESOLVE_VIRTUAL) ||
+	    strcmp(r.local, SMTPD_POSTMASTER) == 0 ||
+	    !(var_smtpd_reject_unlisted_recipient || s->check_unlisted)) {
+		/* RFC 5321 4.5.1: postmaster is always accepted; relayed
+		 * recipients passed smtpd_relay_restrictions. */
 		cmd_rcpt_accept(s);
 		ret = SMTPD_CMD_OK;
 	} else if (r.class == RESOLVE_LOCAL) {
 		ret = cmd_rcpt_lookup(
 		    s, "local_recipient", r.local, "local recipient table");
-	} else if (r.class == RESOLVE_VIRTUAL) {
+	} else {
 		key = xasprintf("%s@%s", r.local, r.domain);
 		ret = cmd_rcpt_lookup(
 		    s, "virtual_mailbox", key, "virtual mailbox table");
 		free(key);
-	} else if (s->auth_user != NULL) {
-		/* Relaying for an authenticated client: the message waits in
-		 * the queue for outbound delivery. */
-		cmd_rcpt_accept(s);
-		ret = SMTPD_CMD_OK;
-	} else {
-		smtpd_reject(s, "RCPT", addr,
-		    "554 5.7.1 <%s>: Relay access denied", addr);
-		cmd_rcpt_drop(s);
-		ret = SMTPD_CMD_ERROR;
 	}
 	resolve_free(&r);
 	return ret;
+}
+
+static void
+cmd_rcpt_checked(struct smtpd_session *s, int result)
+{
+	int r;
+
+	s->waiting = 0;
+	if (result != SMTPD_CHECK_PASS) {
+		cmd_rcpt_drop(s);
+	} else if ((r = cmd_rcpt_exists(s)) == SMTPD_CMD_OK) {
+		smtpd_cmd_ok(s, "RCPT");
+	}
+	smtpd_session_resume(s);
+}
+
+/* The restrictions, then the mailbox. */
+static int
+cmd_rcpt_check(struct smtpd_session *s)
+{
+	struct resolve_result r;
+
+	if (resolve_address(s->pending_rcpt, &r) < 0) {
+		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+		cmd_rcpt_drop(s);
+		return SMTPD_CMD_ERROR;
+	}
+	resolve_free(&r);
+	s->check_unlisted = 0;
+	switch (smtpd_check(s, SMTPD_CHECK_RCPT, cmd_rcpt_checked)) {
+	case SMTPD_CHECK_PASS:
+		return cmd_rcpt_exists(s);
+	case SMTPD_CHECK_PENDING:
+		s->waiting = 1;
+		return SMTPD_CMD_PENDING;
+	default:
+		cmd_rcpt_drop(s);
+		return SMTPD_CMD_ERROR;
+	}
 }
 
 static int

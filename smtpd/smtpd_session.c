@@ -43,7 +43,6 @@
 /* Client strings in one log line. */
 #define SMTPD_LOG_TEXT_MAX  256
 #define MS_PER_SEC          1000
-#define SMTPD_ANVIL_SERVICE "smtpd"
 /* RFC 4954 4: an AUTH command line may be 12288 octets. */
 #define SMTPD_AUTH_LINE_MAX 12288
 
@@ -230,6 +229,7 @@ session_close(struct smtpd_session *s)
 	attr_client_cancel(smtpd_anvil, s);
 	attr_client_cancel(smtpd_proxymap, s);
 	attr_client_cancel(smtpd_auth, s);
+	smtpd_check_session_free(s);
 	session_anvil_done(s);
 	if (s->fd >= 0) {
 		buf_init(&counts, SMTPD_REPLY_MAX);
@@ -835,19 +835,31 @@ static void
 session_anvil_reply(const struct attr_list *reply, const char *error, void *ctx)
 {
 	struct smtpd_session *s = ctx;
-	long long count = 0;
+	long long count = 0, rate = 0;
 
 	s->waiting = 0;
-	if (reply == NULL || attr_get_int(reply, "count", &count) < 0) {
+	if (reply == NULL || attr_get_int(reply, "count", &count) < 0 ||
+	    attr_get_int(reply, "rate", &rate) < 0) {
 		/* The limit fails open: mail matters more than the count. */
 		msg_warn("anvil: %s; not limiting %s",
 		    error != NULL ? error : "malformed reply", s->addr);
 	} else {
 		s->anvil_counted = 1;
 	}
-	if (count > var_smtpd_client_connection_limit) {
+	if (var_smtpd_client_connection_limit > 0 &&
+	    count > var_smtpd_client_connection_limit) {
 		msg_warn("too many connections from %s[%s]: %lld (limit %lld)",
 		    s->name, s->addr, count, var_smtpd_client_connection_limit);
+		smtpd_reply(s,
+		    "421 4.7.0 %s Error: too many connections from %s",
+		    var_myhostname, s->addr);
+		smtpd_set_state(s, SMTPD_STATE_QUIT);
+	} else if (var_smtpd_client_connection_rate_limit > 0 &&
+	           rate > var_smtpd_client_connection_rate_limit) {
+		msg_warn("connection rate limit exceeded by %s[%s]: %lld in "
+		         "%llds (limit %lld)",
+		    s->name, s->addr, rate, var_anvil_rate_time_unit,
+		    var_smtpd_client_connection_rate_limit);
 		smtpd_reply(s,
 		    "421 4.7.0 %s Error: too many connections from %s",
 		    var_myhostname, s->addr);
@@ -856,6 +868,16 @@ session_anvil_reply(const struct attr_list *reply, const char *error, void *ctx)
 		session_start(s);
 	}
 	smtpd_session_resume(s);
+}
+
+/* Does anvil count this client (limits set, not exempt)? */
+static int
+session_limited(const struct smtpd_session *s)
+{
+	return s->is_inet &&
+	       (var_smtpd_client_connection_limit > 0 ||
+	           var_smtpd_client_connection_rate_limit > 0) &&
+	       !smtpd_check_event_exempt(s->addr);
 }
 
 void
@@ -899,7 +921,7 @@ smtpd_session_create(
 		tls_stream_server(&s->st, smtpd_tls);
 		s->tls_active = 1;
 	}
-	if (var_smtpd_client_connection_limit > 0 && s->is_inet) {
+	if (session_limited(s)) {
 		f = attr_client_frame(smtpd_anvil);
 		if (attr_put_str(f, "request", "connect") < 0 ||
 		    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||

@@ -705,6 +705,28 @@ cleanup:
 	return ret;
 }
 
+/*
+ * A word ends at a separator outside braces, so that a table spec such as
+ * "inline:{ a=b, c=d }" stays one word (Postfix's rule); an unbalanced
+ * brace runs to the end of the value and the table parser reports it.
+ */
+static size_t
+config_word_len(const char *s)
+{
+	size_t n = 0;
+	int depth = 0;
+
+	for (; s[n] != '\0'; n++) {
+		if (s[n] == '{')
+			depth++;
+		else if (s[n] == '}' && depth > 0)
+			depth--;
+		else if (depth == 0 && strchr(LIST_SEPARATORS, s[n]) != NULL)
+			break;
+	}
+	return n;
+}
+
 char **
 config_list(const char *value)
 {
@@ -716,7 +738,7 @@ config_list(const char *value)
 		s += strspn(s, LIST_SEPARATORS);
 		if (*s == '\0')
 			break;
-		n = strcspn(s, LIST_SEPARATORS);
+		n = config_word_len(s);
 		list = xrealloc(list, (count + 2) * sizeof(*list));
 		list[count++] = xstrndup(s, n);
 		s += n;

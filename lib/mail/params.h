@@ -72,7 +72,8 @@ int config_edit(const char *config_dir, const char *name, const char *value,
     const char **error_r);
 /*
  * Splits a list value ("a, b c") into a NULL-terminated array of copies;
- * free with config_list_free.
+ * a brace group ("inline:{ a=b, c=d }") stays one word. Free with
+ * config_list_free.
  */
 char **config_list(const char *value);
 void config_list_free(char **list);

@@ -2,7 +2,7 @@
 /*
  * Tests of the parameter table and tern.conf loading: defaults, syntax,
  * $name expansion, conversion and range errors, computed host names,
- * config_edit and config_list. Overrides persist for the life of the
+ * config_edit and config_list (brace groups stay one word). Overrides persist for the life of the
  * process, so the override test runs last.
  */
 #include <stdio.h>
@@ -458,6 +458,11 @@ test_list(void)
 	    {" ,, \t\n", ""},
 	    {"one", "one"},
 	    {",x,,y,\tz\r\n", "x|y|z"},
+	    {"check_client_access inline:{ a=b, c=d }, reject",
+	        "check_client_access|inline:{ a=b, c=d }|reject"},
+	    {"inline:{ {a = b, c}, d=e } x", "inline:{ {a = b, c}, d=e }|x"},
+	    {"x inline:{ a=b", "x|inline:{ a=b"},
+	    {"} a", "}|a"},
 	};
 	struct buf b;
 	char **list;

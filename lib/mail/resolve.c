@@ -30,6 +30,25 @@ list_has(const char *list_value, const char *domain)
 	return found;
 }
 
+/* Postfix's parent_domain_matches_subdomains: "example.com" in the list
+ * also covers "mx.example.com". */
+static int
+list_has_parent(const char *list_value, const char *domain)
+{
+	char **list = config_list(list_value);
+	size_t i, dl = strlen(domain), l;
+	int found = 0;
+
+	for (i = 0; list[i] != NULL && !found; i++) {
+		l = strlen(list[i]);
+		found = str_eq_ci(list[i], domain) ||
+		        (dl > l && domain[dl - l - 1] == '.' &&
+		            str_eq_ci(list[i], domain + dl - l));
+	}
+	config_list_free(list);
+	return found;
+}
+
 int
 resolve_address(const char *addr, struct resolve_result *r)
 {
@@ -46,10 +65,12 @@ resolve_address(const char *addr, struct resolve_result *r)
 		r->class = RESOLVE_LOCAL;
 	else if (list_has(var_virtual_mailbox_domains, r->domain))
 		r->class = RESOLVE_VIRTUAL;
+	else if (list_has_parent(var_relay_domains, r->domain))
+		r->class = RESOLVE_RELAY;
 	else
 		r->class = RESOLVE_REMOTE;
 	/* Every consumer of a local mailbox name sees the same folded form. */
-	if (r->class != RESOLVE_REMOTE) {
+	if (r->class == RESOLVE_LOCAL || r->class == RESOLVE_VIRTUAL) {
 		r->local = addr_local_fold(local);
 		free(local);
 	}

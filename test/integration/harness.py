@@ -338,8 +338,13 @@ class SmtpConn(SocketConn):
 
     MAX_REPLY = 64 * 1024
 
-    def __init__(self, port, timeout=SMTP_TIMEOUT, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, timeout=SMTP_TIMEOUT, host="127.0.0.1",
+                 source=None):
+        """source: a client address to bind (tests pose as other hosts
+        with the rest of 127.0.0.0/8)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
         self.banner = self.reply()
 
@@ -648,6 +653,9 @@ class TernInstance:
                 ["TZ", "LANG=C"] + SANITIZER_VARS))
             # No greeting pause on port 25: tests that want one set it.
             self.conf_set(smtpd_greet_pause="0")
+            # Clients on 127.0.0.1 are strangers, as on the internet:
+            # tests of trusted networks set mynetworks themselves.
+            self.conf_set(mynetworks="")
             if virtual_domain and not self.conf_get(
                     "virtual_mailbox_domains"):
                 self.conf_set(virtual_mailbox_domains=virtual_domain)
