@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,13 +8,11 @@
 #include "base/cidr.h"
 #include "base/str.h"
 
-/* "[ffff:...:ffff]/128" with room to spare. */
-#define CIDR_TEXT_MAX 64
 
 static int
 cidr_host(const char *text, size_t len, struct cidr *c)
 {
-	char tmp[CIDR_TEXT_MAX];
+	char tmp[CIDR_TEXT_SIZE];
 
 	if (len >= 2 && text[0] == '[' && text[len - 1] == ']') {
 		text++;
@@ -53,6 +51,7 @@ cidr_parse(const char *text, struct cidr *c_r, const char **error_r)
 	size_t len = slash != NULL ? (size_t)(slash - text) : strlen(text);
 	uint64_t prefix;
 	unsigned i, bits;
+	int host_bits = 0;
 
 	if (cidr_host(text, len, c_r) < 0) {
 		*error_r = "not an IPv4 or IPv6 address";
@@ -72,11 +71,25 @@ cidr_parse(const char *text, struct cidr *c_r, const char **error_r)
 		           ? 8
 		           : (unsigned)prefix - i * 8;
 		if ((c_r->addr[i] & (uint8_t)(0xff >> bits)) != 0) {
-			*error_r = "non-null host address bits";
-			return -1;
+			host_bits = 1;
+			c_r->addr[i] &= (uint8_t)~(0xff >> bits);
 		}
 	}
+	if (host_bits) {
+		*error_r = "non-null host address bits";
+		return -1;
+	}
 	return 0;
+}
+
+void
+cidr_format(const struct cidr *c, char *out, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(c->family, c->addr, addr, sizeof(addr)) == NULL)
+		addr[0] = '\0';
+	snprintf(out, size, "%s/%u", addr, c->prefix);
 }
 
 int

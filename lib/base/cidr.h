@@ -9,6 +9,7 @@
 #ifndef TERN_CIDR_H
 #define TERN_CIDR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct cidr {
@@ -17,12 +18,18 @@ struct cidr {
 	uint8_t addr[16]; /* network bytes; 4 used for AF_INET */
 };
 
+/* "ffff:...:ffff/128" */
+#define CIDR_TEXT_SIZE 64
+
 /*
  * 0, or -1 with *error_r (static text): not an address, a bad prefix, or
  * host bits set below the prefix ("non-null host address bits", which
- * usually means a typo).
+ * usually means a typo; *c_r then holds the network with those bits
+ * cleared, for a suggestion).
  */
 int cidr_parse(const char *text, struct cidr *c_r, const char **error_r);
+/* "address/prefix" (no brackets) into out. */
+void cidr_format(const struct cidr *c, char *out, size_t size);
 /* Parses a bare address into a host network; 0 or -1. */
 int cidr_addr(const char *addr, struct cidr *c_r);
 /* 1 if host (a host network from cidr_addr) lies in net. IPv4-mapped

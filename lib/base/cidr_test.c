@@ -22,6 +22,7 @@ test_cidr_parse(void)
 {
 	struct cidr c;
 	const char *err = NULL;
+	char text[CIDR_TEXT_SIZE];
 
 	CHECK_INT(cidr_parse("127.0.0.0/8", &c, &err), 0);
 	CHECK_INT(c.family, AF_INET);
@@ -33,6 +34,11 @@ test_cidr_parse(void)
 	CHECK_INT(c.prefix, 32);
 	CHECK_INT(cidr_parse("127.0.0.1/8", &c, &err), -1);
 	CHECK_STR(err, "non-null host address bits");
+	cidr_format(&c, text, sizeof(text));
+	CHECK_STR(text, "127.0.0.0/8");
+	CHECK_INT(cidr_parse("[2001:db8::1]/32", &c, &err), -1);
+	cidr_format(&c, text, sizeof(text));
+	CHECK_STR(text, "2001:db8::/32");
 	CHECK_INT(cidr_parse("10.0.0.0/33", &c, &err), -1);
 	CHECK_STR(err, "bad network prefix length");
 	CHECK_INT(cidr_parse("10.0.0.0/", &c, &err), -1);

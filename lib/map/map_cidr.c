@@ -13,7 +13,8 @@
  * A network with bits set past its prefix is refused, as Postfix warns
  * about it: it is nearly always a typo for something else. The key is an
  * address as text (inet_pton: no brackets, no prefix); any other key
- * finds nothing. An IPv4-mapped IPv6 key is IPv6, as in Postfix.
+ * finds nothing. An IPv4-mapped IPv6 key (::ffff:192.0.2.1) also
+ * matches IPv4 networks: it is that IPv4 client (lib/base/cidr.c).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -21,14 +22,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/cidr.h"
 #include "base/str.h"
 #include "map/map_int.h"
-
-#define CIDR_ADDR_MAX  16 /* bytes of an IPv6 address */
-#define CIDR_V4_BITS   32
-#define CIDR_V6_BITS   128
-#define BITS_PER_BYTE  8
-#define CIDR_BYTE_MASK 0xff
 
 enum cidr_kind {
 	CIDR_MATCH,
@@ -39,9 +35,7 @@ enum cidr_kind {
 struct cidr_rule {
 	enum cidr_kind kind;
 	int negate;
-	int family;
-	unsigned char net[CIDR_ADDR_MAX];
-	unsigned prefix;
+	struct cidr net;
 	char *result; /* CIDR_MATCH */
 	size_t endif; /* CIDR_IF: index of its endif */
 };
@@ -78,44 +72,6 @@ cidr_add(struct cidr_table *t, enum cidr_kind kind)
 	return r;
 }
 
-/* 1 if addr lies in the first prefix bits of net. */
-static int
-cidr_in(const unsigned char *addr, const unsigned char *net, unsigned prefix)
-{
-	unsigned full = prefix / BITS_PER_BYTE, rest = prefix % BITS_PER_BYTE;
-	unsigned char mask;
-
-	if (memcmp(addr, net, full) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(CIDR_BYTE_MASK << (BITS_PER_BYTE - rest));
-	return (addr[full] & mask) == (net[full] & mask);
-}
-
-/* Clears the bits of a past prefix; 1 if any was set. */
-static int
-cidr_clear_host_bits(unsigned char *a, unsigned prefix, size_t len)
-{
-	unsigned full = prefix / BITS_PER_BYTE, rest = prefix % BITS_PER_BYTE;
-	unsigned char keep;
-	int set = 0;
-	size_t i;
-
-	if (rest != 0) {
-		keep =
-		    (unsigned char)(CIDR_BYTE_MASK << (BITS_PER_BYTE - rest));
-		set |= (a[full] & ~keep) != 0;
-		a[full] &= keep;
-		full++;
-	}
-	for (i = full; i < len; i++) {
-		set |= a[i] != 0;
-		a[i] = 0;
-	}
-	return set;
-}
-
 /*
  * Parses "addr", "addr/prefix", "[v6addr]" or "[v6addr]/prefix" into r.
  * -1 with *why_r allocated (no file or line: the caller adds them).
@@ -123,57 +79,32 @@ cidr_clear_host_bits(unsigned char *a, unsigned prefix, size_t len)
 static int
 cidr_parse_net(const char *pattern, struct cidr_rule *r, char **why_r)
 {
-	char *copy = xstrdup(pattern), *addr = copy, *pfx = NULL, *close;
-	char fixed[INET6_ADDRSTRLEN];
-	unsigned char want[CIDR_ADDR_MAX];
-	uint64_t prefix;
-	unsigned bits;
-	int bracket = 0;
+	char fixed[CIDR_TEXT_SIZE];
+	const char *err;
+	int bracket = pattern[0] == '[';
 
-	if (*addr == '[') {
-		bracket = 1;
-		addr++;
-		if ((close = strchr(addr, ']')) == NULL ||
-		    (close[1] != '\0' && close[1] != '/')) {
-			*why_r =
-			    xasprintf("bad address pattern \"%s\"", pattern);
-			goto fail;
-		}
-		*close = '\0';
-		if (close[1] == '/')
-			pfx = close + 2;
-	} else if ((pfx = strchr(addr, '/')) != NULL)
-		*pfx++ = '\0';
-	r->family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
-	bits = r->family == AF_INET6 ? CIDR_V6_BITS : CIDR_V4_BITS;
-	if ((bracket && r->family != AF_INET6) ||
-	    inet_pton(r->family, addr, r->net) != 1) {
+	if (cidr_parse(pattern, &r->net, &err) == 0)
+		return 0;
+	if (strcmp(err, "bad network prefix length") == 0) {
+		*why_r = xasprintf("bad prefix length in \"%s\"", pattern);
+		return -1;
+	}
+	if (strcmp(err, "non-null host address bits") != 0) {
 		*why_r = xasprintf("bad address pattern \"%s\"", pattern);
-		goto fail;
+		return -1;
 	}
-	if (pfx == NULL)
-		prefix = bits;
-	else if (str_to_u64(pfx, bits, &prefix) < 0) {
-		*why_r = xasprintf(
-		    "bad prefix length in \"%s\" (0 to %u)", pattern, bits);
-		goto fail;
-	}
-	r->prefix = (unsigned)prefix;
-	memcpy(want, r->net, sizeof(want));
-	if (cidr_clear_host_bits(want, r->prefix, bits / BITS_PER_BYTE)) {
-		if (inet_ntop(r->family, want, fixed, sizeof(fixed)) == NULL)
-			fixed[0] = '\0';
+	cidr_format(&r->net, fixed, sizeof(fixed));
+	if (bracket) {
+		char *slash = strchr(fixed, '/');
+
 		*why_r = xasprintf("non-null host address bits in \"%s\", "
-		                   "perhaps you should use \"%s%s%s/%u\" "
-		                   "instead",
-		    pattern, bracket ? "[" : "", fixed, bracket ? "]" : "",
-		    r->prefix);
-		goto fail;
+		                   "perhaps you should use \"[%.*s]%s\" instead",
+		    pattern, (int)(slash - fixed), fixed, slash);
+	} else {
+		*why_r = xasprintf("non-null host address bits in \"%s\", "
+		                   "perhaps you should use \"%s\" instead",
+		    pattern, fixed);
 	}
-	free(copy);
-	return 0;
-fail:
-	free(copy);
 	return -1;
 }
 
@@ -301,19 +232,19 @@ static int
 cidr_lookup(void *data, const char *key, struct buf *value, char *error)
 {
 	struct cidr_table *t = data;
-	unsigned char addr[CIDR_ADDR_MAX];
+	struct cidr host;
 	struct cidr_rule *r;
-	int family, match;
+	int match;
 	size_t i;
 
-	family = strchr(key, ':') != NULL ? AF_INET6 : AF_INET;
-	if (inet_pton(family, key, addr) != 1)
+	/* Only a bare address is a key (no brackets, no prefix). */
+	if (key[0] == '[' || cidr_addr(key, &host) < 0)
 		return 0;
 	for (i = 0; i < t->n; i++) {
 		r = &t->rules[i];
 		if (r->kind == CIDR_ENDIF)
 			continue;
-		match = r->family == family && cidr_in(addr, r->net, r->prefix);
+		match = cidr_match(&r->net, &host);
 		if (r->negate)
 			match = !match;
 		if (r->kind == CIDR_IF) {

@@ -267,7 +267,8 @@ test_cidr(void)
 	    {"2001:db8:1::1", "v6net"},
 	    {"2001:db9:abcd::1", "v6bracket"},
 	    {"::1", "v6any"},
-	    {"::ffff:192.0.2.1", "v6any"},
+	    /* The IPv4 client it stands for. */
+	    {"::ffff:192.0.2.1", "net24"},
 	    {"not-an-address", NOTFOUND},
 	    {"192.0.2.1/32", NOTFOUND},
 	    {"[::1]", NOTFOUND},
