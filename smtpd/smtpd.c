@@ -9,7 +9,7 @@
  * over private/ sockets, so smtpd can run chrooted. The TLS certificate is
  * loaded as root before the privilege drop. This file wires the service
  * into the server skeleton; the protocol lives in smtpd_session.c,
- * smtpd_cmd.c and smtpd_auth.c, the queue file in cleanup.c.
+ * smtpd_cmd.c and smtpd_auth.c, the queue file in lib/mail/cleanup.c.
  */
 #include <errno.h>
 #include <stdlib.h>

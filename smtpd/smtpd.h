@@ -20,7 +20,7 @@
 #include "mail/server.h"
 #include "mail/smtp_param.h"
 #include "tls/tls.h"
-#include "cleanup.h"
+#include "mail/cleanup.h"
 
 /* Protocol state (RFC 5321 4.1.4 command order); see smtpd_set_state(). */
 enum smtpd_state {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smtpd's cleanup, run in the smtpd process itself so that a message costs
- * no extra process hop: it writes the queue file for one transaction
+ * cleanup, run in the receiving process itself (smtpd; pickup will share
+ * it) so that a message costs no extra process hop: it writes the queue file for one transaction
  * (envelope, a Received: header per RFC 5321 4.4, then the content), with
  * the DATA body parsed incrementally as it arrives: dot-stuffing removed
  * (RFC 5321 4.5.2), the end only at CRLF.CRLF, and any bare CR or LF
@@ -28,7 +28,7 @@
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
-#include "cleanup.h"
+#include "mail/cleanup.h"
 
 /* "Mon, 22 Nov 2021 05:02:49 +0100" (RFC 5322 3.3) plus slack. */
 #define CLEANUP_DATE_SIZE  64

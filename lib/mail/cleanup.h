@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smtpd's in-process cleanup: turns one SMTP transaction into a queue file
- * in tmp/ (envelope records, the Received: header, the unstuffed content),
- * and tells qmgr about messages once they are committed into incoming/.
+ * cleanup, run inside the receiving process (smtpd now, pickup for locally
+ * submitted mail later): turns one transaction into a queue file in tmp/
+ * (envelope records, the Received: header, the unstuffed content), and
+ * tells qmgr about messages once they are committed into incoming/. It
+ * knows nothing of the SMTP session: what it needs comes in struct
+ * cleanup_envelope.
  */
-#ifndef TERN_SMTPD_CLEANUP_H
-#define TERN_SMTPD_CLEANUP_H
+#ifndef TERN_MAIL_CLEANUP_H
+#define TERN_MAIL_CLEANUP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,7 +57,7 @@ struct cleanup_rcpt {
 	unsigned notify;	/* QRCPT_NOTIFY_* mask, 0 = not given */
 };
 
-/* What smtpd knows about the transaction when the content starts. */
+/* What the receiver knows about the transaction when the content starts. */
 struct cleanup_envelope {
 	const char *sender; /* "" for <> */
 	const struct cleanup_rcpt *rcpts;

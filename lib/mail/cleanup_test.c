@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tests of smtpd's cleanup: the DATA parser (dot-stuffing, the CRLF.CRLF
+ * Tests of cleanup: the DATA parser (dot-stuffing, the CRLF.CRLF
  * end, bare CR/LF), fed whole and one byte at a time, and whole queue
  * files written through cleanup_open/feed/finish.
  */
@@ -16,7 +16,7 @@
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
-#include "cleanup.h"
+#include "mail/cleanup.h"
 
 #define OUT_MAX 4096
 
