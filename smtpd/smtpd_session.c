@@ -292,6 +292,7 @@ smtpd_session_open_file(struct smtpd_session *s)
 	env.smtputf8 = s->mail.smtputf8;
 	env.tls = s->tls_active ? s->tls_text : NULL;
 	env.auth_user = s->auth_user;
+	env.auth_header = var_smtpd_sasl_authenticated_header;
 	env.add_missing_headers = s->auth_user != NULL;
 	ret = cleanup_open(&s->cleanup, &env, &error);
 	free(rcpts);

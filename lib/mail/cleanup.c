@@ -328,7 +328,7 @@ cleanup_received(
 	    env->client_rfc_addr);
 	if (err == 0 && env->tls != NULL)
 		err = buf_printf(&hdr, "\r\n\t(using %s)", env->tls);
-	if (err == 0 && user != NULL && var_smtpd_sasl_authenticated_header)
+	if (err == 0 && user != NULL && env->auth_header)
 		err =
 		    buf_printf(&hdr, "\r\n\t(Authenticated sender: %s)", user);
 	if (err == 0)

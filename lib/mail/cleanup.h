@@ -73,6 +73,7 @@ struct cleanup_envelope {
 	int smtputf8;
 	const char *tls;       /* "TLSv1.3 with cipher X (256/256 bits)" */
 	const char *auth_user; /* SASL login, or NULL */
+	int auth_header;       /* name auth_user in Received: */
 	/* Submission: add Message-ID: and Date: when the message lacks
 	 * them (RFC 6409 8). */
 	int add_missing_headers;

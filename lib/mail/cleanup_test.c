@@ -293,9 +293,9 @@ test_submission_headers(void)
 	size_t i, len;
 
 	var_message_size_limit = 10240;
-	var_smtpd_sasl_authenticated_header = 1;
 	env.tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)";
 	env.auth_user = "a@example.test";
+	env.auth_header = 1;
 	env.add_missing_headers = 1;
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		CHECK(cleanup_open(&c, &env, &error) == 0);
