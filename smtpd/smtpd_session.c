@@ -319,6 +319,33 @@ smtpd_session_content(struct smtpd_session *s)
 		s->data_start_ms = event_now_ms(s->loop);
 }
 
+/*
+ * Refuses the content that cleanup refused (status bits) and ends the
+ * transaction: after a 5xx to DATA or to any BDAT the client starts over
+ * (RFC 5321 4.1.1.4, RFC 3030 2).
+ */
+static void
+session_refuse(struct smtpd_session *s, const char *cmd, unsigned status)
+{
+	const char *rcpt = s->rcpts[0].addr;
+
+	if (status & CLEANUP_STAT_SIZE)
+		smtpd_reject(
+		    s, cmd, rcpt, "552 5.3.4 Error: message file too big");
+	else if (status & CLEANUP_STAT_HEADER)
+		smtpd_reject(s, cmd, rcpt,
+		    "552 5.3.4 Error: message header size exceeds limit");
+	else if (status & CLEANUP_STAT_HOPS)
+		/* RFC 3463 5.4.6: routing loop detected. */
+		smtpd_reject(s, cmd, rcpt, "554 5.4.6 Error: too many hops");
+	else if (status & CLEANUP_STAT_BARE)
+		smtpd_reject(s, cmd, rcpt,
+		    "554 5.6.11 Error: bare <CR> or <LF> received");
+	s->errors++;
+	smtpd_cmd_reset(s);
+	smtpd_set_state(s, SMTPD_STATE_HELO);
+}
+
 /* The content is complete: refuse it, or commit it and wait. */
 static void
 session_end_of_content(struct smtpd_session *s, const char *cmd)
@@ -328,21 +355,15 @@ session_end_of_content(struct smtpd_session *s, const char *cmd)
 	unsigned status = cleanup_finish(&s->cleanup, &error, &err);
 
 	s->data_start_ms = 0;
-	if (status & CLEANUP_STAT_SIZE)
-		smtpd_reject(s, cmd, s->rcpts[0].addr,
-		    "552 5.3.4 Error: message file too big");
-	else if (status & CLEANUP_STAT_BARE)
-		smtpd_reject(s, cmd, s->rcpts[0].addr,
-		    "554 5.6.11 Error: bare <CR> or <LF> received");
-	else if (status & CLEANUP_STAT_WRITE) {
+	if (status & CLEANUP_STAT_WRITE) {
 		msg_error("%s: %s", s->cleanup.w.id, error);
 		session_write_error(s, err);
-	}
-	if (status != 0) {
-		if (!(status & CLEANUP_STAT_WRITE))
-			s->errors++;
 		smtpd_cmd_reset(s);
 		smtpd_set_state(s, SMTPD_STATE_HELO);
+		return;
+	}
+	if (status != 0) {
+		session_refuse(s, cmd, status);
 		return;
 	}
 	s->commit_path = queue_path(QUEUE_INCOMING, s->cleanup.w.id);
@@ -367,11 +388,7 @@ session_bdat_done(struct smtpd_session *s)
 	}
 	if (s->cleanup.status != 0) {
 		/* RFC 3030 2: after a 5xx the transaction is over. */
-		smtpd_reject(s, "BDAT", s->rcpts[0].addr,
-		    "552 5.3.4 Error: message file too big");
-		s->errors++;
-		smtpd_cmd_reset(s);
-		smtpd_set_state(s, SMTPD_STATE_HELO);
+		session_refuse(s, "BDAT", s->cleanup.status);
 		return;
 	}
 	smtpd_reply(

@@ -196,100 +196,159 @@ cleanup_missing_headers(struct cleanup *c)
 	buf_free(&hdr);
 }
 
-/* The headers are over: add what is missing, then what was held. */
+/* The headers are over: add what is missing, then the line in hand
+ * (the start of the body). */
 static void
 cleanup_headers_end(struct cleanup *c)
 {
-	cleanup_missing_headers(c);
-	cleanup_store(c, c->hdr.hold, c->hdr.hold_len);
-	c->hdr.hold_len = 0;
-	c->hdr.holding = 0;
-	c->hdr.done = 1;
+	struct cleanup_headers *h = &c->hdr;
+
+	h->done = 1;
+	if (c->add_missing_headers)
+		cleanup_missing_headers(c);
+	cleanup_store(c, h->buf.data, h->buf.len);
+	buf_free(&h->buf);
 }
 
-/* A held name ended in ':': it is a field; note the ones we add. */
+/* 1 if the header in h->buf has the field name (any case). */
+static int
+cleanup_header_is(const struct cleanup_headers *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	return h->buf.len > n && h->buf.data[n] == ':' &&
+	       str_prefix_ci(h->buf.data, n, name);
+}
+
+/* One complete logical header is in h->buf: count it, store it. */
 static void
-cleanup_field_name(struct cleanup *c)
+cleanup_header_done(struct cleanup *c)
 {
 	struct cleanup_headers *h = &c->hdr;
-	size_t n = h->hold_len;
 
-	if (n == sizeof("message-id") - 1 &&
-	    str_prefix_ci(h->hold, n, "message-id"))
+	if (cleanup_header_is(h, "received") &&
+	    ++h->received > var_hopcount_limit)
+		c->status |= CLEANUP_STAT_HOPS;
+	if (cleanup_header_is(h, "message-id"))
 		h->have_msgid = 1;
-	else if (n == sizeof("date") - 1 && str_prefix_ci(h->hold, n, "date"))
+	else if (cleanup_header_is(h, "date"))
 		h->have_date = 1;
-	cleanup_store(c, h->hold, n);
-	cleanup_store(c, ":", 1);
-	h->hold_len = 0;
-	h->holding = 0;
+	cleanup_store(c, h->buf.data, h->buf.len);
+	buf_reset(&h->buf);
+}
+
+/* Adds header bytes to h->buf; 0 once the section is over its limit. */
+static int
+cleanup_header_take(struct cleanup *c, const char *data, size_t len)
+{
+	struct cleanup_headers *h = &c->hdr;
+
+	h->section += len;
+	if (h->section > (uint64_t)var_header_size_limit) {
+		/* The rest is read to its end but not stored. */
+		c->status |= CLEANUP_STAT_HEADER;
+		buf_free(&h->buf);
+		return 0;
+	}
+	if (buf_append(&h->buf, data, len) < 0)
+		msg_panic("cleanup: header buffer under header_size_limit");
+	return 1;
+}
+
+/* RFC 5322 2.2: a field name is printable US-ASCII except ':'. */
+static int
+cleanup_ftext(unsigned char b)
+{
+	return b > ' ' && b < 0x7f && b != ':';
 }
 
 /*
- * Content on its way to the file. While the headers last (and only when
- * missing ones may have to be added) it is scanned a byte at a time: the
- * start of each line is held back until it proves to be a field name
- * (RFC 5322 2.2: ftext up to ':') or the body, so that Message-ID: and
- * Date: go in before the first body line even when a message has no
- * empty line after its headers.
+ * Content on its way to the file. The client's headers are collected one
+ * logical header at a time in h->buf (a header is complete when the next
+ * line does not start with white space), so that each is checked whole;
+ * the body streams through. A line that is not "name:" ends the headers
+ * and starts the body, so that Message-ID: and Date: go in before the
+ * first body line even when a message has no empty line after its
+ * headers. Line ends are LF (after CR, if any), so this also works for
+ * content kept with bare LFs or in BINARYMIME.
  */
 static void
-cleanup_emit(void *ctx, const char *data, size_t len)
+cleanup_content(struct cleanup *c, const char *data, size_t len)
 {
-	struct cleanup *c = ctx;
 	struct cleanup_headers *h = &c->hdr;
-	size_t i, run = 0; /* data[run..i) is to be stored */
-	unsigned char b;
+	const char *lf;
+	size_t i = 0, n;
 
-	/* A refused message is read to its end but not stored. */
-	if (c->status != 0 || c->data.bare)
-		return;
 	if (h->done) {
 		cleanup_store(c, data, len);
 		return;
 	}
-	for (i = 0; i < len; i++) {
-		b = (unsigned char)data[i];
-		if (h->holding) {
-			if (b == ':') {
-				cleanup_field_name(c);
-				run = i + 1;
-			} else if (b <= ' ' || b >= 0x7f) {
-				cleanup_headers_end(c);
-				cleanup_store(c, data + i, len - i);
-				return;
-			} else if (h->hold_len == sizeof(h->hold)) {
-				/* Too long to be one we add: a field. */
-				cleanup_store(c, h->hold, h->hold_len);
-				h->hold_len = 0;
-				h->holding = 0;
-				run = i;
-			} else {
-				h->hold[h->hold_len++] = (char)b;
+	while (i < len && c->status == 0) {
+		switch (h->state) {
+		case CLEANUP_HEADER_BOL:
+			if (data[i] == ' ' || data[i] == '\t') {
+				h->state = CLEANUP_HEADER_VALUE;
+				break;
 			}
-			continue;
-		}
-		if (h->bol) {
-			h->bol = 0;
-			if (b == '\r' || b == '\n') {
-				/* The empty line that ends the headers. */
-				cleanup_store(c, data + run, i - run);
+			cleanup_header_done(c);
+			h->state = CLEANUP_HEADER_NAME;
+			break;
+		case CLEANUP_HEADER_NAME:
+			for (n = i;
+			     n < len && cleanup_ftext((unsigned char)data[n]);
+			     n++)
+				;
+			if (!cleanup_header_take(c, data + i, n - i))
+				return;
+			i = n;
+			if (i == len)
+				break;
+			if (data[i] != ':' || h->buf.len == 0) {
+				/* Not a field: the body starts with this line. */
 				cleanup_headers_end(c);
 				cleanup_store(c, data + i, len - i);
 				return;
 			}
-			if (b != ' ' && b != '\t') {
-				cleanup_store(c, data + run, i - run);
-				h->holding = 1;
-				h->hold[h->hold_len++] = (char)b;
-				continue;
-			}
+			if (!cleanup_header_take(c, data + i, 1))
+				return;
+			i++;
+			h->state = CLEANUP_HEADER_VALUE;
+			break;
+		case CLEANUP_HEADER_VALUE:
+			lf = memchr(data + i, '\n', len - i);
+			n = lf != NULL ? (size_t)(lf - data) + 1 : len;
+			if (!cleanup_header_take(c, data + i, n - i))
+				return;
+			i = n;
+			if (lf != NULL)
+				h->state = CLEANUP_HEADER_BOL;
+			break;
 		}
-		if (b == '\n')
-			h->bol = 1;
 	}
-	if (!h->holding)
-		cleanup_store(c, data + run, len - run);
+}
+
+/* The content ended inside the headers: the last one is complete. */
+static void
+cleanup_headers_finish(struct cleanup *c)
+{
+	struct cleanup_headers *h = &c->hdr;
+
+	if (h->state != CLEANUP_HEADER_NAME)
+		cleanup_header_done(c);
+	if (c->status == 0)
+		cleanup_headers_end(c);
+}
+
+/* DATA content from the parser. */
+static void
+cleanup_emit(void *ctx, const char *data, size_t len)
+{
+	struct cleanup *c = ctx;
+
+	/* A refused message is read to its end but not stored. */
+	if (c->status != 0 || c->data.bare)
+		return;
+	cleanup_content(c, data, len);
 }
 
 /* Client text that goes into a header: no control or 8-bit bytes. */
@@ -405,9 +464,9 @@ cleanup_open(
 	c->open = 1;
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
-	c->hdr.bol = 1;
-	/* Nothing to add: no need to scan the headers. */
-	c->hdr.done = !env->add_missing_headers;
+	c->add_missing_headers = env->add_missing_headers;
+	c->hdr.state = CLEANUP_HEADER_NAME;
+	buf_init(&c->hdr.buf, (size_t)var_header_size_limit);
 	qfile_put_sender(&c->w, env->sender);
 	qfile_put_attr(&c->w, "client_addr", env->client_addr);
 	qfile_put_attr(&c->w, "client_name", env->client_name);
@@ -461,7 +520,8 @@ cleanup_feed_raw(struct cleanup *c, const char *in, size_t len, int binary)
 	}
 	c->raw = 1;
 	c->binary = binary;
-	cleanup_emit(c, in, len);
+	if (c->status == 0 && !c->data.bare)
+		cleanup_content(c, in, len);
 }
 
 int
@@ -479,7 +539,7 @@ cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r)
 		c->status |= CLEANUP_STAT_BARE;
 	/* Headers that ended with the content: add what is missing. */
 	if (c->status == 0 && !c->hdr.done)
-		cleanup_headers_end(c);
+		cleanup_headers_finish(c);
 	/* A refused file is discarded: no point in completing it. */
 	if (c->status == 0 && qfile_finish(&c->w, error_r) < 0) {
 		c->status |= CLEANUP_STAT_WRITE;
@@ -492,6 +552,7 @@ cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r)
 void
 cleanup_free(struct cleanup *c)
 {
+	buf_free(&c->hdr.buf);
 	if (!c->open)
 		return;
 	qfile_writer_free(&c->w);

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/buf.h"
 #include "base/event.h"
 #include "mail/qfile.h"
 
@@ -49,6 +50,8 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 #define CLEANUP_STAT_BARE  0x1 /* bare CR or LF in the content */
 #define CLEANUP_STAT_SIZE  0x2 /* over message_size_limit */
 #define CLEANUP_STAT_WRITE 0x4 /* the queue file could not be written */
+#define CLEANUP_STAT_HEADER 0x8 /* header section over header_size_limit */
+#define CLEANUP_STAT_HOPS  0x10 /* more Received: than hopcount_limit */
 
 /* One recipient with its DSN parameters (RFC 3461). */
 struct cleanup_rcpt {
@@ -79,16 +82,26 @@ struct cleanup_envelope {
 	int add_missing_headers;
 };
 
-/* A field name held back until it proves to be one (or the body). */
-#define CLEANUP_HOLD_MAX 64
+/* Where the header scanner is in the current line. */
+enum cleanup_header_state {
+	CLEANUP_HEADER_NAME,  /* a line started: a field name, or the body */
+	CLEANUP_HEADER_VALUE, /* after the colon, up to the LF */
+	CLEANUP_HEADER_BOL,   /* a header line ended: continued, or the next */
+};
 
-/* Where the header scanner is (Message-ID/Date detection). */
+/*
+ * The client's header section (RFC 5322 2.2), taken one logical header
+ * (a field and its continuation lines) at a time, so that each is seen
+ * whole before it is stored. The body starts at the first line that is
+ * not a field (the empty line, or text without "name:").
+ */
 struct cleanup_headers {
-	int done;	/* the body has started */
-	int bol;	/* at the start of a line */
-	int holding;	/* collecting a field name in hold */
-	size_t hold_len;
-	char hold[CLEANUP_HOLD_MAX];
+	int done; /* the body has started */
+	enum cleanup_header_state state;
+	struct buf buf;	  /* the header (or the line) so far, at most
+			   * header_size_limit bytes */
+	uint64_t section; /* bytes of the header section so far */
+	long long received; /* Received: headers (loop detection) */
 	int have_msgid, have_date;
 };
 
@@ -108,9 +121,12 @@ struct cleanup {
 
 /*
  * Creates the queue file in tmp/ and writes the envelope and the
- * Received: header; the limit is message_size_limit. Duplicate recipients
- * (one mailbox in other spellings, addr_fold) are written once. 0, or -1
- * with *error_r (nothing left to free).
+ * Received: header. Limits: message_size_limit (the content),
+ * header_size_limit (the client's header section: CLEANUP_STAT_HEADER)
+ * and hopcount_limit (the client's Received: headers, RFC 5321 6.3; the
+ * one cleanup adds is not counted: CLEANUP_STAT_HOPS). Duplicate
+ * recipients (one mailbox in other spellings, addr_fold) are written
+ * once. 0, or -1 with *error_r (nothing left to free).
  */
 int cleanup_open(struct cleanup *c, const struct cleanup_envelope *env,
     const char **error_r);

@@ -13,12 +13,16 @@
 #include "unit.h"
 #include "base/buf.h"
 #include "base/file.h"
+#include "base/mem.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
 #include "mail/cleanup.h"
 
-#define OUT_MAX 4096
+#define OUT_MAX      4096
+/* The defaults of params.def. */
+#define HEADER_LIMIT 102400
+#define HOP_LIMIT    50
 
 struct data_case {
 	const char *in;
@@ -119,6 +123,8 @@ make_queue(void)
 	dir = strdup(tmpl);
 	var_queue_directory = dir;
 	var_myhostname = "mx.example.test";
+	var_header_size_limit = HEADER_LIMIT;
+	var_hopcount_limit = HOP_LIMIT;
 	sub = queue_path(QUEUE_TMP, NULL);
 	CHECK(mkdir(sub, 0700) == 0);
 	free(sub);
@@ -448,7 +454,190 @@ test_refused(void)
 	remove_queue(dir);
 }
 
+static const struct cleanup_rcpt one_rcpt[] = {{"a@example.test", NULL, 0}};
+static const struct cleanup_envelope plain_env = {.sender = "s@example.org",
+    .rcpts = one_rcpt,
+    .nrcpt = 1,
+    .client_name = "client.example",
+    .client_addr = "192.0.2.1",
+    .client_rfc_addr = "192.0.2.1",
+    .helo = "h",
+    .protocol = "ESMTP",
+    .body = "8BITMIME"};
+
+/*
+ * One message through cleanup as DATA content (in ends with CRLF.CRLF),
+ * fed whole or one byte at a time; c is set up by setup (may be NULL)
+ * after cleanup_open. Returns the cleanup_finish bits; on 0 *content_r
+ * (may be NULL) gets the stored content after cleanup's Received: header
+ * (malloc'd, *len_r bytes plus a NUL).
+ */
+static unsigned
+run_message(const struct cleanup_envelope *env, const char *in, size_t len,
+    int bytewise, void (*setup)(struct cleanup *), char **content_r,
+    size_t *len_r)
+{
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL, *body;
+	char *content;
+	size_t used = 0, step, n;
+	unsigned status;
+
+	if (content_r != NULL)
+		*content_r = NULL;
+	CHECK(cleanup_open(&c, env, &error) == 0);
+	if (setup != NULL)
+		setup(&c);
+	while (used < len && !cleanup_done(&c)) {
+		step = bytewise ? 1 : len - used;
+		n = cleanup_feed(&c, in + used, step);
+		CHECK(n <= step);
+		used += n;
+		if (n < step)
+			break;
+	}
+	CHECK(cleanup_done(&c));
+	CHECK_INT(used, len);
+	status = cleanup_finish(&c, &error, NULL);
+	if (status != 0 || content_r == NULL) {
+		cleanup_free(&c);
+		return status;
+	}
+	content = commit_content(&c, &q);
+	/* The client's content starts after the Received: header's date. */
+	body = strstr(content, "; ");
+	body = body != NULL ? strstr(body, "\r\n") : NULL;
+	CHECK(body != NULL);
+	if (body != NULL) {
+		body += 2;
+		*len_r = q.content_len - (size_t)(body - content);
+		*content_r = malloc(*len_r + 1);
+		memcpy(*content_r, body, *len_r + 1);
+	}
+	free(content);
+	qfile_close(&q);
+	return status;
+}
+
+/* Appends n copies of s to b. */
+static void
+repeat(struct buf *b, const char *s, int n)
+{
+	while (n-- > 0)
+		CHECK(buf_puts(b, s) == 0);
+}
+
+/* Headers are buffered one at a time but stored byte for byte. */
+static void
+test_header_buffering(void)
+{
+	static const char *const msgs[] = {
+	    "Subject: a\r\n b\r\n\tc\r\nX-A: 1\r\n\r\nbody\r\n",
+	    "Subject: a\r\nnot a header\r\nX: y\r\n",
+	    "Subject: x\r\n",
+	    "Subject: x\r\n \r\n\r\n",
+	    " leading white space\r\nX: y\r\n",
+	    ":no name\r\n",
+	    "",
+	};
+	char *dir = make_queue(), *content, *in;
+	size_t i, len;
+	int bytewise;
+
+	var_message_size_limit = 10240;
+	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		for (bytewise = 0; bytewise < 2; bytewise++) {
+			in = xasprintf("%s.\r\n", msgs[i]);
+			CHECK_INT(run_message(&plain_env, in, strlen(in),
+			              bytewise, NULL, &content, &len),
+			    0);
+			CHECK(content != NULL && len == strlen(msgs[i]) &&
+			      memcmp(content, msgs[i], len) == 0);
+			if (unit_case_failed)
+				printf("#   message %zu (%s)\n", i,
+				    bytewise ? "bytewise" : "whole");
+			free(content);
+			free(in);
+		}
+	}
+	remove_queue(dir);
+}
+
+/* header_size_limit counts the client's header section, not the body. */
+static void
+test_header_limit(void)
+{
+	char *dir = make_queue();
+	struct buf in;
+	int bytewise;
+	size_t line = strlen("X-Filler: 0123456789012345678901\r\n");
+
+	var_message_size_limit = 102400;
+	var_header_size_limit = 1024;
+	buf_init(&in, 65536);
+	for (bytewise = 0; bytewise < 2; bytewise++) {
+		/* Exactly the limit, a big body: accepted. */
+		buf_reset(&in);
+		repeat(&in, "X-Filler: 0123456789012345678901\r\n",
+		    (int)(1024 / line));
+		repeat(&in, "x", 1024 - (int)(1024 / line * line) - 3);
+		repeat(&in, ":\r\n", 1);
+		CHECK_INT(in.len, 1024);
+		repeat(&in, "\r\n", 1);
+		repeat(&in, "body line\r\n", 1000);
+		repeat(&in, ".\r\n", 1);
+		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
+		              NULL, NULL, NULL),
+		    0);
+		/* One byte more, in one folded header: refused, all read. */
+		buf_reset(&in);
+		repeat(&in, "Subject: x\r\n", 1);
+		repeat(&in, " 0123456789012345678901234567890\r\n", 29);
+		repeat(&in, " 012345678901234567890123\r\n", 1);
+		CHECK_INT(in.len, 1025);
+		repeat(&in, "\r\nbody\r\n.\r\n", 1);
+		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
+		              NULL, NULL, NULL),
+		    CLEANUP_STAT_HEADER);
+	}
+	buf_free(&in);
+	var_header_size_limit = HEADER_LIMIT;
+	remove_queue(dir);
+}
+
+/* hopcount_limit Received: headers pass, one more is a loop. */
+static void
+test_hopcount(void)
+{
+	char *dir = make_queue();
+	struct buf in;
+	int bytewise;
+
+	var_message_size_limit = 102400;
+	buf_init(&in, 65536);
+	for (bytewise = 0; bytewise < 2; bytewise++) {
+		buf_reset(&in);
+		repeat(&in, "Received: from a by b; date\r\n", HOP_LIMIT - 1);
+		repeat(&in, "rECEIVED: from a\r\n\tby b; date\r\n", 1);
+		repeat(&in, "X-Received: not one\r\n", 5);
+		repeat(&in, "\r\nReceived: in the body\r\n.\r\n", 1);
+		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
+		              NULL, NULL, NULL),
+		    0);
+		buf_reset(&in);
+		repeat(&in, "Received: from a by b; date\r\n", HOP_LIMIT + 1);
+		repeat(&in, "\r\nbody\r\n.\r\n", 1);
+		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
+		              NULL, NULL, NULL),
+		    CLEANUP_STAT_HOPS);
+	}
+	buf_free(&in);
+	remove_queue(dir);
+}
+
 UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
     UNIT_CASE(test_submission_headers), UNIT_CASE(test_raw),
-    UNIT_CASE(test_refused))
+    UNIT_CASE(test_refused), UNIT_CASE(test_header_buffering),
+    UNIT_CASE(test_header_limit), UNIT_CASE(test_hopcount))
