@@ -37,6 +37,7 @@
 
 struct commit_pool *smtpd_commit_pool;
 char *smtpd_incoming_dir;
+char *smtpd_hold_dir;
 struct tls_server *smtpd_tls;
 struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 
@@ -130,6 +131,7 @@ smtpd_init(struct event_loop *loop)
 	smtpd_commit_pool =
 	    commit_pool_create(loop, (int)var_smtpd_commit_threads);
 	smtpd_incoming_dir = queue_path(QUEUE_INCOMING, NULL);
+	smtpd_hold_dir = queue_path(QUEUE_HOLD, NULL);
 	cleanup_notify_init(loop);
 	smtpd_anvil = smtpd_client(loop, "anvil", SMTPD_IPC_TIMEOUT_MS);
 	smtpd_proxymap = smtpd_client(loop, "proxymap", SMTPD_IPC_TIMEOUT_MS);
@@ -156,6 +158,8 @@ smtpd_shutdown(void)
 	tls_server_free(&smtpd_tls);
 	free(smtpd_incoming_dir);
 	smtpd_incoming_dir = NULL;
+	free(smtpd_hold_dir);
+	smtpd_hold_dir = NULL;
 }
 
 int

@@ -114,18 +114,15 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 	}
 }
 
-void
-smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
-    const char *fmt, ...)
+/* "ID|NOQUEUE: ACTION: CMD from host[addr]: TEXT; from=<s> to=<r>
+ * proto=P helo=<h>" */
+static void
+session_log_action(struct smtpd_session *s, const char *action, const char *cmd,
+    const char *rcpt, const char *text)
 {
-	char text[SMTPD_REPLY_MAX], from[SMTPD_LOG_TEXT_MAX + 16],
-	    to[SMTPD_LOG_TEXT_MAX + 16], helo[SMTPD_LOG_TEXT_MAX + 16];
-	va_list ap;
+	char from[SMTPD_LOG_TEXT_MAX + 16], to[SMTPD_LOG_TEXT_MAX + 16],
+	    helo[SMTPD_LOG_TEXT_MAX + 16];
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	smtpd_reply(s, "%s", text);
 	from[0] = to[0] = helo[0] = '\0';
 	if (s->sender != NULL)
 		snprintf(from, sizeof(from), " from=<%s>",
@@ -136,10 +133,24 @@ smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
 	if (s->helo != NULL)
 		snprintf(helo, sizeof(helo), " helo=<%s>",
 		    log_sanitize(s->helo, SMTPD_LOG_TEXT_MAX));
-	msg_info("%s: reject: %s from %s[%s]: %s;%s%s proto=%s%s",
-	    s->cleanup.open ? s->cleanup.w.id : "NOQUEUE", cmd, s->name,
-	    s->addr, log_sanitize(text, sizeof(text)), from, to,
+	msg_info("%s: %s: %s from %s[%s]: %s;%s%s proto=%s%s",
+	    s->cleanup.open ? s->cleanup.w.id : "NOQUEUE", action, cmd, s->name,
+	    s->addr, log_sanitize(text, SMTPD_REPLY_MAX), from, to,
 	    s->esmtp ? "ESMTP" : "SMTP", helo);
+}
+
+void
+smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
+    const char *fmt, ...)
+{
+	char text[SMTPD_REPLY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtpd_reply(s, "%s", text);
+	session_log_action(s, "reject", cmd, rcpt, text);
 }
 
 const char *
@@ -341,6 +352,9 @@ session_refuse(struct smtpd_session *s, const char *cmd, unsigned status)
 	else if (status & CLEANUP_STAT_BARE)
 		smtpd_reject(s, cmd, rcpt,
 		    "554 5.6.11 Error: bare <CR> or <LF> received");
+	else if (status & CLEANUP_STAT_REJECT)
+		/* cleanup logged the header and the text. */
+		smtpd_reply(s, "%s", s->cleanup.reject_text);
 	s->errors++;
 	smtpd_cmd_reset(s);
 	smtpd_set_state(s, SMTPD_STATE_HELO);
@@ -366,10 +380,25 @@ session_end_of_content(struct smtpd_session *s, const char *cmd)
 		session_refuse(s, cmd, status);
 		return;
 	}
-	s->commit_path = queue_path(QUEUE_INCOMING, s->cleanup.w.id);
+	if (s->cleanup.discard) {
+		/* Accepted as far as the client knows; the tmp file goes
+		 * with the transaction. */
+		session_log_action(
+		    s, "discard", cmd, s->rcpts[0].addr, "message discarded");
+		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->cleanup.w.id);
+		smtpd_cmd_ok(s, s->bdat ? "BDAT" : "DATA");
+		smtpd_cmd_reset(s);
+		smtpd_set_state(s, SMTPD_STATE_HELO);
+		return;
+	}
+	/* A held message waits in hold/ for the administrator. */
+	s->commit_path = queue_path(
+	    s->cleanup.hold ? QUEUE_HOLD : QUEUE_INCOMING, s->cleanup.w.id);
 	smtpd_set_state(s, SMTPD_STATE_COMMIT);
 	commit_submit(smtpd_commit_pool, s->cleanup.w.fd, s->cleanup.w.tmp_path,
-	    s->commit_path, smtpd_incoming_dir, session_committed, s);
+	    s->commit_path,
+	    s->cleanup.hold ? smtpd_hold_dir : smtpd_incoming_dir,
+	    session_committed, s);
 }
 
 /* One BDAT chunk is in: say so, or commit the message at LAST. */
@@ -552,10 +581,13 @@ session_committed(int result, const char *error, void *ctx)
 	s->commit_path = NULL;
 	if (result == 0) {
 		qfile_writer_committed(&s->cleanup.w);
-		/* qmgr logs from=/size=/nrcpt= when it takes the message. */
-		msg_info("%s: queued, size=%llu", id,
+		/* qmgr logs from=/size=/nrcpt= when it takes the message;
+		 * it never sees one in hold/. */
+		msg_info("%s: %s, size=%llu", id,
+		    s->cleanup.hold ? "held" : "queued",
 		    (unsigned long long)s->cleanup.w.content_len);
-		cleanup_notify_qmgr(id);
+		if (!s->cleanup.hold)
+			cleanup_notify_qmgr(id);
 		if (!s->dead) {
 			smtpd_reply(s, "250 2.0.0 Ok: queued as %s", id);
 			smtpd_cmd_ok(s, s->bdat ? "BDAT" : "DATA");

@@ -31,13 +31,18 @@
 #include "mail/cleanup.h"
 
 /* "Mon, 22 Nov 2021 05:02:49 +0100" (RFC 5322 3.3) plus slack. */
-#define CLEANUP_DATE_SIZE  64
+#define CLEANUP_DATE_SIZE      64
 /* "20211122050249" for Message-ID. */
-#define CLEANUP_STAMP_SIZE 32
+#define CLEANUP_STAMP_SIZE     32
 /* Received: header text before the client's strings are added. */
-#define CLEANUP_HEADER_MAX (4 * QFILE_RECORD_MAX)
-#define NOTIFY_SERVICE     "qmgr"
-#define NOTIFY_MS_PER_SEC  1000
+#define CLEANUP_HEADER_MAX     (4 * QFILE_RECORD_MAX)
+/* Client strings and header text in one log line (Postfix: 200). */
+#define CLEANUP_LOG_TEXT_MAX   200
+/* A header check's text in the reply (RFC 5321 4.5.3.1.5: 512 a line). */
+#define CLEANUP_REPLY_TEXT_MAX 400
+#define CLEANUP_REJECT_DEFAULT "message content rejected"
+#define NOTIFY_SERVICE         "qmgr"
+#define NOTIFY_MS_PER_SEC      1000
 
 void
 cleanup_data_init(struct cleanup_data *p)
@@ -133,7 +138,7 @@ cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 static void
 cleanup_store(struct cleanup *c, const char *data, size_t len)
 {
-	if (len == 0 || c->status != 0)
+	if (len == 0 || c->status != 0 || c->discard)
 		return;
 	c->size += len;
 	if (c->size > c->size_limit) {
@@ -220,7 +225,80 @@ cleanup_header_is(const struct cleanup_headers *h, const char *name)
 	       str_prefix_ci(h->buf.data, n, name);
 }
 
-/* One complete logical header is in h->buf: count it, store it. */
+/* Logs a header check's action as Postfix does: "ID: reject: header
+ * Subject: xxx from host[addr]; from=<s> to=<r> proto=P helo=<h>: text". */
+static void
+cleanup_header_log(struct cleanup *c, const char *action, const char *header,
+    size_t len, const char *text)
+{
+	msg_info("%s: %s: header %s%s%s%s", c->w.id, action,
+	    log_sanitize_n(header, len, CLEANUP_LOG_TEXT_MAX), c->log_context,
+	    text != NULL ? ": " : "",
+	    text != NULL ? log_sanitize(text, CLEANUP_LOG_TEXT_MAX) : "");
+}
+
+/*
+ * Runs the header check on the header in h->buf; returns 0 when the
+ * header is to be deleted. The first REJECT or DISCARD decides the
+ * message; nothing after it is checked (or stored).
+ */
+static int
+cleanup_header_check(struct cleanup *c)
+{
+	struct cleanup_headers *h = &c->hdr;
+	struct cleanup_header_action act = {CLEANUP_HEADER_DUNNO, NULL};
+	size_t len = h->buf.len;
+	const char *text;
+	char end;
+
+	if (c->header_check == NULL)
+		return 1;
+	/* The hook sees the header without its last line end. */
+	if (len > 0 && h->buf.data[len - 1] == '\n')
+		len--;
+	if (len > 0 && h->buf.data[len - 1] == '\r')
+		len--;
+	end = h->buf.data[len];
+	h->buf.data[len] = '\0';
+	c->header_check(c->header_check_ctx, h->buf.data, len, &act);
+	h->buf.data[len] = end;
+	switch (act.verdict) {
+	case CLEANUP_HEADER_DUNNO:
+		break;
+	case CLEANUP_HEADER_IGNORE:
+		return 0;
+	case CLEANUP_HEADER_WARN:
+		cleanup_header_log(c, "warning", h->buf.data, len, act.text);
+		break;
+	case CLEANUP_HEADER_REJECT:
+		text = act.text != NULL && act.text[0] != '\0'
+		           ? act.text
+		           : CLEANUP_REJECT_DEFAULT;
+		c->status |= CLEANUP_STAT_REJECT;
+		c->reject_text =
+		    xasprintf("550 5.7.1 %.*s", CLEANUP_REPLY_TEXT_MAX, text);
+		cleanup_header_log(
+		    c, "reject", h->buf.data, len, c->reject_text);
+		return 0;
+	case CLEANUP_HEADER_HOLD:
+		c->hold = 1;
+		cleanup_header_log(c, "hold", h->buf.data, len, act.text);
+		break;
+	case CLEANUP_HEADER_DISCARD:
+		c->discard = 1;
+		cleanup_header_log(c, "discard", h->buf.data, len, act.text);
+		return 0;
+	default:
+		msg_panic("cleanup: header check verdict %d", act.verdict);
+	}
+	return 1;
+}
+
+/*
+ * One complete logical header is in h->buf: count it, check it, store
+ * it. Received: headers are counted before the check, so that deleting
+ * them cannot hide a loop.
+ */
 static void
 cleanup_header_done(struct cleanup *c)
 {
@@ -229,6 +307,10 @@ cleanup_header_done(struct cleanup *c)
 	if (cleanup_header_is(h, "received") &&
 	    ++h->received > var_hopcount_limit)
 		c->status |= CLEANUP_STAT_HOPS;
+	if (c->status != 0 || !cleanup_header_check(c)) {
+		buf_reset(&h->buf);
+		return;
+	}
 	if (cleanup_header_is(h, "message-id"))
 		h->have_msgid = 1;
 	else if (cleanup_header_is(h, "date"))
@@ -283,7 +365,7 @@ cleanup_content(struct cleanup *c, const char *data, size_t len)
 		cleanup_store(c, data, len);
 		return;
 	}
-	while (i < len && c->status == 0) {
+	while (i < len && c->status == 0 && !c->discard) {
 		switch (h->state) {
 		case CLEANUP_HEADER_BOL:
 			if (data[i] == ' ' || data[i] == '\t') {
@@ -345,8 +427,9 @@ cleanup_emit(void *ctx, const char *data, size_t len)
 {
 	struct cleanup *c = ctx;
 
-	/* A refused message is read to its end but not stored. */
-	if (c->status != 0 || c->data.bare)
+	/* A refused or discarded message is read to its end but not
+	 * stored. */
+	if (c->status != 0 || c->data.bare || c->discard)
 		return;
 	cleanup_content(c, data, len);
 }
@@ -450,6 +533,24 @@ cleanup_dedup(const struct cleanup_rcpt *rcpts, int n, unsigned char *keep)
 	return kept;
 }
 
+/* The client and transaction for log lines, sanitized once. */
+static void
+cleanup_log_context(struct cleanup *c, const struct cleanup_envelope *env)
+{
+	const char *rcpt = env->nrcpt > 0 ? env->rcpts[0].addr : "";
+	char *from = xstrdup(log_sanitize(env->sender, CLEANUP_LOG_TEXT_MAX));
+	char *to = xstrdup(log_sanitize(rcpt, CLEANUP_LOG_TEXT_MAX));
+
+	c->client = xasprintf("%s[%s]",
+	    log_sanitize(env->client_name, CLEANUP_LOG_TEXT_MAX),
+	    env->client_addr);
+	c->log_context = xasprintf(
+	    " from %s; from=<%s> to=<%s> proto=%s helo=<%s>", c->client, from,
+	    to, env->protocol, log_sanitize(env->helo, CLEANUP_LOG_TEXT_MAX));
+	free(from);
+	free(to);
+}
+
 int
 cleanup_open(
     struct cleanup *c, const struct cleanup_envelope *env, const char **error_r)
@@ -465,6 +566,9 @@ cleanup_open(
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
 	c->add_missing_headers = env->add_missing_headers;
+	c->hold = env->hold;
+	c->discard = env->discard;
+	cleanup_log_context(c, env);
 	c->hdr.state = CLEANUP_HEADER_NAME;
 	buf_init(&c->hdr.buf, (size_t)var_header_size_limit);
 	qfile_put_sender(&c->w, env->sender);
@@ -520,7 +624,7 @@ cleanup_feed_raw(struct cleanup *c, const char *in, size_t len, int binary)
 	}
 	c->raw = 1;
 	c->binary = binary;
-	if (c->status == 0 && !c->data.bare)
+	if (c->status == 0 && !c->data.bare && !c->discard)
 		cleanup_content(c, in, len);
 }
 
@@ -538,10 +642,11 @@ cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r)
 	if (c->data.bare)
 		c->status |= CLEANUP_STAT_BARE;
 	/* Headers that ended with the content: add what is missing. */
-	if (c->status == 0 && !c->hdr.done)
+	if (c->status == 0 && !c->discard && !c->hdr.done)
 		cleanup_headers_finish(c);
-	/* A refused file is discarded: no point in completing it. */
-	if (c->status == 0 && qfile_finish(&c->w, error_r) < 0) {
+	/* A refused or discarded file is removed: no point in completing
+	 * it. */
+	if (c->status == 0 && !c->discard && qfile_finish(&c->w, error_r) < 0) {
 		c->status |= CLEANUP_STAT_WRITE;
 		if (errno_r != NULL)
 			*errno_r = c->w.failed;
@@ -553,6 +658,12 @@ void
 cleanup_free(struct cleanup *c)
 {
 	buf_free(&c->hdr.buf);
+	free(c->reject_text);
+	c->reject_text = NULL;
+	free(c->client);
+	c->client = NULL;
+	free(c->log_context);
+	c->log_context = NULL;
 	if (!c->open)
 		return;
 	qfile_writer_free(&c->w);

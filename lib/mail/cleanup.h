@@ -47,17 +47,51 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
     cleanup_emit_fn *emit, void *ctx);
 
 /* cleanup_finish() result bits; 0 means the file is ready to commit. */
-#define CLEANUP_STAT_BARE  0x1 /* bare CR or LF in the content */
-#define CLEANUP_STAT_SIZE  0x2 /* over message_size_limit */
-#define CLEANUP_STAT_WRITE 0x4 /* the queue file could not be written */
-#define CLEANUP_STAT_HEADER 0x8 /* header section over header_size_limit */
-#define CLEANUP_STAT_HOPS  0x10 /* more Received: than hopcount_limit */
+#define CLEANUP_STAT_BARE   0x1  /* bare CR or LF in the content */
+#define CLEANUP_STAT_SIZE   0x2  /* over message_size_limit */
+#define CLEANUP_STAT_WRITE  0x4  /* the queue file could not be written */
+#define CLEANUP_STAT_HEADER 0x8  /* header section over header_size_limit */
+#define CLEANUP_STAT_HOPS   0x10 /* more Received: than hopcount_limit */
+#define CLEANUP_STAT_REJECT \
+	0x20 /* a header check said REJECT:
+				  * c->reject_text is the reply */
+
+/* What a header check decides about one header (Postfix's actions). */
+enum cleanup_header_verdict {
+	CLEANUP_HEADER_DUNNO,   /* keep it, look no further */
+	CLEANUP_HEADER_IGNORE,  /* delete it from the stored message */
+	CLEANUP_HEADER_WARN,    /* keep it, log it with the text */
+	CLEANUP_HEADER_REJECT,  /* refuse the message: CLEANUP_STAT_REJECT */
+	CLEANUP_HEADER_HOLD,    /* keep the message in hold/: c->hold */
+	CLEANUP_HEADER_DISCARD, /* accept but drop the message: c->discard */
+};
+
+struct cleanup_header_action {
+	enum cleanup_header_verdict verdict;
+	/* NULL, or text for the log and, with REJECT, the reply
+	 * ("550 5.7.1 TEXT"); read during the call only. */
+	const char *text;
+};
+
+/*
+ * A header check (header_checks): called with each complete logical
+ * header of the client's header section, in order: header[0..len) is
+ * the field name, the colon, the value and any continuation lines with
+ * the line ends between them as stored (CRLF, or a bare LF kept by
+ * CLEANUP_BARE_KEEP), without the line end of the last line; header[len]
+ * is a NUL, but the value may hold other NULs and 8-bit bytes. The hook
+ * fills *action_r, which comes zeroed (DUNNO, no text). The header that
+ * cleanup adds (Received:) and the body are not checked; after the
+ * first REJECT or DISCARD no further header is.
+ */
+typedef void cleanup_header_check_fn(void *ctx, const char *header, size_t len,
+    struct cleanup_header_action *action_r);
 
 /* One recipient with its DSN parameters (RFC 3461). */
 struct cleanup_rcpt {
 	const char *addr;
-	const char *orcpt;	/* "type;address" or NULL */
-	unsigned notify;	/* QRCPT_NOTIFY_* mask, 0 = not given */
+	const char *orcpt; /* "type;address" or NULL */
+	unsigned notify;   /* QRCPT_NOTIFY_* mask, 0 = not given */
 };
 
 /* What the receiver knows about the transaction when the content starts. */
@@ -80,6 +114,10 @@ struct cleanup_envelope {
 	/* Submission: add Message-ID: and Date: when the message lacks
 	 * them (RFC 6409 8). */
 	int add_missing_headers;
+	/* Decided before the content (access-map HOLD or DISCARD at RCPT
+	 * time): as c->hold and c->discard. */
+	int hold;
+	int discard;
 };
 
 /* Where the header scanner is in the current line. */
@@ -98,9 +136,9 @@ enum cleanup_header_state {
 struct cleanup_headers {
 	int done; /* the body has started */
 	enum cleanup_header_state state;
-	struct buf buf;	  /* the header (or the line) so far, at most
+	struct buf buf;     /* the header (or the line) so far, at most
 			   * header_size_limit bytes */
-	uint64_t section; /* bytes of the header section so far */
+	uint64_t section;   /* bytes of the header section so far */
 	long long received; /* Received: headers (loop detection) */
 	int have_msgid, have_date;
 };
@@ -114,9 +152,25 @@ struct cleanup {
 	uint64_t size; /* content bytes, Received: included */
 	uint64_t size_limit;
 	unsigned status; /* CLEANUP_STAT_* seen so far */
-	int raw;	 /* BDAT: content as is, no dot-stuffing */
-	int raw_cr;	 /* raw: the last byte was a CR */
-	int binary;	 /* raw BINARYMIME: bare CR and LF allowed */
+	int raw;         /* BDAT: content as is, no dot-stuffing */
+	int raw_cr;      /* raw: the last byte was a CR */
+	int binary;      /* raw BINARYMIME: bare CR and LF allowed */
+
+	/* Set by the caller after cleanup_open, before the content: */
+	cleanup_header_check_fn *header_check; /* NULL: none */
+	void *header_check_ctx;
+
+	/* The outcome besides the status bits. The caller may set hold
+	 * or discard itself while the content comes. */
+	int hold;    /* commit into hold/, not incoming/; no qmgr notice */
+	int discard; /* answer 250 but commit nothing (the tmp file
+			    * goes with cleanup_free); nothing more is stored */
+	char *reject_text; /* with CLEANUP_STAT_REJECT: the whole reply */
+
+	/* For log lines: "name[addr]", and " from name[addr]; from=<s>
+	 * to=<r> proto=P helo=<h>" as Postfix logs header actions. */
+	char *client;
+	char *log_context;
 };
 
 /*
@@ -134,19 +188,21 @@ int cleanup_open(struct cleanup *c, const struct cleanup_envelope *env,
 size_t cleanup_feed(struct cleanup *c, const char *in, size_t len);
 /* Feeds BDAT bytes (RFC 3030): stored as they are; all are taken. With
  * binary (BODY=BINARYMIME) bare CR and LF are allowed. */
-void cleanup_feed_raw(struct cleanup *c, const char *in, size_t len,
-    int binary);
+void cleanup_feed_raw(
+    struct cleanup *c, const char *in, size_t len, int binary);
 /* 1 once the end of the DATA content was seen. */
 int cleanup_done(const struct cleanup *c);
 /*
  * Completes the file (no fsync). Returns the CLEANUP_STAT_* bits; with
  * CLEANUP_STAT_WRITE *error_r says why and *errno_r (may be NULL) holds
  * the errno of the failed write (ENOSPC: a full disk). On 0 the caller
- * commits c->w.fd / c->w.tmp_path (then qfile_writer_committed) before
- * cleanup_free.
+ * commits c->w.fd / c->w.tmp_path (then qfile_writer_committed) into
+ * incoming/, or hold/ when c->hold, before cleanup_free; with c->discard
+ * it answers as for a queued message and commits nothing.
  */
 unsigned cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r);
-/* Closes and, unless committed, unlinks the tmp file. NULL-safe, idempotent. */
+/* Closes and, unless committed, unlinks the tmp file; frees what c holds.
+ * Idempotent, and safe on a zeroed struct. */
 void cleanup_free(struct cleanup *c);
 
 /*

@@ -465,22 +465,31 @@ static const struct cleanup_envelope plain_env = {.sender = "s@example.org",
     .protocol = "ESMTP",
     .body = "8BITMIME"};
 
+/* What a message's run left besides the status and the content. */
+struct outcome {
+	int hold, discard;
+	char reject_text[256];
+	int tmp_left; /* the tmp file still existed after cleanup_free */
+};
+
 /*
  * One message through cleanup as DATA content (in ends with CRLF.CRLF),
- * fed whole or one byte at a time; c is set up by setup (may be NULL)
- * after cleanup_open. Returns the cleanup_finish bits; on 0 *content_r
- * (may be NULL) gets the stored content after cleanup's Received: header
- * (malloc'd, *len_r bytes plus a NUL).
+ * fed whole or one byte at a time; setup (may be NULL) prepares c after
+ * cleanup_open. Returns the cleanup_finish bits and fills *out (may be
+ * NULL); on 0 without discard, *content_r (may be NULL) gets the stored
+ * content after cleanup's Received: header (malloc'd, *len_r bytes plus
+ * a NUL).
  */
 static unsigned
 run_message(const struct cleanup_envelope *env, const char *in, size_t len,
-    int bytewise, void (*setup)(struct cleanup *), char **content_r,
-    size_t *len_r)
+    int bytewise, void (*setup)(struct cleanup *), struct outcome *out,
+    char **content_r, size_t *len_r)
 {
 	struct cleanup c;
 	struct qfile q;
+	struct stat st;
 	const char *error = NULL, *body;
-	char *content;
+	char *content, *tmp;
 	size_t used = 0, step, n;
 	unsigned status;
 
@@ -500,8 +509,20 @@ run_message(const struct cleanup_envelope *env, const char *in, size_t len,
 	CHECK(cleanup_done(&c));
 	CHECK_INT(used, len);
 	status = cleanup_finish(&c, &error, NULL);
-	if (status != 0 || content_r == NULL) {
+	if (out != NULL) {
+		memset(out, 0, sizeof(*out));
+		out->hold = c.hold;
+		out->discard = c.discard;
+		if (c.reject_text != NULL)
+			snprintf(out->reject_text, sizeof(out->reject_text),
+			    "%s", c.reject_text);
+	}
+	if (status != 0 || c.discard || content_r == NULL) {
+		tmp = strdup(c.w.tmp_path);
 		cleanup_free(&c);
+		if (out != NULL)
+			out->tmp_left = stat(tmp, &st) == 0;
+		free(tmp);
 		return status;
 	}
 	content = commit_content(&c, &q);
@@ -550,7 +571,7 @@ test_header_buffering(void)
 		for (bytewise = 0; bytewise < 2; bytewise++) {
 			in = xasprintf("%s.\r\n", msgs[i]);
 			CHECK_INT(run_message(&plain_env, in, strlen(in),
-			              bytewise, NULL, &content, &len),
+			              bytewise, NULL, NULL, &content, &len),
 			    0);
 			CHECK(content != NULL && len == strlen(msgs[i]) &&
 			      memcmp(content, msgs[i], len) == 0);
@@ -588,7 +609,7 @@ test_header_limit(void)
 		repeat(&in, "body line\r\n", 1000);
 		repeat(&in, ".\r\n", 1);
 		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
-		              NULL, NULL, NULL),
+		              NULL, NULL, NULL, NULL),
 		    0);
 		/* One byte more, in one folded header: refused, all read. */
 		buf_reset(&in);
@@ -598,7 +619,7 @@ test_header_limit(void)
 		CHECK_INT(in.len, 1025);
 		repeat(&in, "\r\nbody\r\n.\r\n", 1);
 		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
-		              NULL, NULL, NULL),
+		              NULL, NULL, NULL, NULL),
 		    CLEANUP_STAT_HEADER);
 	}
 	buf_free(&in);
@@ -623,16 +644,197 @@ test_hopcount(void)
 		repeat(&in, "X-Received: not one\r\n", 5);
 		repeat(&in, "\r\nReceived: in the body\r\n.\r\n", 1);
 		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
-		              NULL, NULL, NULL),
+		              NULL, NULL, NULL, NULL),
 		    0);
 		buf_reset(&in);
 		repeat(&in, "Received: from a by b; date\r\n", HOP_LIMIT + 1);
 		repeat(&in, "\r\nbody\r\n.\r\n", 1);
 		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
-		              NULL, NULL, NULL),
+		              NULL, NULL, NULL, NULL),
 		    CLEANUP_STAT_HOPS);
 	}
 	buf_free(&in);
+	remove_queue(dir);
+}
+
+/* The test's header_checks: the first rule whose prefix a header has. */
+struct rule {
+	const char *prefix;
+	enum cleanup_header_verdict verdict;
+	const char *text;
+};
+
+struct checks {
+	const struct rule *rules;
+	struct buf seen; /* every header the hook saw, each followed by '|' */
+};
+
+static struct checks checks;
+
+static void
+check_header(void *ctx, const char *header, size_t len,
+    struct cleanup_header_action *action_r)
+{
+	struct checks *k = ctx;
+	const struct rule *r;
+
+	CHECK(action_r->verdict == CLEANUP_HEADER_DUNNO &&
+	      action_r->text == NULL);
+	CHECK(header[len] == '\0');
+	CHECK(buf_append(&k->seen, header, len) == 0 &&
+	      buf_putc(&k->seen, '|') == 0);
+	for (r = k->rules; r->prefix != NULL; r++) {
+		if (strncmp(header, r->prefix, strlen(r->prefix)) == 0) {
+			action_r->verdict = r->verdict;
+			action_r->text = r->text;
+			return;
+		}
+	}
+}
+
+static void
+setup_checks(struct cleanup *c)
+{
+	c->header_check = check_header;
+	c->header_check_ctx = &checks;
+}
+
+/*
+ * The header-check hook sees each logical header whole (folded lines
+ * with their CRLFs, no final CRLF) and its verdict is applied: IGNORE
+ * deletes the header, WARN and DUNNO keep it, REJECT refuses the
+ * message with its text, HOLD keeps it for hold/, DISCARD accepts it
+ * without a file; nothing is checked after a REJECT or DISCARD.
+ */
+static void
+test_header_checks(void)
+{
+	static const struct rule rules[] = {
+	    {"X-Drop:", CLEANUP_HEADER_IGNORE, NULL},
+	    {"X-Warn:", CLEANUP_HEADER_WARN, "looks odd"},
+	    {"X-Reject:", CLEANUP_HEADER_REJECT, NULL},
+	    {"X-Reject-Text:", CLEANUP_HEADER_REJECT, "no \x01thanks"},
+	    {"X-Hold:", CLEANUP_HEADER_HOLD, "look at it"},
+	    {"X-Discard:", CLEANUP_HEADER_DISCARD, NULL},
+	    {"Date:", CLEANUP_HEADER_IGNORE, NULL},
+	    {NULL, CLEANUP_HEADER_DUNNO, NULL}};
+	static const struct {
+		const char *in;
+		unsigned status;
+		int hold, discard;
+		const char *stored; /* NULL: nothing stored */
+		const char *seen;
+		const char *reply;
+	} cases[] = {
+	    {"Subject: a\r\n\tb \x80\r\nX-Drop: x\r\n y\r\nX-Warn: w\r\n"
+	     "\r\nX-Drop: body\r\n",
+	        0, 0, 0,
+	        "Subject: a\r\n\tb \x80\r\nX-Warn: w\r\n\r\nX-Drop: body\r\n",
+	        "Subject: a\r\n\tb \x80|X-Drop: x\r\n y|X-Warn: w|", NULL},
+	    {"X-Drop: last\r\n", 0, 0, 0, "", "X-Drop: last|", NULL},
+	    {"A: 1\r\nX-Reject: r\r\nB: 2\r\n\r\nbody\r\n", CLEANUP_STAT_REJECT,
+	        0, 0, NULL, "A: 1|X-Reject: r|",
+	        "550 5.7.1 message content rejected"},
+	    {"X-Reject-Text: r\r\n\r\n", CLEANUP_STAT_REJECT, 0, 0, NULL,
+	        "X-Reject-Text: r|", "550 5.7.1 no \x01thanks"},
+	    {"X-Hold: h\r\nB: 2\r\n\r\nbody\r\n", 0, 1, 0,
+	        "X-Hold: h\r\nB: 2\r\n\r\nbody\r\n", "X-Hold: h|B: 2|", NULL},
+	    {"A: 1\r\nX-Discard: d\r\nX-Reject: r\r\n\r\nbody\r\n", 0, 0, 1,
+	        NULL, "A: 1|X-Discard: d|", NULL},
+	    {"X-Hold: h\r\nX-Reject: r\r\n", CLEANUP_STAT_REJECT, 1, 0, NULL,
+	        "X-Hold: h|X-Reject: r|", "550 5.7.1 message content rejected"},
+	};
+	char *dir = make_queue(), *content, *in;
+	struct outcome out;
+	size_t i, len;
+	int bytewise;
+	unsigned status;
+
+	var_message_size_limit = 10240;
+	checks.rules = rules;
+	buf_init(&checks.seen, OUT_MAX);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (bytewise = 0; bytewise < 2; bytewise++) {
+			buf_reset(&checks.seen);
+			in = xasprintf("%s.\r\n", cases[i].in);
+			status = run_message(&plain_env, in, strlen(in),
+			    bytewise, setup_checks, &out, &content, &len);
+			CHECK_INT(status, cases[i].status);
+			CHECK_INT(out.hold, cases[i].hold);
+			CHECK_INT(out.discard, cases[i].discard);
+			CHECK_STR(buf_cstr(&checks.seen), cases[i].seen);
+			if (cases[i].stored != NULL)
+				CHECK(
+				    content != NULL &&
+				    len == strlen(cases[i].stored) &&
+				    memcmp(content, cases[i].stored, len) == 0);
+			else
+				CHECK(content == NULL && !out.tmp_left);
+			CHECK_STR(out.reject_text,
+			    cases[i].reply != NULL ? cases[i].reply : "");
+			if (unit_case_failed)
+				printf("#   case %zu (%s)\n", i,
+				    bytewise ? "bytewise" : "whole");
+			free(content);
+			free(in);
+		}
+	}
+	buf_free(&checks.seen);
+	remove_queue(dir);
+}
+
+/* A submission whose Date: a check deletes gets one added. */
+static void
+test_header_checks_missing(void)
+{
+	static const struct rule rules[] = {
+	    {"Date:", CLEANUP_HEADER_IGNORE, NULL},
+	    {NULL, CLEANUP_HEADER_DUNNO, NULL}};
+	static const char in[] =
+	    "Date: old\r\nMessage-ID: <a@b>\r\n\r\nb\r\n.\r\n";
+	struct cleanup_envelope env = plain_env;
+	char *dir = make_queue(), *content;
+	size_t len;
+
+	var_message_size_limit = 10240;
+	env.add_missing_headers = 1;
+	checks.rules = rules;
+	buf_init(&checks.seen, OUT_MAX);
+	CHECK_INT(run_message(&env, in, strlen(in), 0, setup_checks, NULL,
+	              &content, &len),
+	    0);
+	CHECK(content != NULL && strstr(content, "Date: old") == NULL &&
+	      strncmp(content, "Message-ID: <a@b>\r\nDate: ", 25) == 0 &&
+	      strstr(content, "Message-ID: <2") == NULL);
+	free(content);
+	buf_free(&checks.seen);
+	remove_queue(dir);
+}
+
+/* HOLD or DISCARD decided before the content (an access map at RCPT). */
+static void
+test_envelope_actions(void)
+{
+	static const char in[] = "Subject: x\r\n\r\nbody\r\n.\r\n";
+	struct cleanup_envelope env = plain_env;
+	struct outcome out;
+	char *dir = make_queue(), *content;
+	size_t len;
+
+	var_message_size_limit = 10240;
+	env.hold = 1;
+	CHECK_INT(
+	    run_message(&env, in, strlen(in), 0, NULL, &out, &content, &len),
+	    0);
+	CHECK(out.hold && !out.discard && content != NULL &&
+	      strcmp(content, "Subject: x\r\n\r\nbody\r\n") == 0);
+	free(content);
+	env.hold = 0;
+	env.discard = 1;
+	CHECK_INT(
+	    run_message(&env, in, strlen(in), 1, NULL, &out, &content, &len),
+	    0);
+	CHECK(out.discard && content == NULL && !out.tmp_left);
 	remove_queue(dir);
 }
 
@@ -640,4 +842,6 @@ UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
     UNIT_CASE(test_submission_headers), UNIT_CASE(test_raw),
     UNIT_CASE(test_refused), UNIT_CASE(test_header_buffering),
-    UNIT_CASE(test_header_limit), UNIT_CASE(test_hopcount))
+    UNIT_CASE(test_header_limit), UNIT_CASE(test_hopcount),
+    UNIT_CASE(test_header_checks), UNIT_CASE(test_header_checks_missing),
+    UNIT_CASE(test_envelope_actions))
