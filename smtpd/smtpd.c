@@ -38,6 +38,7 @@
 struct commit_pool *smtpd_commit_pool;
 char *smtpd_incoming_dir;
 char *smtpd_hold_dir;
+enum cleanup_bare_policy smtpd_bare_newline;
 struct tls_server *smtpd_tls;
 struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 
@@ -125,9 +126,28 @@ smtpd_client(struct event_loop *loop, const char *service, uint64_t timeout)
 	return c;
 }
 
+/* smtpd_forbid_bare_newline; "yes" is Postfix's word for reject. */
+static void
+smtpd_bare_newline_init(void)
+{
+	const char *v = var_smtpd_forbid_bare_newline;
+
+	if (strcmp(v, "normalize") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_NORMALIZE;
+	else if (strcmp(v, "reject") == 0 || strcmp(v, "yes") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_REJECT;
+	else if (strcmp(v, "no") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_KEEP;
+	else
+		msg_fatal("smtpd_forbid_bare_newline: bad value '%s' "
+		          "(normalize, reject or no)",
+		    v);
+}
+
 static void
 smtpd_init(struct event_loop *loop)
 {
+	smtpd_bare_newline_init();
 	smtpd_commit_pool =
 	    commit_pool_create(loop, (int)var_smtpd_commit_threads);
 	smtpd_incoming_dir = queue_path(QUEUE_INCOMING, NULL);

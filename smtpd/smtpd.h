@@ -119,6 +119,7 @@ struct smtpd_session {
 extern struct commit_pool *smtpd_commit_pool;
 extern char *smtpd_incoming_dir; /* $queue_directory/incoming */
 extern char *smtpd_hold_dir;     /* $queue_directory/hold */
+extern enum cleanup_bare_policy smtpd_bare_newline;
 extern struct tls_server *smtpd_tls; /* NULL: no certificate */
 extern struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 

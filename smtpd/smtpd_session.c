@@ -305,6 +305,7 @@ smtpd_session_open_file(struct smtpd_session *s)
 	env.auth_user = s->auth_user;
 	env.auth_header = var_smtpd_sasl_authenticated_header;
 	env.add_missing_headers = s->auth_user != NULL;
+	env.bare_newline = smtpd_bare_newline;
 	ret = cleanup_open(&s->cleanup, &env, &error);
 	free(rcpts);
 	if (ret < 0) {
@@ -351,7 +352,7 @@ session_refuse(struct smtpd_session *s, const char *cmd, unsigned status)
 		smtpd_reject(s, cmd, rcpt, "554 5.4.6 Error: too many hops");
 	else if (status & CLEANUP_STAT_BARE)
 		smtpd_reject(s, cmd, rcpt,
-		    "554 5.6.11 Error: bare <CR> or <LF> received");
+		    "550 5.5.2 Error: bare <CR> or <LF> received");
 	else if (status & CLEANUP_STAT_REJECT)
 		/* cleanup logged the header and the text. */
 		smtpd_reply(s, "%s", s->cleanup.reject_text);

@@ -4,9 +4,13 @@
  * it) so that a message costs no extra process hop: it writes the queue file for one transaction
  * (envelope, a Received: header per RFC 5321 4.4, then the content), with
  * the DATA body parsed incrementally as it arrives: dot-stuffing removed
- * (RFC 5321 4.5.2), the end only at CRLF.CRLF, and any bare CR or LF
- * flagged so the message can be refused (the SMTP smuggling defence of
- * Postfix's smtpd_forbid_bare_newline). Long lines are stored as they
+ * (RFC 5321 4.5.2), the end only at CRLF.CRLF whatever comes before
+ * (the SMTP smuggling defence), and any bare CR or LF in text content
+ * stored as CRLF, kept, or refused, as the receiver's policy says
+ * (Postfix's smtpd_forbid_bare_newline). The client's headers are taken
+ * one logical header at a time (RFC 5322 2.2) for the header section
+ * limit, the hop count (RFC 5321 6.3) and the header-check hook; 8-bit
+ * bytes pass untouched everywhere. Long lines are stored as they
  * came; only the total size is limited. It also sends qmgr its "new
  * message" notices without ever blocking the event loop.
  */
@@ -421,6 +425,73 @@ cleanup_headers_finish(struct cleanup *c)
 		cleanup_headers_end(c);
 }
 
+/* A bare CR or LF: logged once a message, refused or stored. */
+static void
+cleanup_bare(struct cleanup *c, const char *what, const char *as_is)
+{
+	static const char *const done[] = {
+	    [CLEANUP_BARE_NORMALIZE] = "normalized",
+	    [CLEANUP_BARE_REJECT] = "rejected",
+	    [CLEANUP_BARE_KEEP] = "kept",
+	};
+
+	if (!c->bare_seen) {
+		c->bare_seen = 1;
+		msg_info("%s: bare <%s> received from %s, %s", c->w.id, what,
+		    c->client, done[c->bare_policy]);
+	}
+	if (c->bare_policy == CLEANUP_BARE_REJECT)
+		c->status |= CLEANUP_STAT_BARE;
+	else if (c->bare_policy == CLEANUP_BARE_KEEP)
+		cleanup_content(c, as_is, strlen(as_is));
+	else
+		cleanup_content(c, "\r\n", 2);
+}
+
+/*
+ * Text content (unstuffed DATA, or BDAT without BINARYMIME): CRLF pairs
+ * pass in runs, a bare CR or LF goes to cleanup_bare. A CR at the end of
+ * the input waits for the next byte.
+ */
+static void
+cleanup_text(struct cleanup *c, const char *data, size_t len)
+{
+	size_t i = 0, run = 0; /* data[run..i) is to be passed on */
+
+	while (i < len && c->status == 0) {
+		if (c->cr) {
+			c->cr = 0;
+			if (data[i] == '\n') {
+				cleanup_content(c, "\r\n", 2);
+				run = ++i;
+			} else {
+				cleanup_bare(c, "CR", "\r");
+			}
+			continue;
+		}
+		if (data[i] == '\r') {
+			if (i + 1 < len && data[i + 1] == '\n') {
+				i += 2;
+				continue;
+			}
+			cleanup_content(c, data + run, i - run);
+			if (i + 1 == len)
+				c->cr = 1;
+			else
+				cleanup_bare(c, "CR", "\r");
+			run = ++i;
+		} else if (data[i] == '\n') {
+			cleanup_content(c, data + run, i - run);
+			cleanup_bare(c, "LF", "\n");
+			run = ++i;
+		} else {
+			i++;
+		}
+	}
+	if (c->status == 0)
+		cleanup_content(c, data + run, i - run);
+}
+
 /* DATA content from the parser. */
 static void
 cleanup_emit(void *ctx, const char *data, size_t len)
@@ -429,9 +500,9 @@ cleanup_emit(void *ctx, const char *data, size_t len)
 
 	/* A refused or discarded message is read to its end but not
 	 * stored. */
-	if (c->status != 0 || c->data.bare || c->discard)
+	if (c->status != 0 || c->discard)
 		return;
-	cleanup_content(c, data, len);
+	cleanup_text(c, data, len);
 }
 
 /* Client text that goes into a header: no control or 8-bit bytes. */
@@ -566,6 +637,9 @@ cleanup_open(
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
 	c->add_missing_headers = env->add_missing_headers;
+	if (env->bare_newline > CLEANUP_BARE_KEEP)
+		msg_panic("cleanup: bare newline policy %d", env->bare_newline);
+	c->bare_policy = env->bare_newline;
 	c->hold = env->hold;
 	c->discard = env->discard;
 	cleanup_log_context(c, env);
@@ -611,21 +685,16 @@ cleanup_feed(struct cleanup *c, const char *in, size_t len)
 void
 cleanup_feed_raw(struct cleanup *c, const char *in, size_t len, int binary)
 {
-	size_t i;
-
-	/* Outside BINARYMIME the content is text: a CR or LF that is not
-	 * part of a CRLF is refused as in DATA (the smuggling defence). */
-	if (!binary && !c->data.bare) {
-		for (i = 0; i < len; i++) {
-			if (c->raw_cr != (in[i] == '\n'))
-				c->data.bare = 1;
-			c->raw_cr = in[i] == '\r';
-		}
-	}
 	c->raw = 1;
 	c->binary = binary;
-	if (c->status == 0 && !c->data.bare && !c->discard)
+	if (c->status != 0 || c->discard)
+		return;
+	/* Outside BINARYMIME the content is text, under the same policy
+	 * as DATA. */
+	if (binary)
 		cleanup_content(c, in, len);
+	else
+		cleanup_text(c, in, len);
 }
 
 int
@@ -637,10 +706,11 @@ cleanup_done(const struct cleanup *c)
 unsigned
 cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r)
 {
-	if (c->raw && !c->binary && c->raw_cr)
-		c->data.bare = 1; /* the content ended in a lone CR */
-	if (c->data.bare)
-		c->status |= CLEANUP_STAT_BARE;
+	if (c->cr && c->status == 0 && !c->discard) {
+		/* BDAT content that ended in a lone CR. */
+		c->cr = 0;
+		cleanup_bare(c, "CR", "\r");
+	}
 	/* Headers that ended with the content: add what is missing. */
 	if (c->status == 0 && !c->discard && !c->hdr.done)
 		cleanup_headers_finish(c);

@@ -28,7 +28,8 @@ enum cleanup_data_state {
 
 struct cleanup_data {
 	enum cleanup_data_state state;
-	int bare; /* a CR or LF was not part of a CRLF pair */
+	int bare; /* a CR or LF was not part of a CRLF pair (cleanup
+		   * applies its own cleanup_bare_policy to the content) */
 };
 
 typedef void cleanup_emit_fn(void *ctx, const char *data, size_t len);
@@ -47,7 +48,7 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
     cleanup_emit_fn *emit, void *ctx);
 
 /* cleanup_finish() result bits; 0 means the file is ready to commit. */
-#define CLEANUP_STAT_BARE   0x1  /* bare CR or LF in the content */
+#define CLEANUP_STAT_BARE   0x1  /* bare CR or LF, CLEANUP_BARE_REJECT */
 #define CLEANUP_STAT_SIZE   0x2  /* over message_size_limit */
 #define CLEANUP_STAT_WRITE  0x4  /* the queue file could not be written */
 #define CLEANUP_STAT_HEADER 0x8  /* header section over header_size_limit */
@@ -87,6 +88,20 @@ struct cleanup_header_action {
 typedef void cleanup_header_check_fn(void *ctx, const char *header, size_t len,
     struct cleanup_header_action *action_r);
 
+/*
+ * What becomes of a CR or LF that is not part of a CRLF in text content
+ * (DATA, and BDAT without BODY=BINARYMIME). Whatever the policy, DATA
+ * ends only at CRLF.CRLF, and a bare LF or CR never starts a line for
+ * the dot-stuffing rules (the SMTP smuggling defence). The first one of
+ * a message is logged: "ID: bare <LF> received from host[addr],
+ * normalized|rejected|kept".
+ */
+enum cleanup_bare_policy {
+	CLEANUP_BARE_NORMALIZE, /* stored as CRLF (the default) */
+	CLEANUP_BARE_REJECT,	/* the message is refused: CLEANUP_STAT_BARE */
+	CLEANUP_BARE_KEEP,	/* stored as received */
+};
+
 /* One recipient with its DSN parameters (RFC 3461). */
 struct cleanup_rcpt {
 	const char *addr;
@@ -114,6 +129,7 @@ struct cleanup_envelope {
 	/* Submission: add Message-ID: and Date: when the message lacks
 	 * them (RFC 6409 8). */
 	int add_missing_headers;
+	enum cleanup_bare_policy bare_newline;
 	/* Decided before the content (access-map HOLD or DISCARD at RCPT
 	 * time): as c->hold and c->discard. */
 	int hold;
@@ -153,8 +169,10 @@ struct cleanup {
 	uint64_t size_limit;
 	unsigned status; /* CLEANUP_STAT_* seen so far */
 	int raw;         /* BDAT: content as is, no dot-stuffing */
-	int raw_cr;      /* raw: the last byte was a CR */
 	int binary;      /* raw BINARYMIME: bare CR and LF allowed */
+	enum cleanup_bare_policy bare_policy;
+	int cr;		 /* text content: a CR ended the last input */
+	int bare_seen;	 /* a bare CR or LF was seen (and logged) */
 
 	/* Set by the caller after cleanup_open, before the content: */
 	cleanup_header_check_fn *header_check; /* NULL: none */
@@ -186,8 +204,9 @@ int cleanup_open(struct cleanup *c, const struct cleanup_envelope *env,
     const char **error_r);
 /* Feeds DATA bytes; same return as cleanup_data_parse. */
 size_t cleanup_feed(struct cleanup *c, const char *in, size_t len);
-/* Feeds BDAT bytes (RFC 3030): stored as they are; all are taken. With
- * binary (BODY=BINARYMIME) bare CR and LF are allowed. */
+/* Feeds BDAT bytes (RFC 3030): no dot-stuffing, all are taken. Bare CR
+ * and LF follow the envelope's bare_newline policy, except with binary
+ * (BODY=BINARYMIME), where any byte is stored as it is. */
 void cleanup_feed_raw(
     struct cleanup *c, const char *in, size_t len, int binary);
 /* 1 once the end of the DATA content was seen. */

@@ -357,7 +357,8 @@ test_submission_headers(void)
 	remove_queue(dir);
 }
 
-/* BDAT content is stored as it comes; bare CR/LF only in BINARYMIME. */
+/* BDAT content is stored as it comes; bare CR/LF only in BINARYMIME
+ * (the policy here: reject; test_bare has the others). */
 static void
 test_raw(void)
 {
@@ -371,7 +372,8 @@ test_raw(void)
 	    .client_rfc_addr = "192.0.2.1",
 	    .helo = "h",
 	    .protocol = "ESMTP",
-	    .body = "BINARYMIME"};
+	    .body = "BINARYMIME",
+	    .bare_newline = CLEANUP_BARE_REJECT};
 	static const char bin[] = "Subject: b\r\n\r\n\x00\x01\n.\r\n\r";
 	char *dir = make_queue(), *content;
 	struct cleanup c;
@@ -424,7 +426,8 @@ test_refused(void)
 	    .client_rfc_addr = "IPv6:::1",
 	    .helo = "h",
 	    .protocol = "SMTP",
-	    .body = NULL};
+	    .body = NULL,
+	    .bare_newline = CLEANUP_BARE_REJECT};
 	char *dir = make_queue(), *tmp;
 	struct cleanup c;
 	const char *error = NULL;
@@ -838,10 +841,143 @@ test_envelope_actions(void)
 	remove_queue(dir);
 }
 
+/*
+ * smtpd_forbid_bare_newline: a bare LF or CR in text content is stored
+ * as CRLF (normalize), refused (reject) or kept (no), in DATA and in BDAT
+ * without BINARYMIME, headers included; the end of DATA is CRLF.CRLF
+ * only, whatever the policy.
+ */
+static void
+test_bare(void)
+{
+	static const struct {
+		const char *in; /* DATA, ended by the last CRLF.CRLF */
+		const char *normalized;
+	} cases[] = {
+	    {"Subject: a\nX: b\r\n\r\nx\ry\r\n",
+	        "Subject: a\r\nX: b\r\n\r\nx\r\ny\r\n"},
+	    {"S: a\n b\r\n\nbody\n\r\n", "S: a\r\n b\r\n\r\nbody\r\n\r\n"},
+	    /* No end at LF.CRLF or LF.LF: the smuggling defence. */
+	    {"S: a\r\n\r\na\n.\r\nMAIL FROM:<x>\r\nx\n.\nb\r\n",
+	        "S: a\r\n\r\na\r\n.\r\nMAIL FROM:<x>\r\nx\r\n.\r\nb\r\n"},
+	    {"S: a\r\n\r\na\r\r\n\r\r\r\n",
+	        "S: a\r\n\r\na\r\n\r\n\r\n\r\n\r\n"},
+	};
+	struct cleanup_envelope env = plain_env;
+	char *dir = make_queue(), *content, *in;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+	size_t i, len, j;
+	int bytewise;
+
+	var_message_size_limit = 10240;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		in = xasprintf("%s.\r\n", cases[i].in);
+		for (bytewise = 0; bytewise < 2; bytewise++) {
+			env.bare_newline = CLEANUP_BARE_NORMALIZE;
+			CHECK_INT(run_message(&env, in, strlen(in), bytewise,
+			              NULL, NULL, &content, &len),
+			    0);
+			CHECK(content != NULL &&
+			      strcmp(content, cases[i].normalized) == 0);
+			free(content);
+			env.bare_newline = CLEANUP_BARE_KEEP;
+			CHECK_INT(run_message(&env, in, strlen(in), bytewise,
+			              NULL, NULL, &content, &len),
+			    0);
+			CHECK(content != NULL &&
+			      strcmp(content, cases[i].in) == 0);
+			free(content);
+			env.bare_newline = CLEANUP_BARE_REJECT;
+			CHECK_INT(run_message(&env, in, strlen(in), bytewise,
+			              NULL, NULL, NULL, NULL),
+			    CLEANUP_STAT_BARE);
+			/* BDAT without BINARYMIME: the same, in any split. */
+			env.bare_newline = CLEANUP_BARE_NORMALIZE;
+			CHECK(cleanup_open(&c, &env, &error) == 0);
+			len = strlen(cases[i].in);
+			for (j = 0; j < len; j += bytewise ? 1 : len)
+				cleanup_feed_raw(
+				    &c, cases[i].in + j, bytewise ? 1 : len, 0);
+			CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+			content = commit_content(&c, &q);
+			CHECK(strstr(content, cases[i].normalized) != NULL);
+			free(content);
+			qfile_close(&q);
+			if (unit_case_failed)
+				printf("#   case %zu (%s)\n", i,
+				    bytewise ? "bytewise" : "whole");
+		}
+		free(in);
+	}
+	/* BDAT that ends in a lone CR. */
+	env.bare_newline = CLEANUP_BARE_NORMALIZE;
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	cleanup_feed_raw(&c, "S: a\r\n\r\nb\r", 10, 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(strstr(content, "S: a\r\n\r\nb\r\n") != NULL);
+	free(content);
+	qfile_close(&q);
+	remove_queue(dir);
+}
+
+/* 8-bit content is stored byte for byte, in headers and body, as DATA
+ * (whole and byte by byte) and as BDAT. */
+static void
+test_8bit(void)
+{
+	struct buf in, expect;
+	char *dir = make_queue(), *content;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+	size_t len;
+	int b, bytewise;
+
+	var_message_size_limit = 10240;
+	buf_init(&in, OUT_MAX);
+	CHECK(buf_puts(&in, "Subject: ") == 0);
+	for (b = 0x80; b <= 0xff; b++)
+		CHECK(buf_putc(&in, (char)b) == 0);
+	CHECK(buf_puts(&in, "\r\n\t") == 0);
+	for (b = 0xff; b >= 0x80; b--)
+		CHECK(buf_putc(&in, (char)b) == 0);
+	CHECK(buf_puts(&in, "\r\n\r\n") == 0);
+	for (b = 0x80; b <= 0xff; b++)
+		CHECK(buf_putc(&in, (char)b) == 0);
+	CHECK(buf_puts(&in, "\r\n") == 0);
+	buf_init(&expect, OUT_MAX);
+	CHECK(buf_append(&expect, in.data, in.len) == 0);
+	CHECK(buf_puts(&in, ".\r\n") == 0);
+	for (bytewise = 0; bytewise < 2; bytewise++) {
+		CHECK_INT(run_message(&plain_env, in.data, in.len, bytewise,
+		              NULL, NULL, &content, &len),
+		    0);
+		CHECK(content != NULL && len == expect.len &&
+		      memcmp(content, expect.data, len) == 0);
+		free(content);
+	}
+	CHECK(cleanup_open(&c, &plain_env, &error) == 0);
+	cleanup_feed_raw(&c, expect.data, expect.len, 0);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(q.content_len > expect.len &&
+	      memcmp(content + q.content_len - expect.len, expect.data,
+	          expect.len) == 0);
+	free(content);
+	qfile_close(&q);
+	buf_free(&in);
+	buf_free(&expect);
+	remove_queue(dir);
+}
+
 UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
     UNIT_CASE(test_submission_headers), UNIT_CASE(test_raw),
     UNIT_CASE(test_refused), UNIT_CASE(test_header_buffering),
     UNIT_CASE(test_header_limit), UNIT_CASE(test_hopcount),
     UNIT_CASE(test_header_checks), UNIT_CASE(test_header_checks_missing),
-    UNIT_CASE(test_envelope_actions))
+    UNIT_CASE(test_envelope_actions), UNIT_CASE(test_bare),
+    UNIT_CASE(test_8bit))
