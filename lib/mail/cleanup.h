@@ -53,9 +53,8 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 #define CLEANUP_STAT_WRITE  0x4  /* the queue file could not be written */
 #define CLEANUP_STAT_HEADER 0x8  /* header section over header_size_limit */
 #define CLEANUP_STAT_HOPS   0x10 /* more Received: than hopcount_limit */
-#define CLEANUP_STAT_REJECT \
-	0x20 /* a header check said REJECT:
-				  * c->reject_text is the reply */
+/* A header check said REJECT: c->reject_text is the reply. */
+#define CLEANUP_STAT_REJECT 0x20
 
 /* What a header check decides about one header (Postfix's actions). */
 enum cleanup_header_verdict {
@@ -98,8 +97,8 @@ typedef void cleanup_header_check_fn(void *ctx, const char *header, size_t len,
  */
 enum cleanup_bare_policy {
 	CLEANUP_BARE_NORMALIZE, /* stored as CRLF (the default) */
-	CLEANUP_BARE_REJECT,	/* the message is refused: CLEANUP_STAT_BARE */
-	CLEANUP_BARE_KEEP,	/* stored as received */
+	CLEANUP_BARE_REJECT,    /* the message is refused: CLEANUP_STAT_BARE */
+	CLEANUP_BARE_KEEP,      /* stored as received */
 };
 
 /* One recipient with its DSN parameters (RFC 3461). */
@@ -171,8 +170,8 @@ struct cleanup {
 	int raw;         /* BDAT: content as is, no dot-stuffing */
 	int binary;      /* raw BINARYMIME: bare CR and LF allowed */
 	enum cleanup_bare_policy bare_policy;
-	int cr;		 /* text content: a CR ended the last input */
-	int bare_seen;	 /* a bare CR or LF was seen (and logged) */
+	int cr;        /* text content: a CR ended the last input */
+	int bare_seen; /* a bare CR or LF was seen (and logged) */
 
 	/* Set by the caller after cleanup_open, before the content: */
 	cleanup_header_check_fn *header_check; /* NULL: none */
@@ -180,9 +179,11 @@ struct cleanup {
 
 	/* The outcome besides the status bits. The caller may set hold
 	 * or discard itself while the content comes. */
-	int hold;    /* commit into hold/, not incoming/; no qmgr notice */
-	int discard; /* answer 250 but commit nothing (the tmp file
-			    * goes with cleanup_free); nothing more is stored */
+	/* Commit into hold/, not incoming/; no qmgr notice. */
+	int hold;
+	/* Answer as queued but commit nothing (the tmp file goes with
+	 * cleanup_free); nothing more is stored. */
+	int discard;
 	char *reject_text; /* with CLEANUP_STAT_REJECT: the whole reply */
 
 	/* For log lines: "name[addr]", and " from name[addr]; from=<s>
