@@ -9,7 +9,7 @@
  * over private/ sockets, so smtpd can run chrooted. The TLS certificate is
  * loaded as root before the privilege drop. This file wires the service
  * into the server skeleton; the protocol lives in smtpd_session.c,
- * smtpd_cmd.c and smtpd_auth.c, the queue file in cleanup.c.
+ * smtpd_cmd.c and smtpd_auth.c, the queue file in lib/mail/cleanup.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -37,6 +37,8 @@
 
 struct commit_pool *smtpd_commit_pool;
 char *smtpd_incoming_dir;
+char *smtpd_hold_dir;
+enum cleanup_bare_policy smtpd_bare_newline;
 struct tls_server *smtpd_tls;
 struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 
@@ -127,12 +129,32 @@ smtpd_client(struct event_loop *loop, const char *service, uint64_t timeout)
 	return c;
 }
 
+/* smtpd_forbid_bare_newline; "yes" is Postfix's word for reject. */
+static void
+smtpd_bare_newline_init(void)
+{
+	const char *v = var_smtpd_forbid_bare_newline;
+
+	if (strcmp(v, "normalize") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_NORMALIZE;
+	else if (strcmp(v, "reject") == 0 || strcmp(v, "yes") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_REJECT;
+	else if (strcmp(v, "no") == 0)
+		smtpd_bare_newline = CLEANUP_BARE_KEEP;
+	else
+		msg_fatal("smtpd_forbid_bare_newline: bad value '%s' "
+		          "(normalize, reject or no)",
+		    v);
+}
+
 static void
 smtpd_init(struct event_loop *loop)
 {
+	smtpd_bare_newline_init();
 	smtpd_commit_pool =
 	    commit_pool_create(loop, (int)var_smtpd_commit_threads);
 	smtpd_incoming_dir = queue_path(QUEUE_INCOMING, NULL);
+	smtpd_hold_dir = queue_path(QUEUE_HOLD, NULL);
 	cleanup_notify_init(loop);
 	smtpd_anvil = smtpd_client(loop, "anvil", SMTPD_IPC_TIMEOUT_MS);
 	smtpd_proxymap = smtpd_client(loop, "proxymap", SMTPD_IPC_TIMEOUT_MS);
@@ -161,6 +183,8 @@ smtpd_shutdown(void)
 	smtpd_check_shutdown();
 	free(smtpd_incoming_dir);
 	smtpd_incoming_dir = NULL;
+	free(smtpd_hold_dir);
+	smtpd_hold_dir = NULL;
 }
 
 int

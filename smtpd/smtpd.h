@@ -20,7 +20,7 @@
 #include "mail/server.h"
 #include "mail/smtp_param.h"
 #include "tls/tls.h"
-#include "cleanup.h"
+#include "mail/cleanup.h"
 
 /* Protocol state (RFC 5321 4.1.4 command order); see smtpd_set_state(). */
 enum smtpd_state {
@@ -93,7 +93,7 @@ struct smtpd_session {
 	const char *pending_table; /* its table, for the 550 text */
 	struct smtp_rcpt_params pending_params;
 	struct cleanup cleanup;
-	char *commit_path; /* incoming/ID while the commit runs */
+	char *commit_path; /* incoming/ID (or hold/ID) while the commit runs */
 	int bdat;	   /* this transaction's content comes in BDAT */
 	uint64_t bdat_left; /* bytes of the current chunk still to come */
 	int bdat_last;
@@ -126,6 +126,8 @@ struct smtpd_session {
 /* smtpd.c */
 extern struct commit_pool *smtpd_commit_pool;
 extern char *smtpd_incoming_dir; /* $queue_directory/incoming */
+extern char *smtpd_hold_dir;     /* $queue_directory/hold */
+extern enum cleanup_bare_policy smtpd_bare_newline;
 extern struct tls_server *smtpd_tls; /* NULL: no certificate */
 extern struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 

@@ -113,18 +113,15 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 	}
 }
 
-void
-smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
-    const char *fmt, ...)
+/* "ID|NOQUEUE: ACTION: CMD from host[addr]: TEXT; from=<s> to=<r>
+ * proto=P helo=<h>" */
+static void
+session_log_action(struct smtpd_session *s, const char *action, const char *cmd,
+    const char *rcpt, const char *text)
 {
-	char text[SMTPD_REPLY_MAX], from[SMTPD_LOG_TEXT_MAX + 16],
-	    to[SMTPD_LOG_TEXT_MAX + 16], helo[SMTPD_LOG_TEXT_MAX + 16];
-	va_list ap;
+	char from[SMTPD_LOG_TEXT_MAX + 16], to[SMTPD_LOG_TEXT_MAX + 16],
+	    helo[SMTPD_LOG_TEXT_MAX + 16];
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	smtpd_reply(s, "%s", text);
 	from[0] = to[0] = helo[0] = '\0';
 	if (s->sender != NULL)
 		snprintf(from, sizeof(from), " from=<%s>",
@@ -135,10 +132,24 @@ smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
 	if (s->helo != NULL)
 		snprintf(helo, sizeof(helo), " helo=<%s>",
 		    log_sanitize(s->helo, SMTPD_LOG_TEXT_MAX));
-	msg_info("%s: reject: %s from %s[%s]: %s;%s%s proto=%s%s",
-	    s->cleanup.open ? s->cleanup.w.id : "NOQUEUE", cmd, s->name,
-	    s->addr, log_sanitize(text, sizeof(text)), from, to,
+	msg_info("%s: %s: %s from %s[%s]: %s;%s%s proto=%s%s",
+	    s->cleanup.open ? s->cleanup.w.id : "NOQUEUE", action, cmd, s->name,
+	    s->addr, log_sanitize(text, SMTPD_REPLY_MAX), from, to,
 	    s->esmtp ? "ESMTP" : "SMTP", helo);
+}
+
+void
+smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt,
+    const char *fmt, ...)
+{
+	char text[SMTPD_REPLY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtpd_reply(s, "%s", text);
+	session_log_action(s, "reject", cmd, rcpt, text);
 }
 
 const char *
@@ -292,7 +303,9 @@ smtpd_session_open_file(struct smtpd_session *s)
 	env.smtputf8 = s->mail.smtputf8;
 	env.tls = s->tls_active ? s->tls_text : NULL;
 	env.auth_user = s->auth_user;
+	env.auth_header = var_smtpd_sasl_authenticated_header;
 	env.add_missing_headers = s->auth_user != NULL;
+	env.bare_newline = smtpd_bare_newline;
 	ret = cleanup_open(&s->cleanup, &env, &error);
 	free(rcpts);
 	if (ret < 0) {
@@ -318,6 +331,36 @@ smtpd_session_content(struct smtpd_session *s)
 		s->data_start_ms = event_now_ms(s->loop);
 }
 
+/*
+ * Refuses the content that cleanup refused (status bits) and ends the
+ * transaction: after a 5xx to DATA or to any BDAT the client starts over
+ * (RFC 5321 4.1.1.4, RFC 3030 2).
+ */
+static void
+session_refuse(struct smtpd_session *s, const char *cmd, unsigned status)
+{
+	const char *rcpt = s->rcpts[0].addr;
+
+	if (status & CLEANUP_STAT_SIZE)
+		smtpd_reject(
+		    s, cmd, rcpt, "552 5.3.4 Error: message file too big");
+	else if (status & CLEANUP_STAT_HEADER)
+		smtpd_reject(s, cmd, rcpt,
+		    "552 5.3.4 Error: message header size exceeds limit");
+	else if (status & CLEANUP_STAT_HOPS)
+		/* RFC 3463 5.4.6: routing loop detected. */
+		smtpd_reject(s, cmd, rcpt, "554 5.4.6 Error: too many hops");
+	else if (status & CLEANUP_STAT_BARE)
+		smtpd_reject(s, cmd, rcpt,
+		    "550 5.5.2 Error: bare <CR> or <LF> received");
+	else if (status & CLEANUP_STAT_REJECT)
+		/* cleanup logged the header and the text. */
+		smtpd_reply(s, "%s", s->cleanup.reject_text);
+	s->errors++;
+	smtpd_cmd_reset(s);
+	smtpd_set_state(s, SMTPD_STATE_HELO);
+}
+
 /* The content is complete: refuse it, or commit it and wait. */
 static void
 session_end_of_content(struct smtpd_session *s, const char *cmd)
@@ -327,27 +370,36 @@ session_end_of_content(struct smtpd_session *s, const char *cmd)
 	unsigned status = cleanup_finish(&s->cleanup, &error, &err);
 
 	s->data_start_ms = 0;
-	if (status & CLEANUP_STAT_SIZE)
-		smtpd_reject(s, cmd, s->rcpts[0].addr,
-		    "552 5.3.4 Error: message file too big");
-	else if (status & CLEANUP_STAT_BARE)
-		smtpd_reject(s, cmd, s->rcpts[0].addr,
-		    "554 5.6.11 Error: bare <CR> or <LF> received");
-	else if (status & CLEANUP_STAT_WRITE) {
+	if (status & CLEANUP_STAT_WRITE) {
 		msg_error("%s: %s", s->cleanup.w.id, error);
 		session_write_error(s, err);
-	}
-	if (status != 0) {
-		if (!(status & CLEANUP_STAT_WRITE))
-			s->errors++;
 		smtpd_cmd_reset(s);
 		smtpd_set_state(s, SMTPD_STATE_HELO);
 		return;
 	}
-	s->commit_path = queue_path(QUEUE_INCOMING, s->cleanup.w.id);
+	if (status != 0) {
+		session_refuse(s, cmd, status);
+		return;
+	}
+	if (s->cleanup.discard) {
+		/* Accepted as far as the client knows; the tmp file goes
+		 * with the transaction. */
+		session_log_action(
+		    s, "discard", cmd, s->rcpts[0].addr, "message discarded");
+		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->cleanup.w.id);
+		smtpd_cmd_ok(s, s->bdat ? "BDAT" : "DATA");
+		smtpd_cmd_reset(s);
+		smtpd_set_state(s, SMTPD_STATE_HELO);
+		return;
+	}
+	/* A held message waits in hold/ for the administrator. */
+	s->commit_path = queue_path(
+	    s->cleanup.hold ? QUEUE_HOLD : QUEUE_INCOMING, s->cleanup.w.id);
 	smtpd_set_state(s, SMTPD_STATE_COMMIT);
 	commit_submit(smtpd_commit_pool, s->cleanup.w.fd, s->cleanup.w.tmp_path,
-	    s->commit_path, smtpd_incoming_dir, session_committed, s);
+	    s->commit_path,
+	    s->cleanup.hold ? smtpd_hold_dir : smtpd_incoming_dir,
+	    session_committed, s);
 }
 
 /* One BDAT chunk is in: say so, or commit the message at LAST. */
@@ -366,11 +418,7 @@ session_bdat_done(struct smtpd_session *s)
 	}
 	if (s->cleanup.status != 0) {
 		/* RFC 3030 2: after a 5xx the transaction is over. */
-		smtpd_reject(s, "BDAT", s->rcpts[0].addr,
-		    "552 5.3.4 Error: message file too big");
-		s->errors++;
-		smtpd_cmd_reset(s);
-		smtpd_set_state(s, SMTPD_STATE_HELO);
+		session_refuse(s, "BDAT", s->cleanup.status);
 		return;
 	}
 	smtpd_reply(
@@ -534,10 +582,13 @@ session_committed(int result, const char *error, void *ctx)
 	s->commit_path = NULL;
 	if (result == 0) {
 		qfile_writer_committed(&s->cleanup.w);
-		/* qmgr logs from=/size=/nrcpt= when it takes the message. */
-		msg_info("%s: queued, size=%llu", id,
+		/* qmgr logs from=/size=/nrcpt= when it takes the message;
+		 * it never sees one in hold/. */
+		msg_info("%s: %s, size=%llu", id,
+		    s->cleanup.hold ? "held" : "queued",
 		    (unsigned long long)s->cleanup.w.content_len);
-		cleanup_notify_qmgr(id);
+		if (!s->cleanup.hold)
+			cleanup_notify_qmgr(id);
 		if (!s->dead) {
 			smtpd_reply(s, "250 2.0.0 Ok: queued as %s", id);
 			smtpd_cmd_ok(s, s->bdat ? "BDAT" : "DATA");

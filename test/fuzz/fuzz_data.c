@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the DATA content parser of smtpd's cleanup
+ * libFuzzer target: the DATA content parser of cleanup
  * (cleanup_data_parse, RFC 5321 4.5.2): dot-unstuffing, the end only at
  * CRLF.CRLF, bare CR and LF flagged. The bytes a socket delivers arrive
  * in any split, so the input is fed whole, one byte at a time and in
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "cleanup.h"
+#include "mail/cleanup.h"
 #include "fuzz_util.h"
 
 #define END_MARKER "\r\n.\r\n"

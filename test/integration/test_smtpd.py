@@ -232,7 +232,9 @@ class ProtocolTest(TernTestCase):
     def test_only_crlf_dot_crlf_ends_data(self):
         c = self.session()
         self.start_data(c)
-        # none of these is an end; the bare line ends refuse the message
+        # none of these is an end; the bare line ends are stored as CRLF
+        # (smtpd_forbid_bare_newline = normalize; test_cleanup has the
+        # other values)
         self.send_raw(c, [b"a\n.\nb\r.\rc\r\n.\n", b"d\r\n. \r\n",
                           b".x\r\n"])
         c.sock.settimeout(0.5)
@@ -241,8 +243,8 @@ class ProtocolTest(TernTestCase):
         c.sock.settimeout(SHORT)
         self.send_raw(c, [b"\r\n.\r\n"])
         code, text = c.reply()
-        self.assertEqual(code, 554, text)
-        self.assertTrue(text.startswith("5.6."), text)
+        self.assertEqual(code, 250, text)
+        self.assertIn("queued as", text)
         # the session goes on
         self.check(c, "NOOP", 250)
         self.assertEqual(self.tern.queue_files("tmp"), [])
