@@ -189,6 +189,11 @@ void smtpd_check_dns_init(struct event_loop *loop);
 void smtpd_check_shutdown(void);
 int smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
     smtpd_check_done_fn *done);
+/* What the restrictions decided for the message (HOLD, DISCARD, the
+ * bare newline exclusions), before cleanup_open. */
+void smtpd_check_envelope(struct smtpd_session *s, struct cleanup_envelope *env);
+/* header_checks on the content, after cleanup_open. */
+void smtpd_check_content(struct smtpd_session *s);
 /* Drops a DNS question in flight and the session's answers. */
 void smtpd_check_session_free(struct smtpd_session *s);
 /* $mynetworks; $smtpd_client_event_limit_exceptions. */

@@ -37,6 +37,7 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
+#include "map/header_checks.h"
 #include "map/map.h"
 #include "map/netlist.h"
 #include "smtpd.h"
@@ -154,6 +155,8 @@ static struct check_list check_lists[LIST_COUNT] = {
 /* Every table opened once, by spec, whatever refers to it. */
 static struct hash *check_maps;
 static struct netlist *check_mynetworks, *check_exceptions;
+static struct netlist *check_bare_exclusions;
+static struct header_checks *check_headers;
 static struct map *check_login_map;
 static struct dns *check_dns;
 
@@ -290,6 +293,7 @@ smtpd_check_init(void)
 	    [LIST_RECIPIENT] = var_smtpd_recipient_restrictions,
 	};
 	int guard = 0, i;
+	char *merr;
 
 	check_maps = hash_create();
 	for (i = 0; i < LIST_COUNT; i++) {
@@ -307,6 +311,13 @@ smtpd_check_init(void)
 	check_mynetworks = check_netlist(var_mynetworks, "mynetworks");
 	check_exceptions = check_netlist(var_smtpd_client_event_limit_exceptions,
 	    "smtpd_client_event_limit_exceptions");
+	check_bare_exclusions =
+	    check_netlist(var_smtpd_forbid_bare_newline_exclusions,
+	        "smtpd_forbid_bare_newline_exclusions");
+	if (*var_header_checks != '\0' &&
+	    (check_headers = header_checks_create(var_header_checks, &merr)) ==
+	        NULL)
+		msg_fatal("header_checks: %s", merr);
 	if (*var_smtpd_sender_login_maps != '\0')
 		check_login_map =
 		    check_map(var_smtpd_sender_login_maps, "smtpd_sender_login_maps");
@@ -341,6 +352,8 @@ smtpd_check_shutdown(void)
 	}
 	netlist_free(&check_mynetworks);
 	netlist_free(&check_exceptions);
+	netlist_free(&check_bare_exclusions);
+	header_checks_free(&check_headers);
 	check_login_map = NULL;
 	hash_free(&check_maps, check_map_free);
 	dns_free(&check_dns);
@@ -356,6 +369,25 @@ int
 smtpd_check_event_exempt(const char *addr)
 {
 	return netlist_match(check_exceptions, addr);
+}
+
+void
+smtpd_check_envelope(struct smtpd_session *s, struct cleanup_envelope *env)
+{
+	env->hold = s->tx_hold;
+	env->discard = s->tx_discard;
+	if (env->bare_newline == CLEANUP_BARE_REJECT &&
+	    netlist_match(check_bare_exclusions, s->addr))
+		env->bare_newline = CLEANUP_BARE_NORMALIZE;
+}
+
+void
+smtpd_check_content(struct smtpd_session *s)
+{
+	if (check_headers == NULL)
+		return;
+	s->cleanup.header_check = header_checks_hook;
+	s->cleanup.header_check_ctx = check_headers;
 }
 
 void

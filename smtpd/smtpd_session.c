@@ -306,6 +306,7 @@ smtpd_session_open_file(struct smtpd_session *s)
 	env.auth_header = var_smtpd_sasl_authenticated_header;
 	env.add_missing_headers = s->auth_user != NULL;
 	env.bare_newline = smtpd_bare_newline;
+	smtpd_check_envelope(s, &env);
 	ret = cleanup_open(&s->cleanup, &env, &error);
 	free(rcpts);
 	if (ret < 0) {
@@ -313,6 +314,7 @@ smtpd_session_open_file(struct smtpd_session *s)
 		session_write_error(s, errno);
 		return -1;
 	}
+	smtpd_check_content(s);
 	msg_info("%s: client=%s[%s]%s%s", s->cleanup.w.id, s->name, s->addr,
 	    s->auth_user != NULL ? ", sasl_username=" : "",
 	    s->auth_user != NULL

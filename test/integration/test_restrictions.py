@@ -544,3 +544,62 @@ class OpenRelayConfigTest(TernTestCase):
         self.addCleanup(lambda: t.tern("stop", check=False))
         t.wait_for_log(r"smtpd.*fatal: smtpd_relay_restrictions and "
                        r"smtpd_recipient_restrictions: specify at least one")
+
+
+class HeaderChecksTest(TernTestCase):
+    """header_checks = pcre:... with Postfix's actions, on real mail."""
+
+    @classmethod
+    def configure(cls, tern):
+        tern.add_user(OTHER, "Bob-pw-42")
+        path = os.path.join(tern.dir, "header_checks.pcre")
+        write(path, "/^Subject:.*viagra/ REJECT no spam here\n"
+                    "/^Subject: hold me/ HOLD\n"
+                    "/^X-Drop:/ DISCARD\n"
+                    "/^X-Secret:/ IGNORE\n"
+                    "/^X-Watch:/ WARN watched\n")
+        tern.conf_set(header_checks="pcre:" + path)
+
+    def send(self, extra_headers, subject="hello"):
+        msg = ("From: <s@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n%s"
+               "\r\nbody\r\n" % (OTHER, subject, extra_headers)).encode()
+        with smtplib.SMTP("127.0.0.1", self.tern.smtp_port,
+                          timeout=SHORT) as s:
+            s.ehlo("client.example.org")
+            s.mail("s@example.org")
+            s.rcpt(OTHER)
+            return s.data(msg)
+
+    def test_reject(self):
+        code, text = self.send("", subject="cheap VIAGRA now")
+        self.assertEqual((code, text), (550, b"5.7.1 no spam here"))
+        self.tern.wait_for_log(r"reject: header Subject: cheap VIAGRA now "
+                               r"from .*: 550 5\.7\.1 no spam here")
+
+    def test_hold(self):
+        t = self.tern
+        code, text = self.send("", subject="hold me please")
+        self.assertEqual(code, 250, text)
+        qid = harness.queue_id_of(text.decode())
+        wait_until(lambda: os.path.exists(
+            os.path.join(t.queue_dir, "hold", qid)), SHORT,
+            "%s in hold/" % qid)
+        self.assertFalse(os.path.exists(
+            os.path.join(t.queue_dir, "incoming", qid)))
+
+    def test_discard_ignore_warn(self):
+        t = self.tern
+        maildir = t.virtual_maildir(OTHER)
+        before = harness.maildir_count(maildir)
+        code, text = self.send("X-Drop: yes\r\n")
+        self.assertEqual(code, 250, text)
+        t.wait_for_log(r"%s: discard: " % harness.queue_id_of(text.decode()))
+        code, text = self.send("X-Secret: s3cret\r\nX-Watch: this\r\n")
+        self.assertEqual(code, 250, text)
+        files = t.wait_for_maildir(maildir, before + 1)
+        with open(files[-1], "rb") as f:
+            stored = f.read()
+        self.assertNotIn(b"X-Secret", stored)
+        self.assertIn(b"X-Watch: this", stored)
+        self.assertEqual(harness.maildir_count(maildir), before + 1)
+        t.wait_for_log(r"warning: header X-Watch: this .*: watched")
