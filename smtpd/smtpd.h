@@ -157,6 +157,12 @@ void smtpd_session_content(struct smtpd_session *s);
 void smtpd_session_resume(struct smtpd_session *s);
 /* The transfer protocol name for Received: (RFC 3848, RFC 6531). */
 const char *smtpd_protocol(const struct smtpd_session *s);
+/*
+ * Asks anvil {request, service=smtpd, ident=client address}; with cb the
+ * session waits for the answer, without it the request is a notice.
+ */
+void smtpd_anvil_request(
+    struct smtpd_session *s, const char *request, attr_client_cb *cb);
 /* Opens the queue file for the transaction; 0, or -1 after replying. */
 int smtpd_session_open_file(struct smtpd_session *s);
 

@@ -664,9 +664,14 @@ check_auth_destination(const char *rcpt)
 
 	if (resolve_address(rcpt, &r) < 0)
 		return 0;
-	/* Sender-specified routing ("a%b@here", "b!a@here") would relay
-	 * through a local domain (Postfix's allow_untrusted_routing=no). */
-	ok = r.class != RESOLVE_REMOTE && strpbrk(r.local, "@%!") == NULL;
+	/*
+	 * Sender-specified routing ("a%b@relayed", "b!a@relayed") could make
+	 * the next hop of a relay domain relay further (Postfix's
+	 * allow_untrusted_routing=no). Local and virtual mailboxes take such
+	 * characters literally: the mailbox lookup decides.
+	 */
+	ok = r.class != RESOLVE_REMOTE &&
+	     (r.class != RESOLVE_RELAY || strpbrk(r.local, "@%!") == NULL);
 	resolve_free(&r);
 	return ok;
 }

@@ -330,18 +330,10 @@ cmd_mail_rate_done(const struct attr_list *reply, const char *error, void *ctx)
 static int
 cmd_mail_rate(struct smtpd_session *s)
 {
-	struct buf *f;
-
 	if (var_smtpd_client_message_rate_limit == 0 || !s->is_inet ||
 	    smtpd_check_event_exempt(s->addr))
 		return cmd_mail_check(s);
-	f = attr_client_frame(smtpd_anvil);
-	if (attr_put_str(f, "request", "message") < 0 ||
-	    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||
-	    attr_put_str(f, "ident", s->addr) < 0)
-		msg_panic("anvil request does not fit a frame");
-	s->waiting = 1;
-	attr_client_send(smtpd_anvil, cmd_mail_rate_done, s);
+	smtpd_anvil_request(s, "message", cmd_mail_rate_done);
 	return SMTPD_CMD_PENDING;
 }
 

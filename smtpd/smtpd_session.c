@@ -193,21 +193,30 @@ session_lost(struct smtpd_session *s)
 	s->close_now = 1;
 }
 
-static void
-session_anvil_done(struct smtpd_session *s)
+void
+smtpd_anvil_request(
+    struct smtpd_session *s, const char *request, attr_client_cb *cb)
 {
-	struct buf *f;
+	/* Without a callback, a notice: nobody waits for the answer. */
+	struct buf *f = cb != NULL ? attr_client_frame(smtpd_anvil)
+	                           : attr_client_notice_frame(smtpd_anvil);
 
-	if (!s->anvil_counted)
-		return;
-	s->anvil_counted = 0;
-	/* A notice: nobody waits for the new count. */
-	f = attr_client_notice_frame(smtpd_anvil);
-	if (attr_put_str(f, "request", "disconnect") < 0 ||
+	if (attr_put_str(f, "request", request) < 0 ||
 	    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||
 	    attr_put_str(f, "ident", s->addr) < 0)
 		msg_panic("anvil request does not fit a frame");
-	attr_client_send(smtpd_anvil, NULL, NULL);
+	if (cb != NULL)
+		s->waiting = 1;
+	attr_client_send(smtpd_anvil, cb, cb != NULL ? s : NULL);
+}
+
+static void
+session_anvil_done(struct smtpd_session *s)
+{
+	if (!s->anvil_counted)
+		return;
+	s->anvil_counted = 0;
+	smtpd_anvil_request(s, "disconnect", NULL);
 }
 
 static void
@@ -938,7 +947,6 @@ smtpd_session_create(
     int fd, const struct server_listener *l, struct event_loop *loop)
 {
 	struct smtpd_session *s = xcalloc(1, sizeof(*s));
-	struct buf *f;
 
 	s->loop = loop;
 	s->fd = fd;
@@ -975,13 +983,7 @@ smtpd_session_create(
 		s->tls_active = 1;
 	}
 	if (session_limited(s)) {
-		f = attr_client_frame(smtpd_anvil);
-		if (attr_put_str(f, "request", "connect") < 0 ||
-		    attr_put_str(f, "service", SMTPD_ANVIL_SERVICE) < 0 ||
-		    attr_put_str(f, "ident", s->addr) < 0)
-			msg_panic("anvil request does not fit a frame");
-		s->waiting = 1;
-		attr_client_send(smtpd_anvil, session_anvil_reply, s);
+		smtpd_anvil_request(s, "connect", session_anvil_reply);
 		session_after(s);
 		return;
 	}

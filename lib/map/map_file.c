@@ -204,3 +204,22 @@ map_keyword(const char *s, const char *kw, const char **rest_r)
 	*rest_r = s;
 	return 1;
 }
+
+void *
+map_file_load_text(const char *name, struct map_file_id *id_r,
+    map_text_parse_fn *parse, char **error_r)
+{
+	struct buf text;
+	struct stat st;
+	void *t;
+
+	buf_init(&text, MAP_FILE_MAX);
+	if (map_file_read(name, MAP_FILE_MAX, &text, &st, error_r) < 0) {
+		buf_free(&text);
+		return NULL;
+	}
+	map_file_id_set(id_r, &st);
+	t = parse(name, buf_cstr(&text), text.len, error_r);
+	buf_free(&text);
+	return t;
+}

@@ -91,6 +91,13 @@ char *map_line_error(const char *name, unsigned line, const char *fmt, ...)
  */
 int map_file_read(const char *path, size_t max, struct buf *out,
     struct stat *st_r, char **error_r);
+/* A text table's parser: the whole file in memory; NULL with *error_r
+ * naming name and the line. */
+typedef void *map_text_parse_fn(
+    const char *name, const char *text, size_t len, char **error_r);
+/* Reads name (at most MAP_FILE_MAX), records its identity, parses it. */
+void *map_file_load_text(const char *name, struct map_file_id *id_r,
+    map_text_parse_fn *parse, char **error_r);
 
 /*
  * The logical-line reader of the text formats, Postfix's rules: '#' as

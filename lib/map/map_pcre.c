@@ -367,19 +367,7 @@ fail:
 static void *
 pcre_load(const char *name, struct map_file_id *id_r, char **error_r)
 {
-	struct buf text;
-	struct stat st;
-	void *t;
-
-	buf_init(&text, MAP_FILE_MAX);
-	if (map_file_read(name, MAP_FILE_MAX, &text, &st, error_r) < 0) {
-		buf_free(&text);
-		return NULL;
-	}
-	map_file_id_set(id_r, &st);
-	t = map_pcre_parse(name, buf_cstr(&text), text.len, error_r);
-	buf_free(&text);
-	return t;
+	return map_file_load_text(name, id_r, map_pcre_parse, error_r);
 }
 
 static int

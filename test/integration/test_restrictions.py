@@ -75,14 +75,27 @@ class RelayTest(TernTestCase):
     def test_stranger_may_not_relay(self):
         self.assertReply(rcpt(self.tern, "127.0.0.2", REMOTE), 554, "5.7.1",
                          "<%s>: Relay access denied" % REMOTE)
-        # Nor through a local domain with sender-specified routing.
+        # Nor through a relay domain with sender-specified routing.
+        for to in ("someone%elsewhere.example@relayed.example",
+                   '"someone@elsewhere.example"@relayed.example',
+                   "elsewhere.example!someone@relayed.example"):
+            self.assertReply(rcpt(self.tern, "127.0.0.2", to),
+                             554, "5.7.1", "Relay access denied")
+        # A local domain takes them literally: no such mailbox.
         self.assertReply(rcpt(self.tern, "127.0.0.2",
                               "someone%elsewhere.example@example.test"),
-                         554, "5.7.1", "Relay access denied")
+                         550, "5.1.1")
         log = self.tern.wait_for_log(
             r"NOQUEUE: reject: RCPT from 127\.0\.0\.2\[127\.0\.0\.2\]: "
             r"554 5\.7\.1 <%s>" % REMOTE)
         self.assertTrue(log)
+
+    def test_swaks_stranger_refused(self):
+        r = run(["swaks", "--server", "127.0.0.1:%d" % self.tern.smtp_port,
+                 "--local-interface", "127.0.0.2", "--from", "s@example.org",
+                 "--to", REMOTE, "--quit-after", "RCPT"], check=False)
+        self.assertIn("<** 554 5.7.1 <%s>: Relay access denied" % REMOTE,
+                      r.stdout)
 
     def test_mynetworks_may_relay(self):
         self.assertReply(rcpt(self.tern, "127.0.0.1", REMOTE), 250, "2.1.5")
@@ -603,3 +616,32 @@ class HeaderChecksTest(TernTestCase):
         self.assertIn(b"X-Watch: this", stored)
         self.assertEqual(harness.maildir_count(maildir), before + 1)
         t.wait_for_log(r"warning: header X-Watch: this .*: watched")
+
+
+class DelayRejectTest(TernTestCase):
+    """smtpd_delay_reject = no: HELO and sender lists answer their own
+    commands."""
+
+    @classmethod
+    def configure(cls, tern):
+        tern.add_user(OTHER, "Bob-pw-42")
+        tern.conf_set(
+            smtpd_delay_reject="no",
+            smtpd_helo_restrictions="check_helo_access "
+            "inline:{ bad.example=REJECT }",
+            smtpd_sender_restrictions="check_sender_access "
+            "inline:{ bad@example.org=REJECT }")
+
+    def test_helo_and_mail_rejected_when_they_come(self):
+        with SmtpConn(self.tern.smtp_port, source="127.0.0.2") as c:
+            code, text = c.cmd("EHLO mx.bad.example")
+            self.assertEqual((code, text), (554, "5.7.1 <mx.bad.example>: "
+                                            "Helo command rejected: Access "
+                                            "denied"))
+            self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 503)
+            self.assertEqual(c.cmd("EHLO good.example")[0], 250)
+            code, text = c.cmd("MAIL FROM:<bad@example.org>")
+            self.assertEqual(code, 554, text)
+            self.assertIn("Sender address rejected", text)
+            self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<%s>" % OTHER)[0], 250)
