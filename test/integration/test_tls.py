@@ -230,9 +230,14 @@ class TlsTest(TernTestCase):
              "--upload-file", body],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        files = t.wait_for_maildir(t.virtual_maildir(OTHER), 1)
-        self.assertTrue(any(b"curl starttls" in open(f, "rb").read()
-                            for f in files))
+        # Other tests deliver to OTHER too: wait for this message itself.
+        maildir = t.virtual_maildir(OTHER)
+
+        def arrived():
+            return any(b"curl starttls" in open(f, "rb").read()
+                       for f in harness.maildir_files(maildir))
+        wait_until(arrived, harness.DELIVERY_TIMEOUT,
+                   "the curl message in %s" % maildir)
 
     def test_sessions_resume_across_smtpd_processes(self):
         t = self.tern
