@@ -15,6 +15,7 @@
 #include "base/commit.h"
 #include "base/event.h"
 #include "base/stream.h"
+#include "dns/dns.h"
 #include "mail/attr_client.h"
 #include "mail/sasl.h"
 #include "mail/server.h"
@@ -103,6 +104,7 @@ struct smtpd_session {
 
 	/* Restrictions (smtpd_check.c). */
 	struct smtpd_check_state *check;
+	struct smtpd_dns_cache *dns; /* smtpd_dns.c */
 	int check_unlisted; /* reject_unlisted_recipient named explicitly */
 	int tx_hold, tx_discard; /* HOLD / DISCARD from an access table */
 
@@ -207,6 +209,27 @@ int smtpd_check_trusted(const char *addr);
 int smtpd_check_event_exempt(const char *addr);
 /* May the login use s->sender? 1 yes, 0 no, -1 table failure. */
 int smtpd_check_sender_login(struct smtpd_session *s);
+
+/* smtpd_dns.c: the DNS answers of a session's restrictions. */
+struct smtpd_dns_entry {
+	char *name;
+	enum dns_type type;
+	enum dns_status status;
+	/* A: the addresses, space-separated; TXT: the first string; MX: "."
+	 * for a null MX (RFC 7505), else "". */
+	char *text;
+};
+void smtpd_dns_init(struct event_loop *loop);
+void smtpd_dns_shutdown(void);
+/*
+ * 1 with *e_r when the session knows the answer; 0 when the question went
+ * out: the session must wait, and resume(s) runs once it is answered.
+ * One question at a time per session.
+ */
+int smtpd_dns_answer(struct smtpd_session *s, const char *name,
+    enum dns_type type, void (*resume)(struct smtpd_session *s),
+    const struct smtpd_dns_entry **e_r);
+void smtpd_dns_session_free(struct smtpd_session *s);
 
 /* smtpd_auth.c */
 /* AUTH mechanism [initial-response] (RFC 4954). */

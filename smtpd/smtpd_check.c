@@ -46,10 +46,8 @@
  * entries may not look up tables again (no loops through tables). */
 #define CHECK_REPLY_MAX   512
 #define CHECK_ZONE_MAX    253
-#define CHECK_RBL_MAX     16  /* DNSBL answers kept per session */
 #define CHECK_REASON_MAX  200 /* TXT reason quoted in a reply */
 #define CHECK_TEXT_LOG    200
-#define CHECK_MS_PER_SEC  1000
 
 enum check_op {
 	OP_PERMIT,
@@ -75,6 +73,8 @@ enum check_op {
 	OP_REJECT_AUTH_LOGIN_MISMATCH,
 	OP_REJECT_UNAUTH_LOGIN_MISMATCH,
 	OP_REJECT_PLAINTEXT,
+	OP_REJECT_UNKNOWN_SENDER_DOMAIN,
+	OP_REJECT_UNKNOWN_RCPT_DOMAIN,
 };
 
 /* What a restriction needs to be meaningful; without it, it is skipped. */
@@ -85,6 +85,7 @@ enum check_op {
 #define ARG_ZONE    0x10 /* next word: a DNS zone[=address] */
 /* Refuses unauthorized destinations: the open-relay guard. */
 #define RELAY_GUARD 0x20
+#define NEED_DNS    0x40 /* asks DNS: smtpd_dns.c */
 
 static const struct check_def {
 	const char *name;
@@ -105,8 +106,12 @@ static const struct check_def {
     {"check_helo_access", OP_HELO_ACCESS, ARG_TABLE | NEED_HELO},
     {"check_sender_access", OP_SENDER_ACCESS, ARG_TABLE | NEED_SENDER},
     {"check_recipient_access", OP_RECIPIENT_ACCESS, ARG_TABLE | NEED_RCPT},
-    {"reject_rbl_client", OP_REJECT_RBL, ARG_ZONE},
-    {"permit_dnswl_client", OP_PERMIT_DNSWL, ARG_ZONE},
+    {"reject_rbl_client", OP_REJECT_RBL, ARG_ZONE | NEED_DNS},
+    {"permit_dnswl_client", OP_PERMIT_DNSWL, ARG_ZONE | NEED_DNS},
+    {"reject_unknown_sender_domain", OP_REJECT_UNKNOWN_SENDER_DOMAIN,
+        NEED_SENDER | NEED_DNS},
+    {"reject_unknown_recipient_domain", OP_REJECT_UNKNOWN_RCPT_DOMAIN,
+        NEED_RCPT | NEED_DNS},
     {"reject_invalid_helo_hostname", OP_REJECT_INVALID_HELO, NEED_HELO},
     {"reject_non_fqdn_helo_hostname", OP_REJECT_NON_FQDN_HELO, NEED_HELO},
     {"reject_non_fqdn_sender", OP_REJECT_NON_FQDN_SENDER, NEED_SENDER},
@@ -158,27 +163,14 @@ static struct netlist *check_mynetworks, *check_exceptions;
 static struct netlist *check_bare_exclusions;
 static struct header_checks *check_headers;
 static struct map *check_login_map;
-static struct dns *check_dns;
 
 enum verdict { V_DUNNO, V_PERMIT, V_REJECT, V_PENDING };
-
-/* One DNSBL answer, kept for the session. */
-struct smtpd_check_rbl {
-	char *name; /* the query name */
-	int listed;
-	char *addr;   /* the A answer that listed it */
-	char *reason; /* TXT, if the zone gave one */
-};
 
 struct smtpd_check_state {
 	enum smtpd_check_stage stage;
 	int list;
 	size_t item;
 	smtpd_check_done_fn *done;
-	struct dns_query *query;
-	char qname[CHECK_ZONE_MAX + 1]; /* the DNSBL name being asked */
-	struct smtpd_check_rbl rbl[CHECK_RBL_MAX];
-	int nrbl;
 };
 
 static void
@@ -277,7 +269,7 @@ check_uses_dns(void)
 
 	for (i = 0; i < LIST_COUNT; i++)
 		for (j = 0; j < check_lists[i].n; j++)
-			if (check_lists[i].items[j].zone != NULL)
+			if (check_lists[i].items[j].def->flags & NEED_DNS)
 				return 1;
 	return 0;
 }
@@ -326,14 +318,8 @@ smtpd_check_init(void)
 void
 smtpd_check_dns_init(struct event_loop *loop)
 {
-	const char *error;
-
-	if (check_uses_dns()) {
-		check_dns = dns_create(loop, var_dns_servers,
-		    (unsigned)var_dns_lookup_timeout * CHECK_MS_PER_SEC, &error);
-		if (check_dns == NULL)
-			msg_fatal("DNS resolver: %s", error);
-	}
+	if (check_uses_dns())
+		smtpd_dns_init(loop);
 }
 
 void
@@ -356,7 +342,7 @@ smtpd_check_shutdown(void)
 	header_checks_free(&check_headers);
 	check_login_map = NULL;
 	hash_free(&check_maps, check_map_free);
-	dns_free(&check_dns);
+	smtpd_dns_shutdown();
 }
 
 int
@@ -393,18 +379,8 @@ smtpd_check_content(struct smtpd_session *s)
 void
 smtpd_check_session_free(struct smtpd_session *s)
 {
-	struct smtpd_check_state *st = s->check;
-	int i;
-
-	if (st == NULL)
-		return;
-	dns_cancel(&st->query);
-	for (i = 0; i < st->nrbl; i++) {
-		free(st->rbl[i].name);
-		free(st->rbl[i].addr);
-		free(st->rbl[i].reason);
-	}
-	free(st);
+	smtpd_dns_session_free(s);
+	free(s->check);
 	s->check = NULL;
 }
 
@@ -876,7 +852,7 @@ check_simple(struct smtpd_session *s, const char *name, const char *subject)
 {
 	const struct check_def *def = check_def_find(name);
 
-	if (def == NULL || (def->flags & (ARG_TABLE | ARG_ZONE))) {
+	if (def == NULL || (def->flags & (ARG_TABLE | ARG_ZONE | NEED_DNS))) {
 		msg_warn("access table result names \"%s\", which is not a "
 		         "restriction an access table may use",
 		    log_sanitize(name, CHECK_TEXT_LOG));
@@ -886,91 +862,110 @@ check_simple(struct smtpd_session *s, const char *name, const char *subject)
 	return check_simple_op(s, def, subject);
 }
 
-/* ---- DNSBL ---- */
-
-static struct smtpd_check_rbl *
-check_rbl_find(struct smtpd_check_state *st, const char *name)
-{
-	int i;
-
-	for (i = 0; i < st->nrbl; i++)
-		if (strcmp(st->rbl[i].name, name) == 0)
-			return &st->rbl[i];
-	return NULL;
-}
+/* ---- DNS ---- */
 
 static void check_resume(struct smtpd_session *s);
 
-static void
-check_rbl_answer(const struct dns_answer *a, void *ctx)
+/*
+ * 1 if one of the A answers (space-separated) lists the client: exactly
+ * want when given, else any in 127.0.0.0/8 but 127.255.255.0/24, which
+ * lists answer for refused queries and is no verdict on the client
+ * (RFC 5782 2.1).
+ */
+static int
+check_rbl_listed(const char *answers, const char *want, char *hit,
+    size_t hit_size)
 {
-	struct smtpd_session *s = ctx;
-	struct smtpd_check_state *st = s->check;
-	struct smtpd_check_rbl *r;
-	char text[INET6_ADDRSTRLEN];
-	const struct check_item *it =
-	    &check_lists[st->list].items[st->item];
-	int i;
+	const char *p = answers;
+	size_t n;
 
-	st->query = NULL;
-	if (st->nrbl == CHECK_RBL_MAX) {
-		/* Should not happen: zones are few. Forget the oldest. */
-		free(st->rbl[0].name);
-		free(st->rbl[0].addr);
-		free(st->rbl[0].reason);
-		memmove(&st->rbl[0], &st->rbl[1],
-		    (CHECK_RBL_MAX - 1) * sizeof(st->rbl[0]));
-		st->nrbl--;
-	}
-	r = &st->rbl[st->nrbl++];
-	memset(r, 0, sizeof(*r));
-	r->name = xstrdup(st->qname);
-	if (a->status == DNS_TEMPFAIL || a->status == DNS_FAIL)
-		msg_warn("%s: DNSBL lookup of %s: %s; not listed",
-		    it->zone, s->addr, a->error != NULL ? a->error : "failed");
-	for (i = 0; a->status == DNS_OK && i < a->n && !r->listed; i++) {
-		inet_ntop(AF_INET, &a->rr[i].a, text, sizeof(text));
-		/*
-		 * Only 127.0.0.0/8 means "listed" (RFC 5782 2.1); lists
-		 * answer 127.255.255.x for refused queries, which is no
-		 * verdict on the client.
-		 */
-		if (it->want != NULL ? strcmp(text, it->want) == 0
-		                     : strncmp(text, "127.", 4) == 0 &&
-		                           strncmp(text, "127.255.255.", 12) != 0) {
-			r->listed = 1;
-			r->addr = xstrdup(text);
+	while (*p != '\0') {
+		n = strcspn(p, " ");
+		if (n < hit_size) {
+			memcpy(hit, p, n);
+			hit[n] = '\0';
+			if (want != NULL ? strcmp(hit, want) == 0
+			                 : strncmp(hit, "127.", 4) == 0 &&
+			                       strncmp(hit, "127.255.255.", 12) != 0)
+				return 1;
 		}
+		p += n;
+		p += strspn(p, " ");
 	}
-	check_resume(s);
+	return 0;
 }
 
 /* reject_rbl_client / permit_dnswl_client: V_PENDING while asking. */
 static enum verdict
 check_rbl(struct smtpd_session *s, const struct check_item *it)
 {
-	struct smtpd_check_state *st = s->check;
-	struct smtpd_check_rbl *r;
-	char reply[CHECK_REPLY_MAX];
+	const struct smtpd_dns_entry *a, *txt;
+	char reply[CHECK_REPLY_MAX], name[CHECK_ZONE_MAX + 1];
+	char hit[INET6_ADDRSTRLEN];
 
-	if (dns_reverse_name(s->addr, it->zone, st->qname,
-	        sizeof(st->qname)) < 0)
+	if (dns_reverse_name(s->addr, it->zone, name, sizeof(name)) < 0)
 		return V_DUNNO;
-	if ((r = check_rbl_find(st, st->qname)) == NULL) {
-		st->query = dns_lookup(
-		    check_dns, st->qname, DNS_T_A, check_rbl_answer, s);
+	if (!smtpd_dns_answer(s, name, DNS_T_A, check_resume, &a))
 		return V_PENDING;
-	}
-	if (!r->listed)
+	/* A failed lookup counts as not listed: mail flows. */
+	if (a->status != DNS_OK ||
+	    !check_rbl_listed(a->text, it->want, hit, sizeof(hit)))
 		return V_DUNNO;
 	if (it->def->op == OP_PERMIT_DNSWL)
 		return V_PERMIT;
-	msg_info("%s[%s] listed by %s (%s)", s->name, s->addr, it->zone,
-	    r->addr);
+	/* The list's reason, when it gives one, goes to the client. */
+	if (!smtpd_dns_answer(s, name, DNS_T_TXT, check_resume, &txt))
+		return V_PENDING;
+	msg_info("%s[%s] listed by %s (%s)", s->name, s->addr, it->zone, hit);
 	snprintf(reply, sizeof(reply),
-	    "Service unavailable; Client host [%s] blocked using %s", s->addr,
-	    it->zone);
+	    "Service unavailable; Client host [%s] blocked using %s%s%.*s",
+	    s->addr, it->zone, txt->text[0] != '\0' ? "; " : "",
+	    CHECK_REASON_MAX, log_sanitize(txt->text, CHECK_REASON_MAX));
 	return check_reject(s, 554, "5.7.1", reply);
+}
+
+/*
+ * reject_unknown_sender_domain / reject_unknown_recipient_domain: the
+ * domain must have an MX, or else an A or AAAA record (RFC 5321 5.1).
+ * Postfix's codes: 450 4.1.8 / 4.1.2 when it has none (the default
+ * unknown_address_reject_code), 450 with a temporary failure, and a null
+ * MX (RFC 7505 4.2) refuses mail at once.
+ */
+static enum verdict
+check_domain_exists(struct smtpd_session *s, const char *addr, int sender)
+{
+	static const enum dns_type types[] = {DNS_T_MX, DNS_T_A, DNS_T_AAAA};
+	const struct smtpd_dns_entry *e;
+	const char *what = sender ? "Sender address" : "Recipient address";
+	const char *domain = strrchr(addr, '@');
+	char reply[CHECK_REPLY_MAX];
+	int tempfail = 0;
+	size_t i;
+
+	/* The null sender, an address literal or a local domain: no DNS. */
+	if (domain == NULL || domain[1] == '[' || check_auth_destination(addr))
+		return V_DUNNO;
+	domain++;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (!smtpd_dns_answer(s, domain, types[i], check_resume, &e))
+			return V_PENDING;
+		if (e->status == DNS_OK && i == 0 && strcmp(e->text, ".") == 0) {
+			snprintf(reply, sizeof(reply),
+			    "<%s>: %s rejected: Domain %s does not accept mail "
+			    "(nullMX)",
+			    addr, what, domain);
+			return check_reject(s, sender ? 550 : 556,
+			    sender ? "5.7.27" : "5.1.10", reply);
+		}
+		if (e->status == DNS_OK)
+			return V_DUNNO;
+		if (e->status == DNS_TEMPFAIL)
+			tempfail = 1;
+	}
+	snprintf(reply, sizeof(reply), "<%s>: %s rejected: %s", addr, what,
+	    tempfail ? "Domain not found (temporary failure)"
+	             : "Domain not found");
+	return check_reject(s, 450, sender ? "4.1.8" : "4.1.2", reply);
 }
 
 /* ---- evaluation ---- */
@@ -998,6 +993,10 @@ check_item_run(struct smtpd_session *s, int list, const struct check_item *it)
 	case OP_REJECT_RBL:
 	case OP_PERMIT_DNSWL:
 		return check_rbl(s, it);
+	case OP_REJECT_UNKNOWN_SENDER_DOMAIN:
+		return check_domain_exists(s, s->sender, 1);
+	case OP_REJECT_UNKNOWN_RCPT_DOMAIN:
+		return check_domain_exists(s, rcpt, 0);
 	default:
 		break;
 	}

@@ -331,7 +331,7 @@ class Dnsmasq:
     installed by test.sh), with slow.test forwarded to a socket that
     never answers."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra=()):
         exe = shutil.which("dnsmasq")
         if exe is None:
             raise unittest_skip("dnsmasq is not installed")
@@ -347,7 +347,7 @@ class Dnsmasq:
              "--address=/2.0.0.127.bl.test/127.0.0.2",
              "--txt-record=2.0.0.127.bl.test,listed for testing",
              "--server=/slow.test/127.0.0.1#%d"
-             % self.blackhole.getsockname()[1]],
+             % self.blackhole.getsockname()[1]] + list(extra),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until(self.answers, SHORT, "dnsmasq to answer")
 
@@ -406,7 +406,8 @@ class DnsblTest(TernTestCase):
         t = self.t
         code, text = rcpt(t, "127.0.0.2", OTHER)
         self.assertEqual(code, 554, text)
-        self.assertIn("Client host [127.0.0.2] blocked using bl.test", text)
+        self.assertIn("Client host [127.0.0.2] blocked using bl.test; "
+                      "listed for testing", text)
         # 127.0.0.9: not in bl.test, and OK before slow.test is asked.
         self.assertEqual(rcpt(t, "127.0.0.9", OTHER)[0], 250)
 
@@ -425,7 +426,64 @@ class DnsblTest(TernTestCase):
         waited = time.monotonic() - start
         self.assertEqual(code, 250, text)
         self.assertGreaterEqual(waited, self.TIMEOUT - 1)
-        t.wait_for_log(r"slow\.test: DNSBL lookup of 127\.0\.0\.3")
+        t.wait_for_log(r"DNS lookup of 3\.0\.0\.127\.slow\.test for "
+                       r"127\.0\.0\.3\[127\.0\.0\.3\]: timeout")
+
+
+class DnsDomainTest(TernTestCase):
+    """reject_unknown_sender_domain and reject_unknown_recipient_domain
+    against domains the test's dnsmasq knows: an MX, only an A record,
+    NXDOMAIN, and a null MX (RFC 7505)."""
+
+    class_instance = False
+
+    def setUp(self):
+        super().setUp()
+        self.dns = Dnsmasq(harness.tempfile.gettempdir(), extra=(
+            "--local=/nx.test/", "--mx-host=mx.test,mail.mx.test,10",
+            "--local=/mx.test/", "--address=/a-only.test/192.0.2.1",
+            "--mx-host=nullmx.test,.,0", "--local=/nullmx.test/"))
+        self.addCleanup(self.dns.close)
+
+        def configure(t):
+            t.add_user(OTHER, "Bob-pw-42")
+            t.conf_set(
+                dns_servers="127.0.0.1:%d" % self.dns.port,
+                mynetworks="127.0.0.1/32",
+                smtpd_sender_restrictions="reject_unknown_sender_domain",
+                smtpd_recipient_restrictions="reject_unknown_recipient_"
+                "domain")
+        self.t = self.new_instance(configure=configure)
+
+    def test_sender_domains(self):
+        t = self.t
+        for sender in ("a@mx.test", "a@a-only.test", ""):
+            self.assertEqual(rcpt(t, "127.0.0.2", OTHER,
+                                  sender=sender)[0], 250, sender)
+        code, text = rcpt(t, "127.0.0.2", OTHER, sender="a@nx.test")
+        self.assertEqual((code, text), (450, "4.1.8 <a@nx.test>: Sender "
+                                        "address rejected: Domain not "
+                                        "found"))
+        code, text = rcpt(t, "127.0.0.2", OTHER, sender="a@nullmx.test")
+        self.assertEqual(code, 550, text)
+        self.assertIn("5.7.27 <a@nullmx.test>: Sender address rejected: "
+                      "Domain nullmx.test does not accept mail", text)
+
+    def test_recipient_domains(self):
+        t = self.t
+        # Relaying for mynetworks, to domains that exist.
+        self.assertEqual(rcpt(t, "127.0.0.1", "x@mx.test",
+                              sender="a@mx.test")[0], 250)
+        code, text = rcpt(t, "127.0.0.1", "x@nx.test", sender="a@mx.test")
+        self.assertEqual((code, text), (450, "4.1.2 <x@nx.test>: Recipient "
+                                        "address rejected: Domain not "
+                                        "found"))
+        code, text = rcpt(t, "127.0.0.1", "x@nullmx.test",
+                          sender="a@mx.test")
+        self.assertEqual((code, text[:6]), (556, "5.1.10"))
+        # Local domains are not asked about.
+        self.assertEqual(rcpt(t, "127.0.0.2", OTHER,
+                              sender="a@mx.test")[0], 250)
 
 
 class RateTest(TernTestCase):
