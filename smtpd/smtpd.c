@@ -187,6 +187,15 @@ smtpd_shutdown(void)
 	smtpd_hold_dir = NULL;
 }
 
+/* smtpd -t (tern check): what smtpd_init would refuse, said now. */
+static void
+smtpd_config_check(void)
+{
+	smtpd_bare_newline_init();
+	smtpd_check_init();
+	smtpd_check_shutdown();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,6 +206,7 @@ main(int argc, char **argv)
 	    .init = smtpd_init,
 	    .accept = smtpd_accept,
 	    .shutdown = smtpd_shutdown,
+	    .check = smtpd_config_check,
 	};
 
 	server_main(argc, argv, &ops);

@@ -139,8 +139,8 @@ tern_load(const char *config_dir)
 	return 0;
 }
 
-/* Waits for master's start-up parent: it exits once master is ready. */
-static int
+/* Also master's start-up parent: it exits once master is ready. */
+int
 tern_wait_child(pid_t child, int *status_r)
 {
 	long waited;

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "base/file.h"
 #include "base/mem.h"
@@ -145,6 +147,52 @@ tern_check_service_user(const char *path, const struct service_def *def)
 	return errors;
 }
 
+/*
+ * Runs "PROGRAM -c config_dir -t ARGS" (server.h): each daemon checks
+ * the configuration it would run with, its services.conf options
+ * included, and says on stderr what it would refuse at start (an open
+ * relay, a table that does not parse...).
+ */
+static int
+tern_check_daemon(const char *config_dir, const char *path,
+    const struct service_def *def, const char *prog)
+{
+	char **argv = xcalloc((size_t)def->argc + 4, sizeof(*argv));
+	int status = 0, i;
+	pid_t pid;
+
+	argv[0] = (char *)prog;
+	argv[1] = (char *)"-c";
+	argv[2] = (char *)config_dir;
+	argv[3] = (char *)"-t";
+	for (i = 1; i < def->argc; i++)
+		argv[3 + i] = def->argv[i];
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		execv(prog, argv);
+		_exit(127);
+	}
+	free(argv);
+	if (pid < 0) {
+		tern_warn("fork: %s", strerror(errno));
+		return 0;
+	}
+	if (tern_wait_child(pid, &status) < 0) {
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, &status, 0);
+		tern_error("%s:%d: service %s: %s -t did not finish", path,
+		    def->lineno, def->name, prog);
+		return 1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	tern_error("%s:%d: service %s: %s refuses this configuration (see "
+	           "above)",
+	    path, def->lineno, def->name, def->argv[0]);
+	return 1;
+}
+
 static int
 tern_check_services(const char *config_dir)
 {
@@ -169,6 +217,9 @@ tern_check_services(const char *config_dir)
 			tern_warn("%s:%d: service %s: %s: %s", path,
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
+		else
+			errors += tern_check_daemon(config_dir, path, &defs[i],
+			    prog);
 		free(prog);
 		errors += tern_check_service_user(path, &defs[i]);
 	}

@@ -282,7 +282,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 {
 	const char *config_dir = TERN_CONFIG_DIR, *err, *user = NULL;
 	struct server_listen_slot *slots;
-	int ch, unpriv = 0, chroot_dir = 0, verbose = 0, count, i;
+	int ch, unpriv = 0, chroot_dir = 0, verbose = 0, check = 0, count, i;
 	char *eq;
 
 	server_ops = ops;
@@ -294,7 +294,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		    "server_main: no connection handler for %s", ops->name);
 
 	/* '+': options end at the first argument that is not one. */
-	while ((ch = getopt(argc, argv, "+c:n:o:ruU:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:n:o:rtuU:v")) != -1) {
 		switch (ch) {
 		case 'c':
 			config_dir = optarg;
@@ -312,6 +312,9 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		case 'r':
 			chroot_dir = 1;
 			break;
+		case 't':
+			check = 1;
+			break;
 		case 'u':
 			unpriv = 1;
 			break;
@@ -323,13 +326,19 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 			break;
 		default:
 			msg_fatal("usage: %s [-c config_dir] [-n service] "
-			          "[-u | -U user] [-r] [-v] [-o name=value]... "
+			          "[-u | -U user] [-r] [-t] [-v] [-o name=value]... "
 			          "[args]",
 			    ops->name);
 		}
 	}
 	if (config_load(config_dir, &err) < 0)
 		msg_fatal("%s", err);
+	if (check) {
+		/* Reasons go to the terminal of whoever asked. */
+		if (ops->check != NULL)
+			ops->check();
+		exit(0);
+	}
 	/* master already pointed fd 2 at the log file when one is set. */
 	log_init(ops->name,
 	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);

@@ -55,6 +55,12 @@ struct server_ops {
 	void (*serve)(int fd, const struct server_listener *l);
 	/* Optional: before exit. */
 	void (*shutdown)(void);
+	/*
+	 * Optional: -t checks the configuration (config_load, then this)
+	 * and exits 0, or 1 through msg_fatal with the reason on stderr.
+	 * Runs as the caller (tern check: root), like pre_drop.
+	 */
+	void (*check)(void);
 };
 
 /* Never returns. argc/argv as given to main. */

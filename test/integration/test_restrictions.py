@@ -611,10 +611,21 @@ class OpenRelayConfigTest(TernTestCase):
             t.conf_set(smtpd_relay_restrictions="permit_mynetworks",
                        smtpd_recipient_restrictions="permit")
         t = self.new_instance(start=False, configure=configure)
-        t.tern("start")
-        self.addCleanup(lambda: t.tern("stop", check=False))
-        t.wait_for_log(r"smtpd.*fatal: smtpd_relay_restrictions and "
-                       r"smtpd_recipient_restrictions: specify at least one")
+        r = t.tern("start", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("smtpd_relay_restrictions and "
+                      "smtpd_recipient_restrictions: specify at least one",
+                      r.stderr)
+        self.assertIsNone(t.master_pid())
+        # Nor with a table that does not parse.
+        bad = os.path.join(t.dir, "bad.pcre")
+        write(bad, "/unclosed REJECT\n")
+        t.conf_set(smtpd_relay_restrictions="reject_unauth_destination",
+                   smtpd_recipient_restrictions="",
+                   header_checks="pcre:" + bad)
+        r = t.tern("check", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s, line 1" % bad, r.stderr)
 
 
 class HeaderChecksTest(TernTestCase):
