@@ -148,7 +148,8 @@ tern_check_service_user(const char *path, const struct service_def *def)
 }
 
 /*
- * Runs "PROGRAM -c config_dir -t ARGS" (server.h): each daemon checks
+ * Runs "PROGRAM -c config_dir -t ARGS" (server.h) for the programs of
+ * daemon_directory (an absolute command may be anything): each checks
  * the configuration it would run with, its services.conf options
  * included, and says on stderr what it would refuse at start (an open
  * relay, a table that does not parse...).
@@ -217,7 +218,8 @@ tern_check_services(const char *config_dir)
 			tern_warn("%s:%d: service %s: %s: %s", path,
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
-		else
+		else if (defs[i].argv[0][0] != '/')
+			/* Only tern's own daemons know -t. */
 			errors += tern_check_daemon(config_dir, path, &defs[i],
 			    prog);
 		free(prog);
