@@ -107,6 +107,7 @@ struct smtpd_session {
 	struct smtpd_dns_cache *dns; /* smtpd_dns.c */
 	int check_unlisted; /* reject_unlisted_recipient named explicitly */
 	int tx_hold, tx_discard; /* HOLD / DISCARD from an access table */
+	int access_denied; /* the client list refused it at connect */
 
 	/* A question to another service is out: input waits for it. */
 	int waiting;
@@ -182,6 +183,7 @@ void smtpd_cmd_free(struct smtpd_session *s);
 
 /* smtpd_check.c: Postfix-style restrictions. */
 enum smtpd_check_stage {
+	SMTPD_CHECK_CONNECT, /* the client list (no smtpd_delay_reject) */
 	SMTPD_CHECK_HELO, /* client and HELO lists (no smtpd_delay_reject) */
 	SMTPD_CHECK_MAIL, /* and the sender list (no smtpd_delay_reject) */
 	SMTPD_CHECK_RCPT, /* every list, for s->pending_rcpt */

@@ -396,6 +396,8 @@ static const char *
 check_cmd(const struct smtpd_session *s)
 {
 	switch (s->check->stage) {
+	case SMTPD_CHECK_CONNECT:
+		break;
 	case SMTPD_CHECK_HELO:
 		return s->esmtp ? "EHLO" : "HELO";
 	case SMTPD_CHECK_MAIL:
@@ -1078,9 +1080,10 @@ smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
 {
 	struct smtpd_check_state *st = check_state(s);
 
-	/* Without delay_reject, HELO and MAIL run their lists when the
-	 * command comes; RCPT runs them all either way (a permit in an
-	 * earlier list must not let a reject in a later one pass). */
+	/* Without delay_reject, the client list runs at connect, and HELO
+	 * and MAIL run the lists up to theirs when the command comes; RCPT
+	 * runs them all either way (a permit in an earlier list must not
+	 * let a reject in a later one pass). */
 	if (stage != SMTPD_CHECK_RCPT && var_smtpd_delay_reject)
 		return SMTPD_CHECK_PASS;
 	st->stage = stage;

@@ -834,7 +834,11 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 	}
 	s->last_cmd = cmd->name;
 	s->cmd_total[i]++;
-	if ((cmd->flags & SMTPD_CMD_FLAG_HELO) &&
+	if (s->access_denied && cmd->handler != cmd_quit) {
+		smtpd_reply(s, "503 5.7.0 Error: access denied for %s[%s]",
+		    s->name, s->addr);
+		ret = SMTPD_CMD_ERROR;
+	} else if ((cmd->flags & SMTPD_CMD_FLAG_HELO) &&
 	    s->state == SMTPD_STATE_CONNECTED) {
 		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		ret = SMTPD_CMD_ERROR;

@@ -872,13 +872,39 @@ session_peer(struct smtpd_session *s, int fd, const struct server_listener *l)
 	s->name = xstrdup(s->addr);
 }
 
-/* The greeting (RFC 5321 4.3.1), after any pause. */
+static void
+session_greet_checked(struct smtpd_session *s, int result)
+{
+	s->waiting = 0;
+	if (result == SMTPD_CHECK_PASS)
+		smtpd_reply(s, "220 %s", var_smtpd_banner);
+	else
+		s->access_denied = 1;
+	smtpd_session_resume(s);
+}
+
+/*
+ * The greeting (RFC 5321 4.3.1), after any pause. Without
+ * smtpd_delay_reject the client restrictions come first, as in Postfix:
+ * a rejected client gets the reject instead of the greeting, and 503 to
+ * every command but QUIT (RFC 5321 3.1).
+ */
 static void
 session_greet(struct smtpd_session *s)
 {
-	smtpd_reply(s, "220 %s", var_smtpd_banner);
 	smtpd_set_state(s, SMTPD_STATE_CONNECTED);
 	s->connect_ms = s->cmd_start_ms = s->last_io_ms = event_now_ms(s->loop);
+	switch (smtpd_check(s, SMTPD_CHECK_CONNECT, session_greet_checked)) {
+	case SMTPD_CHECK_PASS:
+		smtpd_reply(s, "220 %s", var_smtpd_banner);
+		break;
+	case SMTPD_CHECK_PENDING:
+		s->waiting = 1;
+		break;
+	default:
+		s->access_denied = 1;
+		break;
+	}
 }
 
 /* The client may stay: hold the greeting back, or send it. */

@@ -696,6 +696,8 @@ class DelayRejectTest(TernTestCase):
         tern.add_user(OTHER, "Bob-pw-42")
         tern.conf_set(
             smtpd_delay_reject="no",
+            smtpd_client_restrictions="check_client_access "
+            "inline:{ 127.0.0.66=REJECT }",
             smtpd_helo_restrictions="check_helo_access "
             "inline:{ bad.example=REJECT }",
             smtpd_sender_restrictions="check_sender_access "
@@ -714,3 +716,15 @@ class DelayRejectTest(TernTestCase):
             self.assertIn("Sender address rejected", text)
             self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)
             self.assertEqual(c.cmd("RCPT TO:<%s>" % OTHER)[0], 250)
+
+    def test_client_rejected_at_connect(self):
+        with SmtpConn(self.tern.smtp_port, source="127.0.0.66") as c:
+            self.assertEqual(c.banner, (554, "5.7.1 <127.0.0.66[127.0.0.66]>: "
+                                        "Client host rejected: Access "
+                                        "denied"))
+            self.assertEqual(c.cmd("EHLO client.example.org"),
+                             (503, "5.7.0 Error: access denied for "
+                              "127.0.0.66[127.0.0.66]"))
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+        self.tern.wait_for_log(r"NOQUEUE: reject: CONNECT from "
+                               r"127\.0\.0\.66\[127\.0\.0\.66\]: 554 5\.7\.1")
