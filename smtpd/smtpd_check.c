@@ -1078,7 +1078,7 @@ int
 smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
     smtpd_check_done_fn *done)
 {
-	struct smtpd_check_state *st = check_state(s);
+	struct smtpd_check_state *st;
 
 	/* Without delay_reject, the client list runs at connect, and HELO
 	 * and MAIL run the lists up to theirs when the command comes; RCPT
@@ -1086,6 +1086,7 @@ smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
 	 * let a reject in a later one pass). */
 	if (stage != SMTPD_CHECK_RCPT && var_smtpd_delay_reject)
 		return SMTPD_CHECK_PASS;
+	st = check_state(s);
 	st->stage = stage;
 	st->list = LIST_CLIENT;
 	st->item = 0;
