@@ -154,6 +154,23 @@ tern_check_service_user(const char *path, const struct service_def *def)
  * included, and says on stderr what it would refuse at start (an open
  * relay, a table that does not parse...).
  */
+/*
+ * The daemons whose server_ops have a check (the others would only load
+ * tern.conf again, which costs a process start per service and tells
+ * nothing new). Absolute commands may be anything and are never run.
+ */
+static int
+tern_daemon_checks(const char *command)
+{
+	static const char *const checked[] = {"smtpd"};
+	size_t i;
+
+	for (i = 0; i < sizeof(checked) / sizeof(checked[0]); i++)
+		if (strcmp(command, checked[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 tern_check_daemon(const char *config_dir, const char *path,
     const struct service_def *def, const char *prog)
@@ -218,8 +235,7 @@ tern_check_services(const char *config_dir)
 			tern_warn("%s:%d: service %s: %s: %s", path,
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
-		else if (defs[i].argv[0][0] != '/')
-			/* Only tern's own daemons know -t. */
+		else if (tern_daemon_checks(defs[i].argv[0]))
 			errors += tern_check_daemon(config_dir, path, &defs[i],
 			    prog);
 		free(prog);
