@@ -425,7 +425,12 @@ cleanup_headers_finish(struct cleanup *c)
 		cleanup_headers_end(c);
 }
 
-/* A bare CR or LF: logged once a message, refused or stored. */
+/*
+ * A bare CR or LF: logged once a message, refused or stored. Not once the
+ * message is refused or discarded (the content before it, in the same
+ * read, may just have decided that): the outcome must not depend on how
+ * the bytes were split.
+ */
 static void
 cleanup_bare(struct cleanup *c, const char *what, const char *as_is)
 {
@@ -434,6 +439,9 @@ cleanup_bare(struct cleanup *c, const char *what, const char *as_is)
 	    [CLEANUP_BARE_REJECT] = "rejected",
 	    [CLEANUP_BARE_KEEP] = "kept",
 	};
+
+	if (c->status != 0 || c->discard)
+		return;
 
 	if (!c->bare_seen) {
 		c->bare_seen = 1;

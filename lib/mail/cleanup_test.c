@@ -925,6 +925,35 @@ test_bare(void)
 
 /* 8-bit content is stored byte for byte, in headers and body, as DATA
  * (whole and byte by byte) and as BDAT. */
+/*
+ * A message a header check refused gets that reply however its bytes
+ * arrive: a bare CR later in the same read used to add the bare-newline
+ * refusal when the content came whole, and not when it came byte by
+ * byte (found by fuzz_cleanup).
+ */
+static void
+test_reject_then_bare(void)
+{
+	static const struct rule rules[] = {
+	    {"X-Reject:", CLEANUP_HEADER_REJECT, NULL},
+	    {NULL, CLEANUP_HEADER_DUNNO, NULL}};
+	static const char in[] = "X-Reject: r\r\nY: z\rq\r\n\r\n.\r\n";
+	struct cleanup_envelope env = plain_env;
+	char *dir = make_queue();
+	int bytewise;
+
+	var_message_size_limit = 10240;
+	env.bare_newline = CLEANUP_BARE_REJECT;
+	checks.rules = rules;
+	buf_init(&checks.seen, OUT_MAX);
+	for (bytewise = 0; bytewise < 2; bytewise++)
+		CHECK_INT(run_message(&env, in, strlen(in), bytewise,
+		              setup_checks, NULL, NULL, NULL),
+		    CLEANUP_STAT_REJECT);
+	buf_free(&checks.seen);
+	remove_queue(dir);
+}
+
 static void
 test_8bit(void)
 {
@@ -980,4 +1009,5 @@ UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_header_limit), UNIT_CASE(test_hopcount),
     UNIT_CASE(test_header_checks), UNIT_CASE(test_header_checks_missing),
     UNIT_CASE(test_envelope_actions), UNIT_CASE(test_bare),
+    UNIT_CASE(test_reject_then_bare),
     UNIT_CASE(test_8bit))
