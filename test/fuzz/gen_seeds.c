@@ -203,6 +203,28 @@ data_seeds(void)
 	SEED(t, "dot-cr-x", ".\rx\r\n.\r\n");
 }
 
+/* Byte 0: bare-newline policy (0 normalize, 1 reject, 2 keep) | 4 hook. */
+static void
+cleanup_seeds(void)
+{
+	const char *t = "fuzz_cleanup";
+
+	SEED(t, "plain", "\x04Subject: x\r\nX-A: 1\r\n\r\nbody\r\n.\r\n");
+	SEED(t, "folded",
+	    "\x04Subject: a\r\n b\r\n\tc\r\nIgnore: me\r\n\r\nb\r\n.\r\n");
+	SEED(t, "actions",
+	    "\x04Warn: w\r\nHold: h\r\nReject: r\r\n\r\nb\r\n.\r\n");
+	SEED(t, "discard", "\x04Discard: d\r\nX: y\r\n\r\n.\r\n");
+	SEED(t, "hops",
+	    "\x00Received: a\r\nReceived: b\r\nReceived: c\r\n"
+	    "received: d\r\n\r\n.\r\n");
+	SEED(t, "bare-normalize", "\x00Subject: x\nY: z\r\n\nb\rc\r\n.\r\n");
+	SEED(t, "bare-reject", "\x01a\nb\r\n.\r\n");
+	SEED(t, "bare-keep", "\x02Subject: x\n\r\nb\n.\n\r\n.\r\n");
+	SEED(t, "no-header", "\x04not a header\r\nX: y\r\n.\r\n");
+	SEED(t, "no-end", "\x04Subject: x\r\n\r\nbody");
+}
+
 static void
 base64_seeds(void)
 {
@@ -567,6 +589,7 @@ main(int argc, char **argv)
 	param_seeds();
 	addr_seeds();
 	data_seeds();
+	cleanup_seeds();
 	base64_seeds();
 	sasl_seeds();
 	stream_seeds();
