@@ -31,7 +31,9 @@
 #define FUZZ_HOP_LIMIT    3
 #define FUZZ_SIZE_LIMIT   65536
 
-static char queue_dir[] = "/tmp/fuzz_cleanup.XXXXXX";
+/* In the working directory: libFuzzer ends without atexit handlers, and
+ * test/run-tests runs each target in a directory it removes. */
+static char queue_dir[] = "fuzz_cleanup.XXXXXX";
 
 struct run {
 	unsigned status;
