@@ -17,6 +17,7 @@
 #include "base/stream.h"
 #include "dns/dns.h"
 #include "mail/attr_client.h"
+#include "mail/resolve.h"
 #include "mail/sasl.h"
 #include "mail/server.h"
 #include "mail/smtp_param.h"
@@ -91,6 +92,7 @@ struct smtpd_session {
 	int nrcpt, rcpt_alloc;
 	int rcpt_tried;    /* RCPT commands, accepted or not */
 	char *pending_rcpt; /* RCPT waiting for its lookup */
+	struct resolve_result pending_route; /* where pending_rcpt goes */
 	const char *pending_table; /* its table, for the 550 text */
 	struct smtp_rcpt_params pending_params;
 	struct cleanup cleanup;

@@ -414,6 +414,15 @@ check_rcpt(const struct smtpd_session *s)
 	return s->check->stage == SMTPD_CHECK_RCPT ? s->pending_rcpt : NULL;
 }
 
+/* Has the session what the restriction looks at (else it is skipped)? */
+static int
+check_applies(const struct smtpd_session *s, const struct check_def *def)
+{
+	return !((def->flags & NEED_HELO) && s->helo == NULL) &&
+	       !((def->flags & NEED_SENDER) && s->sender == NULL) &&
+	       !((def->flags & NEED_RCPT) && check_rcpt(s) == NULL);
+}
+
 /* Replies code + enhanced status + "<subject>: what rejected: text". */
 static enum verdict
 check_reject(struct smtpd_session *s, int code, const char *dsn,
@@ -466,23 +475,20 @@ check_access_result(struct smtpd_session *s, const char *spec,
 	}
 	if (str_eq_ci(word, "HOLD") || str_eq_ci(word, "DISCARD") ||
 	    str_eq_ci(word, "WARN")) {
+		str_lower(word);
 		msg_info("NOQUEUE: %s: %s from %s[%s]: %s triggers %s%s%s; "
 		         "from=<%s>",
-		    str_eq_ci(word, "WARN") ? "warn" : str_eq_ci(word, "HOLD")
-		                                          ? "hold"
-		                                          : "discard",
-		    check_cmd(s), s->name, s->addr,
+		    word, check_cmd(s), s->name, s->addr,
 		    log_sanitize(key, CHECK_TEXT_LOG), spec,
 		    *text != '\0' ? ": " : "", log_sanitize(text, CHECK_TEXT_LOG),
 		    s->sender != NULL ? log_sanitize(s->sender, CHECK_TEXT_LOG)
 		                      : "");
-		if (str_eq_ci(word, "HOLD"))
+		if (strcmp(word, "hold") == 0)
 			s->tx_hold = 1;
-		else if (str_eq_ci(word, "DISCARD")) {
-			s->tx_discard = 1;
-			return V_PERMIT;
-		}
-		return V_DUNNO;
+		if (strcmp(word, "discard") != 0)
+			return V_DUNNO;
+		s->tx_discard = 1;
+		return V_PERMIT;
 	}
 	if (n == 3 && (word[0] == '4' || word[0] == '5') &&
 	    isdigit((unsigned char)word[1]) && isdigit((unsigned char)word[2])) {
@@ -633,24 +639,32 @@ check_helo_access(struct smtpd_session *s, struct map *m)
 	return check_domain_keys(s, m, s->helo, subject, &found);
 }
 
-/* 1 if the recipient goes to a domain this host serves or relays for. */
+/*
+ * 1 if addr goes to a domain this host serves or relays for. The pending
+ * recipient was resolved once by RCPT; other addresses (a sender) here.
+ */
 static int
-check_auth_destination(const char *rcpt)
+check_auth_destination(const struct smtpd_session *s, const char *addr)
 {
-	struct resolve_result r;
+	struct resolve_result own;
+	const struct resolve_result *r = &s->pending_route;
 	int ok;
 
-	if (resolve_address(rcpt, &r) < 0)
-		return 0;
+	if (addr != s->pending_rcpt) {
+		if (resolve_address(addr, &own) < 0)
+			return 0;
+		r = &own;
+	}
 	/*
 	 * Sender-specified routing ("a%b@relayed", "b!a@relayed") could make
 	 * the next hop of a relay domain relay further (Postfix's
 	 * allow_untrusted_routing=no). Local and virtual mailboxes take such
 	 * characters literally: the mailbox lookup decides.
 	 */
-	ok = r.class != RESOLVE_REMOTE &&
-	     (r.class != RESOLVE_RELAY || strpbrk(r.local, "@%!") == NULL);
-	resolve_free(&r);
+	ok = r->class != RESOLVE_REMOTE &&
+	     (r->class != RESOLVE_RELAY || strpbrk(r->local, "@%!") == NULL);
+	if (r == &own)
+		resolve_free(&own);
 	return ok;
 }
 
@@ -772,9 +786,7 @@ check_simple_op(struct smtpd_session *s, const struct check_def *def,
 	const char *rcpt = check_rcpt(s);
 	char reply[CHECK_REPLY_MAX];
 
-	if (((def->flags & NEED_HELO) && s->helo == NULL) ||
-	    ((def->flags & NEED_SENDER) && s->sender == NULL) ||
-	    ((def->flags & NEED_RCPT) && rcpt == NULL))
+	if (!check_applies(s, def))
 		return V_DUNNO;
 	switch (def->op) {
 	case OP_PERMIT:
@@ -792,7 +804,7 @@ check_simple_op(struct smtpd_session *s, const struct check_def *def,
 		return s->auth_user != NULL ? V_PERMIT : V_DUNNO;
 	case OP_REJECT_UNAUTH_DEST:
 	case OP_DEFER_UNAUTH_DEST:
-		if (check_auth_destination(rcpt))
+		if (check_auth_destination(s, rcpt))
 			return V_DUNNO;
 		snprintf(reply, sizeof(reply), "<%s>: Relay access denied",
 		    rcpt);
@@ -800,7 +812,7 @@ check_simple_op(struct smtpd_session *s, const struct check_def *def,
 		           ? check_reject(s, 554, "5.7.1", reply)
 		           : check_reject(s, 450, "4.7.1", reply);
 	case OP_PERMIT_AUTH_DEST:
-		return check_auth_destination(rcpt) ? V_PERMIT : V_DUNNO;
+		return check_auth_destination(s, rcpt) ? V_PERMIT : V_DUNNO;
 	case OP_REJECT_INVALID_HELO:
 		if (addr_domain_valid(s->helo))
 			return V_DUNNO;
@@ -945,7 +957,7 @@ check_domain_exists(struct smtpd_session *s, const char *addr, int sender)
 	size_t i;
 
 	/* The null sender, an address literal or a local domain: no DNS. */
-	if (domain == NULL || domain[1] == '[' || check_auth_destination(addr))
+	if (domain == NULL || domain[1] == '[' || check_auth_destination(s, addr))
 		return V_DUNNO;
 	domain++;
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -979,9 +991,7 @@ check_item_run(struct smtpd_session *s, int list, const struct check_item *it)
 	const struct check_def *def = it->def;
 	char subject[CHECK_REPLY_MAX];
 
-	if (((def->flags & NEED_HELO) && s->helo == NULL) ||
-	    ((def->flags & NEED_SENDER) && s->sender == NULL) ||
-	    ((def->flags & NEED_RCPT) && rcpt == NULL))
+	if (!check_applies(s, def))
 		return V_DUNNO;
 	switch (def->op) {
 	case OP_CLIENT_ACCESS:

@@ -83,6 +83,7 @@ smtpd_cmd_reset(struct smtpd_session *s)
 	cmd_free_rcpts(s);
 	free(s->pending_rcpt);
 	s->pending_rcpt = NULL;
+	resolve_free(&s->pending_route);
 	smtp_rcpt_params_free(&s->pending_params);
 	s->bdat = 0;
 	s->bdat_size = 0;
@@ -427,6 +428,7 @@ cmd_rcpt_accept(struct smtpd_session *s)
 	r->orcpt = s->pending_params.orcpt;
 	r->notify = s->pending_params.notify;
 	s->pending_rcpt = NULL;
+	resolve_free(&s->pending_route);
 	s->pending_params.orcpt = NULL;
 	smtpd_reply(s, "250 2.1.5 Ok");
 }
@@ -436,6 +438,7 @@ cmd_rcpt_drop(struct smtpd_session *s)
 {
 	free(s->pending_rcpt);
 	s->pending_rcpt = NULL;
+	resolve_free(&s->pending_route);
 	smtp_rcpt_params_free(&s->pending_params);
 	s->errors++;
 }
@@ -492,47 +495,36 @@ cmd_rcpt_lookup(struct smtpd_session *s, const char *table, const char *key,
 static int
 cmd_rcpt_exists(struct smtpd_session *s)
 {
-	const char *addr = s->pending_rcpt;
-	struct resolve_result r;
+	const struct resolve_result *r = &s->pending_route;
 	char *key;
 	int ret;
 
-	if (resolve_address(addr, &r) < 0) {
-		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
-		cmd_rcpt_drop(s);
-		return SMTPD_CMD_ERROR;
-	}
-	if ((r.class != RESOLVE_LOCAL && r.class != RESOLVE_VIRTUAL) ||
-	    strcmp(r.local, SMTPD_POSTMASTER) == 0 ||
+	if ((r->class != RESOLVE_LOCAL && r->class != RESOLVE_VIRTUAL) ||
+	    strcmp(r->local, SMTPD_POSTMASTER) == 0 ||
 	    !(var_smtpd_reject_unlisted_recipient || s->check_unlisted)) {
 		/* RFC 5321 4.5.1: postmaster is always accepted; relayed
 		 * recipients passed smtpd_relay_restrictions. */
 		cmd_rcpt_accept(s);
-		ret = SMTPD_CMD_OK;
-	} else if (r.class == RESOLVE_LOCAL) {
-		ret = cmd_rcpt_lookup(
-		    s, "local_recipient", r.local, "local recipient table");
-	} else {
-		key = xasprintf("%s@%s", r.local, r.domain);
-		ret = cmd_rcpt_lookup(
-		    s, "virtual_mailbox", key, "virtual mailbox table");
-		free(key);
+		return SMTPD_CMD_OK;
 	}
-	resolve_free(&r);
+	if (r->class == RESOLVE_LOCAL)
+		return cmd_rcpt_lookup(
+		    s, "local_recipient", r->local, "local recipient table");
+	key = xasprintf("%s@%s", r->local, r->domain);
+	ret = cmd_rcpt_lookup(
+	    s, "virtual_mailbox", key, "virtual mailbox table");
+	free(key);
 	return ret;
 }
 
 static void
 cmd_rcpt_checked(struct smtpd_session *s, int result)
 {
-	int r;
-
 	s->waiting = 0;
-	if (result != SMTPD_CHECK_PASS) {
+	if (result != SMTPD_CHECK_PASS)
 		cmd_rcpt_drop(s);
-	} else if ((r = cmd_rcpt_exists(s)) == SMTPD_CMD_OK) {
+	else if (cmd_rcpt_exists(s) == SMTPD_CMD_OK)
 		smtpd_cmd_ok(s, "RCPT");
-	}
 	smtpd_session_resume(s);
 }
 
@@ -540,14 +532,11 @@ cmd_rcpt_checked(struct smtpd_session *s, int result)
 static int
 cmd_rcpt_check(struct smtpd_session *s)
 {
-	struct resolve_result r;
-
-	if (resolve_address(s->pending_rcpt, &r) < 0) {
+	if (resolve_address(s->pending_rcpt, &s->pending_route) < 0) {
 		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
 		cmd_rcpt_drop(s);
 		return SMTPD_CMD_ERROR;
 	}
-	resolve_free(&r);
 	s->check_unlisted = 0;
 	switch (smtpd_check(s, SMTPD_CHECK_RCPT, cmd_rcpt_checked)) {
 	case SMTPD_CHECK_PASS:

@@ -230,7 +230,8 @@ cleanup_header_is(const struct cleanup_headers *h, const char *name)
 }
 
 /* Logs a header check's action as Postfix does: "ID: reject: header
- * Subject: xxx from host[addr]; from=<s> to=<r> proto=P helo=<h>: text". */
+ * Subject: cheap pills from host[addr]; from=<s> to=<r> proto=P helo=<h>:
+ * text". */
 static void
 cleanup_header_log(struct cleanup *c, const char *action, const char *header,
     size_t len, const char *text)
