@@ -6,7 +6,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
-#include "map/header_checks.h"
+#include "mail/header_checks.h"
 #include "map/map.h"
 
 /* Room for an action word ("DISCARD") and the text after it. */

@@ -6,7 +6,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "map/map.h"
-#include "map/netlist.h"
+#include "mail/netlist.h"
 #include "mail/params.h"
 
 struct netlist_entry {
