@@ -37,9 +37,9 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
-#include "map/header_checks.h"
+#include "mail/header_checks.h"
 #include "map/map.h"
-#include "map/netlist.h"
+#include "mail/netlist.h"
 #include "smtpd.h"
 
 /* Access-table nesting: a table result may be a restriction list, whose
