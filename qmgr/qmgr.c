@@ -6,8 +6,9 @@
  * removes or defers each message with exponential backoff. This file is
  * the process: the server skeleton hooks and the listener on which smtpd
  * announces each message it committed ({request=new, queue_id=ID} attr
- * frames, no reply). A lost notice only delays mail: the queue scan finds
- * the file anyway. No RFCs here; see qmgr(8).
+ * frames, no reply) and `tern flush` asks for a queue run
+ * ({request=flush[, domain]}). A lost notice only delays mail: the queue
+ * scan finds the file anyway. No RFCs here; see qmgr(8).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "mail/attr_server.h"
 #include "mail/params.h"
 #include "mail/queue.h"
+#include "mail/route.h"
 #include "mail/server.h"
 #include "qmgr.h"
 
@@ -47,6 +49,10 @@ qmgr_notice(struct attr_conn *conn, const struct attr_list *req)
 	const char *id = attr_get(req, "queue_id");
 
 	(void)conn;
+	if (what != NULL && strcmp(what, "flush") == 0) {
+		qmgr_queue_flush(attr_get(req, "domain"));
+		return 0;
+	}
 	if (what == NULL || strcmp(what, "new") != 0) {
 		msg_warn("notice connection: unknown request '%s'",
 		    log_sanitize(what != NULL ? what : "", QMGR_TOKEN_LOG_MAX));
@@ -87,11 +93,11 @@ static void
 qmgr_fd_limit(void)
 {
 	long long spare = QMGR_FD_SPARE + QMGR_CLIENTS_MAX +
-	                  var_local_destination_concurrency_limit;
-	long long want = var_qmgr_active_limit + spare;
+	                  var_default_process_limit;
+	long long want = var_qmgr_message_active_limit + spare;
 	struct rlimit rl;
 
-	qmgr_active_max = var_qmgr_active_limit;
+	qmgr_active_max = var_qmgr_message_active_limit;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		msg_fatal("getrlimit: %m");
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want) {
@@ -107,19 +113,53 @@ qmgr_fd_limit(void)
 		qmgr_active_max = (long long)rl.rlim_cur - spare;
 		if (qmgr_active_max < 1)
 			qmgr_active_max = 1;
-		msg_info("open file limit %lld: using qmgr_active_limit %lld "
+		msg_info("open file limit %lld: using qmgr_message_active_limit %lld "
 		         "instead of %lld",
 		    (long long)rl.rlim_cur, qmgr_active_max,
-		    var_qmgr_active_limit);
+		    var_qmgr_message_active_limit);
 	}
+}
+
+/* Tables are opened as root, before any chroot (as smtpd's are). */
+static void
+qmgr_pre_drop(int argc, char **argv)
+{
+	char *err;
+
+	(void)argc;
+	(void)argv;
+	if (route_init(&err) < 0)
+		msg_fatal("%s", err);
+	qmgr_transport_init();
+}
+
+static void
+qmgr_check_params(void)
+{
+	if (var_minimal_backoff_time > var_maximal_backoff_time)
+		msg_fatal("minimal_backoff_time (%llds) is greater than "
+		          "maximal_backoff_time (%llds)",
+		    var_minimal_backoff_time, var_maximal_backoff_time);
+}
+
+/* qmgr -t (tern check): what qmgr would refuse at start. */
+static void
+qmgr_check(void)
+{
+	char *err;
+
+	qmgr_check_params();
+	if (route_init(&err) < 0)
+		msg_fatal("%s", err);
+	route_shutdown();
 }
 
 static void
 qmgr_init(struct event_loop *loop)
 {
 	qmgr_loop = loop;
+	qmgr_check_params();
 	qmgr_fd_limit();
-	qmgr_deliver_init();
 	qmgr_queue_init();
 }
 
@@ -131,15 +171,17 @@ qmgr_shutdown(void)
 	 * deliver those messages again after the restart. Bounded well
 	 * under master's grace period before SIGKILL.
 	 */
-	qmgr_deliver_drain(qmgr_loop, QMGR_DRAIN_MS);
+	qmgr_transport_drain(qmgr_loop, QMGR_DRAIN_MS);
 	attr_server_close_all();
-	qmgr_deliver_shutdown();
 	qmgr_queue_shutdown();
+	route_shutdown();
 }
 
 static const struct server_ops qmgr_ops = {
     .name = "qmgr",
     .mode = SERVER_MULTI,
+    .pre_drop = qmgr_pre_drop,
+    .check = qmgr_check,
     .init = qmgr_init,
     .accept = qmgr_accept,
     .shutdown = qmgr_shutdown,

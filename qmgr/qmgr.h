@@ -1,62 +1,122 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The queue manager's internal interfaces. qmgr.c owns the process (main,
- * the listener for smtpd's notices); qmgr_queue.c owns the queue
- * directories and the messages in memory (the active queue);
- * qmgr_deliver.c owns the connections to the local delivery agent.
+ * The queue manager's internal interfaces, in Postfix's shape:
+ *
+ *   qmgr.c           the process: main, the listener for notices and
+ *                    flush requests
+ *   qmgr_queue.c     the queue directories: which files enter the active
+ *                    set (bounded), where each goes when its pass ends
+ *   qmgr_message.c   one message in memory: routing its recipients into
+ *                    entries, results, the end of a pass (notices, marks,
+ *                    expiry, delay warning)
+ *   qmgr_transport.c transports (a delivery agent's socket and process
+ *                    limit), destinations (transport + nexthop, with a
+ *                    concurrency window and a dead-until backoff) and
+ *                    entries (one message's recipients for one
+ *                    destination: one delivery request)
  */
 #ifndef TERN_QMGR_H
 #define TERN_QMGR_H
 
+#include <time.h>
 #include "base/event.h"
 #include "mail/qfile.h"
 
-/* One message of the active queue: its file is active/ID, open for marks. */
-struct qmgr_msg {
-	struct qfile q;
-	int *local_rcpts; /* recipient indexes for the local transport */
-	int nlocal;
-	int handed;     /* local_rcpts[0..handed) went out in requests */
-	int inflight;   /* requests not answered yet */
-	int retry_soon; /* a request was lost: retry shortly */
-	struct event_timer *stuck;   /* its final rename/unlink failed */
-	struct qmgr_msg *next_stuck; /* qmgr_queue's list of those */
-	struct qmgr_msg *next_ready; /* qmgr_deliver's ready list */
-	struct qmgr_msg *all_prev, *all_next; /* every message in memory */
+struct qmgr_dest;
+
+/* One message's recipients for one destination. */
+struct qmgr_entry {
+	struct qmgr_msg *msg;
+	struct qmgr_dest *dest;
+	int *rcpts;
+	int n, cap;
+	struct qmgr_entry *next; /* the destination's to-do list */
+	struct qmgr_entry *msg_next; /* the message's entries while routing */
 };
 
-/* The daemon's event loop (set by qmgr.c before the init calls). */
+/* One recipient's result in this pass (for notices and marks). */
+enum qmgr_rcpt_state {
+	QMGR_RCPT_IDLE,     /* not routed in this pass (done before) */
+	QMGR_RCPT_QUEUED,   /* in an entry */
+	QMGR_RCPT_SENT,     /* delivered */
+	QMGR_RCPT_DEFERRED, /* temporary failure; stays pending */
+	QMGR_RCPT_FAILED    /* permanent failure, to be reported */
+};
+
+/* One message of the active set: its file is active/ID, open for marks. */
+struct qmgr_msg {
+	struct qfile q;
+	unsigned char *state;  /* enum qmgr_rcpt_state per recipient */
+	unsigned char *notify_success; /* 1: a "delivered" notice is due */
+	int entries;           /* entries not finished */
+	int recovered;         /* may have been delivered before a crash */
+	int retry_soon;        /* a request was lost: retry shortly */
+	struct qmgr_entry *routing; /* entries made by qmgr_message_route */
+	struct event_timer *stuck;   /* its final rename/unlink failed */
+	int stuck_pending;
+	struct qmgr_msg *next_stuck;
+	struct qmgr_msg *all_prev, *all_next;
+};
+
+/* One recipient's answer, from an agent or a built-in transport. */
+struct qmgr_result {
+	int rcpt;
+	char status;          /* QREC_RCPT_DONE, QREC_RCPT_FAILED or 0 (defer) */
+	const char *dsn;      /* "2.0.0" */
+	const char *text;     /* diagnostic */
+	const char *action;   /* delivered, expanded, relayed, or "" */
+	const char *mta;      /* remote MTA or "" */
+	const char *diag_type; /* "smtp" or "x-tern" */
+};
+
 extern struct event_loop *qmgr_loop;
-/* qmgr_active_limit, lowered to what the open file limit allows. */
+/* qmgr_message_active_limit, lowered to what the open file limit allows. */
 extern long long qmgr_active_max;
 
-/*
- * Starts the queue work: takes back every file in active/ (crash
- * recovery), then scans incoming/ and deferred/ periodically.
- */
+/* qmgr_queue.c */
 void qmgr_queue_init(void);
-/* smtpd committed incoming/ID: take it now if there is room. */
 void qmgr_queue_notice(const char *id);
-/*
- * Called by qmgr_deliver when m has no request left to send or to wait
- * for: removes the file when nothing is pending, else defers it. Frees m,
- * or keeps it (and its active slot) and retries when the file could not
- * be moved out of active/.
- */
-void qmgr_queue_done(struct qmgr_msg *m);
-/* Frees every message in memory (their files stay put) and the scans. */
+/* Every deferred message (or those with a pending recipient in domain)
+ * is due now; dead destinations come back. */
+void qmgr_queue_flush(const char *domain);
+/* m's pass is over (qmgr_message_done decided): move, remove or keep. */
+void qmgr_queue_release(struct qmgr_msg *m, int pending);
 void qmgr_queue_shutdown(void);
+/* Recipients held by messages in memory. */
+extern long long qmgr_nrcpt_active;
 
-void qmgr_deliver_init(void);
-/* Queues m (with nlocal > 0) for local delivery requests. */
-void qmgr_deliver_add(struct qmgr_msg *m);
+/* qmgr_message.c */
+struct qmgr_msg *qmgr_message_new(void);
+void qmgr_message_free(struct qmgr_msg *m);
+/* Routes the pending recipients of a freshly opened m and queues them. */
+void qmgr_message_load(struct qmgr_msg *m);
+/* Records n results of m (status log, marks in memory). */
+void qmgr_message_results(struct qmgr_msg *m, const struct qmgr_result *r,
+    int n);
+/* Recipients of an entry whose request was lost: retry soon. */
+void qmgr_message_lost(struct qmgr_msg *m, const int *rcpts, int n,
+    const char *why);
+/* One entry of m finished; the last one ends the pass. */
+void qmgr_message_entry_done(struct qmgr_msg *m);
+/* Log line for a recipient no agent saw. */
+void qmgr_message_log(const struct qmgr_msg *m, int i, const char *relay,
+    const char *dsn, const char *status, const char *text);
+
+/* qmgr_transport.c */
+void qmgr_transport_init(void);
 /*
- * On shutdown: sends no new requests and runs the loop until every
- * request in flight is answered, or max_ms passed, or the loop is stopped
- * again (a second SIGTERM, master gone).
+ * Adds recipient rcpt of m for (transport, nexthop). Built-in transports
+ * answer at once. Entries are not scheduled until qmgr_transport_commit.
  */
-void qmgr_deliver_drain(struct event_loop *loop, uint64_t max_ms);
-/* Closes the connections to local (after the drain). */
-void qmgr_deliver_shutdown(void);
+void qmgr_transport_add(struct qmgr_msg *m, int rcpt, const char *transport,
+    const char *nexthop);
+/* Queues m's routed entries and starts requests. */
+void qmgr_transport_commit(struct qmgr_msg *m);
+/* Revives every dead destination (flush). */
+void qmgr_transport_revive_all(void);
+/* Requests in flight over every transport. */
+int qmgr_transport_busy(void);
+void qmgr_transport_drain(struct event_loop *loop, uint64_t max_ms);
+void qmgr_transport_shutdown(void);
 
 #endif

@@ -9,9 +9,12 @@
  * its earliest retry time comes. A deferred file's mtime is its next
  * attempt time; the delay is the message's age, clamped between
  * minimal_backoff_time and maximal_backoff_time, so it doubles with each
- * attempt (as in Postfix). Scans do bounded work per event-loop turn.
- * Delivery status notifications (RFC 3464) are not generated yet: a
- * message with failed recipients is kept in hold/ instead.
+ * attempt (as in Postfix); a retry time further ahead than
+ * maximal_backoff_time can only come from a clock stepped backwards, and
+ * is due at once. Scans do bounded work per event-loop turn. A file that
+ * cannot be parsed, or has no end record outside tmp/ (where a commit
+ * never puts one), is moved to corrupt/ with a log line. hold/ is never
+ * scanned: its messages wait for the admin.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +32,8 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/queue.h"
-#include "mail/resolve.h"
+#include "mail/status_log.h"
+#include "base/str.h"
 #include "qmgr.h"
 
 /* Directory entries looked at per event-loop turn. */
@@ -49,14 +53,7 @@
 #define QMGR_TMP_MIN_AGE      10
 /* tmp/ entries looked at per sweep. */
 #define QMGR_TMP_SWEEP_MAX    1000
-/* Incomplete files remembered so each is warned about once. */
-#define QMGR_WARNED_MAX       64
-/* Delays under this print as 0; under QMGR_DELAY_WIDE with a fraction. */
-#define QMGR_DELAY_MIN        0.01
-#define QMGR_DELAY_WIDE       10.0
-#define QMGR_DELAY_SIZE       32
 #define QMGR_MS_PER_SEC       1000
-#define QMGR_USEC_PER_SEC     1e6
 
 struct qmgr_scan {
 	const char *state;
@@ -71,51 +68,17 @@ static struct qmgr_scan qmgr_scan_deferred = {.state = QUEUE_DEFERRED};
 /* Until active/ has been taken back nothing else may enter it. */
 static int qmgr_recovering = 1;
 static long long qmgr_nactive;
+long long qmgr_nrcpt_active;
 /* Wall-clock time of the next deferred/ scan. */
 static time_t qmgr_deferred_next;
 /* Messages waiting to retry their move out of active/. */
 static struct qmgr_msg *qmgr_stuck;
 /* Every message in memory, for the shutdown. */
 static struct qmgr_msg *qmgr_all;
-static char qmgr_warned[QMGR_WARNED_MAX][QUEUE_ID_SIZE];
 /* Removes what killed writers left in tmp/: at start, then periodically. */
 static struct event_timer *qmgr_tmp_timer;
-static int qmgr_warned_next;
 
 static void qmgr_scan_tick(struct event_timer *t, void *ctx);
-
-/* Postfix-style delay: "0.04", "1.2", "37". */
-static void
-qmgr_delay(const struct qfile *q, char *out, size_t n)
-{
-	struct timeval now;
-	double d;
-
-	gettimeofday(&now, NULL);
-	d = (double)(now.tv_sec - q->arrival_sec) +
-	    (double)(now.tv_usec - q->arrival_usec) / QMGR_USEC_PER_SEC;
-	if (d < QMGR_DELAY_MIN)
-		snprintf(out, n, "0");
-	else if (d < 1)
-		snprintf(out, n, "%.2f", d);
-	else if (d < QMGR_DELAY_WIDE)
-		snprintf(out, n, "%.1f", d);
-	else
-		snprintf(out, n, "%.0f", d);
-}
-
-/* Status lines for recipients no delivery agent sees. */
-static void
-qmgr_log_rcpt(const struct qmgr_msg *m, int i, const char *dsn,
-    const char *status, const char *text)
-{
-	char delay[QMGR_DELAY_SIZE];
-
-	qmgr_delay(&m->q, delay, sizeof(delay));
-	msg_info("%s: to=<%s>, relay=none, delay=%s, dsn=%s, status=%s (%s)",
-	    m->q.id, log_sanitize(m->q.rcpts[i].addr, ADDR_PATH_MAX), delay,
-	    dsn, status, text);
-}
 
 static void
 qmgr_free(struct qmgr_msg *m)
@@ -126,10 +89,19 @@ qmgr_free(struct qmgr_msg *m)
 		qmgr_all = m->all_next;
 	if (m->all_next != NULL)
 		m->all_next->all_prev = m->all_prev;
-	event_timer_del(&m->stuck);
-	qfile_close(&m->q);
-	free(m->local_rcpts);
-	free(m);
+	qmgr_message_free(m);
+}
+
+/*
+ * The active set is full: by messages, or by recipients (a message is
+ * always taken when the set is empty, however many it has).
+ */
+static int
+qmgr_full(void)
+{
+	return qmgr_nactive >= qmgr_active_max ||
+	       (qmgr_nactive > 0 &&
+	           qmgr_nrcpt_active >= var_qmgr_message_recipient_limit);
 }
 
 /* Resumes scans that stopped at the active limit. */
@@ -140,7 +112,7 @@ qmgr_unblock(void)
 	    &qmgr_scan_active, &qmgr_scan_incoming, &qmgr_scan_deferred};
 	size_t i;
 
-	if (qmgr_nactive >= qmgr_active_max)
+	if (qmgr_full())
 		return;
 	for (i = 0; i < sizeof(scans) / sizeof(scans[0]); i++) {
 		if (scans[i]->blocked && scans[i]->timer != NULL) {
@@ -169,49 +141,6 @@ qmgr_deferred_due(time_t when)
 	    s->timer, ms < QMGR_DEFERRED_MIN_MS ? QMGR_DEFERRED_MIN_MS : ms);
 }
 
-/*
- * Decides where each pending recipient goes, marks the undeliverable ones
- * and hands the rest to the local transport.
- */
-static void
-qmgr_load(struct qmgr_msg *m)
-{
-	struct resolve_result r;
-	const char *err;
-	int i, marks = 0;
-
-	msg_info("%s: from=<%s>, size=%llu, nrcpt=%d (queue active)", m->q.id,
-	    log_sanitize(m->q.sender, ADDR_PATH_MAX),
-	    (unsigned long long)m->q.content_len, m->q.nrcpt);
-	m->local_rcpts = xcalloc(
-	    m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, sizeof(*m->local_rcpts));
-	for (i = 0; i < m->q.nrcpt; i++) {
-		if (m->q.rcpts[i].status != QREC_RCPT)
-			continue;
-		if (resolve_address(m->q.rcpts[i].addr, &r) < 0) {
-			qmgr_log_rcpt(
-			    m, i, "5.1.3", "bounced", "bad address syntax");
-			if (qfile_mark(&m->q, i, QREC_RCPT_FAILED, &err) < 0)
-				msg_warn("%s", err);
-			else
-				marks++;
-		} else if (r.class == RESOLVE_REMOTE ||
-		           r.class == RESOLVE_RELAY) {
-			qmgr_log_rcpt(m, i, "4.3.5", "deferred",
-			    "remote delivery is not available yet");
-		} else {
-			m->local_rcpts[m->nlocal++] = i;
-		}
-		resolve_free(&r);
-	}
-	if (marks > 0 && qfile_sync(&m->q, &err) < 0)
-		msg_warn("%s", err);
-	if (m->nlocal == 0)
-		qmgr_queue_done(m);
-	else
-		qmgr_deliver_add(m);
-}
-
 static int
 qmgr_errno_transient(int err)
 {
@@ -219,57 +148,47 @@ qmgr_errno_transient(int err)
 	       err == EACCES || err == EPERM || err == EIO || err == EINTR;
 }
 
-/* Logs an incomplete file once per qmgr lifetime (or ring turn). */
+/* Moves state/ID to corrupt/, where nothing looks at it again. */
 static void
-qmgr_warn_incomplete(const char *state, const char *id)
+qmgr_corrupt(const char *path, const char *id, const char *why)
 {
-	int i;
+	char *to = queue_path(QUEUE_CORRUPT, id);
 
-	for (i = 0; i < QMGR_WARNED_MAX; i++)
-		if (strcmp(qmgr_warned[i], id) == 0)
-			return;
-	snprintf(qmgr_warned[qmgr_warned_next], QUEUE_ID_SIZE, "%s", id);
-	qmgr_warned_next = (qmgr_warned_next + 1) % QMGR_WARNED_MAX;
-	msg_warn("%s: queue file in %s/ has no end record; leaving it alone",
-	    id, state);
+	if (rename(path, to) < 0)
+		msg_warn("%s: corrupt queue file (%s); cannot move it to %s/: %m",
+		    id, why, QUEUE_CORRUPT);
+	else
+		msg_warn("%s: corrupt queue file (%s); moved to %s/", id, why,
+		    QUEUE_CORRUPT);
+	free(to);
 }
 
 /* Opens state/ID, moves it to active/ and schedules it. */
 static void
 qmgr_take(const char *state, const char *id)
 {
-	struct qmgr_msg *m = xcalloc(1, sizeof(*m));
+	struct qmgr_msg *m = qmgr_message_new();
 	char *path = queue_path(state, id), *to = NULL;
+	const char *err;
 
 	m->all_next = qmgr_all;
 	if (qmgr_all != NULL)
 		qmgr_all->all_prev = m;
 	qmgr_all = m;
-	const char *err;
-
 	errno = 0;
 	if (qfile_open(path, 1, (uid_t)-1, &m->q, &err) < 0) {
-		if (errno == ENOENT) {
+		if (errno == ENOENT)
 			msg_debug("%s: already taken from %s/", id, state);
-		} else if (qmgr_errno_transient(errno)) {
+		else if (qmgr_errno_transient(errno))
 			msg_warn("%s", err);
-		} else {
-			to = queue_path(QUEUE_CORRUPT, id);
-			if (rename(path, to) < 0)
-				msg_warn("%s: corrupt queue file (%s); cannot "
-				         "move it to %s/: %m",
-				    id, err, QUEUE_CORRUPT);
-			else
-				msg_warn(
-				    "%s: corrupt queue file (%s); moved to "
-				    "%s/",
-				    id, err, QUEUE_CORRUPT);
-		}
+		else
+			qmgr_corrupt(path, id, err);
 		qmgr_free(m);
 		goto out;
 	}
 	if (!m->q.complete) {
-		qmgr_warn_incomplete(state, id);
+		/* Only a commit (a rename of a whole file) brings files here. */
+		qmgr_corrupt(path, id, "no end record");
 		qmgr_free(m);
 		goto out;
 	}
@@ -281,9 +200,12 @@ qmgr_take(const char *state, const char *id)
 			qmgr_free(m);
 			goto out;
 		}
+	} else {
+		/* A qmgr before this one may have had it delivered. */
+		m->recovered = 1;
 	}
 	qmgr_nactive++;
-	qmgr_load(m);
+	qmgr_message_load(m);
 out:
 	free(path);
 	free(to);
@@ -297,7 +219,9 @@ qmgr_scan_due(DIR *dir, const char *name, time_t now)
 
 	if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0; /* gone meanwhile */
-	if (st.st_mtime <= now)
+	/* Beyond any backoff: the clock went back; do not wait for it. */
+	if (st.st_mtime <= now ||
+	    st.st_mtime - now > (time_t)var_maximal_backoff_time)
 		return 1;
 	if (st.st_mtime < qmgr_deferred_next)
 		qmgr_deferred_next = st.st_mtime;
@@ -354,7 +278,7 @@ qmgr_scan_tick(struct event_timer *t, void *ctx)
 			qmgr_deferred_next = now + (time_t)var_queue_run_delay;
 	}
 	for (n = 0; n < QMGR_SCAN_BATCH; n++) {
-		if (qmgr_nactive >= qmgr_active_max) {
+		if (qmgr_full()) {
 			s->blocked = 1; /* qmgr_unblock() resumes */
 			return;
 		}
@@ -423,7 +347,7 @@ qmgr_queue_init(void)
 void
 qmgr_queue_notice(const char *id)
 {
-	if (qmgr_recovering || qmgr_nactive >= qmgr_active_max) {
+	if (qmgr_recovering || qmgr_full()) {
 		/* The file waits in incoming/ for a later scan. */
 		msg_debug("%s: notice deferred (%s)", id,
 		    qmgr_recovering ? "recovering" : "active queue full");
@@ -476,6 +400,8 @@ qmgr_defer(struct qmgr_msg *m, const char *path, int pending)
 	return ret;
 }
 
+static void qmgr_release(struct qmgr_msg *m, int pending);
+
 static void
 qmgr_stuck_retry(struct event_timer *t, void *ctx)
 {
@@ -486,65 +412,32 @@ qmgr_stuck_retry(struct event_timer *t, void *ctx)
 		;
 	*pp = m->next_stuck;
 	event_timer_del(&m->stuck);
-	qmgr_queue_done(m);
+	qmgr_release(m, m->stuck_pending);
 }
 
-/* Recipients marked failed: until bounces exist, nobody is told. */
-static int
-qmgr_failed(const struct qfile *q)
-{
-	int i, n = 0;
-
-	for (i = 0; i < q->nrcpt; i++)
-		n += q->rcpts[i].status == QREC_RCPT_FAILED;
-	return n;
-}
-
-/*
- * A message whose every recipient is done but some failed: nobody can be
- * told yet (bounces come with the queue issue), so it is kept in hold/
- * for the admin instead of vanishing. 0, or -1 if still in active/.
- */
-static int
-qmgr_hold(struct qmgr_msg *m, const char *path, int failed)
-{
-	char *to = queue_path(QUEUE_HOLD, m->q.id);
-	int ret = 0;
-
-	if (rename(path, to) < 0) {
-		msg_warn("%s: rename %s to %s: %m; will try again", m->q.id,
-		    path, to);
-		ret = -1;
-	} else
-		msg_info("%s: held: %d recipient(s) failed and no bounce can "
-		         "be sent yet; the message stays in %s/",
-		    m->q.id, failed, QUEUE_HOLD);
-	free(to);
-	return ret;
-}
-
-void
-qmgr_queue_done(struct qmgr_msg *m)
+static void
+qmgr_release(struct qmgr_msg *m, int pending)
 {
 	char *path = queue_path(QUEUE_ACTIVE, m->q.id);
-	int pending = qfile_pending(&m->q), failed = qmgr_failed(&m->q);
 	int ret = 0;
 
 	if (pending > 0)
 		ret = qmgr_defer(m, path, pending);
-	else if (failed > 0)
-		ret = qmgr_hold(m, path, failed);
 	else if (unlink(path) < 0 && errno != ENOENT) {
 		msg_warn("%s: unlink %s: %m; will try again", m->q.id, path);
 		ret = -1;
-	} else
+	} else {
+		if (status_log_remove(m->q.id) < 0)
+			msg_warn("%s: cannot remove its status log: %m", m->q.id);
 		msg_info("%s: removed", m->q.id);
+	}
 	free(path);
 	/*
 	 * A file left in active/ is only looked at again when qmgr starts:
 	 * keep the message, and its active slot, and retry the move.
 	 */
 	if (ret < 0) {
+		m->stuck_pending = pending;
 		m->stuck = event_timer_add(
 		    qmgr_loop, QMGR_STUCK_RETRY_MS, qmgr_stuck_retry, m);
 		m->next_stuck = qmgr_stuck;
@@ -557,6 +450,70 @@ qmgr_queue_done(struct qmgr_msg *m)
 }
 
 void
+qmgr_queue_release(struct qmgr_msg *m, int pending)
+{
+	qmgr_release(m, pending);
+}
+
+/* 1 if the file at dirfd/name has a pending recipient in domain. */
+static int
+qmgr_flush_match(int dirfd, const char *name, const char *domain)
+{
+	struct qfile q;
+	const char *err, *at;
+	int fd, i, found = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (qfile_open_fd(fd, name, (uid_t)-1, &q, &err) < 0)
+		return 0;
+	for (i = 0; i < q.nrcpt && !found; i++)
+		found = q.rcpts[i].status == QREC_RCPT &&
+		        (at = strrchr(q.rcpts[i].addr, '@')) != NULL &&
+		        str_eq_ci(at + 1, domain);
+	qfile_close(&q);
+	return found;
+}
+
+void
+qmgr_queue_flush(const char *domain)
+{
+	char *path = queue_path(QUEUE_DEFERRED, NULL);
+	struct timespec times[2];
+	struct dirent *de;
+	DIR *dir;
+	int n = 0;
+
+	qmgr_transport_revive_all();
+	if ((dir = opendir(path)) == NULL) {
+		msg_warn("open %s: %m", path);
+		free(path);
+		return;
+	}
+	times[0].tv_nsec = UTIME_OMIT;
+	times[1].tv_sec = time(NULL);
+	times[1].tv_nsec = 0;
+	/* Bounded by the directory; each file is one utimensat. */
+	while ((de = readdir(dir)) != NULL) {
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if (domain != NULL && *domain != '\0' &&
+		    !qmgr_flush_match(dirfd(dir), de->d_name, domain))
+			continue;
+		if (utimensat(dirfd(dir), de->d_name, times,
+		        AT_SYMLINK_NOFOLLOW) == 0)
+			n++;
+	}
+	closedir(dir);
+	free(path);
+	msg_info("flush%s%s: %d deferred message(s) due now",
+	    domain != NULL && *domain != '\0' ? " " : "",
+	    domain != NULL ? log_sanitize(domain, ADDR_PATH_MAX) : "", n);
+	qmgr_deferred_due(time(NULL));
+}
+
+void
 qmgr_queue_shutdown(void)
 {
 	struct qmgr_scan *scans[] = {
@@ -564,6 +521,7 @@ qmgr_queue_shutdown(void)
 	size_t i;
 
 	/* Files stay where they are: active/ is taken back at the start. */
+	qmgr_transport_shutdown();
 	while (qmgr_all != NULL)
 		qmgr_free(qmgr_all);
 	event_timer_del(&qmgr_tmp_timer);

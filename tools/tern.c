@@ -76,7 +76,8 @@ tern_usage(void)
 {
 	fprintf(stderr,
 	    "usage: %s [-c config_dir] "
-	    "start|stop|reload|status|check|init [--port-base N]\n",
+	    "start|stop|reload|status|check|flush [domain]|"
+	    "init [--port-base N]\n",
 	    TERN_PROGNAME);
 	exit(2);
 }
@@ -345,7 +346,8 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		tern_usage();
 	cmd = argv[optind];
-	if (strcmp(cmd, "init") != 0 && optind + 1 != argc)
+	if (strcmp(cmd, "init") != 0 && optind + 1 != argc &&
+	    !(strcmp(cmd, "flush") == 0 && optind + 2 == argc))
 		tern_usage();
 	config_dir = tern_config_dir(dir);
 	if (strcmp(cmd, "init") == 0)
@@ -358,6 +360,10 @@ main(int argc, char **argv)
 		ret = tern_reload(config_dir);
 	else if (strcmp(cmd, "stop") == 0)
 		ret = tern_load(config_dir) < 0 ? 1 : tern_stop();
+	else if (strcmp(cmd, "flush") == 0)
+		ret = tern_load(config_dir) < 0
+		          ? 1
+		          : tern_flush(optind + 1 < argc ? argv[optind + 1] : NULL);
 	else if (strcmp(cmd, "status") == 0)
 		ret = tern_load(config_dir) < 0 ? 1 : tern_status();
 	else

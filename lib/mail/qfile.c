@@ -151,6 +151,7 @@ qfile_create(struct qfile_writer *w, const char **error_r)
 	    ts.tv_nsec / 1000);
 	writer_record(w, QREC_MAGIC, QFILE_MAGIC, strlen(QFILE_MAGIC), NULL, 0);
 	writer_record(w, QREC_TIME, tbuf, (size_t)n, NULL, 0);
+	writer_record(w, QREC_WARN, "", 0, NULL, 0);
 	return 0;
 }
 
@@ -411,6 +412,7 @@ parse_rcpt(const char *p, size_t len, char type, off_t off, struct qfile *q)
 enum qfile_expect {
 	EXPECT_MAGIC,
 	EXPECT_TIME,
+	EXPECT_WARN, /* the optional WARN record, or SENDER */
 	EXPECT_SENDER,
 	EXPECT_ATTR, /* ATTR, RCPT or CONTENT */
 	EXPECT_RCPT, /* RCPT or CONTENT */
@@ -433,10 +435,15 @@ record_allowed(enum qfile_expect *state, char type)
 		break;
 	case QREC_TIME:
 		ok = *state == EXPECT_TIME;
+		next = EXPECT_WARN;
+		break;
+	case QREC_WARN:
+	case QREC_WARN_SENT:
+		ok = *state == EXPECT_WARN;
 		next = EXPECT_SENDER;
 		break;
 	case QREC_SENDER:
-		ok = *state == EXPECT_SENDER;
+		ok = *state == EXPECT_SENDER || *state == EXPECT_WARN;
 		next = EXPECT_ATTR;
 		break;
 	case QREC_ATTR:
@@ -486,6 +493,11 @@ record_parse(struct qfile *q, char type, const char *p, size_t len, off_t off)
 	case QREC_ATTR:
 		return parse_attr(p, len, q);
 	case QREC_END:
+		return len == 0 ? 0 : -1;
+	case QREC_WARN:
+	case QREC_WARN_SENT:
+		q->warn_off = off;
+		q->warned = type == QREC_WARN_SENT;
 		return len == 0 ? 0 : -1;
 	default:
 		return parse_rcpt(p, len, type, off, q);
@@ -683,6 +695,22 @@ qfile_mark(struct qfile *q, int i, char status, const char **error_r)
 		return -1;
 	}
 	q->rcpts[i].status = status;
+	return 0;
+}
+
+int
+qfile_mark_warned(struct qfile *q, const char **error_r)
+{
+	char type = QREC_WARN_SENT;
+
+	if (q->warn_off == 0)
+		msg_panic("qfile_mark_warned: %s has no warning record", q->id);
+	if (file_pwrite_all(q->fd, &type, 1, q->warn_off) < 0) {
+		*error_r = qfile_error(
+		    "%s: mark the delay warning: %s", q->id, strerror(errno));
+		return -1;
+	}
+	q->warned = 1;
 	return 0;
 }
 

@@ -4,7 +4,9 @@
  *
  *   u8 type, u32 payload length (big endian), payload
  *
- * in this order: MAGIC ("TERNQ1"), TIME ("SEC.USEC" arrival), SENDER
+ * in this order: MAGIC ("TERNQ1"), TIME ("SEC.USEC" arrival), WARN
+ * (optional, empty: its type byte says whether the delay warning went out,
+ * rewritten in place by qfile_mark_warned), SENDER
  * (envelope sender, empty for <>), ATTR* ("name=value": client_addr,
  * client_name, helo, protocol, envid, ret, body, smtputf8, ...), RCPT*
  * (one per recipient), CONTENT (the message, CRLF line endings, not
@@ -32,6 +34,8 @@
 
 #define QREC_MAGIC	 'V'
 #define QREC_TIME	 'T'
+#define QREC_WARN	 'w'	/* delay warning not sent yet */
+#define QREC_WARN_SENT	 'W'	/* delay warning sent */
 #define QREC_SENDER	 'S'
 #define QREC_ATTR	 'A'
 #define QREC_RCPT	 'R'
@@ -119,6 +123,8 @@ struct qfile {
 	off_t content_off;	/* first content byte */
 	uint64_t content_len;
 	int complete;		/* END record present */
+	off_t warn_off;		/* the WARN record's type byte; 0: none */
+	int warned;		/* the delay warning went out */
 };
 
 /*
@@ -150,6 +156,8 @@ const char *qfile_attr(const struct qfile *q, const char *name);
 int qfile_pending(const struct qfile *q);
 /* Rewrites recipient i's status byte in place (no fsync). 0 or -1. */
 int qfile_mark(struct qfile *q, int i, char status, const char **error_r);
+/* Rewrites the WARN record as sent (no fsync); q must have one. 0 or -1. */
+int qfile_mark_warned(struct qfile *q, const char **error_r);
 /* fsync of the file after marks. 0 or -1. */
 int qfile_sync(struct qfile *q, const char **error_r);
 void qfile_close(struct qfile *q);

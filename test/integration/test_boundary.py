@@ -6,7 +6,6 @@ mailbox gets a message. Each test here failed before its fix."""
 
 import os
 import re
-import signal
 import stat
 import subprocess
 import uuid
@@ -245,34 +244,6 @@ class AddressCaseTest(TernTestCase):
             raw = line(c, "RCPT TO:<n\u00f6body@example.test>\r\n"
                        .encode())
             self.assertTrue(raw.startswith(b"550 5.1.1 <n??body@"), raw)
-
-
-class FailedRecipientTest(TernTestCase):
-    """Until bounces exist a recipient that fails after acceptance must
-    not vanish: the message is kept in hold/ with a log line."""
-
-    def test_failed_recipient_keeps_message_in_hold(self):
-        t = self.tern
-        good, gone = new_addr("good"), new_addr("gone")
-        t.add_user(good, "pw")
-        t.add_user(gone, "pw")
-        [qmgr] = t.pids("qmgr")
-        os.kill(qmgr, signal.SIGSTOP)
-        try:
-            qid = smtp_send(t.smtp_port, SENDER, [good, gone],
-                            make_message(SENDER, good)[1])
-            t.ternuser("del", gone)
-        finally:
-            os.kill(qmgr, signal.SIGCONT)
-        t.wait_for_log(r"%s: held: 1 recipient\(s\) failed" % qid)
-        self.assertIn(qid, t.queue_files("hold"))
-        self.assertNotIn(qid, t.queue_files("active"))
-        self.assertEqual(harness.maildir_count(t.virtual_maildir(good)), 1)
-        self.assertRegex(t.log(), r"%s: to=<%s>.*dsn=5\.1\.1, status=bounced"
-                         % (qid, re.escape(gone)))
-        with open(os.path.join(t.queue_dir, "hold", qid), "rb") as f:
-            rcpts = harness.queue_file_recipients(f.read())
-        self.assertEqual(rcpts, {good: "D", gone: "F"})
 
 
 if __name__ == "__main__":

@@ -124,11 +124,11 @@ class QueueRecoveryTest(TernTestCase):
 
 
 class ActiveLimitTest(TernTestCase):
-    """qmgr_active_limit=1 still delivers everything, one at a time."""
+    """qmgr_message_active_limit=1 still delivers everything, one at a time."""
 
     @classmethod
     def configure(cls, tern):
-        tern.conf_set(qmgr_active_limit="1", **FAST_RETRY)
+        tern.conf_set(qmgr_message_active_limit="1", **FAST_RETRY)
 
     def test_limit_of_one_delivers_all(self):
         t = self.tern
