@@ -34,8 +34,6 @@
 #include "mail/queue.h"
 #include "mail/cleanup.h"
 
-/* "Mon, 22 Nov 2021 05:02:49 +0100" (RFC 5322 3.3) plus slack. */
-#define CLEANUP_DATE_SIZE      64
 /* "20211122050249" for Message-ID. */
 #define CLEANUP_STAMP_SIZE     32
 /* Received: header text before the client's strings are added. */
@@ -152,7 +150,7 @@ cleanup_store(struct cleanup *c, const char *data, size_t len)
 	qfile_content_write(&c->w, data, len);
 }
 
-static void
+void
 cleanup_date(char *out, size_t n, time_t when)
 {
 	static const char days[][4] = {

@@ -226,6 +226,14 @@ unsigned cleanup_finish(struct cleanup *c, const char **error_r, int *errno_r);
 void cleanup_free(struct cleanup *c);
 
 /*
+ * An RFC 5322 3.3 date-time for when, in local time with its offset
+ * ("Tue, 1 Jul 2025 10:00:00 +0200"), into out; CLEANUP_DATE_SIZE bytes
+ * always hold it. Also used for the dates of delivery status notices.
+ */
+#define CLEANUP_DATE_SIZE 64
+void cleanup_date(char *out, size_t n, time_t when);
+
+/*
  * The qmgr notice (request=new, queue_id=ID on private/qmgr). Never
  * blocks and never fails the caller: a notice that cannot be sent is
  * dropped (qmgr also scans incoming/), and the next one reconnects.

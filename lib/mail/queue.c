@@ -39,8 +39,7 @@ const struct queue_dir_spec queue_dir_specs[] = {
     {QUEUE_DEFERRED, 0700, QUEUE_OWNER_MAIL},
     {QUEUE_HOLD, 0700, QUEUE_OWNER_MAIL},
     {QUEUE_CORRUPT, 0700, QUEUE_OWNER_MAIL},
-    {QUEUE_BOUNCE, 0700, QUEUE_OWNER_MAIL},
-    {QUEUE_DEFER, 0700, QUEUE_OWNER_MAIL},
+    {QUEUE_STATUS, 0700, QUEUE_OWNER_MAIL},
     /* sticky and group-writable: terndrop drops files in, never out */
     {QUEUE_MAILDROP, 01730, QUEUE_OWNER_MAIL_SETGID},
     {QUEUE_PRIVATE, 0700, QUEUE_OWNER_MAIL},

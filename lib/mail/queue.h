@@ -30,8 +30,7 @@ int queue_id_valid(const char *s);
 #define QUEUE_DEFERRED	"deferred"
 #define QUEUE_HOLD	"hold"
 #define QUEUE_CORRUPT	"corrupt"
-#define QUEUE_BOUNCE	"bounce"
-#define QUEUE_DEFER	"defer"
+#define QUEUE_STATUS	"status"	/* per-message delivery status logs */
 #define QUEUE_MAILDROP	"maildrop"
 #define QUEUE_PRIVATE	"private"
 #define QUEUE_PUBLIC	"public"

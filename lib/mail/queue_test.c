@@ -138,7 +138,7 @@ test_specs(void)
 {
 	static const char *const want[] = {QUEUE_TMP, QUEUE_INCOMING,
 	    QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
-	    QUEUE_BOUNCE, QUEUE_DEFER, QUEUE_MAILDROP, QUEUE_PRIVATE,
+	    QUEUE_STATUS, QUEUE_MAILDROP, QUEUE_PRIVATE,
 	    QUEUE_PUBLIC, QUEUE_PID};
 	const struct queue_dir_spec *s;
 	size_t i, n = 0;
