@@ -428,7 +428,13 @@ qmgr_message_entry_done(struct qmgr_msg *m)
 		free(rcpts);
 		return;
 	}
-	pending -= qmgr_expire(m, log, pending);
+	if ((n = qmgr_expire(m, log, pending)) > 0) {
+		pending -= n;
+		/* The notice reads the records just appended. */
+		status_log_free(&log);
+		if ((log = status_log_read(m->q.id, m->q.nrcpt, &err)) == NULL)
+			msg_warn("%s", err);
+	}
 	if (qmgr_count(m, QMGR_RCPT_FAILED) > 0 && qmgr_bounce(m, log, rcpts) < 0) {
 		bounced = 0;
 		m->retry_soon = 1;
