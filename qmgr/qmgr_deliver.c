@@ -27,7 +27,7 @@
 
 /* Recipients per request: bounds the reply and spreads big lists. */
 #define QMGR_BATCH_MAX      50
-#define QMGR_ATTRS_PER_RCPT 4
+#define QMGR_ATTRS_PER_RCPT 5
 /* An unused connection is closed so the local process can move on. */
 #define QMGR_IDLE_MS        60000
 /* After local could not be reached, wait this long before trying again. */
@@ -179,7 +179,8 @@ qmgr_reply_parse(const struct qmgr_conn *c, const struct attr_list *reply,
 		if (strcmp(a[0].name, "rcpt_index") != 0 ||
 		    strcmp(a[1].name, "result") != 0 ||
 		    strcmp(a[2].name, "dsn") != 0 ||
-		    strcmp(a[3].name, "text") != 0) {
+		    strcmp(a[3].name, "text") != 0 ||
+		    strcmp(a[4].name, "action") != 0) {
 			*why_r = "unexpected attribute in reply";
 			return -1;
 		}
