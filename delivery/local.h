@@ -60,24 +60,24 @@ struct local_ident {
 struct local_rcpt {
 	struct local_msg *msg;
 	const struct qrcpt *rcpt;
-	char *addr;	 /* folded local@domain: Delivered-To and logs */
-	char *orig_to;	 /* the ORCPT address when it differs, else NULL */
-	char *local;	 /* folded local part, extension included */
-	char *user;	 /* local part without the extension */
-	char *ext;	 /* extension or NULL */
+	char *addr;    /* folded local@domain: Delivered-To and logs */
+	char *orig_to; /* the ORCPT address when it differs, else NULL */
+	char *local;   /* folded local part, extension included */
+	char *user;    /* local part without the extension */
+	char *ext;     /* extension or NULL */
 	char *domain;
-	char *prefix;	 /* Return-Path + Delivered-To, LF endings */
+	char *prefix; /* Return-Path + Delivered-To, LF endings */
 	/* Worst result so far: defer > bounce > sent; its text. */
 	struct local_result *res;
-	int leaves;	 /* targets delivered or attempted */
-	int expanded;	 /* went through an alias or .forward */
+	int leaves;   /* targets delivered or attempted */
+	int expanded; /* went through an alias or .forward */
 	/* Targets already handled, "kind:value", for duplicates. */
 	char **seen;
 	int nseen;
 	/* Addresses to resubmit in one new message. */
 	char **fwd;
 	int nfwd;
-	int depth;	 /* :include: nesting */
+	int depth; /* :include: nesting */
 };
 
 /* local.c */
@@ -85,8 +85,8 @@ extern int local_root;
 void local_set(struct local_result *res, const char *result, const char *dsn,
     const char *fmt, ...) MTA_PRINTF(4, 5);
 /* Stores the message as uid/gid (when root) into maildir. */
-void local_store(const struct qfile *q, const char *prefix,
-    const char *maildir, uid_t uid, gid_t gid, struct local_result *res);
+void local_store(const struct qfile *q, const char *prefix, const char *maildir,
+    uid_t uid, gid_t gid, struct local_result *res);
 /*
  * One target's outcome: logs its status line (to=<rcpt>, orig_to,
  * relay=local, ...) and folds it into the recipient's result.
@@ -95,8 +95,8 @@ void local_leaf_done(struct local_rcpt *lr, const struct local_result *res);
 /* Delivers to the maildir of system user name (no alias, no .forward). */
 void local_mailbox(struct local_rcpt *lr, const char *name);
 /* 1 and remembers key when it was not yet seen in this expansion. */
-int local_first_time(struct local_rcpt *lr, const char *kind,
-    const char *value);
+int local_first_time(
+    struct local_rcpt *lr, const char *kind, const char *value);
 /* An identity from a passwd entry of name, or from uid (name NULL). */
 int local_ident_user(const char *name, struct local_ident *id_r);
 int local_ident_uid(uid_t uid, struct local_ident *id_r);
@@ -140,14 +140,13 @@ struct local_reader {
 	const struct qfile *q;
 	uint64_t done;
 	int pending_cr;
-	int bol;	/* at the start of a line */
+	int bol; /* at the start of a line */
 	int mbox;
-	int last_nl;	/* the last byte produced was LF */
+	int last_nl; /* the last byte produced was LF */
 	const char *error;
 };
 
-void local_reader_init(struct local_reader *r, const struct qfile *q,
-    int mbox);
+void local_reader_init(struct local_reader *r, const struct qfile *q, int mbox);
 /* Bytes put into out (at most max, max >= 2 * LOCAL_READ_CHUNK + 2);
  * 0 at the end; -1 on a read error (r->error). */
 #define LOCAL_READ_CHUNK (32 * 1024)

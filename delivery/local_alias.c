@@ -107,8 +107,8 @@ local_alias_recheck(void)
  * *error_r (allocated): a table that cannot answer defers the mail.
  */
 static int
-local_alias_lookup(const char *name, char **value_r, const char **spec_r,
-    char **error_r)
+local_alias_lookup(
+    const char *name, char **value_r, const char **spec_r, char **error_r)
 {
 	const char *value, *err;
 	char *oerr = NULL;
@@ -245,8 +245,8 @@ local_ident_usable(const struct local_ident *id, struct local_result *res)
  * *st_r, 0 when it does not exist, -1 with errno.
  */
 static int
-local_read_as(const char *path, const struct local_ident *id,
-    struct buf *text, struct stat *st_r)
+local_read_as(const char *path, const struct local_ident *id, struct buf *text,
+    struct stat *st_r)
 {
 	int fd = -1, ret = -1, saved;
 	char chunk[4096];
@@ -304,9 +304,8 @@ out:
 static void local_include(struct local_rcpt *lr, const char *path,
     enum local_source src, const struct local_ident *id, const char *self);
 
-static void
-local_leaf(struct local_rcpt *lr, const char *result, const char *dsn,
-    const char *fmt, ...) MTA_PRINTF(4, 5);
+static void local_leaf(struct local_rcpt *lr, const char *result,
+    const char *dsn, const char *fmt, ...) MTA_PRINTF(4, 5);
 
 static void
 local_leaf(struct local_rcpt *lr, const char *result, const char *dsn,
@@ -331,8 +330,8 @@ local_forward_addr(struct local_rcpt *lr, const char *addr)
 	int first = local_first_time(lr, "address", addr);
 
 	if (first < 0) {
-		local_leaf(lr, "bounce", "5.3.0",
-		    "too many targets in the expansion");
+		local_leaf(
+		    lr, "bounce", "5.3.0", "too many targets in the expansion");
 		return;
 	}
 	if (first == 0)
@@ -398,7 +397,8 @@ local_target(struct local_rcpt *lr, const char *t, enum local_source src,
 			    local_source_name[src]);
 			return;
 		}
-		first = local_first_time(lr, t[0] == '|' ? "command" : "file", t);
+		first =
+		    local_first_time(lr, t[0] == '|' ? "command" : "file", t);
 		if (first == 0)
 			return;
 		if (first < 0)
@@ -460,7 +460,8 @@ local_include(struct local_rcpt *lr, const char *path, enum local_source src,
 		local_leaf(lr, "bounce", "5.4.6",
 		    "mail forwarding loop: :include: nested deeper than %d "
 		    "at %s",
-		    LOCAL_INCLUDE_DEPTH, log_sanitize(path, LOCAL_TEXT_MAX / 2));
+		    LOCAL_INCLUDE_DEPTH,
+		    log_sanitize(path, LOCAL_TEXT_MAX / 2));
 		return;
 	}
 	/* An include of itself, or twice in one list: read once. */
@@ -478,9 +479,9 @@ local_include(struct local_rcpt *lr, const char *path, enum local_source src,
 	buf_init(&text, LOCAL_FILE_MAX + 1);
 	r = local_read_as(path, id, &text, &st);
 	if (r <= 0) {
-		local_leaf(lr, r == 0 || errno == ELOOP || errno == EINVAL
-		                   ? "bounce"
-		                   : "defer",
+		local_leaf(lr,
+		    r == 0 || errno == ELOOP || errno == EINVAL ? "bounce"
+		                                                : "defer",
 		    r == 0 || errno == ELOOP || errno == EINVAL ? "5.3.0"
 		                                                : "4.3.0",
 		    "cannot read include file %s: %s",
@@ -525,8 +526,8 @@ local_alias_expand(struct local_rcpt *lr, const char *name, const char *value)
 	lr->expanded = 1;
 	n = local_targets_split(value, &v);
 	if (n == 0) {
-		local_leaf(lr, "bounce", "5.1.1",
-		    "alias %s has no targets", name);
+		local_leaf(
+		    lr, "bounce", "5.1.1", "alias %s has no targets", name);
 		return;
 	}
 	local_alias_ident(&id);
@@ -545,8 +546,8 @@ local_alias_expand(struct local_rcpt *lr, const char *name, const char *value)
  * skips such entries).
  */
 static char *
-local_forward_expand(const struct local_rcpt *lr, const struct local_ident *id,
-    const char *spec)
+local_forward_expand(
+    const struct local_rcpt *lr, const struct local_ident *id, const char *spec)
 {
 	char delim[2] = {0, 0}, name[32];
 	const char *p = spec, *v;

@@ -67,9 +67,8 @@ local_child(const struct local_ident *id, const char *command, int in_fd,
 	    dup2(out_fd, STDERR_FILENO) < 0)
 		_exit(EX_TEMPFAIL);
 	(void)close_range(STDERR_FILENO + 1, ~0U, 0);
-	if (local_root &&
-	    (setgroups(1, &id->gid) < 0 || setgid(id->gid) < 0 ||
-	        setuid(id->uid) < 0))
+	if (local_root && (setgroups(1, &id->gid) < 0 || setgid(id->gid) < 0 ||
+	                      setuid(id->uid) < 0))
 		_exit(EX_TEMPFAIL);
 	/* Never root, whatever went wrong above. */
 	if (getuid() == 0 || geteuid() == 0 || id->uid == 0)
@@ -201,7 +200,8 @@ local_command(struct local_rcpt *lr, const struct local_ident *id,
 			pfd[npfd++] = (struct pollfd){in[1], POLLOUT, 0};
 		if (out[0] >= 0)
 			pfd[npfd++] = (struct pollfd){out[0], POLLIN, 0};
-		r = poll(pfd, (nfds_t)npfd, (int)(left < INT32_MAX ? left : INT32_MAX));
+		r = poll(pfd, (nfds_t)npfd,
+		    (int)(left < INT32_MAX ? left : INT32_MAX));
 		if (r < 0 && errno != EINTR)
 			break;
 		for (i = 0; i < npfd && r > 0; i++) {
@@ -224,9 +224,11 @@ local_command(struct local_rcpt *lr, const struct local_ident *id,
 			} else {
 				n = read(out[0], junk, sizeof(junk));
 				if (n > 0 && outlen < LOCAL_OUTPUT_MAX) {
-					size_t k = (size_t)n < LOCAL_OUTPUT_MAX - outlen
-					               ? (size_t)n
-					               : LOCAL_OUTPUT_MAX - outlen;
+					size_t k =
+					    (size_t)n <
+					            LOCAL_OUTPUT_MAX - outlen
+					        ? (size_t)n
+					        : LOCAL_OUTPUT_MAX - outlen;
 					memcpy(output + outlen, junk, k);
 					outlen += k;
 				}
@@ -269,13 +271,15 @@ local_command(struct local_rcpt *lr, const struct local_ident *id,
 		    "command timed out after %lld seconds: %s",
 		    var_command_time_limit, output);
 	else if (!reaped)
-		local_set(res, "defer", "4.3.0", "waitpid: %s", strerror(errno));
+		local_set(
+		    res, "defer", "4.3.0", "waitpid: %s", strerror(errno));
 	else if (WIFSIGNALED(status))
 		local_set(res, "defer", "4.3.0",
-		    "command died with signal %d: %s", WTERMSIG(status), output);
+		    "command died with signal %d: %s", WTERMSIG(status),
+		    output);
 	else if (WEXITSTATUS(status) == 0)
-		local_set(res, "sent", "2.0.0", "delivered to command: %s",
-		    command);
+		local_set(
+		    res, "sent", "2.0.0", "delivered to command: %s", command);
 	else if (WEXITSTATUS(status) == EX_TEMPFAIL)
 		local_set(res, "defer", "4.3.0",
 		    "command exited with status %d: %s", EX_TEMPFAIL, output);

@@ -29,15 +29,15 @@
 #include "base/priv.h"
 #include "local.h"
 
-#define LOCAL_FILE_MODE        0600
+#define LOCAL_FILE_MODE     0600
 /* Tries at the lock, LOCAL_LOCK_WAIT_MS apart: then the mail defers. */
-#define LOCAL_LOCK_TRIES       50
-#define LOCAL_LOCK_WAIT_MS     100
-#define LOCAL_MBOX_FROM        "From "
-#define LOCAL_MBOX_FROM_LEN    5
-#define LOCAL_MAILER_DAEMON    "MAILER-DAEMON"
-#define LOCAL_DATE_SIZE        64
-#define LOCAL_OUT_SIZE         (2 * LOCAL_READ_CHUNK + 2)
+#define LOCAL_LOCK_TRIES    50
+#define LOCAL_LOCK_WAIT_MS  100
+#define LOCAL_MBOX_FROM     "From "
+#define LOCAL_MBOX_FROM_LEN 5
+#define LOCAL_MAILER_DAEMON "MAILER-DAEMON"
+#define LOCAL_DATE_SIZE     64
+#define LOCAL_OUT_SIZE      (2 * LOCAL_READ_CHUNK + 2)
 
 void
 local_reader_init(struct local_reader *r, const struct qfile *q, int mbox)
@@ -70,7 +70,8 @@ local_reader_next(struct local_reader *r, char *out, size_t max)
 	}
 	want = left < sizeof(in) ? (size_t)left : sizeof(in);
 	do
-		got = pread(r->q->fd, in, want, r->q->content_off + (off_t)r->done);
+		got = pread(
+		    r->q->fd, in, want, r->q->content_off + (off_t)r->done);
 	while (got < 0 && errno == EINTR);
 	if (got <= 0) {
 		r->error = got == 0 ? "read queue file: unexpected end of file"
@@ -168,15 +169,15 @@ local_mbox_write(struct local_rcpt *lr, int fd)
 	    file_write_all(fd, lr->prefix, strlen(lr->prefix)) < 0)
 		why = strerror(errno);
 	local_reader_init(&rd, lr->msg->q, 1);
-	while (why == NULL && (n = local_reader_next(&rd, out, LOCAL_OUT_SIZE)) > 0)
+	while (why == NULL &&
+	       (n = local_reader_next(&rd, out, LOCAL_OUT_SIZE)) > 0)
 		if (file_write_all(fd, out, (size_t)n) < 0)
 			why = strerror(errno);
 	if (why == NULL && rd.error != NULL)
 		why = rd.error;
 	/* The entry ends with its own line end and an empty line. */
-	if (why == NULL &&
-	    file_write_all(fd, rd.last_nl ? "\n" : "\n\n", rd.last_nl ? 1 : 2) <
-	        0)
+	if (why == NULL && file_write_all(fd, rd.last_nl ? "\n" : "\n\n",
+	                       rd.last_nl ? 1 : 2) < 0)
 		why = strerror(errno);
 	free(out);
 	free(from);
@@ -193,7 +194,8 @@ local_file(struct local_rcpt *lr, const struct local_ident *id,
 	int fd = -1;
 
 	if (path[strlen(path) - 1] == '/') {
-		local_store(lr->msg->q, lr->prefix, path, id->uid, id->gid, res);
+		local_store(
+		    lr->msg->q, lr->prefix, path, id->uid, id->gid, res);
 		if (strcmp(res->result, "sent") == 0) {
 			free(res->where);
 			res->where = NULL;

@@ -109,8 +109,8 @@ local_copy_content(const struct qfile *q, struct qfile_writer *w)
 		want = q->content_len - done < LOCAL_COPY_CHUNK
 		           ? (size_t)(q->content_len - done)
 		           : LOCAL_COPY_CHUNK;
-		if (file_pread_all(q->fd, chunk, want,
-		        q->content_off + (off_t)done) < 0)
+		if (file_pread_all(
+		        q->fd, chunk, want, q->content_off + (off_t)done) < 0)
 			ret = -1;
 		else
 			qfile_content_write(w, chunk, want);
@@ -122,8 +122,8 @@ local_copy_content(const struct qfile *q, struct qfile_writer *w)
 
 /* Writes and commits the new message; NULL or why not. */
 static const char *
-local_resubmit_write(struct local_rcpt *lr, struct qfile_writer *w,
-    int *created_r)
+local_resubmit_write(
+    struct local_rcpt *lr, struct qfile_writer *w, int *created_r)
 {
 	const struct qfile *q = lr->msg->q;
 	const char *err = NULL, *v;
@@ -149,7 +149,8 @@ local_resubmit_write(struct local_rcpt *lr, struct qfile_writer *w,
 	free(hdr);
 	if (local_copy_content(q, w) < 0)
 		return "read queue file: I/O error";
-	if (qfile_finish(w, &err) < 0 || qfile_commit(w, QUEUE_INCOMING, &err) < 0)
+	if (qfile_finish(w, &err) < 0 ||
+	    qfile_commit(w, QUEUE_INCOMING, &err) < 0)
 		return err;
 	return NULL;
 }
