@@ -474,7 +474,8 @@ local_msg_headers(struct local_msg *m)
 			line = eol;
 			eol = memchr(line, '\n', (size_t)(end - line));
 			eol = eol != NULL ? eol + 1 : end;
-			over |= buf_append(&value, line, (size_t)(eol - line)) < 0;
+			over |= buf_append(&value, line,
+			            (size_t)(eol - line)) < 0;
 		}
 		for (c = value.data; !over && c < value.data + value.len; c++)
 			if (*c == '\r' || *c == '\n')
@@ -607,7 +608,8 @@ local_deliver_local(struct local_msg *m, const struct qrcpt *rcpt,
 	}
 	if (res->result == NULL) {
 		/* Every target was a duplicate of one already handled. */
-		local_set(&leaf, "sent", "2.0.0", "alias expanded to nothing new");
+		local_set(
+		    &leaf, "sent", "2.0.0", "alias expanded to nothing new");
 		local_leaf_done(&lr, &leaf);
 	}
 out:
