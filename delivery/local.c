@@ -2,15 +2,22 @@
 /*
  * The local delivery agent: takes requests from the queue manager over
  * private/local ({request=deliver, queue_id, queue_file=active/ID,
- * rcpt_index...}), opens the queue file read-only itself, and stores the
- * message in each recipient's maildir: a system user's ~/$home_mailbox
- * with that user's identity, or a virtual user's mailbox under
- * $virtual_mailbox_base with $vmail_user's. It runs as root only to take
- * those identities for the duration of one delivery; started by an
- * ordinary user it delivers as that user. It prepends the Return-Path
- * header (RFC 5321 4.4), answers one reply frame per request with a
- * result and an enhanced status code (RFC 3463) per recipient, and logs
- * each recipient's status line (the queue manager does not repeat it).
+ * rcpt_index...}), opens the queue file read-only itself, and delivers
+ * each recipient. A recipient of a $mydestination domain goes through
+ * Postfix local(8)'s steps: $alias_maps (user+ext, then user), the
+ * user's .forward files ($forward_path), then the mailbox
+ * (~/$home_mailbox); targets may be addresses (resubmitted as one new
+ * queue message), files, commands and :include: files (local_alias.c,
+ * local_file.c, local_command.c, local_resubmit.c). A virtual user's
+ * mailbox is under $virtual_mailbox_base, written as $vmail_user. It runs
+ * as root only to take those identities for the duration of one
+ * delivery, and never delivers anything as uid 0; started by an ordinary
+ * user it delivers as that user. It prepends the Return-Path header
+ * (RFC 5321 4.4) and, for local domains, Delivered-To (bouncing mail
+ * whose header already names the recipient there: a forwarding loop),
+ * answers one reply frame per request with a result, an enhanced status
+ * code (RFC 3463) and an action (RFC 3464 2.3.3) per recipient, and logs
+ * a status line per delivery (the queue manager does not repeat it).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -40,11 +47,10 @@
 #include "mail/resolve.h"
 #include "mail/server.h"
 #include "mail/userdb.h"
+#include "local.h"
 
 /* Recipients per request (qmgr sends at most 50); bounds the reply. */
 #define LOCAL_RCPT_MAX         1000
-/* Reason text per recipient in the reply and the log. */
-#define LOCAL_TEXT_MAX         512
 /* Virtual store and domain directories: traversable, not listable. */
 #define LOCAL_VIRTUAL_DIR_MODE 0711
 /* Bytes of a bad protocol token that are logged. */
@@ -55,24 +61,27 @@
 #define LOCAL_DELAY_SIZE       32
 #define LOCAL_USEC_PER_SEC     1e6
 #define LOCAL_RETURN_PATH      "Return-Path: <"
+#define LOCAL_DELIVERED_TO_NAME "Delivered-To"
+#define LOCAL_DELIVERED_TO     LOCAL_DELIVERED_TO_NAME ": "
+/*
+ * Bytes of the header section read to find Delivered-To headers. Local
+ * prepends them, so a loop shows at the top however long the section.
+ */
+#define LOCAL_HEADER_READ_MAX  (256 * 1024)
+/* Delivered-To headers remembered per message (a loop needs one). */
+#define LOCAL_DELIVERED_TO_MAX 1000
+/* Targets one recipient may expand to, over aliases and includes. */
+#define LOCAL_SEEN_MAX         1000
+/* The ORCPT address type that names an RFC 5321 address. */
+#define LOCAL_ORCPT_RFC822     "rfc822;"
 
-struct local_result {
-	const char *result; /* sent, defer, bounce */
-	const char *dsn;
-	char text[LOCAL_TEXT_MAX];
-	char *where; /* maildir, for the log (owned) */
-};
-
-static int local_root;
+int local_root;
 /* Owner every queue file must have; (uid_t)-1 when not root. */
 static uid_t local_queue_owner = (uid_t)-1;
 static struct priv_user local_vmail;
 static int local_vmail_known;
 
-static void local_set(struct local_result *res, const char *result,
-    const char *dsn, const char *fmt, ...) MTA_PRINTF(4, 5);
-
-static void
+void
 local_set(struct local_result *res, const char *result, const char *dsn,
     const char *fmt, ...)
 {
@@ -105,21 +114,30 @@ local_delay(const struct qfile *q, char *out, size_t n)
 		snprintf(out, n, "%.0f", d);
 }
 
-/* The header line; a control byte in the sender must not start a header. */
+/* A control byte in an address must not start a header. */
+static void
+local_no_controls(char *p)
+{
+	for (; *p != '\0'; p++)
+		if (iscntrl((unsigned char)*p))
+			*p = '?';
+}
+
+/* The header line. */
 static char *
 local_return_path(const char *sender)
 {
 	char *s = xasprintf(LOCAL_RETURN_PATH "%s>\n", sender);
-	char *p, *end = s + strlen(s) - 1;
 
-	for (p = s + strlen(LOCAL_RETURN_PATH); p < end; p++)
-		if (iscntrl((unsigned char)*p))
-			*p = '?';
+	/* The final LF is ours; only the sender is cleaned. */
+	local_no_controls(s + strlen(LOCAL_RETURN_PATH));
+	s[strlen(s) - 2] = '>';
+	s[strlen(s) - 1] = '\n';
 	return s;
 }
 
 /* Stores the message as uid/gid (when root) into maildir. */
-static void
+void
 local_store(const struct qfile *q, const char *prefix, const char *maildir,
     uid_t uid, gid_t gid, struct local_result *res)
 {
@@ -148,32 +166,165 @@ local_store(const struct qfile *q, const char *prefix, const char *maildir,
 	free(path);
 }
 
-static void
-local_system(const struct qfile *q, const char *prefix,
-    const struct resolve_result *r, struct local_result *res)
+/* getpwnam() tells "no such user" by NULL with one of these errnos. */
+static int
+local_pw_absent(int err)
 {
-	char *name = xstrdup(r->local), *maildir;
+	return err == 0 || err == ENOENT || err == ESRCH || err == EBADF ||
+	       err == EPERM;
+}
+
+static void
+local_ident_fill(const struct passwd *pw, struct local_ident *id_r)
+{
+	id_r->uid = pw->pw_uid;
+	id_r->gid = pw->pw_gid;
+	id_r->user = xstrdup(pw->pw_name);
+	id_r->home = xstrdup(pw->pw_dir != NULL ? pw->pw_dir : "");
+	id_r->shell = xstrdup(pw->pw_shell != NULL ? pw->pw_shell : "");
+}
+
+int
+local_ident_user(const char *name, struct local_ident *id_r)
+{
 	struct passwd *pw;
 
-	/* Login names are lower case; mail to Alice is mail to alice. */
-	str_lower(name);
+	memset(id_r, 0, sizeof(*id_r));
 	errno = 0;
-	pw = getpwnam(name);
-	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH &&
-	    errno != EBADF && errno != EPERM)
-		local_set(
-		    res, "defer", "4.3.0", "user lookup: %s", strerror(errno));
-	else if (pw == NULL)
-		local_set(res, "bounce", "5.1.1", "user unknown");
-	else if (pw->pw_dir == NULL || pw->pw_dir[0] != '/')
-		local_set(res, "defer", "4.3.0",
+	if ((pw = getpwnam(name)) == NULL)
+		return local_pw_absent(errno) ? 0 : -1;
+	local_ident_fill(pw, id_r);
+	return 1;
+}
+
+int
+local_ident_uid(uid_t uid, struct local_ident *id_r)
+{
+	struct passwd *pw;
+
+	memset(id_r, 0, sizeof(*id_r));
+	errno = 0;
+	if ((pw = getpwuid(uid)) == NULL)
+		return local_pw_absent(errno) ? 0 : -1;
+	local_ident_fill(pw, id_r);
+	return 1;
+}
+
+void
+local_ident_free(struct local_ident *id)
+{
+	free(id->user);
+	free(id->home);
+	free(id->shell);
+	id->user = id->home = id->shell = NULL;
+}
+
+int
+local_first_time(struct local_rcpt *lr, const char *kind, const char *value)
+{
+	char *key = xasprintf("%s:%s", kind, value);
+	int i;
+
+	for (i = 0; i < lr->nseen; i++) {
+		if (strcmp(lr->seen[i], key) == 0) {
+			free(key);
+			return 0;
+		}
+	}
+	if (lr->nseen == LOCAL_SEEN_MAX) {
+		free(key);
+		return -1;
+	}
+	lr->seen = xrealloc(
+	    lr->seen, ((size_t)lr->nseen + 1) * sizeof(*lr->seen));
+	lr->seen[lr->nseen++] = key;
+	return 1;
+}
+
+static int
+local_rank(const char *result)
+{
+	if (result == NULL)
+		return -1;
+	if (strcmp(result, "defer") == 0)
+		return 2;
+	return strcmp(result, "bounce") == 0 ? 1 : 0;
+}
+
+/* The log's word for a result, as Postfix logs it. */
+static const char *
+local_status_word(const char *result)
+{
+	if (strcmp(result, "sent") == 0)
+		return "sent";
+	return strcmp(result, "bounce") == 0 ? "bounced" : "deferred";
+}
+
+void
+local_leaf_done(struct local_rcpt *lr, const struct local_result *res)
+{
+	char delay[LOCAL_DELAY_SIZE];
+	char orig[ADDR_PATH_MAX + sizeof(", orig_to=<>")] = "";
+
+	lr->leaves++;
+	local_delay(lr->msg->q, delay, sizeof(delay));
+	if (lr->orig_to != NULL)
+		snprintf(orig, sizeof(orig), ", orig_to=<%s>",
+		    log_sanitize(lr->orig_to, ADDR_PATH_MAX));
+	msg_info("%s: to=<%s>%s, relay=local, delay=%s, dsn=%s, status=%s "
+	         "(%s%s%s)",
+	    lr->msg->id, log_sanitize(lr->addr, ADDR_PATH_MAX), orig, delay,
+	    res->dsn, local_status_word(res->result), res->text,
+	    res->where != NULL ? " " : "",
+	    res->where != NULL ? res->where : "");
+	if (local_rank(res->result) > local_rank(lr->res->result)) {
+		lr->res->result = res->result;
+		lr->res->dsn = res->dsn;
+		snprintf(lr->res->text, sizeof(lr->res->text), "%s", res->text);
+	}
+}
+
+void
+local_mailbox(struct local_rcpt *lr, const char *name)
+{
+	struct local_result res;
+	struct local_ident id;
+	char *maildir;
+	int found, first;
+
+	/* alice: alice, \alice and a .forward naming alice: one copy. */
+	if ((first = local_first_time(lr, "mailbox", name)) == 0)
+		return;
+	memset(&res, 0, sizeof(res));
+	found = local_ident_user(name, &id);
+	if (first < 0)
+		local_set(&res, "bounce", "5.3.0",
+		    "too many targets in the expansion");
+	else if (found < 0)
+		local_set(&res, "defer", "4.3.0", "user lookup: %s",
+		    strerror(errno));
+	else if (found == 0)
+		local_set(&res, "bounce", "5.1.1", "user unknown");
+	else if (id.home[0] != '/')
+		local_set(&res, "defer", "4.3.0",
 		    "home directory of %s is not absolute", name);
-	else {
-		maildir = xasprintf("%s/%s", pw->pw_dir, var_home_mailbox);
-		local_store(q, prefix, maildir, pw->pw_uid, pw->pw_gid, res);
+	else if (id.uid == 0) {
+		/* Mail for root is read as root: never written as root. */
+		msg_warn("%s: refusing to deliver to the mailbox of %s (uid "
+		         "0): add an alias for it to a user in %s",
+		    lr->msg->id, id.user, var_alias_maps);
+		local_set(&res, "defer", "4.3.0",
+		    "refusing to deliver to root's mailbox: alias root to a "
+		    "user");
+	} else {
+		maildir = xasprintf("%s/%s", id.home, var_home_mailbox);
+		local_store(
+		    lr->msg->q, lr->prefix, maildir, id.uid, id.gid, &res);
 		free(maildir);
 	}
-	free(name);
+	local_leaf_done(lr, &res);
+	free(res.where);
+	local_ident_free(&id);
 }
 
 /*
@@ -253,37 +404,248 @@ local_virtual(const struct qfile *q, const char *prefix,
 	free(domain_dir);
 }
 
-/* The log's word for a result, as Postfix logs it. */
-static const char *
-local_status_word(const char *result)
+/* Adds the value of one Delivered-To header (unfolded) to m. */
+static void
+local_msg_add_delivered_to(struct local_msg *m, const char *v, size_t len)
 {
-	if (strcmp(result, "sent") == 0)
-		return "sent";
-	return strcmp(result, "bounce") == 0 ? "bounced" : "deferred";
+	char *s, *t;
+
+	if (m->ndelivered_to == LOCAL_DELIVERED_TO_MAX)
+		return;
+	s = xmalloc(len + 1);
+	memcpy(s, v, len);
+	s[len] = '\0';
+	t = str_trim(s);
+	memmove(s, t, strlen(t) + 1);
+	/* "<a@b>" as some forwarders write it is the same address. */
+	if (s[0] == '<' && strlen(s) > 1 && s[strlen(s) - 1] == '>') {
+		memmove(s, s + 1, strlen(s) - 2);
+		s[strlen(s) - 2] = '\0';
+	}
+	str_lower(s);
+	m->delivered_to = xrealloc(m->delivered_to,
+	    ((size_t)m->ndelivered_to + 1) * sizeof(*m->delivered_to));
+	m->delivered_to[m->ndelivered_to++] = s;
+}
+
+/*
+ * Reads the top of the header section once per message and collects
+ * the Delivered-To values (Postfix's delivered_hdr.c). Content has CRLF
+ * line endings; a header's continuation lines start with a blank.
+ */
+static int
+local_msg_headers(struct local_msg *m)
+{
+	const struct qfile *q = m->q;
+	size_t want = q->content_len < LOCAL_HEADER_READ_MAX
+	                  ? (size_t)q->content_len
+	                  : LOCAL_HEADER_READ_MAX;
+	char *text, *p, *end, *eol, *line, *c;
+	size_t name_len = strlen(LOCAL_DELIVERED_TO_NAME);
+	struct buf value;
+	int over;
+
+	if (m->headers_read)
+		return m->headers_error != NULL ? -1 : 0;
+	m->headers_read = 1;
+	text = xmalloc(want + 1);
+	if (want > 0 && file_pread_all(q->fd, text, want, q->content_off) < 0) {
+		m->headers_error = xasprintf(
+		    "read queue file: %s", errno ? strerror(errno) : "short");
+		free(text);
+		return -1;
+	}
+	text[want] = '\0';
+	buf_init(&value, LOCAL_HEADER_READ_MAX);
+	for (p = text, end = text + want; p < end; p = eol) {
+		line = p;
+		eol = memchr(p, '\n', (size_t)(end - p));
+		eol = eol != NULL ? eol + 1 : end;
+		if (line[0] == '\r' || line[0] == '\n')
+			break; /* the empty line: end of the header section */
+		if ((size_t)(eol - line) <= name_len ||
+		    strncasecmp(line, LOCAL_DELIVERED_TO_NAME, name_len) != 0 ||
+		    line[name_len] != ':')
+			continue;
+		buf_reset(&value);
+		over = buf_append(&value, line + name_len + 1,
+		    (size_t)(eol - line) - name_len - 1) < 0;
+		while (eol < end && (*eol == ' ' || *eol == '\t')) {
+			line = eol;
+			eol = memchr(line, '\n', (size_t)(end - line));
+			eol = eol != NULL ? eol + 1 : end;
+			over |= buf_append(&value, line,
+			            (size_t)(eol - line)) < 0;
+		}
+		for (c = value.data; !over && c < value.data + value.len; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
+		if (!over && value.len > 0)
+			local_msg_add_delivered_to(m, value.data, value.len);
+	}
+	buf_free(&value);
+	free(text);
+	return 0;
 }
 
 static void
-local_rcpt(const struct qfile *q, const char *id, const char *prefix, int i,
-    struct local_result *res)
+local_msg_free(struct local_msg *m)
 {
-	const char *addr = q->rcpts[i].addr;
+	int i;
+
+	for (i = 0; i < m->ndelivered_to; i++)
+		free(m->delivered_to[i]);
+	free(m->delivered_to);
+	free(m->headers_error);
+	free(m->return_path);
+}
+
+/* The address of an "rfc822;addr" ORCPT, when it is not addr itself. */
+static char *
+local_orig_to(const struct qrcpt *rcpt, const char *addr)
+{
+	size_t n = strlen(LOCAL_ORCPT_RFC822);
+
+	if (rcpt->orcpt == NULL ||
+	    strncasecmp(rcpt->orcpt, LOCAL_ORCPT_RFC822, n) != 0 ||
+	    rcpt->orcpt[n] == '\0' || str_eq_ci(rcpt->orcpt + n, addr))
+		return NULL;
+	return xstrdup(rcpt->orcpt + n);
+}
+
+static void
+local_rcpt_free(struct local_rcpt *lr)
+{
+	int i;
+
+	for (i = 0; i < lr->nseen; i++)
+		free(lr->seen[i]);
+	free(lr->seen);
+	for (i = 0; i < lr->nfwd; i++)
+		free(lr->fwd[i]);
+	free(lr->fwd);
+	free(lr->addr);
+	free(lr->orig_to);
+	free(lr->local);
+	free(lr->user);
+	free(lr->ext);
+	free(lr->domain);
+	free(lr->prefix);
+}
+
+/* Splits local at the first recipient_delimiter character. */
+static void
+local_split_ext(struct local_rcpt *lr)
+{
+	size_t n = *var_recipient_delimiter != '\0'
+	               ? strcspn(lr->local, var_recipient_delimiter)
+	               : strlen(lr->local);
+
+	/* "+x" alone is a user name, not an empty one with an extension. */
+	if (n == 0 || lr->local[n] == '\0') {
+		lr->user = xstrdup(lr->local);
+		return;
+	}
+	lr->user = xstrndup(lr->local, n);
+	lr->ext = xstrdup(lr->local + n + 1);
+}
+
+/*
+ * A recipient of a $mydestination domain, Postfix local(8)'s order:
+ * the forwarding loop check, aliases, .forward, the mailbox; then the
+ * addresses the expansion produced, resubmitted as one message.
+ */
+static void
+local_deliver_local(struct local_msg *m, const struct qrcpt *rcpt,
+    const struct resolve_result *r, struct local_result *res)
+{
+	struct local_result leaf;
+	struct local_rcpt lr;
+	char *dt;
+	int i, loop = 0;
+
+	memset(&lr, 0, sizeof(lr));
+	lr.msg = m;
+	lr.rcpt = rcpt;
+	lr.res = res;
+	lr.local = xstrdup(r->local);
+	lr.domain = xstrdup(r->domain);
+	lr.addr = *r->domain != '\0' ? xasprintf("%s@%s", r->local, r->domain)
+	                             : xstrdup(r->local);
+	str_lower(lr.addr);
+	lr.orig_to = local_orig_to(rcpt, lr.addr);
+	local_split_ext(&lr);
+	dt = xasprintf(LOCAL_DELIVERED_TO "%s\n", lr.addr);
+	local_no_controls(dt + strlen(LOCAL_DELIVERED_TO));
+	dt[strlen(dt) - 1] = '\n';
+	lr.prefix = xasprintf("%s%s", m->return_path, dt);
+	free(dt);
+	memset(&leaf, 0, sizeof(leaf));
+	if (local_msg_headers(m) < 0) {
+		local_set(&leaf, "defer", "4.3.0", "%s", m->headers_error);
+		local_leaf_done(&lr, &leaf);
+		goto out;
+	}
+	for (i = 0; i < m->ndelivered_to && !loop; i++)
+		loop = strcmp(m->delivered_to[i], lr.addr) == 0;
+	if (loop) {
+		/* RFC 5321 6.3: a message that came back is not sent on. */
+		local_set(&leaf, "bounce", "5.4.6",
+		    "mail forwarding loop for %s", lr.addr);
+		local_leaf_done(&lr, &leaf);
+		goto out;
+	}
+	if (local_expand(&lr) == 0)
+		local_mailbox(&lr, lr.user);
+	if (lr.nfwd > 0 && local_rank(res->result) == 2) {
+		/* The retry expands again: resubmitting now would duplicate. */
+		msg_info("%s: to=<%s>: not forwarding to %d address(es) "
+		         "while a target is deferred",
+		    m->id, log_sanitize(lr.addr, ADDR_PATH_MAX), lr.nfwd);
+	} else if (lr.nfwd > 0) {
+		local_resubmit(&lr, &leaf);
+		local_leaf_done(&lr, &leaf);
+	}
+	if (res->result == NULL) {
+		/* Every target was a duplicate of one already handled. */
+		local_set(
+		    &leaf, "sent", "2.0.0", "alias expanded to nothing new");
+		local_leaf_done(&lr, &leaf);
+	}
+out:
+	lr.expanded |= lr.leaves > 1 || lr.nfwd > 0;
+	res->action = strcmp(res->result, "sent") != 0 ? ""
+	              : lr.expanded                    ? "expanded"
+	                                               : "delivered";
+	local_rcpt_free(&lr);
+}
+
+static void
+local_rcpt(struct local_msg *m, int i, struct local_result *res)
+{
+	const char *addr = m->q->rcpts[i].addr;
 	char delay[LOCAL_DELAY_SIZE];
 	struct resolve_result r;
 
-	if (resolve_address(addr, &r) < 0)
+	if (resolve_address(addr, &r) == 0 && r.class == RESOLVE_LOCAL) {
+		/* Logs a line per target itself. */
+		local_deliver_local(m, &m->q->rcpts[i], &r, res);
+		resolve_free(&r);
+		return;
+	}
+	if (r.local == NULL)
 		local_set(res, "bounce", "5.1.3", "bad address syntax");
-	else if (r.class == RESOLVE_LOCAL)
-		local_system(q, prefix, &r, res);
 	else if (r.class == RESOLVE_VIRTUAL)
-		local_virtual(q, prefix, &r, res);
+		local_virtual(m->q, m->return_path, &r, res);
 	else
 		local_set(res, "defer", "4.3.5",
 		    "remote delivery is not available yet");
 	resolve_free(&r);
-	local_delay(q, delay, sizeof(delay));
+	res->action = strcmp(res->result, "sent") == 0 ? "delivered" : "";
+	local_delay(m->q, delay, sizeof(delay));
 	msg_info("%s: to=<%s>, relay=local, delay=%s, dsn=%s, status=%s "
 	         "(%s%s%s)",
-	    id, log_sanitize(addr, ADDR_PATH_MAX), delay, res->dsn,
+	    m->id, log_sanitize(addr, ADDR_PATH_MAX), delay, res->dsn,
 	    local_status_word(res->result), res->text,
 	    res->where != NULL ? " " : "",
 	    res->where != NULL ? res->where : "");
@@ -302,9 +664,10 @@ local_request(const struct attr_list *req, struct buf *reply)
 	char want[sizeof(QUEUE_ACTIVE) + QUEUE_ID_SIZE],
 	    open_err[LOCAL_TEXT_MAX];
 	struct local_result res;
+	struct local_msg m;
 	struct qfile q;
 	const char *err;
-	char *path, *prefix = NULL;
+	char *path;
 	int *idx, n = 0, i, ok = 0, bad = 0;
 	uint64_t v;
 
@@ -349,28 +712,35 @@ local_request(const struct attr_list *req, struct buf *reply)
 		msg_warn("%s: recipient index out of range in request", id);
 	else if (!ok)
 		msg_warn("%s: %s", id, open_err);
-	else
-		prefix = local_return_path(q.sender);
+	memset(&m, 0, sizeof(m));
+	m.q = &q;
+	m.id = id;
+	if (ok && !bad) {
+		m.return_path = local_return_path(q.sender);
+		local_alias_recheck();
+	}
 	/* The reply carries the request's id back (attr_client.h). */
 	if (attr_reply_begin(reply, req) < 0)
 		msg_panic("%s: reply does not fit a frame", id);
 	for (i = 0; i < n && !bad; i++) {
 		memset(&res, 0, sizeof(res));
 		if (ok)
-			local_rcpt(&q, id, prefix, idx[i], &res);
+			local_rcpt(&m, idx[i], &res);
 		else
 			local_set(&res, "defer", "4.3.0", "%s", open_err);
 		if (attr_put_int(reply, "rcpt_index", idx[i]) < 0 ||
 		    attr_put_str(reply, "result", res.result) < 0 ||
 		    attr_put_str(reply, "dsn", res.dsn) < 0 ||
-		    attr_put_str(reply, "text", res.text) < 0)
+		    attr_put_str(reply, "text", res.text) < 0 ||
+		    attr_put_str(reply, "action",
+		        res.action != NULL ? res.action : "") < 0)
 			msg_panic("%s: reply does not fit a frame", id);
 		free(res.where);
 	}
 	if (!bad && attr_frame_end(reply) < 0)
 		msg_panic("%s: reply does not fit a frame", id);
 	qfile_close(&q);
-	free(prefix);
+	local_msg_free(&m);
 	free(path);
 	free(idx);
 	return bad ? -1 : 0;
@@ -426,6 +796,11 @@ local_init(struct event_loop *loop)
 
 	(void)loop;
 	local_root = geteuid() == 0;
+	/* Tables are opened once, as root; they reload when they change. */
+	(void)local_alias_init();
+	if (local_resubmit_init() < 0)
+		msg_fatal(
+		    "mail_owner user '%s' does not exist", var_mail_owner);
 	if (!local_root)
 		return;
 	/* Root opens queue files that mail_owner wrote, and no others. */
@@ -441,11 +816,18 @@ local_init(struct event_loop *loop)
 		    var_vmail_user);
 }
 
+static void
+local_shutdown(void)
+{
+	local_alias_free();
+}
+
 static const struct server_ops local_ops = {
     .name = "local",
     .mode = SERVER_SINGLE,
     .init = local_init,
     .serve = local_serve,
+    .shutdown = local_shutdown,
 };
 
 int

@@ -21,6 +21,7 @@
 #include "base/str.h"
 #include "mail/params.h"
 #include "mail/userdb.h"
+#include "map/map_build.h"
 #include "tern.h"
 
 #define TERN_DATA_ENV        "TERN_DATA_DIR"
@@ -35,6 +36,11 @@
 #define TERN_TEST_DOMAIN     "example.test"
 #define TERN_INET            "inet"
 #define TERN_PORT_TEXT_SIZE  24 /* a long in decimal with sign */
+#define TERN_ALIASES_MODE    0644
+#define TERN_HASH_PREFIX     "hash:"
+/* Characters of a login name that may go into the aliases file as is. */
+#define TERN_LOGIN_CHARS \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 /* The standard ports that --port-base moves (SMTP, submission, POP, IMAP). */
 static const unsigned tern_std_ports[] = {25, 587, 465, 110, 143, 993, 995};
@@ -234,6 +240,77 @@ fail:
 	return -1;
 }
 
+/*
+ * The administrator who ran tern init through sudo, who should read
+ * root's mail: local never writes a mailbox as root.
+ */
+static const char *
+tern_init_admin(void)
+{
+	const char *u = getenv("SUDO_USER");
+	struct priv_user pu;
+
+	if (u == NULL || *u == '\0' || strcmp(u, "root") == 0 ||
+	    strspn(u, TERN_LOGIN_CHARS) != strlen(u) ||
+	    priv_lookup_user(u, &pu) < 0)
+		return NULL;
+	if (pu.uid == 0)
+		u = NULL;
+	priv_user_free(&pu);
+	return u;
+}
+
+/*
+ * The aliases file of the first hash: table of $alias_database, unless
+ * one is there, and its table (newaliases' job, so that local finds it
+ * from the first start).
+ */
+static int
+tern_init_aliases(void)
+{
+	char **list = config_list(var_alias_database), *path = NULL, *text;
+	const char *admin = tern_init_admin(), *err;
+	char *berr = NULL;
+	int i, ret = 0;
+
+	for (i = 0; list[i] != NULL && path == NULL; i++)
+		if (strncmp(list[i], TERN_HASH_PREFIX,
+		        strlen(TERN_HASH_PREFIX)) == 0)
+			path = xstrdup(list[i] + strlen(TERN_HASH_PREFIX));
+	config_list_free(list);
+	if (path == NULL)
+		return 0;
+	if (access(path, F_OK) != 0) {
+		text = xasprintf(
+		    "# aliases(5): \"name: target, target...\" per line; run "
+		    "newaliases after a change.\n"
+		    "# A target is a user, an address, /file, |command or "
+		    ":include:/file.\n"
+		    "postmaster: root\n"
+		    "MAILER-DAEMON: postmaster\n"
+		    "abuse: postmaster\n"
+		    "# tern never writes a mailbox as root: name the user who "
+		    "reads root's mail\n"
+		    "# (mail to root is deferred until then).\n"
+		    "%s%s\n",
+		    admin != NULL ? "root: " : "# root: ",
+		    admin != NULL ? admin : "you");
+		if (file_write_atomic(path, text, strlen(text),
+		        TERN_ALIASES_MODE, (uid_t)-1, (gid_t)-1, &err) < 0) {
+			tern_error("%s", err);
+			ret = -1;
+		}
+		free(text);
+	}
+	if (ret == 0 && map_build_aliases(path, 0, &berr) < 0) {
+		tern_error("%s", berr);
+		free(berr);
+		ret = -1;
+	}
+	free(path);
+	return ret;
+}
+
 int
 tern_init(const char *config_dir, int instance, long port_base)
 {
@@ -283,7 +360,8 @@ tern_init(const char *config_dir, int instance, long port_base)
 		tern_error("%s", err);
 		goto out;
 	}
-	if (tern_init_files() < 0 || tern_check(config_dir) != 0)
+	if (tern_init_files() < 0 || tern_init_aliases() < 0 ||
+	    tern_check(config_dir) != 0)
 		goto out;
 	printf("%s: initialized %s; start it with: %s -c %s start\n",
 	    TERN_PROGNAME, config_dir, TERN_PROGNAME, config_dir);

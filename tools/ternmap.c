@@ -5,6 +5,8 @@
  *   ternmap [-c dir] [-f] [-v] type:file ...   build file.db from file
  *                                              (hash:), or check the
  *                                              syntax (pcre:, cidr:, ...)
+ *   ternmap [-c dir] -a [-f] [-v] hash:file ...  the same from aliases(5)
+ *                                              input ("name: value")
  *   ternmap [-c dir] [-v] -q key type:name     print the value of key
  *   ternmap [-c dir] [-v] -s hash:name         print every record
  *
@@ -33,7 +35,7 @@ static void MTA_NORETURN
 ternmap_usage(void)
 {
 	fprintf(stderr,
-	    "usage: ternmap [-c config_dir] [-f] [-v] type:file ...\n"
+	    "usage: ternmap [-c config_dir] [-a] [-f] [-v] type:file ...\n"
 	    "       ternmap [-c config_dir] [-v] -q key type:name\n"
 	    "       ternmap [-c config_dir] [-v] -s hash:name\n");
 	exit(TERNMAP_EXIT_ERROR);
@@ -77,6 +79,10 @@ ternmap_one(const char *arg, int flags)
 			ret = -1;
 		} else
 			msg_debug("%s: built", spec);
+	} else if (flags & MAP_BUILD_ALIASES) {
+		fprintf(stderr, "ternmap: %s: -a builds hash: tables only\n",
+		    spec);
+		ret = -1;
 	} else if ((m = map_open(spec, &err)) == NULL) {
 		fprintf(stderr, "ternmap: %s\n", err);
 		ret = -1;
@@ -138,8 +144,11 @@ main(int argc, char **argv)
 	int ch, flags = 0, dump = 0, verbose = 0, failed = 0, i, ret = 0;
 
 	log_init("ternmap", LOG_DEST_STDERR);
-	while ((ch = getopt(argc, argv, "c:fq:sv")) != -1) {
+	while ((ch = getopt(argc, argv, "ac:fq:sv")) != -1) {
 		switch (ch) {
+		case 'a':
+			flags |= MAP_BUILD_ALIASES;
+			break;
 		case 'c':
 			config_dir = optarg;
 			break;
@@ -162,6 +171,7 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc < 1 || (query != NULL && dump) ||
+	    ((flags & MAP_BUILD_ALIASES) && (query != NULL || dump)) ||
 	    ((query != NULL || dump) && argc != 1))
 		ternmap_usage();
 	log_set_verbose(verbose);

@@ -6,7 +6,10 @@
  * synced (lib/base/file.h's durability rule). Readers never see half a
  * table, and a failed build leaves the old one in place. Postfix's
  * postmap.c and mkmap_db.c are the model for the format (NUL-terminated
- * keys and values) and the ownership rule. No RFCs.
+ * keys and values) and the ownership rule; with MAP_BUILD_ALIASES the
+ * source is in aliases(5) syntax instead ("name: value", newaliases'
+ * job, Postfix's mkmap_alias / tok822 rules simplified: a name is a
+ * word or a quoted string). No RFCs.
  */
 #include <db.h>
 #include <errno.h>
@@ -34,6 +37,44 @@ build_db_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	msg_debug("berkeley db: %s", msg);
 }
 
+int
+map_alias_line(char *line, char **key_r, char **value_r)
+{
+	char *p = line, *key, *out;
+
+	if (*p == '"') {
+		/* A quoted name may hold blanks and colons; \ escapes. */
+		key = out = ++p;
+		while (*p != '\0' && *p != '"') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			*out++ = *p++;
+		}
+		if (*p != '"')
+			return -1;
+		p++;
+		*out = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != ':' || out == key)
+			return -1;
+		p++;
+	} else {
+		key = p;
+		p += strcspn(p, ": \t");
+		out = p;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != ':' || out == key)
+			return -1;
+		*out = '\0';
+		p++;
+	}
+	*key_r = key;
+	*value_r = str_trim(p);
+	return 0;
+}
+
 /*
  * Puts every record of the source text into db. -1 with *error_r
  * allocated ("source, line N: ...").
@@ -50,19 +91,30 @@ build_put_all(DB *db, const char *source, const char *text, size_t len,
 
 	map_lines_init(&lines, source, text, len);
 	while ((ret = map_lines_next(&lines, error_r)) > 0) {
-		key = lines.buf.data;
-		klen = strcspn(key, " \t");
-		value = key + klen;
-		if (*value != '\0')
-			*value++ = '\0';
-		value = str_trim(value);
-		if (*value == '\0') {
-			*error_r = map_line_error(source, lines.line,
-			    "expected \"key whitespace value\", found no value "
-			    "after \"%s\"",
-			    key);
-			ret = -1;
-			break;
+		if (flags & MAP_BUILD_ALIASES) {
+			if (map_alias_line(lines.buf.data, &key, &value) < 0) {
+				*error_r = map_line_error(source, lines.line,
+				    "expected \"name: value\" (a name, "
+				    "quoted if it has blanks, then a colon)");
+				ret = -1;
+				break;
+			}
+			klen = strlen(key);
+		} else {
+			key = lines.buf.data;
+			klen = strcspn(key, " \t");
+			value = key + klen;
+			if (*value != '\0')
+				*value++ = '\0';
+			value = str_trim(value);
+			if (*value == '\0') {
+				*error_r = map_line_error(source, lines.line,
+				    "expected \"key whitespace value\", found "
+				    "no value after \"%s\"",
+				    key);
+				ret = -1;
+				break;
+			}
 		}
 		if (!(flags & MAP_BUILD_NOFOLD))
 			str_lower(key);
@@ -111,6 +163,12 @@ build_fix_owner_mode(
 		return -1;
 	}
 	return 0;
+}
+
+int
+map_build_aliases(const char *source, int flags, char **error_r)
+{
+	return map_build_hash(source, flags | MAP_BUILD_ALIASES, error_r);
 }
 
 int

@@ -10,6 +10,12 @@
 
 /* ternmap -f: store keys as written instead of folding them. */
 #define MAP_BUILD_NOFOLD     0x1
+/*
+ * The source is in aliases(5) syntax: "name: target, target..." per
+ * logical line, the name quoted ("a b": ...) when it holds blanks or a
+ * colon. The value is stored as written (trimmed; it may be empty).
+ */
+#define MAP_BUILD_ALIASES    0x2
 /* The largest source file map_build_hash() reads (it holds it whole). */
 #define MAP_BUILD_SOURCE_MAX (256 * 1024 * 1024)
 
@@ -29,6 +35,16 @@
  * allocated, naming file and line for a syntax error. 0 on success.
  */
 int map_build_hash(const char *source, int flags, char **error_r);
+
+/* map_build_hash(source, flags | MAP_BUILD_ALIASES): newaliases. */
+int map_build_aliases(const char *source, int flags, char **error_r);
+
+/*
+ * Splits one logical aliases(5) line in place: *key_r is the name
+ * (unquoted), *value_r the trimmed rest after the colon (may be "").
+ * 0, or -1 when there is no name followed by a colon.
+ */
+int map_alias_line(char *line, char **key_r, char **value_r);
 
 /*
  * Calls cb for each record of the hash table name (the file name.db),

@@ -606,12 +606,16 @@ def read_maildir(maildir):
 def split_delivered(data):
     """Splits a delivered message into (return_path_line, received_header,
     rest): the first line, the Received: header with its continuation
-    lines, and everything after it (all bytes, LF endings)."""
+    lines (after any Delivered-To: lines), and everything after it (all
+    bytes, LF endings)."""
     first, sep, rest = data.partition(b"\n")
     if not sep:
         raise AssertionError("delivered message has no line end: %r"
                              % data[:200])
     lines = rest.split(b"\n")
+    # Local delivery to a system user adds Delivered-To after Return-Path.
+    while lines and lines[0].startswith(b"Delivered-To: "):
+        lines.pop(0)
     received = [lines[0]]
     i = 1
     while i < len(lines) and lines[i][:1] in (b"\t", b" "):
