@@ -47,6 +47,7 @@
 #include "mail/resolve.h"
 #include "mail/server.h"
 #include "mail/userdb.h"
+#include "mail/virtual_alias.h"
 #include "local.h"
 
 /* Recipients per request (qmgr sends at most 50); bounds the reply. */
@@ -368,6 +369,49 @@ local_virtual_dirs(const char *domain_dir, const char **error_r)
 	return rc;
 }
 
+/*
+ * Where a virtual address's mail goes: virtual_mailbox_maps when set,
+ * else the mailbox list and base/DOMAIN/USER/Maildir/. 1 with *maildir_r
+ * and *top_r (the directory to make like a DOMAIN directory), or 0 with
+ * res set.
+ */
+static int
+local_virtual_mailbox(const struct resolve_result *r, const char *addr,
+    char **maildir_r, char **top_r, struct local_result *res)
+{
+	const char *err;
+	int found, tempfail = 1;
+
+	/* Without the table: the address list, never the user file (only
+	 * auth holds hashes). */
+	if (virtual_mailbox_active())
+		found = virtual_mailbox_find(
+		    addr, maildir_r, top_r, &tempfail, &err);
+	else
+		found =
+		    userdb_list_contains(var_virtual_mailbox_list, addr, &err);
+	if (found < 0) {
+		/* A table's mailbox path that cannot be used is the
+		 * admin's to fix: the mail waits. */
+		local_set(
+		    res, "defer", tempfail ? "4.3.0" : "4.3.5", "%s", err);
+		return 0;
+	}
+	if (found == 0) {
+		local_set(res, "bounce", "5.1.1", "user unknown");
+		return 0;
+	}
+	if (*maildir_r != NULL)
+		return 1;
+	if ((*maildir_r = resolve_virtual_maildir(r->local, r->domain)) ==
+	    NULL) {
+		local_set(res, "bounce", "5.1.3", "unusable mailbox name");
+		return 0;
+	}
+	*top_r = xasprintf("%s/%s", var_virtual_mailbox_base, r->domain);
+	return 1;
+}
+
 static void
 local_virtual(const struct qfile *q, const char *prefix,
     const struct resolve_result *r, struct local_result *res)
@@ -375,24 +419,14 @@ local_virtual(const struct qfile *q, const char *prefix,
 	char *addr = xasprintf("%s@%s", r->local, r->domain);
 	char *maildir = NULL, *domain_dir = NULL;
 	const char *err;
-	int found;
 
 	str_lower(addr);
-	/* The address list, never the user file: only auth holds hashes. */
-	found = userdb_list_contains(var_virtual_mailbox_list, addr, &err);
-	if (found < 0) {
-		local_set(res, "defer", "4.3.0", "%s", err);
-	} else if (found == 0) {
-		local_set(res, "bounce", "5.1.1", "user unknown");
-	} else if ((maildir = resolve_virtual_maildir(r->local, r->domain)) ==
-	           NULL) {
-		local_set(res, "bounce", "5.1.3", "unusable mailbox name");
+	if (!local_virtual_mailbox(r, addr, &maildir, &domain_dir, res)) {
+		/* res says why. */
 	} else if (local_root && !local_vmail_known) {
 		local_set(res, "defer", "4.3.0", "vmail_user %s does not exist",
 		    var_vmail_user);
 	} else {
-		domain_dir =
-		    xasprintf("%s/%s", var_virtual_mailbox_base, r->domain);
 		if (local_virtual_dirs(domain_dir, &err) < 0)
 			local_set(res, "defer", "4.3.0", "%s", err);
 		else

@@ -40,6 +40,7 @@
 #include "mail/header_checks.h"
 #include "map/map.h"
 #include "mail/netlist.h"
+#include "mail/virtual_alias.h"
 #include "smtpd.h"
 
 /* Access-table nesting: a table result may be a restriction list, whose
@@ -313,6 +314,9 @@ smtpd_check_init(void)
 	if (*var_smtpd_sender_login_maps != '\0')
 		check_login_map =
 		    check_map(var_smtpd_sender_login_maps, "smtpd_sender_login_maps");
+	/* RCPT asks them, and cleanup rewrites recipients by them. */
+	if (virtual_alias_tables_init(&merr) < 0)
+		msg_fatal("%s", merr);
 }
 
 void
@@ -342,6 +346,7 @@ smtpd_check_shutdown(void)
 	header_checks_free(&check_headers);
 	check_login_map = NULL;
 	hash_free(&check_maps, check_map_free);
+	virtual_alias_tables_free();
 	smtpd_dns_shutdown();
 }
 

@@ -10,8 +10,11 @@
  * 3030), STARTTLS (RFC 3207) and AUTH (RFC 4954, in smtpd_auth.c).
  *
  * HELO, MAIL and RCPT run the restrictions of smtpd_check.c (relay
- * control among them); then RCPT asks proxymap whether a local or
- * virtual mailbox exists, so no lookup ever blocks the event loop.
+ * control among them); then RCPT expands the recipient by
+ * virtual_alias_maps as cleanup will (an alias makes it known), looks
+ * virtual_mailbox_maps up in-process, and asks proxymap whether a
+ * system user or a listed virtual mailbox exists, so no slow lookup
+ * ever blocks the event loop.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -26,6 +29,7 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
+#include "mail/virtual_alias.h"
 #include "smtpd.h"
 
 #define SMTPD_CMD_FLAG_NOARG   0x1 /* takes no argument */
@@ -34,9 +38,11 @@
 #define SMTPD_CMD_FLAG_PRE_TLS 0x8 /* allowed before a required STARTTLS */
 
 /* Handler results: the reply is queued in every case. */
-#define SMTPD_CMD_OK      0
-#define SMTPD_CMD_ERROR   (-1)
-#define SMTPD_CMD_PENDING 1 /* the outcome comes later (content, lookup) */
+#define SMTPD_CMD_OK       0
+#define SMTPD_CMD_ERROR    (-1)
+#define SMTPD_CMD_PENDING  1 /* the outcome comes later (content, lookup) */
+/* cmd_rcpt_alias: no alias decides, the mailbox check does. */
+#define SMTPD_RCPT_MAILBOX 2
 
 /* Client text echoed back in a reply. */
 #define SMTPD_ECHO_MAX     64
@@ -491,6 +497,98 @@ cmd_rcpt_lookup(struct smtpd_session *s, const char *table, const char *key,
 	return SMTPD_CMD_PENDING;
 }
 
+/* smtpd_reject_unlisted_recipient, or reject_unlisted_recipient named. */
+static int
+cmd_rcpt_unlisted(const struct smtpd_session *s)
+{
+	return var_smtpd_reject_unlisted_recipient || s->check_unlisted;
+}
+
+/*
+ * virtual_alias_maps, as cleanup will apply them (Postfix's
+ * check_rcpt_maps: an alias makes any recipient known, whatever its
+ * domain's mailboxes; an alias domain has nothing else). A recipient
+ * whose expansion fails is refused here, so cleanup never refuses a
+ * whole message for it. SMTPD_CMD_OK (accepted), SMTPD_CMD_ERROR
+ * (refused), or SMTPD_RCPT_MAILBOX: the mailbox check decides.
+ */
+static int
+cmd_rcpt_alias(struct smtpd_session *s)
+{
+	const struct resolve_result *r = &s->pending_route;
+	const char *addr = s->pending_rcpt, *error;
+	struct virtual_alias_expansion x;
+	int ret = SMTPD_RCPT_MAILBOX;
+	char *reply;
+
+	if (!virtual_alias_active() && r->class != RESOLVE_ALIAS)
+		return SMTPD_RCPT_MAILBOX;
+	virtual_alias_expand(addr, &x);
+	if (x.status != VIRTUAL_ALIAS_OK) {
+		msg_warn("virtual alias expansion of <%s>: %s",
+		    log_sanitize(addr, SMTPD_ECHO_MAX), x.detail);
+		reply = virtual_alias_reply(addr, &x);
+		smtpd_reject(s, "RCPT", addr, "%s", reply);
+		free(reply);
+		cmd_rcpt_drop(s);
+		ret = SMTPD_CMD_ERROR;
+	} else if (x.aliased ||
+	           (r->class == RESOLVE_ALIAS && !cmd_rcpt_unlisted(s))) {
+		cmd_rcpt_accept(s);
+		ret = SMTPD_CMD_OK;
+	} else if (r->class == RESOLVE_ALIAS) {
+		/* The resolver takes a domain table failure for an alias
+		 * domain: a temporary answer then, not "unknown". */
+		if (virtual_alias_domain(r->domain, &error) < 0)
+			smtpd_reject(s, "RCPT", addr,
+			    "451 4.3.0 <%s>: Temporary lookup failure", addr);
+		else
+			smtpd_reject(s, "RCPT", addr,
+			    "550 5.1.1 <%s>: Recipient address rejected: User "
+			    "unknown in virtual alias table",
+			    addr);
+		cmd_rcpt_drop(s);
+		ret = SMTPD_CMD_ERROR;
+	}
+	virtual_alias_expansion_free(&x);
+	return ret;
+}
+
+/* virtual_mailbox_maps, looked up in-process like the restriction
+ * tables (opened before any chroot). */
+static int
+cmd_rcpt_mailbox_map(struct smtpd_session *s, const char *key)
+{
+	const char *addr = s->pending_rcpt, *error;
+	char *maildir = NULL, *top = NULL;
+	int tempfail, r;
+
+	r = virtual_mailbox_find(key, &maildir, &top, &tempfail, &error);
+	free(maildir);
+	free(top);
+	if (r > 0) {
+		cmd_rcpt_accept(s);
+		return SMTPD_CMD_OK;
+	}
+	if (r == 0) {
+		smtpd_reject(s, "RCPT", addr,
+		    "550 5.1.1 <%s>: Recipient address rejected: User unknown "
+		    "in virtual mailbox table",
+		    addr);
+	} else {
+		msg_warn("%s", error);
+		/* A mailbox path local could not use: the admin's to fix,
+		 * the sender's to retry. */
+		smtpd_reject(s, "RCPT", addr,
+		    tempfail ? "451 4.3.0 <%s>: Temporary lookup failure"
+		             : "451 4.3.5 <%s>: Recipient address rejected: "
+		               "Server configuration error",
+		    addr);
+	}
+	cmd_rcpt_drop(s);
+	return SMTPD_CMD_ERROR;
+}
+
 /* After the restrictions: does the mailbox exist? Replies now or later. */
 static int
 cmd_rcpt_exists(struct smtpd_session *s)
@@ -499,9 +597,10 @@ cmd_rcpt_exists(struct smtpd_session *s)
 	char *key;
 	int ret;
 
+	if ((ret = cmd_rcpt_alias(s)) != SMTPD_RCPT_MAILBOX)
+		return ret;
 	if ((r->class != RESOLVE_LOCAL && r->class != RESOLVE_VIRTUAL) ||
-	    strcmp(r->local, SMTPD_POSTMASTER) == 0 ||
-	    !(var_smtpd_reject_unlisted_recipient || s->check_unlisted)) {
+	    strcmp(r->local, SMTPD_POSTMASTER) == 0 || !cmd_rcpt_unlisted(s)) {
 		/* RFC 5321 4.5.1: postmaster is always accepted; relayed
 		 * recipients passed smtpd_relay_restrictions. */
 		cmd_rcpt_accept(s);
@@ -511,8 +610,11 @@ cmd_rcpt_exists(struct smtpd_session *s)
 		return cmd_rcpt_lookup(
 		    s, "local_recipient", r->local, "local recipient table");
 	key = xasprintf("%s@%s", r->local, r->domain);
-	ret = cmd_rcpt_lookup(
-	    s, "virtual_mailbox", key, "virtual mailbox table");
+	if (virtual_mailbox_active())
+		ret = cmd_rcpt_mailbox_map(s, key);
+	else
+		ret = cmd_rcpt_lookup(
+		    s, "virtual_mailbox", key, "virtual mailbox table");
 	free(key);
 	return ret;
 }

@@ -323,6 +323,14 @@ smtpd_session_open_file(struct smtpd_session *s)
 		session_write_error(s, errno);
 		return -1;
 	}
+	if (s->cleanup.status & CLEANUP_STAT_RCPT) {
+		/* virtual_alias_maps changed since RCPT: refused before the
+		 * content, and the recipients stay for another try. */
+		smtpd_reject(s, s->last_cmd, s->rcpts[0].addr, "%s",
+		    s->cleanup.reject_text);
+		cleanup_free(&s->cleanup);
+		return -1;
+	}
 	smtpd_check_content(s);
 	msg_info("%s: client=%s[%s]%s%s", s->cleanup.w.id, s->name, s->addr,
 	    s->auth_user != NULL ? ", sasl_username=" : "",

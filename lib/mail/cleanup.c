@@ -32,6 +32,7 @@
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
+#include "mail/virtual_alias.h"
 #include "mail/cleanup.h"
 
 /* "20211122050249" for Message-ID. */
@@ -629,17 +630,127 @@ cleanup_log_context(struct cleanup *c, const struct cleanup_envelope *env)
 	free(to);
 }
 
+/* Recipients after virtual_alias_maps: owned copies. */
+struct cleanup_rcpts {
+	struct cleanup_rcpt *v;
+	char **owned; /* what v's strings point to, freed together */
+	int n, alloc, nowned;
+};
+
+static const char *
+cleanup_own(struct cleanup_rcpts *l, char *s)
+{
+	l->owned = xrealloc(l->owned, (size_t)(l->nowned + 1) * sizeof(char *));
+	l->owned[l->nowned++] = s;
+	return s;
+}
+
+static void
+cleanup_rcpts_add(struct cleanup_rcpts *l, const char *addr, const char *orcpt,
+    unsigned notify)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? 2 * l->alloc : 8;
+		l->v = xrealloc(l->v, (size_t)l->alloc * sizeof(*l->v));
+	}
+	l->v[l->n].addr = addr;
+	l->v[l->n].orcpt = orcpt;
+	l->v[l->n].notify = notify;
+	l->n++;
+}
+
+static void
+cleanup_rcpts_free(struct cleanup_rcpts *l)
+{
+	int i;
+
+	for (i = 0; i < l->nowned; i++)
+		free(l->owned[i]);
+	free(l->owned);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* 1 if s has a byte outside ASCII. */
+static int
+cleanup_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * virtual_alias_maps on every recipient (Postfix's cleanup_map1n). A
+ * rewritten recipient keeps the client's ORCPT, or gets the address the
+ * client wrote as its ORCPT (RFC 3461 4.2; "utf-8" type for a non-ASCII
+ * address, RFC 6533), so a DSN names what the sender wrote; NOTIFY is
+ * inherited. 0, or -1 with c->status and c->reject_text set (a table
+ * failure, a loop, a limit or a bad value: the message is refused).
+ */
+static int
+cleanup_virtual(struct cleanup *c, const struct cleanup_envelope *env,
+    struct cleanup_rcpts *out)
+{
+	struct virtual_alias_expansion x;
+	const char *orcpt;
+	int i, j;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct cleanup_rcpt *r = &env->rcpts[i];
+
+		virtual_alias_expand(r->addr, &x);
+		if (x.status != VIRTUAL_ALIAS_OK) {
+			msg_warn("virtual alias expansion of <%s>: %s",
+			    log_sanitize(r->addr, CLEANUP_LOG_TEXT_MAX),
+			    x.detail);
+			c->status |= CLEANUP_STAT_RCPT;
+			c->reject_text = virtual_alias_reply(r->addr, &x);
+			virtual_alias_expansion_free(&x);
+			return -1;
+		}
+		orcpt = r->orcpt;
+		if (x.aliased && orcpt == NULL)
+			orcpt = cleanup_own(
+			    out, xasprintf("%s;%s",
+			             cleanup_8bit(r->addr) ? "utf-8" : "rfc822",
+			             r->addr));
+		for (j = 0; j < x.naddr; j++) {
+			cleanup_rcpts_add(out, cleanup_own(out, x.addrs[j]),
+			    orcpt, r->notify);
+			x.addrs[j] = NULL;
+		}
+		virtual_alias_expansion_free(&x);
+	}
+	return 0;
+}
+
 int
 cleanup_open(
     struct cleanup *c, const struct cleanup_envelope *env, const char **error_r)
 {
+	struct cleanup_rcpts expanded;
+	const struct cleanup_rcpt *rcpts = env->rcpts;
 	unsigned char *keep;
 	const char *only = NULL;
-	int i, kept;
+	int i, nrcpt = env->nrcpt;
 
 	memset(c, 0, sizeof(*c));
-	if (qfile_create(&c->w, error_r) < 0)
+	memset(&expanded, 0, sizeof(expanded));
+	if (virtual_alias_active()) {
+		/* Refused before any file exists: nothing to commit. */
+		if (cleanup_virtual(c, env, &expanded) < 0) {
+			cleanup_rcpts_free(&expanded);
+			return 0;
+		}
+		rcpts = expanded.v;
+		nrcpt = expanded.n;
+	}
+	if (qfile_create(&c->w, error_r) < 0) {
+		cleanup_rcpts_free(&expanded);
 		return -1;
+	}
 	c->open = 1;
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
@@ -667,19 +778,27 @@ cleanup_open(
 		qfile_put_attr(&c->w, "ret", env->ret);
 	if (env->auth_user != NULL)
 		qfile_put_attr(&c->w, "sasl_username", env->auth_user);
+	/* Received: names the recipient the client gave, when it gave
+	 * one, as Postfix's smtpd does, whatever it expanded into. */
 	keep = xcalloc(env->nrcpt > 0 ? (size_t)env->nrcpt : 1, 1);
-	kept = cleanup_dedup(env->rcpts, env->nrcpt, keep);
-	for (i = 0; i < env->nrcpt; i++) {
+	if (cleanup_dedup(env->rcpts, env->nrcpt, keep) == 1)
+		for (i = 0; i < env->nrcpt && only == NULL; i++)
+			if (keep[i])
+				only = env->rcpts[i].addr;
+	free(keep);
+	keep = xcalloc(nrcpt > 0 ? (size_t)nrcpt : 1, 1);
+	cleanup_dedup(rcpts, nrcpt, keep);
+	for (i = 0; i < nrcpt; i++) {
 		if (!keep[i])
 			continue;
-		qfile_put_rcpt(&c->w, env->rcpts[i].addr,
-		    env->rcpts[i].orcpt != NULL ? env->rcpts[i].orcpt : "",
-		    env->rcpts[i].notify);
-		only = env->rcpts[i].addr;
+		qfile_put_rcpt(&c->w, rcpts[i].addr,
+		    rcpts[i].orcpt != NULL ? rcpts[i].orcpt : "",
+		    rcpts[i].notify);
 	}
 	free(keep);
 	qfile_content_begin(&c->w);
-	cleanup_received(c, env, kept == 1 ? only : NULL);
+	cleanup_received(c, env, only);
+	cleanup_rcpts_free(&expanded);
 	return 0;
 }
 

@@ -55,6 +55,10 @@ size_t cleanup_data_parse(struct cleanup_data *p, const char *in, size_t len,
 #define CLEANUP_STAT_HOPS   0x10 /* more Received: than hopcount_limit */
 /* A header check said REJECT: c->reject_text is the reply. */
 #define CLEANUP_STAT_REJECT 0x20
+/* virtual_alias_maps could not expand a recipient (a table failure, a
+ * loop, a limit, a value that is not an address): set by cleanup_open,
+ * c->reject_text is the reply (451 4.3.0 or 550). */
+#define CLEANUP_STAT_RCPT   0x40
 
 /* What a header check decides about one header (Postfix's actions). */
 enum cleanup_header_verdict {
@@ -197,9 +201,16 @@ struct cleanup {
  * Received: header. Limits: message_size_limit (the content),
  * header_size_limit (the client's header section: CLEANUP_STAT_HEADER)
  * and hopcount_limit (the client's Received: headers, RFC 5321 6.3; the
- * one cleanup adds is not counted: CLEANUP_STAT_HOPS). Duplicate
- * recipients (one mailbox in other spellings, addr_fold) are written
- * once. 0, or -1 with *error_r (nothing left to free).
+ * one cleanup adds is not counted: CLEANUP_STAT_HOPS). Each recipient
+ * goes through virtual_alias_maps first (virtual_alias.h): one that was
+ * rewritten is replaced by what it expands into, each with the NOTIFY of
+ * the original and its ORCPT, or "rfc822;ORIGINAL" when the client gave
+ * none. Duplicate recipients (one mailbox in other spellings, addr_fold)
+ * are written once, after the expansion. 0, or -1 with *error_r (nothing
+ * left to free). A recipient that cannot be expanded gives 0 with
+ * c->status = CLEANUP_STAT_RCPT and no file: the caller refuses the
+ * message with c->reject_text (the content, if read, is not stored) and
+ * calls cleanup_free.
  */
 int cleanup_open(struct cleanup *c, const struct cleanup_envelope *env,
     const char **error_r);

@@ -17,6 +17,7 @@
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
+#include "mail/virtual_alias.h"
 #include "mail/cleanup.h"
 
 #define OUT_MAX      4096
@@ -1002,6 +1003,137 @@ test_8bit(void)
 	remove_queue(dir);
 }
 
+/* Parameters a virtual_alias_maps test needs (no config_load here). */
+static void
+virtual_setup(char *maps)
+{
+	var_virtual_alias_maps = maps;
+	var_virtual_alias_domains = "";
+	var_virtual_mailbox_maps = "";
+	var_mydestination = "";
+	var_virtual_mailbox_domains = "";
+	var_relay_domains = "";
+	var_myorigin = "origin.test";
+	var_virtual_alias_expansion_limit = 1000;
+	var_virtual_alias_recursion_limit = 1000;
+}
+
+/*
+ * virtual_alias_maps: a rewritten recipient becomes its addresses, each
+ * with the client's NOTIFY and ORCPT, or the address the client wrote as
+ * ORCPT; duplicates go after the expansion; Received: names the one
+ * recipient the client gave.
+ */
+static void
+test_virtual_alias(void)
+{
+	static const struct cleanup_rcpt rcpts[] = {
+	    {"Group@ex.test", NULL, QRCPT_NOTIFY_SUCCESS},
+	    {"plain@ex.test", "rfc822;Plain@ex.test", 0},
+	    {"fan@ex.test", "rfc822;orig@x.test", QRCPT_NOTIFY_FAILURE}};
+	struct cleanup_envelope env = {.sender = "s@example.org",
+	    .rcpts = rcpts,
+	    .nrcpt = 3,
+	    .client_name = "h",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "h",
+	    .protocol = "ESMTP"};
+	char *dir = make_queue(), *content;
+	struct cleanup c;
+	struct qfile q;
+	const char *error = NULL;
+
+	virtual_setup("inline:{ {group@ex.test = alice@virt.test, "
+	              "bob@virt.test}, {fan@ex.test = carol@virt.test, "
+	              "alice@virt.test plain@ex.test} }");
+	var_message_size_limit = 10240;
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	CHECK_INT(cleanup_feed(&c, "x\r\n.\r\n", 6), 6);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(strstr(content, "\tfor <") == NULL);
+	free(content);
+	CHECK_INT(q.nrcpt, 4);
+	if (q.nrcpt == 4) {
+		CHECK_STR(q.rcpts[0].addr, "alice@virt.test");
+		CHECK_STR(q.rcpts[0].orcpt, "rfc822;Group@ex.test");
+		CHECK_INT(q.rcpts[0].notify, QRCPT_NOTIFY_SUCCESS);
+		CHECK_STR(q.rcpts[1].addr, "bob@virt.test");
+		CHECK_STR(q.rcpts[1].orcpt, "rfc822;Group@ex.test");
+		CHECK_INT(q.rcpts[1].notify, QRCPT_NOTIFY_SUCCESS);
+		CHECK_STR(q.rcpts[2].addr, "plain@ex.test");
+		CHECK_STR(q.rcpts[2].orcpt, "rfc822;Plain@ex.test");
+		CHECK_INT(q.rcpts[2].notify, 0);
+		CHECK_STR(q.rcpts[3].addr, "carol@virt.test");
+		CHECK_STR(q.rcpts[3].orcpt, "rfc822;orig@x.test");
+		CHECK_INT(q.rcpts[3].notify, QRCPT_NOTIFY_FAILURE);
+	}
+	qfile_close(&q);
+
+	/* One recipient, expanded: Received: still names it. */
+	env.nrcpt = 1;
+	CHECK(cleanup_open(&c, &env, &error) == 0);
+	CHECK_INT(cleanup_feed(&c, "x\r\n.\r\n", 6), 6);
+	CHECK_INT(cleanup_finish(&c, &error, NULL), 0);
+	content = commit_content(&c, &q);
+	CHECK(strstr(content, "\tfor <Group@ex.test>; ") != NULL);
+	CHECK_INT(q.nrcpt, 2);
+	free(content);
+	qfile_close(&q);
+	virtual_setup(NULL);
+	virtual_alias_tables_free();
+	remove_queue(dir);
+}
+
+/* A recipient that cannot be expanded refuses the message before any
+ * file exists; the content is read and dropped. */
+static void
+test_virtual_alias_refused(void)
+{
+	static const struct {
+		const char *rcpt, *reply;
+	} cases[] = {
+	    {"loop@ex.test", "550 5.4.6 <loop@ex.test>: "},
+	    {"cmd@ex.test", "550 5.1.3 <cmd@ex.test>: "},
+	};
+	struct cleanup_rcpt rcpt = {NULL, NULL, 0};
+	struct cleanup_envelope env = {.sender = "s@example.org",
+	    .rcpts = &rcpt,
+	    .nrcpt = 1,
+	    .client_name = "h",
+	    .client_addr = "192.0.2.1",
+	    .client_rfc_addr = "192.0.2.1",
+	    .helo = "h",
+	    .protocol = "ESMTP"};
+	char *dir = make_queue(), *tmp;
+	const char *error = NULL;
+	struct cleanup c;
+	size_t i;
+
+	virtual_setup("inline:{ loop@ex.test=loop2@ex.test, "
+	              "loop2@ex.test=loop@ex.test, {cmd@ex.test = "
+	              "ok@ex.test, |/bin/sh} }");
+	tmp = queue_path(QUEUE_TMP, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rcpt.addr = cases[i].rcpt;
+		CHECK(cleanup_open(&c, &env, &error) == 0);
+		CHECK_INT(c.status, CLEANUP_STAT_RCPT);
+		CHECK(c.reject_text != NULL &&
+		      strncmp(c.reject_text, cases[i].reply,
+		          strlen(cases[i].reply)) == 0);
+		CHECK(!c.open);
+		CHECK_INT(cleanup_feed(&c, "x\r\n.\r\n", 6), 6);
+		CHECK_INT(cleanup_finish(&c, &error, NULL), CLEANUP_STAT_RCPT);
+		cleanup_free(&c);
+		CHECK(rmdir(tmp) == 0 && mkdir(tmp, 0700) == 0);
+	}
+	free(tmp);
+	virtual_setup(NULL);
+	virtual_alias_tables_free();
+	remove_queue(dir);
+}
+
 UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_queue_file), UNIT_CASE(test_duplicates),
     UNIT_CASE(test_submission_headers), UNIT_CASE(test_raw),
@@ -1010,4 +1142,5 @@ UNIT_MAIN(UNIT_CASE(test_data_whole), UNIT_CASE(test_data_bytewise),
     UNIT_CASE(test_header_checks), UNIT_CASE(test_header_checks_missing),
     UNIT_CASE(test_envelope_actions), UNIT_CASE(test_bare),
     UNIT_CASE(test_reject_then_bare),
-    UNIT_CASE(test_8bit))
+    UNIT_CASE(test_8bit), UNIT_CASE(test_virtual_alias),
+    UNIT_CASE(test_virtual_alias_refused))

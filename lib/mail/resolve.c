@@ -1,21 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Recipient classification from the parameters alone: $mydestination
- * domains belong to system users, $virtual_mailbox_domains to virtual
- * users under $virtual_mailbox_base, everything else is remote. Domains
- * compare case-insensitively (RFC 5321 2.4); local parts of local and
- * virtual domains are folded by addr_local_fold() (unquoted, lower-cased,
- * as Postfix does), so smtpd's RCPT check and local delivery agree on
- * which mailbox an address names; remote local parts are kept as given.
+ * Recipient classification: $mydestination domains belong to system
+ * users, $virtual_alias_domains (names, or keys of their tables) exist
+ * only through virtual aliases, $virtual_mailbox_domains belong to
+ * virtual users under $virtual_mailbox_base, everything else is relayed
+ * or remote. Domains compare case-insensitively (RFC 5321 2.4); local
+ * parts of local, alias and virtual domains are folded by
+ * addr_local_fold() (unquoted, lower-cased, as Postfix does), so smtpd's
+ * RCPT check and local delivery agree on which mailbox an address names;
+ * remote local parts are kept as given.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
+#include "mail/virtual_alias.h"
 
 static int
 list_has(const char *list_value, const char *domain)
@@ -49,6 +53,21 @@ list_has_parent(const char *list_value, const char *domain)
 	return found;
 }
 
+/* $virtual_alias_domains; a table failure counts as one (see
+ * RESOLVE_ALIAS). */
+static int
+resolve_alias_domain(const char *domain)
+{
+	const char *error;
+	int r = virtual_alias_domain(domain, &error);
+
+	if (r < 0)
+		msg_warn("virtual_alias_domains: %s; treating %s as a virtual "
+		         "alias domain",
+		    error, domain);
+	return r != 0;
+}
+
 int
 resolve_address(const char *addr, struct resolve_result *r)
 {
@@ -63,6 +82,8 @@ resolve_address(const char *addr, struct resolve_result *r)
 		r->class = RESOLVE_LOCAL;
 	} else if (list_has(var_mydestination, r->domain))
 		r->class = RESOLVE_LOCAL;
+	else if (resolve_alias_domain(r->domain))
+		r->class = RESOLVE_ALIAS;
 	else if (list_has(var_virtual_mailbox_domains, r->domain))
 		r->class = RESOLVE_VIRTUAL;
 	else if (list_has_parent(var_relay_domains, r->domain))
@@ -70,7 +91,8 @@ resolve_address(const char *addr, struct resolve_result *r)
 	else
 		r->class = RESOLVE_REMOTE;
 	/* Every consumer of a local mailbox name sees the same folded form. */
-	if (r->class == RESOLVE_LOCAL || r->class == RESOLVE_VIRTUAL) {
+	if (r->class == RESOLVE_LOCAL || r->class == RESOLVE_VIRTUAL ||
+	    r->class == RESOLVE_ALIAS) {
 		r->local = addr_local_fold(local);
 		free(local);
 	}

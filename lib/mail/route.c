@@ -132,6 +132,10 @@ route_address(const char *addr, struct route *r, const char **error_r)
 	case RESOLVE_RELAY:
 		deflt = var_relay_transport;
 		break;
+	case RESOLVE_ALIAS:
+		/* cleanup rewrote every alias; what is left has none. */
+		deflt = "error:5.1.1 User unknown in virtual alias table";
+		break;
 	default:
 		deflt = var_default_transport;
 		break;

@@ -3,7 +3,8 @@
  * Where the queue manager sends a recipient: (transport, nexthop), as
  * Postfix's trivial-rewrite resolves it. The address class (resolve.h)
  * picks the default: $local_transport for $mydestination,
- * $virtual_transport for $virtual_mailbox_domains, $relay_transport for
+ * $virtual_transport for $virtual_mailbox_domains, error:5.1.1 for a
+ * virtual alias domain address without an alias, $relay_transport for
  * $relay_domains and $default_transport for the rest, with $relayhost as
  * the nexthop of the last two when it is set. $transport_maps then
  * overrides, looked up (transport(5)) by the whole address, by the
