@@ -29,6 +29,7 @@
 #include "mail/params.h"
 #include "mail/server.h"
 #include "mail/userdb.h"
+#include "map/map.h"
 
 #define PROXYMAP_REQUEST_MAX 4096
 #define PROXYMAP_CONNS_MAX   1024
@@ -55,19 +56,73 @@ proxymap_no_such_user(int err)
 	       err == EPERM;
 }
 
-static enum lookup_status
-lookup_local(const char *key, const char **text_r)
+/* alias_maps, opened as root before the privileges go (as local's). */
+#define PROXYMAP_ALIAS_MAPS_MAX 16
+static struct map *alias_maps[PROXYMAP_ALIAS_MAPS_MAX];
+static int alias_nmaps;
+/* A table that would not open: local recipients get a temporary error. */
+static char *alias_broken;
+
+/* 1 found in alias_maps, 0 not, -1 a table could not answer. */
+static int
+lookup_alias(const char *key, const char **text_r)
 {
+	const char *value;
+	int i, rc;
+
+	if (alias_broken != NULL) {
+		*text_r = alias_broken;
+		return -1;
+	}
+	for (i = 0; i < alias_nmaps; i++) {
+		rc = map_lookup(alias_maps[i], key, &value, text_r);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * A local recipient exists when local delivery would take it: an alias
+ * (with or without its address extension), or a system user named by
+ * the part before recipient_delimiter.
+ */
+static enum lookup_status
+lookup_local(const char *full, const char **text_r)
+{
+	size_t n = *var_recipient_delimiter != '\0'
+	               ? strcspn(full, var_recipient_delimiter)
+	               : strlen(full);
 	struct passwd *pw;
+	char *key;
+	int rc;
+
+	rc = lookup_alias(full, text_r);
+	key = xstrndup(full, n);
+	if (rc == 0 && n < strlen(full) && n > 0)
+		rc = lookup_alias(key, text_r);
+	if (rc != 0) {
+		free(key);
+		if (rc > 0)
+			return LOOKUP_FOUND;
+		msg_warn("alias lookup of %s: %s",
+		    log_sanitize(full, ADDR_LOCAL_MAX), *text_r);
+		return LOOKUP_TEMPFAIL;
+	}
 
 	errno = 0;
-	pw = getpwnam(key);
-	if (pw != NULL)
+	pw = n > 0 ? getpwnam(key) : NULL;
+	if (pw != NULL) {
+		free(key);
 		return LOOKUP_FOUND;
-	if (proxymap_no_such_user(errno))
+	}
+	if (proxymap_no_such_user(errno)) {
+		free(key);
 		return LOOKUP_NOTFOUND;
+	}
 	*text_r = strerror(errno);
 	msg_warn("getpwnam %s: %s", log_sanitize(key, ADDR_LOCAL_MAX), *text_r);
+	free(key);
 	return LOOKUP_TEMPFAIL;
 }
 
@@ -134,9 +189,36 @@ proxymap_accept(
 }
 
 static void
+proxymap_pre_drop(int argc, char **argv)
+{
+	char **list = config_list(var_alias_maps);
+	char *err;
+	int i;
+
+	(void)argc;
+	(void)argv;
+	for (i = 0; list[i] != NULL; i++) {
+		if (alias_nmaps == PROXYMAP_ALIAS_MAPS_MAX)
+			msg_fatal("alias_maps: more than %d tables",
+			    PROXYMAP_ALIAS_MAPS_MAX);
+		if ((alias_maps[alias_nmaps] = map_open(list[i], &err)) == NULL) {
+			msg_warn("alias_maps: %s", err);
+			free(alias_broken);
+			alias_broken = err;
+		} else
+			alias_nmaps++;
+	}
+	config_list_free(list);
+}
+
+static void
 proxymap_shutdown(void)
 {
 	attr_server_close_all();
+	while (alias_nmaps > 0)
+		map_free(&alias_maps[--alias_nmaps]);
+	free(alias_broken);
+	alias_broken = NULL;
 }
 
 int
@@ -145,6 +227,7 @@ main(int argc, char **argv)
 	static const struct server_ops ops = {
 	    .name = "proxymap",
 	    .mode = SERVER_MULTI,
+	    .pre_drop = proxymap_pre_drop,
 	    .accept = proxymap_accept,
 	    .shutdown = proxymap_shutdown,
 	};
