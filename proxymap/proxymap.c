@@ -75,6 +75,9 @@ lookup_alias(const char *key, const char **text_r)
 		return -1;
 	}
 	for (i = 0; i < alias_nmaps; i++) {
+		/* One stat: mail sent right after newaliases sees the new
+		 * table, as local does. */
+		map_recheck_now(alias_maps[i]);
 		rc = map_lookup(alias_maps[i], key, &value, text_r);
 		if (rc != 0)
 			return rc;

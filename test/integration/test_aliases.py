@@ -28,12 +28,6 @@ def write(path, text, mode=0o644, owner=None):
 
 class AliasTest(TernTestCase):
 
-    @classmethod
-    def configure(cls, tern):
-        # Aliases and user+ext are not system users: smtpd's recipient
-        # check (proxymap) knows only getpwnam for now.
-        tern.conf_set(smtpd_reject_unlisted_recipient="no")
-
     def setUp(self):
         super().setUp()
         self.out = os.path.join(self.tern.tmp, "out-%s" % uuid.uuid4().hex[:8])
@@ -84,6 +78,24 @@ class AliasTest(TernTestCase):
                            r"relay=local, .*status=sent"
                            % (pw.pw_name, re.escape(origin), name),
                            since=since)
+
+    def test_rcpt_knows_aliases_and_extensions(self):
+        """smtpd accepts what local will deliver (an alias, with or
+        without an extension, a user+ext) and refuses the rest."""
+        skip_unless_root("system users")
+        t = self.tern
+        pw = self.user()
+        name = "known%s" % uuid.uuid4().hex[:6]
+        self.aliases("%s: %s\n" % (name, pw.pw_name))
+        for rcpt, code in (("%s@localhost" % name, 250),
+                           ("%s+x@localhost" % name, 250),
+                           ("%s+tag@localhost" % pw.pw_name, 250),
+                           ("no%s@localhost" % name, 550)):
+            with harness.SmtpConn(t.smtp_port) as c:
+                c.cmd("EHLO client.example.org")
+                c.cmd("MAIL FROM:<%s>" % SENDER)
+                r = c.cmd("RCPT TO:<%s>" % rcpt)
+                self.assertEqual(r[0], code, (rcpt, r))
 
     def test_extension_goes_to_user_and_its_forward_file(self):
         skip_unless_root("system users")
