@@ -448,6 +448,22 @@ maildir_deliver(
 	    copy_body(fd, tmp, d->prefix, d->src_fd, d->off, d->len, error_r);
 	if (size < 0)
 		goto fail;
+	if (unique == NULL)
+		unique = fresh = xstrdup(strrchr(tmp, '/') + 1);
+	name = xasprintf("%s,S=%lld", unique, (long long)size);
+	newfd = new_dir_fd(d->maildir, d->batch, error_r);
+	if (newfd < 0)
+		goto fail;
+	/* Before the fsync: a message that stays out costs no disk flush. */
+	if (quota_active(d->quota)) {
+		ret = quota_check(d, newfd, name, (uint64_t)size, error_r);
+		if (ret != MAILDIR_DELIVERED) {
+			close(fd);
+			(void)unlink(tmp);
+			goto done;
+		}
+		ret = MAILDIR_ERROR;
+	}
 	if (fsync(fd) < 0) {
 		*error_r = maildir_error("fsync %s: %s", tmp, strerror(errno));
 		goto fail;
@@ -458,20 +474,6 @@ maildir_deliver(
 		goto fail;
 	}
 	fd = -1;
-	if (unique == NULL)
-		unique = fresh = xstrdup(strrchr(tmp, '/') + 1);
-	name = xasprintf("%s,S=%lld", unique, (long long)size);
-	newfd = new_dir_fd(d->maildir, d->batch, error_r);
-	if (newfd < 0)
-		goto fail;
-	if (quota_active(d->quota)) {
-		ret = quota_check(d, newfd, name, (uint64_t)size, error_r);
-		if (ret != MAILDIR_DELIVERED) {
-			(void)unlink(tmp);
-			goto done;
-		}
-		ret = MAILDIR_ERROR;
-	}
 	if (move_noreplace(tmp, newfd, name) == 0) {
 		ret = MAILDIR_DELIVERED;
 		if (quota_active(d->quota))
