@@ -75,6 +75,8 @@
 #define LOCAL_SEEN_MAX         1000
 /* The ORCPT address type that names an RFC 5321 address. */
 #define LOCAL_ORCPT_RFC822     "rfc822;"
+/* The end of a virtual maildir path (resolve_virtual_maildir). */
+#define LOCAL_VIRTUAL_TAIL     "/Maildir/"
 
 int local_root;
 /* Owner every queue file must have; (uid_t)-1 when not root. */
@@ -137,34 +139,168 @@ local_return_path(const char *sender)
 	return s;
 }
 
+/*
+ * The delivery in hand, for local_store: which recipient of the queue
+ * file it is (so that every attempt gives the maildir file the same name,
+ * and a repeated one stores nothing), whether qmgr says it may have been
+ * delivered before, and the new/ directories to fsync before the reply.
+ * local_request sets it per recipient with local_current_set() and ends
+ * the request with local_current_end().
+ */
+static struct {
+	int rcpt_index;
+	int recovered;
+	struct maildir_batch batch;
+} local_current;
+
+/*
+ * The identity local_store acts as. Between deliveries root keeps the
+ * last mailbox owner's group ids (root needs none), so that a delivery to
+ * the same owner as the last one switches the effective uid there and
+ * back after a getegid(): three system calls instead of priv_become's and
+ * priv_restore's eight. Code that switches with priv_become or
+ * priv_restore sets groups and gid together, so getegid() tells whether
+ * the kept ones are still in place.
+ */
+static gid_t local_kept_gid;
+static int local_kept;
+
+static void
+local_current_set(const struct attr_list *req, int rcpt_index)
+{
+	const char *recovered = attr_get(req, "recovered");
+
+	local_current.rcpt_index = rcpt_index;
+	local_current.recovered =
+	    recovered != NULL && strcmp(recovered, "1") == 0;
+}
+
+/*
+ * Makes every new/ written for this request durable before the reply. A
+ * failure exits without replying: qmgr retries, and the retry finds the
+ * files by their names instead of storing them twice.
+ */
+static void
+local_current_end(void)
+{
+	const char *err;
+
+	if (maildir_batch_sync(&local_current.batch, &err) < 0)
+		msg_fatal("%s; exiting without a reply", err);
+}
+
+static int
+local_become(uid_t uid, gid_t gid)
+{
+	if (!local_root)
+		return 0;
+	if (local_kept && local_kept_gid == gid && getegid() == gid)
+		return seteuid(uid);
+	local_kept = 0;
+	if (priv_become(uid, gid) < 0)
+		return -1;
+	local_kept = 1;
+	local_kept_gid = gid;
+	return 0;
+}
+
+/* Back to root for whatever comes next (the group ids stay). */
+static void
+local_unbecome(void)
+{
+	if (local_root && seteuid(0) < 0)
+		msg_fatal("cannot return to root privileges: %m");
+}
+
+/*
+ * The limits for maildir: its virtual user's own ones from the mailbox
+ * list (a mailbox at $virtual_mailbox_base/DOMAIN/USER/Maildir/ is that
+ * of USER@DOMAIN), else $mailbox_size_limit and $mailbox_message_limit.
+ */
+static void
+local_limits(const char *maildir, struct maildir_quota *quota)
+{
+	size_t blen = strlen(var_virtual_mailbox_base);
+	struct userdb_limits own = {-1, -1};
+	const char *rel, *slash1, *slash2, *err;
+	char *addr;
+
+	quota->bytes = (uint64_t)var_mailbox_size_limit;
+	quota->count = (uint64_t)var_mailbox_message_limit;
+	if (strncmp(maildir, var_virtual_mailbox_base, blen) != 0 ||
+	    maildir[blen] != '/')
+		return;
+	rel = maildir + blen + 1;
+	slash1 = strchr(rel, '/');
+	slash2 = slash1 != NULL ? strchr(slash1 + 1, '/') : NULL;
+	if (slash1 == NULL || slash2 == NULL ||
+	    strcmp(slash2, LOCAL_VIRTUAL_TAIL) != 0)
+		return;
+	addr = xasprintf("%.*s@%.*s", (int)(slash2 - slash1 - 1), slash1 + 1,
+	    (int)(slash1 - rel), rel);
+	if (userdb_list_lookup(var_virtual_mailbox_list, addr, &own, &err) ==
+	    1) {
+		if (own.bytes >= 0)
+			quota->bytes = (uint64_t)own.bytes;
+		if (own.count >= 0)
+			quota->count = (uint64_t)own.count;
+	}
+	free(addr);
+}
+
 /* Stores the message as uid/gid (when root) into maildir. */
 void
 local_store(const struct qfile *q, const char *prefix, const char *maildir,
     uid_t uid, gid_t gid, struct local_result *res)
 {
+	struct maildir_delivery d = {0};
+	struct maildir_quota quota;
 	const char *err = NULL;
-	char *path = NULL;
+	char *path = NULL, *unique;
 	int rc;
 
-	if (local_root && priv_become(uid, gid) < 0) {
+	local_limits(maildir, &quota);
+	unique = maildir_unique(q->arrival_sec, q->arrival_usec, q->id,
+	    local_current.rcpt_index, NULL);
+	d.maildir = maildir;
+	d.prefix = prefix;
+	d.src_fd = q->fd;
+	d.off = q->content_off;
+	d.len = q->content_len;
+	d.unique = unique;
+	d.check_cur = local_current.recovered;
+	d.quota = &quota;
+	d.batch = &local_current.batch;
+	if (local_become(uid, gid) < 0) {
 		local_set(res, "defer", "4.3.0", "cannot switch to uid %ld: %s",
 		    (long)uid, strerror(errno));
 		if (priv_restore() < 0)
 			msg_fatal("cannot return to root privileges: %m");
+		local_kept = 0;
+		free(unique);
 		return;
 	}
-	rc = maildir_deliver(maildir, prefix, q->fd, q->content_off,
-	    q->content_len, &path, &err);
-	if (rc < 0)
+	rc = maildir_deliver(&d, &path, &err);
+	local_unbecome();
+	if (rc == MAILDIR_ERROR) {
 		local_set(res, "defer", "4.3.0", "%s", err);
-	if (local_root && priv_restore() < 0)
-		msg_fatal("cannot return to root privileges: %m");
-	if (rc == 0) {
-		local_set(res, "sent", "2.0.0", "delivered to maildir");
+	} else if (rc == MAILDIR_FULL) {
+		if (var_quota_full_tempfail)
+			local_set(res, "defer", "4.2.2", "mailbox full");
+		else
+			local_set(res, "bounce", "5.2.2", "mailbox full");
 		res->where = xstrdup(maildir);
-		msg_debug("%s: stored as %s", q->id, path);
+	} else {
+		local_set(res, "sent", "2.0.0", "%s",
+		    rc == MAILDIR_EXISTS ? "already delivered to maildir"
+		                         : "delivered to maildir");
+		res->where = xstrdup(maildir);
+		msg_debug("%s: %s %s", q->id,
+		    rc == MAILDIR_EXISTS ? "found earlier copy" : "stored as",
+		    path);
 	}
 	free(path);
+	free(unique);
 }
 
 /* getpwnam() tells "no such user" by NULL with one of these errnos. */
@@ -758,6 +894,8 @@ local_request(const struct attr_list *req, struct buf *reply)
 		msg_panic("%s: reply does not fit a frame", id);
 	for (i = 0; i < n && !bad; i++) {
 		memset(&res, 0, sizeof(res));
+		/* The recipient's maildir name and batch (local_store). */
+		local_current_set(req, idx[i]);
 		if (ok)
 			local_rcpt(&m, idx[i], &res);
 		else
@@ -771,6 +909,7 @@ local_request(const struct attr_list *req, struct buf *reply)
 			msg_panic("%s: reply does not fit a frame", id);
 		free(res.where);
 	}
+	local_current_end(); /* new/ fsync'd before the reply (local_store) */
 	if (!bad && attr_frame_end(reply) < 0)
 		msg_panic("%s: reply does not fit a frame", id);
 	qfile_close(&q);
@@ -844,6 +983,8 @@ local_init(struct event_loop *loop)
 	local_queue_owner = owner.uid;
 	priv_user_free(&owner);
 	local_vmail_known = priv_lookup_user(var_vmail_user, &local_vmail) == 0;
+	/* Once now, not per message: names carry the host name. */
+	free(maildir_unique(0, 0, "", 0, NULL));
 	if (!local_vmail_known)
 		msg_warn("vmail_user %s does not exist: virtual mail will be "
 		         "deferred",

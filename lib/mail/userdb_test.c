@@ -52,6 +52,17 @@ get_file(const char *name)
 	return buf_steal(&b);
 }
 
+/* yescrypt where libxcrypt has it, else SHA512-CRYPT. */
+static int
+new_hash(const char *stored)
+{
+	if (strncmp(stored, "{CRYPT}$y$", 10) == 0)
+		return 1;
+	/* $6$ + 16 salt characters + '$' + 86 hash characters */
+	return strncmp(stored, "{SHA512-CRYPT}$6$", 17) == 0 &&
+	       strlen(stored) == 14 + 3 + 16 + 1 + 86;
+}
+
 static void
 test_setup(void)
 {
@@ -73,9 +84,7 @@ test_add_verify(void)
 	CHECK(e != NULL);
 	if (e != NULL) {
 		CHECK_STR(e->name, "alice@example.test");
-		CHECK(strncmp(e->password, "{SHA512-CRYPT}$6$", 17) == 0);
-		/* $6$ + 16 salt characters + '$' + 86 hash characters */
-		CHECK_INT(strlen(e->password), 14 + 3 + 16 + 1 + 86);
+		CHECK(new_hash(e->password));
 		CHECK_STR(e->rest, ":::::");
 		CHECK_INT(userdb_verify(e, "s3cret:pw"), 1);
 		CHECK_INT(userdb_verify(e, "s3cret:pW"), 0);
@@ -241,8 +250,9 @@ test_round_trip(void)
 	CHECK_INT(st.st_mode & 07777, 0644);
 
 	text = get_file("mailboxes");
-	CHECK_STR(text, "bob@example.test\nroot\neve@example.test\n"
-	                "new@example.test\n");
+	/* Bob's quota rule reaches the list; no hash does. */
+	CHECK_STR(text, "bob@example.test\tquota=1073741824S\nroot\n"
+	                "eve@example.test\nnew@example.test\n");
 	free(text);
 	text = get_file("users");
 	CHECK(strncmp(text,
@@ -250,12 +260,12 @@ test_round_trip(void)
 	          "userdb_quota_rule=*:storage=1G\n"
 	          "root:{CRYPT}*\n"
 	          "eve@example.test:{CRYPT}abc\n"
-	          "new@example.test:{SHA512-CRYPT}$6$",
+	          "new@example.test:{",
 	          strlen("bob@example.test:{PLAIN}x:1000:1000::/home/bob::"
 	                 "userdb_quota_rule=*:storage=1G\n"
 	                 "root:{CRYPT}*\n"
 	                 "eve@example.test:{CRYPT}abc\n"
-	                 "new@example.test:{SHA512-CRYPT}$6$")) == 0);
+	                 "new@example.test:{")) == 0);
 	CHECK(strstr(text, "#") == NULL);
 	CHECK(strlen(text) > 7 &&
 	      strcmp(text + strlen(text) - 7, "::::::\n") == 0);
@@ -352,6 +362,160 @@ test_list(void)
 }
 
 static void
+test_passwd(void)
+{
+	struct userdb db = {0};
+	const char *error;
+	char *old;
+
+	CHECK_INT(userdb_add(&db, "p@example.test", "first", &error), 0);
+	old = xstrdup(db.v[0].password);
+	CHECK_INT(
+	    userdb_set_password(&db, "P@example.test", "second", &error), 0);
+	CHECK(strcmp(old, db.v[0].password) != 0);
+	CHECK(new_hash(db.v[0].password));
+	CHECK_INT(userdb_verify(&db.v[0], "second"), 1);
+	CHECK_INT(userdb_verify(&db.v[0], "first"), 0);
+	CHECK_STR(db.v[0].rest, ":::::");
+	CHECK_INT(userdb_set_password(&db, "q@example.test", "x", &error), -1);
+	CHECK_INT(
+	    userdb_set_password(&db, "p@example.test", "a\nb", &error), -1);
+	CHECK_INT(userdb_verify(&db.v[0], "second"), 1);
+	free(old);
+	userdb_free(&db);
+}
+
+static void
+test_limits(void)
+{
+	static const struct {
+		const char *rest;
+		long long bytes, count;
+	} cases[] = {
+	    {"", -1, -1},
+	    {":::::", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=100M", 100LL << 20, -1},
+	    {":::::userdb_quota_rule=*:storage=100", 102400, -1},
+	    {":::::userdb_quota_rule=*:storage=7B", 7, -1},
+	    {":::::userdb_quota_rule=*:storage=2t", 2LL << 40, -1},
+	    {":::::userdb_quota_rule=*:bytes=1000", 1000, -1},
+	    {":::::userdb_quota_rule=*:storage=1G userdb_quota_rule2=*:messages=1000",
+	        1LL << 30, 1000},
+	    {":::::quota_rule=*:storage=1K:messages=5", 1024, 5},
+	    {"1000:1000::/home/x::userdb_quota_rule=?:storage=0", 0, -1},
+	    /* Folders' rules, relative and odd limits count for nothing. */
+	    {":::::userdb_quota_rule=Trash:storage=10M", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=+10M", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=10%", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=10X", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=", -1, -1},
+	    {":::::userdb_quota_rule=*:storage=99999999999999999999", -1, -1},
+	    {":::::userdb_quota_rulex=*:storage=1", -1, -1},
+	    {":::::userdb_mail=maildir:~/x userdb_quota_rule3=*:messages=9", -1,
+	        9},
+	    /* A colon-rich home: the extra fields start at the sixth. */
+	    {"1:2:g:/h:/s:userdb_quota_rule=*:messages=3", -1, 3},
+	    {"1:2:g:userdb_quota_rule=*:messages=3", -1, -1},
+	};
+	struct userdb_entry e = {0};
+	struct userdb_limits l;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		e.rest = (char *)cases[i].rest;
+		userdb_entry_limits(&e, &l);
+		if (l.bytes != cases[i].bytes || l.count != cases[i].count) {
+			printf("# \"%s\": got %lld %lld\n", cases[i].rest,
+			    (long long)l.bytes, (long long)l.count);
+			CHECK(0);
+		}
+	}
+}
+
+static void
+test_set_limits(void)
+{
+	static const struct {
+		const char *rest;
+		long long bytes, count;
+		const char *want;
+	} cases[] = {
+	    {":::::", 100LL << 20, 1000,
+	        ":::::userdb_quota_rule=*:storage=100M "
+	        "userdb_quota_rule2=*:messages=1000"},
+	    {"", 12345, -1, ":::::userdb_quota_rule=*:storage=12345B"},
+	    {"1:2", -1, 5, "1:2::::userdb_quota_rule=*:messages=5"},
+	    {":::::userdb_quota_rule=*:storage=1G", -1, -1, ":::::"},
+	    {":::::userdb_quota_rule=*:storage=1G", 0, -1,
+	        ":::::userdb_quota_rule=*:storage=0"},
+	    {"1000:1000::/home/b::userdb_mail=x userdb_quota_rule=*:storage=1G "
+	     "userdb_quota_rule2=Trash:ignore userdb_quota_rule3=*:messages=5",
+	        1LL << 30, -1,
+	        "1000:1000::/home/b::userdb_quota_rule=*:storage=1G "
+	        "userdb_quota_rule2=Trash:ignore userdb_mail=x"},
+	    {":::::quota_rule=*:storage=1G", 2048, 3,
+	        ":::::userdb_quota_rule=*:storage=2K "
+	        "userdb_quota_rule2=*:messages=3"},
+	};
+	struct userdb db = {0};
+	struct userdb_limits l;
+	const char *error;
+	size_t i;
+
+	CHECK_INT(userdb_add(&db, "l@example.test", "pw", &error), 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		free(db.v[0].rest);
+		db.v[0].rest = xstrdup(cases[i].rest);
+		l.bytes = cases[i].bytes;
+		l.count = cases[i].count;
+		CHECK_INT(
+		    userdb_set_limits(&db, "L@example.test", &l, &error), 0);
+		CHECK_STR(db.v[0].rest, cases[i].want);
+		/* What was set reads back. */
+		userdb_entry_limits(&db.v[0], &l);
+		CHECK_INT(l.bytes, cases[i].bytes);
+		if (strstr(cases[i].rest, "messages=5") == NULL ||
+		    cases[i].count >= 0)
+			CHECK_INT(l.count, cases[i].count);
+	}
+	CHECK_INT(userdb_set_limits(&db, "x@example.test", &l, &error), -1);
+	userdb_free(&db);
+}
+
+static void
+test_list_quota(void)
+{
+	struct userdb_limits l;
+	const char *error;
+	char *list = tpath("qlist");
+
+	put_file("qlist", "a@example.test\tquota=1000S,5C\n"
+	                  "b@example.test quota=0S future=1\n"
+	                  "c@example.test\tquota=7C\n"
+	                  "d@example.test\tquota=bad\n"
+	                  "E@example.test\n");
+	CHECK_INT(userdb_list_lookup(list, "A@example.test", &l, &error), 1);
+	CHECK_INT(l.bytes, 1000);
+	CHECK_INT(l.count, 5);
+	CHECK_INT(userdb_list_lookup(list, "b@example.test", &l, &error), 1);
+	CHECK_INT(l.bytes, 0);
+	CHECK_INT(l.count, -1);
+	CHECK_INT(userdb_list_lookup(list, "c@example.test", &l, &error), 1);
+	CHECK_INT(l.bytes, -1);
+	CHECK_INT(l.count, 7);
+	CHECK_INT(userdb_list_lookup(list, "d@example.test", &l, &error), 1);
+	CHECK_INT(l.bytes, -1);
+	CHECK_INT(l.count, -1);
+	CHECK_INT(userdb_list_lookup(list, "e@example.test", &l, &error), 1);
+	CHECK_INT(l.bytes, -1);
+	CHECK_INT(userdb_list_lookup(list, "f@example.test", &l, &error), 0);
+	/* Old readers' question still has its answer. */
+	CHECK_INT(userdb_list_contains(list, "a@example.test", &error), 1);
+	CHECK_INT(userdb_list_contains(list, "quota=1000S,5C", &error), 0);
+	free(list);
+}
+
+static void
 test_cleanup(void)
 {
 	CHECK_INT(unit_rmtree(test_root), 0);
@@ -360,4 +524,6 @@ test_cleanup(void)
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_add_verify),
     UNIT_CASE(test_names), UNIT_CASE(test_schemes), UNIT_CASE(test_stray_cr),
     UNIT_CASE(test_round_trip), UNIT_CASE(test_load_errors),
-    UNIT_CASE(test_list), UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_list), UNIT_CASE(test_passwd), UNIT_CASE(test_limits),
+    UNIT_CASE(test_set_limits), UNIT_CASE(test_list_quota),
+    UNIT_CASE(test_cleanup))
