@@ -23,6 +23,7 @@ USERS = 6
 MAX_RCPTS = 3
 KILL_MIN, KILL_MAX = 0.2, 1.5
 DRAIN_TIMEOUT = 600
+DRAIN_KILLS = 40
 
 
 def message_id_of(data):
@@ -81,7 +82,18 @@ class CrashTest(TernTestCase):
         for th in threads:
             th.start()
         kills = collections.Counter()
-        while any(th.is_alive() for th in threads):
+        expected = sum(len(r) for _, r in plan)
+
+        def stored():
+            return sum(harness.maildir_count(t.virtual_maildir(u))
+                       for u in users)
+        # Kills go on while mail is sent and while it drains, a bounded
+        # number of times.
+        drain_kills = 0
+        while any(th.is_alive() for th in threads) or (
+                drain_kills < DRAIN_KILLS and stored() < expected):
+            if not any(th.is_alive() for th in threads):
+                drain_kills += 1
             time.sleep(rng.uniform(KILL_MIN, KILL_MAX))
             victims = rng.choice((["qmgr"], ["local"], ["qmgr", "local"]))
             for prog in victims:
