@@ -57,10 +57,6 @@
 /* Bytes of a bad protocol token that are logged. */
 #define LOCAL_TOKEN_LOG_MAX    64
 #define LOCAL_MS_PER_SEC       1000
-#define LOCAL_DELAY_MIN        0.01
-#define LOCAL_DELAY_WIDE       10.0
-#define LOCAL_DELAY_SIZE       32
-#define LOCAL_USEC_PER_SEC     1e6
 #define LOCAL_RETURN_PATH      "Return-Path: <"
 #define LOCAL_DELIVERED_TO_NAME "Delivered-To"
 #define LOCAL_DELIVERED_TO     LOCAL_DELIVERED_TO_NAME ": "
@@ -95,26 +91,6 @@ local_set(struct local_result *res, const char *result, const char *dsn,
 	va_start(ap, fmt);
 	vsnprintf(res->text, sizeof(res->text), fmt, ap);
 	va_end(ap);
-}
-
-/* Postfix-style delay: "0.04", "1.2", "37". */
-static void
-local_delay(const struct qfile *q, char *out, size_t n)
-{
-	struct timeval now;
-	double d;
-
-	gettimeofday(&now, NULL);
-	d = (double)(now.tv_sec - q->arrival_sec) +
-	    (double)(now.tv_usec - q->arrival_usec) / LOCAL_USEC_PER_SEC;
-	if (d < LOCAL_DELAY_MIN)
-		snprintf(out, n, "0");
-	else if (d < 1)
-		snprintf(out, n, "%.2f", d);
-	else if (d < LOCAL_DELAY_WIDE)
-		snprintf(out, n, "%.1f", d);
-	else
-		snprintf(out, n, "%.0f", d);
 }
 
 /* A control byte in an address must not start a header. */
@@ -400,11 +376,11 @@ local_status_word(const char *result)
 void
 local_leaf_done(struct local_rcpt *lr, const struct local_result *res)
 {
-	char delay[LOCAL_DELAY_SIZE];
+	char delay[QFILE_DELAY_SIZE];
 	char orig[ADDR_PATH_MAX + sizeof(", orig_to=<>")] = "";
 
 	lr->leaves++;
-	local_delay(lr->msg->q, delay, sizeof(delay));
+	qfile_delay(lr->msg->q, delay, sizeof(delay));
 	if (lr->orig_to != NULL)
 		snprintf(orig, sizeof(orig), ", orig_to=<%s>",
 		    log_sanitize(lr->orig_to, ADDR_PATH_MAX));
@@ -794,7 +770,7 @@ static void
 local_rcpt(struct local_msg *m, int i, struct local_result *res)
 {
 	const char *addr = m->q->rcpts[i].addr;
-	char delay[LOCAL_DELAY_SIZE];
+	char delay[QFILE_DELAY_SIZE];
 	struct resolve_result r;
 
 	if (resolve_address(addr, &r) == 0 && r.class == RESOLVE_LOCAL) {
@@ -812,7 +788,7 @@ local_rcpt(struct local_msg *m, int i, struct local_result *res)
 		    "remote delivery is not available yet");
 	resolve_free(&r);
 	res->action = strcmp(res->result, "sent") == 0 ? "delivered" : "";
-	local_delay(m->q, delay, sizeof(delay));
+	qfile_delay(m->q, delay, sizeof(delay));
 	msg_info("%s: to=<%s>, relay=local, delay=%s, dsn=%s, status=%s "
 	         "(%s%s%s)",
 	    m->id, log_sanitize(addr, ADDR_PATH_MAX), delay, res->dsn,

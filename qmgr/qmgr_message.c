@@ -40,10 +40,6 @@
 #include "mail/status_log.h"
 #include "qmgr.h"
 
-#define QMGR_DELAY_MIN    0.01
-#define QMGR_DELAY_WIDE   10.0
-#define QMGR_DELAY_SIZE   32
-#define QMGR_USEC_PER_SEC 1e6
 #define QMGR_TEXT_MAX     512
 
 struct qmgr_msg *
@@ -70,33 +66,13 @@ qmgr_message_free(struct qmgr_msg *m)
 	free(m);
 }
 
-/* Postfix-style delay: "0.04", "1.2", "37". */
-static void
-qmgr_delay(const struct qfile *q, char *out, size_t n)
-{
-	struct timeval now;
-	double d;
-
-	gettimeofday(&now, NULL);
-	d = (double)(now.tv_sec - q->arrival_sec) +
-	    (double)(now.tv_usec - q->arrival_usec) / QMGR_USEC_PER_SEC;
-	if (d < QMGR_DELAY_MIN)
-		snprintf(out, n, "0");
-	else if (d < 1)
-		snprintf(out, n, "%.2f", d);
-	else if (d < QMGR_DELAY_WIDE)
-		snprintf(out, n, "%.1f", d);
-	else
-		snprintf(out, n, "%.0f", d);
-}
-
 void
 qmgr_message_log(const struct qmgr_msg *m, int i, const char *relay,
     const char *dsn, const char *status, const char *text)
 {
-	char delay[QMGR_DELAY_SIZE];
+	char delay[QFILE_DELAY_SIZE];
 
-	qmgr_delay(&m->q, delay, sizeof(delay));
+	qfile_delay(&m->q, delay, sizeof(delay));
 	msg_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)",
 	    m->q.id, log_sanitize(m->q.rcpts[i].addr, ADDR_PATH_MAX), relay,
 	    delay, dsn, status, log_sanitize(text, QMGR_TEXT_MAX));
@@ -226,26 +202,16 @@ qmgr_message_lost(struct qmgr_msg *m, const int *rcpts, int n, const char *why)
 	}
 }
 
-/* The recipient's NOTIFY lets a notice of this kind through. */
+/* Recipients of m in state st whose NOTIFY asks for kind (-1: any). */
 static int
-qmgr_notify_wants(unsigned notify, unsigned what)
-{
-	if ((notify & QRCPT_NOTIFY_NEVER) != 0)
-		return 0;
-	if (notify == 0)
-		return what != QRCPT_NOTIFY_SUCCESS;
-	return (notify & what) != 0;
-}
-
-/* Recipients of m in state st whose NOTIFY asks for what (0: any). */
-static int
-qmgr_collect(const struct qmgr_msg *m, int st, unsigned what, int *out)
+qmgr_collect(const struct qmgr_msg *m, int st, int kind, int *out)
 {
 	int i, n = 0;
 
 	for (i = 0; i < m->q.nrcpt; i++)
 		if (m->state[i] == st &&
-		    (what == 0 || qmgr_notify_wants(m->q.rcpts[i].notify, what)))
+		    (kind < 0 || dsn_notify_wants(m->q.rcpts[i].notify,
+		                     (enum dsn_kind)kind)))
 			out[n++] = i;
 	return n;
 }
@@ -326,12 +292,12 @@ qmgr_bounce(struct qmgr_msg *m, const struct status_log *log, int *rcpts)
 	int n;
 
 	if (*m->q.sender != '\0') {
-		n = qmgr_collect(m, QMGR_RCPT_FAILED, QRCPT_NOTIFY_FAILURE, rcpts);
+		n = qmgr_collect(m, QMGR_RCPT_FAILED, DSN_FAILED, rcpts);
 		return n == 0 ? 0
 		              : qmgr_notice(m, DSN_FAILED, rcpts, n, log,
 		                    m->q.sender, "sender non-delivery");
 	}
-	n = qmgr_collect(m, QMGR_RCPT_FAILED, 0, rcpts);
+	n = qmgr_collect(m, QMGR_RCPT_FAILED, -1, rcpts);
 	if (n == 0)
 		return 0;
 	if (kind != NULL && strcmp(kind, DSN_NOTICE_2BOUNCE) == 0) {
@@ -380,7 +346,7 @@ qmgr_delay_warning(struct qmgr_msg *m, const struct status_log *log,
 	if (var_delay_warning_time == 0 || age < var_delay_warning_time ||
 	    m->q.warn_off == 0 || m->q.warned || *m->q.sender == '\0')
 		return;
-	n = qmgr_collect(m, QMGR_RCPT_DEFERRED, QRCPT_NOTIFY_DELAY, rcpts);
+	n = qmgr_collect(m, QMGR_RCPT_DEFERRED, DSN_DELAYED, rcpts);
 	if (n > 0 && qmgr_notice(m, DSN_DELAYED, rcpts, n, log, m->q.sender,
 	                 "sender delay") < 0)
 		return;

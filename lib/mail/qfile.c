@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -748,4 +749,23 @@ qfile_tmp_stale(int dirfd, const char *name, time_t min_age)
 	}
 	close(fd);
 	return stale;
+}
+
+void
+qfile_delay(const struct qfile *q, char *out, size_t n)
+{
+	struct timeval now;
+	double d;
+
+	gettimeofday(&now, NULL);
+	d = (double)(now.tv_sec - q->arrival_sec) +
+	    (double)(now.tv_usec - q->arrival_usec) / 1e6;
+	if (d < 0.01)
+		snprintf(out, n, "0");
+	else if (d < 1)
+		snprintf(out, n, "%.2f", d);
+	else if (d < 10)
+		snprintf(out, n, "%.1f", d);
+	else
+		snprintf(out, n, "%.0f", d);
 }

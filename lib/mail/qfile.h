@@ -161,5 +161,8 @@ int qfile_mark_warned(struct qfile *q, const char **error_r);
 /* fsync of the file after marks. 0 or -1. */
 int qfile_sync(struct qfile *q, const char **error_r);
 void qfile_close(struct qfile *q);
+/* Time since arrival as Postfix logs it: "0", "0.04", "1.2", "37". */
+#define QFILE_DELAY_SIZE 32
+void qfile_delay(const struct qfile *q, char *out, size_t n);
 
 #endif

@@ -338,6 +338,22 @@ class RetryTest(TernTestCase):
         t.wait_for_log(r"%s: removed" % qid)
 
 
+class CheckTest(TernTestCase):
+    """tern check refuses backoff times that contradict each other."""
+
+    def test_minimal_backoff_above_maximal_is_refused(self):
+        t = self.tern
+        t.conf_set(minimal_backoff_time="2h", maximal_backoff_time="1h")
+        try:
+            r = t.check()
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("minimal_backoff_time", r.stderr)
+        finally:
+            t.conf_set(minimal_backoff_time="300",
+                       maximal_backoff_time="4000")
+        self.assertEqual(t.check().returncode, 0)
+
+
 class CorruptTest(TernTestCase):
     """Files that cannot be messages go to corrupt/, with a log line."""
 
