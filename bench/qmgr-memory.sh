@@ -41,7 +41,7 @@ trap 'exit 130' INT TERM
 base=$((20000 + RANDOM % 30000))
 "$tern" -c "$dir" init --port-base "$base" >/dev/null
 for kv in smtpd_greet_pause=0 relay_domains=down.test \
-	"transport_maps=inline:{ down.test=retry:4.4.1 destination is down }" \
+	"transport_maps=inline:{ { down.test = retry:4.4.1 destination is down } }" \
 	minimal_backoff_time=1h maximal_backoff_time=2h queue_run_delay=1h \
 	delay_warning_time=0; do
 	"$ternconf" -c "$dir" -e "$kv"
