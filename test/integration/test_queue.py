@@ -338,6 +338,29 @@ class RetryTest(TernTestCase):
         t.wait_for_log(r"%s: removed" % qid)
 
 
+class ClockStepTest(TernTestCase):
+    """A retry time further ahead than maximal_backoff_time can only come
+    from a clock stepped backwards: such a message is due at once instead
+    of waiting for the clock to catch up."""
+
+    @classmethod
+    def configure(cls, tern):
+        tern.conf_set(**FAST_RETRY)
+
+    def test_retry_time_from_before_a_clock_step_is_due(self):
+        t = self.tern
+        rcpt = new_addr("step")
+        t.add_user(rcpt, "pw")
+        data = queue_file("s@example.org", [(rcpt, b"R")],
+                          b"Subject: step\r\n\r\nbody\r\n")
+        qid = place_queue_file(t, "deferred", data)
+        later = os.path.getmtime(os.path.join(t.queue_dir, "deferred", qid))
+        later += 10 * 86400
+        os.utime(os.path.join(t.queue_dir, "deferred", qid), (later, later))
+        t.wait_for_maildir(t.virtual_maildir(rcpt), 1)
+        t.wait_for_log(r"%s: removed" % qid)
+
+
 class CheckTest(TernTestCase):
     """tern check refuses backoff times that contradict each other."""
 
