@@ -491,6 +491,7 @@ static int
 local_virtual_mailbox(const struct resolve_result *r, const char *addr,
     char **maildir_r, char **top_r, struct local_result *res)
 {
+	char *base, *local, *domain;
 	const char *err;
 	int found, tempfail = 1;
 
@@ -499,9 +500,32 @@ local_virtual_mailbox(const struct resolve_result *r, const char *addr,
 	if (virtual_mailbox_active())
 		found = virtual_mailbox_find(
 		    addr, maildir_r, top_r, &tempfail, &err);
-	else
+	else {
 		found =
 		    userdb_list_contains(var_virtual_mailbox_list, addr, &err);
+		/* user+ext@domain goes to user@domain's mailbox. */
+		if (found == 0 && (base = addr_strip_extension(addr)) != NULL) {
+			found = userdb_list_contains(
+			    var_virtual_mailbox_list, base, &err);
+			if (found > 0 && addr_split(base, &local, &domain) == 0) {
+				*maildir_r = resolve_virtual_maildir(local, domain);
+				*top_r = xasprintf("%s/%s",
+				    var_virtual_mailbox_base, domain);
+				free(local);
+				free(domain);
+				if (*maildir_r == NULL) {
+					free(*top_r);
+					*top_r = NULL;
+					found = -2;
+				}
+			}
+			free(base);
+		}
+	}
+	if (found == -2) {
+		local_set(res, "bounce", "5.1.3", "unusable mailbox name");
+		return 0;
+	}
 	if (found < 0) {
 		/* A table's mailbox path that cannot be used is the
 		 * admin's to fix: the mail waits. */

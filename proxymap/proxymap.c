@@ -133,6 +133,14 @@ static enum lookup_status
 lookup_virtual(const char *key, const char **text_r)
 {
 	int found = userdb_list_contains(var_virtual_mailbox_list, key, text_r);
+	char *base;
+
+	/* user+ext@domain is user@domain's mailbox (local delivers it so). */
+	if (found == 0 && (base = addr_strip_extension(key)) != NULL) {
+		found = userdb_list_contains(var_virtual_mailbox_list, base,
+		    text_r);
+		free(base);
+	}
 
 	if (found < 0) {
 		msg_warn("%s", *text_r);

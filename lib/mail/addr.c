@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "mail/addr.h"
+#include "mail/params.h"
 
 #define ADDR_LABEL_MAX    63 /* RFC 1035 2.3.4 */
 #define ADDR_LITERAL_MAX  64 /* longest text inside [ ] we try */
@@ -337,4 +338,19 @@ addr_fold(const char *addr)
 	free(local);
 	free(domain);
 	return out;
+}
+
+char *
+addr_strip_extension(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t local = at != NULL ? (size_t)(at - addr) : strlen(addr);
+	size_t n;
+
+	if (*var_recipient_delimiter == '\0')
+		return NULL;
+	n = strcspn(addr, var_recipient_delimiter);
+	if (n == 0 || n >= local)
+		return NULL;
+	return xasprintf("%.*s%s", (int)n, addr, at != NULL ? at : "");
 }

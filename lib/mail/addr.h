@@ -54,5 +54,11 @@ char *addr_local_fold(const char *local);
 char *addr_fold(const char *addr);
 /* 1 if s is a syntactically valid domain or address literal [1.2.3.4]. */
 int addr_domain_valid(const char *s);
+/*
+ * "user+ext@domain" without its extension ("user@domain"), split at the
+ * first of $recipient_delimiter's characters in the local part; NULL when
+ * there is none (or nothing before it). Caller frees.
+ */
+char *addr_strip_extension(const char *addr);
 
 #endif

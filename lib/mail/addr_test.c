@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "mail/addr.h"
+#include "mail/params.h"
 
 #define REPEAT_MAX 512
 
@@ -390,6 +391,30 @@ test_domain(void)
 	free(s);
 }
 
+static void
+test_strip_extension(void)
+{
+	char *s;
+
+	var_recipient_delimiter = "+";
+	s = addr_strip_extension("alice+lists@example.test");
+	CHECK_STR(s, "alice@example.test");
+	free(s);
+	s = addr_strip_extension("alice+a+b");
+	CHECK_STR(s, "alice");
+	free(s);
+	CHECK(addr_strip_extension("alice@example.test") == NULL);
+	CHECK(addr_strip_extension("+x@example.test") == NULL);
+	/* A delimiter in the domain is not an extension. */
+	CHECK(addr_strip_extension("alice@ex+ample.test") == NULL);
+	var_recipient_delimiter = "-+";
+	s = addr_strip_extension("bob-owner@example.test");
+	CHECK_STR(s, "bob@example.test");
+	free(s);
+	var_recipient_delimiter = "";
+	CHECK(addr_strip_extension("alice+x@example.test") == NULL);
+}
+
 UNIT_MAIN(UNIT_CASE(test_good), UNIT_CASE(test_bad), UNIT_CASE(test_lengths),
     UNIT_CASE(test_split), UNIT_CASE(test_utf8), UNIT_CASE(test_fold),
-    UNIT_CASE(test_domain))
+    UNIT_CASE(test_domain), UNIT_CASE(test_strip_extension))

@@ -709,13 +709,18 @@ virtual_mailbox_find(const char *addr, char **maildir_r, char **top_r,
 {
 	const struct map *m;
 	const char *err, *why, *at;
-	char *key = addr_fold(addr), *value = NULL, *v;
+	char *key = addr_fold(addr), *value = NULL, *v, *base;
 	size_t first;
 	int r;
 
 	*tempfail_r = 0;
 	va_ensure();
 	r = va_find(&vt.mailbox, key, 0, &value, &m, &err);
+	/* user+ext@domain: user@domain's mailbox, before the catch-all. */
+	if (r == 0 && (base = addr_strip_extension(key)) != NULL) {
+		r = va_find(&vt.mailbox, base, 0, &value, &m, &err);
+		free(base);
+	}
 	if (r == 0 && (at = strrchr(key, '@')) != NULL)
 		r = va_find(&vt.mailbox, at, 1, &value, &m, &err);
 	free(key);

@@ -5,6 +5,7 @@ it (ternuser, ternconf). Every failure defers and retries; none bounces,
 loses or repeats a delivery that was recorded."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -34,6 +35,29 @@ def block_maildir(maildir):
     shutil.rmtree(maildir, ignore_errors=True)
     with open(maildir, "w") as f:
         f.write("not a maildir\n")
+
+
+class PlusAddressTest(TernTestCase):
+    """user+tag@ a virtual domain is accepted at RCPT and lands in user's
+    mailbox, as user+tag@ a local domain does (recipient_delimiter)."""
+
+    def test_virtual_user_with_extension(self):
+        t = self.tern
+        user = new_addr("plus")
+        t.add_user(user, "pw")
+        local, domain = user.split("@")
+        tagged = "%s+lists@%s" % (local, domain)
+        _, msg = make_message(SENDER, tagged)
+        qid = smtp_send(t.smtp_port, SENDER, [tagged], msg)
+        t.wait_for_maildir(t.virtual_maildir(user), 1)
+        t.wait_for_log(r"%s: to=<%s>, relay=local.*status=sent"
+                       % (qid, re.escape(tagged)))
+        # Without the user the tag means nothing: refused at RCPT.
+        with harness.SmtpConn(t.smtp_port) as c:
+            c.cmd("EHLO client.example.org")
+            c.cmd("MAIL FROM:<%s>" % SENDER)
+            code, _ = c.cmd("RCPT TO:<nobody%s+lists@%s>" % (local, domain))
+            self.assertEqual(code, 550)
 
 
 class DeferTest(TernTestCase):
