@@ -17,9 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -66,32 +64,17 @@ static void
 local_notify_qmgr(const char *id)
 {
 	char *path = queue_path(QUEUE_PRIVATE, LOCAL_QMGR_SERVICE);
-	struct timeval tv = {LOCAL_NOTIFY_TIMEOUT, 0};
-	struct sockaddr_un sun;
+	const char *err;
 	struct buf frame;
-	int fd = -1;
 
 	buf_init(&frame, LOCAL_NOTIFY_MAX);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		msg_debug("%s: socket path too long", path);
-		goto out;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	attr_frame_begin(&frame);
 	if (attr_put_str(&frame, "request", "new") < 0 ||
 	    attr_put_str(&frame, "queue_id", id) < 0 ||
 	    attr_frame_end(&frame) < 0)
 		msg_panic("qmgr notice: frame too small");
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    file_write_all(fd, frame.data, frame.len) < 0)
-		msg_debug("%s: cannot tell qmgr about %s: %m", path, id);
-out:
-	if (fd >= 0)
-		close(fd);
+	if (attr_notice_send(path, &frame, LOCAL_NOTIFY_TIMEOUT, &err) < 0)
+		msg_debug("cannot tell qmgr about %s: %s", id, err);
 	buf_free(&frame);
 	free(path);
 }

@@ -98,6 +98,12 @@ void qmgr_message_lost(struct qmgr_msg *m, const int *rcpts, int n,
     const char *why);
 /* One entry of m finished; the last one ends the pass. */
 void qmgr_message_entry_done(struct qmgr_msg *m);
+/*
+ * One recipient's answer from qmgr itself (a built-in transport, a dead
+ * destination, a transport that is down): logs it and records it.
+ */
+void qmgr_message_answer(struct qmgr_msg *m, int i, char status,
+    const char *dsn, const char *text, const char *action);
 /* Log line for a recipient no agent saw. */
 void qmgr_message_log(const struct qmgr_msg *m, int i, const char *relay,
     const char *dsn, const char *status, const char *text);

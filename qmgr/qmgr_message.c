@@ -78,20 +78,25 @@ qmgr_message_log(const struct qmgr_msg *m, int i, const char *relay,
 	    delay, dsn, status, log_sanitize(text, QMGR_TEXT_MAX));
 }
 
-static void
-qmgr_answer(struct qmgr_msg *m, int i, char status, const char *dsn,
-    const char *text)
+void
+qmgr_message_answer(struct qmgr_msg *m, int i, char status, const char *dsn,
+    const char *text, const char *action)
 {
 	struct qmgr_result r = {
 	    .rcpt = i,
 	    .status = status,
 	    .dsn = dsn,
 	    .text = text,
-	    .action = "",
+	    .action = action,
 	    .mta = "",
 	    .diag_type = "x-tern",
 	};
 
+	qmgr_message_log(m, i, "none", dsn,
+	    status == QREC_RCPT_DONE     ? "sent"
+	    : status == QREC_RCPT_FAILED ? "bounced"
+	                                 : "deferred",
+	    text);
 	qmgr_message_results(m, &r, 1);
 }
 
@@ -116,13 +121,10 @@ qmgr_message_load(struct qmgr_msg *m)
 		m->state[i] = QMGR_RCPT_QUEUED;
 		rc = route_address(m->q.rcpts[i].addr, &r, &err);
 		if (rc == -1) {
-			qmgr_message_log(
-			    m, i, "none", "5.1.3", "bounced", "bad address syntax");
-			qmgr_answer(m, i, QREC_RCPT_FAILED, "5.1.3",
-			    "bad address syntax");
+			qmgr_message_answer(m, i, QREC_RCPT_FAILED, "5.1.3",
+			    "bad address syntax", "");
 		} else if (rc == -2) {
-			qmgr_message_log(m, i, "none", "4.3.0", "deferred", err);
-			qmgr_answer(m, i, 0, "4.3.0", err);
+			qmgr_message_answer(m, i, 0, "4.3.0", err, "");
 		} else {
 			qmgr_transport_add(m, i, r.transport, r.nexthop);
 			route_free(&r);

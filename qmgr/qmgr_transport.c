@@ -46,7 +46,6 @@
 #define QMGR_MS_PER_SEC  1000
 /* Length of an enhanced status code with its separator: "5.1.1 ". */
 #define QMGR_DSN_MAX     16
-#define QMGR_TEXT_MAX    512
 /* Transports (names) a configuration can use; more is a mistake. */
 #define QMGR_TRANSPORTS_MAX 64
 
@@ -208,24 +207,6 @@ qmgr_split_dsn(const char *in, char cls, char *dsn, size_t n,
 	*text_r = in;
 }
 
-/* Answers for the built-in transports and for mail that cannot go now. */
-static void
-qmgr_answer(struct qmgr_msg *m, int rcpt, char status, const char *dsn,
-    const char *text, const char *action)
-{
-	struct qmgr_result r = {
-	    .rcpt = rcpt,
-	    .status = status,
-	    .dsn = dsn,
-	    .text = text,
-	    .action = action,
-	    .mta = "",
-	    .diag_type = "x-tern",
-	};
-
-	qmgr_message_results(m, &r, 1);
-}
-
 static void
 qmgr_builtin(struct qmgr_msg *m, int rcpt, struct qmgr_transport *t,
     const char *nexthop)
@@ -236,18 +217,16 @@ qmgr_builtin(struct qmgr_msg *m, int rcpt, struct qmgr_transport *t,
 	switch (t->builtin) {
 	case QMGR_ERROR:
 		qmgr_split_dsn(nexthop, '5', dsn, sizeof(dsn), &text);
-		qmgr_message_log(m, rcpt, "none", dsn, "bounced", text);
-		qmgr_answer(m, rcpt, QREC_RCPT_FAILED, dsn, text, "");
+		qmgr_message_answer(m, rcpt, QREC_RCPT_FAILED, dsn, text, "");
 		break;
 	case QMGR_RETRY:
 		qmgr_split_dsn(nexthop, '4', dsn, sizeof(dsn), &text);
-		qmgr_message_log(m, rcpt, "none", dsn, "deferred", text);
-		qmgr_answer(m, rcpt, 0, dsn, text, "");
+		qmgr_message_answer(m, rcpt, 0, dsn, text, "");
 		break;
 	default:
 		text = *nexthop != '\0' ? nexthop : "discarded";
-		qmgr_message_log(m, rcpt, "none", "2.0.0", "sent", text);
-		qmgr_answer(m, rcpt, QREC_RCPT_DONE, "2.0.0", text, "delivered");
+		qmgr_message_answer(
+		    m, rcpt, QREC_RCPT_DONE, "2.0.0", text, "delivered");
 		break;
 	}
 }
@@ -265,16 +244,12 @@ qmgr_transport_add(struct qmgr_msg *m, int rcpt, const char *transport,
 		return;
 	}
 	if (t->procs == 0 || t->down != NULL) {
-		qmgr_message_log(m, rcpt, "none", "4.3.0", "deferred",
-		    t->down_reason);
-		qmgr_answer(m, rcpt, 0, "4.3.0", t->down_reason, "");
+		qmgr_message_answer(m, rcpt, 0, "4.3.0", t->down_reason, "");
 		return;
 	}
 	d = qmgr_dest_get(t, nexthop);
 	if (d->dead_until != 0) {
-		qmgr_message_log(m, rcpt, "none", "4.4.1", "deferred",
-		    d->dead_reason);
-		qmgr_answer(m, rcpt, 0, "4.4.1", d->dead_reason, "");
+		qmgr_message_answer(m, rcpt, 0, "4.4.1", d->dead_reason, "");
 		return;
 	}
 	/* This message's open entry for d, if any and not full. */
@@ -379,9 +354,7 @@ qmgr_dest_defer_all(struct qmgr_dest *d, const char *dsn, const char *why)
 		if (d->head == NULL)
 			d->tail = NULL;
 		for (i = 0; i < e->n; i++) {
-			qmgr_message_log(e->msg, e->rcpts[i], "none", dsn,
-			    "deferred", why);
-			qmgr_answer(e->msg, e->rcpts[i], 0, dsn, why, "");
+			qmgr_message_answer(e->msg, e->rcpts[i], 0, dsn, why, "");
 		}
 		qmgr_entry_free(e);
 	}

@@ -14,8 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 
 #include "base/bytes.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -431,4 +436,34 @@ attr_write(struct stream *st, const struct buf *frame, int timeout_ms)
 	}
 	return stream_flush(
 	    st, timeout_ms < 0 ? timeout_ms : ms_left(deadline));
+}
+
+int
+attr_notice_send(const char *path, const struct buf *frame, int timeout_s,
+    const char **error_r)
+{
+	static char why[256];
+	struct timeval tv = {timeout_s, 0};
+	struct sockaddr_un sun;
+	int fd, ret = -1;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(why, sizeof(why), "%s: socket path too long", path);
+		*error_r = why;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    file_write_all(fd, frame->data, frame->len) < 0)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	*error_r = why;
+	return ret;
 }

@@ -87,4 +87,13 @@ enum stream_result attr_read(struct stream *st, struct attr_list *l,
 enum stream_result attr_write(struct stream *st, const struct buf *frame,
     int timeout_ms);
 
+/*
+ * Blocking, for commands and single-connection agents: connects to the
+ * UNIX socket path, writes frame (a notice: no reply is read) within
+ * timeout_s seconds, closes. The caller runs as whoever may follow path
+ * (never root inside the queue). 0, or -1 with *error_r.
+ */
+int attr_notice_send(const char *path, const struct buf *frame,
+    int timeout_s, const char **error_r);
+
 #endif
