@@ -19,8 +19,16 @@
  * c-ares 1.18 cannot cancel one query, so a cancelled or timed-out query
  * stays allocated (marked finished) until c-ares lets go of it.
  *
- * RFC 1035 (names, RR types), RFC 3596 (AAAA), RFC 7505 (null MX),
- * RFC 5782 (DNSBL names, in dns_reverse.c).
+ * c-ares 1.18 reports neither the TTL of MX and TXT records nor the SOA
+ * of a negative answer; dns_packet.c reads both from the raw packet. With
+ * them answers go into a small cache: a hash of (lower-cased name, type)
+ * with the entries also on a list in the order stored, so that the
+ * oldest goes first when it is full. A cache hit is a query that is done
+ * at once, delivered from the done list like any other answer.
+ *
+ * RFC 1035 (names, RR types, 7.3 caching), RFC 2308 (negative caching),
+ * RFC 3596 (AAAA), RFC 7505 (null MX), RFC 5782 (DNSBL names, in
+ * dns_reverse.c).
  */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -28,12 +36,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "base/event.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
 #include "dns/dns.h"
+#include "dns/dns_packet.h"
+#include "dns/dns_private.h"
 
 /* RFC 1035 3.2.4: class IN. */
 #define DNS_CLASS_IN         1
@@ -58,6 +69,28 @@
 #define DNS_QUOTE_MAX        64
 #define MS_PER_SEC           1000
 #define US_PER_MS            1000
+#define NS_PER_MS            1000000
+/* Hash buckets of the cache: a power of two, about DNS_CACHE_MAX. */
+#define DNS_CACHE_BUCKETS    1024
+/* FNV-1a, 32 bits. */
+#define DNS_FNV_OFFSET       2166136261u
+#define DNS_FNV_PRIME        16777619u
+
+/* One cached answer. */
+struct dns_cache_entry {
+	char *name; /* lower-cased, no trailing dot */
+	enum dns_type type;
+	uint32_t hash;
+	uint64_t stored_ms, expires_ms;
+	enum dns_status status; /* DNS_OK or DNS_NOTFOUND */
+	const char *error;      /* static text */
+	int nxdomain;
+	struct dns_rr *rr;
+	int n;
+	int truncated;
+	struct dns_cache_entry *hnext;       /* bucket chain */
+	struct dns_cache_entry *older, *newer; /* order stored */
+};
 
 /* One socket c-ares asked us to watch. */
 struct dns_watch {
@@ -83,6 +116,9 @@ struct dns_query {
 	struct dns_rr *rr;
 	int n;
 	int truncated;
+	int nxdomain;
+	uint32_t ttl;
+	int cached;
 	struct dns_query *prev, *next; /* d->queries: every allocated query */
 	struct dns_query *done_next;   /* d->done_head list */
 };
@@ -98,6 +134,10 @@ struct dns {
 	struct dns_query *done_head, *done_tail;
 	size_t ndone;
 	int *freed_r; /* set to 1 by dns_free() inside a user callback */
+	struct dns_child *children; /* dns_mx queries and the like */
+	struct dns_cache_entry *buckets[DNS_CACHE_BUCKETS];
+	struct dns_cache_entry *oldest, *newest;
+	size_t ncache;
 };
 
 static __thread char dns_error_buf[DNS_ERROR_MAX];
@@ -121,17 +161,47 @@ dns_status_str(enum dns_status status)
 /* --- queries: lifetime --- */
 
 static void
-dns_rr_free(struct dns_query *q)
+dns_rrs_free(struct dns_rr *rr, int n)
 {
 	int i;
 
-	for (i = 0; i < q->n; i++) {
-		free((char *)q->rr[i].mx_host);
-		free((char *)q->rr[i].txt);
+	for (i = 0; i < n; i++) {
+		free((char *)rr[i].mx_host);
+		free((char *)rr[i].txt);
 	}
-	free(q->rr);
+	free(rr);
+}
+
+static void
+dns_rr_free(struct dns_query *q)
+{
+	dns_rrs_free(q->rr, q->n);
 	q->rr = NULL;
 	q->n = 0;
+}
+
+/* A deep copy of n records, each TTL less age seconds. */
+static struct dns_rr *
+dns_rrs_copy(const struct dns_rr *rr, int n, uint32_t age)
+{
+	struct dns_rr *copy;
+	int i;
+
+	if (n == 0)
+		return NULL;
+	copy = xcalloc((size_t)n, sizeof(*copy));
+	for (i = 0; i < n; i++) {
+		copy[i] = rr[i];
+		copy[i].ttl = rr[i].ttl > age ? rr[i].ttl - age : 0;
+		if (rr[i].mx_host != NULL)
+			copy[i].mx_host = xstrdup(rr[i].mx_host);
+		if (rr[i].txt != NULL) {
+			copy[i].txt = xmalloc(rr[i].txt_len + 1);
+			memcpy((char *)copy[i].txt, rr[i].txt,
+			    rr[i].txt_len + 1);
+		}
+	}
+	return copy;
 }
 
 static void
@@ -174,6 +244,8 @@ dns_query_fail(struct dns_query *q, enum dns_status status, const char *error)
 	q->status = status;
 	q->error = error;
 	q->truncated = 0;
+	q->nxdomain = 0;
+	q->ttl = 0;
 }
 
 /*
@@ -196,6 +268,9 @@ dns_deliver(struct dns_query *q)
 	a.n = q->status == DNS_OK ? q->n : 0;
 	a.rr = a.n > 0 ? q->rr : NULL;
 	a.truncated = q->truncated;
+	a.nxdomain = q->status == DNS_NOTFOUND ? q->nxdomain : 0;
+	a.ttl = q->ttl;
+	a.cached = q->cached;
 
 	event_timer_del(&q->deadline);
 	q->finished = 1;
@@ -343,8 +418,19 @@ dns_parse_aaaa(struct dns_query *q, const unsigned char *abuf, int alen)
 	return ARES_SUCCESS;
 }
 
+/*
+ * c-ares takes the records of the type asked from the answer section in
+ * order, as dns_packet_scan() does: the i-th record's TTL is pk->ttl[i].
+ */
+static uint32_t
+dns_rr_ttl(const struct dns_packet *pk, int i)
+{
+	return pk != NULL && i < pk->n ? pk->ttl[i] : 0;
+}
+
 static int
-dns_parse_mx(struct dns_query *q, const unsigned char *abuf, int alen)
+dns_parse_mx(struct dns_query *q, const unsigned char *abuf, int alen,
+    const struct dns_packet *pk)
 {
 	struct ares_mx_reply *mx = NULL, *m;
 	struct dns_rr tmp;
@@ -364,6 +450,7 @@ dns_parse_mx(struct dns_query *q, const unsigned char *abuf, int alen)
 	    xcalloc((size_t)(q->truncated ? DNS_RR_MAX : n), sizeof(*q->rr));
 	for (m = mx; m != NULL && q->n < DNS_RR_MAX; m = m->next) {
 		q->rr[q->n].mx_pref = m->priority;
+		q->rr[q->n].ttl = dns_rr_ttl(pk, q->n);
 		q->rr[q->n].mx_host = xstrndup(m->host, DNS_NAME_MAX + 1);
 		q->n++;
 	}
@@ -392,7 +479,8 @@ dns_txt_append(
 }
 
 static int
-dns_parse_txt(struct dns_query *q, const unsigned char *abuf, int alen)
+dns_parse_txt(struct dns_query *q, const unsigned char *abuf, int alen,
+    const struct dns_packet *pk)
 {
 	struct ares_txt_ext *txt = NULL, *t;
 	struct dns_rr *rr = NULL;
@@ -418,7 +506,9 @@ dns_parse_txt(struct dns_query *q, const unsigned char *abuf, int alen)
 		if (t->record_start || t == txt) {
 			if (q->n == DNS_RR_MAX)
 				break;
-			rr = &q->rr[q->n++];
+			rr = &q->rr[q->n];
+			rr->ttl = dns_rr_ttl(pk, q->n);
+			q->n++;
 			text = xmalloc(DNS_TXT_MAX + 1);
 			text[0] = '\0';
 			rr->txt = text;
@@ -429,11 +519,198 @@ dns_parse_txt(struct dns_query *q, const unsigned char *abuf, int alen)
 	return ARES_SUCCESS;
 }
 
+/* --- the cache --- */
+
+static uint64_t
+dns_now_ms(void)
+{
+	struct timespec ts;
+
+	/* not the loop's cached clock: dns_lookup() may come from outside
+	 * the loop, long after its last iteration */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * MS_PER_SEC +
+	       (uint64_t)ts.tv_nsec / NS_PER_MS;
+}
+
+/* The cache key of a valid name: lower-cased, without a trailing dot. */
+static void
+dns_cache_key(const char *name, char key[DNS_NAME_MAX + 1])
+{
+	size_t len = strnlen(name, DNS_NAME_MAX + 1), i;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len > DNS_NAME_MAX)
+		len = DNS_NAME_MAX;
+	for (i = 0; i < len; i++)
+		key[i] = (char)(name[i] >= 'A' && name[i] <= 'Z'
+		                    ? name[i] - 'A' + 'a'
+		                    : name[i]);
+	key[len] = '\0';
+}
+
+static uint32_t
+dns_cache_hash(const char *key, enum dns_type type)
+{
+	uint32_t h = DNS_FNV_OFFSET;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * DNS_FNV_PRIME;
+	return (h ^ (uint32_t)type) * DNS_FNV_PRIME;
+}
+
+static void
+dns_cache_remove(struct dns *d, struct dns_cache_entry *e)
+{
+	struct dns_cache_entry **ep;
+
+	for (ep = &d->buckets[e->hash % DNS_CACHE_BUCKETS]; *ep != e;
+	     ep = &(*ep)->hnext)
+		;
+	*ep = e->hnext;
+	if (e->older != NULL)
+		e->older->newer = e->newer;
+	else
+		d->oldest = e->newer;
+	if (e->newer != NULL)
+		e->newer->older = e->older;
+	else
+		d->newest = e->older;
+	d->ncache--;
+	dns_rrs_free(e->rr, e->n);
+	free(e->name);
+	free(e);
+}
+
+/* The live entry for (key, type), dropping an expired one; or NULL. */
+static struct dns_cache_entry *
+dns_cache_find(struct dns *d, const char *key, enum dns_type type,
+    uint32_t hash, uint64_t now)
+{
+	struct dns_cache_entry *e;
+
+	for (e = d->buckets[hash % DNS_CACHE_BUCKETS]; e != NULL;
+	     e = e->hnext) {
+		if (e->hash != hash || e->type != type ||
+		    strcmp(e->name, key) != 0)
+			continue;
+		if (now >= e->expires_ms) {
+			dns_cache_remove(d, e);
+			return NULL;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+/* Keeps q's answer for q->ttl seconds, if it is worth keeping. */
+static void
+dns_cache_put(struct dns *d, const struct dns_query *q)
+{
+	char key[DNS_NAME_MAX + 1];
+	struct dns_cache_entry *e;
+	uint64_t now = dns_now_ms();
+	uint32_t hash;
+
+	if (q->ttl == 0 ||
+	    (q->status != DNS_OK && q->status != DNS_NOTFOUND))
+		return;
+	dns_cache_key(q->name, key);
+	hash = dns_cache_hash(key, q->type);
+	if ((e = dns_cache_find(d, key, q->type, hash, now)) != NULL)
+		dns_cache_remove(d, e); /* a newer answer replaces it */
+	while (d->ncache >= DNS_CACHE_MAX && d->oldest != NULL)
+		dns_cache_remove(d, d->oldest);
+	e = xcalloc(1, sizeof(*e));
+	e->name = xstrdup(key);
+	e->type = q->type;
+	e->hash = hash;
+	e->stored_ms = now;
+	e->expires_ms = now + (uint64_t)q->ttl * MS_PER_SEC;
+	e->status = q->status;
+	e->error = q->error;
+	e->nxdomain = q->nxdomain;
+	e->rr = dns_rrs_copy(q->rr, q->n, 0);
+	e->n = q->n;
+	e->truncated = q->truncated;
+	e->hnext = d->buckets[hash % DNS_CACHE_BUCKETS];
+	d->buckets[hash % DNS_CACHE_BUCKETS] = e;
+	e->older = d->newest;
+	if (d->newest != NULL)
+		d->newest->newer = e;
+	else
+		d->oldest = e;
+	d->newest = e;
+	d->ncache++;
+}
+
+/* Fills q from the cache; 1 on a hit, else 0. */
+static int
+dns_cache_get(struct dns *d, struct dns_query *q)
+{
+	char key[DNS_NAME_MAX + 1];
+	struct dns_cache_entry *e;
+	uint64_t now = dns_now_ms();
+	uint32_t age;
+
+	dns_cache_key(q->name, key);
+	e = dns_cache_find(d, key, q->type, dns_cache_hash(key, q->type), now);
+	if (e == NULL)
+		return 0;
+	age = (uint32_t)((now - e->stored_ms) / MS_PER_SEC);
+	q->status = e->status;
+	q->error = e->error;
+	q->nxdomain = e->nxdomain;
+	q->rr = dns_rrs_copy(e->rr, e->n, age);
+	q->n = e->n;
+	q->truncated = e->truncated;
+	/* rounded up: an entry still here has at least a second left */
+	q->ttl = (uint32_t)((e->expires_ms - now + MS_PER_SEC - 1) / MS_PER_SEC);
+	q->cached = 1;
+	return 1;
+}
+
+static void
+dns_cache_free(struct dns *d)
+{
+	while (d->oldest != NULL)
+		dns_cache_remove(d, d->oldest);
+}
+
+/*
+ * How long q's answer may be kept (RFC 1035 7.3, RFC 2308 5): a positive
+ * one for the smallest TTL of its records, CNAMEs included; a negative
+ * one for the SOA's negative TTL (and no longer than a CNAME that led to
+ * it), and not at all without an SOA; failures never.
+ */
+static uint32_t
+dns_answer_ttl(const struct dns_query *q, const struct dns_packet *pk)
+{
+	uint32_t ttl = 0;
+	int i;
+
+	if (q->status == DNS_OK) {
+		for (i = 0; i < q->n; i++)
+			if (i == 0 || q->rr[i].ttl < ttl)
+				ttl = q->rr[i].ttl;
+		if (pk != NULL && pk->answers > 0 && pk->answer_ttl < ttl)
+			ttl = pk->answer_ttl;
+	} else if (q->status == DNS_NOTFOUND && pk != NULL && pk->has_soa) {
+		ttl = pk->neg_ttl;
+		if (pk->answers > 0 && pk->answer_ttl < ttl)
+			ttl = pk->answer_ttl;
+	}
+	return ttl > DNS_CACHE_TTL_MAX ? DNS_CACHE_TTL_MAX : ttl;
+}
+
 /* c-ares' callback: runs inside c-ares, so it never calls the user. */
 static void
 dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
+	struct dns_packet packet, *pk = NULL;
+	int nxdomain;
 
 	(void)timeouts;
 	q->ares_busy = 0;
@@ -443,6 +720,12 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		dns_query_release(q);
 		return;
 	}
+	/* ares_query() maps RCODE NXDOMAIN to ARES_ENOTFOUND, and NOERROR
+	 * without answers to ARES_ENODATA; both pass the packet on */
+	nxdomain = status == ARES_ENOTFOUND;
+	if (abuf != NULL && alen > 0 &&
+	    dns_packet_scan(abuf, (size_t)alen, (unsigned)q->type, &packet) == 0)
+		pk = &packet;
 	if (status == ARES_SUCCESS && abuf != NULL) {
 		switch (q->type) {
 		case DNS_T_A:
@@ -452,10 +735,10 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 			status = dns_parse_aaaa(q, abuf, alen);
 			break;
 		case DNS_T_MX:
-			status = dns_parse_mx(q, abuf, alen);
+			status = dns_parse_mx(q, abuf, alen, pk);
 			break;
 		case DNS_T_TXT:
-			status = dns_parse_txt(q, abuf, alen);
+			status = dns_parse_txt(q, abuf, alen, pk);
 			break;
 		}
 	} else if (status == ARES_SUCCESS)
@@ -463,8 +746,12 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	if (status == ARES_SUCCESS) {
 		q->status = DNS_OK;
 		q->error = "";
-	} else
+	} else {
 		dns_query_fail(q, dns_status_of(status), ares_strerror(status));
+		q->nxdomain = nxdomain;
+	}
+	q->ttl = dns_answer_ttl(q, pk);
+	dns_cache_put(q->d, q);
 	event_timer_del(&q->deadline);
 	dns_enqueue(q->d, q);
 }
@@ -622,6 +909,11 @@ dns_lookup(
 	if (!dns_name_valid(name)) {
 		dns_query_fail(q, DNS_FAIL, "bad name");
 		dns_enqueue(d, q);
+		dns_arm_deliver(d);
+		return q;
+	}
+	if (dns_cache_get(d, q)) {
+		dns_enqueue(d, q); /* delivered from the loop all the same */
 		dns_arm_deliver(d);
 		return q;
 	}
@@ -802,12 +1094,19 @@ dns_free(struct dns **d_r)
 	struct dns *d = *d_r;
 	struct dns_watch *w;
 	struct dns_query *q;
+	struct dns_child *c;
 
 	if (d == NULL)
 		return;
 	*d_r = NULL;
 	if (d->freed_r != NULL)
 		*d->freed_r = 1;
+	/* First the requests built on queries, while they can still
+	 * cancel them and the loop is theirs to use. */
+	while ((c = d->children) != NULL) {
+		dns_child_detach(c);
+		c->drop(c);
+	}
 	/* Calls dns_ares_cb() with ARES_EDESTRUCTION for every pending
 	 * query and closes the sockets through dns_sock_state_cb(). */
 	ares_destroy(d->channel);
@@ -826,6 +1125,39 @@ dns_free(struct dns **d_r)
 		}
 		dns_query_destroy(q);
 	}
+	dns_cache_free(d);
 	free(d);
 	ares_library_cleanup();
+}
+
+void
+dns_child_attach(struct dns *d, struct dns_child *c)
+{
+	c->d = d;
+	c->prev = NULL;
+	c->next = d->children;
+	if (c->next != NULL)
+		c->next->prev = c;
+	d->children = c;
+}
+
+void
+dns_child_detach(struct dns_child *c)
+{
+	if (c->d == NULL)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		c->d->children = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	c->d = NULL;
+}
+
+struct event_loop *
+dns_loop(struct dns *d)
+{
+	return d->loop;
 }

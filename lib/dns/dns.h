@@ -12,6 +12,10 @@
  * Answers are copied out of the packet and capped (DNS_RR_MAX records,
  * DNS_TXT_MAX bytes of text), so a hostile server costs bounded memory.
  *
+ * Answers are cached per resolver by (name without case, type) for their
+ * TTL (RFC 1035 7.3, RFC 2308 for NXDOMAIN and NODATA; never failures),
+ * within DNS_CACHE_MAX entries and DNS_CACHE_TTL_MAX seconds.
+ *
  * Callbacks run from the event loop, never from inside dns_lookup(), so a
  * caller may finish setting up its state after dns_lookup() returns. From
  * inside a callback it is safe to call dns_lookup(), dns_cancel() (on any
@@ -42,6 +46,13 @@ struct dns_query;
 #define DNS_SERVERS_MAX    16
 /* Room for one dns_create() failure text. */
 #define DNS_ERROR_MAX      256
+/*
+ * The answer cache of a resolver: at most DNS_CACHE_MAX answers (the
+ * oldest stored goes first), each kept at most DNS_CACHE_TTL_MAX seconds
+ * whatever its TTL says.
+ */
+#define DNS_CACHE_MAX      1000
+#define DNS_CACHE_TTL_MAX  86400
 
 /* Query types: the RR TYPE numbers of RFC 1035 3.2.2 and RFC 3596. */
 enum dns_type {
@@ -53,14 +64,15 @@ enum dns_type {
 
 enum dns_status {
 	DNS_OK,       /* n >= 1 records */
-	DNS_NOTFOUND, /* NXDOMAIN, or the name has no data of that type */
+	DNS_NOTFOUND, /* NXDOMAIN, or no data of that type (see nxdomain) */
 	DNS_TEMPFAIL, /* deadline, SERVFAIL, REFUSED, no server, bad packet */
 	DNS_FAIL,     /* permanent: a bad name, FORMERR */
 };
 
 /*
- * One record. Only the fields of the query's type are set. ttl is known
- * for A and AAAA only (c-ares does not report it for MX and TXT): 0 there.
+ * One record. Only the fields of the query's type are set. ttl is the
+ * record's TTL in seconds (for A and AAAA reached through CNAMEs, the
+ * smallest of the chain), less the time spent in the cache.
  */
 struct dns_rr {
 	uint32_t ttl;
@@ -96,6 +108,20 @@ struct dns_answer {
 	/* MX records sorted by preference (equal ones in answer order). */
 	const struct dns_rr *rr;
 	int truncated; /* more than DNS_RR_MAX came; those were dropped */
+	/*
+	 * DNS_NOTFOUND only: 1 if the name does not exist (NXDOMAIN: a
+	 * permanent "no such domain"), 0 if it exists but has no record of
+	 * this type (NODATA, RFC 2308 2.2).
+	 */
+	int nxdomain;
+	/*
+	 * Seconds the answer is good for: the smallest TTL of the answer's
+	 * records (CNAMEs included), or for DNS_NOTFOUND the negative TTL of
+	 * RFC 2308 5 (0 when the server sent no SOA); at most
+	 * DNS_CACHE_TTL_MAX. 0 for failures. What the cache keeps it by.
+	 */
+	uint32_t ttl;
+	int cached; /* 1 if it came from the resolver's cache */
 };
 
 typedef void dns_cb(const struct dns_answer *a, void *ctx);
@@ -115,9 +141,10 @@ struct dns *dns_create(struct event_loop *loop, const char *servers,
     unsigned timeout_ms, const char **error_r);
 
 /*
- * Frees the resolver and closes its sockets; sets *d_r to NULL; NULL-safe.
- * The callbacks of queries still pending are NOT called, and their
- * handles become invalid (the caller drops them with the resolver).
+ * Frees the resolver, its cache and its sockets; sets *d_r to NULL;
+ * NULL-safe. The callbacks of queries still pending (dns_lookup() and
+ * dns_mx_resolve() ones) are NOT called, and their handles become invalid
+ * (the caller drops them with the resolver).
  * Safe from inside a callback of this resolver. Must come before
  * event_loop_free() of its loop.
  */
@@ -125,7 +152,8 @@ void dns_free(struct dns **d_r);
 
 /*
  * Starts a query for name (absolute: never searched; a trailing dot is
- * optional) of type, in class IN. cb(answer, ctx) is called exactly once,
+ * optional) of type, in class IN, or takes it from the cache.
+ * cb(answer, ctx) is called exactly once,
  * from the event loop and never before dns_lookup() returns, unless the
  * query is cancelled or the resolver freed first. A name that is empty,
  * longer than DNS_NAME_MAX, has an empty label or one longer than 63
