@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for lib/dns against a real DNS server: dnsmasq on 127.0.0.1 and an
- * unused port, serving fixed records (A, AAAA, MX, TXT, a name with more
- * records than DNS_RR_MAX). Without dnsmasq the whole program is skipped
+ * unused port, serving fixed records (A, AAAA, MX, TXT, CNAME, null MX, a
+ * name with more records than DNS_RR_MAX, a zone forwarded to a server
+ * that never answers). It answers negatives without an SOA (nothing to
+ * cache); the cache cases start dnsmasq instances of their own that are
+ * authoritative for "test" (an SOA in every negative answer) with a TTL
+ * of their choice, and stop them to see what the cache still answers.
+ * dns_mx cases resolve mail destinations against the main one. Without dnsmasq the whole program is skipped
  * (exit 77, automake's "skipped"); DNSMASQ=path names the binary. The
  * timeout case points one resolver at a UDP socket of our own that never
  * answers while another resolver asks dnsmasq. Every loop run has a
@@ -27,6 +32,7 @@
 
 #include "base/event.h"
 #include "dns/dns.h"
+#include "dns/dns_mx.h"
 #include "unit.h"
 
 #define GUARD_MS         5000
@@ -54,9 +60,33 @@
 #define HOST_MAX         (DNS_NAME_MAX + 1)
 #define RESULT_RR_MAX    DNS_RR_MAX
 #define ERROR_TEXT_MAX   128
+/* The cache cases: a long TTL, a short one to wait out (polled every
+ * EXPIRY_POLL_MS for at most EXPIRY_WAIT_MS), and the early margin
+ * allowed for the expiry (the server's second rounds nothing up). */
+#define LONG_TTL         300
+#define SHORT_TTL        1
+#define EXPIRY_POLL_MS   50
+#define EXPIRY_WAIT_MS   5000
+#define EXPIRY_EARLY_MS  100
+/* Cache cap case: names asked at once per batch (a UDP socket buffer
+ * holds a few hundred queries). */
+#define CAP_BATCH        100
+/* Equal preferences: resolutions until both orders have been seen. */
+#define SHUFFLE_TRIES    50
+#define MX_TARGETS_KEPT  DNS_MX_TARGETS_MAX
+#define ADDR_TEXT_MAX    INET6_ADDRSTRLEN
 
 static pid_t dnsmasq_pid = -1;
 static char dnsmasq_server[64]; /* "127.0.0.1:port" */
+static const char *dnsmasq_path;
+/* For the next dnsmasq_start(): authoritative with this TTL (0: the main
+ * instance's setup), on this port (0: a free one). */
+static int dnsmasq_auth_ttl;
+static int dnsmasq_fixed_port;
+/* A UDP port that is bound and never read: dnsmasq forwards dead.test
+ * there, and gets no answer. */
+static int silent_fd = -1;
+static int silent_port;
 
 static uint64_t
 now_ms(void)
@@ -80,6 +110,9 @@ struct result {
 	char name[HOST_MAX + 1];
 	int n;
 	int truncated;
+	int nxdomain;
+	uint32_t ttl;
+	int cached;
 	struct dns_rr rr[RESULT_RR_MAX];
 	char host[RESULT_RR_MAX][HOST_MAX];
 	char txt[RESULT_RR_MAX][DNS_TXT_MAX + 1];
@@ -98,6 +131,9 @@ result_cb(const struct dns_answer *a, void *ctx)
 	snprintf(r->name, sizeof(r->name), "%s", a->name);
 	r->n = a->n;
 	r->truncated = a->truncated;
+	r->nxdomain = a->nxdomain;
+	r->ttl = a->ttl;
+	r->cached = a->cached;
 	for (i = 0; i < a->n && i < RESULT_RR_MAX; i++) {
 		r->rr[i] = a->rr[i];
 		r->rr[i].mx_host = NULL;
@@ -226,8 +262,8 @@ static void
 dnsmasq_exec(const char *path, int port)
 {
 	char a_port[32], a_long[3 * (TXT_STRING_LEN + 1) + 32];
-	char a_many[MANY][64];
-	const char *argv[32 + MANY];
+	char a_many[MANY][64], a_dead[64], a_ttl[2][32];
+	const char *argv[64 + MANY];
 	int n = 0, i, fd;
 	size_t off;
 
@@ -257,6 +293,23 @@ dnsmasq_exec(const char *path, int port)
 	argv[n++] = a_port;
 	argv[n++] = "--pid-file=";
 	argv[n++] = "--log-facility=-";
+	if (dnsmasq_auth_ttl > 0) {
+		/* authoritative for "test": an SOA with every negative
+		 * answer, whose TTL and MINIMUM are the --auth-ttl */
+		snprintf(a_ttl[0], sizeof(a_ttl[0]), "--auth-ttl=%d",
+		    dnsmasq_auth_ttl);
+		snprintf(a_ttl[1], sizeof(a_ttl[1]), "--local-ttl=%d",
+		    dnsmasq_auth_ttl);
+		argv[n++] = a_ttl[0];
+		argv[n++] = a_ttl[1];
+		argv[n++] = "--auth-server=ns.test,127.0.0.1";
+		argv[n++] = "--auth-zone=test";
+		argv[n++] = "--host-record=mail.test,192.0.2.10";
+		argv[n++] = "--mx-host=example.test,mail.test,10";
+		argv[n] = NULL;
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
 	argv[n++] = "--local-ttl=300";
 	argv[n++] = "--local=/test/";
 	argv[n++] = "--host-record=mail.test,192.0.2.10,2001:db8::10";
@@ -267,6 +320,30 @@ dnsmasq_exec(const char *path, int port)
 	argv[n++] = a_long;
 	argv[n++] = "--mx-host=example.test,mx2.test,20";
 	argv[n++] = "--mx-host=example.test,mx1.test,10";
+	/* for dns_mx */
+	argv[n++] = "--mx-host=pref.test,v4only.test,20";
+	argv[n++] = "--mx-host=pref.test,mail.test,10";
+	argv[n++] = "--mx-host=eq.test,eqa.test,10";
+	argv[n++] = "--mx-host=eq.test,eqb.test,10";
+	argv[n++] = "--mx-host=eq.test,mail.test,20";
+	argv[n++] = "--host-record=eqa.test,192.0.2.21";
+	argv[n++] = "--host-record=eqb.test,192.0.2.22";
+	/* RFC 7505: preference 0, the root name */
+	argv[n++] = "--dns-rr=nullmx.test,15,000000";
+	argv[n++] = "--mx-host=cnmx.test,alias.test,10";
+	argv[n++] = "--cname=alias.test,mail.test";
+	argv[n++] = "--mx-host=partial.test,noaddr.test,10";
+	argv[n++] = "--mx-host=partial.test,mail.test,20";
+	argv[n++] = "--mx-host=v6mx.test,v6only.test,10";
+	argv[n++] = "--host-record=v6only.test,2001:db8::20";
+	argv[n++] = "--mx-host=litmx.test,192.0.2.99,10";
+	argv[n++] = "--mx-host=litmx.test,mail.test,20";
+	argv[n++] = "--mx-host=tfmx.test,host.dead.test,10";
+	argv[n++] = "--mx-host=tfmx2.test,host.dead.test,10";
+	argv[n++] = "--mx-host=tfmx2.test,mail.test,20";
+	snprintf(a_dead, sizeof(a_dead), "--server=/dead.test/127.0.0.1#%d",
+	    silent_port);
+	argv[n++] = a_dead;
 	for (i = 0; i < MANY; i++) {
 		snprintf(a_many[i], sizeof(a_many[i]),
 		    "--address=/many.test/192.0.2.%d", i + 1);
@@ -345,7 +422,8 @@ dnsmasq_start(const char *path)
 	int i, port;
 
 	for (i = 0; i < DNSMASQ_STARTS; i++) {
-		if ((port = free_port(SOCK_DGRAM)) < 0)
+		port = dnsmasq_fixed_port;
+		if (port == 0 && (port = free_port(SOCK_DGRAM)) < 0)
 			return -1;
 		snprintf(dnsmasq_server, sizeof(dnsmasq_server), "127.0.0.1:%d",
 		    port);
@@ -862,6 +940,648 @@ test_dns_reverse(void)
 	CHECK_INT(strlen(out), DNS_NAME_MAX);
 }
 
+/* --- answers' TTLs and NXDOMAIN --- */
+
+static void
+test_dns_ttl_nxdomain(void)
+{
+	struct fixture f;
+	struct result r;
+
+	fixture_init(&f);
+	/* c-ares does not report these: read from the packet */
+	lookup(f.d, f.loop, "example.test", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.rr[0].ttl, TTL);
+	CHECK_INT(r.rr[1].ttl, TTL);
+	lookup(f.d, f.loop, "multi.test", DNS_T_TXT, &r);
+	CHECK_INT(r.rr[0].ttl, TTL);
+	/* a positive answer is cached; the copy says so */
+	lookup(f.d, f.loop, "Example.Test.", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.n, 2);
+	CHECK_STR(r.host[0], "mx1.test");
+	CHECK_STR(r.name, "Example.Test.");
+
+	lookup(f.d, f.loop, "nosuch.test", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 1);
+	lookup(f.d, f.loop, "mail.test", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 0);
+	lookup(f.d, f.loop, "v4only.test", DNS_T_AAAA, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 0);
+	/* this server sends no SOA: negative answers are not kept */
+	CHECK_INT(r.ttl, 0);
+	lookup(f.d, f.loop, "v4only.test", DNS_T_AAAA, &r);
+	CHECK_INT(r.cached, 0);
+	fixture_free(&f);
+}
+
+/* --- the cache, against instances of our own --- */
+
+struct aux {
+	pid_t pid;
+	char server[64];
+};
+
+static int
+aux_start(struct aux *x, int ttl, int port)
+{
+	pid_t main_pid = dnsmasq_pid;
+	char main_server[sizeof(dnsmasq_server)];
+	int rc;
+
+	memcpy(main_server, dnsmasq_server, sizeof(main_server));
+	dnsmasq_auth_ttl = ttl;
+	dnsmasq_fixed_port = port;
+	dnsmasq_pid = -1;
+	rc = dnsmasq_start(dnsmasq_path);
+	x->pid = dnsmasq_pid;
+	memcpy(x->server, dnsmasq_server, sizeof(x->server));
+	dnsmasq_pid = main_pid;
+	memcpy(dnsmasq_server, main_server, sizeof(dnsmasq_server));
+	dnsmasq_auth_ttl = 0;
+	dnsmasq_fixed_port = 0;
+	return rc;
+}
+
+static void
+aux_stop(struct aux *x)
+{
+	if (x->pid <= 0)
+		return;
+	kill(x->pid, SIGKILL);
+	while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	x->pid = -1;
+}
+
+/* One dns_mx_resolve() to completion, copied out. */
+struct mx_result {
+	struct event_loop *loop;
+	int calls;
+	enum dns_mx_status status;
+	char dsn[16];
+	char reason[ERROR_TEXT_MAX * 4];
+	int n;
+	char host[MX_TARGETS_KEPT][HOST_MAX];
+	unsigned pref[MX_TARGETS_KEPT];
+	char addr[MX_TARGETS_KEPT][ADDR_TEXT_MAX];
+	int port_zero;
+};
+
+static void
+mx_result_cb(const struct dns_mx_result *res, void *ctx)
+{
+	struct mx_result *r = ctx;
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+	int i;
+
+	r->calls++;
+	r->status = res->status;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", res->dsn);
+	snprintf(r->reason, sizeof(r->reason), "%s", res->reason);
+	r->n = res->n;
+	r->port_zero = 1;
+	for (i = 0; i < res->n && i < MX_TARGETS_KEPT; i++) {
+		snprintf(r->host[i], HOST_MAX, "%s", res->t[i].host);
+		r->pref[i] = res->t[i].pref;
+		if (res->t[i].addr.ss_family == AF_INET) {
+			sin = (const struct sockaddr_in *)&res->t[i].addr;
+			CHECK_INT(res->t[i].addrlen, sizeof(*sin));
+			inet_ntop(AF_INET, &sin->sin_addr, r->addr[i],
+			    ADDR_TEXT_MAX);
+			r->port_zero &= sin->sin_port == 0;
+		} else {
+			sin6 = (const struct sockaddr_in6 *)&res->t[i].addr;
+			CHECK_INT(res->t[i].addr.ss_family, AF_INET6);
+			CHECK_INT(res->t[i].addrlen, sizeof(*sin6));
+			inet_ntop(AF_INET6, &sin6->sin6_addr, r->addr[i],
+			    ADDR_TEXT_MAX);
+			r->port_zero &= sin6->sin6_port == 0;
+		}
+	}
+	event_loop_stop(r->loop);
+}
+
+static void
+mx(struct dns *d, struct event_loop *loop, const char *domain, int flags,
+    enum dns_addr_pref pref, struct mx_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->loop = loop;
+	(void)dns_mx_resolve(d, domain, flags, pref, mx_result_cb, r);
+	CHECK_INT(r->calls, 0); /* never before dns_mx_resolve returns */
+	CHECK_INT(run_for(loop, GUARD_MS), 0);
+	CHECK_INT(r->calls, 1);
+}
+
+static void
+test_dns_cache_hit(void)
+{
+	struct event_loop *loop = event_loop_create();
+	struct aux x;
+	struct dns *d;
+	struct result r;
+	struct mx_result m;
+
+	CHECK_INT(aux_start(&x, LONG_TTL, 0), 0);
+	d = make_dns(loop, x.server, TIMEOUT_MS);
+	lookup(d, loop, "mail.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.ttl, LONG_TTL);
+	CHECK_INT(r.cached, 0);
+	lookup(d, loop, "example.test", DNS_T_MX, &r);
+	CHECK_INT(r.ttl, LONG_TTL);
+	lookup(d, loop, "nosuch.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 1);
+	CHECK_INT(r.ttl, LONG_TTL); /* the SOA's */
+	lookup(d, loop, "mail.test", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 0);
+	CHECK_INT(r.ttl, LONG_TTL);
+	aux_stop(&x);
+
+	/* the server is gone: the cache answers, whatever the case */
+	lookup(d, loop, "MAIL.test.", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.cached, 1);
+	CHECK_STR(r.name, "MAIL.test.");
+	CHECK_INT(r.n, 1);
+	CHECK(r.rr[0].ttl > LONG_TTL - 5 && r.rr[0].ttl <= LONG_TTL);
+	lookup(d, loop, "nosuch.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 1);
+	CHECK_INT(r.cached, 1);
+	lookup(d, loop, "mail.test", DNS_T_MX, &r);
+	CHECK_INT(r.status, DNS_NOTFOUND);
+	CHECK_INT(r.nxdomain, 0);
+	CHECK_INT(r.cached, 1);
+	/* what was never asked is not there */
+	lookup(d, loop, "mail.test", DNS_T_AAAA, &r);
+	CHECK_INT(r.status, DNS_TEMPFAIL);
+	/* dns_mx from the cache alone: MX, then the exchanger's A and
+	 * the AAAA that failed (not cached) */
+	mx(d, loop, "example.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.host[0], "mail.test");
+	CHECK_STR(m.addr[0], "192.0.2.10");
+	dns_free(&d);
+	event_loop_free(&loop);
+}
+
+static void
+test_dns_cache_tempfail(void)
+{
+	struct event_loop *loop = event_loop_create();
+	char server[64];
+	struct aux x;
+	struct dns *d;
+	struct result r;
+	int port = free_port(SOCK_DGRAM);
+
+	/* nothing there yet: refused at once, a failure never kept */
+	CHECK(port > 0);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
+	d = make_dns(loop, server, TIMEOUT_MS);
+	lookup(d, loop, "mail.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_TEMPFAIL);
+	CHECK_INT(r.ttl, 0);
+	if (aux_start(&x, LONG_TTL, port) < 0) {
+		/* someone took the port meanwhile: nothing to show */
+		printf("# port %d taken, case skipped\n", port);
+		dns_free(&d);
+		event_loop_free(&loop);
+		return;
+	}
+	lookup(d, loop, "mail.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.cached, 0);
+	aux_stop(&x);
+	dns_free(&d);
+	event_loop_free(&loop);
+}
+
+static void
+test_dns_cache_expiry(void)
+{
+	struct event_loop *loop = event_loop_create();
+	struct aux x;
+	struct dns *d;
+	struct result r, neg;
+	uint64_t t0, waited;
+
+	CHECK_INT(aux_start(&x, SHORT_TTL, 0), 0);
+	d = make_dns(loop, x.server, TIMEOUT_MS);
+	lookup(d, loop, "mail.test", DNS_T_A, &r);
+	t0 = now_ms();
+	CHECK_INT(r.status, DNS_OK);
+	CHECK_INT(r.ttl, SHORT_TTL);
+	lookup(d, loop, "nosuch.test", DNS_T_A, &neg);
+	CHECK_INT(neg.nxdomain, 1);
+	CHECK_INT(neg.ttl, SHORT_TTL);
+	aux_stop(&x);
+	lookup(d, loop, "mail.test", DNS_T_A, &r);
+	lookup(d, loop, "nosuch.test", DNS_T_A, &neg);
+	if (now_ms() - t0 < SHORT_TTL * MS_PER_SEC - EXPIRY_EARLY_MS) {
+		CHECK_INT(r.cached, 1);
+		CHECK_INT(neg.cached, 1);
+	}
+	/* wait it out: asked again until the (dead) server is */
+	do {
+		(void)run_for(loop, EXPIRY_POLL_MS);
+		lookup(d, loop, "mail.test", DNS_T_A, &r);
+	} while (r.status == DNS_OK && now_ms() - t0 < EXPIRY_WAIT_MS);
+	waited = now_ms() - t0;
+	printf("# a TTL of %d s expired after %llu ms\n", SHORT_TTL,
+	    (unsigned long long)waited);
+	CHECK_INT(r.status, DNS_TEMPFAIL);
+	CHECK(waited >= SHORT_TTL * MS_PER_SEC - EXPIRY_EARLY_MS);
+	lookup(d, loop, "nosuch.test", DNS_T_A, &neg);
+	CHECK_INT(neg.status, DNS_TEMPFAIL);
+	dns_free(&d);
+	event_loop_free(&loop);
+}
+
+/* DNS_CACHE_MAX + 1 names: the first one asked is the one dropped. */
+struct cap {
+	struct event_loop *loop;
+	int pending, notfound;
+};
+
+static void
+cap_cb(const struct dns_answer *a, void *ctx)
+{
+	struct cap *c = ctx;
+
+	if (a->status == DNS_NOTFOUND && a->nxdomain && a->ttl > 0)
+		c->notfound++;
+	if (--c->pending == 0)
+		event_loop_stop(c->loop);
+}
+
+static void
+test_dns_cache_cap(void)
+{
+	struct event_loop *loop = event_loop_create();
+	char name[64];
+	struct aux x;
+	struct dns *d;
+	struct result r;
+	struct cap c;
+	int i, j;
+
+	CHECK_INT(aux_start(&x, LONG_TTL, 0), 0);
+	d = make_dns(loop, x.server, TIMEOUT_MS);
+	memset(&c, 0, sizeof(c));
+	c.loop = loop;
+	for (i = 0; i <= DNS_CACHE_MAX; i += CAP_BATCH) {
+		for (j = i; j < i + CAP_BATCH && j <= DNS_CACHE_MAX; j++) {
+			snprintf(name, sizeof(name), "n%d.test", j);
+			c.pending++;
+			(void)dns_lookup(d, name, DNS_T_A, cap_cb, &c);
+		}
+		CHECK_INT(run_for(loop, GUARD_MS), 0);
+	}
+	CHECK_INT(c.notfound, DNS_CACHE_MAX + 1);
+	aux_stop(&x);
+	lookup(d, loop, "n0.test", DNS_T_A, &r);
+	CHECK_INT(r.status, DNS_TEMPFAIL);
+	snprintf(name, sizeof(name), "n%d.test", DNS_CACHE_MAX);
+	lookup(d, loop, name, DNS_T_A, &r);
+	CHECK_INT(r.cached, 1);
+	lookup(d, loop, "n1.test", DNS_T_A, &r);
+	CHECK_INT(r.cached, 1);
+	dns_free(&d);
+	event_loop_free(&loop);
+}
+
+/* --- dns_mx --- */
+
+static void
+test_mx_order(void)
+{
+	struct fixture f;
+	struct mx_result m;
+
+	fixture_init(&f);
+	mx(f.d, f.loop, "pref.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_STR(m.dsn, "");
+	CHECK_STR(m.reason, "");
+	CHECK_INT(m.n, 3);
+	CHECK_STR(m.host[0], "mail.test");
+	CHECK_INT(m.pref[0], 10);
+	CHECK_STR(m.addr[0], "2001:db8::10"); /* IPv6 first */
+	CHECK_STR(m.host[1], "mail.test");
+	CHECK_STR(m.addr[1], "192.0.2.10");
+	CHECK_STR(m.host[2], "v4only.test");
+	CHECK_INT(m.pref[2], 20);
+	CHECK_STR(m.addr[2], "192.0.2.11");
+	CHECK(m.port_zero);
+	mx(f.d, f.loop, "pref.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.n, 2);
+	CHECK_STR(m.addr[0], "192.0.2.10");
+	CHECK_STR(m.addr[1], "192.0.2.11");
+	mx(f.d, f.loop, "pref.test.", 0, DNS_ADDR_IPV6, &m);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.addr[0], "2001:db8::10");
+	fixture_free(&f);
+}
+
+static void
+test_mx_equal(void)
+{
+	struct fixture f;
+	struct mx_result m;
+	int i, a_first = 0, b_first = 0;
+
+	fixture_init(&f);
+	for (i = 0; i < SHUFFLE_TRIES && !(a_first && b_first); i++) {
+		mx(f.d, f.loop, "eq.test", 0, DNS_ADDR_IPV4, &m);
+		CHECK_INT(m.status, DNS_MX_OK);
+		CHECK_INT(m.n, 3);
+		if (strcmp(m.host[0], "eqa.test") == 0) {
+			a_first++;
+			CHECK_STR(m.host[1], "eqb.test");
+		} else {
+			b_first++;
+			CHECK_STR(m.host[0], "eqb.test");
+			CHECK_STR(m.host[1], "eqa.test");
+		}
+		CHECK_STR(m.host[2], "mail.test"); /* 20 after both 10s */
+	}
+	printf("# equal preferences: eqa first %d, eqb first %d times\n",
+	    a_first, b_first);
+	CHECK(a_first > 0 && b_first > 0);
+	fixture_free(&f);
+}
+
+static void
+test_mx_null_nxdomain(void)
+{
+	struct fixture f;
+	struct mx_result m;
+
+	fixture_init(&f);
+	mx(f.d, f.loop, "nullmx.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NULL);
+	CHECK_STR(m.dsn, "5.1.10");
+	CHECK_STR(m.reason,
+	    "mail for nullmx.test is refused by a null MX (RFC 7505)");
+	CHECK_INT(m.n, 0);
+	mx(f.d, f.loop, "nosuch.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.1.2");
+	CHECK_STR(m.reason,
+	    "Host or domain name not found. Name service error for "
+	    "name=nosuch.test type=MX: Host not found");
+	mx(f.d, f.loop, "bad..test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.1.2");
+	fixture_free(&f);
+}
+
+static void
+test_mx_implicit(void)
+{
+	struct fixture f;
+	struct mx_result m;
+
+	fixture_init(&f);
+	/* no MX: the domain's own addresses, preference 0 */
+	mx(f.d, f.loop, "mail.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 2);
+	CHECK_STR(m.host[0], "mail.test");
+	CHECK_INT(m.pref[0], 0);
+	CHECK_STR(m.addr[0], "2001:db8::10");
+	CHECK_STR(m.addr[1], "192.0.2.10");
+	/* neither MX nor address: no mail domain */
+	mx(f.d, f.loop, "multi.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.1.2");
+	CHECK(strstr(m.reason, "name=multi.test type=") != NULL);
+	/* [host]: no MX lookup, even where there is an MX */
+	mx(f.d, f.loop, "mail.test", DNS_MX_NO_MX, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.addr[0], "192.0.2.10");
+	mx(f.d, f.loop, "pref.test", DNS_MX_NO_MX, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.4.4");
+	/* address literals: their own target, no DNS */
+	mx(f.d, f.loop, "[192.0.2.7]", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.addr[0], "192.0.2.7");
+	CHECK_STR(m.host[0], "[192.0.2.7]");
+	mx(f.d, f.loop, "[IPv6:2001:db8::7]", DNS_MX_NO_MX, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_STR(m.addr[0], "2001:db8::7");
+	mx(f.d, f.loop, "[IPv6:2001:db8::7]", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	fixture_free(&f);
+}
+
+static void
+test_mx_exchangers(void)
+{
+	struct fixture f;
+	struct mx_result m;
+
+	fixture_init(&f);
+	/* an exchanger that is a CNAME: its target's addresses */
+	mx(f.d, f.loop, "cnmx.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 2);
+	CHECK_STR(m.host[0], "alias.test");
+	CHECK_STR(m.addr[0], "2001:db8::10");
+	CHECK_STR(m.addr[1], "192.0.2.10");
+	/* one exchanger without address: skipped */
+	mx(f.d, f.loop, "partial.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.host[0], "mail.test");
+	CHECK_INT(m.pref[0], 20);
+	/* none has one */
+	mx(f.d, f.loop, "example.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.4.4");
+	CHECK_STR(m.reason,
+	    "no MX host for example.test has a valid address record");
+	/* AAAA only, IPv4 asked */
+	mx(f.d, f.loop, "v6mx.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_NOTFOUND);
+	CHECK_STR(m.dsn, "5.4.4");
+	mx(f.d, f.loop, "v6mx.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.addr[0], "2001:db8::20");
+	/* an MX naming an address is no exchanger (RFC 5321 5.1) */
+	mx(f.d, f.loop, "litmx.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.host[0], "mail.test");
+	fixture_free(&f);
+}
+
+/* A DNS server that answers every query with SERVFAIL. */
+static void
+servfail_cb(struct event_fd *ev, int fd, int events, void *ctx)
+{
+	unsigned char buf[512];
+	struct sockaddr_storage from;
+	socklen_t fromlen = sizeof(from);
+	ssize_t n;
+
+	(void)ev;
+	(void)events;
+	(void)ctx;
+	n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
+	    (struct sockaddr *)&from, &fromlen);
+	if (n < 12)
+		return;
+	buf[2] |= 0x80;                       /* QR */
+	buf[3] = (unsigned char)(buf[3] & 0xf0) | 2; /* SERVFAIL */
+	(void)sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fromlen);
+}
+
+static void
+test_mx_tempfail(void)
+{
+	struct event_loop *loop = event_loop_create();
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct event_fd *ev;
+	struct mx_result m;
+	struct dns *d;
+	char server[64];
+	int fd;
+
+	/* SERVFAIL on the MX query */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_INT(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	CHECK_INT(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	ev = event_fd_add(loop, fd, EVENT_READ, servfail_cb, NULL);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+	d = make_dns(loop, server, TIMEOUT_MS);
+	mx(d, loop, "example.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_TEMPFAIL);
+	CHECK_STR(m.dsn, "4.4.3");
+	CHECK_STR(m.reason,
+	    "Host or domain name not found. Name service error for "
+	    "name=example.test type=MX: Host not found, try again");
+	dns_free(&d);
+	event_fd_del(&ev);
+	close(fd);
+
+	/* the only exchanger's lookups time out (dead.test is forwarded
+	 * to a server that never answers) */
+	d = make_dns(loop, dnsmasq_server, DEAD_TIMEOUT_MS);
+	mx(d, loop, "tfmx.test", 0, DNS_ADDR_ANY, &m);
+	CHECK_INT(m.status, DNS_MX_TEMPFAIL);
+	CHECK_STR(m.dsn, "4.4.3");
+	CHECK(strstr(m.reason, "name=host.dead.test") != NULL);
+	/* another exchanger has an address: that one */
+	mx(d, loop, "tfmx2.test", 0, DNS_ADDR_IPV4, &m);
+	CHECK_INT(m.status, DNS_MX_OK);
+	CHECK_INT(m.n, 1);
+	CHECK_STR(m.host[0], "mail.test");
+	dns_free(&d);
+	event_loop_free(&loop);
+}
+
+/* Cancel and free, pending and from inside callbacks. */
+struct mx_pair {
+	struct dns *d;
+	struct dns_mx_query *q[2];
+	int calls[2];
+	int free_d;
+};
+
+static void
+mx_pair_cb(const struct dns_mx_result *r, void *ctx, int me)
+{
+	struct mx_pair *p = ctx;
+
+	(void)r;
+	p->calls[me]++;
+	p->q[me] = NULL;
+	dns_mx_cancel(&p->q[1 - me]);
+	if (p->free_d)
+		dns_free(&p->d);
+}
+
+static void
+mx_pair_cb0(const struct dns_mx_result *r, void *ctx)
+{
+	mx_pair_cb(r, ctx, 0);
+}
+
+static void
+mx_pair_cb1(const struct dns_mx_result *r, void *ctx)
+{
+	mx_pair_cb(r, ctx, 1);
+}
+
+static void
+test_mx_cancel_free(void)
+{
+	struct event_loop *loop = event_loop_create();
+	struct mx_result m;
+	struct dns_mx_query *q;
+	struct mx_pair p;
+	int free_d;
+
+	memset(&m, 0, sizeof(m));
+	q = NULL;
+	dns_mx_cancel(&q);
+	for (free_d = 0; free_d <= 1; free_d++) {
+		/* one answers, cancels the other (and maybe frees all) */
+		memset(&p, 0, sizeof(p));
+		p.free_d = free_d;
+		p.d = make_dns(loop, dnsmasq_server, TIMEOUT_MS);
+		p.q[0] = dns_mx_resolve(
+		    p.d, "pref.test", 0, DNS_ADDR_ANY, mx_pair_cb0, &p);
+		p.q[1] = dns_mx_resolve(
+		    p.d, "[192.0.2.1]", 0, DNS_ADDR_ANY, mx_pair_cb1, &p);
+		(void)run_for(loop, SETTLE_MS * 2);
+		CHECK_INT(p.calls[0] + p.calls[1], 1);
+		CHECK((p.d == NULL) == free_d);
+		dns_free(&p.d);
+	}
+	/* cancelled at once, in every state; then freed pending */
+	p.d = make_dns(loop, dnsmasq_server, TIMEOUT_MS);
+	q = dns_mx_resolve(p.d, "pref.test", 0, DNS_ADDR_ANY, mx_result_cb, &m);
+	dns_mx_cancel(&q);
+	CHECK(q == NULL);
+	q = dns_mx_resolve(p.d, "[192.0.2.1]", 0, DNS_ADDR_ANY, mx_result_cb,
+	    &m);
+	dns_mx_cancel(&q);
+	q = dns_mx_resolve(p.d, "mail.test", DNS_MX_NO_MX, DNS_ADDR_ANY,
+	    mx_result_cb, &m);
+	dns_mx_cancel(&q);
+	(void)dns_mx_resolve(p.d, "eq.test", 0, DNS_ADDR_ANY, mx_result_cb, &m);
+	(void)dns_mx_resolve(
+	    p.d, "[192.0.2.1]", 0, DNS_ADDR_ANY, mx_result_cb, &m);
+	(void)dns_mx_resolve(
+	    p.d, "mail.test", DNS_MX_NO_MX, DNS_ADDR_ANY, mx_result_cb, &m);
+	dns_free(&p.d);
+	(void)run_for(loop, SETTLE_MS);
+	CHECK_INT(m.calls, 0);
+	event_loop_free(&loop);
+}
+
 int
 main(void)
 {
@@ -879,8 +1599,22 @@ main(void)
 	    UNIT_CASE(test_dns_free_pending),
 	    UNIT_CASE(test_dns_chain),
 	    UNIT_CASE(test_dns_timeout),
+	    UNIT_CASE(test_dns_ttl_nxdomain),
+	    UNIT_CASE(test_dns_cache_hit),
+	    UNIT_CASE(test_dns_cache_tempfail),
+	    UNIT_CASE(test_dns_cache_expiry),
+	    UNIT_CASE(test_dns_cache_cap),
+	    UNIT_CASE(test_mx_order),
+	    UNIT_CASE(test_mx_equal),
+	    UNIT_CASE(test_mx_null_nxdomain),
+	    UNIT_CASE(test_mx_implicit),
+	    UNIT_CASE(test_mx_exchangers),
+	    UNIT_CASE(test_mx_tempfail),
+	    UNIT_CASE(test_mx_cancel_free),
 	};
 	const char *path;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if ((path = dnsmasq_find()) == NULL) {
@@ -888,6 +1622,18 @@ main(void)
 		       "(apt-get install dnsmasq-base)\n");
 		return 77;
 	}
+	dnsmasq_path = path;
+	silent_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (silent_fd < 0 ||
+	    bind(silent_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(silent_fd, (struct sockaddr *)&sin, &len) < 0) {
+		printf("1..1\nnot ok 1 - a UDP socket on 127.0.0.1\n");
+		return 1;
+	}
+	silent_port = ntohs(sin.sin_port);
 	atexit(dnsmasq_stop);
 	if (dnsmasq_start(path) < 0) {
 		printf("1..1\nnot ok 1 - dnsmasq %s did not start and answer\n",
