@@ -88,7 +88,7 @@ struct dns_cache_entry {
 	struct dns_rr *rr;
 	int n;
 	int truncated;
-	struct dns_cache_entry *hnext;       /* bucket chain */
+	struct dns_cache_entry *hnext;         /* bucket chain */
 	struct dns_cache_entry *older, *newer; /* order stored */
 };
 
@@ -197,8 +197,8 @@ dns_rrs_copy(const struct dns_rr *rr, int n, uint32_t age)
 			copy[i].mx_host = xstrdup(rr[i].mx_host);
 		if (rr[i].txt != NULL) {
 			copy[i].txt = xmalloc(rr[i].txt_len + 1);
-			memcpy((char *)copy[i].txt, rr[i].txt,
-			    rr[i].txt_len + 1);
+			memcpy(
+			    (char *)copy[i].txt, rr[i].txt, rr[i].txt_len + 1);
 		}
 	}
 	return copy;
@@ -613,8 +613,7 @@ dns_cache_put(struct dns *d, const struct dns_query *q)
 	uint64_t now = dns_now_ms();
 	uint32_t hash;
 
-	if (q->ttl == 0 ||
-	    (q->status != DNS_OK && q->status != DNS_NOTFOUND))
+	if (q->ttl == 0 || (q->status != DNS_OK && q->status != DNS_NOTFOUND))
 		return;
 	dns_cache_key(q->name, key);
 	hash = dns_cache_hash(key, q->type);
@@ -666,7 +665,8 @@ dns_cache_get(struct dns *d, struct dns_query *q)
 	q->n = e->n;
 	q->truncated = e->truncated;
 	/* rounded up: an entry still here has at least a second left */
-	q->ttl = (uint32_t)((e->expires_ms - now + MS_PER_SEC - 1) / MS_PER_SEC);
+	q->ttl =
+	    (uint32_t)((e->expires_ms - now + MS_PER_SEC - 1) / MS_PER_SEC);
 	q->cached = 1;
 	return 1;
 }
@@ -724,7 +724,8 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	 * without answers to ARES_ENODATA; both pass the packet on */
 	nxdomain = status == ARES_ENOTFOUND;
 	if (abuf != NULL && alen > 0 &&
-	    dns_packet_scan(abuf, (size_t)alen, (unsigned)q->type, &packet) == 0)
+	    dns_packet_scan(abuf, (size_t)alen, (unsigned)q->type, &packet) ==
+	        0)
 		pk = &packet;
 	if (status == ARES_SUCCESS && abuf != NULL) {
 		switch (q->type) {

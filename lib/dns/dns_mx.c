@@ -34,23 +34,23 @@
 #include "dns/dns_private.h"
 
 /* Room for a result's reason: a fixed text and one or two names. */
-#define MX_REASON_MAX   (3 * DNS_NAME_MAX + 128)
+#define MX_REASON_MAX (3 * DNS_NAME_MAX + 128)
 /* The address queries of one exchanger: AAAA, then A. */
-#define MX_LOOK_AAAA    0
-#define MX_LOOK_A       1
-#define MX_LOOKS        2
+#define MX_LOOK_AAAA  0
+#define MX_LOOK_A     1
+#define MX_LOOKS      2
 /* RFC 5321 4.1.3: "[IPv6:" before an IPv6 literal. */
-#define MX_IPV6_TAG     "IPv6:"
+#define MX_IPV6_TAG   "IPv6:"
 /* splitmix64 (Steele, Lea, Flood 2014): shuffles, not secrets. */
-#define MX_RNG_GAMMA    0x9e3779b97f4a7c15ull
-#define MX_RNG_MUL1     0xbf58476d1ce4e5b9ull
-#define MX_RNG_MUL2     0x94d049bb133111ebull
-#define MX_RNG_SHIFT1   30
-#define MX_RNG_SHIFT2   27
-#define MX_RNG_SHIFT3   31
+#define MX_RNG_GAMMA  0x9e3779b97f4a7c15ull
+#define MX_RNG_MUL1   0xbf58476d1ce4e5b9ull
+#define MX_RNG_MUL2   0x94d049bb133111ebull
+#define MX_RNG_SHIFT1 30
+#define MX_RNG_SHIFT2 27
+#define MX_RNG_SHIFT3 31
 
 #define MX_CONTAINER(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct mx_host;
 
@@ -124,8 +124,8 @@ mx_rng_next(void)
 	if (!mx_rng_seeded) {
 		if (getrandom(&mx_rng_state, sizeof(mx_rng_state),
 		        GRND_NONBLOCK) != (ssize_t)sizeof(mx_rng_state))
-			mx_rng_state = (uint64_t)time(NULL) ^
-			               ((uint64_t)getpid() << 32);
+			mx_rng_state =
+			    (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 		mx_rng_seeded = 1;
 	}
 	z = (mx_rng_state += MX_RNG_GAMMA);
@@ -196,8 +196,8 @@ mx_drop(struct dns_child *c)
 
 /* Calls back with a result and frees m. */
 static void
-mx_deliver(struct dns_mx_query *m, enum dns_mx_status status,
-    const char *dsn, const struct dns_mx_target *t, int n)
+mx_deliver(struct dns_mx_query *m, enum dns_mx_status status, const char *dsn,
+    const struct dns_mx_target *t, int n)
 {
 	struct dns_mx_result r;
 
@@ -233,8 +233,8 @@ mx_fail(struct dns_mx_query *m, enum dns_mx_status status, const char *dsn,
 
 /* Appends h's addresses of the families asked to t[*n..max). */
 static void
-mx_host_targets(const struct mx_host *h,
-    struct dns_mx_target *t, int *n, int max)
+mx_host_targets(
+    const struct mx_host *h, struct dns_mx_target *t, int *n, int max)
 {
 	struct sockaddr_in6 *sin6;
 	struct sockaddr_in *sin;
@@ -312,8 +312,7 @@ mx_addr_cb(const struct dns_answer *a, void *ctx)
 		for (i = 0; i < a->n; i++)
 			h->a6[i] = a->rr[i].aaaa;
 		h->n6 = a->n;
-	} else if (a->status == DNS_OK && a->type == DNS_T_A &&
-	           h->a4 == NULL) {
+	} else if (a->status == DNS_OK && a->type == DNS_T_A && h->a4 == NULL) {
 		h->a4 = xcalloc((size_t)a->n, sizeof(*h->a4));
 		for (i = 0; i < a->n; i++)
 			h->a4[i] = a->rr[i].a;
@@ -530,8 +529,7 @@ mx_literal_cb(struct event_timer *timer, void *ctx)
 	if ((family == AF_INET && m->pref == DNS_ADDR_IPV6) ||
 	    (family == AF_INET6 && m->pref == DNS_ADDR_IPV4)) {
 		snprintf(m->reason, sizeof(m->reason),
-		    "address %s is not of the address family in use",
-		    m->name);
+		    "address %s is not of the address family in use", m->name);
 		mx_deliver(m, DNS_MX_NOTFOUND, "5.4.4", NULL, 0);
 		return;
 	}

@@ -18,7 +18,11 @@
 struct dns_mx_query;
 
 /* smtp_address_preference: which address families to look up. */
-enum dns_addr_pref { DNS_ADDR_ANY, DNS_ADDR_IPV4, DNS_ADDR_IPV6 };
+enum dns_addr_pref {
+	DNS_ADDR_ANY,
+	DNS_ADDR_IPV4,
+	DNS_ADDR_IPV6
+};
 
 /* "[host]" in Postfix syntax: the name's own addresses, no MX lookup. */
 #define DNS_MX_NO_MX 0x1

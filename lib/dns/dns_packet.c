@@ -123,8 +123,8 @@ soa_neg_ttl(const unsigned char *p, size_t off, size_t rdlen, uint32_t ttl,
 }
 
 int
-dns_packet_scan(const unsigned char *p, size_t len, unsigned qtype,
-    struct dns_packet *pk_r)
+dns_packet_scan(
+    const unsigned char *p, size_t len, unsigned qtype, struct dns_packet *pk_r)
 {
 	unsigned qdcount, ancount, nscount, i, type, class;
 	size_t off = DNS_HEADER_LEN, rdlen;

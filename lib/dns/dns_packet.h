@@ -18,8 +18,8 @@
  * returns. */
 #define DNS_PACKET_TTLS_MAX (DNS_RR_MAX + 1)
 /* RFC 1035 4.1.1 RCODEs. */
-#define DNS_RCODE_NOERROR  0
-#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOERROR   0
+#define DNS_RCODE_NXDOMAIN  3
 
 struct dns_packet {
 	int rcode;

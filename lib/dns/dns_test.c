@@ -1052,8 +1052,8 @@ mx_result_cb(const struct dns_mx_result *res, void *ctx)
 		if (res->t[i].addr.ss_family == AF_INET) {
 			sin = (const struct sockaddr_in *)&res->t[i].addr;
 			CHECK_INT(res->t[i].addrlen, sizeof(*sin));
-			inet_ntop(AF_INET, &sin->sin_addr, r->addr[i],
-			    ADDR_TEXT_MAX);
+			inet_ntop(
+			    AF_INET, &sin->sin_addr, r->addr[i], ADDR_TEXT_MAX);
 			r->port_zero &= sin->sin_port == 0;
 		} else {
 			sin6 = (const struct sockaddr_in6 *)&res->t[i].addr;
@@ -1413,8 +1413,8 @@ test_mx_exchangers(void)
 	mx(f.d, f.loop, "example.test", 0, DNS_ADDR_ANY, &m);
 	CHECK_INT(m.status, DNS_MX_NOTFOUND);
 	CHECK_STR(m.dsn, "5.4.4");
-	CHECK_STR(m.reason,
-	    "no MX host for example.test has a valid address record");
+	CHECK_STR(
+	    m.reason, "no MX host for example.test has a valid address record");
 	/* AAAA only, IPv4 asked */
 	mx(f.d, f.loop, "v6mx.test", 0, DNS_ADDR_IPV4, &m);
 	CHECK_INT(m.status, DNS_MX_NOTFOUND);
@@ -1447,7 +1447,7 @@ servfail_cb(struct event_fd *ev, int fd, int events, void *ctx)
 	    (struct sockaddr *)&from, &fromlen);
 	if (n < 12)
 		return;
-	buf[2] |= 0x80;                       /* QR */
+	buf[2] |= 0x80;                              /* QR */
 	buf[3] = (unsigned char)(buf[3] & 0xf0) | 2; /* SERVFAIL */
 	(void)sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fromlen);
 }
@@ -1565,11 +1565,11 @@ test_mx_cancel_free(void)
 	q = dns_mx_resolve(p.d, "pref.test", 0, DNS_ADDR_ANY, mx_result_cb, &m);
 	dns_mx_cancel(&q);
 	CHECK(q == NULL);
-	q = dns_mx_resolve(p.d, "[192.0.2.1]", 0, DNS_ADDR_ANY, mx_result_cb,
-	    &m);
+	q = dns_mx_resolve(
+	    p.d, "[192.0.2.1]", 0, DNS_ADDR_ANY, mx_result_cb, &m);
 	dns_mx_cancel(&q);
-	q = dns_mx_resolve(p.d, "mail.test", DNS_MX_NO_MX, DNS_ADDR_ANY,
-	    mx_result_cb, &m);
+	q = dns_mx_resolve(
+	    p.d, "mail.test", DNS_MX_NO_MX, DNS_ADDR_ANY, mx_result_cb, &m);
 	dns_mx_cancel(&q);
 	(void)dns_mx_resolve(p.d, "eq.test", 0, DNS_ADDR_ANY, mx_result_cb, &m);
 	(void)dns_mx_resolve(
