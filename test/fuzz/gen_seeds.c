@@ -601,6 +601,41 @@ reply_seeds(void)
 	SEED(t, "no-end", "421-a\r\n421-b\r\n421-c");
 }
 
+static void
+mime_seeds(void)
+{
+	const char *t = "fuzz_mime_7bit";
+
+	SEED(t, "plain-8bit",
+	    "From: a@example.org\r\nSubject: x\r\n\r\n"
+	    "caf\xc3\xa9 = 1 \r\n\tend\r\n");
+	SEED(t, "7bit", "From: a@example.org\r\n\r\nhello\r\n");
+	SEED(t, "multipart",
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"=_b 1\"\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "preamble\r\n--=_b 1\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "gr\xc3\xbc\xc3\x9f\r\n--=_b 1\r\n"
+	    "Content-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n"
+	    "--=_b 1--\r\nepilogue\r\n");
+	SEED(t, "rfc822",
+	    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n"
+	    "\r\n--o\r\nContent-Type: message/rfc822\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "From: c@d\r\nContent-Type: multipart/alternative;\r\n"
+	    " boundary=i\r\n\r\n--i\r\n\r\nna\xc3\xafve\r\n--i--\r\n"
+	    "--o--\r\n");
+	SEED(t, "digest",
+	    "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+	    "--d\r\n\r\nSubject: m\r\n\r\n\xe9\r\n--d\r\n\r\nx\r\n--d--\r\n");
+	SEED(t, "header-8bit", "Subject: \xe9\r\n\r\nbody\r\n");
+	SEED(t, "binary",
+	    "Content-Transfer-Encoding: binary\r\n\r\n\xe9\x00\r\r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -623,6 +658,7 @@ main(int argc, char **argv)
 	attr_seeds();
 	table_seeds();
 	reply_seeds();
+	mime_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);
