@@ -631,6 +631,68 @@ table_seeds(void)
 	SEED(c, "host-bits", "192.0.2.1/24 r\n");
 }
 
+static void
+reply_seeds(void)
+{
+	const char *t = "fuzz_smtp_reply";
+
+	SEED(t, "greeting", "220 mx.example.net ESMTP\r\n");
+	SEED(t, "ehlo",
+	    "250-mx.example.net Hello [192.0.2.1]\r\n"
+	    "250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+	    "250-SMTPUTF8\r\n250-BINARYMIME\r\n250 CHUNKING\r\n");
+	SEED(t, "pipelined",
+	    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+	    "550 5.1.1 <x@example.net>: Recipient address rejected\r\n"
+	    "354 End data with <CR><LF>.<CR><LF>\r\n"
+	    "250 2.0.0 Ok: queued as 4F2A1C03B7\r\n221 2.0.0 Bye\r\n");
+	SEED(t, "gmail-style",
+	    "550-5.1.1 The email account that you tried to reach does\r\n"
+	    "550-5.1.1 not exist. Please try double-checking the\r\n"
+	    "550 5.1.1 recipient's email address.\r\n");
+	SEED(t, "code-change", "250-a\r\n251 b\r\n250 ok\r\n");
+	SEED(t, "wrong-class", "450 5.7.1 mismatch\r\n250\r\n");
+	SEED(t, "garbage", "HTTP/1.1 400 Bad Request\r\n\r\n250 ok\n");
+	SEED(t, "no-end", "421-a\r\n421-b\r\n421-c");
+}
+
+static void
+mime_seeds(void)
+{
+	const char *t = "fuzz_mime_7bit";
+
+	SEED(t, "plain-8bit",
+	    "From: a@example.org\r\nSubject: x\r\n\r\n"
+	    "caf\xc3\xa9 = 1 \r\n\tend\r\n");
+	SEED(t, "7bit", "From: a@example.org\r\n\r\nhello\r\n");
+	SEED(t, "multipart",
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"=_b 1\"\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "preamble\r\n--=_b 1\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "gr\xc3\xbc\xc3\x9f\r\n--=_b 1\r\n"
+	    "Content-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n"
+	    "--=_b 1--\r\nepilogue\r\n");
+	SEED(t, "rfc822",
+	    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n"
+	    "\r\n--o\r\nContent-Type: message/rfc822\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+	    "From: c@d\r\nContent-Type: multipart/alternative;\r\n"
+	    " boundary=i\r\n\r\n--i\r\n\r\nna\xc3\xafve\r\n--i--\r\n"
+	    "--o--\r\n");
+	SEED(t, "digest",
+	    "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+	    "--d\r\n\r\nSubject: m\r\n\r\n\xe9\r\n--d\r\n\r\nx\r\n--d--\r\n");
+	SEED(t, "header-8bit", "Subject: \xe9\r\n\r\nbody\r\n");
+	SEED(t, "binary",
+	    "Content-Transfer-Encoding: binary\r\n\r\n\xe9\x00\r\r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -653,6 +715,8 @@ main(int argc, char **argv)
 	attr_seeds();
 	table_seeds();
 	dns_seeds();
+	reply_seeds();
+	mime_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);
