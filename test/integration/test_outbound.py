@@ -140,10 +140,11 @@ def tearDownModule():
 
 
 def log_re(qid, rcpt, status):
-    """A delivery log line (Postfix's shape); groups relay, dsn, text."""
+    """A delivery log line (Postfix's shape); groups relay, dsn, text.
+    delays= is optional: qmgr's own lines (relay=none) have none."""
     return (r"%s: to=<%s>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>\S+),"
-            r"(?: conn_use=\d+,)? delay=[\d.]+, "
-            r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=(?P<dsn>\d\.\d{1,3}"
+            r"(?: conn_use=\d+,)? delay=[\d.]+,"
+            r"(?: delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+,)? dsn=(?P<dsn>\d\.\d{1,3}"
             r"\.\d{1,3}), status=%s \((?P<text>.*)\)$"
             % (qid, re.escape(rcpt), status))
 
