@@ -33,7 +33,20 @@ test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
 prog=test.sh
 . "$top/scripts/lib.sh"
 
-install_missing $build_deps $fuzz_deps $test_deps
+# postfix: smtp-sink, the foreign SMTP server of test_outbound, as
+# "No configuration" (no system mail set-up); a default instance the
+# package may have started is stopped, so nothing else holds port 25.
+if [ "$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null &&
+	! dpkg-query -W -f='${Status}\n' postfix 2>/dev/null |
+	grep -q '^install ok installed$'; then
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+fi
+install_missing $build_deps $fuzz_deps $test_deps postfix
+if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
+	say "stopping the system postfix instance (tests need its ports free)"
+	postfix stop >/dev/null 2>&1 || true
+fi
 ensure_autotools
 configure_into "$build" --enable-sanitizers --prefix="$prefix" "CFLAGS=-g -O1"
 

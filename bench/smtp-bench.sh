@@ -27,8 +27,9 @@ warmup=$((2 * sessions))
 # Upper bound for one timed run: generous, but every wait ends.
 deadline=$((120 + messages / 10))
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'smtp-bench: %s\n' "$*" >&2; exit 1; }
+prog=smtp-bench
+# shellcheck source=bench/lib.sh disable=SC2034
+. "$(dirname "$0")/lib.sh"
 
 case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'" ;; esac
 [ "$messages" -gt 0 ] || die "MESSAGES must be positive"
@@ -49,28 +50,10 @@ for cmd in timeout python3; do
 done
 
 # --- Postfix: the peer, and smtp-source, the load generator ---------------
-if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
-	say "installing postfix (for smtp-source and as the peer)"
-	export DEBIAN_FRONTEND=noninteractive
-	echo "postfix postfix/main_mailer_type select No configuration" |
-		debconf-set-selections
-	apt-get install -y -q --no-install-recommends postfix </dev/null ||
-		{ apt-get update -q </dev/null &&
-			apt-get install -y -q --no-install-recommends postfix </dev/null; } ||
-		die "apt-get install postfix failed"
-	# The package may have started a default instance: it is not ours.
-	if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
-		say "stopping the default postfix instance the package started"
-		postfix stop || true
-	fi
-fi
-getent passwd postfix >/dev/null || die "user postfix missing (broken postfix install?)"
+ensure_postfix
 
 # --- accounts (as run.sh creates them) ------------------------------------
-getent passwd tern >/dev/null || useradd -r -U -d /var/spool/tern -s /usr/sbin/nologin tern
-getent group terndrop >/dev/null || groupadd -r terndrop
-getent passwd vmail >/dev/null || useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
-getent passwd ternauth >/dev/null || useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternauth
+ensure_tern_accounts
 vmail_uid=$(id -u vmail)
 vmail_gid=$(id -g vmail)
 
@@ -97,7 +80,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A port base N with N+25 and N+587 (tern) and N+2525 (Postfix) free.
-port_in_use() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 base=""
 for _ in $(seq 1 50); do
 	n=$((20000 + RANDOM % 30000))
@@ -229,42 +211,6 @@ pf_pidfile="$pf/queue/pid/master.pid"
 
 # --- measuring ------------------------------------------------------------
 count() { find "$1/new" -type f 2>/dev/null | wc -l; }
-
-# CPU ticks used so far by a master and all its descendants: live
-# processes' own time plus the time of children they reaped (cutime,
-# cstime), which is where every finished daemon's time ends up.
-cpu_ticks() {
-	python3 - "$1" <<'PY'
-import os, sys
-master = int(sys.argv[1])
-procs = {}
-for name in os.listdir("/proc"):
-    if not name.isdigit():
-        continue
-    try:
-        with open("/proc/%s/stat" % name) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        continue
-    # fields[0] is the state; ppid, utime, stime, cutime, cstime follow.
-    procs[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
-total = 0
-for pid, (ppid, ticks) in procs.items():
-    p, hops = pid, 0
-    while p not in (master, 0, 1) and p in procs and hops < 64:
-        p, hops = procs[p][0], hops + 1
-    if p == master:
-        total += ticks
-print(total)
-PY
-}
-
-master_of() {
-	local pid
-	pid=$(tr -d ' \n' <"$1" 2>/dev/null || true)
-	[ -n "$pid" ] && [ -d "/proc/$pid" ] || die "no running master per $1"
-	echo "$pid"
-}
 
 wait_count() { # maildir target seconds
 	local end=$((SECONDS + $3))

@@ -38,6 +38,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -210,12 +211,12 @@ def ensure_system_users():
 
 # ------------------------------------------------------------------ ports
 
-def port_free(port):
+def port_free(port, address="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         # As a server would bind: TIME_WAIT leftovers do not block it.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
+        s.bind((address, port))
         return True
     except OSError:
         return False
@@ -223,11 +224,11 @@ def port_free(port):
         s.close()
 
 
-def pick_port_base():
+def pick_port_base(address="127.0.0.1"):
     rng = random.Random()
     for _ in range(PORT_BASE_ATTEMPTS):
         base = rng.randint(PORT_BASE_MIN, PORT_BASE_MAX)
-        if all(port_free(base + off) for off in PORT_OFFSETS):
+        if all(port_free(base + off, address) for off in PORT_OFFSETS):
             return base
     raise AssertionError("no free port base in %d..%d after %d attempts"
                          % (PORT_BASE_MIN, PORT_BASE_MAX, PORT_BASE_ATTEMPTS))
@@ -400,10 +401,13 @@ def to_crlf(msg):
     return msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def smtp_send(port, sender, rcpts, msg_lf, timeout=SMTP_TIMEOUT):
+def smtp_send(port, sender, rcpts, msg_lf, timeout=SMTP_TIMEOUT,
+              host="127.0.0.1", source=None):
     """Sends msg_lf (bytes with LF line endings, ending in LF) with
-    python3's smtplib; returns the queue ID from the 250 reply to DATA."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as s:
+    python3's smtplib to host:port (from source, an address of this
+    host, when given); returns the queue ID from the 250 reply to DATA."""
+    with smtplib.SMTP(host, port, timeout=timeout,
+                      source_address=(source, 0) if source else None) as s:
         s.ehlo("client.example.org")
         opts = ["BODY=8BITMIME"] if s.has_extn("8bitmime") else []
         code, text = s.mail(sender, opts)
@@ -632,9 +636,13 @@ class TernInstance:
         TMP/inst/   config dir (tern.conf, services.conf, queue/, mail/,
                     users, log/maillog), created by tern init
         TMP/home/   homes of system users made by create_system_user()
+
+    address: where its inet services listen (inet_interfaces; another
+    127.0.0.x for tests with two instances or peers on one port).
     """
 
-    def __init__(self, port_base=None, virtual_domain=VIRTUAL_DOMAIN):
+    def __init__(self, port_base=None, virtual_domain=VIRTUAL_DOMAIN,
+                 address="127.0.0.1"):
         if is_root():
             ensure_system_users()
         self.tmp = os.path.realpath(tempfile.mkdtemp(prefix="tern-test-"))
@@ -642,7 +650,8 @@ class TernInstance:
         # Unprivileged daemons (tern, vmail, system users) must get in.
         os.chmod(self.tmp, 0o755)
         self.dir = os.path.join(self.tmp, "inst")
-        self.port_base = port_base or pick_port_base()
+        self.address = address
+        self.port_base = port_base or pick_port_base(address)
         self.smtp_port = self.port_base + 25
         self.submission_port = self.port_base + 587
         self.users_made = []
@@ -660,6 +669,8 @@ class TernInstance:
             # Clients on 127.0.0.1 are strangers, as on the internet:
             # tests of trusted networks set mynetworks themselves.
             self.conf_set(mynetworks="")
+            if address != "127.0.0.1":
+                self.conf_set(inet_interfaces=address)
             if virtual_domain and not self.conf_get(
                     "virtual_mailbox_domains"):
                 self.conf_set(virtual_mailbox_domains=virtual_domain)
@@ -725,7 +736,7 @@ class TernInstance:
 
         def banner():
             try:
-                with SmtpConn(port, timeout=5) as c:
+                with SmtpConn(port, timeout=5, host=self.address) as c:
                     code, text = c.banner
                     with contextlib.suppress(OSError, ConnectionError,
                                              AssertionError):
@@ -1011,6 +1022,7 @@ class TernTestCase(unittest.TestCase):
 
     class_instance = True
     start_instance = True
+    instance_options = {}   # TernInstance arguments of the class instance
     tern = None
 
     @classmethod
@@ -1023,7 +1035,7 @@ class TernTestCase(unittest.TestCase):
         cls.tern = None
         if not cls.class_instance:
             return
-        inst = TernInstance()
+        inst = TernInstance(**cls.instance_options)
         try:
             cls.configure(inst)
             if cls.start_instance:
@@ -1054,9 +1066,10 @@ class TernTestCase(unittest.TestCase):
                 inst.check_log()
         super().tearDown()
 
-    def new_instance(self, start=True, configure=None):
-        """A private instance for this test, closed (and checked) after it."""
-        inst = TernInstance()
+    def new_instance(self, start=True, configure=None, **options):
+        """A private instance for this test, closed (and checked) after
+        it; options go to TernInstance (address=...)."""
+        inst = TernInstance(**options)
         self.addCleanup(inst.close)
         if configure is not None:
             configure(inst)
@@ -1091,3 +1104,296 @@ def find_free_port():
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+
+# -------------------------------------------------------------------- DNS
+
+DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16,
+             "AAAA": 28}
+DNS_NOERROR, DNS_SERVFAIL, DNS_NXDOMAIN = 0, 2, 3
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def _dns_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def _dns_read_name(msg, i, hops=0):
+    """(name, offset after it) of the name at msg[i], compression too."""
+    labels = []
+    end = None
+    while True:
+        if i >= len(msg) or hops > 32:
+            raise ValueError("bad name in DNS answer")
+        n = msg[i]
+        if n & 0xC0 == 0xC0:
+            if end is None:
+                end = i + 2
+            i = ((n & 0x3F) << 8) | msg[i + 1]
+            hops += 1
+            continue
+        if n == 0:
+            return ".".join(labels), (end if end is not None else i + 1)
+        labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace"))
+        i += 1 + n
+
+
+def dns_query(port, name, qtype, host="127.0.0.1", timeout=2):
+    """Asks host:port (UDP) one question; returns (rcode, [(type name,
+    value)]) with MX as (pref, host), A/AAAA as text, CNAME as the
+    target; None when nothing answered within timeout."""
+    qid = random.randrange(65536)
+    question = _dns_name(name) + struct.pack(">HH", DNS_TYPES[qtype], 1)
+    msg = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(msg, (host, port))
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data, _ = s.recvfrom(65535)
+            except socket.timeout:
+                return None
+            if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
+                break
+    flags, qd, an = struct.unpack(">HHH", data[2:8])
+    i = 12
+    for _ in range(qd):
+        _, i = _dns_read_name(data, i)
+        i += 4
+    answers = []
+    names = {v: k for k, v in DNS_TYPES.items()}
+    for _ in range(an):
+        _, i = _dns_read_name(data, i)
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[i:i + 10])
+        rd = i + 10
+        i = rd + rdlen
+        tname = names.get(rtype, str(rtype))
+        if tname == "A":
+            value = socket.inet_ntop(socket.AF_INET, data[rd:rd + 4])
+        elif tname == "AAAA":
+            value = socket.inet_ntop(socket.AF_INET6, data[rd:rd + 16])
+        elif tname == "MX":
+            value = (struct.unpack(">H", data[rd:rd + 2])[0],
+                     _dns_read_name(data, rd + 2)[0])
+        elif tname == "CNAME":
+            value = _dns_read_name(data, rd)[0]
+        else:
+            value = data[rd:i]
+        answers.append((tname, value))
+    return flags & 0xF, answers
+
+
+class _ServfailServer:
+    """A UDP DNS server that answers every question SERVFAIL: where
+    DnsServer forwards the zones that must fail (dnsmasq itself cannot
+    be told to fail a zone, and a silent forwarder would make a timeout,
+    another case)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True,
+                                       name="servfail")
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            # The question echoed; QR, RD, RA and rcode 2.
+            flags = 0x8000 | (struct.unpack(">H", data[2:4])[0] & 0x0100) \
+                | 0x0080 | DNS_SERVFAIL
+            reply = data[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0)
+            with contextlib.suppress(ValueError, OSError):
+                _, end = _dns_read_name(data, 12)
+                self.sock.sendto(reply + data[12:end + 4], addr)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+class DnsServer:
+    """dnsmasq on 127.0.0.1:PORT serving fixed records for test domains,
+    for `dns_servers = dns.server` (the resolver tern's smtp client and
+    smtpd's DNSBL checks ask):
+
+        dns = DnsServer(tmpdir)
+        dns.mx("a.test", "mx1.a.test", 10)
+        dns.host("mx1.a.test", "127.0.0.2")       # A (and AAAA: "::1")
+        dns.null_mx("nomail.test")
+        dns.cname("alias.a.test", "mx1.a.test")
+        dns.servfail("broken.test")
+        dns.start()
+        inst.conf_set(dns_servers=dns.server)
+        ...
+        dns.stop()
+
+    Every name under local_zones (default "test", "example", "invalid")
+    that has no record answers NXDOMAIN; nothing is forwarded to the
+    internet. Records change by calling the setters and restart() (same
+    port). TTLs are ttl seconds (default 0: answers are not cached, so
+    a restart's new data is seen at once)."""
+
+    def __init__(self, tmpdir, local_zones=("test", "example", "invalid"),
+                 ttl=0):
+        self.tmpdir = tmpdir
+        self.local_zones = list(local_zones)
+        self.ttl = ttl
+        self.port = None
+        self.proc = None
+        self.servfail_zones = []
+        self._servfail = None
+        self.records = []       # dnsmasq options, in order
+        self.log_path = os.path.join(tmpdir, "dnsmasq.log")
+
+    @property
+    def server(self):
+        """The dns_servers value: "127.0.0.1:PORT"."""
+        return "127.0.0.1:%d" % self.port
+
+    # ----- records
+
+    def mx(self, domain, host, pref=10):
+        self.records.append("--mx-host=%s,%s,%d" % (domain, host, pref))
+
+    def host(self, name, *addrs):
+        """A and AAAA records of name (one --host-record: dnsmasq gives
+        the name both families' records, and NODATA for a family it has
+        none of)."""
+        self.records.append("--host-record=%s,%s" % (name, ",".join(addrs)))
+
+    a = host
+
+    def cname(self, alias, target):
+        """alias -> target; dnsmasq needs target to have local records."""
+        self.records.append("--cname=%s,%s" % (alias, target))
+
+    def null_mx(self, domain):
+        """RFC 7505: MX 0 "." (dnsmasq's --mx-host cannot name the root:
+        a raw record of type 15, preference 0 and the empty name)."""
+        self.records.append("--dns-rr=%s,15,000000" % domain)
+
+    def txt(self, name, text):
+        self.records.append("--txt-record=%s,%s" % (name, text))
+
+    def servfail(self, zone):
+        """Every question under zone answers SERVFAIL."""
+        self.servfail_zones.append(zone)
+
+    # ----- life cycle
+
+    def _argv(self):
+        argv = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
+                "--no-resolv", "--no-hosts", "--no-poll",
+                "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--port=%d" % self.port, "--local-ttl=%d" % self.ttl,
+                "--log-facility=" + self.log_path, "--pid-file="]
+        if is_root():
+            # Stay root: a setuid() would drop the parent-death signal.
+            argv += ["--user=root", "--group=root"]
+        for z in self.servfail_zones:
+            argv.append("--server=/%s/127.0.0.1#%d"
+                        % (z, self._servfail.port))
+        argv += ["--local=/%s/" % z for z in self.local_zones]
+        return argv + self.records
+
+    def start(self, timeout=START_TIMEOUT):
+        """Starts dnsmasq (on a new free port the first time, the same
+        port on a restart) and waits until it answers."""
+        if not os.access(DNSMASQ, os.X_OK):
+            raise AssertionError("dnsmasq not found (apt-get install "
+                                 "dnsmasq-base; test.sh does)")
+        if self.servfail_zones and self._servfail is None:
+            self._servfail = _ServfailServer()
+        attempts = 1 if self.port else 5
+        for _ in range(attempts):
+            if not self.port or attempts > 1:
+                self.port = _free_udp_tcp_port()
+            self.proc = subprocess.Popen(
+                self._argv(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent)
+            record_for_cleanup("pid", "%d %s" % (self.proc.pid, DNSMASQ))
+
+            def answers():
+                if self.proc.poll() is not None:
+                    return "exited"
+                return dns_query(self.port, "dnsmasq-probe.%s"
+                                 % self.local_zones[0], "A",
+                                 timeout=0.5) is not None
+            state = wait_until(answers, timeout, "dnsmasq on 127.0.0.1:%d"
+                               % self.port)
+            if state is True:
+                return self
+            err = self.proc.stderr.read().decode("utf-8", "replace")
+            self.proc = None
+            if "Address already in use" not in err:
+                raise AssertionError("dnsmasq exited: %s" % err.strip())
+        raise AssertionError("dnsmasq: no free port after %d attempts"
+                             % attempts)
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(STOP_TIMEOUT)
+            self.proc.stderr.close()
+            self.proc = None
+
+    def restart(self):
+        """Restarts with the records as they are now, on the same port."""
+        self.stop()
+        return self.start()
+
+    def close(self):
+        self.stop()
+        if self._servfail is not None:
+            self._servfail.stop()
+            self._servfail = None
+
+    def query(self, name, qtype):
+        return dns_query(self.port, name, qtype)
+
+
+def _die_with_parent():
+    """preexec_fn: SIGKILL when the test process dies (prctl
+    PR_SET_PDEATHSIG), so no helper outlives a killed module."""
+    import ctypes
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1 a moment ago."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP")
