@@ -93,7 +93,8 @@ enum smtp_reply_status smtp_reply_feed(
  * the time left). A line may end in LF alone. Returns SMTP_REPLY_OK,
  * or TIMEOUT, EOF (the peer closed, also in mid-reply), TOOLONG, BAD,
  * ERROR (errno set), each with *error_r, a short reason (static, or in
- * r until the next reset) for the log and the DSN.
+ * r until the next reset) for the log and the DSN. After anything but
+ * OK the session is out of step with the peer: the caller ends it.
  */
 enum smtp_reply_status smtp_reply_read(struct stream *st, struct smtp_reply *r,
     int timeout_ms, const char **error_r);

@@ -43,7 +43,11 @@ shape_of(const char *s, size_t len, struct shape *sh)
 		}
 		if (s[i] == '\r' || s[i] == '\n')
 			sh->bare = 1;
-		if (++col > LINE_MAX_SMTP)
+		/* A bare LF ends a line too: copied text keeps it, and
+		 * what the converter adds starts after it. */
+		if (s[i] == '\n')
+			col = 0;
+		else if (++col > LINE_MAX_SMTP)
 			sh->long_line = 1;
 	}
 }
