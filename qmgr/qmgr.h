@@ -51,6 +51,7 @@ struct qmgr_msg {
 	int entries;           /* entries not finished */
 	int recovered;         /* may have been delivered before a crash */
 	int retry_soon;        /* a request was lost: retry shortly */
+	double active_at;      /* when this pass took it (delays=a/b) */
 	struct qmgr_entry *routing; /* entries made by qmgr_message_route */
 	struct event_timer *stuck;   /* its final rename/unlink failed */
 	int stuck_pending;
@@ -67,6 +68,7 @@ struct qmgr_result {
 	const char *action;   /* delivered, expanded, relayed, or "" */
 	const char *mta;      /* remote MTA or "" */
 	const char *diag_type; /* "smtp" or "x-tern" */
+	int dsn_passed;       /* the next hop took over its DSN (RFC 3461) */
 };
 
 extern struct event_loop *qmgr_loop;

@@ -104,12 +104,15 @@ void
 qmgr_message_load(struct qmgr_msg *m)
 {
 	struct route r;
+	struct timeval tv;
 	const char *err;
 	int i, rc;
 
 	msg_info("%s: from=<%s>, size=%llu, nrcpt=%d (queue active)", m->q.id,
 	    log_sanitize(m->q.sender, ADDR_PATH_MAX),
 	    (unsigned long long)m->q.content_len, m->q.nrcpt);
+	gettimeofday(&tv, NULL);
+	m->active_at = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 	m->state = xcalloc(m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, 1);
 	m->notify_success = xcalloc(m->q.nrcpt > 0 ? (size_t)m->q.nrcpt : 1, 1);
 	qmgr_nrcpt_active += m->q.nrcpt;
@@ -152,7 +155,7 @@ qmgr_record(struct qmgr_msg *m, const struct qmgr_result *r,
 		rec->action = "failed";
 	else if (r->status == 0)
 		rec->action = "delayed";
-	else if ((notify & QRCPT_NOTIFY_SUCCESS) != 0)
+	else if ((notify & QRCPT_NOTIFY_SUCCESS) != 0 && !r->dsn_passed)
 		rec->action = *r->action != '\0' ? r->action : "delivered";
 	else
 		return 0;
@@ -175,9 +178,11 @@ qmgr_message_results(struct qmgr_msg *m, const struct qmgr_result *r, int n)
 	for (i = 0; i < n; i++) {
 		if (r[i].status == QREC_RCPT_DONE) {
 			m->state[r[i].rcpt] = QMGR_RCPT_SENT;
+			/* A next hop that speaks DSN reports success itself. */
 			m->notify_success[r[i].rcpt] =
-			    logged && (m->q.rcpts[r[i].rcpt].notify &
-			                  QRCPT_NOTIFY_SUCCESS) != 0;
+			    logged && !r[i].dsn_passed &&
+			    (m->q.rcpts[r[i].rcpt].notify &
+			        QRCPT_NOTIFY_SUCCESS) != 0;
 		} else if (r[i].status == QREC_RCPT_FAILED && logged) {
 			m->state[r[i].rcpt] = QMGR_RCPT_FAILED;
 		} else {

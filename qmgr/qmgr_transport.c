@@ -72,6 +72,9 @@ struct qmgr_conn {
 	struct qmgr_transport *t;
 	struct attr_client *client;
 	struct qmgr_entry *entry; /* busy: the request's entry */
+	/* The agent's last destination: an smtp agent may still hold a
+	 * session there, so the next request for it prefers this one. */
+	char *last_nexthop;
 	struct qmgr_conn *next;
 };
 
@@ -444,22 +447,29 @@ static void
 qmgr_request(struct qmgr_conn *c, struct qmgr_entry *e)
 {
 	struct qmgr_msg *m = e->msg;
-	char file[sizeof(QUEUE_ACTIVE) + QUEUE_ID_SIZE];
+	char file[sizeof(QUEUE_ACTIVE) + QUEUE_ID_SIZE], active_at[32];
 	struct buf *f;
 	int i, bad;
 
 	snprintf(file, sizeof(file), "%s/%s", QUEUE_ACTIVE, m->q.id);
+	snprintf(active_at, sizeof(active_at), "%.6f", m->active_at);
 	f = attr_client_frame(c->client);
 	bad = attr_put_str(f, "request", "deliver") < 0 ||
 	      attr_put_str(f, "queue_id", m->q.id) < 0 ||
 	      attr_put_str(f, "queue_file", file) < 0 ||
 	      attr_put_str(f, "nexthop", e->dest->nexthop) < 0 ||
-	      attr_put_int(f, "recovered", m->recovered) < 0;
+	      attr_put_int(f, "recovered", m->recovered) < 0 ||
+	      attr_put_str(f, "active_at", active_at) < 0;
 	for (i = 0; i < e->n && !bad; i++)
 		bad = attr_put_int(f, "rcpt_index", e->rcpts[i]) < 0;
 	if (bad)
 		msg_panic("%s: delivery request does not fit a frame", m->q.id);
 	c->entry = e;
+	if (c->last_nexthop == NULL ||
+	    strcmp(c->last_nexthop, e->dest->nexthop) != 0) {
+		free(c->last_nexthop);
+		c->last_nexthop = xstrdup(e->dest->nexthop);
+	}
 	e->dest->busy++;
 	msg_debug("%s: %d recipient(s) to %s:%s", m->q.id, e->n, c->t->name,
 	    e->dest->nexthop);
@@ -476,9 +486,18 @@ qmgr_pump(struct qmgr_transport *t)
 	while (t->ready_head != NULL && qmgr_draining == NULL &&
 	       t->down == NULL) {
 		idle = NULL;
-		for (c = t->conns; c != NULL && idle == NULL; c = c->next)
-			if (c->entry == NULL)
+		d = t->ready_head;
+		for (c = t->conns; c != NULL; c = c->next) {
+			if (c->entry != NULL)
+				continue;
+			if (idle == NULL)
 				idle = c;
+			if (c->last_nexthop != NULL &&
+			    strcmp(c->last_nexthop, d->nexthop) == 0) {
+				idle = c;
+				break;
+			}
+		}
 		if (idle == NULL) {
 			if (t->nconns >= t->procs)
 				return;
@@ -562,6 +581,8 @@ qmgr_reply_parse(const struct qmgr_entry *e, const struct attr_list *reply,
 			res[n].mta = a->value;
 		else if (strcmp(a->name, "diag_type") == 0)
 			res[n].diag_type = a->value;
+		else if (strcmp(a->name, "dsn_passed") == 0)
+			res[n].dsn_passed = strcmp(a->value, "1") == 0;
 		else {
 			*why_r = "unexpected attribute in reply";
 			return -1;
@@ -712,6 +733,7 @@ qmgr_transport_free(void *v)
 			free(c->entry->rcpts);
 			free(c->entry);
 		}
+		free(c->last_nexthop);
 		free(c);
 	}
 	hash_free(&t->dests, qmgr_dest_free);

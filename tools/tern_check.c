@@ -162,7 +162,7 @@ tern_check_service_user(const char *path, const struct service_def *def)
 static int
 tern_daemon_checks(const char *command)
 {
-	static const char *const checked[] = {"smtpd", "qmgr"};
+	static const char *const checked[] = {"smtpd", "qmgr", "smtp"};
 	size_t i;
 
 	for (i = 0; i < sizeof(checked) / sizeof(checked[0]); i++)

@@ -9,45 +9,25 @@
 
 #include "base/mem.h"
 #include "base/str.h"
-#include "map/map.h"
+#include "mail/map_list.h"
 #include "mail/params.h"
 #include "mail/route.h"
 
-/* transport_maps may list several tables; more is a configuration error. */
-#define ROUTE_MAPS_MAX 16
-
-static struct map *route_maps[ROUTE_MAPS_MAX];
-static int route_nmaps;
+static struct map_list *route_maps;
 
 int
 route_init(char **error_r)
 {
-	char **list = config_list(var_transport_maps);
-	int i, ret = 0;
-
 	route_shutdown();
-	for (i = 0; list[i] != NULL && ret == 0; i++) {
-		if (route_nmaps == ROUTE_MAPS_MAX) {
-			*error_r = xasprintf("transport_maps: more than %d tables",
-			    ROUTE_MAPS_MAX);
-			ret = -1;
-		} else if ((route_maps[route_nmaps] = map_open(list[i], error_r)) ==
-		           NULL)
-			ret = -1;
-		else
-			route_nmaps++;
-	}
-	config_list_free(list);
-	if (ret < 0)
-		route_shutdown();
-	return ret;
+	route_maps = map_list_open("transport_maps", var_transport_maps,
+	    error_r);
+	return route_maps != NULL ? 0 : -1;
 }
 
 void
 route_shutdown(void)
 {
-	while (route_nmaps > 0)
-		map_free(&route_maps[--route_nmaps]);
+	map_list_free(&route_maps);
 }
 
 /* "transport:nexthop" into r, each half only when not empty. */
@@ -72,18 +52,11 @@ static int
 route_lookup(struct route *r, const char *key, const char **error_r)
 {
 	const char *value;
-	int i, rc;
+	int rc = map_list_lookup(route_maps, key, &value, error_r);
 
-	for (i = 0; i < route_nmaps; i++) {
-		rc = map_lookup(route_maps[i], key, &value, error_r);
-		if (rc < 0)
-			return -1;
-		if (rc > 0) {
-			route_apply(r, value);
-			return 1;
-		}
-	}
-	return 0;
+	if (rc > 0)
+		route_apply(r, value);
+	return rc;
 }
 
 /* transport(5) order: address, domain, .parent..., "*". */
@@ -94,7 +67,7 @@ route_maps_apply(struct route *r, const char *addr, const char *domain,
 	const char *d;
 	int rc;
 
-	if (route_nmaps == 0)
+	if (map_list_empty(route_maps))
 		return 0;
 	if (*domain != '\0' && (rc = route_lookup(r, addr, error_r)) != 0)
 		return rc;

@@ -669,6 +669,10 @@ class TernInstance:
             # Clients on 127.0.0.1 are strangers, as on the internet:
             # tests of trusted networks set mynetworks themselves.
             self.conf_set(mynetworks="")
+            # Twenty outbound agents cost each instance two seconds of
+            # start and stop on a small machine; four serve every test
+            # (tests of concurrency raise it).
+            self.edit_service("smtp", 5, "4")
             if address != "127.0.0.1":
                 self.conf_set(inet_interfaces=address)
             if virtual_domain and not self.conf_get(
