@@ -673,6 +673,11 @@ class TernInstance:
             # start and stop on a small machine; four serve every test
             # (tests of concurrency raise it).
             self.edit_service("smtp", 5, "4")
+            # Mail to remote domains (notices to senders at example.org,
+            # say) must not ask the world's DNS: a loopback port where
+            # nothing listens makes it wait in the queue. Tests of
+            # outbound mail and DNSBLs name their own server.
+            self.conf_set(dns_servers="127.0.0.1:9")
             if address != "127.0.0.1":
                 self.conf_set(inet_interfaces=address)
             if virtual_domain and not self.conf_get(

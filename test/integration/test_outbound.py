@@ -205,6 +205,14 @@ class OutboundCase(TernTestCase):
         qid = smtp_send(self.tern.smtp_port, sender, rcpts, msg)
         return qid, msg
 
+    def got(self, p, n=1):
+        """p.wait_messages(n), with the instance's log when it fails."""
+        try:
+            return p.wait_messages(n)
+        except AssertionError as e:
+            raise AssertionError("%s\n--- log tail ---\n%s"
+                                 % (e, self.tern.log()[-6000:])) from None
+
     def wait_log(self, qid, rcpt, status, timeout=harness.DELIVERY_TIMEOUT):
         return self.tern.wait_for_log(log_re(qid, rcpt, status),
                                       timeout=timeout)
@@ -237,7 +245,7 @@ class MxFallbackTest(OutboundCase):
         p2 = self.peer("127.0.0.12")
         rcpt = unique("u", "fb.test")
         qid, msg = self.send(rcpt)
-        [tx] = p2.wait_messages(1)
+        [tx] = self.got(p2, 1)
         self.assertEqual(tx.mail_from, self.sender)
         self.assertEqual(tx.rcpt_addrs, [rcpt])
         self.assertRelayed(tx, msg)
@@ -255,7 +263,7 @@ class MxFallbackTest(OutboundCase):
         p2 = self.peer("127.0.0.14")
         rcpt = unique("u", "greet.test")
         qid, msg = self.send(rcpt)
-        [tx] = p2.wait_messages(1)
+        [tx] = self.got(p2, 1)
         self.assertRelayed(tx, msg)
         m = self.wait_log(qid, rcpt, "sent")
         self.assertTrue(m.group("relay").startswith("mx2.greet.test["))
@@ -292,7 +300,7 @@ class MxFallbackTest(OutboundCase):
         p2 = self.peer("127.0.0.16")
         since = self.tern.log_size()
         self.tern.tern("flush")
-        [tx] = p2.wait_messages(1)
+        [tx] = self.got(p2, 1)
         self.assertRelayed(tx, msg)
         self.tern.wait_for_log(log_re(qid, rcpt, "sent"), since=since)
         self.tern.wait_for_log(r"%s: removed" % qid, since=since)
@@ -303,7 +311,7 @@ class MxFallbackTest(OutboundCase):
         good, later = unique("ok", "rcpt.test"), unique("later", "rcpt.test")
         p.rule("RCPT", "450 4.2.1 mailbox busy, try later", match=later)
         qid, msg = self.send([good, later])
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertEqual(tx.rcpt_addrs, [good])
         self.wait_log(qid, good, "sent")
         m = self.wait_log(qid, later, "deferred")
@@ -356,7 +364,7 @@ class DnsTest(OutboundCase):
         p = self.peer("127.0.0.21")
         rcpt = unique("u", "amx.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertRelayed(tx, msg)
         m = self.wait_log(qid, rcpt, "sent")
         self.assertEqual(m.group("relay"), "amx.test[127.0.0.21]:%d" % PORT)
@@ -383,7 +391,7 @@ class DnsTest(OutboundCase):
         p = self.peer("127.0.0.22")
         rcpt = unique("u", "cn.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertRelayed(tx, msg)
         self.wait_log(qid, rcpt, "sent")
 
@@ -415,7 +423,7 @@ class TlsTest(OutboundCase):
         p = self.peer("127.0.0.31", cert=self.cert, key=self.key)
         rcpt = unique("u", "tls.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertIsNotNone(tx.tls)
         self.assertRelayed(tx, msg)
         self.tern.wait_for_log(
@@ -438,7 +446,7 @@ class TlsTest(OutboundCase):
         p = self.peer("127.0.0.33", cert=self.okcert, key=self.okkey)
         rcpt = unique("u", "tlsok.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertIsNotNone(tx.tls)
         self.tern.wait_for_log(
             r"(Trusted|Verified) TLS connection established to "
@@ -452,7 +460,7 @@ class TlsTest(OutboundCase):
         p.rule("STARTTLS", "220 2.0.0 go ahead")
         rcpt = unique("u", "tlsbad.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertIsNone(tx.tls)
         self.assertRelayed(tx, msg)
         self.wait_log(qid, rcpt, "sent")
@@ -482,7 +490,7 @@ class ProtocolTest(OutboundCase):
                       b"charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n") \
             + text
         qid = smtp_send(self.tern.smtp_port, self.sender, [rcpt], msg)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertNotIn("BODY", tx.mail_params)
         self.assertTrue(all(b < 128 for b in tx.data),
                         "8-bit octets sent to a 7-bit peer")
@@ -511,7 +519,7 @@ class ProtocolTest(OutboundCase):
         p = self.peer("127.0.0.43")
         a, b = unique("a", "pipe.test"), unique("b", "pipe.test")
         qid, msg = self.send([a, b])
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertEqual(sorted(tx.rcpt_addrs), sorted([a, b]))
         self.assertTrue(tx.pipelined, "RCPT waited for the MAIL reply")
         self.assertIn("SIZE", tx.mail_params)
@@ -522,7 +530,7 @@ class ProtocolTest(OutboundCase):
         n = 3
         for i in range(n):
             self.send(unique("u", "reuse.test"))
-            p.wait_messages(i + 1)
+            self.got(p, i + 1)
         self.assertLess(p.connections, n,
                         "%d messages in a row over %d connections"
                         % (n, p.connections))
@@ -548,7 +556,7 @@ class ProtocolTest(OutboundCase):
             self.assertEqual(code, 250)
             code, _ = s.data(to_crlf(msg))
             self.assertEqual(code, 250)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertEqual(tx.mail_params.get("RET"), "HDRS")
         self.assertEqual(tx.mail_params.get("ENVID"), "env-42")
         [(addr, params)] = tx.rcpts
@@ -567,7 +575,7 @@ class ProtocolTest(OutboundCase):
             s.mail(self.sender)
             self.assertEqual(s.rcpt(rcpt, ["NOTIFY=SUCCESS"])[0], 250)
             self.assertEqual(s.data(to_crlf(msg))[0], 250)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertNotIn("NOTIFY", tx.rcpts[0][1])
         [n] = self.notices(1)
         [r] = notice_fields(n)
@@ -578,7 +586,7 @@ class ProtocolTest(OutboundCase):
         p = self.peer(FALLBACK_RELAY)
         rcpt = unique("u", "unreach.test")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertRelayed(tx, msg)
         m = self.wait_log(qid, rcpt, "sent")
         self.assertIn("[%s]:%d" % (FALLBACK_RELAY, PORT), m.group("relay"))
@@ -593,7 +601,7 @@ class ProtocolTest(OutboundCase):
         self.addCleanup(sink.stop)
         rcpt = unique("u", "sink.test")
         qid, msg = self.send(rcpt, subject="to a foreign server")
-        [dump] = sink.wait_messages(1)
+        [dump] = self.got(sink, 1)
         self.assertIn(b"X-Mail-Args: <%s>" % self.sender.encode(), dump)
         self.assertIn(b"X-Rcpt-Args: <%s>" % rcpt.encode(), dump)
         self.assertIn(b"\nSubject: to a foreign server\n", dump)
@@ -629,7 +637,7 @@ class RelayhostTest(OutboundCase):
                       auth=("relayuser", "s3cret-pw"))
         rcpt = unique("u", "far-away.example")
         qid, msg = self.send(rcpt)
-        [tx] = p.wait_messages(1)
+        [tx] = self.got(p, 1)
         self.assertIsNotNone(tx.tls)
         self.assertEqual(tx.auth, "relayuser")
         self.assertEqual(tx.rcpt_addrs, [rcpt])

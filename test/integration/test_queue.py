@@ -79,7 +79,7 @@ class RoutingTest(TernTestCase):
             transport_maps="inline:{ { gone.test = error:5.1.2 this domain "
                            "is gone }, junk.test=discard:dropped, "
                            "{ later.test = retry:4.4.5 try later }, "
-                           "remote.test=smtp:[127.0.0.1]:9 }",
+                           "remote.test=nosuch:[127.0.0.1]:9 }",
             relay_domains="gone.test junk.test later.test remote.test",
             **FAST_RETRY)
 
