@@ -6,8 +6,9 @@
  * removes or defers each message with exponential backoff. This file is
  * the process: the server skeleton hooks and the listener on which smtpd
  * announces each message it committed ({request=new, queue_id=ID} attr
- * frames, no reply) and `tern flush` asks for a queue run
- * ({request=flush[, domain]}). A lost notice only delays mail: the queue
+ * frames, no reply) and `tern flush`, ternqueue and smtpd's ETRN ask for
+ * a queue run ({request=flush[, domain[, subdomains=1]]}, flush.h;
+ * answered when it carries an id). A lost notice only delays mail: the queue
  * scan finds the file anyway. No RFCs here; see qmgr(8).
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "base/log.h"
 #include "mail/attr.h"
 #include "mail/attr_server.h"
+#include "mail/flush.h"
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/route.h"
@@ -41,18 +43,40 @@
 struct event_loop *qmgr_loop;
 long long qmgr_active_max;
 
-/* One notice ({request=new, queue_id}); -1 closes the connection. */
+/*
+ * A flush request; with an id (smtpd's ETRN) the answer says qmgr took
+ * it, which is when smtpd may say 250 (flush.h).
+ */
+static int
+qmgr_flush_notice(struct attr_conn *conn, const struct attr_list *req)
+{
+	const char *domain = attr_get(req, FLUSH_ATTR_DOMAIN);
+	const char *sub = attr_get(req, FLUSH_ATTR_SUBDOMAINS);
+	struct buf *reply;
+
+	if (domain != NULL && !flush_domain_valid(domain)) {
+		msg_warn("notice connection: bad flush domain '%s'",
+		    log_sanitize(domain, QMGR_TOKEN_LOG_MAX));
+		return -1;
+	}
+	qmgr_flush_request(domain, sub != NULL && strcmp(sub, "1") == 0);
+	reply = attr_conn_reply_begin(conn, req);
+	if (attr_put_str(reply, FLUSH_ATTR_STATUS, FLUSH_STATUS_OK) < 0)
+		msg_panic("flush: reply does not fit a frame");
+	attr_conn_reply_end(conn);
+	return 0;
+}
+
+/* One notice ({request=new, queue_id}) or a flush request; -1 closes
+ * the connection. */
 static int
 qmgr_notice(struct attr_conn *conn, const struct attr_list *req)
 {
 	const char *what = attr_get(req, "request");
 	const char *id = attr_get(req, "queue_id");
 
-	(void)conn;
-	if (what != NULL && strcmp(what, "flush") == 0) {
-		qmgr_queue_flush(attr_get(req, "domain"));
-		return 0;
-	}
+	if (what != NULL && strcmp(what, FLUSH_REQUEST) == 0)
+		return qmgr_flush_notice(conn, req);
 	if (what == NULL || strcmp(what, "new") != 0) {
 		msg_warn("notice connection: unknown request '%s'",
 		    log_sanitize(what != NULL ? what : "", QMGR_TOKEN_LOG_MAX));
@@ -173,6 +197,7 @@ qmgr_shutdown(void)
 	 */
 	qmgr_transport_drain(qmgr_loop, QMGR_DRAIN_MS);
 	attr_server_close_all();
+	qmgr_flush_shutdown();
 	qmgr_queue_shutdown();
 	route_shutdown();
 }

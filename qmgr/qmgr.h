@@ -78,14 +78,26 @@ extern long long qmgr_active_max;
 /* qmgr_queue.c */
 void qmgr_queue_init(void);
 void qmgr_queue_notice(const char *id);
-/* Every deferred message (or those with a pending recipient in domain)
- * is due now; dead destinations come back. */
-void qmgr_queue_flush(const char *domain);
+/* Every deferred message (or those with a pending recipient in domain,
+ * or with subdomains also below it) is due now; dead destinations come
+ * back. One scan of deferred/: callers go through qmgr_flush_request. */
+void qmgr_queue_flush(const char *domain, int subdomains);
 /* m's pass is over (qmgr_message_done decided): move, remove or keep. */
 void qmgr_queue_release(struct qmgr_msg *m, int pending);
 void qmgr_queue_shutdown(void);
 /* Recipients held by messages in memory. */
 extern long long qmgr_nrcpt_active;
+
+/* qmgr_flush.c */
+/*
+ * A flush request (tern flush, ternqueue, smtpd's ETRN): runs
+ * qmgr_queue_flush now, or, when the same flush ran less than
+ * QMGR_FLUSH_INTERVAL_MS ago, once when that interval ends (requests
+ * meanwhile are coalesced), so a client repeating ETRN cannot keep qmgr
+ * scanning deferred/.
+ */
+void qmgr_flush_request(const char *domain, int subdomains);
+void qmgr_flush_shutdown(void);
 
 /* qmgr_message.c */
 struct qmgr_msg *qmgr_message_new(void);

@@ -455,9 +455,22 @@ qmgr_queue_release(struct qmgr_msg *m, int pending)
 	qmgr_release(m, pending);
 }
 
-/* 1 if the file at dirfd/name has a pending recipient in domain. */
+/* 1 if rcpt_domain is domain, or (subdomains) a name below it. */
 static int
-qmgr_flush_match(int dirfd, const char *name, const char *domain)
+qmgr_flush_domain(const char *rcpt_domain, const char *domain, int subdomains)
+{
+	size_t rl = strlen(rcpt_domain), dl = strlen(domain);
+
+	return str_eq_ci(rcpt_domain, domain) ||
+	       (subdomains && rl > dl && rcpt_domain[rl - dl - 1] == '.' &&
+	           str_eq_ci(rcpt_domain + rl - dl, domain));
+}
+
+/* 1 if the file at dirfd/name has a pending recipient in domain (or,
+ * with subdomains, below it: ETRN @domain). */
+static int
+qmgr_flush_match(
+    int dirfd, const char *name, const char *domain, int subdomains)
 {
 	struct qfile q;
 	const char *err, *at;
@@ -471,13 +484,13 @@ qmgr_flush_match(int dirfd, const char *name, const char *domain)
 	for (i = 0; i < q.nrcpt && !found; i++)
 		found = q.rcpts[i].status == QREC_RCPT &&
 		        (at = strrchr(q.rcpts[i].addr, '@')) != NULL &&
-		        str_eq_ci(at + 1, domain);
+		        qmgr_flush_domain(at + 1, domain, subdomains);
 	qfile_close(&q);
 	return found;
 }
 
 void
-qmgr_queue_flush(const char *domain)
+qmgr_queue_flush(const char *domain, int subdomains)
 {
 	char *path = queue_path(QUEUE_DEFERRED, NULL);
 	struct timespec times[2];
@@ -499,7 +512,8 @@ qmgr_queue_flush(const char *domain)
 		if (!queue_id_valid(de->d_name))
 			continue;
 		if (domain != NULL && *domain != '\0' &&
-		    !qmgr_flush_match(dirfd(dir), de->d_name, domain))
+		    !qmgr_flush_match(
+		        dirfd(dir), de->d_name, domain, subdomains))
 			continue;
 		if (utimensat(dirfd(dir), de->d_name, times,
 		        AT_SYMLINK_NOFOLLOW) == 0)
@@ -508,7 +522,9 @@ qmgr_queue_flush(const char *domain)
 	closedir(dir);
 	free(path);
 	msg_info("flush%s%s: %d deferred message(s) due now",
-	    domain != NULL && *domain != '\0' ? " " : "",
+	    domain == NULL || *domain == '\0' ? ""
+	    : subdomains                      ? " @"
+	                                      : " ",
 	    domain != NULL ? log_sanitize(domain, ADDR_PATH_MAX) : "", n);
 	qmgr_deferred_due(time(NULL));
 }

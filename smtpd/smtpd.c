@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "mail/flush.h"
 #include "mail/params.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -31,6 +32,13 @@
 /* auth delays failures on purpose; it is allowed longer. */
 #define SMTPD_AUTH_TIMEOUT_MS 120000
 #define SMTPD_IPC_IDLE_MS     0
+/*
+ * ETRN waits for qmgr to take its flush: long enough to ride out a
+ * qmgr restart by master, short against an SMTP client's patience; a
+ * connection that is rarely used is not kept open to qmgr.
+ */
+#define SMTPD_QMGR_TIMEOUT_MS 10000
+#define SMTPD_QMGR_IDLE_MS    10000
 /* Hex of the ticket secret master passes (32 bytes). */
 #define SMTPD_TICKET_ENV      "TERN_TLS_TICKET_SECRET"
 #define SMTPD_TICKET_MAX      64
@@ -41,6 +49,7 @@ char *smtpd_hold_dir;
 enum cleanup_bare_policy smtpd_bare_newline;
 struct tls_server *smtpd_tls;
 struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
+struct attr_client *smtpd_qmgr;
 
 /* The secret that lets every smtpd process resume every other one's TLS
  * sessions; master makes a fresh one at each start. */
@@ -119,11 +128,12 @@ smtpd_pre_drop(int argc, char **argv)
 }
 
 static struct attr_client *
-smtpd_client(struct event_loop *loop, const char *service, uint64_t timeout)
+smtpd_client(struct event_loop *loop, const char *service, uint64_t timeout,
+    uint64_t idle)
 {
 	char *path = queue_path(QUEUE_PRIVATE, service);
 	struct attr_client *c = attr_client_create(
-	    loop, path, 0, timeout, SMTPD_IPC_REPLY_MAX, SMTPD_IPC_IDLE_MS);
+	    loop, path, 0, timeout, SMTPD_IPC_REPLY_MAX, idle);
 
 	free(path);
 	return c;
@@ -156,9 +166,14 @@ smtpd_init(struct event_loop *loop)
 	smtpd_incoming_dir = queue_path(QUEUE_INCOMING, NULL);
 	smtpd_hold_dir = queue_path(QUEUE_HOLD, NULL);
 	cleanup_notify_init(loop);
-	smtpd_anvil = smtpd_client(loop, "anvil", SMTPD_IPC_TIMEOUT_MS);
-	smtpd_proxymap = smtpd_client(loop, "proxymap", SMTPD_IPC_TIMEOUT_MS);
-	smtpd_auth = smtpd_client(loop, "auth", SMTPD_AUTH_TIMEOUT_MS);
+	smtpd_anvil = smtpd_client(
+	    loop, "anvil", SMTPD_IPC_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
+	smtpd_proxymap = smtpd_client(
+	    loop, "proxymap", SMTPD_IPC_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
+	smtpd_auth = smtpd_client(
+	    loop, "auth", SMTPD_AUTH_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
+	smtpd_qmgr = smtpd_client(
+	    loop, FLUSH_SERVICE, SMTPD_QMGR_TIMEOUT_MS, SMTPD_QMGR_IDLE_MS);
 	smtpd_check_dns_init(loop);
 }
 
@@ -179,6 +194,7 @@ smtpd_shutdown(void)
 	attr_client_free(&smtpd_anvil);
 	attr_client_free(&smtpd_proxymap);
 	attr_client_free(&smtpd_auth);
+	attr_client_free(&smtpd_qmgr);
 	tls_server_free(&smtpd_tls);
 	smtpd_check_shutdown();
 	free(smtpd_incoming_dir);

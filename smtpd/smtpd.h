@@ -104,6 +104,11 @@ struct smtpd_session {
 	enum smtpd_state bdat_resume; /* the state after a skipped chunk */
 	uint64_t bdat_size; /* this transaction's content so far */
 
+	/* ETRN (RFC 1985): the domain while its restrictions and qmgr's
+	 * answer are out. */
+	char *etrn_domain;
+	int etrn_subdomains; /* ETRN @domain */
+
 	/* Restrictions (smtpd_check.c). */
 	struct smtpd_check_state *check;
 	struct smtpd_dns_cache *dns; /* smtpd_dns.c */
@@ -135,6 +140,8 @@ extern char *smtpd_hold_dir;     /* $queue_directory/hold */
 extern enum cleanup_bare_policy smtpd_bare_newline;
 extern struct tls_server *smtpd_tls; /* NULL: no certificate */
 extern struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
+/* ETRN's flush requests, answered by qmgr (mail/flush.h). */
+extern struct attr_client *smtpd_qmgr;
 
 /* smtpd_session.c */
 void smtpd_session_create(
@@ -189,6 +196,7 @@ enum smtpd_check_stage {
 	SMTPD_CHECK_HELO, /* client and HELO lists (no smtpd_delay_reject) */
 	SMTPD_CHECK_MAIL, /* and the sender list (no smtpd_delay_reject) */
 	SMTPD_CHECK_RCPT, /* every list, for s->pending_rcpt */
+	SMTPD_CHECK_ETRN, /* smtpd_etrn_restrictions alone, for s->etrn_domain */
 };
 #define SMTPD_CHECK_PASS    0
 #define SMTPD_CHECK_REJECT  (-1) /* the reply is queued and logged */

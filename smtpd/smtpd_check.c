@@ -6,6 +6,9 @@
  *   smtpd_sender_restrictions, smtpd_relay_restrictions,
  *   smtpd_recipient_restrictions,
  *
+ * and a sixth, smtpd_etrn_restrictions, that only the ETRN command runs
+ * (RFC 1985; alone, whatever smtpd_delay_reject says, as in Postfix),
+ *
  * each a sequence of restrictions evaluated in order. In a list the first
  * restriction that permits ends that list (the next one runs), the first
  * that rejects ends everything; a list that runs out permits. With
@@ -139,6 +142,7 @@ enum check_list_id {
 	LIST_SENDER,
 	LIST_RELAY,
 	LIST_RECIPIENT,
+	LIST_ETRN, /* after the others: no mail stage runs it */
 	LIST_COUNT
 };
 
@@ -156,6 +160,7 @@ static struct check_list check_lists[LIST_COUNT] = {
     [LIST_RELAY] = {"smtpd_relay_restrictions", "Recipient address", NULL, 0},
     [LIST_RECIPIENT] = {"smtpd_recipient_restrictions", "Recipient address",
         NULL, 0},
+    [LIST_ETRN] = {"smtpd_etrn_restrictions", "Etrn command", NULL, 0},
 };
 
 /* Every table opened once, by spec, whatever refers to it. */
@@ -284,6 +289,7 @@ smtpd_check_init(void)
 	    [LIST_SENDER] = var_smtpd_sender_restrictions,
 	    [LIST_RELAY] = var_smtpd_relay_restrictions,
 	    [LIST_RECIPIENT] = var_smtpd_recipient_restrictions,
+	    [LIST_ETRN] = var_smtpd_etrn_restrictions,
 	};
 	int guard = 0, i;
 	char *merr;
@@ -409,6 +415,8 @@ check_cmd(const struct smtpd_session *s)
 		return "MAIL";
 	case SMTPD_CHECK_RCPT:
 		return "RCPT";
+	case SMTPD_CHECK_ETRN:
+		return "ETRN";
 	}
 	return "CONNECT";
 }
@@ -1031,6 +1039,11 @@ check_item_run(struct smtpd_session *s, int list, const struct check_item *it)
 		snprintf(subject, sizeof(subject), "<%s>: %s",
 		    s->sender != NULL ? s->sender : "", check_lists[list].what);
 		break;
+	case LIST_ETRN:
+		snprintf(subject, sizeof(subject), "<%s>: %s",
+		    s->etrn_domain != NULL ? s->etrn_domain : "",
+		    check_lists[list].what);
+		break;
 	default:
 		snprintf(subject, sizeof(subject), "<%s>: %s",
 		    rcpt != NULL ? rcpt : "", check_lists[list].what);
@@ -1041,9 +1054,17 @@ check_item_run(struct smtpd_session *s, int list, const struct check_item *it)
 
 /* The lists a stage evaluates: [first, last]. */
 static int
+check_first_list(enum smtpd_check_stage stage)
+{
+	return stage == SMTPD_CHECK_ETRN ? LIST_ETRN : LIST_CLIENT;
+}
+
+static int
 check_last_list(enum smtpd_check_stage stage)
 {
 	switch (stage) {
+	case SMTPD_CHECK_ETRN:
+		return LIST_ETRN;
 	case SMTPD_CHECK_HELO:
 		return LIST_HELO;
 	case SMTPD_CHECK_MAIL:
@@ -1099,11 +1120,12 @@ smtpd_check(struct smtpd_session *s, enum smtpd_check_stage stage,
 	 * and MAIL run the lists up to theirs when the command comes; RCPT
 	 * runs them all either way (a permit in an earlier list must not
 	 * let a reject in a later one pass). */
-	if (stage != SMTPD_CHECK_RCPT && var_smtpd_delay_reject)
+	if (stage != SMTPD_CHECK_RCPT && stage != SMTPD_CHECK_ETRN &&
+	    var_smtpd_delay_reject)
 		return SMTPD_CHECK_PASS;
 	st = check_state(s);
 	st->stage = stage;
-	st->list = LIST_CLIENT;
+	st->list = check_first_list(stage);
 	st->item = 0;
 	st->done = done;
 	return check_run(s);

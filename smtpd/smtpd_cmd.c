@@ -7,7 +7,8 @@
  * PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
  * ENHANCEDSTATUSCODES (RFC 2034; every reply carries an RFC 3463 code),
  * DSN (RFC 3461), SMTPUTF8 (RFC 6531), CHUNKING and BINARYMIME (RFC
- * 3030), STARTTLS (RFC 3207) and AUTH (RFC 4954, in smtpd_auth.c).
+ * 3030), STARTTLS (RFC 3207), AUTH (RFC 4954, in smtpd_auth.c) and
+ * ETRN (RFC 1985: a part-time site asks for its deferred mail now).
  *
  * HELO, MAIL and RCPT run the restrictions of smtpd_check.c (relay
  * control among them); then RCPT expands the recipient by
@@ -27,6 +28,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "mail/addr.h"
+#include "mail/flush.h"
 #include "mail/params.h"
 #include "mail/resolve.h"
 #include "mail/virtual_alias.h"
@@ -98,10 +100,19 @@ smtpd_cmd_reset(struct smtpd_session *s)
 	cleanup_free(&s->cleanup);
 }
 
+static void
+cmd_etrn_forget(struct smtpd_session *s)
+{
+	free(s->etrn_domain);
+	s->etrn_domain = NULL;
+	s->etrn_subdomains = 0;
+}
+
 void
 smtpd_cmd_free(struct smtpd_session *s)
 {
 	smtpd_cmd_reset(s);
+	cmd_etrn_forget(s);
 	smtpd_auth_free(s);
 }
 
@@ -151,6 +162,7 @@ cmd_greet_reply(struct smtpd_session *s)
 	smtpd_reply(s, "250-%s", var_myhostname);
 	smtpd_reply(s, "250-PIPELINING");
 	smtpd_reply(s, "250-SIZE %lld", var_message_size_limit);
+	smtpd_reply(s, "250-ETRN");
 	if (cmd_tls_offered(s))
 		smtpd_reply(s, "250-STARTTLS");
 	if (smtpd_auth_offered(s)) {
@@ -815,12 +827,121 @@ cmd_unimplemented(struct smtpd_session *s, const char *arg)
 	return SMTPD_CMD_ERROR;
 }
 
+/* qmgr's answer to the flush: it has the request, or it is not there. */
+static void
+cmd_etrn_done(const struct attr_list *reply, const char *error, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+	const char *status =
+	    reply != NULL ? attr_get(reply, FLUSH_ATTR_STATUS) : NULL;
+
+	s->waiting = 0;
+	if (status != NULL && strcmp(status, FLUSH_STATUS_OK) == 0) {
+		smtpd_reply(s, "250 2.0.0 Queuing started");
+		smtpd_cmd_ok(s, "ETRN");
+	} else {
+		msg_warn("qmgr: %s; ETRN %s from %s[%s] not queued",
+		    error != NULL ? error : "malformed reply", s->etrn_domain,
+		    s->name, s->addr);
+		smtpd_reply(s,
+		    "458 4.3.0 Unable to queue messages for node <%s>",
+		    s->etrn_domain);
+		s->errors++;
+	}
+	cmd_etrn_forget(s);
+	smtpd_session_resume(s);
+}
+
+/*
+ * The restrictions let it pass: fast_flush_domains decides (RFC 1985
+ * 459: node not allowed), then qmgr is asked and its answer replies.
+ */
+static int
+cmd_etrn_flush(struct smtpd_session *s)
+{
+	struct buf *f;
+
+	if (!resolve_domain_listed(var_fast_flush_domains, s->etrn_domain)) {
+		smtpd_reply(
+		    s, "459 4.7.1 <%s>: service unavailable", s->etrn_domain);
+		cmd_etrn_forget(s);
+		return SMTPD_CMD_ERROR;
+	}
+	f = attr_client_frame(smtpd_qmgr);
+	if (flush_frame_put(f, s->etrn_domain, s->etrn_subdomains) < 0)
+		msg_panic("ETRN: flush request does not fit a frame");
+	s->waiting = 1;
+	attr_client_send(smtpd_qmgr, cmd_etrn_done, s);
+	return SMTPD_CMD_PENDING;
+}
+
+static void
+cmd_etrn_checked(struct smtpd_session *s, int result)
+{
+	int r = SMTPD_CMD_ERROR;
+
+	s->waiting = 0;
+	if (result == SMTPD_CHECK_PASS)
+		r = cmd_etrn_flush(s);
+	else
+		cmd_etrn_forget(s);
+	if (r == SMTPD_CMD_ERROR)
+		s->errors++;
+	if (r != SMTPD_CMD_PENDING)
+		smtpd_session_resume(s);
+}
+
+/*
+ * ETRN domain | @domain | #queue (RFC 1985 5): deferred mail for the
+ * domain (with '@' also below it) is delivered now. As in Postfix a
+ * queue name is taken for a domain, and ETRN inside a mail transaction
+ * is refused rather than mixed into it.
+ */
+static int
+cmd_etrn(struct smtpd_session *s, const char *arg)
+{
+	const char *domain = arg;
+	int subdomains = 0;
+
+	if (s->state == SMTPD_STATE_MAIL) {
+		smtpd_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return SMTPD_CMD_ERROR;
+	}
+	if (*arg == '\0') {
+		smtpd_reply(s, "501 5.5.4 Syntax: ETRN domain");
+		return SMTPD_CMD_ERROR;
+	}
+	if (*domain == '@' || *domain == '#') {
+		subdomains = *domain == '@';
+		domain++;
+	}
+	if (!flush_domain_valid(domain)) {
+		smtpd_reply(s, "501 5.5.4 Error: invalid parameter syntax");
+		return SMTPD_CMD_ERROR;
+	}
+	msg_info("ETRN %s from %s[%s]", log_sanitize(arg, ADDR_PATH_MAX),
+	    s->name, s->addr);
+	cmd_etrn_forget(s);
+	s->etrn_domain = xstrdup(domain);
+	s->etrn_subdomains = subdomains;
+	switch (smtpd_check(s, SMTPD_CHECK_ETRN, cmd_etrn_checked)) {
+	case SMTPD_CHECK_PASS:
+		return cmd_etrn_flush(s);
+	case SMTPD_CHECK_PENDING:
+		s->waiting = 1;
+		return SMTPD_CMD_PENDING;
+	default:
+		cmd_etrn_forget(s);
+		return SMTPD_CMD_ERROR;
+	}
+}
+
 static int
 cmd_help(struct smtpd_session *s, const char *arg)
 {
 	(void)arg;
 	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
-	               "RSET NOOP VRFY HELP QUIT STARTTLS AUTH");
+	               "RSET NOOP VRFY ETRN HELP QUIT STARTTLS AUTH");
 	return SMTPD_CMD_OK;
 }
 
@@ -881,7 +1002,7 @@ static const struct smtpd_cmd smtpd_cmds[] = {
     {"NOOP", cmd_noop, SMTPD_CMD_FLAG_PRE_TLS},
     {"VRFY", cmd_vrfy, 0},
     {"EXPN", cmd_unimplemented, 0},
-    {"ETRN", cmd_unimplemented, 0},
+    {"ETRN", cmd_etrn, SMTPD_CMD_FLAG_HELO},
     {"TURN", cmd_unimplemented, 0},
     {"HELP", cmd_help, SMTPD_CMD_FLAG_PRE_TLS},
     {"QUIT", cmd_quit, SMTPD_CMD_FLAG_NOARG | SMTPD_CMD_FLAG_PRE_TLS},

@@ -249,6 +249,7 @@ session_close(struct smtpd_session *s)
 	attr_client_cancel(smtpd_anvil, s);
 	attr_client_cancel(smtpd_proxymap, s);
 	attr_client_cancel(smtpd_auth, s);
+	attr_client_cancel(smtpd_qmgr, s);
 	smtpd_check_session_free(s);
 	session_anvil_done(s);
 	if (s->fd >= 0) {

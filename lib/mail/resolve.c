@@ -53,6 +53,12 @@ list_has_parent(const char *list_value, const char *domain)
 	return found;
 }
 
+int
+resolve_domain_listed(const char *list_value, const char *domain)
+{
+	return list_has_parent(list_value, domain);
+}
+
 /* $virtual_alias_domains; a table failure counts as one (see
  * RESOLVE_ALIAS). */
 static int

@@ -46,6 +46,12 @@ struct resolve_result {
  */
 int resolve_address(const char *addr, struct resolve_result *r);
 void resolve_free(struct resolve_result *r);
+/*
+ * 1 if domain is in list_value (a domain list such as $relay_domains:
+ * names, case-insensitive) or below one of its names, as relay_domains
+ * matches (Postfix's parent_domain_matches_subdomains).
+ */
+int resolve_domain_listed(const char *list_value, const char *domain);
 /* Virtual mailbox path: base/DOMAIN/LOCAL/Maildir/ (local lower-cased);
  * NULL if local or domain contains '/' or is "." or "..". Caller frees. */
 char *resolve_virtual_maildir(const char *local, const char *domain);
