@@ -14,7 +14,8 @@
 #   ./test.sh -k kill              only integration tests matching "kill"
 #   ./test.sh test_foundation      only that integration module
 #
-# Arguments are passed to test/run-tests; TERN_KEEP=1 keeps test instances.
+# Arguments are passed to test/run-tests; TERN_KEEP=1 keeps test instances,
+# TERN_TEST_JOBS=1 runs the integration modules one at a time (default 2).
 set -eu
 
 cd "$(dirname "$0")"

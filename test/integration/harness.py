@@ -26,6 +26,7 @@ Every wait here is bounded. Network traffic goes to 127.0.0.1 only.
 """
 
 import contextlib
+import fcntl
 import os
 import pwd
 import random
@@ -128,10 +129,25 @@ def check_sanitizer_output(text, where):
                                  % (where, excerpt))
 
 
+# useradd, userdel and groupadd of test modules running side by side
+# (test/run-tests runs two at once) take this lock: the shadow tools give
+# up at once when another holds /etc/passwd.lock.
+ACCOUNT_LOCK = "/run/tern-test-accounts.lock"
+ACCOUNT_TOOLS = ("useradd", "userdel", "groupadd", "groupdel")
+
+
 def run(argv, timeout=COMMAND_TIMEOUT, check=True, input=None, env=None):
     """Runs a command with a deadline; returns CompletedProcess (text).
     Fails on a non-zero exit when check, and always on a sanitizer report
     in its output (the tools are sanitized too)."""
+    if argv and argv[0] in ACCOUNT_TOOLS:
+        with open(ACCOUNT_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _run(argv, timeout, check, input, env)
+    return _run(argv, timeout, check, input, env)
+
+
+def _run(argv, timeout, check, input, env):
     try:
         res = subprocess.run(argv, input=input, capture_output=True,
                              timeout=timeout, env=env,

@@ -66,6 +66,11 @@ MX = {
     "dsn.test": [(10, "mx.dsn.test")],
     "nodsn.test": [(10, "mx.nodsn.test")],
     "unreach.test": [(10, "mx.unreach.test")],
+    "helo.test": [(10, "mx.helo.test")],
+    "bdat.test": [(10, "mx.bdat.test")],
+    "utf8.test": [(10, "mx.utf8.test")],
+    "viamx.test": [(10, "mx.viamx.test")],
+    "enc.test": [(10, "mx.enc.test")],
     # BrokenPeerTest: 127.0.0.6x
     "silent.test": [(10, "mx.silent.test")],
     "garbage.test": [(10, "mx.garbage.test")],
@@ -91,6 +96,9 @@ HOSTS = {
     "mx.pipe.test": "127.0.0.43", "mx.reuse.test": "127.0.0.44",
     "mx.dsn.test": "127.0.0.45", "mx.nodsn.test": "127.0.0.46",
     "mx.unreach.test": "127.0.0.48",        # down; smtp_fallback_relay
+    "mx.helo.test": "127.0.0.53", "mx.bdat.test": "127.0.0.54",
+    "mx.utf8.test": "127.0.0.55", "mx.viamx.test": "127.0.0.56",
+    "mx.enc.test": "127.0.0.35",
     "mx.silent.test": "127.0.0.61", "mx.garbage.test": "127.0.0.62",
     "mx.overlong.test": "127.0.0.63", "mx.endless.test": "127.0.0.64",
     "mx.dropdata.test": "127.0.0.65", "mx.data250.test": "127.0.0.66",
@@ -417,7 +425,18 @@ class TlsTest(OutboundCase):
         tern.conf_set(
             smtp_tls_CAfile=cls.okcert,
             smtp_tls_policy_maps="inline:{ tlsv.test=verify, "
-                                 "tlsok.test=verify }")
+                                 "tlsok.test=verify, enc.test=encrypt }")
+
+    def test_encrypt_refuses_a_peer_without_starttls(self):
+        p = self.peer("127.0.0.35")
+        rcpt = unique("u", "enc.test")
+        qid, _ = self.send(rcpt)
+        m = self.wait_log(qid, rcpt, "deferred")
+        self.assertEqual(m.group("dsn"), "4.7.4")
+        self.assertIn("TLS is required, but was not offered", m.group("text"))
+        self.assertEqual(p.transactions, [])
+        self.assertNotIn("MAIL", [v for v, _ in p.commands])
+        self.assertQueued(qid)
 
     def test_self_signed_under_may_is_used_and_logged_untrusted(self):
         p = self.peer("127.0.0.31", cert=self.cert, key=self.key)
@@ -475,8 +494,58 @@ class ProtocolTest(OutboundCase):
     def conf(cls, tern):
         tern.conf_set(smtp_connection_reuse_time="30",
                       smtp_fallback_relay="[%s]" % FALLBACK_RELAY,
-                      transport_maps="inline:{ sink.test=smtp:[%s] }"
-                      % SINK_ADDR)
+                      transport_maps="inline:{ sink.test=smtp:[%s], "
+                      "routed.test=smtp:viamx.test }" % SINK_ADDR)
+
+    def test_helo_when_ehlo_is_refused(self):
+        p = self.peer("127.0.0.53")
+        p.rule("EHLO", "502 5.5.2 EHLO not implemented")
+        rcpt = unique("u", "helo.test")
+        qid, msg = self.send(rcpt)
+        [tx] = self.got(p, 1)
+        self.assertFalse(tx.esmtp)
+        self.assertEqual(tx.helo, "tern-out.test")
+        self.assertEqual(tx.mail_params, {})
+        self.assertRelayed(tx, msg)
+        self.wait_log(qid, rcpt, "sent")
+
+    def test_bdat_when_chunking_is_offered(self):
+        p = self.peer("127.0.0.54", extensions=list(
+            peer.ScriptedPeer.DEFAULT_EXTENSIONS) + ["CHUNKING"])
+        rcpt = unique("u", "bdat.test")
+        qid, msg = self.send(rcpt, body=b".leading dot\n\n.\nend\n")
+        [tx] = self.got(p, 1)
+        self.assertTrue(tx.bdat)
+        self.assertNotIn("DATA", [v for v, _ in p.commands])
+        self.assertRelayed(tx, msg)
+        self.wait_log(qid, rcpt, "sent")
+
+    def test_utf8_address_to_a_peer_without_smtputf8_bounces_5_6_7(self):
+        p = self.peer("127.0.0.55")
+        rcpt = "j\u00fcrgen-%s@utf8.test" % unique("x", "d").split("@")[0]
+        _, msg = make_message(self.sender, "someone@utf8.test",
+                              subject="utf8")
+        with smtplib.SMTP("127.0.0.1", self.tern.smtp_port,
+                          timeout=harness.SMTP_TIMEOUT) as c:
+            c.sendmail(self.sender, [rcpt], to_crlf(msg),
+                       mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        # The log shows non-ASCII bytes as "?" (one per byte).
+        logged = re.escape(rcpt).replace("\u00fc", r"\?\?")
+        m = self.tern.wait_for_log(
+            r"to=<%s>, relay=\S+, .*dsn=5\.6\.7, status=bounced "
+            r"\(SMTPUTF8 is required, but was not offered" % logged)
+        self.assertIsNotNone(m)
+        self.assertEqual(p.transactions, [])
+
+    def test_transport_nexthop_without_brackets_is_looked_up_as_mx(self):
+        p = self.peer("127.0.0.56")
+        rcpt = unique("u", "routed.test")
+        qid, msg = self.send(rcpt)
+        [tx] = self.got(p, 1)
+        self.assertEqual(tx.rcpt_addrs, [rcpt])
+        m = self.wait_log(qid, rcpt, "sent")
+        self.assertEqual(m.group("relay"),
+                         "mx.viamx.test[127.0.0.56]:%d" % PORT)
 
     def test_8bit_to_a_7bit_peer_is_converted_to_quoted_printable(self):
         p = self.peer("127.0.0.41", extensions=["PIPELINING",
@@ -616,6 +685,7 @@ class RelayhostTest(OutboundCase):
 
     RELAY = "127.0.0.51"
     PLAIN = "127.0.0.52"
+    BIND = "127.0.0.9"
 
     @classmethod
     def conf(cls, tern):
@@ -627,6 +697,7 @@ class RelayhostTest(OutboundCase):
             f.write("[%s]:%d plainuser:plain-pw\n" % (cls.PLAIN, PORT))
         harness.run([tern.sbin("ternmap"), "-c", tern.dir, "hash:" + pw])
         tern.conf_set(relayhost="[%s]:%d" % (cls.RELAY, PORT),
+                      smtp_bind_address=cls.BIND,
                       smtp_sasl_auth_enable="yes",
                       smtp_sasl_password_maps="hash:" + pw,
                       transport_maps="inline:{ plain.test=smtp:[%s]:%d }"
@@ -640,6 +711,7 @@ class RelayhostTest(OutboundCase):
         [tx] = self.got(p, 1)
         self.assertIsNotNone(tx.tls)
         self.assertEqual(tx.auth, "relayuser")
+        self.assertEqual(tx.client, self.BIND)  # smtp_bind_address
         self.assertEqual(tx.rcpt_addrs, [rcpt])
         self.assertRelayed(tx, msg)
         m = self.wait_log(qid, rcpt, "sent")
