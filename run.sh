@@ -70,6 +70,15 @@ if [ ! -f "$confdir/tern.conf" ]; then
 	"$tern" init || die "tern init failed"
 else
 	say "keeping the configuration in $confdir"
+	# Services added since that configuration was made (outbound smtp).
+	template="$prefix/share/tern/services.conf"
+	for svc in smtp; do
+		if ! grep -q "^$svc[[:space:]]" "$confdir/services.conf" &&
+			line=$(grep "^$svc[[:space:]]" "$template"); then
+			say "adding the $svc service to $confdir/services.conf"
+			printf '%s\n' "$line" >>"$confdir/services.conf"
+		fi
+	done
 fi
 
 conf_value() {

@@ -211,6 +211,42 @@ tern_check_daemon(const char *config_dir, const char *path,
 	return 1;
 }
 
+/*
+ * A transport the default routes name with no unix service of that name
+ * (a services.conf kept from before the service existed, say): its mail
+ * would only wait in the queue, so say so. The built-ins need none.
+ */
+static void
+tern_check_transports(const char *path, const struct service_def *defs,
+    int count)
+{
+	const char *params[] = {"default_transport", "relay_transport",
+	    "local_transport", "virtual_transport"};
+	const char *value, *colon;
+	size_t i, len;
+	int k, found;
+
+	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		if ((value = config_value(params[i])) == NULL)
+			continue;
+		colon = strchr(value, ':');
+		len = colon != NULL ? (size_t)(colon - value) : strlen(value);
+		if (len == 0 || (len == 5 && strncmp(value, "error", 5) == 0) ||
+		    (len == 5 && strncmp(value, "retry", 5) == 0) ||
+		    (len == 7 && strncmp(value, "discard", 7) == 0))
+			continue;
+		for (k = 0, found = 0; k < count && !found; k++)
+			found = defs[k].type == SERVICE_UNIX &&
+			        strlen(defs[k].name) == len &&
+			        strncmp(defs[k].name, value, len) == 0;
+		if (!found)
+			tern_warn("%s: no unix service \"%.*s\" for %s: its mail "
+			          "will wait in the queue (add the line from the "
+			          "services.conf that tern installs)",
+			    path, (int)len, value, params[i]);
+	}
+}
+
 static int
 tern_check_services(const char *config_dir)
 {
@@ -241,6 +277,7 @@ tern_check_services(const char *config_dir)
 		free(prog);
 		errors += tern_check_service_user(path, &defs[i]);
 	}
+	tern_check_transports(path, defs, count);
 	services_free(&defs, count);
 	free(path);
 	return errors;
