@@ -64,6 +64,9 @@ struct qmgr_dest {
 	long long backoff;   /* the next dead period */
 	char *dead_reason;
 	struct event_timer *revive;
+	/* Rate delay: no request starts before next_start (loop ms). */
+	uint64_t next_start;
+	struct event_timer *rate_wait;
 	int ready;           /* on the transport's ready list */
 	struct qmgr_dest *ready_next;
 };
@@ -84,6 +87,7 @@ struct qmgr_transport {
 	int procs;       /* connections at most */
 	int dest_limit;  /* window ceiling */
 	int rcpt_limit;  /* recipients per request */
+	uint64_t rate_delay_ms; /* between request starts per destination */
 	struct qmgr_conn *conns;
 	int nconns;
 	struct hash *dests;
@@ -99,6 +103,7 @@ static int qmgr_nservices;
 static struct event_loop *qmgr_draining;
 
 static void qmgr_pump(struct qmgr_transport *t);
+static int qmgr_dest_room(struct qmgr_dest *d);
 static void qmgr_reply(
     const struct attr_list *reply, const char *error, void *ctx);
 
@@ -164,6 +169,11 @@ qmgr_transport_get(const char *name)
 		                            : var_default_destination_concurrency_limit);
 		t->rcpt_limit = (int)(local ? var_local_destination_recipient_limit
 		                            : var_default_destination_recipient_limit);
+		/* Postfix's default_destination_rate_delay, for remote sites
+		 * that throttle senders; local needs none. */
+		t->rate_delay_ms = local ? 0
+		                         : (uint64_t)var_default_destination_rate_delay *
+		                               QMGR_MS_PER_SEC;
 	}
 	hash_put(qmgr_transports, name, t);
 	return t;
@@ -303,14 +313,43 @@ qmgr_ready_pop(struct qmgr_transport *t)
 	return d;
 }
 
+static void
+qmgr_dest_rate_ready(struct event_timer *tm, void *ctx)
+{
+	struct qmgr_dest *d = ctx;
+
+	(void)tm;
+	event_timer_del(&d->rate_wait);
+	if (qmgr_dest_room(d))
+		qmgr_ready_push(d);
+	qmgr_pump(d->t);
+}
+
+/*
+ * With a rate delay a destination takes one request at a time, each
+ * starting rate_delay after the one before; until then a timer stands
+ * in for the room it will have.
+ */
 static int
-qmgr_dest_room(const struct qmgr_dest *d)
+qmgr_dest_room(struct qmgr_dest *d)
 {
 	int limit = (int)d->window;
+	uint64_t now;
 
 	if (limit < 1)
 		limit = 1;
-	return d->head != NULL && d->dead_until == 0 && d->busy < limit;
+	if (d->t->rate_delay_ms > 0)
+		limit = 1;
+	if (d->head == NULL || d->dead_until != 0 || d->busy >= limit)
+		return 0;
+	if (d->t->rate_delay_ms > 0 &&
+	    (now = event_now_ms(qmgr_loop)) < d->next_start) {
+		if (d->rate_wait == NULL)
+			d->rate_wait = event_timer_add(qmgr_loop,
+			    d->next_start - now, qmgr_dest_rate_ready, d);
+		return 0;
+	}
+	return 1;
 }
 
 void
@@ -511,6 +550,8 @@ qmgr_pump(struct qmgr_transport *t)
 			t->nconns++;
 		}
 		d = qmgr_ready_pop(t);
+		if (t->rate_delay_ms > 0)
+			d->next_start = event_now_ms(qmgr_loop) + t->rate_delay_ms;
 		e = d->head;
 		d->head = e->next;
 		if (d->head == NULL)
@@ -715,6 +756,7 @@ qmgr_dest_free(void *v)
 		free(e);
 	}
 	event_timer_del(&d->revive);
+	event_timer_del(&d->rate_wait);
 	free(d->dead_reason);
 	free(d->nexthop);
 	free(d);

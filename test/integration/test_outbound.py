@@ -20,6 +20,7 @@ import shutil
 import smtplib
 import ssl
 import tempfile
+import time
 import unittest
 import uuid
 
@@ -71,6 +72,7 @@ MX = {
     "utf8.test": [(10, "mx.utf8.test")],
     "viamx.test": [(10, "mx.viamx.test")],
     "enc.test": [(10, "mx.enc.test")],
+    "rate.test": [(10, "mx.rate.test")],
     # BrokenPeerTest: 127.0.0.6x
     "silent.test": [(10, "mx.silent.test")],
     "garbage.test": [(10, "mx.garbage.test")],
@@ -99,6 +101,7 @@ HOSTS = {
     "mx.helo.test": "127.0.0.53", "mx.bdat.test": "127.0.0.54",
     "mx.utf8.test": "127.0.0.55", "mx.viamx.test": "127.0.0.56",
     "mx.enc.test": "127.0.0.35",
+    "mx.rate.test": "127.0.0.57",
     "mx.silent.test": "127.0.0.61", "mx.garbage.test": "127.0.0.62",
     "mx.overlong.test": "127.0.0.63", "mx.endless.test": "127.0.0.64",
     "mx.dropdata.test": "127.0.0.65", "mx.data250.test": "127.0.0.66",
@@ -725,6 +728,28 @@ class RelayhostTest(OutboundCase):
         self.tern.wait_for_log(r"%s: to=<%s>.* status=(sent|deferred)"
                                % (qid, re.escape(rcpt)))
         self.assertEqual(p.auth_attempts, [])
+
+
+class RateTest(OutboundCase):
+    """default_destination_rate_delay: one delivery at a time to a
+    destination, each starting the delay after the one before."""
+
+    @classmethod
+    def conf(cls, tern):
+        tern.conf_set(default_destination_rate_delay="1")
+
+    def test_deliveries_to_one_site_are_spaced_by_the_delay(self):
+        p = self.peer("127.0.0.57")
+        started = time.monotonic()
+        qids = [self.send(unique("u", "rate.test"))[0] for _ in range(3)]
+        self.got(p, 3)
+        elapsed = time.monotonic() - started
+        # Starts at 0, 1 and 2 s; without the delay all three take well
+        # under a second.
+        self.assertGreaterEqual(elapsed, 1.9)
+        for qid in qids:
+            self.tern.wait_for_log(r"%s: to=<[^>]*@rate\.test>.* "
+                                   r"status=sent" % qid)
 
 
 class BrokenPeerTest(OutboundCase):
