@@ -56,7 +56,6 @@
 #define LOCAL_VIRTUAL_DIR_MODE 0711
 /* Bytes of a bad protocol token that are logged. */
 #define LOCAL_TOKEN_LOG_MAX    64
-#define LOCAL_MS_PER_SEC       1000
 #define LOCAL_RETURN_PATH      "Return-Path: <"
 #define LOCAL_DELIVERED_TO_NAME "Delivered-To"
 #define LOCAL_DELIVERED_TO     LOCAL_DELIVERED_TO_NAME ": "
@@ -922,44 +921,8 @@ local_request(const struct attr_list *req, struct buf *reply)
 static void
 local_serve(int fd, const struct server_listener *l)
 {
-	int timeout_ms = (int)(var_ipc_timeout * LOCAL_MS_PER_SEC);
-	struct attr_list req;
-	struct stream st;
-	struct buf reply;
-	enum stream_result r;
-	const char *err = NULL;
-
 	(void)l;
-	stream_init(&st, fd);
-	attr_list_init(&req);
-	buf_init(&reply, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
-	for (;;) {
-		r = attr_read(&st, &req, timeout_ms, &err);
-		if (r == STREAM_EOF)
-			break;
-		if (r != STREAM_OK) {
-			msg_warn("reading request: %s", err);
-			break;
-		}
-		/*
-		 * A stop must not fall between a delivery and its reply:
-		 * qmgr would deliver the message again after the restart.
-		 */
-		server_hold_signals(1);
-		if (local_request(&req, &reply) < 0) {
-			server_hold_signals(0);
-			break;
-		}
-		r = attr_write(&st, &reply, timeout_ms);
-		server_hold_signals(0);
-		if (r != STREAM_OK) {
-			msg_warn("cannot send the reply: %m");
-			break;
-		}
-	}
-	buf_free(&reply);
-	attr_list_free(&req);
-	stream_free(&st);
+	server_serve_requests(fd, local_request, NULL);
 }
 
 static void

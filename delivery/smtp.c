@@ -43,7 +43,6 @@
 /* Recipients per request (qmgr sends at most the recipient limit). */
 #define SMTP_RCPT_MAX      1000
 #define SMTP_TOKEN_LOG_MAX 64
-#define SMTP_MS_PER_SEC    1000
 #define SMTP_LOG_TEXT_MAX  1024
 
 double
@@ -314,46 +313,10 @@ smtp_wait_request(int fd)
 static void
 smtp_serve(int fd, const struct server_listener *l)
 {
-	int timeout_ms = (int)(var_ipc_timeout * SMTP_MS_PER_SEC);
-	struct attr_list req;
-	struct stream st;
-	struct buf reply;
-	enum stream_result r;
-	const char *err = NULL;
-
 	(void)l;
-	stream_init(&st, fd);
-	attr_list_init(&req);
-	buf_init(&reply, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
-	for (;;) {
-		if (stream_buffered(&st) == 0 && smtp_wait_request(fd) < 0)
-			break;
-		r = attr_read(&st, &req, timeout_ms, &err);
-		if (r == STREAM_EOF)
-			break;
-		if (r != STREAM_OK) {
-			msg_warn("reading request: %s", err);
-			break;
-		}
-		/* A stop between a delivery and its reply would make the
-		 * queue manager send the message again. */
-		server_hold_signals(1);
-		if (smtp_request(&req, &reply) < 0) {
-			server_hold_signals(0);
-			break;
-		}
-		r = attr_write(&st, &reply, timeout_ms);
-		server_hold_signals(0);
-		if (r != STREAM_OK) {
-			msg_warn("cannot send the reply: %m");
-			break;
-		}
-	}
+	server_serve_requests(fd, smtp_request, smtp_wait_request);
 	/* The queue manager went away: the next one may be for elsewhere. */
 	smtp_cache_expire(1);
-	buf_free(&reply);
-	attr_list_free(&req);
-	stream_free(&st);
 }
 
 static void

@@ -21,6 +21,8 @@
 #include "base/log.h"
 #include "base/priv.h"
 #include "base/str.h"
+#include "base/stream.h"
+#include "mail/attr.h"
 #include "mail/params.h"
 #include "mail/server.h"
 
@@ -30,6 +32,7 @@
 #define SERVER_ACCEPT_BURST    64
 /* Pause before accepting again after running out of descriptors. */
 #define SERVER_EMFILE_PAUSE_MS 1000
+#define SERVER_MS_PER_SEC      1000
 
 struct server_listen_slot {
 	struct server_listener l;
@@ -401,4 +404,46 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	server_nslots = 0;
 	free(slots);
 	exit(0);
+}
+
+void
+server_serve_requests(int fd,
+    int (*handle)(const struct attr_list *req, struct buf *reply),
+    int (*idle)(int fd))
+{
+	int timeout_ms = (int)(var_ipc_timeout * SERVER_MS_PER_SEC);
+	struct attr_list req;
+	struct stream st;
+	struct buf reply;
+	enum stream_result r;
+	const char *err = NULL;
+
+	stream_init(&st, fd);
+	attr_list_init(&req);
+	buf_init(&reply, ATTR_HEADER_LEN + ATTR_FRAME_MAX);
+	for (;;) {
+		if (idle != NULL && stream_buffered(&st) == 0 && idle(fd) < 0)
+			break;
+		r = attr_read(&st, &req, timeout_ms, &err);
+		if (r == STREAM_EOF)
+			break;
+		if (r != STREAM_OK) {
+			msg_warn("reading request: %s", err);
+			break;
+		}
+		server_hold_signals(1);
+		if (handle(&req, &reply) < 0) {
+			server_hold_signals(0);
+			break;
+		}
+		r = attr_write(&st, &reply, timeout_ms);
+		server_hold_signals(0);
+		if (r != STREAM_OK) {
+			msg_warn("cannot send the reply: %m");
+			break;
+		}
+	}
+	buf_free(&reply);
+	attr_list_free(&req);
+	stream_free(&st);
 }

@@ -20,8 +20,10 @@
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H
 
+#include "base/buf.h"
 #include "base/event.h"
 #include "base/mem.h"
+#include "mail/attr.h"
 
 #define SERVER_LIFELINE_FD 3
 #define SERVER_LISTEN_FD0  4
@@ -82,5 +84,19 @@ void server_hold_signals(int hold);
  * pause = 0 takes them again.
  */
 void server_accept_pause(int pause);
+
+/*
+ * SINGLE mode, the loop of a delivery agent: reads requests from fd
+ * (attr frames, within ipc_timeout each), calls handle(req, reply) with
+ * SIGTERM held, so a stop never falls between a delivery and its reply
+ * (the queue manager would send the message again), and writes the
+ * reply. handle returns 0, or -1 for a request so bad that the
+ * connection ends. idle (may be NULL) runs before each wait for a
+ * request: it may wait itself (an agent with a session to keep alive)
+ * and returns -1 to end. Returns at EOF or on any error.
+ */
+void server_serve_requests(int fd,
+    int (*handle)(const struct attr_list *req, struct buf *reply),
+    int (*idle)(int fd));
 
 #endif
