@@ -17,6 +17,7 @@ import email.policy
 import os
 import re
 import shutil
+import signal
 import smtplib
 import ssl
 import tempfile
@@ -73,6 +74,7 @@ MX = {
     "viamx.test": [(10, "mx.viamx.test")],
     "enc.test": [(10, "mx.enc.test")],
     "rate.test": [(10, "mx.rate.test")],
+    "kill.test": [(10, "mx.kill.test")],
     # BrokenPeerTest: 127.0.0.6x
     "silent.test": [(10, "mx.silent.test")],
     "garbage.test": [(10, "mx.garbage.test")],
@@ -102,6 +104,7 @@ HOSTS = {
     "mx.utf8.test": "127.0.0.55", "mx.viamx.test": "127.0.0.56",
     "mx.enc.test": "127.0.0.35",
     "mx.rate.test": "127.0.0.57",
+    "mx.kill.test": "127.0.0.58",
     "mx.silent.test": "127.0.0.61", "mx.garbage.test": "127.0.0.62",
     "mx.overlong.test": "127.0.0.63", "mx.endless.test": "127.0.0.64",
     "mx.dropdata.test": "127.0.0.65", "mx.data250.test": "127.0.0.66",
@@ -596,6 +599,29 @@ class ProtocolTest(OutboundCase):
         self.assertTrue(tx.pipelined, "RCPT waited for the MAIL reply")
         self.assertIn("SIZE", tx.mail_params)
         self.assertRelayed(tx, msg)
+
+    def test_kill_9_of_the_agent_mid_delivery_loses_nothing(self):
+        # The peer takes the message but never answers the final dot:
+        # the agent waits (smtp_data_done_timeout) and is killed there.
+        p = self.peer("127.0.0.58")
+        p.rule("DOT", peer.SILENT, times=1)
+        rcpt = unique("u", "kill.test")
+        qid, msg = self.send(rcpt)
+        harness.wait_until(lambda: ("BDAT" in [v for v, _ in p.commands] or
+                            "DATA" in [v for v, _ in p.commands]),
+                   harness.DELIVERY_TIMEOUT, "the agent to send the body")
+        qmgr = self.tern.pids("qmgr")
+        since = self.tern.log_size()
+        # Every agent process: the one in the session among them.
+        for pid in self.tern.pids("smtp"):
+            os.kill(pid, signal.SIGKILL)
+        self.tern.wait_for_log(r"%s: .*delivery agent failed" % qid,
+                               since=since)
+        self.tern.tern("flush")
+        [tx] = self.got(p, 1)
+        self.assertRelayed(tx, msg)
+        self.wait_log(qid, rcpt, "sent")
+        self.assertEqual(self.tern.pids("qmgr"), qmgr)
 
     def test_connection_reused_for_the_next_message(self):
         p = self.peer("127.0.0.44")
