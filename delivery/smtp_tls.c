@@ -33,7 +33,23 @@
 #include "smtp.h"
 
 #define SMTP_POLICY_WORDS 8
+/* Client TLS sessions kept per process for resumption (RFC 8446 2.2). */
+#define SMTP_TLS_SESSIONS 16
+#define SMTP_TLS_KEY_MAX  (SMTP_RELAY_MAX + DNS_NAME_MAX + 8)
 
+/*
+ * A session is resumed only with the same peer address, the same name
+ * asked for and the same context (verified or not): a session that was
+ * accepted without a check must not stand in for a verified one.
+ */
+struct smtp_tls_cached {
+	char key[SMTP_TLS_KEY_MAX];
+	struct tls_session *sess;
+	unsigned long used;
+};
+
+static struct smtp_tls_cached smtp_tls_cache[SMTP_TLS_SESSIONS];
+static unsigned long smtp_tls_clock;
 static struct map_list *smtp_policy_maps;
 static struct tls_client *smtp_tls_any;    /* may, encrypt */
 static struct tls_client *smtp_tls_verify; /* verify, secure */
@@ -109,9 +125,51 @@ smtp_tls_init(void)
 	return 0;
 }
 
+static struct smtp_tls_cached *
+smtp_tls_cache_find(const char *key)
+{
+	int i;
+
+	for (i = 0; i < SMTP_TLS_SESSIONS; i++)
+		if (smtp_tls_cache[i].sess != NULL &&
+		    strcmp(smtp_tls_cache[i].key, key) == 0)
+			return &smtp_tls_cache[i];
+	return NULL;
+}
+
+/* Keeps st's session for key, in the least recently used slot. */
+static void
+smtp_tls_cache_put(const char *key, const struct stream *st)
+{
+	struct tls_session *sess = tls_stream_session_get(st);
+	struct smtp_tls_cached *c = smtp_tls_cache_find(key);
+	int i;
+
+	if (sess == NULL)
+		return;
+	/* The key's own slot, else an empty one, else the least recent. */
+	for (i = 0; c == NULL && i < SMTP_TLS_SESSIONS; i++)
+		if (smtp_tls_cache[i].sess == NULL)
+			c = &smtp_tls_cache[i];
+	if (c == NULL) {
+		c = &smtp_tls_cache[0];
+		for (i = 1; i < SMTP_TLS_SESSIONS; i++)
+			if (smtp_tls_cache[i].used < c->used)
+				c = &smtp_tls_cache[i];
+	}
+	tls_session_free(&c->sess);
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	c->sess = sess;
+	c->used = ++smtp_tls_clock;
+}
+
 void
 smtp_tls_shutdown(void)
 {
+	int i;
+
+	for (i = 0; i < SMTP_TLS_SESSIONS; i++)
+		tls_session_free(&smtp_tls_cache[i].sess);
 	tls_client_free(&smtp_tls_any);
 	tls_client_free(&smtp_tls_verify);
 	map_list_free(&smtp_policy_maps);
@@ -180,11 +238,12 @@ smtp_tls_log(struct smtp_sess *s)
 		return;
 	s->tls_verified = ti.peer_verified;
 	msg_info("%s TLS connection established to %s: %s with cipher %s "
-	         "(%d/%d bits)",
+	         "(%d/%d bits)%s",
 	    ti.peer_verified        ? "Trusted"
 	    : ti.peer_cn[0] != '\0' ? "Untrusted"
 	                            : "Anonymous",
-	    s->relay, ti.protocol, ti.cipher, ti.bits, ti.alg_bits);
+	    s->relay, ti.protocol, ti.cipher, ti.bits, ti.alg_bits,
+	    ti.resumed ? ", session resumed" : "");
 }
 
 enum smtp_sess_result
@@ -193,6 +252,8 @@ smtp_tls_start(struct smtp_sess *s, struct smtp_msg *m, int no_tls)
 	enum smtp_tls_level level = m->policy.level;
 	int required = level >= SMTP_TLS_ENCRYPT, verify = level >= SMTP_TLS_VERIFY;
 	struct tls_client *cli;
+	struct smtp_tls_cached *cached;
+	char key[SMTP_TLS_KEY_MAX];
 	const char *name, *err;
 	int code;
 
@@ -237,6 +298,11 @@ smtp_tls_start(struct smtp_sess *s, struct smtp_msg *m, int no_tls)
 	else
 		name = s->t.host;
 	tls_stream_client(&s->st, cli, name);
+	snprintf(key, sizeof(key), "%s|%s|%d", s->relay, name, verify);
+	if ((cached = smtp_tls_cache_find(key)) != NULL) {
+		tls_stream_session_set(&s->st, cached->sess);
+		cached->used = ++smtp_tls_clock;
+	}
 	s->tls = 1;
 	/* The handshake runs inside this EHLO's write and read. */
 	if (smtp_hello(s, var_smtp_starttls_timeout) < 0) {
@@ -250,5 +316,7 @@ smtp_tls_start(struct smtp_sess *s, struct smtp_msg *m, int no_tls)
 		return required ? SMTP_SESS_NEXT : SMTP_SESS_RETRY_PLAIN;
 	}
 	smtp_tls_log(s);
+	/* After a read: TLS 1.3 tickets come after the handshake. */
+	smtp_tls_cache_put(key, &s->st);
 	return SMTP_SESS_OK;
 }

@@ -250,8 +250,7 @@ class _Session:
             raise _Closed()
         if self.act("STARTTLS", arg, "220 2.0.0 go ahead") != 220:
             return
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.peer.cert, self.peer.key)
+        ctx = self.peer.tls_context()
         try:
             self.sock = ctx.wrap_socket(self.sock, server_side=True)
         except (OSError, ssl.SSLError) as e:
@@ -471,9 +470,21 @@ class ScriptedPeer:
         self._thread = None
         self._sessions = {}     # thread -> socket
         self._ids = 0
+        self._tls_ctx = None
 
     def __repr__(self):
         return "ScriptedPeer(%s:%d)" % (self.addr, self.port)
+
+    def tls_context(self):
+        """One server context for all sessions, so that a client can
+        resume a session (its tickets are sealed with the context's
+        key)."""
+        with self._lock:
+            if self._tls_ctx is None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self.cert, self.key)
+                self._tls_ctx = ctx
+            return self._tls_ctx
 
     # ----- behaviour
 

@@ -73,6 +73,7 @@ MX = {
     "utf8.test": [(10, "mx.utf8.test")],
     "viamx.test": [(10, "mx.viamx.test")],
     "enc.test": [(10, "mx.enc.test")],
+    "resume.test": [(10, "mx.resume.test")],
     "rate.test": [(10, "mx.rate.test")],
     "kill.test": [(10, "mx.kill.test")],
     # BrokenPeerTest: 127.0.0.6x
@@ -102,7 +103,7 @@ HOSTS = {
     "mx.unreach.test": "127.0.0.48",        # down; smtp_fallback_relay
     "mx.helo.test": "127.0.0.53", "mx.bdat.test": "127.0.0.54",
     "mx.utf8.test": "127.0.0.55", "mx.viamx.test": "127.0.0.56",
-    "mx.enc.test": "127.0.0.35",
+    "mx.enc.test": "127.0.0.35", "mx.resume.test": "127.0.0.36",
     "mx.rate.test": "127.0.0.57",
     "mx.kill.test": "127.0.0.58",
     "mx.silent.test": "127.0.0.61", "mx.garbage.test": "127.0.0.62",
@@ -431,7 +432,25 @@ class TlsTest(OutboundCase):
         tern.conf_set(
             smtp_tls_CAfile=cls.okcert,
             smtp_tls_policy_maps="inline:{ tlsv.test=verify, "
-                                 "tlsok.test=verify, enc.test=encrypt }")
+                                 "tlsok.test=verify, enc.test=encrypt }",
+            # A connection per message: the handshakes are the subject.
+            smtp_connection_reuse_time="0")
+
+    def test_second_connection_resumes_the_tls_session(self):
+        p = self.peer("127.0.0.36", cert=self.cert, key=self.key)
+        line = (r"Untrusted TLS connection established to "
+                r"mx\.resume\.test\[127\.0\.0\.36\]:%d: \S+ with cipher "
+                r"\S+ \(\d+/\d+ bits\)" % PORT)
+        since = self.tern.log_size()
+        qid, _ = self.send(unique("u", "resume.test"))
+        self.got(p, 1)
+        first = self.tern.wait_for_log(line + "$", since=since)
+        self.assertIsNotNone(first)
+        since = self.tern.log_size()
+        self.send(unique("u", "resume.test"))
+        self.got(p, 2)
+        self.tern.wait_for_log(line + ", session resumed$", since=since)
+        self.assertEqual(p.connections, 2)
 
     def test_encrypt_refuses_a_peer_without_starttls(self):
         p = self.peer("127.0.0.35")
