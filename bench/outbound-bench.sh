@@ -166,33 +166,7 @@ mynetworks = 127.0.0.0/8
 EOF
 		cat
 	} >"$d/conf/main.cf"
-	cat >"$d/conf/master.cf" <<EOF
-$smtpd_line
-pickup     unix  n - n 60   1 pickup
-cleanup    unix  n - n -    0 cleanup
-qmgr       unix  n - n 300  1 qmgr
-rewrite    unix  - - n -    - trivial-rewrite
-bounce     unix  - - n -    0 bounce
-defer      unix  - - n -    0 bounce
-trace      unix  - - n -    0 bounce
-verify     unix  - - n -    1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -    - proxymap
-proxywrite unix  - - n -    1 proxymap
-smtp       unix  - - n -    - smtp
-relay      unix  - - n -    - smtp
-showq      unix  n - n -    - showq
-error      unix  - - n -    - error
-retry      unix  - - n -    - error
-discard    unix  - - n -    - discard
-local      unix  - n n -    - local
-virtual    unix  - n n -    - virtual
-lmtp       unix  - - n -    - lmtp
-anvil      unix  - - n -    1 anvil
-scache     unix  - - n -    1 scache
-postlog    unix-dgram n - n - 1 postlogd
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-EOF
+	postfix_master_cf "$smtpd_line" >"$d/conf/master.cf"
 	postfix -c "$d/conf" start >"$d/start.out" 2>&1 ||
 		die "postfix -c $d/conf start failed: $(tail -5 "$d/start.out" "$d/maillog" 2>/dev/null)"
 }

@@ -175,33 +175,7 @@ cp "$tables/senders" "$pf/conf/senders"
 postmap -c "$pf/conf" "$pf/conf/senders"
 # Debian's master.cf services, without chroot (the jail needs files
 # copied in) and with smtpd only on our port.
-cat >"$pf/conf/master.cf" <<EOF
-127.0.0.1:$pf_port inet n - n - - smtpd
-pickup     unix  n - n 60   1 pickup
-cleanup    unix  n - n -    0 cleanup
-qmgr       unix  n - n 300  1 qmgr
-rewrite    unix  - - n -    - trivial-rewrite
-bounce     unix  - - n -    0 bounce
-defer      unix  - - n -    0 bounce
-trace      unix  - - n -    0 bounce
-verify     unix  - - n -    1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -    - proxymap
-proxywrite unix  - - n -    1 proxymap
-smtp       unix  - - n -    - smtp
-relay      unix  - - n -    - smtp
-showq      unix  n - n -    - showq
-error      unix  - - n -    - error
-retry      unix  - - n -    - error
-discard    unix  - - n -    - discard
-local      unix  - n n -    - local
-virtual    unix  - n n -    - virtual
-lmtp       unix  - - n -    - lmtp
-anvil      unix  - - n -    1 anvil
-scache     unix  - - n -    1 scache
-postlog    unix-dgram n - n - 1 postlogd
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-EOF
+postfix_master_cf "127.0.0.1:$pf_port inet n - n - - smtpd" >"$pf/conf/master.cf"
 echo "$rcpt example.test/bench/Maildir/" >"$pf/conf/vmailbox"
 postmap -c "$pf/conf" "$pf/conf/vmailbox"
 postfix -c "$pf/conf" start >/dev/null 2>&1 ||

@@ -319,14 +319,22 @@ smtp_serve(int fd, const struct server_listener *l)
 	smtp_cache_expire(1);
 }
 
+/* Tables, resolv.conf and services.conf, read as root. */
+static int
+smtp_setup(void)
+{
+	return smtp_connect_init() < 0 || smtp_tls_init() < 0 ||
+	               smtp_sasl_init() < 0
+	           ? -1
+	           : 0;
+}
+
 static void
 smtp_pre_drop(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	/* Tables, CA files, resolv.conf and services.conf, read as root. */
-	if (smtp_connect_init() < 0 || smtp_tls_init() < 0 ||
-	    smtp_sasl_init() < 0)
+	if (smtp_setup() < 0)
 		msg_fatal("cannot start: see the errors above");
 }
 
@@ -342,12 +350,10 @@ smtp_shutdown(void)
 static void
 smtp_check(void)
 {
-	if (smtp_connect_init() < 0 || smtp_tls_init() < 0 ||
-	    smtp_tls_check() < 0 || smtp_sasl_init() < 0)
+	/* The TLS contexts too, which the daemon makes only when needed. */
+	if (smtp_setup() < 0 || smtp_tls_check() < 0)
 		msg_fatal("smtp: bad configuration (see above)");
-	smtp_sasl_shutdown();
-	smtp_tls_shutdown();
-	smtp_connect_shutdown();
+	smtp_shutdown();
 }
 
 static const struct server_ops smtp_ops = {

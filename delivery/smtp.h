@@ -110,10 +110,7 @@ struct smtp_sess {
 	char relay_short[SMTP_RELAY_MAX]; /* host[addr] */
 	char *dest;           /* nexthop it was opened for (reuse key) */
 	struct smtp_ehlo ehlo;
-	int esmtp;
 	int tls;
-	int tls_verified;
-	int authed;
 	int reusable;         /* between transactions, in step with the peer */
 	int secret;           /* AUTH in progress: commands are not logged */
 	double idle_since;
@@ -152,8 +149,7 @@ void smtp_sess_open(struct smtp_sess *s, const struct smtp_msg *m,
 enum smtp_sess_result smtp_sess_setup(struct smtp_sess *s, struct smtp_msg *m,
     int no_tls);
 /* One transaction for the pending recipients. */
-enum smtp_sess_result smtp_sess_mail(struct smtp_sess *s, struct smtp_msg *m,
-    int reused);
+enum smtp_sess_result smtp_sess_mail(struct smtp_sess *s, struct smtp_msg *m);
 /* QUIT first when quit is set and the session is in step. */
 void smtp_sess_close(struct smtp_sess *s, int quit);
 void smtp_sess_fail(struct smtp_sess *s, const char *dsn, const char *fmt, ...)

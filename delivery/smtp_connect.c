@@ -486,6 +486,22 @@ smtp_cache_expire(int force)
 
 /* ---- delivery ----------------------------------------------------- */
 
+/*
+ * After a session decided what it could: kept for the next message to
+ * this nexthop when it is in step and nothing is left for elsewhere,
+ * else closed. 1 when the request is settled.
+ */
+static int
+smtp_sess_done(struct smtp_sess *s, const struct smtp_msg *m)
+{
+	if (!s->reusable || smtp_pending(m) > 0 ||
+	    var_smtp_connection_reuse_time == 0)
+		smtp_sess_close(s, 1);
+	else
+		s->idle_since = smtp_now();
+	return smtp_pending(m) == 0;
+}
+
 /* Every pending recipient gets the same answer. */
 static void
 smtp_all(struct smtp_msg *m, const char *result, const char *dsn,
@@ -536,7 +552,7 @@ smtp_try_target(struct smtp_msg *m, const struct smtp_target *t)
 		r = smtp_sess_setup(s, m, no_tls);
 		if (r == SMTP_SESS_OK) {
 			m->t_conn = smtp_now();
-			r = smtp_sess_mail(s, m, 0);
+			r = smtp_sess_mail(s, m);
 		}
 		if (r == SMTP_SESS_RETRY_PLAIN) {
 			msg_info("%s: %s; trying without TLS", m->id,
@@ -551,13 +567,7 @@ smtp_try_target(struct smtp_msg *m, const struct smtp_target *t)
 			smtp_sess_close(s, 0);
 			break;
 		}
-		/* OK or STOP: the session decided what it could. */
-		if (!s->reusable || smtp_pending(m) > 0 ||
-		    var_smtp_connection_reuse_time == 0)
-			smtp_sess_close(s, 1);
-		else
-			s->idle_since = smtp_now();
-		return smtp_pending(m) == 0;
+		return smtp_sess_done(s, m);
 	}
 	return 0;
 }
@@ -577,7 +587,7 @@ smtp_try_cached(struct smtp_msg *m)
 	}
 	m->any_connected = 1;
 	m->t_conn = smtp_now();
-	r = smtp_sess_mail(s, m, 1);
+	r = smtp_sess_mail(s, m);
 	if (r == SMTP_SESS_NEXT) {
 		/* A peer that dropped an idle session is no failure. */
 		msg_debug("%s: cached session: %s", m->id, buf_cstr(&s->why));
@@ -585,11 +595,7 @@ smtp_try_cached(struct smtp_msg *m)
 		m->t_conn = 0;
 		return 0;
 	}
-	if (!s->reusable || smtp_pending(m) > 0)
-		smtp_sess_close(s, 1);
-	else
-		s->idle_since = smtp_now();
-	return smtp_pending(m) == 0;
+	return smtp_sess_done(s, m);
 }
 
 /* Tries the targets of one nexthop. 1 settled, else 0. */

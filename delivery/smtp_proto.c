@@ -233,14 +233,12 @@ smtp_hello(struct smtp_sess *s, long long timeout)
 	int code;
 
 	memset(&s->ehlo, 0, sizeof(s->ehlo));
-	s->esmtp = 0;
 	if (smtp_cmd(s, "EHLO %s", var_smtp_helo_name) < 0 ||
 	    smtp_flush(s, "performing the EHLO handshake", timeout) < 0 ||
 	    (code = smtp_read(s, "performing the EHLO handshake", timeout)) < 0)
 		return -1;
 	if (code / 100 == 2) {
 		smtp_ehlo_parse(&s->reply, &s->ehlo);
-		s->esmtp = 1;
 		return 0;
 	}
 	if (code / 100 != 5) {
@@ -573,7 +571,7 @@ smtp_unaccept(struct smtp_msg *m)
 }
 
 enum smtp_sess_result
-smtp_sess_mail(struct smtp_sess *s, struct smtp_msg *m, int reused)
+smtp_sess_mail(struct smtp_sess *s, struct smtp_msg *m)
 {
 	int pipe = (s->ehlo.ext & SMTP_EHLO_PIPELINING) != 0;
 	int bdat = (s->ehlo.ext & SMTP_EHLO_CHUNKING) != 0;
@@ -628,8 +626,6 @@ smtp_sess_mail(struct smtp_sess *s, struct smtp_msg *m, int reused)
 			s->reusable = 0;
 		goto out;
 	}
-	/* From here on the session had a working exchange. */
-	reused = 0;
 	for (i = 0; i < m->n; i++) {
 		struct smtp_rcpt *r = &m->r[i];
 
@@ -742,7 +738,6 @@ out:
 		smtp_unaccept(m);
 		s->reusable = 0;
 	}
-	(void)reused;
 	buf_free(&body);
 	return res;
 }

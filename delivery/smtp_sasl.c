@@ -142,7 +142,6 @@ smtp_sasl_auth(struct smtp_sess *s, struct smtp_msg *m)
 	s->secret = 0;
 	explicit_bzero(plain, sizeof(plain));
 	if (code / 100 == 2) {
-		s->authed = 1;
 		res = SMTP_SESS_OK;
 	} else if (code >= 0) {
 		smtp_sess_fail(s, "4.7.0",

@@ -236,7 +236,6 @@ smtp_tls_log(struct smtp_sess *s)
 
 	if (tls_stream_info(&s->st, &ti) < 0)
 		return;
-	s->tls_verified = ti.peer_verified;
 	msg_info("%s TLS connection established to %s: %s with cipher %s "
 	         "(%d/%d bits)%s",
 	    ti.peer_verified        ? "Trusted"
