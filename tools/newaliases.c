@@ -58,7 +58,7 @@ newaliases_one(const char *spec)
 int
 main(int argc, char **argv)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *err;
+	const char *config_dir = config_dir_default(), *err;
 	int ch, verbose = 0, failed = 0, i;
 	char **list;
 

@@ -26,7 +26,6 @@
 #include "mail/queue.h"
 #include "tern.h"
 
-#define TERN_CONFIG_ENV    "TERN_CONFIG"
 #define TERN_MASTER        "master"
 #define TERN_PID_FILE      "master.pid"
 /* master gives itself 30 s to start and its children 7 s to stop. */
@@ -329,15 +328,13 @@ tern_config_dir(const char *dir)
 int
 main(int argc, char **argv)
 {
-	const char *dir = getenv(TERN_CONFIG_ENV), *cmd;
+	const char *dir = config_dir_default(), *cmd;
 	char *config_dir;
 	int ch, ret;
 
 	log_init(TERN_PROGNAME, LOG_DEST_STDERR);
 	/* An inherited SIG_IGN would reap master's starter before we wait. */
 	signal(SIGCHLD, SIG_DFL);
-	if (dir == NULL || *dir == '\0')
-		dir = TERN_CONFIG_DIR;
 	while ((ch = getopt(argc, argv, "+c:")) != -1) {
 		if (ch != 'c')
 			tern_usage();

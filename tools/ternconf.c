@@ -163,7 +163,7 @@ ternconf_edit(const char *config_dir, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *err;
+	const char *config_dir = config_dir_default(), *err;
 	enum ternconf_mode mode = TERNCONF_CURRENT;
 	const struct param_def *p;
 	int ch, expand = 0, status = 0, i;

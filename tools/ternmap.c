@@ -140,7 +140,7 @@ ternmap_dump(const char *arg)
 int
 main(int argc, char **argv)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *err, *query = NULL;
+	const char *config_dir = config_dir_default(), *err, *query = NULL;
 	int ch, flags = 0, dump = 0, verbose = 0, failed = 0, i, ret = 0;
 
 	log_init("ternmap", LOG_DEST_STDERR);

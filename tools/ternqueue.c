@@ -42,7 +42,7 @@ ternqueue_usage(void)
 int
 main(int argc, char **argv)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *site = NULL, *err;
+	const char *config_dir = config_dir_default(), *site = NULL, *err;
 	int ch, all = 0;
 
 	log_init(TERNQUEUE_PROGNAME, LOG_DEST_STDERR);

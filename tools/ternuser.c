@@ -530,7 +530,7 @@ ternuser_list(void)
 int
 main(int argc, char **argv)
 {
-	const char *config_dir = TERN_CONFIG_DIR, *err, *cmd;
+	const char *config_dir = config_dir_default(), *err, *cmd;
 	char *password = NULL, *args[TERNUSER_ARGS_MAX];
 	int ch, i, n = 0, from_stdin = 0, purge = 0;
 

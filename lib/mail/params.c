@@ -756,3 +756,41 @@ config_list_free(char **list)
 		free(list[i]);
 	free(list);
 }
+
+const char *
+config_dir_default(void)
+{
+	/* Plain getenv, also in setgid programs (where secure_getenv would
+	 * hide it): they check the result with config_dir_trusted. */
+	const char *dir = getenv(CONFIG_DIR_ENV);
+
+	return dir != NULL && *dir != '\0' ? dir : TERN_CONFIG_DIR;
+}
+
+/* Owned by root, not writable by group or others; a missing file is
+ * fine (defaults). */
+static int
+config_path_root_safe(const char *path, int must_exist)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return !must_exist && errno == ENOENT;
+	return st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+int
+config_dir_trusted(const char *config_dir, uid_t uid)
+{
+	char *conf;
+	int ok;
+
+	if (uid == 0 || strcmp(config_dir, TERN_CONFIG_DIR) == 0)
+		return 1;
+	if (!config_path_root_safe(config_dir, 1))
+		return 0;
+	conf = xasprintf("%s/tern.conf", config_dir);
+	ok = config_path_root_safe(conf, 0);
+	free(conf);
+	return ok;
+}

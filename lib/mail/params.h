@@ -10,6 +10,7 @@
 #define TERN_PARAMS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 enum param_type { PARAM_STR, PARAM_INT, PARAM_BOOL, PARAM_TIME, PARAM_SIZE };
 
@@ -53,6 +54,23 @@ void config_override(const char *name, const char *value);
  * (reload); previous string values are freed.
  */
 int config_load(const char *config_dir, const char **error_r);
+/*
+ * The configuration directory of a command run without -c: $TERN_CONFIG
+ * when set and not empty, else the compiled-in TERN_CONFIG_DIR. Every
+ * command finds its instance this way (-c DIR wins over both). A setgid
+ * program must still decide whether to trust what this returns
+ * (config_dir_trusted).
+ */
+#define CONFIG_DIR_ENV "TERN_CONFIG"
+const char *config_dir_default(void);
+/*
+ * 1 if a setgid program run by real uid `uid` may use config_dir: uid 0,
+ * the compiled-in directory, or a directory that is owned by root and not
+ * writable by group or others and whose tern.conf (if any) is the same.
+ * Anything else would let a user choose the limits and checks the
+ * program enforces on them.
+ */
+int config_dir_trusted(const char *config_dir, uid_t uid);
 /* The expanded value of any parameter as text, NULL if unknown. */
 const char *config_value(const char *name);
 /* 1 if name was set in tern.conf or by override. */
