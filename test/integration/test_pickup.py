@@ -238,3 +238,28 @@ class PickupTest(TernTestCase):
         del pw
         t.start()
         t.wait_for_maildir(t.virtual_maildir(to), 1)
+
+    def test_kill_9_during_pickup_loses_and_repeats_nothing(self):
+        to = self.rcpt("k9")
+        n = 40
+        for i in range(n):
+            self.drop(maildrop_file(
+                "k", [to], b"Subject: k9 %d\n\nmessage %d\n" % (i, i)))
+        for _ in range(4):
+            pids = wait_until(lambda: self.t.pids("pickup"), 30,
+                              "a pickup process")
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            wait_until(lambda: self.t.pids("pickup") not in ([], pids), 30,
+                       "master to start pickup again")
+        msgs = self.delivered(to, n)
+        self.t.wait_queue_empty(("maildrop", "incoming", "active"))
+        msgs = [open(p, "rb").read() for p in harness.maildir_files(
+            self.t.virtual_maildir(to))]
+        subjects = sorted(re.search(rb"Subject: (k9 \d+)", m).group(1)
+                          for m in msgs)
+        self.assertEqual(subjects,
+                         sorted(b"k9 %d" % i for i in range(n)))
