@@ -7,7 +7,7 @@
  * the process: the server skeleton hooks and the listener on which smtpd
  * announces each message it committed ({request=new, queue_id=ID} attr
  * frames, no reply) and `tern flush`, ternqueue and smtpd's ETRN ask for
- * a queue run ({request=flush[, domain[, subdomains=1]]}, flush.h;
+ * a queue run ({request=flush[, domain[, subdomains=1] | queue_id]}, flush.h;
  * answered when it carries an id). A lost notice only delays mail: the queue
  * scan finds the file anyway. No RFCs here; see qmgr(8).
  */
@@ -52,6 +52,7 @@ qmgr_flush_notice(struct attr_conn *conn, const struct attr_list *req)
 {
 	const char *domain = attr_get(req, FLUSH_ATTR_DOMAIN);
 	const char *sub = attr_get(req, FLUSH_ATTR_SUBDOMAINS);
+	const char *id = attr_get(req, FLUSH_ATTR_QUEUE_ID);
 	struct buf *reply;
 
 	if (domain != NULL && !flush_domain_valid(domain)) {
@@ -59,7 +60,16 @@ qmgr_flush_notice(struct attr_conn *conn, const struct attr_list *req)
 		    log_sanitize(domain, QMGR_TOKEN_LOG_MAX));
 		return -1;
 	}
-	qmgr_flush_request(domain, sub != NULL && strcmp(sub, "1") == 0);
+	if (id != NULL && (domain != NULL || !queue_id_valid(id))) {
+		msg_warn("notice connection: bad flush queue_id '%s'",
+		    log_sanitize(id, QMGR_TOKEN_LOG_MAX));
+		return -1;
+	}
+	if (id != NULL)
+		qmgr_flush_request_id(id);
+	else
+		qmgr_flush_request(
+		    domain, sub != NULL && strcmp(sub, "1") == 0);
 	reply = attr_conn_reply_begin(conn, req);
 	if (attr_put_str(reply, FLUSH_ATTR_STATUS, FLUSH_STATUS_OK) < 0)
 		msg_panic("flush: reply does not fit a frame");

@@ -82,6 +82,8 @@ void qmgr_queue_notice(const char *id);
  * or with subdomains also below it) is due now; dead destinations come
  * back. One scan of deferred/: callers go through qmgr_flush_request. */
 void qmgr_queue_flush(const char *domain, int subdomains);
+/* deferred/ID is due now (ternqueue -i); through qmgr_flush_request_id. */
+void qmgr_queue_flush_id(const char *id);
 /* m's pass is over (qmgr_message_done decided): move, remove or keep. */
 void qmgr_queue_release(struct qmgr_msg *m, int pending);
 void qmgr_queue_shutdown(void);
@@ -97,6 +99,9 @@ extern long long qmgr_nrcpt_active;
  * scanning deferred/.
  */
 void qmgr_flush_request(const char *domain, int subdomains);
+/* The same for the one deferred message id (ternqueue -i), under the
+ * same rule per ID. */
+void qmgr_flush_request_id(const char *id);
 void qmgr_flush_shutdown(void);
 
 /* qmgr_message.c */

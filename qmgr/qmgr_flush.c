@@ -4,9 +4,9 @@
  * that could match, so one request is cheap and a stream of them is not:
  * any client that may send ETRN (RFC 1985) could otherwise keep qmgr
  * scanning. Each flush (everything, a domain, a domain and its
- * subdomains) runs at most once per QMGR_FLUSH_INTERVAL_MS: the first
- * request runs at once, later ones within the interval become one scan
- * at its end. Nothing is lost that way: every message the later
+ * subdomains, one queue ID: ternqueue -i) runs at most once per
+ * QMGR_FLUSH_INTERVAL_MS: the first request runs at once, later ones
+ * within the interval become one scan at its end. Nothing is lost that way: every message the later
  * requests wanted is still found by that scan. The set of flushes
  * remembered is bounded; when it is full of recent ones, a new domain
  * joins the flush of everything, which covers it.
@@ -27,7 +27,8 @@
 #define QMGR_FLUSH_KEYS_MAX    64
 
 struct qmgr_flush {
-	char *domain; /* lower case; NULL: everything */
+	char *domain;   /* lower case; NULL: everything (or queue_id) */
+	char *queue_id; /* ternqueue -i: that message only */
 	int subdomains;
 	uint64_t last_ms;          /* its last scan */
 	struct event_timer *timer; /* a coalesced scan is due */
@@ -41,7 +42,10 @@ static void
 qmgr_flush_run(struct qmgr_flush *f)
 {
 	f->last_ms = event_now_ms(qmgr_loop);
-	qmgr_queue_flush(f->domain, f->subdomains);
+	if (f->queue_id != NULL)
+		qmgr_queue_flush_id(f->queue_id);
+	else
+		qmgr_queue_flush(f->domain, f->subdomains);
 }
 
 static void
@@ -59,6 +63,7 @@ qmgr_flush_free(struct qmgr_flush *f)
 {
 	event_timer_del(&f->timer);
 	free(f->domain);
+	free(f->queue_id);
 	free(f);
 }
 
@@ -81,21 +86,39 @@ qmgr_flush_expire(uint64_t now)
 }
 
 static struct qmgr_flush *
-qmgr_flush_find(const char *domain, int subdomains)
+qmgr_flush_find(const char *domain, int subdomains, const char *id)
 {
 	struct qmgr_flush *f;
 
 	for (f = qmgr_flushes; f != NULL; f = f->next)
-		if (domain == NULL
-		        ? f->domain == NULL
-		        : f->domain != NULL && f->subdomains == subdomains &&
-		              strcmp(f->domain, domain) == 0)
+		if (id != NULL || f->queue_id != NULL) {
+			if (id != NULL && f->queue_id != NULL &&
+			    strcmp(id, f->queue_id) == 0)
+				return f;
+		} else if (domain == NULL ? f->domain == NULL
+		                          : f->domain != NULL &&
+		                                f->subdomains == subdomains &&
+		                                strcmp(f->domain, domain) == 0)
 			return f;
 	return NULL;
 }
 
+static void qmgr_flush_add(const char *domain, int subdomains, const char *id);
+
 void
 qmgr_flush_request(const char *domain, int subdomains)
+{
+	qmgr_flush_add(domain, subdomains, NULL);
+}
+
+void
+qmgr_flush_request_id(const char *id)
+{
+	qmgr_flush_add(NULL, 0, id);
+}
+
+static void
+qmgr_flush_add(const char *domain, int subdomains, const char *id)
 {
 	uint64_t now = event_now_ms(qmgr_loop), wait;
 	struct qmgr_flush *f;
@@ -108,15 +131,17 @@ qmgr_flush_request(const char *domain, int subdomains)
 		str_lower(lower);
 	}
 	qmgr_flush_expire(now);
-	f = qmgr_flush_find(lower, domain != NULL && subdomains);
+	f = qmgr_flush_find(lower, domain != NULL && subdomains, id);
 	if (f == NULL && qmgr_nflushes >= QMGR_FLUSH_KEYS_MAX &&
-	    (f = qmgr_flush_find(NULL, 0)) == NULL) {
+	    (f = qmgr_flush_find(NULL, 0, NULL)) == NULL) {
 		/* Full of recent flushes, and none of everything yet: the
 		 * oldest entry becomes it (it covers every domain). */
 		for (f = qmgr_flushes; f->next != NULL; f = f->next)
 			;
 		free(f->domain);
 		f->domain = NULL;
+		free(f->queue_id);
+		f->queue_id = NULL;
 		f->subdomains = 0;
 		msg_warn("flush: more than %d different flushes in %d ms; "
 		         "flushing everything instead",
@@ -126,6 +151,7 @@ qmgr_flush_request(const char *domain, int subdomains)
 		f = xcalloc(1, sizeof(*f));
 		f->domain = lower;
 		lower = NULL;
+		f->queue_id = id != NULL ? xstrdup(id) : NULL;
 		f->subdomains = f->domain != NULL && subdomains;
 		f->next = qmgr_flushes;
 		qmgr_flushes = f;
@@ -140,10 +166,12 @@ qmgr_flush_request(const char *domain, int subdomains)
 			    event_timer_add(qmgr_loop, wait, qmgr_flush_due, f);
 			msg_info("flush%s%s: the last scan was %llu ms ago; "
 			         "next one in %llu ms",
-			    f->domain == NULL ? ""
-			    : f->subdomains   ? " @"
-			                      : " ",
-			    f->domain != NULL
+			    f->queue_id != NULL ? " "
+			    : f->domain == NULL ? ""
+			    : f->subdomains     ? " @"
+			                        : " ",
+			    f->queue_id != NULL ? f->queue_id
+			    : f->domain != NULL
 			        ? log_sanitize(f->domain, ADDR_DOMAIN_MAX)
 			        : "",
 			    (unsigned long long)(now - f->last_ms),

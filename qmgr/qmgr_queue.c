@@ -575,6 +575,26 @@ qmgr_queue_flush(const char *domain, int subdomains)
 }
 
 void
+qmgr_queue_flush_id(const char *id)
+{
+	char *path = queue_path(QUEUE_DEFERRED, id);
+	struct timespec times[2];
+
+	times[0].tv_nsec = UTIME_OMIT;
+	times[1].tv_sec = time(NULL);
+	times[1].tv_nsec = 0;
+	/* Its destination may be dead-until; the user asked for now. */
+	qmgr_transport_revive_all();
+	if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0) {
+		msg_info("flush %s: not in %s/ (%m)", id, QUEUE_DEFERRED);
+	} else {
+		msg_info("flush %s: due now", id);
+		qmgr_deferred_due(times[1].tv_sec);
+	}
+	free(path);
+}
+
+void
 qmgr_queue_shutdown(void)
 {
 	struct qmgr_scan *scans[] = {

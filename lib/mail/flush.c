@@ -44,22 +44,16 @@ flush_frame_put(struct buf *frame, const char *domain, int subdomains)
 	return 0;
 }
 
-int
-flush_send(
-    const char *domain, int subdomains, int timeout_s, const char **error_r)
+/* Sends a finished frame to qmgr's socket, as mail_owner when root. */
+static int
+flush_send_frame(const struct buf *frame, int timeout_s, const char **error_r)
 {
 	static char why[FLUSH_ERROR_MAX];
 	char *path = queue_path(QUEUE_PRIVATE, FLUSH_SERVICE);
 	int root = geteuid() == 0, ret = -1;
 	struct priv_user owner;
-	struct buf frame;
 	const char *err;
 
-	buf_init(&frame, FLUSH_FRAME_MAX);
-	attr_frame_begin(&frame);
-	if (flush_frame_put(&frame, domain, subdomains) < 0 ||
-	    attr_frame_end(&frame) < 0)
-		msg_panic("flush: request does not fit a frame");
 	/* The socket is in a directory tern owns: follow it as mail_owner. */
 	if (root && priv_lookup_user(var_mail_owner, &owner) < 0) {
 		snprintf(why, sizeof(why), "mail_owner %s does not exist",
@@ -69,7 +63,7 @@ flush_send(
 		    var_mail_owner, strerror(errno));
 		priv_user_free(&owner);
 	} else {
-		if (attr_notice_send(path, &frame, timeout_s, &err) < 0)
+		if (attr_notice_send(path, frame, timeout_s, &err) < 0)
 			snprintf(why, sizeof(why), "%s", err);
 		else
 			ret = 0;
@@ -79,8 +73,43 @@ flush_send(
 				msg_fatal("cannot return to root: %m");
 		}
 	}
-	buf_free(&frame);
 	free(path);
 	*error_r = why;
+	return ret;
+}
+
+int
+flush_send(
+    const char *domain, int subdomains, int timeout_s, const char **error_r)
+{
+	struct buf frame;
+	int ret;
+
+	buf_init(&frame, FLUSH_FRAME_MAX);
+	attr_frame_begin(&frame);
+	if (flush_frame_put(&frame, domain, subdomains) < 0 ||
+	    attr_frame_end(&frame) < 0)
+		msg_panic("flush: request does not fit a frame");
+	ret = flush_send_frame(&frame, timeout_s, error_r);
+	buf_free(&frame);
+	return ret;
+}
+
+int
+flush_send_id(const char *queue_id, int timeout_s, const char **error_r)
+{
+	struct buf frame;
+	int ret;
+
+	if (!queue_id_valid(queue_id))
+		msg_panic("flush: bad queue ID");
+	buf_init(&frame, FLUSH_FRAME_MAX);
+	attr_frame_begin(&frame);
+	if (attr_put_str(&frame, "request", FLUSH_REQUEST) < 0 ||
+	    attr_put_str(&frame, FLUSH_ATTR_QUEUE_ID, queue_id) < 0 ||
+	    attr_frame_end(&frame) < 0)
+		msg_panic("flush: request does not fit a frame");
+	ret = flush_send_frame(&frame, timeout_s, error_r);
+	buf_free(&frame);
 	return ret;
 }

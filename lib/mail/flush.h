@@ -8,6 +8,7 @@
  *   {request=flush, domain=D}                  those with a pending
  *                                              recipient in D
  *   {request=flush, domain=D, subdomains=1}    in D or below it (ETRN @D)
+ *   {request=flush, queue_id=ID}               deferred/ID (ternqueue -i)
  *
  * Sent as a notice (no id) the request gets no answer; with an id (an
  * attr_client request) qmgr answers {status=ok} once it took it, which is
@@ -22,6 +23,7 @@
 #define FLUSH_REQUEST         "flush"
 #define FLUSH_ATTR_DOMAIN     "domain"
 #define FLUSH_ATTR_SUBDOMAINS "subdomains"
+#define FLUSH_ATTR_QUEUE_ID   "queue_id"
 /* qmgr's answer to a flush request that carries an id. */
 #define FLUSH_ATTR_STATUS     "status"
 #define FLUSH_STATUS_OK       "ok"
@@ -54,5 +56,7 @@ int flush_frame_put(struct buf *frame, const char *domain, int subdomains)
  */
 int flush_send(
     const char *domain, int subdomains, int timeout_s, const char **error_r);
+/* The same for one deferred message; queue_id must be queue_id_valid. */
+int flush_send_id(const char *queue_id, int timeout_s, const char **error_r);
 
 #endif

@@ -338,8 +338,8 @@ class EtrnQmgrDownTest(TernTestCase):
     def test_ternqueue_mail_system_down(self):
         for args in (["-f"], ["-s", HELD]):
             res = ternqueue(self.tern, *args, check=False)
-            self.assertEqual(res.returncode, 1, res.output)
-            self.assertIn("ternqueue: error: cannot flush the mail queue: "
+            self.assertEqual(res.returncode, 69, res.output)  # EX_UNAVAILABLE
+            self.assertIn("ternqueue: fatal: cannot flush the mail queue: "
                           "mail system is down", res.stderr)
 
 
@@ -350,7 +350,7 @@ class TernqueueUsageTest(TernTestCase):
 
     def test_usage_errors(self):
         t = self.tern
-        for args in ([], ["-p"], ["-j"], ["-i", "ABC"], ["-f", "-s", HELD],
+        for args in ([], ["-p", "-j"], ["-i", "ABC"], ["-f", "-s", HELD],
                      ["-f", "extra"], ["-s"], ["-s", "a@b.example"],
                      ["-s", "[192.0.2.1]"], ["-s", "x", "-s", "y"]):
             res = ternqueue(t, *args, check=False)
