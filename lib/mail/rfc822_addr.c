@@ -39,6 +39,9 @@ text_reset(struct rfc822_text *t)
 static void
 text_add(struct rfc822_text *t, char c)
 {
+	/* Never part of an address: the callback gets C strings. */
+	if (c == '\0')
+		return;
 	if (t->len >= RFC822_ADDR_LEN_MAX) {
 		t->overflow = 1;
 		return;

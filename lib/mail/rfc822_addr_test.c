@@ -61,7 +61,7 @@ test_lists(void)
 	    {"", 0, ""},
 	    {" , ,, ", 0, ""},
 	    {"(unterminated comment a@b", 0, ""},
-	    {"\"unterminated a@b", 1, "\"unterminateda@b"},
+	    {"\"unterminated a@b", 1, "\"unterminated a@b"},
 	    {"a@b.test; c@d.test", 2, "a@b.test|c@d.test"},
 	};
 	struct collect c;
