@@ -87,8 +87,13 @@ copy_quoted(const char *in, size_t len, size_t i, char close,
 	text_add(t, in[i++]);
 	while (i < len) {
 		if (in[i] == '\\' && i + 1 < len) {
-			text_add(t, in[i++]);
-			text_add(t, in[i++]);
+			/* A quoted line break would split the address over
+			 * two lines: dropped with its backslash. */
+			if (in[i + 1] != '\r' && in[i + 1] != '\n') {
+				text_add(t, in[i]);
+				text_add(t, in[i + 1]);
+			}
+			i += 2;
 			continue;
 		}
 		if (in[i] == '\r' || in[i] == '\n' || in[i] == '\0') {
