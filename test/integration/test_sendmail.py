@@ -45,7 +45,7 @@ def envelope(path):
     return sender, rcpts, content, attrs
 
 
-class SendmailTest(TernTestCase):
+class SendmailBase(TernTestCase):
     @classmethod
     def setUpClass(cls):
         harness.skip_unless_root("running sendmail as an ordinary user")
@@ -91,11 +91,15 @@ class SendmailTest(TernTestCase):
             self.skipTest("%s is not reachable by an ordinary user"
                           % self.sendmail)
 
+
+
+class MaildropTest(SendmailBase):
+    """tern stopped: what sendmail and terndrop leave in maildrop/."""
+    start_instance = False
+
     # ----- what terndrop leaves
 
     def test_maildrop_file_owned_by_user_ready_and_private(self):
-        if self.pickup_installed():
-            self.skipTest("pickup takes maildrop files at once")
         before = self.maildrop()
         self.sm("-f", SENDER, "-i", "-F", "Some One", "-N",
                 "success,failure", "-V", "env-1", "-R", "hdrs", "--", RCPT,
@@ -123,8 +127,6 @@ class SendmailTest(TernTestCase):
         os.unlink(path)
 
     def test_lone_dot_ends_without_i_and_default_sender(self):
-        if self.pickup_installed():
-            self.skipTest("pickup takes maildrop files at once")
         before = self.maildrop()
         self.sm(RCPT, input=b"Subject: y\r\n\r\nbody\r\n.\r\nnot sent\r\n")
         path = self.submitted(before)
@@ -132,6 +134,79 @@ class SendmailTest(TernTestCase):
         self.assertEqual(sender, self.user.pw_name)
         self.assertEqual(content, b"Subject: y\r\n\r\nbody\r\n")
         os.unlink(path)
+
+    def test_users_own_instance_without_privilege(self):
+        # An instance the user made and owns: terndrop does not trust its
+        # directory, drops setgid, and writes as the user.
+        inst = os.path.join(self.user.pw_dir, "inst")
+        res = self.as_user(self.user, [self.tern.sbin("tern"), "-c", inst,
+                                       "init", "--port-base",
+                                       str(harness.pick_port_base())])
+        self.assertEqual(res.returncode, 0, res.output)
+        res = self.as_user(self.user, [self.sendmail, "-C", inst, RCPT],
+                           input=b"Subject: own\n\nhi\n")
+        self.assertEqual(res.returncode, 0, res.output)
+        drop = os.path.join(inst, "queue", "maildrop")
+        if not os.path.isdir(drop):
+            drop = os.path.join(self.as_user(
+                self.user, [self.tern.sbin("ternconf"), "-c", inst, "-x",
+                            "queue_directory"]).stdout.split("=")[1].strip(),
+                "maildrop")
+        files = os.listdir(drop)
+        self.assertEqual(len(files), 1)
+        st = os.lstat(os.path.join(drop, files[0]))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)),
+                         (self.user.pw_uid, 0o544))
+
+    def test_resent_headers_win(self):
+        msg = (b"To: old@example.test\nResent-To: new@example.test\n"
+               b"Resent-Bcc: hidden@example.test\n\nbody\n")
+        before = self.maildrop()
+        self.sm("-t", "--", "extra@example.test", input=msg)
+        path = self.submitted(before)
+        _, rcpts, content, _ = envelope(path)
+        self.assertEqual(sorted(rcpts), ["extra@example.test",
+                                         "hidden@example.test",
+                                         "new@example.test"])
+        self.assertNotIn(b"hidden", content)
+        os.unlink(path)
+
+    def test_long_lines_folded(self):
+        words = " ".join(["word%d" % i for i in range(300)])
+        msg = ("Subject: %s\n\n%s\n" % (words, "x" * 2500)).encode()
+        before = self.maildrop()
+        self.sm("-i", RCPT, input=msg)
+        path = self.submitted(before)
+        _, _, content, _ = envelope(path)
+        lines = content.split(b"\r\n")
+        self.assertTrue(all(len(x) <= 998 for x in lines))
+        self.assertNotIn(b"\n", content.replace(b"\r\n", b""))
+        # The header broke at white space: unfolding gives it back.
+        hdr = content.split(b"\r\n\r\n")[0].replace(b"\r\n", b"")
+        self.assertEqual(hdr, ("Subject: " + words).encode())
+        os.unlink(path)
+
+
+
+class SendmailDeliveryTest(SendmailBase):
+    """With tern running: pickup takes the maildrop files and the mail
+    arrives."""
+
+    def setUp(self):
+        super().setUp()
+        if not self.pickup_installed():
+            self.skipTest("no pickup daemon installed yet")
+
+    def test_dot_kept_with_i_delivered(self):
+        rcpt = "dot@example.test"
+        self.tern.add_user(rcpt, "pw")
+        self.sm("-f", SENDER, "-i", rcpt,
+                input=b"Subject: dot\n\nbefore\n.\nafter\n")
+        files = self.tern.wait_for_maildir(self.tern.virtual_maildir(rcpt), 1)
+        with open(files[0], "rb") as f:
+            data = f.read()
+        self.assertIn(b"\n\nbefore\n.\nafter\n", data.replace(b"\r\n", b"\n"))
+        self.assertIn(b"Return-Path: <%s>" % SENDER.encode(), data)
 
     def test_t_takes_to_cc_bcc_and_removes_bcc(self):
         msg = ("From: me@example.org\nTo: Rcpt <%s>\nCc: \"C, C\" <%s>"
@@ -156,38 +231,6 @@ class SendmailTest(TernTestCase):
         self.assertEqual(sorted(rcpts), sorted([RCPT, CC, BCC]))
         self.assertNotIn(b"Bcc", content)
         self.assertIn(b"Cc: \"C, C\" <%s> (copy)\r\n" % CC.encode(), content)
-        os.unlink(path)
-
-    def test_resent_headers_win(self):
-        if self.pickup_installed():
-            self.skipTest("checks the maildrop file")
-        msg = (b"To: old@example.test\nResent-To: new@example.test\n"
-               b"Resent-Bcc: hidden@example.test\n\nbody\n")
-        before = self.maildrop()
-        self.sm("-t", "--", "extra@example.test", input=msg)
-        path = self.submitted(before)
-        _, rcpts, content, _ = envelope(path)
-        self.assertEqual(sorted(rcpts), ["extra@example.test",
-                                         "hidden@example.test",
-                                         "new@example.test"])
-        self.assertNotIn(b"hidden", content)
-        os.unlink(path)
-
-    def test_long_lines_folded(self):
-        if self.pickup_installed():
-            self.skipTest("checks the maildrop file")
-        words = " ".join(["word%d" % i for i in range(300)])
-        msg = ("Subject: %s\n\n%s\n" % (words, "x" * 2500)).encode()
-        before = self.maildrop()
-        self.sm("-i", RCPT, input=msg)
-        path = self.submitted(before)
-        _, _, content, _ = envelope(path)
-        lines = content.split(b"\r\n")
-        self.assertTrue(all(len(x) <= 998 for x in lines))
-        self.assertNotIn(b"\n", content.replace(b"\r\n", b""))
-        # The header broke at white space: unfolding gives it back.
-        hdr = content.split(b"\r\n\r\n")[0].replace(b"\r\n", b"")
-        self.assertEqual(hdr, ("Subject: " + words).encode())
         os.unlink(path)
 
     # ----- common callers
