@@ -58,6 +58,15 @@ make -C "$build" -j2 || die "build failed"
 # test/run-tests runs them with the rest.
 say "make check TESTS= (builds the unit tests)"
 make -C "$build" -j2 check TESTS= >/dev/null || die "building the unit tests failed"
+# terndrop and ternqueue are installed setgid terndrop when root installs
+# and the group exists (tools/Makefile.am): make it first, so the tests
+# run the programs as users get them. The harness's lock keeps this
+# from racing its own useradd/groupadd.
+if [ "$(id -u)" -eq 0 ] && ! getent group terndrop >/dev/null; then
+	say "groupadd -r terndrop"
+	flock /run/tern-test-accounts.lock groupadd -r terndrop ||
+		die "groupadd terndrop failed"
+fi
 say "make install into $prefix"
 rm -rf "$prefix"
 make -C "$build" install >/dev/null || die "make install failed"

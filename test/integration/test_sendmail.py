@@ -1,0 +1,382 @@
+# SPDX-License-Identifier: MIT
+"""sendmail and terndrop, run as an ordinary user as scripts, PHP, mutt
+and git run them: what lands in maildrop/ (a queue file owned by the
+user, mode 0544 when complete, that no other user can open), -t with
+To/Cc/Bcc (Bcc gone), -i and the lone dot, an SMTP session with -bs,
+the refusals (authorized_submit_users, local_login_sender_maps,
+message_size_limit) with their sysexits codes, -bv, and, where the
+pickup daemon is installed, delivery - also of mail submitted while
+tern was stopped."""
+
+import os
+import shutil
+import stat
+import subprocess
+import unittest
+
+import harness
+from harness import TernTestCase, run, wait_until
+
+RCPT = "rcpt@example.test"
+CC = "cc@example.test"
+BCC = "bcc@example.test"
+SENDER = "someone@example.org"
+EX_USAGE, EX_DATAERR, EX_NOPERM = 64, 65, 77
+
+
+def records(path):
+    with open(path, "rb") as f:
+        return harness.queue_file_records(f.read())
+
+
+def envelope(path):
+    """(sender, [recipients], content bytes, {attr: value})"""
+    sender, rcpts, content, attrs = None, [], None, {}
+    for rtype, payload in records(path):
+        if rtype == "S":
+            sender = payload.decode()
+        elif rtype == "R":
+            rcpts.append(payload.split(b"\0")[0].decode())
+        elif rtype == "M":
+            content = payload
+        elif rtype == "A":
+            k, _, v = payload.decode().partition("=")
+            attrs[k] = v
+    return sender, rcpts, content, attrs
+
+
+class SendmailBase(TernTestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.skip_unless_root("running sendmail as an ordinary user")
+        super().setUpClass()
+        cls.user = cls.tern.create_system_user()
+        cls.other = cls.tern.create_system_user()
+        cls.sendmail = cls.tern.sbin("sendmail")
+
+    def as_user(self, pw, argv, input=None, check=False, env=None):
+        cmd = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+               "--init-groups", "--reset-env"]
+        e = {k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}
+        e.update(HOME=pw.pw_dir, USER=pw.pw_name, PATH="/usr/bin:/bin")
+        e.update(env or {})
+        return run(cmd + list(argv), check=check, input=input, env=e)
+
+    def sm(self, *args, input=b"", pw=None, check=True):
+        res = self.as_user(pw or self.user,
+                           [self.sendmail, "-C", self.tern.dir] + list(args),
+                           input=input)
+        if check:
+            self.assertEqual(res.returncode, 0, res.output)
+        return res
+
+    def maildrop(self):
+        return set(self.tern.queue_files("maildrop"))
+
+    def pickup_installed(self):
+        return os.path.exists(os.path.join(harness.DAEMON_DIR, "pickup"))
+
+    def submitted(self, before):
+        """The maildrop file a submission made (when pickup is not
+        there to take it), else None."""
+        new = self.maildrop() - before
+        if not new:
+            return None
+        self.assertEqual(len(new), 1, new)
+        return os.path.join(self.tern.queue_dir, "maildrop", new.pop())
+
+    def setUp(self):
+        super().setUp()
+        if self.as_user(self.user, ["test", "-x", self.sendmail]).returncode:
+            self.skipTest("%s is not reachable by an ordinary user"
+                          % self.sendmail)
+
+
+
+class MaildropTest(SendmailBase):
+    """tern stopped: what sendmail and terndrop leave in maildrop/."""
+    start_instance = False
+
+    # ----- what terndrop leaves
+
+    def test_maildrop_file_owned_by_user_ready_and_private(self):
+        before = self.maildrop()
+        self.sm("-f", SENDER, "-i", "-F", "Some One", "-N",
+                "success,failure", "-V", "env-1", "-R", "hdrs", "--", RCPT,
+                input=b"Subject: x\n\nline\n.\nafter the dot\n")
+        path = self.submitted(before)
+        self.assertIsNotNone(path)
+        st = os.lstat(path)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o544)
+        self.assertEqual(st.st_uid, self.user.pw_uid)
+        sender, rcpts, content, attrs = envelope(path)
+        self.assertEqual(sender, SENDER)
+        self.assertEqual(rcpts, [RCPT])
+        self.assertEqual(content,
+                         b"Subject: x\r\n\r\nline\r\n.\r\nafter the dot\r\n")
+        self.assertEqual(attrs, {"fullname": "Some One", "envid": "env-1",
+                                 "ret": "HDRS"})
+        notify = [p.split(b"\0")[2] for t, p in records(path) if t == "R"]
+        self.assertEqual(notify, [b"3"])   # success|failure
+        # Neither another user nor the owner can open it again.
+        probe = ["python3", "-c", "open(%r, 'rb')" % path]
+        for pw in (self.other, self.user):
+            res = self.as_user(pw, probe)
+            self.assertNotEqual(res.returncode, 0)
+            self.assertIn("PermissionError", res.stderr)
+        os.unlink(path)
+
+    def test_lone_dot_ends_without_i_and_default_sender(self):
+        before = self.maildrop()
+        self.sm(RCPT, input=b"Subject: y\r\n\r\nbody\r\n.\r\nnot sent\r\n")
+        path = self.submitted(before)
+        sender, _, content, _ = envelope(path)
+        self.assertEqual(sender, self.user.pw_name)
+        self.assertEqual(content, b"Subject: y\r\n\r\nbody\r\n")
+        os.unlink(path)
+
+    def test_users_own_instance_without_privilege(self):
+        # An instance the user made and owns: terndrop does not trust its
+        # directory, drops setgid, and writes as the user.
+        inst = os.path.join(self.user.pw_dir, "inst")
+        res = self.as_user(self.user, [self.tern.sbin("tern"), "-c", inst,
+                                       "init", "--port-base",
+                                       str(harness.pick_port_base())])
+        self.assertEqual(res.returncode, 0, res.output)
+        res = self.as_user(self.user, [self.sendmail, "-C", inst, RCPT],
+                           input=b"Subject: own\n\nhi\n")
+        self.assertEqual(res.returncode, 0, res.output)
+        drop = os.path.join(inst, "queue", "maildrop")
+        if not os.path.isdir(drop):
+            drop = os.path.join(self.as_user(
+                self.user, [self.tern.sbin("ternconf"), "-c", inst, "-x",
+                            "queue_directory"]).stdout.split("=")[1].strip(),
+                "maildrop")
+        files = os.listdir(drop)
+        self.assertEqual(len(files), 1)
+        st = os.lstat(os.path.join(drop, files[0]))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)),
+                         (self.user.pw_uid, 0o544))
+
+    def test_resent_headers_win(self):
+        msg = (b"To: old@example.test\nResent-To: new@example.test\n"
+               b"Resent-Bcc: hidden@example.test\n\nbody\n")
+        before = self.maildrop()
+        self.sm("-t", "--", "extra@example.test", input=msg)
+        path = self.submitted(before)
+        _, rcpts, content, _ = envelope(path)
+        self.assertEqual(sorted(rcpts), ["extra@example.test",
+                                         "hidden@example.test",
+                                         "new@example.test"])
+        self.assertNotIn(b"hidden", content)
+        os.unlink(path)
+
+    def test_long_lines_folded(self):
+        words = " ".join(["word%d" % i for i in range(300)])
+        msg = ("Subject: %s\n\n%s\n" % (words, "x" * 2500)).encode()
+        before = self.maildrop()
+        self.sm("-i", RCPT, input=msg)
+        path = self.submitted(before)
+        _, _, content, _ = envelope(path)
+        lines = content.split(b"\r\n")
+        self.assertTrue(all(len(x) <= 998 for x in lines))
+        self.assertNotIn(b"\n", content.replace(b"\r\n", b""))
+        # The header broke at white space: unfolding gives it back.
+        hdr = content.split(b"\r\n\r\n")[0].replace(b"\r\n", b"")
+        self.assertEqual(hdr, ("Subject: " + words).encode())
+        os.unlink(path)
+
+
+
+class SendmailDeliveryTest(SendmailBase):
+    """With tern running: pickup takes the maildrop files and the mail
+    arrives."""
+
+    def setUp(self):
+        super().setUp()
+        if not self.pickup_installed():
+            self.skipTest("no pickup daemon installed yet")
+
+    def test_dot_kept_with_i_delivered(self):
+        rcpt = "dot@example.test"
+        self.tern.add_user(rcpt, "pw")
+        self.sm("-f", SENDER, "-i", rcpt,
+                input=b"Subject: dot\n\nbefore\n.\nafter\n")
+        files = self.tern.wait_for_maildir(self.tern.virtual_maildir(rcpt), 1)
+        with open(files[0], "rb") as f:
+            data = f.read()
+        self.assertIn(b"\n\nbefore\n.\nafter\n", data.replace(b"\r\n", b"\n"))
+        self.assertIn(b"Return-Path: <%s>" % SENDER.encode(), data)
+
+    def test_t_takes_to_cc_bcc_and_removes_bcc(self):
+        msg = ("From: me@example.org\nTo: Rcpt <%s>\nCc: \"C, C\" <%s>"
+               " (copy)\nBcc:\n  %s\nSubject: t\n\nbody\n" % (RCPT, CC, BCC))
+        for a in (RCPT, CC, BCC):
+            if self.pickup_installed():
+                self.tern.add_user(a, "pw")
+        before = self.maildrop()
+        self.sm("-t", "-i", input=msg.encode())
+        if self.pickup_installed():
+            for a in (RCPT, CC, BCC):
+                files = self.tern.wait_for_maildir(
+                    self.tern.virtual_maildir(a), 1)
+                with open(files[0], "rb") as f:
+                    data = f.read()
+                self.assertIn(b"Subject: t", data)
+                self.assertNotIn(b"Bcc", data)
+                self.assertNotIn(BCC.encode(), data)
+            return
+        path = self.submitted(before)
+        _, rcpts, content, _ = envelope(path)
+        self.assertEqual(sorted(rcpts), sorted([RCPT, CC, BCC]))
+        self.assertNotIn(b"Bcc", content)
+        self.assertIn(b"Cc: \"C, C\" <%s> (copy)\r\n" % CC.encode(), content)
+        os.unlink(path)
+
+    # ----- common callers
+
+    def test_php_and_mutt_invocations(self):
+        for args in (["-t", "-i"], ["-oem", "-oi", "--", RCPT],
+                     ["-odq", "-oi", "-f", SENDER, RCPT],
+                     ["-odi", "-Am", "-U", "-G", "-h", "9", RCPT]):
+            before = self.maildrop()
+            self.sm(*args, input=("To: %s\nSubject: s\n\n.\nbody\n"
+                                  % RCPT).encode())
+            path = self.submitted(before)
+            if path:
+                _, rcpts, _, _ = envelope(path)
+                self.assertEqual(rcpts, [RCPT], args)
+                os.unlink(path)
+
+    def test_bs_session(self):
+        if not self.pickup_installed():
+            before = self.maildrop()
+        cmd = ["setpriv", "--reuid=%d" % self.user.pw_uid,
+               "--regid=%d" % self.user.pw_gid, "--init-groups",
+               "--reset-env", self.sendmail, "-C", self.tern.dir, "-bs"]
+        env = {k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env)
+        try:
+            def reply():
+                lines = []
+                while True:
+                    line = p.stdout.readline().decode()
+                    self.assertTrue(line, "sendmail -bs closed early")
+                    lines.append(line)
+                    if line[3:4] != "-":
+                        return "".join(lines)
+
+            def cmd_(line):
+                p.stdin.write(line.encode() + b"\r\n")
+                p.stdin.flush()
+                return reply()
+            self.assertTrue(reply().startswith("220 "))
+            self.assertIn("250-SIZE", cmd_("EHLO localhost"))
+            self.assertTrue(cmd_("RCPT TO:<%s>" % RCPT).startswith("503 5.5.1"))
+            self.assertTrue(cmd_("MAIL FROM:<%s>" % SENDER).startswith("250"))
+            self.assertTrue(cmd_("RCPT TO:<bad").startswith("501 5.1.3"))
+            self.assertTrue(cmd_("RCPT TO:<%s>" % RCPT).startswith("250"))
+            self.assertTrue(cmd_("VRFY x").startswith("252"))
+            self.assertTrue(cmd_("DATA").startswith("354"))
+            r = cmd_("Subject: bs\r\n\r\n..dot\r\n.")
+            self.assertRegex(r, r"^250 2\.0\.0 Ok: queued as [0-9A-Z]{14}")
+            self.assertTrue(cmd_("BOGUS").startswith("500 5.5.2"))
+            self.assertTrue(cmd_("QUIT").startswith("221"))
+            self.assertEqual(p.wait(timeout=30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            harness.check_sanitizer_output(p.stderr.read().decode(), "-bs")
+            p.stdin.close()
+            p.stdout.close()
+            p.stderr.close()
+        if not self.pickup_installed():
+            path = self.submitted(before)
+            sender, rcpts, content, _ = envelope(path)
+            self.assertEqual((sender, rcpts), (SENDER, [RCPT]))
+            self.assertEqual(content, b"Subject: bs\r\n\r\n.dot\r\n")
+            os.unlink(path)
+
+    # ----- refusals
+
+    def test_refusals(self):
+        before = self.maildrop()
+        res = self.sm(input=b"x\n", check=False)
+        self.assertEqual(res.returncode, EX_USAGE, res.output)
+        self.assertIn("no recipients specified", res.stderr)
+        name = self.user.pw_name
+        try:
+            self.tern.conf_set(local_login_sender_maps="inline:{ %s="
+                               "%s@example.org }" % (name, name))
+            res = self.sm("-f", SENDER, RCPT, input=b"x\n", check=False)
+            self.assertEqual(res.returncode, EX_NOPERM, res.output)
+            self.assertIn("not authorized to use sender", res.stderr)
+            res = self.sm("-f", "%s+ext@example.org" % name, RCPT,
+                          input=b"x\n", check=False)
+            self.assertEqual(res.returncode, 0, res.output)
+        finally:
+            self.tern.conf_set(local_login_sender_maps="static:*")
+        try:
+            self.tern.conf_set(authorized_submit_users="root")
+            res = self.sm(RCPT, input=b"x\n", check=False)
+            self.assertEqual(res.returncode, EX_NOPERM, res.output)
+            self.assertIn("not authorized to submit mail", res.stderr)
+        finally:
+            self.tern.conf_set(authorized_submit_users="static:anyone")
+        try:
+            self.tern.conf_set(message_size_limit="2048")
+            res = self.sm("-i", RCPT, input=b"x" * 5000 + b"\n", check=False)
+            self.assertEqual(res.returncode, EX_DATAERR, res.output)
+            self.assertIn("message file too big", res.stderr)
+        finally:
+            self.tern.conf_set(message_size_limit="10240000")
+        # The only file left is the one allowed sender's.
+        left = self.maildrop() - before
+        self.assertLessEqual(len(left), 1)
+        for n in left:
+            os.unlink(os.path.join(self.tern.queue_dir, "maildrop", n))
+
+    # ----- other modes and installation
+
+    def test_bv_and_links(self):
+        res = self.sm("-bv", "someone@remote.invalid", RCPT)
+        self.assertIn("someone@remote.invalid... deliverable: mailer smtp, "
+                      "host remote.invalid", res.stdout)
+        self.assertIn("%s... deliverable: mailer local" % RCPT, res.stdout)
+        mailq = self.tern.sbin("mailq")
+        self.assertEqual(os.readlink(mailq), "sendmail")
+        drop = os.stat(self.tern.sbin("terndrop"))
+        if harness._group_exists("terndrop"):
+            self.assertTrue(drop.st_mode & stat.S_ISGID)
+
+    def test_git_send_email(self):
+        git = shutil.which("git")
+        if not git or run([git, "send-email", "-h"],
+                          check=False).returncode not in (0, 129):
+            self.skipTest("git send-email is not installed")
+        if "usage" not in run([git, "send-email", "-h"],
+                              check=False).output:
+            self.skipTest("git send-email is not installed")
+        self.skipTest("git send-email through sendmail: not done yet")
+
+    def test_submitted_while_stopped_delivered_after_start(self):
+        if not self.pickup_installed():
+            self.skipTest("no pickup daemon installed yet")
+        tern = self.new_instance(start=False)
+        pw = tern.create_system_user()
+        tern.add_user(RCPT, "pw")
+        res = self.as_user(pw, [self.sendmail, "-C", tern.dir, RCPT],
+                           input=b"Subject: while stopped\n\nhi\n")
+        self.assertEqual(res.returncode, 0, res.output)
+        self.assertEqual(len(tern.queue_files("maildrop")), 1)
+        tern.start()
+        files = tern.wait_for_maildir(tern.virtual_maildir(RCPT), 1)
+        with open(files[0], "rb") as f:
+            self.assertIn(b"Subject: while stopped", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
