@@ -5,9 +5,13 @@
 # on 127.0.0.1 with a demo mailbox, then prints how to send it a message.
 # For a fresh Debian/Ubuntu machine; run as root. Running it again rebuilds,
 # reinstalls and restarts; it never overwrites an existing configuration or
-# user.
+# user. It also makes tern the system's mailer: /usr/sbin/sendmail,
+# /usr/lib/sendmail, mailq and newaliases become links to tern's, the
+# installed MTA's files kept aside by dpkg-divert (scripts/system-mta.sh).
+# --uninstall stops tern and puts those files back.
 #
 #   ./run.sh
+#   ./run.sh --uninstall
 set -eu
 
 cd "$(dirname "$0")"
@@ -31,6 +35,20 @@ prog=run.sh
 
 [ "$(id -u)" -eq 0 ] ||
 	die "run as root: it installs into $prefix, creates the tern, terndrop, vmail and ternauth accounts and listens on port 25"
+
+case "${1:-}" in
+"") ;;
+--uninstall)
+	if [ -x "$sbin/tern" ] && "$sbin/tern" status >/dev/null 2>&1; then
+		say "stopping tern"
+		"$sbin/tern" stop || die "tern stop failed"
+	fi
+	"$top/scripts/system-mta.sh" uninstall "$prefix"
+	say "tern is stopped and the system's mailer is back; tern's files stay in $prefix (make -C $build uninstall removes them)"
+	exit 0
+	;;
+*) die "usage: $prog [--uninstall]" ;;
+esac
 
 # --- dependencies, build and install ----------------------------------------
 # shellcheck disable=SC2086
@@ -109,6 +127,14 @@ if "$tern" status >/dev/null 2>&1; then
 	"$tern" stop || die "tern stop failed"
 fi
 "$tern" start || die "tern start failed (see the log below)"
+
+# --- the system's mailer ----------------------------------------------------
+if [ -x "$sbin/sendmail" ]; then
+	"$top/scripts/system-mta.sh" install "$prefix" ||
+		die "making tern the system's sendmail failed"
+else
+	say "no $sbin/sendmail in this build: the system's sendmail stays"
+fi
 
 maildir="$(conf_value virtual_mailbox_base)/$demo_domain/${demo_user%@*}/Maildir"
 log=$(conf_value maillog_file)

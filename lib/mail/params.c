@@ -627,9 +627,14 @@ line_defines(const char *line, size_t len, const char *name)
 	return i < len && line[i] == '=';
 }
 
-int
-config_edit(const char *config_dir, const char *name, const char *value,
-    const char **error_r)
+/*
+ * Rewrites tern.conf with every entry that sets name (continuation lines
+ * included) replaced by one "name = value" line (value != NULL),
+ * dropped, or commented out. *found_r says whether there was one.
+ */
+static int
+config_rewrite(const char *config_dir, const char *name, const char *value,
+    int comment_out, int *found_r, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", config_dir, CONFIG_FILE_NAME);
 	const char *p, *end, *nl, *err;
@@ -647,8 +652,8 @@ config_edit(const char *config_dir, const char *name, const char *value,
 		config_fail(NULL, NULL, "bad parameter name '%s'", name);
 		goto done;
 	}
-	if (strpbrk(value, "\r\n") != NULL ||
-	    strlen(value) > CONFIG_LINE_MAX / 2) {
+	if (value != NULL && (strpbrk(value, "\r\n") != NULL ||
+	                         strlen(value) > CONFIG_LINE_MAX / 2)) {
 		config_fail(NULL, NULL, "%s: bad value for tern.conf", name);
 		goto done;
 	}
@@ -680,17 +685,26 @@ config_edit(const char *config_dir, const char *name, const char *value,
 			/* later definitions would win: drop them too */
 			skipping = line_defines(p, n, name);
 			keep = !skipping;
-			if (skipping && !replaced++ &&
+			if (skipping && !replaced++ && value != NULL &&
 			    buf_printf(&out, "%s = %s\n", name, value) < 0)
 				goto toolong;
 		}
-		if (keep &&
+		if (!keep && comment_out && buf_putc(&out, '#') < 0)
+			goto toolong;
+		if ((keep || comment_out) &&
 		    (buf_append(&out, p, n) < 0 || buf_putc(&out, '\n') < 0))
 			goto toolong;
 		p = nl != NULL ? nl + 1 : end;
 	}
-	if (!replaced && buf_printf(&out, "%s = %s\n", name, value) < 0)
+	*found_r = replaced > 0;
+	if (!replaced && value != NULL &&
+	    buf_printf(&out, "%s = %s\n", name, value) < 0)
 		goto toolong;
+	/* Nothing to take away: the file stays as it is. */
+	if (!replaced && value == NULL) {
+		ret = 0;
+		goto cleanup;
+	}
 	ret =
 	    file_write_atomic(path, out.data, out.len, mode, uid, gid, error_r);
 	goto cleanup;
@@ -703,6 +717,27 @@ cleanup:
 	buf_free(&out);
 	free(path);
 	return ret;
+}
+
+int
+config_edit(const char *config_dir, const char *name, const char *value,
+    const char **error_r)
+{
+	int found;
+
+	return config_rewrite(config_dir, name, value, 0, &found, error_r);
+}
+
+int
+config_unset(const char *config_dir, const char *name, int comment_out,
+    const char **error_r)
+{
+	int found = 0;
+
+	if (config_rewrite(
+	        config_dir, name, NULL, comment_out, &found, error_r) < 0)
+		return -1;
+	return found;
 }
 
 /*

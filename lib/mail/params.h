@@ -89,6 +89,15 @@ char *config_expand(const char *s, const char **error_r);
 int config_edit(const char *config_dir, const char *name, const char *value,
     const char **error_r);
 /*
+ * Takes every entry that sets name (with its continuation lines) out of
+ * CONFIG_DIR/tern.conf (ternconf -X), or comments it out with '#' at the
+ * start of each of its lines (comment_out, ternconf -#); the file is
+ * rewritten as config_edit() does, and left alone when name is not set.
+ * 1 when an entry was there, 0 when not, -1 with *error_r set.
+ */
+int config_unset(const char *config_dir, const char *name, int comment_out,
+    const char **error_r);
+/*
  * Splits a list value ("a, b c") into a NULL-terminated array of copies;
  * a brace group ("inline:{ a=b, c=d }") stays one word. Free with
  * config_list_free.

@@ -446,6 +446,39 @@ test_edit(void)
 	CHECK_INT(config_edit("/nonexistent/dir", "myorigin", "x", &err), -1);
 }
 
+/* ternconf -X and -#: every entry of the name, continuation lines too. */
+static void
+test_unset(void)
+{
+	const char *err = NULL;
+	char *text;
+
+	write_conf("mydestination = a,\n"
+	           "   b\n"
+	           "# between\n"
+	           "smtpd_timeout = 1\n"
+	           "mydestination = again\n");
+	CHECK_INT(config_unset(tmpdir, "mydestination", 1, &err), 1);
+	text = read_conf();
+	CHECK_STR(text, "#mydestination = a,\n"
+	                "#   b\n"
+	                "# between\n"
+	                "smtpd_timeout = 1\n"
+	                "#mydestination = again\n");
+	free(text);
+	CHECK_INT(config_unset(tmpdir, "smtpd_timeout", 0, &err), 1);
+	CHECK_INT(config_unset(tmpdir, "smtpd_timeout", 0, &err), 0);
+	text = read_conf();
+	CHECK_STR(text, "#mydestination = a,\n"
+	                "#   b\n"
+	                "# between\n"
+	                "#mydestination = again\n");
+	free(text);
+	err = NULL;
+	CHECK_INT(config_unset(tmpdir, "bad name", 0, &err), -1);
+	CHECK(err != NULL);
+}
+
 static void
 test_list(void)
 {
@@ -577,5 +610,5 @@ UNIT_MAIN(UNIT_CASE(test_table), UNIT_CASE(test_defaults),
     UNIT_CASE(test_syntax), UNIT_CASE(test_units), UNIT_CASE(test_expansion),
     UNIT_CASE(test_loops), UNIT_CASE(test_errors), UNIT_CASE(test_limits),
     UNIT_CASE(test_unknown), UNIT_CASE(test_hostnames), UNIT_CASE(test_edit),
-    UNIT_CASE(test_list), UNIT_CASE(test_hostile), UNIT_CASE(test_overrides),
-    UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_unset), UNIT_CASE(test_list), UNIT_CASE(test_hostile),
+    UNIT_CASE(test_overrides), UNIT_CASE(test_cleanup))

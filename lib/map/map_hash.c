@@ -182,3 +182,43 @@ fail:
 	free(path);
 	return -1;
 }
+
+int
+map_hash_query(const char *name, const char *key, int flags, char **value_r,
+    char **error_r)
+{
+	char *path = xasprintf("%s.db", name), *k = xstrdup(key);
+	size_t len = strlen(key);
+	DBT dk, dv;
+	DB *db;
+	int ret = DB_NOTFOUND;
+
+	if ((db = hash_db_open(path, error_r)) == NULL) {
+		free(k);
+		free(path);
+		return -1;
+	}
+	if (!(flags & MAP_BUILD_NOFOLD))
+		str_lower(k);
+	memset(&dk, 0, sizeof(dk));
+	memset(&dv, 0, sizeof(dv));
+	dk.data = k;
+	if (!(flags & MAP_BUILD_NONUL)) {
+		dk.size = (u_int32_t)(len + 1);
+		ret = db->get(db, NULL, &dk, &dv, 0);
+	}
+	if (ret == DB_NOTFOUND && !(flags & MAP_BUILD_NUL) && len > 0) {
+		dk.size = (u_int32_t)len;
+		memset(&dv, 0, sizeof(dv));
+		ret = db->get(db, NULL, &dk, &dv, 0);
+	}
+	if (ret == 0)
+		*value_r = hash_dbt_str(&dv);
+	else if (ret != DB_NOTFOUND)
+		*error_r = xasprintf(
+		    "%s: berkeley db get: %s", path, db_strerror(ret));
+	(void)db->close(db, 0);
+	free(k);
+	free(path);
+	return ret == 0 ? 1 : ret == DB_NOTFOUND ? 0 : -1;
+}

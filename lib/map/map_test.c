@@ -643,6 +643,168 @@ test_hash_owner(void)
 	free(path);
 }
 
+/* A query as ternmap -q makes it: the value, or NOTFOUND. */
+static void
+check_query(const char *name, const char *key, int flags, const char *want)
+{
+	char *value = NULL, *err = NULL;
+	int ret = map_hash_query(name, key, flags, &value, &err);
+
+	CHECK_INT(ret, want != NULL ? 1 : 0);
+	if (want != NULL && value != NULL)
+		CHECK_STR(value, want);
+	if (ret < 0)
+		printf("#   %s: %s\n", key, err);
+	free(value);
+	free(err);
+}
+
+/*
+ * -i and -d edit in place for readers: a new file (another inode), the
+ * owner and mode of the old one, other records kept; duplicates as
+ * postmap (warn and keep, -r replaces, -w ignores).
+ */
+static void
+test_hash_edit(void)
+{
+	static const char add[] = "new one\nKeep changed\n";
+	char *path = put_file("edit", "keep old\nGone x\nother y\n");
+	char *db = xasprintf("%s.db", path), *err = NULL;
+	char *keys[] = {"GONE", "absent", "other"};
+	struct stat before, after;
+	size_t deleted = 99;
+
+	CHECK(chmod(path, 0640) == 0);
+	CHECK_INT(map_build_hash(path, 0, &err), 0);
+	CHECK(stat(db, &before) == 0);
+	CHECK_INT(map_hash_update(path, add, strlen(add), "stdin", 0, &err), 0);
+	CHECK(stat(db, &after) == 0);
+	CHECK(after.st_ino != before.st_ino);
+	CHECK_INT(after.st_mode & 07777, 0640);
+	check_query(path, "new", 0, "one");
+	check_query(path, "keep", 0, "old");
+	check_query(path, "gone", 0, "x");
+	CHECK_INT(map_hash_update(path, add, strlen(add), "stdin",
+	              MAP_BUILD_DUP_REPLACE, &err),
+	    0);
+	check_query(path, "keep", 0, "changed");
+	CHECK_INT(map_hash_update(path, "keep again\n", 11, "stdin",
+	              MAP_BUILD_DUP_IGNORE, &err),
+	    0);
+	check_query(path, "keep", 0, "changed");
+	/* A bad line changes nothing. */
+	CHECK_INT(
+	    map_hash_update(path, "a b\nnovalue\n", 12, "stdin", 0, &err), -1);
+	CHECK(err != NULL && strncmp(err, "stdin, line 2: ", 15) == 0);
+	free(err);
+	err = NULL;
+	check_query(path, "a", 0, NOTFOUND);
+
+	CHECK_INT(
+	    map_hash_delete(path, keys, NELEM(keys), 0, &deleted, &err), 0);
+	CHECK_INT(deleted, 2);
+	check_query(path, "gone", 0, NOTFOUND);
+	check_query(path, "other", 0, NOTFOUND);
+	check_query(path, "new", 0, "one");
+	CHECK_INT(count_files("edit"), 2);
+
+	/* -i creates a missing table; -d does not. */
+	free(db);
+	db = xasprintf("%s/created.db", scratch);
+	free(path);
+	path = xasprintf("%s/created", scratch);
+	CHECK_INT(map_hash_delete(path, keys, 1, 0, &deleted, &err), -1);
+	free(err);
+	err = NULL;
+	CHECK_INT(map_hash_update(path, "A b\n", 4, "stdin", 0, &err), 0);
+	check_query(path, "a", 0, "b");
+	CHECK(stat(db, &after) == 0);
+	CHECK_INT(after.st_mode & 07777, MAP_BUILD_MODE);
+	free(err);
+	free(db);
+	free(path);
+}
+
+/* -f, -n/-N, -u, -F, -p and aliases(5) input through the edits. */
+static void
+test_hash_flags(void)
+{
+	char *path, *file, *line, *err = NULL, *value = NULL;
+	struct stat st;
+	size_t deleted = 0;
+	char *keys[] = {"MiXed"};
+	struct map *m;
+	char *spec;
+	const char *v, *lerr;
+
+	/* -f: keys kept as written, found only by a -f query. */
+	path = put_file("nofold", "MiXed value\n");
+	CHECK_INT(map_build_hash(path, MAP_BUILD_NOFOLD, &err), 0);
+	check_query(path, "MiXed", MAP_BUILD_NOFOLD, "value");
+	check_query(path, "mixed", MAP_BUILD_NOFOLD, NOTFOUND);
+	check_query(path, "MiXed", 0, NOTFOUND);
+	CHECK_INT(
+	    map_hash_delete(path, keys, 1, MAP_BUILD_NOFOLD, &deleted, &err),
+	    0);
+	CHECK_INT(deleted, 1);
+	free(path);
+
+	/* -n: no NUL; the daemons still find it, a -N query does not. */
+	path = put_file("nonul", "key value\n");
+	CHECK(chmod(path, 0600) == 0);
+	CHECK_INT(
+	    map_build_hash(path, MAP_BUILD_NONUL | MAP_BUILD_NOPERM, &err), 0);
+	check_query(path, "key", MAP_BUILD_NONUL, "value");
+	check_query(path, "key", MAP_BUILD_NUL, NOTFOUND);
+	check_query(path, "key", 0, "value");
+	spec = xasprintf("hash:%s", path);
+	m = map_open(spec, &err);
+	CHECK(m != NULL && map_lookup(m, "KEY", &v, &lerr) == 1);
+	map_free(&m);
+	free(spec);
+	file = xasprintf("%s.db", path);
+	CHECK(stat(file, &st) == 0);
+	CHECK_INT(st.st_mode & 07777, MAP_BUILD_MODE);
+	free(file);
+	free(path);
+
+	/* Lines that are not UTF-8 are skipped unless -u. */
+	path = put_file("utf8", "good \xc3\xa9t\xc3\xa9\nbad \xe9t\xe9\n");
+	CHECK_INT(map_build_hash(path, 0, &err), 0);
+	check_query(path, "good", 0, "\xc3\xa9t\xc3\xa9");
+	check_query(path, "bad", 0, NOTFOUND);
+	CHECK_INT(map_build_hash(path, MAP_BUILD_NOUTF8, &err), 0);
+	check_query(path, "bad", 0, "\xe9t\xe9");
+	free(path);
+
+	/* -F: the files' contents joined by a newline, base64. */
+	free(put_file("part1", "one"));
+	free(put_file("part2", "two\n"));
+	line = xasprintf("k %s/part1, %s/part2\nmissing %s/nonexistent\n",
+	    scratch, scratch, scratch);
+	path = put_file("files", line);
+	CHECK_INT(map_build_hash(path, MAP_BUILD_VALUE_FILES, &err), 0);
+	/* "one\ntwo\n" */
+	check_query(path, "k", 0, "b25lCnR3bwo=");
+	check_query(path, "missing", 0, NOTFOUND);
+	free(line);
+	free(path);
+
+	/* aliases(5) input for -i. */
+	path = put_file("al", "root: admin\n");
+	CHECK_INT(map_build_aliases(path, 0, &err), 0);
+	CHECK_INT(map_hash_update(path, "\"Odd Name\": x, y\n", 17, "stdin",
+	              MAP_BUILD_ALIASES, &err),
+	    0);
+	CHECK_INT(map_hash_query(path, "odd name", 0, &value, &err), 1);
+	if (value != NULL)
+		CHECK_STR(value, "x, y");
+	free(value);
+	check_query(path, "root", 0, "admin");
+	free(path);
+	free(err);
+}
+
 static void
 test_setup(void)
 {
@@ -662,5 +824,5 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_static), UNIT_CASE(test_inline),
     UNIT_CASE(test_cidr_errors), UNIT_CASE(test_pcre),
     UNIT_CASE(test_pcre_errors), UNIT_CASE(test_pcre_limit),
     UNIT_CASE(test_reload), UNIT_CASE(test_hash), UNIT_CASE(test_hash_no_nul),
-    UNIT_CASE(test_hash_owner),
-    UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_hash_owner), UNIT_CASE(test_hash_edit),
+    UNIT_CASE(test_hash_flags), UNIT_CASE(test_cleanup))
