@@ -70,9 +70,10 @@ if [ ! -f "$confdir/tern.conf" ]; then
 	"$tern" init || die "tern init failed"
 else
 	say "keeping the configuration in $confdir"
-	# Services added since that configuration was made (outbound smtp).
+	# Services added since that configuration was made (outbound smtp,
+	# pickup and showq for sendmail and mailq).
 	template="$prefix/share/tern/services.conf"
-	for svc in smtp; do
+	for svc in smtp pickup showq; do
 		if ! grep -q "^$svc[[:space:]]" "$confdir/services.conf" &&
 			line=$(grep "^$svc[[:space:]]" "$template"); then
 			say "adding the $svc service to $confdir/services.conf"

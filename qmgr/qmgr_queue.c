@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "mail/addr.h"
@@ -164,6 +165,42 @@ qmgr_corrupt(const char *path, const char *id, const char *why)
 	free(to);
 }
 
+/*
+ * A message pickup(8) queued names its maildrop file (maildrop_id=ID):
+ * unlinks it, durably, if pickup did not get to it. 0, or -1 (try the
+ * message later: delivering it now could deliver it twice).
+ */
+static int
+qmgr_maildrop_forget(const struct qfile *q)
+{
+	const char *mid = qfile_attr(q, QUEUE_ATTR_MAILDROP_ID);
+	const char *err;
+	char *path, *dir;
+	int ret = 0;
+
+	if (mid == NULL)
+		return 0;
+	if (!queue_id_valid(mid)) {
+		msg_warn("%s: bad %s '%s'", q->id, QUEUE_ATTR_MAILDROP_ID,
+		    log_sanitize(mid, QUEUE_ID_SIZE));
+		return 0;
+	}
+	path = queue_path(QUEUE_MAILDROP, mid);
+	if (unlink(path) == 0) {
+		dir = queue_path(QUEUE_MAILDROP, NULL);
+		if (file_fsync_dir(dir, &err) < 0) {
+			msg_warn("%s: %s", q->id, err);
+			ret = -1;
+		}
+		free(dir);
+	} else if (errno != ENOENT) {
+		msg_warn("%s: unlink %s: %m", q->id, path);
+		ret = -1;
+	}
+	free(path);
+	return ret;
+}
+
 /* Opens state/ID, moves it to active/ and schedules it. */
 static void
 qmgr_take(const char *state, const char *id)
@@ -194,6 +231,14 @@ qmgr_take(const char *state, const char *id)
 		goto out;
 	}
 	if (strcmp(state, QUEUE_ACTIVE) != 0) {
+		/* Before the message can be delivered, its maildrop original
+		 * must be gone, or a pickup restarted after a crash would
+		 * queue it again (pickup(8) checks incoming/ first, then
+		 * whether its maildrop file still has a name). */
+		if (qmgr_maildrop_forget(&m->q) < 0) {
+			qmgr_free(m);
+			goto out;
+		}
 		to = queue_path(QUEUE_ACTIVE, id);
 		/* The descriptor stays valid across the rename. */
 		if (rename(path, to) < 0) {

@@ -33,6 +33,7 @@
 #define TERN_SERVICES_FILE     "services.conf"
 #define TERN_DIR_NAME_MAX      4096
 #define TERN_TLS_DIR_MODE      0755
+#define TERN_SETGID_MODE       02755
 /* Self-signed certificates: ten years, to be replaced by a real one. */
 #define TERN_TLS_DAYS          3650
 #define TERN_TLS_FALLBACK_NAME "localhost"
@@ -431,6 +432,54 @@ tern_check_log(void)
 	return 0;
 }
 
+/*
+ * The commands that must reach maildrop/ and public/ as $setgid_group
+ * (Postfix's postdrop and postqueue): as root, make them root:GROUP mode
+ * 2755 when they are root's files in a directory only root can change
+ * (a group created after "make install" ran is fixed here). Through a
+ * descriptor, in two steps because a chown clears the setgid bit.
+ */
+static int
+tern_check_setgid(const struct tern_ids *ids)
+{
+	static const char *const progs[] = {"terndrop", "ternqueue", NULL};
+	const char *err;
+	struct stat st;
+	char *path;
+	int i, changed, any, errors = 0;
+
+	if (geteuid() != 0 || ids->setgid_gid == (gid_t)-1)
+		return 0;
+	if (stat(var_command_directory, &st) < 0 || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return 0;
+	for (i = 0; progs[i] != NULL; i++) {
+		path = xasprintf("%s/%s", var_command_directory, progs[i]);
+		/* Already right: no change (a running sendmail may be
+		 * starting terndrop right now). */
+		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_uid != 0 ||
+		    (st.st_gid == ids->setgid_gid &&
+		        (st.st_mode & 07777) == TERN_SETGID_MODE)) {
+			free(path);
+			continue;
+		}
+		any = 0;
+		if (file_fix_file(path, TERN_SETGID_MODE & 0777, 0,
+		        ids->setgid_gid, &changed, &err) < 0 ||
+		    (any = changed,
+		        file_fix_file(path, TERN_SETGID_MODE, (uid_t)-1,
+		            (gid_t)-1, &changed, &err)) < 0) {
+			tern_error("%s", err);
+			errors++;
+		} else if (any || changed)
+			printf("%s: made %s setgid %s\n", TERN_PROGNAME, path,
+			    var_setgid_group);
+		free(path);
+	}
+	return errors;
+}
+
 int
 tern_check(const char *config_dir)
 {
@@ -451,5 +500,7 @@ tern_check(const char *config_dir)
 		errors += tern_check_queue(&ids);
 	if (errors == 0)
 		errors += tern_check_user_file(&ids);
+	if (errors == 0)
+		errors += tern_check_setgid(&ids);
 	return errors > 0;
 }

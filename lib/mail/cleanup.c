@@ -41,6 +41,8 @@
 #define CLEANUP_HEADER_MAX     (4 * QFILE_RECORD_MAX)
 /* Client strings and header text in one log line (Postfix: 200). */
 #define CLEANUP_LOG_TEXT_MAX   200
+/* Bytes of a sender's full name kept in a From: cleanup adds. */
+#define CLEANUP_FULLNAME_MAX   256
 /* A header check's text in the reply (RFC 5321 4.5.3.1.5: 512 a line). */
 #define CLEANUP_REPLY_TEXT_MAX 400
 #define CLEANUP_REJECT_DEFAULT "message content rejected"
@@ -174,7 +176,8 @@ cleanup_date(char *out, size_t n, time_t when)
 	    off % 60);
 }
 
-/* Message-ID: and Date: for a submission that lacks them (RFC 6409 8). */
+/* Message-ID:, Date: (RFC 6409 8) and, for local submissions, From: for
+ * a submission that lacks them. */
 static void
 cleanup_missing_headers(struct cleanup *c)
 {
@@ -184,6 +187,9 @@ cleanup_missing_headers(struct cleanup *c)
 	struct buf hdr;
 
 	buf_init(&hdr, CLEANUP_HEADER_MAX);
+	if (!c->hdr.have_from && c->add_from != NULL &&
+	    buf_printf(&hdr, "From: %s\r\n", c->add_from) < 0)
+		msg_panic("cleanup: From over %d bytes", CLEANUP_HEADER_MAX);
 	if (!c->hdr.have_msgid) {
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
@@ -319,6 +325,8 @@ cleanup_header_done(struct cleanup *c)
 		h->have_msgid = 1;
 	else if (cleanup_header_is(h, "date"))
 		h->have_date = 1;
+	else if (cleanup_header_is(h, "from"))
+		h->have_from = 1;
 	cleanup_store(c, h->buf.data, h->buf.len);
 	buf_reset(&h->buf);
 }
@@ -535,8 +543,9 @@ cleanup_received(
     struct cleanup *c, const struct cleanup_envelope *env, const char *only)
 {
 	char date[CLEANUP_DATE_SIZE];
-	char *helo = cleanup_header_text(env->helo);
-	char *name = cleanup_header_text(env->client_name);
+	char *helo = cleanup_header_text(env->helo != NULL ? env->helo : "");
+	char *name = cleanup_header_text(
+	    env->client_name != NULL ? env->client_name : "");
 	char *rcpt = only != NULL ? cleanup_header_text(only) : NULL;
 	char *user =
 	    env->auth_user != NULL ? cleanup_header_text(env->auth_user) : NULL;
@@ -545,6 +554,15 @@ cleanup_received(
 
 	cleanup_date(date, sizeof(date), time(NULL));
 	buf_init(&hdr, CLEANUP_HEADER_MAX);
+	if (env->client_addr == NULL) {
+		/* Local submission: who, not where from (Postfix's form). */
+		err = buf_printf(&hdr,
+		    "Received: by %s (tern, from userid %s)\r\n\tid %s",
+		    var_myhostname,
+		    env->submit_uid != NULL ? env->submit_uid : "unknown",
+		    c->w.id);
+		goto tail;
+	}
 	err = buf_printf(&hdr, "Received: from %s (%s [%s])", helo, name,
 	    env->client_rfc_addr);
 	if (err == 0 && env->tls != NULL)
@@ -555,6 +573,7 @@ cleanup_received(
 	if (err == 0)
 		err = buf_printf(&hdr, "\r\n\tby %s (tern) with %s id %s",
 		    var_myhostname, env->protocol, c->w.id);
+tail:
 	if (err == 0 && rcpt != NULL)
 		err = buf_printf(&hdr, "\r\n\tfor <%s>", rcpt);
 	if (err == 0)
@@ -620,12 +639,17 @@ cleanup_log_context(struct cleanup *c, const struct cleanup_envelope *env)
 	char *from = xstrdup(log_sanitize(env->sender, CLEANUP_LOG_TEXT_MAX));
 	char *to = xstrdup(log_sanitize(rcpt, CLEANUP_LOG_TEXT_MAX));
 
-	c->client = xasprintf("%s[%s]",
-	    log_sanitize(env->client_name, CLEANUP_LOG_TEXT_MAX),
-	    env->client_addr);
+	if (env->client_addr == NULL)
+		c->client = xstrdup("local");
+	else
+		c->client = xasprintf("%s[%s]",
+		    log_sanitize(env->client_name, CLEANUP_LOG_TEXT_MAX),
+		    env->client_addr);
 	c->log_context = xasprintf(
 	    " from %s; from=<%s> to=<%s> proto=%s helo=<%s>", c->client, from,
-	    to, env->protocol, log_sanitize(env->helo, CLEANUP_LOG_TEXT_MAX));
+	    to, env->protocol,
+	    log_sanitize(env->helo != NULL ? env->helo : "",
+	        CLEANUP_LOG_TEXT_MAX));
 	free(from);
 	free(to);
 }
@@ -726,11 +750,49 @@ cleanup_virtual(struct cleanup *c, const struct cleanup_envelope *env,
 	return 0;
 }
 
+/*
+ * "Full Name <sender>" (RFC 5322 3.4): the name as a quoted-string when it
+ * holds anything but atext and spaces; control bytes dropped. <> has no
+ * address to name: MAILER-DAEMON, as Postfix writes.
+ */
+static char *
+cleanup_from_header(const struct cleanup_envelope *env)
+{
+	const char *name = env->from_fullname != NULL ? env->from_fullname : "";
+	const char *addr = *env->sender != '\0' ? env->sender : "MAILER-DAEMON";
+	char out[2 * CLEANUP_FULLNAME_MAX + 3];
+	size_t n = 0;
+	const char *p;
+	int quote = 0;
+
+	for (p = name; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != ' ' &&
+		    strchr("!#$%&'*+-/=?^_`{|}~", *p) == NULL &&
+		    (unsigned char)*p < 0x80)
+			quote = 1;
+	if (*name == '\0')
+		return xasprintf("<%s>", addr);
+	if (quote)
+		out[n++] = '"';
+	for (p = name; *p != '\0' && p - name < CLEANUP_FULLNAME_MAX; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			continue;
+		if (quote && (*p == '"' || *p == '\\'))
+			out[n++] = '\\';
+		out[n++] = *p;
+	}
+	if (quote)
+		out[n++] = '"';
+	return xasprintf("%.*s <%s>", (int)n, out, addr);
+}
+
 int
 cleanup_open(
     struct cleanup *c, const struct cleanup_envelope *env, const char **error_r)
 {
 	struct cleanup_rcpts expanded;
+	struct qfile_create_opts copts = {NULL, 0, NULL, NULL};
+	const char *const *a;
 	const struct cleanup_rcpt *rcpts = env->rcpts;
 	unsigned char *keep;
 	const char *only = NULL;
@@ -747,11 +809,15 @@ cleanup_open(
 		rcpts = expanded.v;
 		nrcpt = expanded.n;
 	}
-	if (qfile_create(&c->w, error_r) < 0) {
+	copts.id = env->queue_id;
+	copts.arrival = env->arrival;
+	if (qfile_create_opts(&c->w, &copts, error_r) < 0) {
 		cleanup_rcpts_free(&expanded);
 		return -1;
 	}
 	c->open = 1;
+	if (env->add_from)
+		c->add_from = cleanup_from_header(env);
 	c->size_limit = (uint64_t)var_message_size_limit;
 	cleanup_data_init(&c->data);
 	c->add_missing_headers = env->add_missing_headers;
@@ -764,9 +830,12 @@ cleanup_open(
 	c->hdr.state = CLEANUP_HEADER_NAME;
 	buf_init(&c->hdr.buf, (size_t)var_header_size_limit);
 	qfile_put_sender(&c->w, env->sender);
-	qfile_put_attr(&c->w, "client_addr", env->client_addr);
-	qfile_put_attr(&c->w, "client_name", env->client_name);
-	qfile_put_attr(&c->w, "helo", env->helo);
+	if (env->client_addr != NULL)
+		qfile_put_attr(&c->w, "client_addr", env->client_addr);
+	if (env->client_name != NULL)
+		qfile_put_attr(&c->w, "client_name", env->client_name);
+	if (env->helo != NULL)
+		qfile_put_attr(&c->w, "helo", env->helo);
 	qfile_put_attr(&c->w, "protocol", env->protocol);
 	if (env->body != NULL)
 		qfile_put_attr(&c->w, "body", env->body);
@@ -778,6 +847,16 @@ cleanup_open(
 		qfile_put_attr(&c->w, "ret", env->ret);
 	if (env->auth_user != NULL)
 		qfile_put_attr(&c->w, "sasl_username", env->auth_user);
+	for (a = env->attrs; a != NULL && *a != NULL; a++) {
+		const char *eq = strchr(*a, '=');
+		char *name;
+
+		if (eq == NULL)
+			msg_panic("cleanup: attribute '%s' without '='", *a);
+		name = xstrndup(*a, (size_t)(eq - *a));
+		qfile_put_attr(&c->w, name, eq + 1);
+		free(name);
+	}
 	/* Received: names the recipient the client gave, when it gave
 	 * one, as Postfix's smtpd does, whatever it expanded into. */
 	keep = xcalloc(env->nrcpt > 0 ? (size_t)env->nrcpt : 1, 1);
@@ -797,7 +876,8 @@ cleanup_open(
 	}
 	free(keep);
 	qfile_content_begin(&c->w);
-	cleanup_received(c, env, only);
+	if (!env->no_received)
+		cleanup_received(c, env, only);
 	cleanup_rcpts_free(&expanded);
 	return 0;
 }
@@ -856,6 +936,8 @@ cleanup_free(struct cleanup *c)
 	buf_free(&c->hdr.buf);
 	free(c->reject_text);
 	c->reject_text = NULL;
+	free(c->add_from);
+	c->add_from = NULL;
 	free(c->client);
 	c->client = NULL;
 	free(c->log_context);

@@ -137,6 +137,20 @@ struct cleanup_envelope {
 	 * time): as c->hold and c->discard. */
 	int hold;
 	int discard;
+
+	/* Local submission and requeue (pickup). client_name, client_addr,
+	 * client_rfc_addr and helo may be NULL: no such attributes. */
+	const char *queue_id; /* the file's ID (tried once), or NULL */
+	const char *arrival;  /* "SEC.USEC" to keep, or NULL: now */
+	/* Local submission: Received: "by HOST (tern, from userid N)". */
+	const char *submit_uid;
+	int no_received; /* requeue: the content has its trace already */
+	/* With add_missing_headers: add "From: NAME <sender>" (just the
+	 * address when NAME is "") when the message has no From:. */
+	int add_from;
+	const char *from_fullname;
+	/* More ATTR records, "name=value", NULL-terminated (or NULL). */
+	const char *const *attrs;
 };
 
 /* Where the header scanner is in the current line. */
@@ -159,7 +173,7 @@ struct cleanup_headers {
 			   * header_size_limit bytes */
 	uint64_t section;   /* bytes of the header section so far */
 	long long received; /* Received: headers (loop detection) */
-	int have_msgid, have_date;
+	int have_msgid, have_date, have_from;
 };
 
 struct cleanup {
@@ -168,6 +182,7 @@ struct cleanup {
 	struct cleanup_data data;
 	struct cleanup_headers hdr;
 	int add_missing_headers;
+	char *add_from; /* the From: header to add when missing, or NULL */
 	uint64_t size; /* content bytes, Received: included */
 	uint64_t size_limit;
 	unsigned status; /* CLEANUP_STAT_* seen so far */

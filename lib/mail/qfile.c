@@ -117,8 +117,11 @@ writer_record(struct qfile_writer *w, char type, const void *p1, size_t n1,
 }
 
 int
-qfile_create(struct qfile_writer *w, const char **error_r)
+qfile_create_opts(struct qfile_writer *w, const struct qfile_create_opts *o,
+    const char **error_r)
 {
+	const char *state = o->state != NULL ? o->state : QUEUE_TMP;
+	mode_t mode = o->mode != 0 ? o->mode : 0600;
 	struct timespec ts;
 	char tbuf[64];
 	int n, i;
@@ -128,18 +131,27 @@ qfile_create(struct qfile_writer *w, const char **error_r)
 	w->content_hdr_off = -1;
 	buf_init(&w->out, QFILE_WBUF_MAX);
 	for (i = 0; i < QFILE_CREATE_TRIES; i++) {
-		queue_id_new(w->id);
+		if (o->id != NULL) {
+			if (!queue_id_valid(o->id))
+				msg_panic("qfile: bad queue ID '%s'", o->id);
+			memcpy(w->id, o->id, QUEUE_ID_SIZE);
+		} else
+			queue_id_new(w->id);
 		free(w->tmp_path);
-		w->tmp_path = queue_path(QUEUE_TMP, w->id);
-		w->fd = open(
-		    w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (w->fd >= 0 || errno != EEXIST)
+		w->tmp_path = queue_path(state, w->id);
+		w->fd = open(w->tmp_path,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		/* A chosen ID is tried once: its owner decides what next. */
+		if (w->fd >= 0 || errno != EEXIST || o->id != NULL)
 			break;
 	}
 	/* The lock says "someone is writing this": qmgr removes only
 	 * unlocked files from tmp/ (qfile_tmp_stale). */
 	if (w->fd >= 0 && flock(w->fd, LOCK_EX | LOCK_NB) < 0)
 		msg_warn("flock %s: %m", w->tmp_path);
+	/* The umask must not decide a queue file's mode. */
+	if (w->fd >= 0 && fchmod(w->fd, mode) < 0)
+		msg_warn("fchmod %s: %m", w->tmp_path);
 	if (w->fd < 0) {
 		*error_r =
 		    qfile_error("create %s: %s", w->tmp_path, strerror(errno));
@@ -147,13 +159,34 @@ qfile_create(struct qfile_writer *w, const char **error_r)
 		w->tmp_path = NULL;
 		return -1;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	n = snprintf(tbuf, sizeof(tbuf), "%lld.%06ld", (long long)ts.tv_sec,
-	    ts.tv_nsec / 1000);
+	if (o->arrival != NULL)
+		n = snprintf(tbuf, sizeof(tbuf), "%s", o->arrival);
+	else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		n = snprintf(tbuf, sizeof(tbuf), "%lld.%06ld",
+		    (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	}
+	if (n < 0 || (size_t)n >= sizeof(tbuf))
+		msg_panic("qfile: arrival time '%s' too long", o->arrival);
 	writer_record(w, QREC_MAGIC, QFILE_MAGIC, strlen(QFILE_MAGIC), NULL, 0);
 	writer_record(w, QREC_TIME, tbuf, (size_t)n, NULL, 0);
 	writer_record(w, QREC_WARN, "", 0, NULL, 0);
 	return 0;
+}
+
+int
+qfile_create_in(struct qfile_writer *w, const char *state, mode_t mode,
+    const char **error_r)
+{
+	struct qfile_create_opts o = {state, mode, NULL, NULL};
+
+	return qfile_create_opts(w, &o, error_r);
+}
+
+int
+qfile_create(struct qfile_writer *w, const char **error_r)
+{
+	return qfile_create_in(w, QUEUE_TMP, 0600, error_r);
 }
 
 void

@@ -78,6 +78,25 @@ struct qfile_writer {
  * MAGIC and TIME records. 0 or -1 with *error_r.
  */
 int qfile_create(struct qfile_writer *w, const char **error_r);
+/* The same in another directory of the queue (terndrop: maildrop/) with
+ * another mode (0600 when 0). */
+int qfile_create_in(struct qfile_writer *w, const char *state, mode_t mode,
+    const char **error_r);
+/*
+ * The general form. id: use this queue ID (tried once: EEXIST fails)
+ * instead of a fresh one (pickup keeps a maildrop file's ID so that a
+ * crash cannot queue it twice); arrival: the TIME record's "SEC.USEC"
+ * (a requeued message keeps its arrival time). NULL/0 fields mean the
+ * defaults of qfile_create.
+ */
+struct qfile_create_opts {
+	const char *state; /* QUEUE_TMP when NULL */
+	mode_t mode;       /* 0600 when 0 */
+	const char *id;
+	const char *arrival;
+};
+int qfile_create_opts(struct qfile_writer *w,
+    const struct qfile_create_opts *o, const char **error_r);
 /* Records; sticky failure is reported by qfile_finish. */
 void qfile_put_sender(struct qfile_writer *w, const char *sender);
 void qfile_put_attr(struct qfile_writer *w, const char *name, const char *value);

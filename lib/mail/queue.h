@@ -36,12 +36,30 @@ int queue_id_valid(const char *s);
 #define QUEUE_PUBLIC	"public"
 #define QUEUE_PID	"pid"
 
+/*
+ * Attributes of locally submitted mail (pickup(8)): the maildrop file the
+ * message came from, which qmgr unlinks before the message can be
+ * delivered if pickup did not, and the submitter's uid (the maildrop
+ * file's owner), which tells a user's own messages in the queue listing.
+ */
+#define QUEUE_ATTR_MAILDROP_ID "maildrop_id"
+#define QUEUE_ATTR_UID	       "uid"
+
 enum queue_owner { QUEUE_OWNER_ROOT, QUEUE_OWNER_MAIL, QUEUE_OWNER_MAIL_SETGID };
 
 struct queue_dir_spec {
 	const char *name;
 	mode_t mode;
-	enum queue_owner owner;	/* ROOT: root:root; MAIL: mail_owner's uid
+	/*
+ * Attributes of locally submitted mail (pickup(8)): the maildrop file the
+ * message came from, which qmgr unlinks before the message can be
+ * delivered if pickup did not, and the submitter's uid (the maildrop
+ * file's owner), which tells a user's own messages in the queue listing.
+ */
+#define QUEUE_ATTR_MAILDROP_ID "maildrop_id"
+#define QUEUE_ATTR_UID	       "uid"
+
+enum queue_owner owner;	/* ROOT: root:root; MAIL: mail_owner's uid
 				 * and gid; MAIL_SETGID: mail_owner, group
 				 * setgid_group */
 };
