@@ -157,9 +157,12 @@ class SuperTest(TernTestCase):
             res = self.ternsuper("-r", "ALL")
             self.assertIn("ternsuper: %s: requeued" % qid, res.stderr)
             self.assertRegex(res.stderr, r"ternsuper: Requeued: \d+ messages?")
+            # pickup queues it again (under the same ID) through cleanup.
+            t.wait_for_log(r"pickup\[\d+\]: %s: requeued" % qid)
             [tx] = p.wait_messages(1)
             self.assertEqual(tx.rcpt_addrs, [rcpt])
             self.assertIn(b"Subject: requeue me", tx.data)
+            t.wait_for_log(r"qmgr\[\d+\]: %s: removed" % qid)
             self.assertEqual(self.where(qid), [])
         finally:
             t.conf_set(transport_maps=transport_maps())
