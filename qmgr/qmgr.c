@@ -24,6 +24,7 @@
 #include "mail/flush.h"
 #include "mail/params.h"
 #include "mail/queue.h"
+#include "mail/queue_admin.h"
 #include "mail/route.h"
 #include "mail/server.h"
 #include "qmgr.h"
@@ -77,8 +78,29 @@ qmgr_flush_notice(struct attr_conn *conn, const struct attr_list *req)
 	return 0;
 }
 
-/* One notice ({request=new, queue_id}) or a flush request; -1 closes
- * the connection. */
+/* ternsuper about an active message (queue_admin.h). */
+static int
+qmgr_admin_request(struct attr_conn *conn, const struct attr_list *req,
+    enum qmgr_admin what)
+{
+	const char *id = attr_get(req, QUEUE_ADMIN_ATTR_ID);
+	struct buf *reply;
+
+	if (id == NULL || !queue_id_valid(id)) {
+		msg_warn("notice connection: bad queue_id '%s'",
+		    log_sanitize(id != NULL ? id : "", QMGR_TOKEN_LOG_MAX));
+		return -1;
+	}
+	reply = attr_conn_reply_begin(conn, req);
+	if (attr_put_str(reply, QUEUE_ADMIN_ATTR_STATUS,
+	        qmgr_queue_admin(id, what)) < 0)
+		msg_panic("admin: reply does not fit a frame");
+	attr_conn_reply_end(conn);
+	return 0;
+}
+
+/* One notice ({request=new, queue_id}), a flush request or ternsuper's
+ * request; -1 closes the connection. */
 static int
 qmgr_notice(struct attr_conn *conn, const struct attr_list *req)
 {
@@ -87,6 +109,12 @@ qmgr_notice(struct attr_conn *conn, const struct attr_list *req)
 
 	if (what != NULL && strcmp(what, FLUSH_REQUEST) == 0)
 		return qmgr_flush_notice(conn, req);
+	if (what != NULL && strcmp(what, QUEUE_ADMIN_DELETE) == 0)
+		return qmgr_admin_request(conn, req, QMGR_ADMIN_DELETE);
+	if (what != NULL && strcmp(what, QUEUE_ADMIN_HOLD) == 0)
+		return qmgr_admin_request(conn, req, QMGR_ADMIN_HOLD);
+	if (what != NULL && strcmp(what, QUEUE_ADMIN_REQUEUE) == 0)
+		return qmgr_admin_request(conn, req, QMGR_ADMIN_REQUEUE);
 	if (what == NULL || strcmp(what, "new") != 0) {
 		msg_warn("notice connection: unknown request '%s'",
 		    log_sanitize(what != NULL ? what : "", QMGR_TOKEN_LOG_MAX));

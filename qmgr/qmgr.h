@@ -43,6 +43,15 @@ enum qmgr_rcpt_state {
 	QMGR_RCPT_FAILED    /* permanent failure, to be reported */
 };
 
+/* What an administrator asked for (ternsuper, queue_admin.h): done
+ * instead of the deferral or removal when the pass ends. */
+enum qmgr_admin {
+	QMGR_ADMIN_NONE,
+	QMGR_ADMIN_DELETE,
+	QMGR_ADMIN_HOLD,
+	QMGR_ADMIN_REQUEUE
+};
+
 /* One message of the active set: its file is active/ID, open for marks. */
 struct qmgr_msg {
 	struct qfile q;
@@ -51,6 +60,7 @@ struct qmgr_msg {
 	int entries;           /* entries not finished */
 	int recovered;         /* may have been delivered before a crash */
 	int retry_soon;        /* a request was lost: retry shortly */
+	enum qmgr_admin admin; /* set by ternsuper: where the pass ends */
 	double active_at;      /* when this pass took it (delays=a/b) */
 	struct qmgr_entry *routing; /* entries made by qmgr_message_route */
 	struct event_timer *stuck;   /* its final rename/unlink failed */
@@ -87,6 +97,14 @@ void qmgr_queue_flush_id(const char *id);
 /* m's pass is over (qmgr_message_done decided): move, remove or keep. */
 void qmgr_queue_release(struct qmgr_msg *m, int pending);
 void qmgr_queue_shutdown(void);
+/*
+ * ternsuper's request for active/ID (queue_admin.h): a message in memory
+ * gets it at the end of its pass (its waiting entries are withdrawn, so
+ * that is as soon as its requests in flight are answered); a file qmgr
+ * has not taken (yet) is handled at once. Returns QUEUE_ADMIN_DONE,
+ * _LATER or _ABSENT.
+ */
+const char *qmgr_queue_admin(const char *id, enum qmgr_admin what);
 /* Recipients held by messages in memory. */
 extern long long qmgr_nrcpt_active;
 
@@ -137,6 +155,13 @@ void qmgr_transport_add(struct qmgr_msg *m, int rcpt, const char *transport,
     const char *nexthop);
 /* Queues m's routed entries and starts requests. */
 void qmgr_transport_commit(struct qmgr_msg *m);
+/*
+ * Takes back m's entries that wait for a destination (no request went
+ * out for them); their recipients count as deferred. Each one finishes
+ * (qmgr_message_entry_done): the caller holds an entry of its own so
+ * that m outlives the call.
+ */
+void qmgr_transport_withdraw(struct qmgr_msg *m);
 /* Revives every dead destination (flush). */
 void qmgr_transport_revive_all(void);
 /* Requests in flight over every transport. */

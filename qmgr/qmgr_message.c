@@ -380,6 +380,11 @@ qmgr_message_entry_done(struct qmgr_msg *m)
 
 	if (--m->entries > 0)
 		return;
+	/* Deleted by the administrator: no notices, no marks. */
+	if (m->admin == QMGR_ADMIN_DELETE) {
+		qmgr_queue_release(m, 0);
+		return;
+	}
 	pending = qmgr_count(m, QMGR_RCPT_DEFERRED);
 	failed = qmgr_count(m, QMGR_RCPT_FAILED);
 	for (i = 0; i < m->q.nrcpt; i++)

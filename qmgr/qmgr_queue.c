@@ -33,6 +33,7 @@
 #include "mail/addr.h"
 #include "mail/params.h"
 #include "mail/queue.h"
+#include "mail/queue_admin.h"
 #include "mail/status_log.h"
 #include "base/str.h"
 #include "qmgr.h"
@@ -433,9 +434,16 @@ qmgr_defer(struct qmgr_msg *m, const char *path, int pending)
 		msg_warn("%s: cannot set the retry time: %m", m->q.id);
 	to = queue_path(QUEUE_DEFERRED, m->q.id);
 	if (rename(path, to) < 0) {
-		msg_warn("%s: rename %s to %s: %m; will try again", m->q.id,
-		    path, to);
-		ret = -1;
+		if (errno == ENOENT) {
+			/* Removed or moved by ternsuper while qmgr could not be
+			 * asked: nothing is left to defer. */
+			msg_warn("%s: gone from %s/ before its deferral; forgotten",
+			    m->q.id, QUEUE_ACTIVE);
+		} else {
+			msg_warn("%s: rename %s to %s: %m; will try again",
+			    m->q.id, path, to);
+			ret = -1;
+		}
 	} else {
 		msg_info("%s: deferred, pending=%d, retry=%llds", m->q.id,
 		    pending, delay);
@@ -460,13 +468,51 @@ qmgr_stuck_retry(struct event_timer *t, void *ctx)
 	qmgr_release(m, m->stuck_pending);
 }
 
+/*
+ * Moves active/ID to state/ID for the administrator (hold/, or maildrop/
+ * with pickup's ready mark). 0, or -1 when the file is still in active/.
+ */
+static int
+qmgr_admin_move(struct qmgr_msg *m, const char *path, const char *state,
+    const char *what)
+{
+	char *to = queue_path(state, m->q.id);
+	int ret = 0;
+
+	if (strcmp(state, QUEUE_MAILDROP) == 0 &&
+	    fchmod(m->q.fd, QUEUE_ADMIN_REQUEUE_MODE) < 0)
+		msg_warn("%s: fchmod: %m", m->q.id);
+	if (rename(path, to) < 0) {
+		if (errno == ENOENT) {
+			msg_warn("%s: gone from %s/ before it could be %s",
+			    m->q.id, QUEUE_ACTIVE, what);
+		} else {
+			msg_warn("%s: rename %s to %s: %m; will try again",
+			    m->q.id, path, to);
+			ret = -1;
+		}
+	} else {
+		/* A requeued message comes back under a new ID. */
+		if (strcmp(state, QUEUE_MAILDROP) == 0 &&
+		    status_log_remove(m->q.id) < 0)
+			msg_warn("%s: cannot remove its status log: %m", m->q.id);
+		msg_info("%s: %s", m->q.id, what);
+	}
+	free(to);
+	return ret;
+}
+
 static void
 qmgr_release(struct qmgr_msg *m, int pending)
 {
 	char *path = queue_path(QUEUE_ACTIVE, m->q.id);
 	int ret = 0;
 
-	if (pending > 0)
+	if (pending > 0 && m->admin == QMGR_ADMIN_HOLD)
+		ret = qmgr_admin_move(m, path, QUEUE_HOLD, "placed on hold");
+	else if (pending > 0 && m->admin == QMGR_ADMIN_REQUEUE)
+		ret = qmgr_admin_move(m, path, QUEUE_MAILDROP, "requeued");
+	else if (pending > 0 && m->admin != QMGR_ADMIN_DELETE)
 		ret = qmgr_defer(m, path, pending);
 	else if (unlink(path) < 0 && errno != ENOENT) {
 		msg_warn("%s: unlink %s: %m; will try again", m->q.id, path);
@@ -498,6 +544,84 @@ void
 qmgr_queue_release(struct qmgr_msg *m, int pending)
 {
 	qmgr_release(m, pending);
+}
+
+static const char *
+qmgr_admin_name(enum qmgr_admin what)
+{
+	return what == QMGR_ADMIN_DELETE ? QUEUE_ADMIN_DELETE
+	       : what == QMGR_ADMIN_HOLD ? QUEUE_ADMIN_HOLD
+	                                 : QUEUE_ADMIN_REQUEUE;
+}
+
+/* active/ID that no pass holds: nothing is in flight, act now. */
+static const char *
+qmgr_admin_file(const char *id, enum qmgr_admin what)
+{
+	char *path = queue_path(QUEUE_ACTIVE, id);
+	const char *ret = QUEUE_ADMIN_ABSENT;
+	struct qmgr_msg m;
+	int fd;
+
+	/* A scan that listed the name finds it gone (ENOENT: not taken). */
+	if (what == QMGR_ADMIN_DELETE) {
+		if (unlink(path) == 0) {
+			if (status_log_remove(id) < 0)
+				msg_warn("%s: cannot remove its status log: %m", id);
+			msg_info("%s: removed", id);
+			ret = QUEUE_ADMIN_DONE;
+		} else if (errno != ENOENT) {
+			msg_warn("%s: unlink %s: %m", id, path);
+		}
+		free(path);
+		return ret;
+	}
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			msg_warn("%s: open %s: %m", id, path);
+		free(path);
+		return ret;
+	}
+	memset(&m, 0, sizeof(m));
+	snprintf(m.q.id, sizeof(m.q.id), "%s", id);
+	m.q.fd = fd;
+	if (qmgr_admin_move(&m, path,
+	        what == QMGR_ADMIN_HOLD ? QUEUE_HOLD : QUEUE_MAILDROP,
+	        what == QMGR_ADMIN_HOLD ? "placed on hold" : "requeued") == 0)
+		ret = QUEUE_ADMIN_DONE;
+	close(fd);
+	free(path);
+	return ret;
+}
+
+const char *
+qmgr_queue_admin(const char *id, enum qmgr_admin what)
+{
+	struct qmgr_msg *m;
+
+	for (m = qmgr_all; m != NULL; m = m->all_next)
+		if (strcmp(m->q.id, id) == 0)
+			break;
+	if (m == NULL)
+		return qmgr_admin_file(id, what);
+	/* A delete wins over a hold or requeue asked for before. */
+	if (m->admin != QMGR_ADMIN_DELETE)
+		m->admin = what;
+	msg_info("%s: %s requested by the administrator", id,
+	    qmgr_admin_name(what));
+	/* Its move out of active/ failed before: the retry does it. */
+	if (m->stuck != NULL)
+		return QUEUE_ADMIN_LATER;
+	/* This entry keeps m alive through the withdrawal. */
+	m->entries++;
+	qmgr_transport_withdraw(m);
+	if (m->entries > 1) {
+		qmgr_message_entry_done(m);
+		return QUEUE_ADMIN_LATER;
+	}
+	qmgr_message_entry_done(m);
+	return QUEUE_ADMIN_DONE;
 }
 
 /* 1 if rcpt_domain is domain, or (subdomains) a name below it. */

@@ -313,6 +313,25 @@ qmgr_ready_pop(struct qmgr_transport *t)
 	return d;
 }
 
+/* d has nothing left to send: off the ready list (qmgr_pump takes the
+ * head entry of every destination it pops). */
+static void
+qmgr_ready_remove(struct qmgr_dest *d)
+{
+	struct qmgr_transport *t = d->t;
+	struct qmgr_dest **pp, *prev = NULL;
+
+	if (!d->ready)
+		return;
+	for (pp = &t->ready_head; *pp != d; pp = &(*pp)->ready_next)
+		prev = *pp;
+	*pp = d->ready_next;
+	if (t->ready_tail == d)
+		t->ready_tail = prev;
+	d->ready = 0;
+	d->ready_next = NULL;
+}
+
 static void
 qmgr_dest_rate_ready(struct event_timer *tm, void *ctx)
 {
@@ -685,6 +704,43 @@ qmgr_reply(const struct attr_list *reply, const char *error, void *ctx)
 		qmgr_ready_push(d);
 	qmgr_check_drained();
 	qmgr_pump(t);
+}
+
+void
+qmgr_transport_withdraw(struct qmgr_msg *m)
+{
+	struct qmgr_transport *t;
+	struct qmgr_entry *e, **pp;
+	struct qmgr_dest *d;
+	size_t tp = 0, dp;
+	int i;
+
+	/* A walk over every waiting entry: administrators' requests are
+	 * rare, and a message keeps no list of its queued entries. */
+	while (hash_iter(qmgr_transports, &tp, (void **)&t) != NULL) {
+		dp = 0;
+		while (hash_iter(t->dests, &dp, (void **)&d) != NULL) {
+			pp = &d->head;
+			while ((e = *pp) != NULL) {
+				if (e->msg != m) {
+					pp = &e->next;
+					continue;
+				}
+				*pp = e->next;
+				if (d->tail == e)
+					d->tail = NULL;
+				for (i = 0; i < e->n; i++)
+					m->state[e->rcpts[i]] = QMGR_RCPT_DEFERRED;
+				qmgr_entry_free(e);
+			}
+			/* The tail was the last entry kept, if any. */
+			if (d->tail == NULL)
+				for (e = d->head; e != NULL; e = e->next)
+					d->tail = e;
+			if (d->head == NULL)
+				qmgr_ready_remove(d);
+		}
+	}
 }
 
 void
