@@ -36,9 +36,20 @@ void sm_env_add_rcpts(struct sm_env *e, const char *text, size_t len);
 void sm_env_free_rcpts(struct sm_env *e);
 
 /* The terndrop child: its stdin is our pipe, its stdout another. */
+/*
+ * The content goes to terndrop in frames: a u32 length (big endian) and
+ * that many bytes, then a frame of length 0. terndrop keeps a message
+ * only after the empty frame, so a sendmail killed mid-message (SIGKILL
+ * gives no chance to stop terndrop) queues nothing instead of half a
+ * message.
+ */
+#define SM_FRAME_MAX 65536
+
 struct sm_drop {
 	pid_t pid;
 	int in_fd, out_fd;
+	char frame[SM_FRAME_MAX];
+	size_t nframe;
 	unsigned long long written;
 	int failed;	/* a write failed: the child went away */
 	int too_big;	/* more than message_size_limit: not sent on */

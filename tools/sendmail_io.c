@@ -19,6 +19,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -184,16 +185,41 @@ sm_drop_start(struct sm_drop *d, const struct sm_env *e)
 	d->out_fd = out[0];
 }
 
+/* Sends what is buffered as one frame (an empty one ends the message). */
+static void
+sm_drop_frame(struct sm_drop *d)
+{
+	unsigned char hdr[4];
+
+	bytes_put_be32(hdr, (uint32_t)d->nframe);
+	if (!d->failed && (file_write_all(d->in_fd, hdr, sizeof(hdr)) < 0 ||
+	                      file_write_all(d->in_fd, d->frame, d->nframe) < 0))
+		d->failed = 1;
+	d->nframe = 0;
+}
+
 void
 sm_drop_write(struct sm_drop *d, const void *data, size_t len)
 {
+	const char *p = data;
+	size_t n;
+
 	d->written += len;
 	if (d->written > (unsigned long long)var_message_size_limit)
 		d->too_big = 1;
 	if (d->failed || d->too_big)
 		return;
-	if (file_write_all(d->in_fd, data, len) < 0)
-		d->failed = 1;
+	while (len > 0) {
+		n = sizeof(d->frame) - d->nframe;
+		if (n > len)
+			n = len;
+		memcpy(d->frame + d->nframe, p, n);
+		d->nframe += n;
+		p += n;
+		len -= n;
+		if (d->nframe == sizeof(d->frame))
+			sm_drop_frame(d);
+	}
 }
 
 /* terndrop's stdout: the queue ID (bounded in size and time). */
@@ -223,6 +249,13 @@ sm_drop_finish(struct sm_drop *d, char *id, size_t id_size)
 {
 	int status;
 
+	/* The rest, then the end: without it terndrop keeps nothing (a
+	 * message over the limit is cut short on purpose and refused). */
+	if (!d->too_big) {
+		if (d->nframe > 0)
+			sm_drop_frame(d);
+		sm_drop_frame(d);
+	}
 	close(d->in_fd);
 	d->in_fd = -1;
 	sm_drop_read_id(d, id, id_size);

@@ -9,7 +9,9 @@
  *            [-R ret] [-V envid] -- rcpt...
  *
  * The envelope comes from the command line, the content (final form:
- * CRLF line ends, not dot-stuffed) from stdin up to EOF. The file is a
+ * CRLF line ends, not dot-stuffed) from stdin in sendmail's frames (u32
+ * length and bytes, an empty frame at the end: sendmail.h), so a
+ * sendmail killed mid-message leaves nothing behind. The file is a
  * queue file (lib/mail/qfile.h) created 0600 by the submitting user;
  * when it is complete and synced it becomes 0544, the owner-execute
  * bit meaning "ready", and the user has no way back to it (no search
@@ -31,6 +33,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -294,37 +298,72 @@ terndrop_unprivileged(void)
 		terndrop_die(EX_OSERR, "setresgid: %s", strerror(errno));
 }
 
-/* Reads stdin into the content record; the size in bytes. */
-static unsigned long long
-terndrop_copy(struct qfile_writer *w)
+/* Reads exactly n bytes of stdin: n, or fewer at end of input. */
+static size_t
+terndrop_read(void *buf, size_t n)
 {
-	static char chunk[TERNDROP_CHUNK];
 	struct pollfd pfd = {.fd = 0, .events = POLLIN};
-	unsigned long long total = 0;
-	ssize_t n;
+	size_t got = 0;
+	ssize_t r;
 	int pr;
 
-	for (;;) {
+	while (got < n) {
 		pr = poll(&pfd, 1, TERNDROP_READ_TIMEOUT_MS);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr == 0)
 			terndrop_die(EX_TEMPFAIL, "timeout reading the message");
-		n = read(0, chunk, sizeof(chunk));
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		r = read(0, (char *)buf + got, n - got);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0)
+		if (r < 0)
 			terndrop_die(EX_IOERR, "read the message: %s",
 			    strerror(errno));
-		if (n == 0)
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+/*
+ * Reads the content frames sendmail sends (sendmail.h: u32 length and
+ * bytes, an empty frame at the end) into the content record; the size in
+ * bytes. Input that ends before the empty frame is a sendmail that died
+ * mid-message: nothing is kept.
+ */
+static unsigned long long
+terndrop_copy(struct qfile_writer *w)
+{
+	static char chunk[TERNDROP_CHUNK];
+	unsigned long long total = 0;
+	unsigned char hdr[4];
+	uint32_t len;
+
+	for (;;) {
+		if (terndrop_read(hdr, sizeof(hdr)) != sizeof(hdr))
+			terndrop_die(EX_NOINPUT,
+			    "the message ended before its end mark (did "
+			    "sendmail die?); nothing queued");
+		len = bytes_get_be32(hdr);
+		if (len == 0)
 			return total;
-		total += (unsigned long long)n;
+		if (len > TERNDROP_CHUNK)
+			terndrop_die(EX_DATAERR,
+			    "malformed input: a frame of %lu bytes (this "
+			    "program is run by sendmail, see terndrop(1))",
+			    (unsigned long)len);
+		if (terndrop_read(chunk, len) != len)
+			terndrop_die(EX_NOINPUT,
+			    "the message ended before its end mark (did "
+			    "sendmail die?); nothing queued");
+		total += len;
 		if (total > (unsigned long long)var_message_size_limit)
 			terndrop_die(EX_DATAERR,
 			    "message file too big (message_size_limit is "
 			    "%lld bytes)",
 			    var_message_size_limit);
-		qfile_content_write(w, chunk, (size_t)n);
+		qfile_content_write(w, chunk, len);
 	}
 }
 

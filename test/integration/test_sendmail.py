@@ -126,6 +126,43 @@ class MaildropTest(SendmailBase):
             self.assertIn("PermissionError", res.stderr)
         os.unlink(path)
 
+    def test_sendmail_killed_mid_message_queues_nothing(self):
+        """kill -9 gives sendmail no chance to stop terndrop: terndrop
+        sees its input end without the end mark and keeps nothing."""
+        before = self.maildrop()
+        cmd = ["setpriv", "--reuid=%d" % self.user.pw_uid,
+               "--regid=%d" % self.user.pw_gid, "--init-groups",
+               "--reset-env", self.sendmail, "-C", self.tern.dir, "-i",
+               RCPT]
+        env = {k: v for k, v in os.environ.items()
+               if k.endswith("SAN_OPTIONS")}
+        env.update(PATH="/usr/bin:/bin")
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+        try:
+            # More than one frame, so terndrop has written part of it.
+            p.stdin.write(b"Subject: cut\n\n" + b"x" * 70 + b"\n" * 2000)
+            p.stdin.flush()
+            drop = wait_until(
+                lambda: [q for q in harness.all_pids()
+                         if harness.proc_ppid(q) == p.pid
+                         and "terndrop" in " ".join(
+                             harness.proc_cmdline(q) or [])],
+                10, "sendmail's terndrop")
+            wait_until(lambda: self.maildrop() - before, 10,
+                       "terndrop's partial file")
+            p.kill()
+            p.wait(timeout=10)
+            wait_until(lambda: not harness.pid_alive(drop[0]), 10,
+                       "terndrop to end")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+            p.stdin.close()
+        self.assertEqual(self.maildrop() - before, set())
+
     def test_lone_dot_ends_without_i_and_default_sender(self):
         before = self.maildrop()
         self.sm(RCPT, input=b"Subject: y\r\n\r\nbody\r\n.\r\nnot sent\r\n")
