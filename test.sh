@@ -29,7 +29,7 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 fuzz_deps="clang libclang-rt-14-dev"
 # dnsmasq-base: the DNS server lib/dns/dns_test asks (skipped without it).
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
-	strace curl dnsmasq-base"
+	strace curl dnsmasq-base git git-email"
 
 prog=test.sh
 . "$top/scripts/lib.sh"

@@ -390,14 +390,50 @@ class SendmailDeliveryTest(SendmailBase):
             self.assertTrue(drop.st_mode & stat.S_ISGID)
 
     def test_git_send_email(self):
+        """git send-email with tern's sendmail as its --smtp-server, the
+        way git documents it for hosts with a local MTA; TERN_CONFIG
+        names the instance."""
         git = shutil.which("git")
-        if not git or run([git, "send-email", "-h"],
-                          check=False).returncode not in (0, 129):
-            self.skipTest("git send-email is not installed")
-        if "usage" not in run([git, "send-email", "-h"],
-                              check=False).output:
-            self.skipTest("git send-email is not installed")
-        self.skipTest("git send-email through sendmail: not done yet")
+        if not git or "--smtp-server" not in run(
+                [git, "send-email", "-h"], check=False).output:
+            self.skipTest("git send-email (Debian's git-email) is not "
+                          "installed")
+        rcpt = "git@example.test"
+        self.tern.add_user(rcpt, "pw")
+        patch = os.path.join(self.user.pw_dir, "0001-fix.patch")
+        with open(patch, "w") as f:
+            f.write("From 0123456789abcdef0123456789abcdef01234567 Mon Sep "
+                    "17 00:00:00 2001\n"
+                    "From: Some One <someone@example.org>\n"
+                    "Date: Tue, 1 Dec 2026 10:00:00 +0000\n"
+                    "Subject: [PATCH] Fix the frobnicator\n\n"
+                    "It was broken.\n---\n a.txt | 2 +-\n"
+                    " 1 file changed, 1 insertion(+), 1 deletion(-)\n\n"
+                    "diff --git a/a.txt b/a.txt\n--- a/a.txt\n"
+                    "+++ b/a.txt\n@@ -1 +1 @@\n-old\n+new\n"
+                    "-- \n2.39.5\n")
+        os.chown(patch, self.user.pw_uid, self.user.pw_gid)
+        # setpriv --reset-env drops the caller's environment: env(1)
+        # sets what git and sendmail need after it.
+        res = self.as_user(
+            self.user,
+            ["env", "TERN_CONFIG=" + self.tern.dir, "GIT_CONFIG_NOSYSTEM=1",
+             "GIT_COMMITTER_NAME=Some One",
+             "GIT_COMMITTER_EMAIL=someone@example.org",
+             "GIT_AUTHOR_NAME=Some One",
+             "GIT_AUTHOR_EMAIL=someone@example.org",
+             git, "send-email", "--confirm=never", "--quiet",
+             "--smtp-server=" + self.sendmail, "--to=" + rcpt,
+             "--from=Some One <someone@example.org>",
+             "--envelope-sender=someone@example.org", patch])
+        self.assertEqual(res.returncode, 0, res.output)
+        files = self.tern.wait_for_maildir(self.tern.virtual_maildir(rcpt),
+                                           1)
+        with open(files[0], "rb") as f:
+            data = f.read().replace(b"\r\n", b"\n")
+        self.assertIn(b"Subject: [PATCH] Fix the frobnicator", data)
+        self.assertIn(b"Return-Path: <someone@example.org>", data)
+        self.assertIn(b"\n+new\n", data)
 
     def test_submitted_while_stopped_delivered_after_start(self):
         if not self.pickup_installed():
