@@ -155,6 +155,8 @@ or
   python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", $port).sendmail("you@example.org", ["$demo_user"], "Subject: hello\\r\\n\\r\\nhello from python\\r\\n")'
 Submit as the demo user, over TLS with a password:
   swaks --server 127.0.0.1:587 --tls --auth PLAIN --auth-user $demo_user --auth-password '$password' --from $demo_user --to $demo_user
+From a script or cron job, as any user (then "mailq" shows the queue):
+  printf 'Subject: hello\n\nhello from sendmail\n' | $sbin/sendmail $demo_user
 
 It lands in:   $maildir/new/
 The log:       $log
