@@ -776,6 +776,13 @@ static void
 super_fix_file(int fd, const struct stat *st, const char *queue,
     const char *name)
 {
+	/* A file linked elsewhere may be anything (a hard link planted in
+	 * the queue): never given to mail_owner. */
+	if (st->st_nlink != 1) {
+		super_warn("%s/%s: %lu links; not changing it", queue, name,
+		    (unsigned long)st->st_nlink);
+		return;
+	}
 	if (st->st_uid != super_owner.uid || st->st_gid != super_owner.gid) {
 		/* By descriptor: no name is followed with root's rights. */
 		if (priv_restore() < 0)
