@@ -349,9 +349,15 @@ main(int argc, char **argv)
 				site = optarg + 1;
 			else if (optarg[0] == 'I' && optarg[1] != '\0')
 				qid = optarg + 1;
-			else
-				sm_die(EX_USAGE, "-q%c is not implemented",
-				    optarg[0]);
+			else {
+				/* -qS (by sender) and other selections of
+				 * sendmail 8: what Postfix's manual advises
+				 * instead, a flush of the whole queue. */
+				sm_warn("-q%.1s: selects nothing in tern; "
+					"delivering all deferred mail",
+				    optarg);
+				mode = SM_MODE_FLUSHQ;
+			}
 			break;
 		case 't':
 			extract = 1;

@@ -382,6 +382,18 @@ class SendmailDeliveryTest(SendmailBase):
         if harness._group_exists("terndrop"):
             self.assertTrue(drop.st_mode & stat.S_ISGID)
 
+    def test_q_flushes_through_ternqueue(self):
+        """-q, and -qS which tern cannot select by, flush the whole
+        queue as the user (through showq)."""
+        for args, warns in ((["-q"], False), (["-qSsomeone"], True)):
+            since = self.tern.log_size()
+            res = self.sm(*args)
+            self.assertEqual("delivering all deferred mail" in res.stderr,
+                             warns, res.stderr)
+            self.tern.wait_for_log(
+                r"showq\[\d+\]: .*flush: requested by uid %d"
+                % self.user.pw_uid, since=since)
+
     def test_git_send_email(self):
         """git send-email with tern's sendmail as its --smtp-server, the
         way git documents it for hosts with a local MTA; TERN_CONFIG
