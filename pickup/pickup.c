@@ -408,31 +408,6 @@ pickup_bounce(const struct qfile *q, const char *sender, const char *text)
 	free(idx);
 }
 
-/* Commits the new file: fsync, a rename that never replaces, fsync of
- * the directory. 0, or -1 (logged). */
-static int
-pickup_commit(struct cleanup *c, const char *state)
-{
-	char *to = queue_path(state, c->w.id), *dir = queue_path(state, NULL);
-	const char *err;
-	int ret = -1;
-
-	if (fsync(c->w.fd) < 0)
-		msg_warn("%s: fsync %s: %m", c->w.id, c->w.tmp_path);
-	else if (renameat2(AT_FDCWD, c->w.tmp_path, AT_FDCWD, to,
-	             RENAME_NOREPLACE) < 0)
-		msg_warn("%s: rename to %s: %m", c->w.id, to);
-	else {
-		qfile_writer_committed(&c->w);
-		if (file_fsync_dir(dir, &err) < 0)
-			msg_warn("%s: %s", c->w.id, err);
-		ret = 0;
-	}
-	free(to);
-	free(dir);
-	return ret;
-}
-
 /* Cleanup's verdict as text for the log and the notice. */
 static const char *
 pickup_reject_text(const struct cleanup *c, unsigned status)
@@ -513,8 +488,13 @@ pickup_take(const char *mid, struct qfile *q, const struct stat *st,
 	} else if (c.discard) {
 		msg_info("%s: discarded", mid);
 		pickup_unlink(mid);
-	} else if (pickup_commit(&c, c.hold ? QUEUE_HOLD : QUEUE_INCOMING) < 0)
+	} else if (qfile_commit(&c.w, c.hold ? QUEUE_HOLD : QUEUE_INCOMING,
+	               &err) < 0) {
+		/* EEXIST included: that ID is taken, the next attempt
+		 * looks again and picks a fresh one. */
+		msg_warn("%s: %s", mid, err);
 		res = PICKUP_RETRY;
+	}
 	else {
 		if (requeue)
 			msg_info("%s: requeued%s%s", c.w.id,

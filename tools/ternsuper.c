@@ -39,6 +39,7 @@
 
 #include "base/buf.h"
 #include "base/hash.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/priv.h"
@@ -258,24 +259,13 @@ super_dir(const char *queue)
 	return fd;
 }
 
-/* rename that never replaces a message of the same ID: 0, or -1 with
+/* A rename that never replaces a message of the same ID: 0, or -1 with
  * errno (0 on success). */
 static int
 super_rename_to(int from, const char *name, int to, const char *newname)
 {
-	if (renameat2(from, name, to, newname, RENAME_NOREPLACE) == 0) {
-		errno = 0;
-		return 0;
-	}
-	if (errno != EINVAL)
+	if (file_rename_noreplace(from, name, to, newname) < 0)
 		return -1;
-	/* A file system without RENAME_NOREPLACE. */
-	if (linkat(from, name, to, newname, 0) < 0)
-		return -1;
-	if (unlinkat(from, name, 0) < 0) {
-		(void)unlinkat(to, newname, 0);
-		return -1;
-	}
 	errno = 0;
 	return 0;
 }

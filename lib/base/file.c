@@ -391,3 +391,23 @@ file_set_nonblock(int fd, int on)
 	flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
 	return fcntl(fd, F_SETFL, flags) < 0 ? -1 : 0;
 }
+
+int
+file_rename_noreplace(int fromfd, const char *from, int tofd, const char *to)
+{
+	int saved;
+
+	if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (linkat(fromfd, from, tofd, to, 0) < 0)
+		return -1;
+	if (unlinkat(fromfd, from, 0) < 0) {
+		saved = errno;
+		(void)unlinkat(tofd, to, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}

@@ -17,6 +17,14 @@ int file_write_all(int fd, const void *data, size_t len);
 /* pread/pwrite until complete; -1 on error or early EOF (pread). */
 int file_pread_all(int fd, void *data, size_t len, off_t off);
 int file_pwrite_all(int fd, const void *data, size_t len, off_t off);
+/*
+ * renameat that never replaces: -1 with errno EEXIST when to exists. One
+ * renameat2(RENAME_NOREPLACE) call; a file system without it gets link
+ * and unlink (on an unlink failure the new link is taken back). 0 or -1
+ * with errno.
+ */
+int file_rename_noreplace(int fromfd, const char *from, int tofd,
+    const char *to);
 /* Opens the directory (O_DIRECTORY|O_RDONLY) and fsyncs it. */
 int file_fsync_dir(const char *dir, const char **error_r);
 /* Directory part of path ("." when none) into a buffer of size n. */

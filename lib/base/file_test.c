@@ -468,8 +468,34 @@ test_file_ensure_dir_race(void)
 	scratch_remove();
 }
 
+/* Moves a file; refuses (EEXIST) to replace one, leaving both. */
+static void
+test_file_rename_noreplace(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	scratch_create();
+	path_in(a, sizeof(a), "a");
+	path_in(b, sizeof(b), "b");
+	CHECK((fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+	close(fd);
+	CHECK_INT(file_rename_noreplace(AT_FDCWD, a, AT_FDCWD, b), 0);
+	CHECK_INT(stat(a, &st), -1);
+	CHECK_INT(stat(b, &st), 0);
+	CHECK((fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+	close(fd);
+	CHECK_INT(file_rename_noreplace(AT_FDCWD, a, AT_FDCWD, b), -1);
+	CHECK_INT(errno, EEXIST);
+	CHECK_INT(stat(a, &st), 0);
+	CHECK_INT(stat(b, &st), 0);
+	scratch_remove();
+}
+
 UNIT_MAIN(UNIT_CASE(test_file_dirname), UNIT_CASE(test_file_io),
     UNIT_CASE(test_file_flags), UNIT_CASE(test_file_atomic_read),
     UNIT_CASE(test_file_ensure_dir), UNIT_CASE(test_file_atomic_stale_tmp),
     UNIT_CASE(test_file_atomic_concurrent),
-    UNIT_CASE(test_file_ensure_dir_race), UNIT_CASE(test_file_fix_file))
+    UNIT_CASE(test_file_ensure_dir_race), UNIT_CASE(test_file_fix_file),
+    UNIT_CASE(test_file_rename_noreplace))

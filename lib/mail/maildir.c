@@ -379,23 +379,6 @@ maildir_batch_sync(struct maildir_batch *batch, const char **error_r)
 	return ret;
 }
 
-/*
- * Moves tmp to dirfd/name unless name exists (EEXIST then). rename with
- * RENAME_NOREPLACE is one call; file systems without it get link+unlink.
- */
-static int
-move_noreplace(const char *tmp, int dirfd, const char *name)
-{
-	if (renameat2(AT_FDCWD, tmp, dirfd, name, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-		return -1;
-	if (linkat(AT_FDCWD, tmp, dirfd, name, 0) < 0)
-		return -1;
-	(void)unlink(tmp);
-	return 0;
-}
-
 static int
 quota_active(const struct maildir_quota *q)
 {
@@ -474,7 +457,7 @@ maildir_deliver(
 		goto fail;
 	}
 	fd = -1;
-	if (move_noreplace(tmp, newfd, name) == 0) {
+	if (file_rename_noreplace(AT_FDCWD, tmp, newfd, name) == 0) {
 		ret = MAILDIR_DELIVERED;
 		if (quota_active(d->quota))
 			(void)maildir_quota_add(d->maildir, size, 1);

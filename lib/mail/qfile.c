@@ -294,7 +294,9 @@ qfile_commit(struct qfile_writer *w, const char *state, const char **error_r)
 	}
 	final = queue_path(state, w->id);
 	dir = queue_path(state, NULL);
-	if (rename(w->tmp_path, final) < 0) {
+	/* Never over another message of the same ID (that would lose
+	 * it): pickup, for one, commits under an ID it did not make. */
+	if (file_rename_noreplace(AT_FDCWD, w->tmp_path, AT_FDCWD, final) < 0) {
 		*error_r = qfile_error(
 		    "rename %s to %s: %s", w->tmp_path, final, strerror(errno));
 	} else {
