@@ -29,7 +29,11 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 fuzz_deps="clang libclang-rt-14-dev"
 # dnsmasq-base: the DNS server lib/dns/dns_test asks (skipped without it).
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
-	strace curl dnsmasq-base git git-email"
+	strace curl dnsmasq-base git git-email fetchmail"
+# Dovecot: the POP3/IMAP server whose maildir files tern must read and
+# write alike (dovecot-uidlist), and the bench's peer; never the
+# system's mail service (stopped below if the package started it).
+dovecot_deps="dovecot-core dovecot-pop3d dovecot-imapd"
 
 prog=test.sh
 . "$top/scripts/lib.sh"
@@ -43,7 +47,11 @@ if [ "$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null &&
 	echo "postfix postfix/main_mailer_type select No configuration" |
 		debconf-set-selections
 fi
-install_missing $build_deps $fuzz_deps $test_deps postfix
+install_missing $build_deps $fuzz_deps $test_deps $dovecot_deps postfix
+if command -v doveadm >/dev/null && pgrep -x dovecot >/dev/null 2>&1; then
+	say "stopping the system dovecot (tests need its ports free)"
+	doveadm stop >/dev/null 2>&1 || pkill -x dovecot || true
+fi
 if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
 	say "stopping the system postfix instance (tests need its ports free)"
 	postfix stop >/dev/null 2>&1 || true
