@@ -52,7 +52,7 @@
  *                                 command, to be read first by the
  *                                 session; at most LOGIN_INPUT_MAX; may
  *                                 be absent)
- *   reply:   status=ok|fail|tempfail|limit
+ *   reply:   status=ok|fail|tempfail|limit|delay
  *            user                 (ok: the canonical name, for login's log)
  *            text                 (for login's log, never for the client)
  *
@@ -65,6 +65,8 @@
  * limit: $login_max_user_connections sessions of that user, or
  * $login_max_ip_connections sessions from that address, are running:
  * "-ERR [SYS/TEMP] Too many connections." (the client may retry later).
+ * delay: the user logged in less than $pop3_login_delay seconds ago
+ * (RFC 2449 LOGIN-DELAY): "-ERR [LOGIN-DELAY] ...".
  *
  * The session (pop3d) is started by spawn as
  *
@@ -118,6 +120,7 @@
 #define LOGIN_STATUS_FAIL	"fail"
 #define LOGIN_STATUS_TEMPFAIL	"tempfail"
 #define LOGIN_STATUS_LIMIT	"limit"
+#define LOGIN_STATUS_DELAY	"delay"
 
 #define LOGIN_REQUEST_MAX	16384
 #define LOGIN_INPUT_MAX		8192
