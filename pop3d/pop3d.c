@@ -34,18 +34,18 @@
 /* RFC 1939 3: a server may close after too many unknown commands. */
 #define POP3D_BAD_COMMANDS_MAX 10
 /* Queued output is pushed to the client past this many bytes. */
-#define POP3D_FLUSH_AT (64 * 1024)
+#define POP3D_FLUSH_AT         (64 * 1024)
 /* A message is sent in reads of this size (never whole in memory). */
-#define POP3D_CHUNK (64 * 1024)
+#define POP3D_CHUNK            (64 * 1024)
 /* Longest user name and session id put in log lines. */
-#define POP3D_LOG_NAME_MAX 256
-#define POP3D_LOG_ID_MAX 32
-#define POP3D_LOG_LINE_MAX 1024
+#define POP3D_LOG_NAME_MAX     256
+#define POP3D_LOG_ID_MAX       32
+#define POP3D_LOG_LINE_MAX     1024
 /* Longest message number or line count echoed back to the client. */
-#define POP3D_ECHO_MAX 20
+#define POP3D_ECHO_MAX         20
 /* A message number is at most this (the scan caps the count anyway). */
-#define POP3D_NUMBER_MAX 4294967295UL
-#define POP3D_MS_PER_SEC 1000
+#define POP3D_NUMBER_MAX       4294967295UL
+#define POP3D_MS_PER_SEC       1000
 
 enum pop3d_state {
 	POP3D_STATE_TRANSACTION,
@@ -54,9 +54,9 @@ enum pop3d_state {
 };
 
 static const char *const pop3d_state_names[] = {
-	[POP3D_STATE_TRANSACTION] = "TRANSACTION",
-	[POP3D_STATE_UPDATE] = "UPDATE",
-	[POP3D_STATE_LOGOUT] = "LOGOUT",
+    [POP3D_STATE_TRANSACTION] = "TRANSACTION",
+    [POP3D_STATE_UPDATE] = "UPDATE",
+    [POP3D_STATE_LOGOUT] = "LOGOUT",
 };
 
 struct pop3d_session {
@@ -222,8 +222,9 @@ send_msg(struct pop3d_session *s, struct pop3d_msg *m, long long body_lines,
 			slog(LOG_ERR, "open %s/%s/%s: %s", s->mb.path,
 			    m->in_new ? "new" : "cur", m->name,
 			    strerror(errno));
-			reply(s, "-ERR [SYS/TEMP] Couldn't read message "
-			         "%zu.",
+			reply(s,
+			    "-ERR [SYS/TEMP] Couldn't read message "
+			    "%zu.",
 			    (size_t)(m - s->mb.msgs) + 1);
 		}
 		return -1;
@@ -240,8 +241,8 @@ send_msg(struct pop3d_session *s, struct pop3d_msg *m, long long body_lines,
 			continue;
 		if (n < 0) {
 			/* The +OK is out: only closing tells the client. */
-			slog(LOG_ERR, "read %s/cur/%s: %s", s->mb.path,
-			    m->name, strerror(errno));
+			slog(LOG_ERR, "read %s/cur/%s: %s", s->mb.path, m->name,
+			    strerror(errno));
 			s->broken = 1;
 			ret = -1;
 			break;
@@ -416,8 +417,8 @@ send_uidl(struct pop3d_session *s, size_t i, int single)
 			    i + 1);
 		return -1;
 	}
-	return reply(s, single ? "+OK %zu %s" : "%zu %s", i + 1,
-	    buf_cstr(&s->uidl));
+	return reply(
+	    s, single ? "+OK %zu %s" : "%zu %s", i + 1, buf_cstr(&s->uidl));
 }
 
 static int
@@ -484,22 +485,22 @@ static const struct pop3d_cmd_def {
 	int (*handler)(struct pop3d_session *, struct pop3_cmd *);
 	int min_args, max_args; /* ARGS_ANY: the arguments are ignored */
 } pop3d_cmds[] = {
-	{POP3_CMD_CAPA, cmd_capa, 0, ARGS_ANY},
-	{POP3_CMD_STAT, cmd_stat, 0, ARGS_ANY},
-	{POP3_CMD_LIST, cmd_list, 0, 1},
-	{POP3_CMD_RETR, cmd_retr, 1, 1},
-	{POP3_CMD_TOP, cmd_top, 2, 2},
-	{POP3_CMD_DELE, cmd_dele, 1, 1},
-	{POP3_CMD_NOOP, cmd_noop, 0, ARGS_ANY},
-	{POP3_CMD_RSET, cmd_rset, 0, ARGS_ANY},
-	{POP3_CMD_UIDL, cmd_uidl, 0, 1},
-	{POP3_CMD_QUIT, cmd_quit, 0, ARGS_ANY},
-	{POP3_CMD_USER, cmd_after_login, 0, ARGS_ANY},
-	{POP3_CMD_PASS, cmd_after_login, 0, ARGS_ANY},
-	{POP3_CMD_APOP, cmd_after_login, 0, ARGS_ANY},
-	{POP3_CMD_AUTH, cmd_after_login, 0, ARGS_ANY},
-	{POP3_CMD_STLS, cmd_after_login, 0, ARGS_ANY},
-	{POP3_CMD_UTF8, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_CAPA, cmd_capa, 0, ARGS_ANY},
+    {POP3_CMD_STAT, cmd_stat, 0, ARGS_ANY},
+    {POP3_CMD_LIST, cmd_list, 0, 1},
+    {POP3_CMD_RETR, cmd_retr, 1, 1},
+    {POP3_CMD_TOP, cmd_top, 2, 2},
+    {POP3_CMD_DELE, cmd_dele, 1, 1},
+    {POP3_CMD_NOOP, cmd_noop, 0, ARGS_ANY},
+    {POP3_CMD_RSET, cmd_rset, 0, ARGS_ANY},
+    {POP3_CMD_UIDL, cmd_uidl, 0, 1},
+    {POP3_CMD_QUIT, cmd_quit, 0, ARGS_ANY},
+    {POP3_CMD_USER, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_PASS, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_APOP, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_AUTH, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_STLS, cmd_after_login, 0, ARGS_ANY},
+    {POP3_CMD_UTF8, cmd_after_login, 0, ARGS_ANY},
 };
 
 /* One command line: 1 ends the session, 0 goes on; s->bad_commands
@@ -585,8 +586,8 @@ open_mailbox(struct pop3d_session *s, const char *maildir)
 	size_t removed;
 	int busy;
 
-	if (pop3d_mbox_open(&s->mb, maildir, var_pop3_lock_session, &busy,
-	        &err) < 0) {
+	if (pop3d_mbox_open(
+	        &s->mb, maildir, var_pop3_lock_session, &busy, &err) < 0) {
 		if (busy) {
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another "
 			         "POP3 session.");
@@ -643,13 +644,12 @@ serve(const char *maildir)
 		/* Answers to pipelined commands go out together. */
 		if (!stream_input_ready(&s.st) && push(&s, 1) < 0)
 			break;
-		r = stream_read_line(&s.st, &s.line, POP3_LINE_MAX,
-		    s.timeout_ms, NULL);
+		r = stream_read_line(
+		    &s.st, &s.line, POP3_LINE_MAX, s.timeout_ms, NULL);
 		if (r == STREAM_OK) {
 			end = run_command(&s, s.line.data, s.line.len);
 			buf_reset(&s.line);
-			if (!end &&
-			    s.bad_commands >= POP3D_BAD_COMMANDS_MAX) {
+			if (!end && s.bad_commands >= POP3D_BAD_COMMANDS_MAX) {
 				reply(&s, "-ERR Too many bad commands.");
 				slog(LOG_INFO, "Disconnected: Too many bad "
 				               "commands");
@@ -752,8 +752,8 @@ main(int argc, char **argv)
 	if (expire != NULL) {
 		if (var_pop3_delete_after == 0)
 			return 0;
-		return pop3d_expire_tree(expire, var_pop3_delete_after,
-		           time(NULL)) == 0
+		return pop3d_expire_tree(
+		           expire, var_pop3_delete_after, time(NULL)) == 0
 		           ? 0
 		           : 1;
 	}

@@ -18,7 +18,7 @@
  * session (a client cannot list more in any useful time anyway). */
 #define POP3D_MESSAGES_MAX 1000000
 /* Longest file name considered a message (NAME_MAX of Linux). */
-#define POP3D_NAME_MAX 255
+#define POP3D_NAME_MAX     255
 
 /* Files in the maildir's top directory, beside Dovecot's. */
 #define POP3D_LOCK_FILE      "tern-pop3.lock"
@@ -32,14 +32,14 @@
 #define POP3D_SECONDS_PER_DAY 86400
 
 struct pop3d_msg {
-	char *name;	   /* the file's name in cur/ (or new/, in_new) */
-	size_t base_len;   /* name[0..base_len) is the base, before ':' */
-	uint64_t size;	   /* on the wire: CRLF lines, before stuffing */
-	long long sec;	   /* arrival time from the name (sorting) */
-	long usec;	   /* its "M" microseconds, -1 if none */
-	uint32_t uid;	   /* IMAP UID when the UIDL format needs it */
-	unsigned in_new : 1;	/* could not be moved to cur/ */
-	unsigned deleted : 1;	/* DELE, until RSET */
+	char *name;             /* the file's name in cur/ (or new/, in_new) */
+	size_t base_len;        /* name[0..base_len) is the base, before ':' */
+	uint64_t size;          /* on the wire: CRLF lines, before stuffing */
+	long long sec;          /* arrival time from the name (sorting) */
+	long usec;              /* its "M" microseconds, -1 if none */
+	uint32_t uid;           /* IMAP UID when the UIDL format needs it */
+	unsigned in_new : 1;    /* could not be moved to cur/ */
+	unsigned deleted : 1;   /* DELE, until RSET */
 	unsigned retrieved : 1; /* RETR: \Seen and retention at QUIT */
 };
 
@@ -134,8 +134,8 @@ char *pop3d_name_add_flag(const char *name, char flag);
  * in Dovecot, %f of a long host name gives more, which clients accept.
  */
 #define POP3D_UIDL_MAX 1024
-int pop3d_uidl_check(const char *format, int *needs_uid_r,
-    const char **error_r);
+int pop3d_uidl_check(
+    const char *format, int *needs_uid_r, const char **error_r);
 int pop3d_uidl_expand(const char *format, const char *base, size_t base_len,
     uint32_t uid, uint32_t uidvalidity, struct buf *out);
 
@@ -149,17 +149,17 @@ int pop3d_uidl_expand(const char *format, const char *base, size_t base_len,
  * RETR without w->stuffed and the final ".\r\n".
  */
 struct pop3d_wire {
-	char last;	     /* the last byte read ('\n' at the start) */
-	int bol;	     /* at the start of a line */
-	int in_body;	     /* past the empty line after the header */
-	int done;	     /* TOP has sent its lines */
+	char last;           /* the last byte read ('\n' at the start) */
+	int bol;             /* at the start of a line */
+	int in_body;         /* past the empty line after the header */
+	int done;            /* TOP has sent its lines */
 	size_t line_len;     /* bytes of this line so far */
 	long long body_left; /* body lines still to send; -1: all */
 	uint64_t stuffed;    /* dots added */
 };
 void pop3d_wire_init(struct pop3d_wire *w, long long body_lines);
-size_t pop3d_wire_convert(struct pop3d_wire *w, const char *in, size_t n,
-    char *out);
+size_t pop3d_wire_convert(
+    struct pop3d_wire *w, const char *in, size_t n, char *out);
 const char *pop3d_wire_end(const struct pop3d_wire *w, size_t *len_r);
 
 #endif

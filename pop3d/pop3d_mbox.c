@@ -32,13 +32,13 @@
 #include "pop3d.h"
 
 /* Bytes read per call when counting a message's line ends. */
-#define MBOX_READ_CHUNK (64 * 1024)
+#define MBOX_READ_CHUNK  (64 * 1024)
 /* Output of the caches is written in pieces of this size. */
 #define MBOX_WRITE_CHUNK (64 * 1024)
-#define MBOX_FILE_MODE 0600
-#define MBOX_ERR_SIZE (PATH_MAX + 256)
+#define MBOX_FILE_MODE   0600
+#define MBOX_ERR_SIZE    (PATH_MAX + 256)
 /* First line of tern-pop3-sizes: anything else is rebuilt. */
-#define SIZES_MAGIC "tern-pop3-sizes 1\n"
+#define SIZES_MAGIC      "tern-pop3-sizes 1\n"
 
 static char mbox_err[MBOX_ERR_SIZE];
 
@@ -98,8 +98,8 @@ message_entry(const struct dirent *de)
 }
 
 int
-pop3d_mbox_open(struct pop3d_mbox *mb, const char *path, int lock,
-    int *busy_r, const char **error_r)
+pop3d_mbox_open(struct pop3d_mbox *mb, const char *path, int lock, int *busy_r,
+    const char **error_r)
 {
 	memset(mb, 0, sizeof(*mb));
 	mb->dirfd = mb->curfd = mb->newfd = mb->lockfd = -1;
@@ -118,16 +118,16 @@ pop3d_mbox_open(struct pop3d_mbox *mb, const char *path, int lock,
 	    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
 	    MBOX_FILE_MODE);
 	if (mb->lockfd < 0) {
-		*error_r = mbox_error("open %s/%s: %s", path, POP3D_LOCK_FILE,
-		    strerror(errno));
+		*error_r = mbox_error(
+		    "open %s/%s: %s", path, POP3D_LOCK_FILE, strerror(errno));
 		return -1;
 	}
 	/* flock: a session that dies, however it dies, releases it. */
 	if (flock(mb->lockfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
 			*busy_r = 1;
-		*error_r = mbox_error("lock %s/%s: %s", path, POP3D_LOCK_FILE,
-		    strerror(errno));
+		*error_r = mbox_error(
+		    "lock %s/%s: %s", path, POP3D_LOCK_FILE, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -191,8 +191,8 @@ move_new(struct pop3d_mbox *mb, size_t *alloc, const char **error_r)
 	int ret;
 
 	if ((d = dir_stream(mb->newfd)) == NULL) {
-		*error_r = mbox_error(
-		    "opendir %s/new: %s", mb->path, strerror(errno));
+		*error_r =
+		    mbox_error("opendir %s/new: %s", mb->path, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL && seen < POP3D_MESSAGES_MAX) {
@@ -202,8 +202,8 @@ move_new(struct pop3d_mbox *mb, size_t *alloc, const char **error_r)
 		to = strchr(de->d_name, ':') != NULL
 		         ? xstrdup(de->d_name)
 		         : xasprintf("%s:2,", de->d_name);
-		ret = file_rename_noreplace(
-		    mb->newfd, de->d_name, mb->curfd, to);
+		ret =
+		    file_rename_noreplace(mb->newfd, de->d_name, mb->curfd, to);
 		if (ret < 0 && errno != ENOENT)
 			add_msg(mb, alloc, de->d_name, 1);
 		free(to);
@@ -220,8 +220,8 @@ read_cur(struct pop3d_mbox *mb, size_t *alloc, const char **error_r)
 	DIR *d;
 
 	if ((d = dir_stream(mb->curfd)) == NULL) {
-		*error_r = mbox_error(
-		    "opendir %s/cur: %s", mb->path, strerror(errno));
+		*error_r =
+		    mbox_error("opendir %s/cur: %s", mb->path, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL && seen < POP3D_MESSAGES_MAX) {
@@ -245,7 +245,8 @@ msg_dirfd(const struct pop3d_mbox *mb, const struct pop3d_msg *m)
 static int
 count_wire_size(int fd, uint64_t *size_r)
 {
-	char *in = xmalloc(MBOX_READ_CHUNK), *out = xmalloc(2 * MBOX_READ_CHUNK);
+	char *in = xmalloc(MBOX_READ_CHUNK),
+	     *out = xmalloc(2 * MBOX_READ_CHUNK);
 	struct pop3d_wire w;
 	uint64_t size = 0;
 	size_t end_len;
@@ -353,8 +354,8 @@ sizes_save(struct pop3d_mbox *mb, const uint64_t *computed)
 static void
 find_sizes(struct pop3d_mbox *mb)
 {
-	uint64_t *computed = xcalloc(mb->count ? mb->count : 1,
-	    sizeof(*computed));
+	uint64_t *computed =
+	    xcalloc(mb->count ? mb->count : 1, sizeof(*computed));
 	struct hash *h = NULL;
 	struct pop3d_msg *m;
 	size_t i, used = 0;
@@ -523,8 +524,8 @@ mark_seen(struct pop3d_mbox *mb, struct pop3d_msg *m)
 			return 0;
 		if (to == NULL)
 			to = xstrdup(m->name);
-		ret = file_rename_noreplace(msg_dirfd(mb, m), m->name,
-		    mb->curfd, to);
+		ret = file_rename_noreplace(
+		    msg_dirfd(mb, m), m->name, mb->curfd, to);
 		free(to);
 		if (ret == 0 || errno != ENOENT || tries > 0)
 			break;
@@ -653,7 +654,7 @@ pop3d_mbox_commit(struct pop3d_mbox *mb, int no_flag_updates,
 
 struct retained {
 	long long when; /* retrieved at */
-	int present;	/* the message is still there */
+	int present;    /* the message is still there */
 };
 
 /* The retention list into base -> struct retained. 0 (absent: *h_r
@@ -806,8 +807,8 @@ expire_at(int dirfd, const char *maildir, long long days, time_t now,
 	if (kept == 0) {
 		if (unlinkat(dirfd, POP3D_RETRIEVED_FILE, 0) < 0 &&
 		    errno != ENOENT) {
-			*error_r = mbox_error(
-			    "unlink %s: %s", path, strerror(errno));
+			*error_r =
+			    mbox_error("unlink %s: %s", path, strerror(errno));
 			ret = -1;
 		}
 		free(path);
@@ -863,8 +864,8 @@ is_maildir(int dirfd)
 
 /* One directory of the -E walk; dirfd is closed. */
 static void
-expire_walk(int dirfd, const char *path, int depth, long long days,
-    time_t now, int *failed_r)
+expire_walk(int dirfd, const char *path, int depth, long long days, time_t now,
+    int *failed_r)
 {
 	struct dirent *de;
 	struct stat st;
@@ -881,13 +882,13 @@ expire_walk(int dirfd, const char *path, int depth, long long days,
 		    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
 		    MBOX_FILE_MODE);
 		if (lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
-			if (expire_at(dirfd, path, days, now, &removed,
-			        &err) < 0) {
+			if (expire_at(dirfd, path, days, now, &removed, &err) <
+			    0) {
 				msg_warn("expire %s: %s", path, err);
 				(*failed_r)++;
 			} else if (removed > 0) {
-				msg_info("expire %s: removed=%zu", path,
-				    removed);
+				msg_info(
+				    "expire %s: removed=%zu", path, removed);
 			}
 		} else if (lockfd < 0) {
 			msg_warn("expire %s: open %s: %s", path,
@@ -909,11 +910,10 @@ expire_walk(int dirfd, const char *path, int depth, long long days,
 		                   strcmp(de->d_name, "new") == 0 ||
 		                   strcmp(de->d_name, "tmp") == 0))
 			continue;
-		if (de->d_type != DT_DIR &&
-		    (de->d_type != DT_UNKNOWN ||
-		        fstatat(dirfd, de->d_name, &st,
-		            AT_SYMLINK_NOFOLLOW) < 0 ||
-		        !S_ISDIR(st.st_mode)))
+		if (de->d_type != DT_DIR && (de->d_type != DT_UNKNOWN ||
+		                                fstatat(dirfd, de->d_name, &st,
+		                                    AT_SYMLINK_NOFOLLOW) < 0 ||
+		                                !S_ISDIR(st.st_mode)))
 			continue;
 		fd = open_subdir(dirfd, de->d_name);
 		if (fd < 0)

@@ -206,7 +206,8 @@ test_uidl_check(void)
 	for (i = 0; i < NELEM(t); i++) {
 		err = NULL;
 		needs = -1;
-		CHECK_INT(pop3d_uidl_check(t[i].format, &needs, &err), t[i].ret);
+		CHECK_INT(
+		    pop3d_uidl_check(t[i].format, &needs, &err), t[i].ret);
 		if (t[i].ret < 0)
 			CHECK(err != NULL && *err != '\0');
 		if (t[i].needs_uid)
@@ -216,8 +217,8 @@ test_uidl_check(void)
 
 /* The whole input, then one byte at a time: the same output. */
 static void
-wire_check(const char *in, long long lines, const char *want,
-    uint64_t want_stuffed)
+wire_check(
+    const char *in, long long lines, const char *want, uint64_t want_stuffed)
 {
 	char out[OUT_MAX], one[2];
 	const char *end;
@@ -250,8 +251,7 @@ test_wire(void)
 {
 	/* LF and CRLF files alike. */
 	wire_check("A: 1\n\nbody\n", -1, "A: 1\r\n\r\nbody\r\n.\r\n", 0);
-	wire_check("A: 1\r\n\r\nbody\r\n", -1, "A: 1\r\n\r\nbody\r\n.\r\n",
-	    0);
+	wire_check("A: 1\r\n\r\nbody\r\n", -1, "A: 1\r\n\r\nbody\r\n.\r\n", 0);
 	/* No LF at the end: RETR adds CRLF. */
 	wire_check("A: 1\n\nbody", -1, "A: 1\r\n\r\nbody\r\n.\r\n", 0);
 	wire_check("", -1, ".\r\n", 0);
@@ -261,8 +261,8 @@ test_wire(void)
 	/* A bare CR stays. */
 	wire_check("a\rb\n", -1, "a\rb\r\n.\r\n", 0);
 	/* TOP n 0: the header and the empty line. */
-	wire_check("A: 1\nB: 2\n\nl1\nl2\nl3\n", 0,
-	    "A: 1\r\nB: 2\r\n\r\n.\r\n", 0);
+	wire_check(
+	    "A: 1\nB: 2\n\nl1\nl2\nl3\n", 0, "A: 1\r\nB: 2\r\n\r\n.\r\n", 0);
 	wire_check("A: 1\r\n\r\nl1\r\n", 0, "A: 1\r\n\r\n.\r\n", 0);
 	wire_check("A: 1\nB: 2\n\nl1\n.l2\nl3\n", 2,
 	    "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n.\r\n", 1);

@@ -16,13 +16,13 @@
 #include "pop3d.h"
 
 /* Digits of a time or a microsecond count worth reading. */
-#define NAME_DIGITS_MAX 18
+#define NAME_DIGITS_MAX    18
 /* Longest %{name} of a variable. */
-#define UIDL_LONG_KEY_MAX 32
+#define UIDL_LONG_KEY_MAX  32
 /* Dovecot applies at most this many modifiers to one variable. */
 #define UIDL_MODIFIERS_MAX 10
 /* A number printed by X: 20 digits and a NUL are enough. */
-#define UIDL_NUM_SIZE 24
+#define UIDL_NUM_SIZE      24
 
 #define MAILDIR_INFO_SEP ':'
 
@@ -143,7 +143,8 @@ pop3d_name_add_flag(const char *name, char flag)
 	out = xmalloc(n + 2);
 	i = (size_t)(flags - name);
 	memcpy(out, name, i);
-	while (name[i] != '\0' && (unsigned char)name[i] < (unsigned char)flag) {
+	while (
+	    name[i] != '\0' && (unsigned char)name[i] < (unsigned char)flag) {
 		out[i] = name[i];
 		i++;
 	}
@@ -164,7 +165,12 @@ uidl_var(const char *key, size_t len, const struct uidl_vars *v,
     struct buf *val, int *needs_uid_r, const char **error_r)
 {
 	static char err[96];
-	enum { VAR_BASE, VAR_UID, VAR_UIDVALIDITY, VAR_PERCENT } which;
+	enum {
+		VAR_BASE,
+		VAR_UID,
+		VAR_UIDVALIDITY,
+		VAR_PERCENT
+	} which;
 
 #define KEY_IS(s) (len == strlen(s) && memcmp(key, s, len) == 0)
 	if (KEY_IS("f") || KEY_IS("filename") || KEY_IS("g") ||
@@ -178,12 +184,12 @@ uidl_var(const char *key, size_t len, const struct uidl_vars *v,
 		which = VAR_PERCENT;
 	} else if (KEY_IS("m") || KEY_IS("md5")) {
 		*error_r = "%m (the MD5 of the header) is not supported: "
-			   "it needs every message read";
+		           "it needs every message read";
 		return -1;
 	} else {
 		snprintf(err, sizeof(err), "unknown variable '%%%s%.*s%s'",
-		    len > 1 ? "{" : "", (int)(len > UIDL_LONG_KEY_MAX
-		                              ? UIDL_LONG_KEY_MAX : len),
+		    len > 1 ? "{" : "",
+		    (int)(len > UIDL_LONG_KEY_MAX ? UIDL_LONG_KEY_MAX : len),
 		    key, len > 1 ? "}" : "");
 		*error_r = err;
 		return -1;
@@ -362,8 +368,9 @@ uidl_run(const char *format, const struct uidl_vars *v, struct buf *out,
 			if (width > 0 && (size_t)width < len)
 				len = (size_t)width;
 			else if (width < 0)
-				len = (size_t)-width < len ? len - (size_t)-width
-				                           : 0;
+				len = (size_t)-width < len
+				          ? len - (size_t)-width
+				          : 0;
 		} else if (width > 0 && zero) {
 			while ((long)len < width--) {
 				if (buf_putc(out, '0') < 0)
@@ -377,7 +384,7 @@ uidl_run(const char *format, const struct uidl_vars *v, struct buf *out,
 		/* dovecot-uidlist support (lib/mail/maildir_uidlist.h) is
 		 * not in this build yet. */
 		*error_r = "%u and %v (IMAP UID and UIDVALIDITY) are not "
-			   "supported yet: use %f";
+		           "supported yet: use %f";
 		goto done;
 	}
 	ret = 0;
