@@ -428,6 +428,8 @@ client_io(struct event_fd *ev, int fd, int events, void *ctx)
 
 static void spawn_done(struct login_client *c, enum login_result r,
     const struct attr_list *reply);
+static void spawn_failed(struct login_client *c, enum login_result r,
+    const char *text);
 
 static void
 client_timeout(struct event_timer *t, void *ctx)
@@ -716,6 +718,16 @@ spawn_done(struct login_client *c, enum login_result r,
 		relay_pump(c);
 		return;
 	}
+	spawn_failed(c, r, text);
+	client_after(c);
+}
+
+/* Back to the dialogue after a failed attempt; the caller resumes the
+ * connection (client_after), unless it is inside the dialogue already. */
+static void
+spawn_failed(struct login_client *c, enum login_result r, const char *text)
+{
+	spawn_end(c);
 	if (c->relay_fd >= 0) {
 		close(c->relay_fd);
 		c->relay_fd = -1;
@@ -736,7 +748,6 @@ spawn_done(struct login_client *c, enum login_result r,
 	c->state = LOGIN_STATE_PRELOGIN;
 	c->last_io_ms = event_now_ms(c->loop);
 	login_proto->login_failed(c, r);
-	client_after(c);
 }
 
 /* Sends what is left of the request; the descriptor rides on the
@@ -943,14 +954,14 @@ login_client_login(struct login_client *c, const struct login_request *r)
 		         "input after the command): %s",
 		    login_proto->log_name, stream_buffered(&c->st),
 		    login_client_log_fields(c));
-		spawn_done(c, LOGIN_RESULT_TEMPFAIL, NULL);
+		spawn_failed(c, LOGIN_RESULT_TEMPFAIL, NULL);
 		return;
 	}
 	if (c->tls_active) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) <
 		    0) {
 			msg_warn("socketpair: %m");
-			spawn_done(c, LOGIN_RESULT_UNAVAILABLE, NULL);
+			spawn_failed(c, LOGIN_RESULT_UNAVAILABLE, NULL);
 			return;
 		}
 		c->relay_fd = sp[0];
@@ -961,7 +972,7 @@ login_client_login(struct login_client *c, const struct login_request *r)
 		c->pass_fd = c->fd;
 	}
 	if ((c->spawn_fd = spawn_connect(&in_progress)) < 0) {
-		spawn_done(c, LOGIN_RESULT_UNAVAILABLE, NULL);
+		spawn_failed(c, LOGIN_RESULT_UNAVAILABLE, NULL);
 		return;
 	}
 	c->spawn_hold = !c->tls_active && stream_unsent(&c->st) > 0;

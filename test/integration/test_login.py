@@ -531,8 +531,8 @@ class PlaintextRefusedTest(TernTestCase):
 
 
 class PrivilegeTest(TernTestCase):
-    """As root: login runs as its own user (ternlogin) and, with spawn's
-    chroot column, inside login_directory."""
+    """As root: login runs as its own user (ternlogin); without spawn a
+    login is refused for now, and the dialogue goes on."""
 
     start_instance = False
 
@@ -551,5 +551,11 @@ class PrivilegeTest(TernTestCase):
                        SHORT, "login pid %d to drop to ternlogin" % pid)
             self.assertEqual(set(harness.process_uids(pid)),
                              {harness.pwd.getpwnam("ternlogin").pw_uid})
+        # Nothing listens on login_directory/spawn here.
         with RawPop(t.port_base + 110) as c:
             self.assertTrue(c.greeting.startswith("+OK"))
+            self.assertEqual(c.cmd("USER " + GOOD_USER), "+OK")
+            self.assertEqual(c.cmd("PASS " + GOOD_PW),
+                             "-ERR [SYS/TEMP] Login service unavailable, "
+                             "try again later.")
+            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
