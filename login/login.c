@@ -520,7 +520,11 @@ client_close(struct login_client *c)
 	event_timer_del(&c->timer);
 	spawn_end(c);
 	if (c->relay_fd >= 0) {
-		stream_close(&c->relay);
+		/* The pair's stream exists only once relaying began. */
+		if (c->state == LOGIN_STATE_RELAY)
+			stream_close(&c->relay);
+		else
+			close(c->relay_fd);
 		c->relay_fd = -1;
 	}
 	if (c->fd >= 0) {
