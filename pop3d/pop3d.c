@@ -24,7 +24,6 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "base/str.h"
 #include "base/stream.h"
 #include "mail/login_proto.h"
 #include "mail/params.h"
@@ -270,9 +269,6 @@ send_msg(struct pop3d_session *s, struct pop3d_msg *m, long long body_lines,
 static int
 cmd_capa(struct pop3d_session *s, struct pop3_cmd *c)
 {
-	const char *delay = config_value("pop3_login_delay");
-	uint64_t secs = 0;
-
 	(void)c;
 	reply(s, "+OK");
 	reply(s, "CAPA");
@@ -284,13 +280,12 @@ cmd_capa(struct pop3d_session *s, struct pop3_cmd *c)
 	reply(s, "USER");
 	reply(s, "IMPLEMENTATION tern");
 	if (var_pop3_delete_after > 0)
-		reply(s, "EXPIRE %lld", var_pop3_delete_after);
+		reply(s, "EXPIRE %lld",
+		    var_pop3_delete_after / POP3D_SECONDS_PER_DAY);
 	else
 		reply(s, "EXPIRE NEVER");
-	/* pop3_login_delay is spawn's parameter (seconds). */
-	if (delay != NULL && str_to_u64(delay, UINT64_MAX, &secs) == 0 &&
-	    secs > 0)
-		reply(s, "LOGIN-DELAY %llu", (unsigned long long)secs);
+	if (var_pop3_login_delay > 0)
+		reply(s, "LOGIN-DELAY %lld", var_pop3_login_delay);
 	return reply(s, ".");
 }
 

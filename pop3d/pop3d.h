@@ -29,6 +29,7 @@
  * this is not one of ours and is rebuilt (sizes) or left alone. */
 #define POP3D_STATE_FILE_MAX (64 * 1024 * 1024)
 
+/* RFC 2449 EXPIRE counts days; pop3_delete_after is a time. */
 #define POP3D_SECONDS_PER_DAY 86400
 
 struct pop3d_msg {
@@ -81,22 +82,23 @@ int pop3d_mbox_open_msg(struct pop3d_mbox *mb, struct pop3d_msg *m);
 /*
  * The UPDATE state (RFC 1939 6): unlinks deleted messages (and takes
  * them off maildirsize), adds \Seen to retrieved ones unless
- * no_flag_updates, fsyncs cur/, and with delete_after_days > 0 appends
+ * no_flag_updates, fsyncs cur/, and with delete_after > 0 appends
  * the retrieved messages to the retention list. *deleted_r: messages
  * removed. 0, or -1 with *error_r (what could be done is done).
  */
 int pop3d_mbox_commit(struct pop3d_mbox *mb, int no_flag_updates,
-    long long delete_after_days, time_t now, size_t *deleted_r,
+    long long delete_after, time_t now, size_t *deleted_r,
     const char **error_r);
 
 /*
  * Retention (pop3_delete_after): removes from maildir the messages its
- * retention list names that arrived more than days days before now, and
+ * retention list names that arrived more than max_age seconds before now,
+ * and
  * rewrites the list without the messages that are gone. The caller holds
  * the session lock or has none to hold. *removed_r: messages unlinked.
  * 0, or -1 with *error_r.
  */
-int pop3d_expire_maildir(const char *maildir, long long days, time_t now,
+int pop3d_expire_maildir(const char *maildir, long long max_age, time_t now,
     size_t *removed_r, const char **error_r);
 /*
  * pop3d -E: pop3d_expire_maildir on every directory at most
@@ -105,7 +107,7 @@ int pop3d_expire_maildir(const char *maildir, long long days, time_t now,
  * symbolic link. Returns the number of maildirs that failed.
  */
 #define POP3D_EXPIRE_DEPTH 4
-int pop3d_expire_tree(const char *base, long long days, time_t now);
+int pop3d_expire_tree(const char *base, long long max_age, time_t now);
 
 /*
  * Names. pop3d_name_time: the arrival time leading name ("SEC." and the

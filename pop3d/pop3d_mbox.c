@@ -604,8 +604,7 @@ append_retrieved(struct pop3d_mbox *mb, time_t now, const char **error_r)
 
 int
 pop3d_mbox_commit(struct pop3d_mbox *mb, int no_flag_updates,
-    long long delete_after_days, time_t now, size_t *deleted_r,
-    const char **error_r)
+    long long delete_after, time_t now, size_t *deleted_r, const char **error_r)
 {
 	uint64_t bytes = 0, size;
 	struct pop3d_msg *m;
@@ -645,7 +644,7 @@ pop3d_mbox_commit(struct pop3d_mbox *mb, int no_flag_updates,
 		(void)maildir_quota_add(
 		    mb->path, -(int64_t)bytes, -(int64_t)count);
 	*deleted_r = count;
-	if (delete_after_days > 0 && append_retrieved(mb, now, error_r) < 0)
+	if (delete_after > 0 && append_retrieved(mb, now, error_r) < 0)
 		ret = -1;
 	return ret;
 }
@@ -722,7 +721,7 @@ retained_load(int dirfd, const char *maildir, struct hash **h_r,
 /* Removes the listed messages of one of cur/ and new/ that are old
  * enough; marks the rest present. */
 static void
-expire_dir(int dirfd, const char *sub, struct hash *h, long long days,
+expire_dir(int dirfd, const char *sub, struct hash *h, long long max_age,
     time_t now, size_t *removed_r, uint64_t *bytes_r)
 {
 	struct retained *r;
@@ -756,7 +755,7 @@ expire_dir(int dirfd, const char *sub, struct hash *h, long long days,
 		/* Arrival: the name's time, else the file's. */
 		if (pop3d_name_time(de->d_name, &sec, &usec) < 0 || sec == 0)
 			sec = (long long)st.st_mtime;
-		if (sec > (long long)now - days * POP3D_SECONDS_PER_DAY) {
+		if (sec > (long long)now - max_age) {
 			r->present = 1;
 			continue;
 		}
@@ -775,7 +774,7 @@ expire_dir(int dirfd, const char *sub, struct hash *h, long long days,
 }
 
 static int
-expire_at(int dirfd, const char *maildir, long long days, time_t now,
+expire_at(int dirfd, const char *maildir, long long max_age, time_t now,
     size_t *removed_r, const char **error_r)
 {
 	struct retained *r;
@@ -793,8 +792,8 @@ expire_at(int dirfd, const char *maildir, long long days, time_t now,
 		return -1;
 	if (h == NULL)
 		return 0;
-	expire_dir(dirfd, "cur", h, days, now, removed_r, &bytes);
-	expire_dir(dirfd, "new", h, days, now, removed_r, &bytes);
+	expire_dir(dirfd, "cur", h, max_age, now, removed_r, &bytes);
+	expire_dir(dirfd, "new", h, max_age, now, removed_r, &bytes);
 	if (*removed_r > 0)
 		(void)maildir_quota_add(
 		    maildir, -(int64_t)bytes, -(int64_t)*removed_r);
@@ -833,7 +832,7 @@ done:
 }
 
 int
-pop3d_expire_maildir(const char *maildir, long long days, time_t now,
+pop3d_expire_maildir(const char *maildir, long long max_age, time_t now,
     size_t *removed_r, const char **error_r)
 {
 	int fd, ret;
@@ -846,7 +845,7 @@ pop3d_expire_maildir(const char *maildir, long long days, time_t now,
 		*error_r = mbox_error("open %s: %s", maildir, strerror(errno));
 		return -1;
 	}
-	ret = expire_at(fd, maildir, days, now, removed_r, error_r);
+	ret = expire_at(fd, maildir, max_age, now, removed_r, error_r);
 	close(fd);
 	return ret;
 }
@@ -864,8 +863,8 @@ is_maildir(int dirfd)
 
 /* One directory of the -E walk; dirfd is closed. */
 static void
-expire_walk(int dirfd, const char *path, int depth, long long days, time_t now,
-    int *failed_r)
+expire_walk(int dirfd, const char *path, int depth, long long max_age,
+    time_t now, int *failed_r)
 {
 	struct dirent *de;
 	struct stat st;
@@ -882,8 +881,8 @@ expire_walk(int dirfd, const char *path, int depth, long long days, time_t now,
 		    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
 		    MBOX_FILE_MODE);
 		if (lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
-			if (expire_at(dirfd, path, days, now, &removed, &err) <
-			    0) {
+			if (expire_at(dirfd, path, max_age, now, &removed,
+			        &err) < 0) {
 				msg_warn("expire %s: %s", path, err);
 				(*failed_r)++;
 			} else if (removed > 0) {
@@ -919,14 +918,14 @@ expire_walk(int dirfd, const char *path, int depth, long long days, time_t now,
 		if (fd < 0)
 			continue;
 		child = xasprintf("%s/%s", path, de->d_name);
-		expire_walk(fd, child, depth + 1, days, now, failed_r);
+		expire_walk(fd, child, depth + 1, max_age, now, failed_r);
 		free(child);
 	}
 	closedir(d);
 }
 
 int
-pop3d_expire_tree(const char *base, long long days, time_t now)
+pop3d_expire_tree(const char *base, long long max_age, time_t now)
 {
 	int fd, failed = 0;
 
@@ -935,6 +934,6 @@ pop3d_expire_tree(const char *base, long long days, time_t now)
 		msg_warn("expire: open %s: %s", base, strerror(errno));
 		return 1;
 	}
-	expire_walk(fd, base, 0, days, now, &failed);
+	expire_walk(fd, base, 0, max_age, now, &failed);
 	return failed;
 }

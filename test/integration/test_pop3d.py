@@ -474,7 +474,7 @@ class Pop3dTest(TernTestCase):
         md = self.new_maildir(files)
         old = os.path.join(md, "new", "notime-retrieved")
         os.utime(old, (now - 3 * DAY, now - 3 * DAY))
-        conf = self.make_conf(pop3_delete_after="2")
+        conf = self.make_conf(pop3_delete_after="2d")
         s = self.session(md, conf)
         self.assertEqual(s.pop.capa()["EXPIRE"], ["2"])
         # Order: notime (time 0), then by time.
