@@ -6,7 +6,8 @@
  * processes, not sessions. A child is exec'd with the lifeline pipe on
  * fd 3 and its service's sockets from fd 4 (lib/mail/server.h); it drops
  * its own privileges in server_main(). A dead child is restarted at once
- * if it ran for a while, else after a delay that doubles up to
+ * if it ran for a while or exited 0 by itself (a process retired by
+ * $max_use or $max_idle), else after a delay that doubles up to
  * $service_throttle_time, so a daemon that cannot start does not spin.
  * SIGHUP reloads tern.conf and services.conf and restarts only what
  * changed.
@@ -32,8 +33,8 @@
 #include "master.h"
 
 #define MASTER_CONF_MAX      (1024 * 1024)
-/* Program, -c DIR, -n NAME, -U USER, -r, -v, NULL around the args. */
-#define MASTER_ARGV_EXTRA    10
+/* Program, -c DIR, -n NAME, -U USER, -R DIR, -v, NULL around the args. */
+#define MASTER_ARGV_EXTRA    12
 #define MASTER_SERVICES_FILE "services.conf"
 #define MASTER_CONF_FILE     "tern.conf"
 #define MASTER_LISTEN_ENV    "TERN_LISTEN_FDS"
@@ -67,6 +68,8 @@ master_def_copy(struct service_def *dst, const struct service_def *src)
 	*dst = *src;
 	dst->name = xstrdup(src->name);
 	dst->user = src->user != NULL ? xstrdup(src->user) : NULL;
+	dst->chroot_dir =
+	    src->chroot_dir != NULL ? xstrdup(src->chroot_dir) : NULL;
 	dst->line = xstrdup(src->line);
 	dst->argv = xcalloc((size_t)src->argc + 1, sizeof(*dst->argv));
 	for (i = 0; i < src->argc; i++)
@@ -83,6 +86,7 @@ master_def_clear(struct service_def *def)
 	free(def->argv);
 	free(def->name);
 	free(def->user);
+	free(def->chroot_dir);
 	free(def->line);
 	memset(def, 0, sizeof(*def));
 }
@@ -195,7 +199,10 @@ master_child_argv(const struct master_service *sv)
 		argv[argc++] = sv->def.user;
 	} else if (sv->def.unpriv)
 		argv[argc++] = "-u";
-	if (sv->def.chroot)
+	if (sv->def.chroot_dir != NULL) {
+		argv[argc++] = "-R";
+		argv[argc++] = sv->def.chroot_dir;
+	} else if (sv->def.chroot)
 		argv[argc++] = "-r";
 	if (var_debug_level > 0)
 		argv[argc++] = "-v";
@@ -477,7 +484,9 @@ master_slot_exited(struct master_service *sv, int i, int status)
 		master_slot_remove(sv, i);
 		return;
 	}
-	if (s->terminating || ran >= MASTER_HEALTHY_RUN_MS) {
+	/* Exit 0 unasked: the process retired ($max_use, $max_idle). */
+	if (s->terminating || ran >= MASTER_HEALTHY_RUN_MS ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		if (!s->terminating)
 			s->backoff_ms = MASTER_BACKOFF_START_MS;
 		master_slot_start(s);
