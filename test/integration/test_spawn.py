@@ -85,6 +85,8 @@ class Login:
         self.sock.connect(path)
         data = raw if raw is not None else harness.attr_frame(pairs)
         extra = [os.dup(self.server.fileno()) for _ in range(fds - 1)]
+        # spawn may close a bad request before it is all sent.
+        self.refused = False
         try:
             if fds:
                 socket.send_fds(self.sock, [data[:1]],
@@ -92,6 +94,8 @@ class Login:
                 self.sock.sendall(data[1:])
             else:
                 self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.refused = True
         finally:
             for fd in extra:
                 os.close(fd)
@@ -102,6 +106,8 @@ class Login:
     def reply(self):
         """The reply's attributes as a dict, or None when spawn closed the
         connection without one."""
+        if self.refused:
+            return None
         buf = b""
         while True:
             try:
