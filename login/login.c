@@ -547,6 +547,8 @@ client_close(struct login_client *c)
 	free(c->user);
 	free(c->method);
 	free(c);
+	/* Counts toward max_use and starts the max_idle clock. */
+	server_conn_done();
 }
 
 /* A bare address of a socket, IPv4-mapped IPv6 shown as IPv4. */
@@ -1233,7 +1235,7 @@ login_protocol_last(int argc, char **argv)
 			return;
 		if (argv[i][0] == '-') {
 			/* -c, -n, -o and -U take the next word (or the rest). */
-			if (strchr("cnoU", argv[i][1]) != NULL &&
+			if (strchr("cnoRU", argv[i][1]) != NULL &&
 			    argv[i][1] != '\0' && argv[i][2] == '\0')
 				i++;
 			continue;
