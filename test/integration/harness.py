@@ -697,6 +697,13 @@ class TernInstance:
             # start and stop on a small machine; four serve every test
             # (tests of concurrency raise it).
             self.edit_service("smtp", 5, "4")
+            # LeakSanitizer needs /proc, which the login processes'
+            # chroot hides: test instances run them unchrooted, one per
+            # port; the tests of the chroot itself put it back inside
+            # leak_checks_off().
+            for port in (self.pop3_port, self.pop3s_port):
+                self.edit_service(str(port), 4, "n")
+                self.edit_service(str(port), 5, "1")
             # Mail to remote domains (notices to senders at example.org,
             # say) must not ask the world's DNS: a loopback port where
             # nothing listens makes it wait in the queue. Tests of
