@@ -327,7 +327,9 @@ parse_v3_header(struct maildir_uidlist *ul, const char *line,
 			ul->have_guid = 1;
 			break;
 		default:
-			hdr_ext_add(ul, field, (size_t)(line - field));
+			/* a CR (before a NUL) would not read back the same */
+			if (memchr(field, '\r', (size_t)(line - field)) == NULL)
+				hdr_ext_add(ul, field, (size_t)(line - field));
 			break;
 		}
 		while (*line == ' ')
@@ -476,6 +478,13 @@ parse_record(struct maildir_uidlist *ul, const char *line, uint32_t *prev_uid,
 		free(ext);
 		*error_r = "broken file name";
 		return 0;
+	}
+	if (name[strcspn(name, "\r")] != '\0') {
+		/* Names no file can have for Dovecot (it ignores files with
+		 * CR) and that would not read back the same once written. */
+		free(ext);
+		ul->recreate = 1;
+		return 1;
 	}
 	rec = xcalloc(1, sizeof(*rec));
 	rec->uid = uid;

@@ -91,6 +91,8 @@ void maildir_uidlist_free(struct maildir_uidlist **ul_r);
  *  - an extension field whose key is not A-Z is dropped (ul->recreate);
  *  - a base listed again under a higher UID keeps only the later UID
  *    (ul->recreate); the same line twice is harmless;
+ *  - a record whose name has a CR is dropped (ul->recreate): Dovecot
+ *    ignores such files, and it would not read back the same;
  *  - next_uid is raised above the highest UID read.
  * 1: parsed. 0: corrupt as Dovecot sees it (bad header or version, UIDVALIDITY or
  * next UID 0, a record without a UID or name, UIDs not ascending, a '/'
