@@ -36,30 +36,31 @@
 #include "base/str.h"
 #include "mail/maildir_uidlist.h"
 
-#define UIDLIST_VERSION  3
-#define UIDLIST_ERR_SIZE (PATH_MAX + 256)
+#define UIDLIST_VERSION     3
+#define UIDLIST_ERR_SIZE    (PATH_MAX + 256)
 /* The highest UID Dovecot gives: (uint32_t)-1 is its "no UID yet". */
-#define UIDLIST_UID_LIMIT 0xffffffffu
+#define UIDLIST_UID_LIMIT   0xffffffffu
 /* Dovecot's STALE_PID_CHECK_SECS: a younger lock's PID is not checked. */
 #define LOCK_PID_CHECK_SECS 2
 /* Bytes of "<pid>:<host>" read back from a lock (Dovecot reads 511). */
-#define LOCK_CONTENT_MAX 511
+#define LOCK_CONTENT_MAX    511
 /* Pause between attempts at the lock, and after overriding one so that
  * another process overriding it at the same moment does not remove ours
  * (Dovecot sleeps 0.1 to 0.2 s). */
-#define LOCK_RETRY_MS    100
-#define LOCK_OVERRIDE_MS 150
-#define HOST_MAX         256
+#define LOCK_RETRY_MS       100
+#define LOCK_OVERRIDE_MS    150
+#define HOST_MAX            256
 /* Growth of the record array. */
-#define RECS_INITIAL 64
+#define RECS_INITIAL        64
 /* Bytes read per read(2) of the file. */
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK          (64 * 1024)
 
 struct maildir_uidlist_lock {
 	char *path;
 	dev_t dev;
 	ino_t ino;
-	struct timespec mtime; /* with dev and ino: a reused inode is not ours */
+	/* with dev and ino: a reused inode is not ours */
+	struct timespec mtime;
 };
 
 static __thread char uidlist_err[UIDLIST_ERR_SIZE];
@@ -339,8 +340,7 @@ parse_v3_header(struct maildir_uidlist *ul, const char *line,
 }
 
 static int
-parse_header(struct maildir_uidlist *ul, const char *line,
-    const char **error_r)
+parse_header(struct maildir_uidlist *ul, const char *line, const char **error_r)
 {
 	uint32_t uidvalidity = 0, next_uid = 0;
 	const char *p, *start;
@@ -364,14 +364,14 @@ parse_header(struct maildir_uidlist *ul, const char *line,
 			p++;
 		for (start = p; ret == 0 && *p >= '0' && *p <= '9'; p++)
 			;
-		if (ret < 0 || parse_uint32(start, (size_t)(p - start),
-		                   &next_uid) < 0) {
+		if (ret < 0 ||
+		    parse_uint32(start, (size_t)(p - start), &next_uid) < 0) {
 			*error_r = "corrupt version 1 header";
 			return 0;
 		}
 	} else if (ul->version == UIDLIST_VERSION) {
-		if (parse_v3_header(ul, line, &uidvalidity, &next_uid,
-		        error_r) == 0) {
+		if (parse_v3_header(
+		        ul, line, &uidvalidity, &next_uid, error_r) == 0) {
 			ul->uidvalidity = uidvalidity;
 			return 0;
 		}
@@ -507,8 +507,8 @@ parse_record(struct maildir_uidlist *ul, const char *line, uint32_t *prev_uid,
 }
 
 int
-maildir_uidlist_parse(struct maildir_uidlist *ul, const char *text,
-    size_t len, const char **error_r)
+maildir_uidlist_parse(struct maildir_uidlist *ul, const char *text, size_t len,
+    const char **error_r)
 {
 	const char *p = text, *end = text + len, *nl, *what = NULL;
 	char line[MAILDIR_UIDLIST_LINE_MAX + 1];
@@ -518,19 +518,20 @@ maildir_uidlist_parse(struct maildir_uidlist *ul, const char *text,
 	int ret = 1;
 
 	if (len > MAILDIR_UIDLIST_SIZE_MAX) {
-		*error_r = uidlist_error("larger than %u bytes",
-		    MAILDIR_UIDLIST_SIZE_MAX);
+		*error_r = uidlist_error(
+		    "larger than %u bytes", MAILDIR_UIDLIST_SIZE_MAX);
 		return -1;
 	}
 	while (ret > 0 && p < end &&
-	    (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+	       (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		n = (size_t)(nl - p);
 		lineno++;
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
 		if (n > MAILDIR_UIDLIST_LINE_MAX) {
-			*error_r = uidlist_error("line %lu longer than %d bytes",
-			    lineno, MAILDIR_UIDLIST_LINE_MAX);
+			*error_r =
+			    uidlist_error("line %lu longer than %d bytes",
+			        lineno, MAILDIR_UIDLIST_LINE_MAX);
 			return -1;
 		}
 		memcpy(line, p, n);
@@ -551,8 +552,8 @@ maildir_uidlist_parse(struct maildir_uidlist *ul, const char *text,
 		what = "no header";
 	}
 	if (ret == 0) {
-		*error_r = uidlist_error("corrupt at line %lu: %s", lineno,
-		    what);
+		*error_r =
+		    uidlist_error("corrupt at line %lu: %s", lineno, what);
 		return 0;
 	}
 	if (ul->next_uid <= prev_uid)
@@ -681,8 +682,8 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 	if (k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ||
 	    k > UIDLIST_UID_LIMIT - ul->next_uid) {
 		*error_r = uidlist_error("%s run out",
-		    k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count
-		        ? "records" : "UIDs");
+		    k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ? "records"
+		                                                : "UIDs");
 		ret = -1;
 	} else {
 		qsort(fresh, k, sizeof(*fresh), new_cmp);
@@ -844,9 +845,8 @@ lock_check(const char *path, const char *file, time_t now, int stale_secs,
 }
 
 int
-maildir_uidlist_lock_stale(const char *maildir, int wait_secs,
-    int stale_secs, struct maildir_uidlist_lock **lock_r,
-    const char **error_r)
+maildir_uidlist_lock_stale(const char *maildir, int wait_secs, int stale_secs,
+    struct maildir_uidlist_lock **lock_r, const char **error_r)
 {
 	struct change_info lock_ci = {0}, file_ci = {0};
 	struct maildir_uidlist_lock *lock;
@@ -863,8 +863,8 @@ maildir_uidlist_lock_stale(const char *maildir, int wait_secs,
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST) {
-			*error_r = uidlist_error("open %s: %s", path,
-			    strerror(errno));
+			*error_r =
+			    uidlist_error("open %s: %s", path, strerror(errno));
 			ret = -1;
 			goto out;
 		}
@@ -872,8 +872,8 @@ maildir_uidlist_lock_stale(const char *maildir, int wait_secs,
 		ret = lock_check(path, file, now, stale_secs, &lock_ci,
 		    &file_ci, &last_change);
 		if (ret < 0) {
-			*error_r = uidlist_error("checking %s: %s", path,
-			    strerror(errno));
+			*error_r = uidlist_error(
+			    "checking %s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (ret > 0) {
@@ -900,8 +900,7 @@ maildir_uidlist_lock_stale(const char *maildir, int wait_secs,
 	}
 	free(content);
 	if (fstat(fd, &st) < 0) {
-		*error_r = uidlist_error("fstat %s: %s", path,
-		    strerror(errno));
+		*error_r = uidlist_error("fstat %s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		ret = -1;
@@ -940,8 +939,7 @@ maildir_uidlist_unlock(struct maildir_uidlist_lock **lock_r)
 		return;
 	/* Overridden as stale meanwhile: the file is another's lock now. */
 	if (lstat(lock->path, &st) == 0 && st.st_ino == lock->ino &&
-	    st.st_dev == lock->dev &&
-	    st.st_mtim.tv_sec == lock->mtime.tv_sec &&
+	    st.st_dev == lock->dev && st.st_mtim.tv_sec == lock->mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == lock->mtime.tv_nsec)
 		unlink(lock->path);
 	free(lock->path);
@@ -954,8 +952,8 @@ maildir_uidlist_unlock(struct maildir_uidlist_lock **lock_r)
  */
 
 int
-maildir_uidlist_read(const char *maildir, struct maildir_uidlist **ul_r,
-    const char **error_r)
+maildir_uidlist_read(
+    const char *maildir, struct maildir_uidlist **ul_r, const char **error_r)
 {
 	struct maildir_uidlist *ul;
 	char what[UIDLIST_ERR_SIZE];
@@ -982,8 +980,7 @@ maildir_uidlist_read(const char *maildir, struct maildir_uidlist **ul_r,
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		*error_r = uidlist_error("fstat %s: %s", path,
-		    strerror(errno));
+		*error_r = uidlist_error("fstat %s: %s", path, strerror(errno));
 		close(fd);
 		free(path);
 		return -1;
@@ -1003,8 +1000,8 @@ maildir_uidlist_read(const char *maildir, struct maildir_uidlist **ul_r,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			*error_r = uidlist_error("read %s: %s", path,
-			    strerror(errno));
+			*error_r =
+			    uidlist_error("read %s: %s", path, strerror(errno));
 			ret = -1;
 			break;
 		}
@@ -1060,8 +1057,8 @@ maildir_uidlist_write(const char *maildir, struct maildir_uidlist *ul,
 	if (!ul->have_guid) {
 		if (getrandom(ul->guid, sizeof(ul->guid), 0) !=
 		    (ssize_t)sizeof(ul->guid)) {
-			*error_r = uidlist_error("getrandom: %s",
-			    strerror(errno));
+			*error_r =
+			    uidlist_error("getrandom: %s", strerror(errno));
 			return -1;
 		}
 		ul->have_guid = 1;
@@ -1075,8 +1072,8 @@ maildir_uidlist_write(const char *maildir, struct maildir_uidlist *ul,
 	}
 	/* Dovecot gives its files the maildir's permission bits. */
 	if (stat(maildir, &dst) < 0) {
-		*error_r = uidlist_error("stat %s: %s", maildir,
-		    strerror(errno));
+		*error_r =
+		    uidlist_error("stat %s: %s", maildir, strerror(errno));
 		goto out;
 	}
 	tmp = xasprintf("%s/%s", maildir, MAILDIR_UIDLIST_TMP_NAME);
@@ -1087,8 +1084,8 @@ maildir_uidlist_write(const char *maildir, struct maildir_uidlist *ul,
 		*error_r = uidlist_error("unlink %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		*error_r = uidlist_error("open %s: %s", tmp, strerror(errno));
 		goto out;
@@ -1101,8 +1098,8 @@ maildir_uidlist_write(const char *maildir, struct maildir_uidlist *ul,
 		goto out;
 	}
 	if (rename(tmp, path) < 0) {
-		*error_r = uidlist_error("rename %s to %s: %s", tmp, path,
-		    strerror(errno));
+		*error_r = uidlist_error(
+		    "rename %s to %s: %s", tmp, path, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
@@ -1140,17 +1137,18 @@ scan_present(const char *maildir, struct hash *present, const char **error_r)
 				free(dir);
 				continue;
 			}
-			*error_r = uidlist_error("opendir %s: %s", dir,
-			    strerror(errno));
+			*error_r = uidlist_error(
+			    "opendir %s: %s", dir, strerror(errno));
 			free(dir);
 			return -1;
 		}
 		while ((de = readdir(d)) != NULL) {
 			if (de->d_name[0] == '.')
 				continue;
-			if (++entries > 2 * (size_t)MAILDIR_UIDLIST_RECORDS_MAX) {
-				*error_r = uidlist_error("%s: too many files",
-				    dir);
+			if (++entries >
+			    2 * (size_t)MAILDIR_UIDLIST_RECORDS_MAX) {
+				*error_r =
+				    uidlist_error("%s: too many files", dir);
 				closedir(d);
 				free(dir);
 				return -1;
@@ -1308,8 +1306,8 @@ maildir_uidlist_assign(const char *maildir, char *const *bases, size_t n,
 		return 0;
 	}
 	maildir_uidlist_free(&ul);
-	ret = maildir_uidlist_lock(maildir, MAILDIR_UIDLIST_LOCK_WAIT_SECS,
-	    &lock, error_r);
+	ret = maildir_uidlist_lock(
+	    maildir, MAILDIR_UIDLIST_LOCK_WAIT_SECS, &lock, error_r);
 	if (ret <= 0)
 		return -1;
 	ret = assign_locked(maildir, bases, n, uids_r, uidvalidity_r, error_r);

@@ -51,7 +51,7 @@
 #define MAILDIR_UIDLIST_LOCK_STALE_SECS 120
 /* How long maildir_uidlist_assign waits for the lock: Dovecot waits the
  * stale time plus 2 s, so that a stale lock is always overridden first. */
-#define MAILDIR_UIDLIST_LOCK_WAIT_SECS (MAILDIR_UIDLIST_LOCK_STALE_SECS + 2)
+#define MAILDIR_UIDLIST_LOCK_WAIT_SECS  (MAILDIR_UIDLIST_LOCK_STALE_SECS + 2)
 
 #define MAILDIR_UIDLIST_GUID_SIZE 16
 
@@ -64,7 +64,7 @@ struct maildir_uidlist_rec {
 };
 
 struct maildir_uidlist {
-	unsigned version; /* as read; a write makes it 3 */
+	unsigned version;     /* as read; a write makes it 3 */
 	uint32_t uidvalidity; /* 0: none yet (a write picks one) */
 	uint32_t next_uid;    /* at least 1, above every record's uid */
 	unsigned char guid[MAILDIR_UIDLIST_GUID_SIZE];
@@ -159,8 +159,7 @@ int maildir_uidlist_lock(const char *maildir, int wait_secs,
     struct maildir_uidlist_lock **lock_r, const char **error_r);
 /* The same with another staleness time than Dovecot's (for tests). */
 int maildir_uidlist_lock_stale(const char *maildir, int wait_secs,
-    int stale_secs, struct maildir_uidlist_lock **lock_r,
-    const char **error_r);
+    int stale_secs, struct maildir_uidlist_lock **lock_r, const char **error_r);
 /* Removes the lock file if it is still ours; NULL-safe. */
 void maildir_uidlist_unlock(struct maildir_uidlist_lock **lock_r);
 
@@ -171,11 +170,12 @@ void maildir_uidlist_unlock(struct maildir_uidlist_lock **lock_r);
  * or corrupt (see maildir_uidlist_parse); -1 with *error_r on an I/O
  * error or a file over the bounds (*ul_r NULL).
  */
-int maildir_uidlist_read(const char *maildir, struct maildir_uidlist **ul_r,
-    const char **error_r);
+int maildir_uidlist_read(
+    const char *maildir, struct maildir_uidlist **ul_r, const char **error_r);
 /*
  * Writes ul as $maildir/dovecot-uidlist through dovecot-uidlist.tmp
- * (O_NOFOLLOW, mode 0600, fdatasync, rename), as Dovecot does; the caller
+ * (O_NOFOLLOW, the maildir's permission bits without x, fdatasync,
+ * rename, then an fsync of the maildir), as Dovecot does; the caller
  * holds the lock. A list without UIDVALIDITY gets a fresh one (the time,
  * or one above old_uidvalidity when that is not below it) and one without
  * GUID a random one. 0, or -1 with *error_r.

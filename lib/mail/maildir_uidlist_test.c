@@ -37,8 +37,8 @@ tpath(const char *name)
 static void
 put_file(const char *path, const char *text)
 {
-	CHECK_INT(file_write_atomic(path, text, strlen(text), 0600,
-	              (uid_t)-1, (gid_t)-1, &(const char *){NULL}),
+	CHECK_INT(file_write_atomic(path, text, strlen(text), 0600, (uid_t)-1,
+	              (gid_t)-1, &(const char *){NULL}),
 	    0);
 }
 
@@ -73,8 +73,8 @@ test_parse_dovecot(void)
 	const char *error = NULL;
 	struct buf out;
 
-	CHECK_INT(maildir_uidlist_parse(ul, dovecot_text, strlen(dovecot_text),
-	              &error),
+	CHECK_INT(maildir_uidlist_parse(
+	              ul, dovecot_text, strlen(dovecot_text), &error),
 	    1);
 	CHECK_INT(ul->version, 3);
 	CHECK_INT(ul->uidvalidity, 1700000000u);
@@ -126,7 +126,9 @@ test_parse_cuts(void)
 	for (i = 0; i <= len; i++) {
 		ul = maildir_uidlist_create();
 		ret = maildir_uidlist_parse(ul, dovecot_text, i, &error);
-		if (i < strlen("3 V1700000000 N7 G0c3e8a1b47f1d265a1cb0000b8d1e3a2 Pabc\n"))
+		if (i <
+		    strlen(
+		        "3 V1700000000 N7 G0c3e8a1b47f1d265a1cb0000b8d1e3a2 Pabc\n"))
 			CHECK_INT(ret, 0);
 		else
 			CHECK_INT(ret, 1);
@@ -205,7 +207,8 @@ test_parse_table(void)
 		len = strlen(cases[i].text);
 		error = NULL;
 		ret = maildir_uidlist_parse(ul, cases[i].text, len, &error);
-		if (ret != cases[i].ret || (ret == 1 && ul->count != cases[i].count))
+		if (ret != cases[i].ret ||
+		    (ret == 1 && ul->count != cases[i].count))
 			printf("# case %zu\n", i);
 		CHECK_INT(ret, cases[i].ret);
 		CHECK(ret == 1 || error != NULL);
@@ -218,15 +221,14 @@ test_parse_table(void)
 	}
 	/* NUL ends a line for the parser */
 	ul = maildir_uidlist_create();
-	CHECK_INT(maildir_uidlist_parse(ul, "3 V1 N1\n1 :a\0junk\n", 18, &error),
-	    1);
+	CHECK_INT(
+	    maildir_uidlist_parse(ul, "3 V1 N1\n1 :a\0junk\n", 18, &error), 1);
 	CHECK(ul->count == 1 && strcmp(ul->recs[0]->base, "a") == 0);
 	maildir_uidlist_free(&ul);
 	/* the duplicate case keeps the later UID */
 	ul = maildir_uidlist_create();
 	CHECK_INT(maildir_uidlist_parse(ul, "3 V1 N9\n1 :a\n2 :b\n3 :a\n",
-	              strlen("3 V1 N9\n1 :a\n2 :b\n3 :a\n"),
-	              &error),
+	              strlen("3 V1 N9\n1 :a\n2 :b\n3 :a\n"), &error),
 	    1);
 	CHECK(maildir_uidlist_lookup(ul, "a") != NULL &&
 	      maildir_uidlist_lookup(ul, "a")->uid == 3);
@@ -274,8 +276,8 @@ test_parse_bounds(void)
 	maildir_uidlist_free(&ul);
 	buf_free(&b);
 	ul = maildir_uidlist_create();
-	CHECK_INT(maildir_uidlist_parse(ul, "", MAILDIR_UIDLIST_SIZE_MAX + 1ul,
-	              &error),
+	CHECK_INT(maildir_uidlist_parse(
+	              ul, "", MAILDIR_UIDLIST_SIZE_MAX + 1ul, &error),
 	    -1);
 	maildir_uidlist_free(&ul);
 }
@@ -374,8 +376,8 @@ test_assign(void)
 {
 	char *md = make_maildir("assign"), *path, *text, *lock;
 	char *b1[] = {"1700000002.M1P1.h", "1700000001.M1P1.h:2,S", "bad/x"};
-	char *b2[] = {"1700000001.M1P1.h", "1700000002.M1P1.h",
-	    "1700000000.M5P1.h"};
+	char *b2[] = {
+	    "1700000001.M1P1.h", "1700000002.M1P1.h", "1700000000.M5P1.h"};
 	uint32_t uids[3], uv, uv2;
 	const char *error;
 	struct stat st;

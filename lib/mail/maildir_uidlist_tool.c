@@ -56,14 +56,14 @@ main(int argc, char **argv)
 				cap = cap == 0 ? 64 : cap * 2;
 				bases = xrealloc(bases, cap * sizeof(*bases));
 			}
-			bases[n++] = xstrndup(de->d_name,
-			    strcspn(de->d_name, ":"));
+			bases[n++] =
+			    xstrndup(de->d_name, strcspn(de->d_name, ":"));
 		}
 		closedir(d);
 	}
 	uids = xcalloc(n + 1, sizeof(*uids));
-	if (maildir_uidlist_assign(argv[1], bases, n, uids, &uidvalidity,
-	        &error) < 0) {
+	if (maildir_uidlist_assign(
+	        argv[1], bases, n, uids, &uidvalidity, &error) < 0) {
 		fprintf(stderr, "maildir_uidlist_tool: %s\n", error);
 		return 1;
 	}

@@ -44,7 +44,8 @@ check_list(const struct maildir_uidlist *ul)
 		FUZZ_CHECK(strchr(rec->base, ':') == NULL);
 		FUZZ_CHECK(maildir_uidlist_lookup(ul, rec->base) == rec);
 		FUZZ_CHECK(maildir_uidlist_lookup_uid(ul, rec->uid) == rec);
-		for (e = rec->ext; e != NULL && *e != '\0'; e += strlen(e) + 1) {
+		for (e = rec->ext; e != NULL && *e != '\0';
+		     e += strlen(e) + 1) {
 			FUZZ_CHECK(*e >= 'A' && *e <= 'Z');
 			FUZZ_CHECK(strchr(e, ' ') == NULL);
 			FUZZ_CHECK(maildir_uidlist_rec_ext(rec, *e) != NULL);
@@ -78,7 +79,8 @@ check_same(const struct maildir_uidlist *a, const struct maildir_uidlist *b)
 
 	FUZZ_CHECK(a->uidvalidity == b->uidvalidity);
 	FUZZ_CHECK(a->next_uid == b->next_uid);
-	FUZZ_CHECK(b->have_guid && memcmp(a->guid, b->guid, sizeof(a->guid)) == 0);
+	FUZZ_CHECK(
+	    b->have_guid && memcmp(a->guid, b->guid, sizeof(a->guid)) == 0);
 	FUZZ_CHECK((a->hdr_ext == NULL && b->hdr_ext == NULL) ||
 	           (a->hdr_ext != NULL && b->hdr_ext != NULL &&
 	               strcmp(a->hdr_ext, b->hdr_ext) == 0));
@@ -117,8 +119,9 @@ check_round_trip(struct maildir_uidlist *ul)
 	if (ret == 1) {
 		check_same(ul, again);
 		FUZZ_CHECK(maildir_uidlist_format(again, &out2) == 0);
-		FUZZ_CHECK(out.len == out2.len &&
-		           memcmp(buf_cstr(&out), buf_cstr(&out2), out.len) == 0);
+		FUZZ_CHECK(
+		    out.len == out2.len &&
+		    memcmp(buf_cstr(&out), buf_cstr(&out2), out.len) == 0);
 	}
 	maildir_uidlist_free(&again);
 	buf_free(&out);
@@ -128,7 +131,8 @@ check_round_trip(struct maildir_uidlist *ul)
 static void
 check_add(struct maildir_uidlist *ul)
 {
-	static char m1[] = "1700000001.M1P1.fuzz:2,S", m2[] = "1700000001.M2P1.fuzz";
+	static char m1[] = "1700000001.M1P1.fuzz:2,S",
+	            m2[] = "1700000001.M2P1.fuzz";
 	static char x[] = "x";
 	char *names[NEW_NAMES];
 	uint32_t next = ul->next_uid, *before;
