@@ -574,6 +574,9 @@ preload_input(struct pop3d_session *s)
 	return 0;
 }
 
+/* pop3_uidl_format has %u or %v: dovecot-uidlist is read (and kept). */
+static int uidl_needs_uid;
+
 static int
 open_mailbox(struct pop3d_session *s, const char *maildir)
 {
@@ -602,7 +605,8 @@ open_mailbox(struct pop3d_session *s, const char *maildir)
 			slog(LOG_INFO, "pop3_delete_after: removed=%zu",
 			    removed);
 	}
-	if (pop3d_mbox_scan(&s->mb, &err) < 0) {
+	if (pop3d_mbox_scan(&s->mb, &err) < 0 ||
+	    (uidl_needs_uid && pop3d_mbox_uids(&s->mb, &err) < 0)) {
 		slog(LOG_ERR, "%s", err);
 		reply(s, "-ERR [SYS/TEMP] Couldn't open mailbox.");
 		return -1;
@@ -682,9 +686,8 @@ static void
 check_config(void)
 {
 	const char *err;
-	int needs_uid;
 
-	if (pop3d_uidl_check(var_pop3_uidl_format, &needs_uid, &err) < 0)
+	if (pop3d_uidl_check(var_pop3_uidl_format, &uidl_needs_uid, &err) < 0)
 		msg_fatal("pop3_uidl_format = %s: %s",
 		    log_sanitize(var_pop3_uidl_format, POP3D_LOG_LINE_MAX / 2),
 		    err);

@@ -70,6 +70,13 @@ int pop3d_mbox_open(struct pop3d_mbox *mb, const char *path, int lock,
  * (then cached). 0, or -1 with *error_r.
  */
 int pop3d_mbox_scan(struct pop3d_mbox *mb, const char **error_r);
+/*
+ * Gives the scanned messages their IMAP UIDs and the mailbox its
+ * UIDVALIDITY from dovecot-uidlist (maildir_uidlist_assign: read, or
+ * added and written as Dovecot would) and lists them in UID order, as
+ * Dovecot's pop3 does. 0, or -1 with *error_r.
+ */
+int pop3d_mbox_uids(struct pop3d_mbox *mb, const char **error_r);
 void pop3d_mbox_close(struct pop3d_mbox *mb);
 
 /*

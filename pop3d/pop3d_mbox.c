@@ -29,6 +29,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "mail/maildir.h"
+#include "mail/maildir_uidlist.h"
 #include "pop3d.h"
 
 /* Bytes read per call when counting a message's line ends. */
@@ -419,6 +420,32 @@ msg_cmp(const void *a, const void *b)
 	if (x->uid != y->uid)
 		return x->uid < y->uid ? -1 : 1;
 	return pop3d_name_cmp(x->name, y->name);
+}
+
+int
+pop3d_mbox_uids(struct pop3d_mbox *mb, const char **error_r)
+{
+	char **bases = xcalloc(mb->count + 1, sizeof(*bases));
+	uint32_t *uids = xcalloc(mb->count + 1, sizeof(*uids));
+	size_t i;
+	int ret;
+
+	for (i = 0; i < mb->count; i++)
+		bases[i] = xstrndup(mb->msgs[i].name, mb->msgs[i].base_len);
+	ret = maildir_uidlist_assign(
+	    mb->path, bases, mb->count, uids, &mb->uidvalidity, error_r);
+	if (ret == 0) {
+		for (i = 0; i < mb->count; i++)
+			mb->msgs[i].uid = uids[i];
+		/* Dovecot's pop3 lists a mailbox in UID order. */
+		if (mb->count > 1)
+			qsort(mb->msgs, mb->count, sizeof(*mb->msgs), msg_cmp);
+	}
+	for (i = 0; i < mb->count; i++)
+		free(bases[i]);
+	free(bases);
+	free(uids);
+	return ret;
 }
 
 int

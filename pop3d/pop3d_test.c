@@ -186,8 +186,9 @@ test_uidl_check(void)
 	    {"%f", 0, 0},
 	    {"%{filename}%%", 0, 0},
 	    {"UID-%Lf", 0, 0},
-	    /* Until dovecot-uidlist support: refused. */
-	    {"%08Xu%08Xv", -1, 1},
+	    /* Dovecot's default, from dovecot-uidlist */
+	    {"%08Xu%08Xv", 0, 1},
+	    {"%v-%{uid}", 0, 1},
 	    {"", -1, 0},
 	    {"%m", -1, 0},
 	    {"%{md5}", -1, 0},

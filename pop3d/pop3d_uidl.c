@@ -380,13 +380,6 @@ uidl_run(const char *format, const struct uidl_vars *v, struct buf *out,
 		if (buf_append(out, s, len) < 0)
 			goto done;
 	}
-	if (v == NULL && *needs_uid_r) {
-		/* dovecot-uidlist support (lib/mail/maildir_uidlist.h) is
-		 * not in this build yet. */
-		*error_r = "%u and %v (IMAP UID and UIDVALIDITY) are not "
-		           "supported yet: use %f";
-		goto done;
-	}
 	ret = 0;
 done:
 	buf_free(&val);

@@ -14,6 +14,7 @@ pop3_delete_after at session start and with -E."""
 
 import base64
 import os
+import re
 import poplib
 import pwd
 import socket
@@ -263,9 +264,20 @@ class Pop3dTest(TernTestCase):
                          sorted(n + ":2," for n in names))
         self.check_sizes(s.pop, stored)
         resp, uidls, _ = s.pop.uidl()
-        self.assertEqual(uidls, [b"%d %s" % (i + 1, n.encode())
+        # The default is Dovecot's %08Xu%08Xv (X: lower-case hex, as
+        # Dovecot's), from the dovecot-uidlist
+        # pop3d keeps as Dovecot does (test_uidlist checks it against
+        # Dovecot): UIDs in delivery order.
+        with open(os.path.join(md, "dovecot-uidlist")) as f:
+            lines = f.read().splitlines()
+        validity = int(re.search(r" V(\d+)", lines[0]).group(1))
+        uid_of = {l.split(" :", 1)[1]: int(l.split(" ", 1)[0])
+                  for l in lines[1:]}
+        self.assertEqual(sorted(uid_of), names)
+        self.assertEqual(uidls, [b"%d %08x%08x" % (i + 1, uid_of[n], validity)
                                  for i, n in enumerate(names)])
-        self.assertEqual(s.pop.uidl(2), b"+OK 2 " + names[1].encode())
+        self.assertEqual(s.pop.uidl(2), b"+OK 2 %08x%08x"
+                         % (uid_of[names[1]], validity))
         self.assertEqual(s.quit(), b"+OK Logging out.")
         # RETR marked every message \Seen; nothing left new/.
         self.assertEqual(sorted(os.listdir(os.path.join(md, "cur"))),
@@ -413,7 +425,8 @@ class Pop3dTest(TernTestCase):
         """CAPA, refused login commands, bad numbers, pipelining, input
         from login, the line limit and the bad-command limit."""
         md = self.new_maildir([("1000000001.M1P1.h", b"S: 1\n\nx\n")])
-        s = self.session(md)
+        # UIDLs that are the file's name, to recognise (Dovecot's %f)
+        s = self.session(md, self.make_conf(pop3_uidl_format="%f"))
         caps = s.pop.capa()
         for c in ("TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE",
                   "PIPELINING", "USER"):
