@@ -34,7 +34,7 @@ prog=run.sh
 . "$top/scripts/lib.sh"
 
 [ "$(id -u)" -eq 0 ] ||
-	die "run as root: it installs into $prefix, creates the tern, terndrop, vmail and ternauth accounts and listens on port 25"
+	die "run as root: it installs into $prefix, creates the tern, terndrop, vmail, ternauth and ternlogin accounts and listens on port 25"
 
 case "${1:-}" in
 "") ;;
@@ -77,6 +77,11 @@ fi
 if ! getent passwd ternauth >/dev/null; then
 	say "creating user ternauth"
 	useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternauth
+fi
+# The POP3/IMAP pre-login processes' own user (chrooted, no mail).
+if ! getent passwd ternlogin >/dev/null; then
+	say "creating user ternlogin"
+	useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternlogin
 fi
 
 # --- configuration ------------------------------------------------------------

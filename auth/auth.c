@@ -79,7 +79,9 @@ static int auth_ndelayed;
 struct auth_req {
 	const struct attr_list *attrs;
 	const char *service;
-	const struct attr *user, *password;
+	int apop;
+	const struct attr *user, *password; /* apop: the digest */
+	const struct attr *challenge;       /* apop only */
 	const char *addr;
 	char addr_key[AUTH_ADDR_KEY_SIZE];
 };
@@ -203,7 +205,9 @@ auth_req_parse(const struct attr_list *attrs, struct auth_req *r)
 
 	memset(r, 0, sizeof(*r));
 	r->attrs = attrs;
-	if (what == NULL || strcmp(what, AUTH_REQUEST_AUTH) != 0) {
+	if (what != NULL && strcmp(what, AUTH_REQUEST_APOP) == 0)
+		r->apop = 1;
+	else if (what == NULL || strcmp(what, AUTH_REQUEST_AUTH) != 0) {
 		msg_warn("protocol error: unknown request '%s'",
 		    log_sanitize(what != NULL ? what : "", AUTH_LOG_FIELD_MAX));
 		return -1;
@@ -222,12 +226,18 @@ auth_req_parse(const struct attr_list *attrs, struct auth_req *r)
 		return -1;
 	}
 	r->user = attr_find(attrs, AUTH_ATTR_USER);
-	r->password = attr_find(attrs, AUTH_ATTR_PASSWORD);
-	if (r->user == NULL || r->password == NULL || addr == NULL) {
+	r->password = attr_find(
+	    attrs, r->apop ? AUTH_ATTR_APOP_DIGEST : AUTH_ATTR_PASSWORD);
+	if (r->apop)
+		r->challenge = attr_find(attrs, AUTH_ATTR_APOP_CHALLENGE);
+	if (r->user == NULL || r->password == NULL || addr == NULL ||
+	    (r->apop && r->challenge == NULL)) {
 		msg_warn("protocol error: request without %s",
 		    r->user == NULL       ? AUTH_ATTR_USER
-		    : r->password == NULL ? AUTH_ATTR_PASSWORD
-		                          : AUTH_ATTR_CLIENT);
+		    : r->password == NULL ? (r->apop ? AUTH_ATTR_APOP_DIGEST
+		                                     : AUTH_ATTR_PASSWORD)
+		    : addr == NULL        ? AUTH_ATTR_CLIENT
+		                          : AUTH_ATTR_APOP_CHALLENGE);
 		return -1;
 	}
 	if (addr->len > 0 && !auth_text_ok(addr, AUTH_ADDR_MAX)) {
@@ -311,12 +321,20 @@ auth_request(struct attr_conn *conn, const struct attr_list *attrs)
 		auth_failed(conn, &r, NULL, "malformed password");
 		return 0;
 	}
-	switch (auth_db_check(r.user->value, r.password->value, &canonical)) {
+	if (r.apop && (r.password->len != AUTH_APOP_DIGEST_LEN ||
+	                  !auth_text_ok(r.challenge, AUTH_APOP_CHALLENGE_MAX))) {
+		auth_failed(conn, &r, NULL, "malformed APOP digest");
+		return 0;
+	}
+	switch (r.apop ? auth_db_check_apop(r.user->value, r.challenge->value,
+	                     r.password->value, &canonical)
+	               : auth_db_check(
+	                     r.user->value, r.password->value, &canonical)) {
 	case AUTH_DB_OK:
 		/* A success forgets the user's failures, not the address's. */
 		auth_fail_clear(auth_fail_users, canonical);
-		msg_info("ok: user=<%s>, rip=%s, service=%s", canonical,
-		    auth_log_addr(&r), r.service);
+		msg_info("ok: user=<%s>, rip=%s, service=%s%s", canonical,
+		    auth_log_addr(&r), r.service, r.apop ? ", method=APOP" : "");
 		auth_reply(
 		    conn, attrs, AUTH_STATUS_OK, canonical, AUTH_TEXT_OK);
 		break;

@@ -30,6 +30,20 @@ void auth_db_init(void);
  */
 enum auth_db_result auth_db_check(const char *user, const char *password,
     const char **canonical_r);
+/*
+ * The same for APOP (RFC 1939 7): AUTH_DB_OK when user's password is
+ * stored in a plaintext scheme and auth_apop_match() holds; a hashed
+ * password is AUTH_DB_MISMATCH. Unknown users cost the same digest.
+ */
+enum auth_db_result auth_db_check_apop(const char *user,
+    const char *challenge, const char *digest, const char **canonical_r);
 void auth_db_shutdown(void);
+
+/*
+ * 1 if digest is MD5(challenge password) in lower-case hex (32 digits),
+ * compared in constant time; else 0.
+ */
+int auth_apop_match(const char *challenge, const char *password,
+    const char *digest);
 
 #endif

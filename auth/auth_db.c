@@ -159,6 +159,28 @@ auth_db_check(const char *user, const char *password, const char **canonical_r)
 	return userdb_verify(e, password) ? AUTH_DB_OK : AUTH_DB_MISMATCH;
 }
 
+enum auth_db_result
+auth_db_check_apop(const char *user, const char *challenge, const char *digest,
+    const char **canonical_r)
+{
+	const struct userdb_entry *e;
+	const char *plain;
+
+	if (auth_db_refresh() < 0)
+		return AUTH_DB_UNAVAILABLE;
+	if ((e = userdb_find(&auth_db.db, user)) == NULL) {
+		(void)auth_apop_match(challenge, AUTH_DUMMY_NAME, digest);
+		return AUTH_DB_UNKNOWN;
+	}
+	*canonical_r = e->name;
+	if ((plain = userdb_plaintext(e)) == NULL || *plain == '\0') {
+		(void)auth_apop_match(challenge, AUTH_DUMMY_NAME, digest);
+		return AUTH_DB_MISMATCH;
+	}
+	return auth_apop_match(challenge, plain, digest) ? AUTH_DB_OK
+	                                                 : AUTH_DB_MISMATCH;
+}
+
 void
 auth_db_shutdown(void)
 {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "auth_fail.h"
 #include "unit.h"
 
@@ -154,6 +155,35 @@ test_flood(void)
 	auth_fail_free(&t);
 }
 
-UNIT_MAIN(UNIT_CASE(test_delay), UNIT_CASE(test_count_and_clear),
+/* RFC 1939 7's example, and what must not match. */
+static void
+test_apop(void)
+{
+	static const struct {
+		const char *challenge, *password, *digest;
+		int ok;
+	} t[] = {
+	    {"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf",
+	        "c4c9334bac560ecc979e58001b3e22fb", 1},
+	    /* Upper-case hex is not what RFC 1939 sends. */
+	    {"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf",
+	        "C4C9334BAC560ECC979E58001B3E22FB", 0},
+	    {"<1896.697170952@dbc.mtview.ca.us>", "tanstaaF",
+	        "c4c9334bac560ecc979e58001b3e22fb", 0},
+	    {"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf",
+	        "c4c9334bac560ecc979e58001b3e22f", 0},
+	    {"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf", "", 0},
+	    {"<other@x>", "tanstaaf", "c4c9334bac560ecc979e58001b3e22fb", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++) {
+		CHECK_INT(auth_apop_match(t[i].challenge, t[i].password,
+		              t[i].digest),
+		    t[i].ok);
+	}
+}
+
+UNIT_MAIN(UNIT_CASE(test_apop), UNIT_CASE(test_delay), UNIT_CASE(test_count_and_clear),
     UNIT_CASE(test_window), UNIT_CASE(test_eviction),
     UNIT_CASE(test_saturation), UNIT_CASE(test_flood))

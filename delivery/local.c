@@ -40,6 +40,7 @@
 #include "base/stream.h"
 #include "mail/addr.h"
 #include "mail/attr.h"
+#include "mail/mailbox_locate.h"
 #include "mail/maildir.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
@@ -497,8 +498,8 @@ local_virtual_mailbox(const struct resolve_result *r, const char *addr,
 	/* Without the table: the address list, never the user file (only
 	 * auth holds hashes). */
 	if (virtual_mailbox_active())
-		found = virtual_mailbox_find(
-		    addr, maildir_r, top_r, &tempfail, &err);
+		found = mailbox_virtual_path(addr, r->local, r->domain,
+		    maildir_r, top_r, &tempfail, &err);
 	else {
 		found =
 		    userdb_list_contains(var_virtual_mailbox_list, addr, &err);
@@ -538,12 +539,12 @@ local_virtual_mailbox(const struct resolve_result *r, const char *addr,
 	}
 	if (*maildir_r != NULL)
 		return 1;
-	if ((*maildir_r = resolve_virtual_maildir(r->local, r->domain)) ==
-	    NULL) {
+	/* The same path spawn gives a POP3 session (mailbox_locate.h). */
+	if (mailbox_virtual_path(addr, r->local, r->domain, maildir_r, top_r,
+	        &tempfail, &err) <= 0) {
 		local_set(res, "bounce", "5.1.3", "unusable mailbox name");
 		return 0;
 	}
-	*top_r = xasprintf("%s/%s", var_virtual_mailbox_base, r->domain);
 	return 1;
 }
 

@@ -5,11 +5,13 @@
  * bind port 25 and a restarted child loses no queued connections. inet
  * services bind PORT on each $inet_interfaces address ("all": 0.0.0.0 and
  * ::), or the HOST:PORT they name; unix services bind
- * $queue_directory/private/NAME or public/NAME. A socket is identified by
+ * $queue_directory/private/NAME or public/NAME, or $login_directory/NAME
+ * for a service named login/NAME. A socket is identified by
  * a key (family, address, port or path) so a reload keeps the ones whose
  * key did not change instead of binding them again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -33,6 +35,9 @@
 #define MASTER_ERROR_MAX      512
 #define MASTER_PRIVATE_MODE   0600
 #define MASTER_PUBLIC_MODE    0660
+/* $login_directory/NAME: root's, and the group of $login_user. */
+#define MASTER_LOGIN_MODE     0660
+#define MASTER_LOGIN_DIR_MODE 0755
 #define MASTER_ALL_INTERFACES "all"
 
 static char master_listen_error[MASTER_ERROR_MAX];
@@ -366,6 +371,132 @@ out:
 	return fd;
 }
 
+/*
+ * $login_directory, opened (never through a symlink) and checked by
+ * descriptor: it becomes the login processes' root and holds spawn's
+ * socket, so nobody but root may have placed or may change anything in
+ * it. Made (root:root 0755) when missing; not root, it is ours. Returns
+ * the directory's fd, or -1 with *error_r.
+ */
+static int
+master_login_dir(const char **error_r)
+{
+	const char *dir = var_login_directory;
+	struct stat st;
+	int fd;
+
+	if (*dir != '/')
+		return master_listen_fail(
+		    error_r, "login_directory '%s' is not absolute", dir);
+	if (mkdir(dir, MASTER_LOGIN_DIR_MODE) == 0)
+		msg_info("created login_directory %s", dir);
+	else if (errno != EEXIST)
+		return master_listen_fail(error_r, "mkdir %s: %s", dir,
+		    strerror(errno));
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+	    0)
+		return master_listen_fail(error_r,
+		    "login_directory %s: %s (it must be a directory, not a "
+		    "symlink)",
+		    dir, strerror(errno));
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		close(fd);
+		return master_listen_fail(error_r,
+		    "login_directory %s must belong to %s and not be writable "
+		    "by group or others (owner uid %ld, mode %04o)",
+		    dir, geteuid() == 0 ? "root" : "the user running tern",
+		    (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	return fd;
+}
+
+/*
+ * login/NAME: the socket is made inside the checked directory (bound by
+ * a name relative to it, so the path cannot lead elsewhere), as root,
+ * mode 0660, group $login_user's: the login processes (and root) may
+ * connect, nobody else. No one but root can write in that directory, so
+ * root changing the owner of a name there is safe.
+ */
+static int
+master_login_bind(const char *name, const char *path, const char **error_r)
+{
+	struct sockaddr_un sun = {0};
+	mode_t old_umask;
+	struct priv_user u;
+	gid_t gid = (gid_t)-1;
+	int dfd, cwd, fd = -1, err = 0;
+
+	if (geteuid() == 0) {
+		if (priv_lookup_user(var_login_user, &u) < 0)
+			return master_listen_fail(error_r,
+			    "login_user '%s' does not exist (the group of %s)",
+			    var_login_user, path);
+		gid = u.gid;
+		priv_user_free(&u);
+	}
+	if (strlen(name) >= sizeof(sun.sun_path))
+		return master_listen_fail(error_r, "socket name too long: %s",
+		    name);
+	if ((dfd = master_login_dir(error_r)) < 0)
+		return -1;
+	if ((cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		close(dfd);
+		return master_listen_fail(error_r, "open .: %s", strerror(errno));
+	}
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, name, strlen(name) + 1);
+	old_umask = umask(~MASTER_LOGIN_MODE & 0777);
+	if (fchdir(dfd) < 0)
+		err = errno;
+	else if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		err = errno;
+	else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		err = errno;
+	else if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	         (gid != (gid_t)-1 &&
+	             fchownat(dfd, name, 0, gid, AT_SYMLINK_NOFOLLOW) < 0) ||
+	         listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	umask(old_umask);
+	if (fchdir(cwd) < 0)
+		msg_fatal("cannot return to the working directory: %m");
+	close(cwd);
+	close(dfd);
+	if (fd < 0)
+		master_listen_fail(error_r, "bind %s: %s", path, strerror(err));
+	return fd;
+}
+
+static int
+master_login_open(struct master_listen_set *set, const char *name,
+    struct master_listener **pool, int npool, const char **error_r)
+{
+	struct master_listener *l;
+	char *path, *key;
+	int fd;
+
+	path = xasprintf("%s/%s", var_login_directory, name);
+	key = xasprintf("unix:%s", path);
+	if ((l = master_pool_take(pool, npool, key)) != NULL) {
+		free(key);
+		free(path);
+		return master_set_add(set, l, 1, error_r);
+	}
+	if ((fd = master_login_bind(name, path, error_r)) < 0) {
+		free(key);
+		free(path);
+		return -1;
+	}
+	/* Unlinked as root: the directory is root's alone. */
+	l = master_listener_new(fd, key, path, (uid_t)-1, (gid_t)-1);
+	free(path);
+	return master_set_add(set, l, 0, error_r);
+}
+
 static int
 master_unix_open(struct master_listen_set *set, const struct service_def *def,
     struct master_listener **pool, int npool, const char **error_r)
@@ -414,10 +545,20 @@ master_listen_open(const struct service_def *def, struct master_listener **pool,
     const char **error_r)
 {
 	struct master_listen_set set = {0};
-	int ret;
+	const char *login = services_login_name(def);
+	int ret, dfd;
 
+	/* A service chrooted to $login_directory finds it made and sound. */
+	if (def->chroot_dir != NULL &&
+	    strcmp(def->chroot_dir, var_login_directory) == 0) {
+		if ((dfd = master_login_dir(error_r)) < 0)
+			return -1;
+		close(dfd);
+	}
 	if (def->type == SERVICE_INET)
 		ret = master_inet_open(&set, def->name, pool, npool, error_r);
+	else if (login != NULL)
+		ret = master_login_open(&set, login, pool, npool, error_r);
 	else
 		ret = master_unix_open(&set, def, pool, npool, error_r);
 	if (ret < 0) {

@@ -6,7 +6,8 @@
  * processes, not sessions. A child is exec'd with the lifeline pipe on
  * fd 3 and its service's sockets from fd 4 (lib/mail/server.h); it drops
  * its own privileges in server_main(). A dead child is restarted at once
- * if it ran for a while, else after a delay that doubles up to
+ * if it ran for a while or exited 0 from a service with $max_use or
+ * $max_idle (a planned retirement), else after a delay that doubles up to
  * $service_throttle_time, so a daemon that cannot start does not spin.
  * SIGHUP reloads tern.conf and services.conf and restarts only what
  * changed.
@@ -32,8 +33,8 @@
 #include "master.h"
 
 #define MASTER_CONF_MAX      (1024 * 1024)
-/* Program, -c DIR, -n NAME, -U USER, -r, -v, NULL around the args. */
-#define MASTER_ARGV_EXTRA    10
+/* Program, -c DIR, -n NAME, -U USER, -R DIR, -v, NULL around the args. */
+#define MASTER_ARGV_EXTRA    12
 #define MASTER_SERVICES_FILE "services.conf"
 #define MASTER_CONF_FILE     "tern.conf"
 #define MASTER_LISTEN_ENV    "TERN_LISTEN_FDS"
@@ -67,6 +68,8 @@ master_def_copy(struct service_def *dst, const struct service_def *src)
 	*dst = *src;
 	dst->name = xstrdup(src->name);
 	dst->user = src->user != NULL ? xstrdup(src->user) : NULL;
+	dst->chroot_dir =
+	    src->chroot_dir != NULL ? xstrdup(src->chroot_dir) : NULL;
 	dst->line = xstrdup(src->line);
 	dst->argv = xcalloc((size_t)src->argc + 1, sizeof(*dst->argv));
 	for (i = 0; i < src->argc; i++)
@@ -83,6 +86,7 @@ master_def_clear(struct service_def *def)
 	free(def->argv);
 	free(def->name);
 	free(def->user);
+	free(def->chroot_dir);
 	free(def->line);
 	memset(def, 0, sizeof(*def));
 }
@@ -195,7 +199,10 @@ master_child_argv(const struct master_service *sv)
 		argv[argc++] = sv->def.user;
 	} else if (sv->def.unpriv)
 		argv[argc++] = "-u";
-	if (sv->def.chroot)
+	if (sv->def.chroot_dir != NULL) {
+		argv[argc++] = "-R";
+		argv[argc++] = sv->def.chroot_dir;
+	} else if (sv->def.chroot)
 		argv[argc++] = "-r";
 	if (var_debug_level > 0)
 		argv[argc++] = "-v";
@@ -451,6 +458,50 @@ master_services_spawn(void)
 		master_service_fill(sv);
 }
 
+/* The value of -o name=VALUE in the service's arguments, or NULL. */
+static const char *
+master_service_option(const struct master_service *sv, const char *name)
+{
+	size_t n = strlen(name);
+	const char *value = NULL;
+	int i;
+
+	/* The last one wins, as in the daemon's own option loop. */
+	for (i = 1; i + 1 < sv->def.argc; i++)
+		if (strcmp(sv->def.argv[i], "-o") == 0 &&
+		    strncmp(sv->def.argv[i + 1], name, n) == 0 &&
+		    sv->def.argv[i + 1][n] == '=')
+			value = sv->def.argv[i + 1] + n + 1;
+	return value;
+}
+
+/*
+ * 1 if the service's processes end by themselves after $max_use
+ * connections or $max_idle idle time (tern.conf, or -o for the service):
+ * their exit 0 is planned, so they are replaced at once. Anything else
+ * that exits young, exit 0 included, is throttled as a failure.
+ */
+static int
+master_service_retires(const struct master_service *sv)
+{
+	const char *names[] = {"max_use", "max_idle"};
+	const long long globals[] = {var_max_use, var_max_idle};
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		/* A number, a time with a unit: nonzero if a digit 1-9
+		 * comes before anything else. */
+		if ((v = master_service_option(sv, names[i])) != NULL) {
+			v += strspn(v, "0");
+			if (*v >= '1' && *v <= '9')
+				return 1;
+		} else if (globals[i] > 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 master_slot_exited(struct master_service *sv, int i, int status)
 {
@@ -477,7 +528,11 @@ master_slot_exited(struct master_service *sv, int i, int status)
 		master_slot_remove(sv, i);
 		return;
 	}
-	if (s->terminating || ran >= MASTER_HEALTHY_RUN_MS) {
+	/* Exit 0 unasked from a service that retires its processes
+	 * ($max_use, $max_idle): a planned end, not a crash. */
+	if (s->terminating || ran >= MASTER_HEALTHY_RUN_MS ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	        master_service_retires(sv))) {
 		if (!s->terminating)
 			s->backoff_ms = MASTER_BACKOFF_START_MS;
 		master_slot_start(s);

@@ -231,6 +231,7 @@ session_free(struct smtpd_session *s)
 		s->next->prev = s->prev;
 	if (session_count-- == var_smtpd_max_clients)
 		server_accept_pause(0);
+	server_conn_done();
 	buf_free(&s->line);
 	free(s->helo);
 	free(s->name);

@@ -248,6 +248,48 @@ tern_check_transports(const char *path, const struct service_def *defs,
 	}
 }
 
+/*
+ * $login_user, when a service uses it (a login/NAME socket's group, or a
+ * service chrooted to $login_directory): it must exist and have a user
+ * and group of its own, since its group may connect to spawn, which runs
+ * as root, and its processes parse everything the network sends.
+ */
+static int
+tern_check_login_user(
+    const char *path, const struct service_def *defs, int count)
+{
+	struct priv_user u, owner;
+	int i, used = 0, errors = 0;
+
+	for (i = 0; i < count && !used; i++)
+		used = services_login_name(&defs[i]) != NULL ||
+		       (defs[i].chroot_dir != NULL &&
+		           strcmp(defs[i].chroot_dir, var_login_directory) == 0) ||
+		       (defs[i].user != NULL &&
+		           strcmp(defs[i].user, var_login_user) == 0);
+	if (!used || geteuid() != 0)
+		return 0;
+	if (priv_lookup_user(var_login_user, &u) < 0) {
+		tern_error("%s: login_user '%s' does not exist; create it with: "
+		           "useradd -r -U -d /nonexistent -s /usr/sbin/nologin "
+		           "%s",
+		    path, var_login_user, var_login_user);
+		return 1;
+	}
+	if (priv_lookup_user(var_mail_owner, &owner) < 0)
+		owner.uid = 0, owner.gid = 0, owner.name = owner.home = NULL;
+	if (u.uid == 0 || u.gid == 0 || u.uid == owner.uid ||
+	    u.gid == owner.gid) {
+		tern_error("login_user '%s' (uid %ld, gid %ld) must have a user "
+		           "and group of its own, not root's or mail_owner's",
+		    var_login_user, (long)u.uid, (long)u.gid);
+		errors++;
+	}
+	priv_user_free(&owner);
+	priv_user_free(&u);
+	return errors;
+}
+
 static int
 tern_check_services(const char *config_dir)
 {
@@ -279,6 +321,7 @@ tern_check_services(const char *config_dir)
 		errors += tern_check_service_user(path, &defs[i]);
 	}
 	tern_check_transports(path, defs, count);
+	errors += tern_check_login_user(path, defs, count);
 	services_free(&defs, count);
 	free(path);
 	return errors;

@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/priv.h"
 #include "base/str.h"
 #include "base/stream.h"
 #include "mail/attr_client.h"
@@ -55,6 +56,9 @@ struct attr_client {
 	int frame_has_id; /* the frame being built wants a reply */
 	int in_callback;  /* freeing is deferred while a callback runs */
 	int free_me;
+	int as_ids; /* connect as uid/gid (attr_client_set_ids) */
+	uid_t uid;
+	gid_t gid;
 };
 
 static void attr_client_arm(struct attr_client *c);
@@ -285,7 +289,7 @@ attr_client_connect(struct attr_client *c, const char **why_r)
 {
 	static char why[ATTR_CLIENT_ERROR_MAX];
 	struct sockaddr_un sun;
-	int fd, rc;
+	int fd, rc, switched, saved;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -295,8 +299,24 @@ attr_client_connect(struct attr_client *c, const char **why_r)
 		return -1;
 	}
 	memcpy(sun.sun_path, c->path, strlen(c->path));
+	switched = c->as_ids && geteuid() == 0;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && switched && priv_become(c->uid, c->gid) < 0) {
+		snprintf(why, sizeof(why), "connect to %s: cannot switch to "
+		    "uid %ld: %s", c->path, (long)c->uid, strerror(errno));
+		*why_r = why;
+		close(fd);
+		if (priv_restore() < 0)
+			msg_fatal("cannot return to root privileges: %m");
+		return -1;
+	}
 	rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	if (fd >= 0 && switched) {
+		saved = errno;
+		if (priv_restore() < 0)
+			msg_fatal("cannot return to root privileges: %m");
+		errno = saved;
+	}
 	/* EAGAIN on a UNIX socket is a full listen queue, not progress. */
 	if (rc < 0 && (fd < 0 || errno != EINPROGRESS)) {
 		snprintf(why, sizeof(why), "connect to %s: %s", c->path,
@@ -356,6 +376,14 @@ attr_client_destroy(struct attr_client *c)
 	attr_list_free(&c->reply);
 	free(c->path);
 	free(c);
+}
+
+void
+attr_client_set_ids(struct attr_client *c, uid_t uid, gid_t gid)
+{
+	c->as_ids = 1;
+	c->uid = uid;
+	c->gid = gid;
 }
 
 void

@@ -26,6 +26,7 @@
 #define TERN_ATTR_CLIENT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "base/buf.h"
 #include "base/event.h"
 #include "mail/attr.h"
@@ -51,6 +52,14 @@ struct attr_client *attr_client_create(struct event_loop *loop,
     const char *path, unsigned flags, uint64_t timeout_ms, size_t reply_max,
     uint64_t idle_ms);
 void attr_client_free(struct attr_client **c_r);
+/*
+ * A root process (spawn) connecting to a socket below a directory that a
+ * tern user owns must not follow that path as root: with this, each
+ * connect() runs with effective uid and gid (groups: gid alone) switched
+ * to these (priv_become) and switched back at once (priv_restore; failing
+ * that is fatal). Without root it changes nothing.
+ */
+void attr_client_set_ids(struct attr_client *c, uid_t uid, gid_t gid);
 
 /* The next request's frame: begun, the id already in it; add attributes
  * (a failed put is the caller's bug: the frame is bounded by

@@ -33,6 +33,19 @@
  * -ERR [SYS/TEMP], IMAP NO [UNAVAILABLE].
  * text: a short reason for the caller's log, never for the client; it
  * does not say whether a user exists.
+ *
+ * APOP (RFC 1939 7), asked by spawn for a POP3 login:
+ *
+ *   request: id, request=apop, service=pop3, user, apop_challenge,
+ *            apop_digest, client_addr
+ *   reply:   as above
+ *
+ * apop_challenge: the greeting's timestamp, "<...>" (1 to
+ * AUTH_APOP_CHALLENGE_MAX printable bytes); apop_digest: 32 hex digits.
+ * ok when the user's stored password is in a plaintext scheme ({PLAIN},
+ * {CLEAR}, {CLEARTEXT}) and MD5(challenge password) in lower-case hex
+ * is the digest (compared in constant time); fail otherwise (a hashed
+ * password cannot answer APOP), with the same delays and counts as auth.
  */
 #ifndef TERN_AUTH_PROTO_H
 #define TERN_AUTH_PROTO_H
@@ -49,6 +62,13 @@
 #define AUTH_ATTR_TEXT	     "text"
 
 #define AUTH_REQUEST_AUTH    "auth"
+#define AUTH_REQUEST_APOP    "apop"
+#define AUTH_ATTR_APOP_CHALLENGE "apop_challenge"
+#define AUTH_ATTR_APOP_DIGEST "apop_digest"
+/* RFC 1939 7: a msg-id; longer than any real greeting's timestamp. */
+#define AUTH_APOP_CHALLENGE_MAX 512
+/* MD5 in hex. */
+#define AUTH_APOP_DIGEST_LEN 32
 
 #define AUTH_PROTO_SMTP	     "smtp"
 #define AUTH_PROTO_POP3	     "pop3"

@@ -3,7 +3,8 @@
  * Maildir delivery for local and virtual mailboxes, following
  * https://cr.yp.to/proto/maildir.html as Dovecot reads it: the message is
  * written in tmp/, made durable, moved into new/ under its unique name
- * with its stored size (",S=") so readers need not stat it, and new/ is
+ * with its stored size (",S=") and its size with CRLF line ends (",W=")
+ * so readers need not stat or read it, and new/ is
  * fsync'd before success is reported (once per batch of deliveries).
  * A delivery for a queue file has a name that every attempt shares, and
  * the move never replaces a file: a delivery repeated after a crash
@@ -228,18 +229,22 @@ fail:
 /*
  * Copies prefix and then len bytes of src_fd from off to fd, CRLF -> LF;
  * the prefix goes out with the first chunk (one write fewer). A CR at the
- * end of a chunk waits for the next byte. Returns bytes written or -1.
+ * end of a chunk waits for the next byte. Returns bytes written or -1;
+ * *wire_r gets the size POP3 sends (RFC 1939 11: CRLF line ends, and
+ * the CRLF RETR adds after a last line without one), Dovecot's ",W=".
  */
 static int64_t
 copy_body(int fd, const char *tmp, const char *prefix, int src_fd, off_t off,
-    uint64_t len, const char **error_r)
+    uint64_t len, uint64_t *wire_r, const char **error_r)
 {
 	size_t plen = prefix != NULL ? strlen(prefix) : 0;
 	char *in = xmalloc(MAILDIR_CHUNK),
 	     *out = xmalloc(plen + MAILDIR_CHUNK + 1);
 	uint64_t done = 0;
 	int64_t written = 0;
+	uint64_t bare_lf = 0;
 	int pending_cr = 0, first = 1;
+	char last = '\n';
 	size_t want, i, o;
 	ssize_t got;
 
@@ -284,6 +289,11 @@ copy_body(int fd, const char *tmp, const char *prefix, int src_fd, off_t off,
 			out[o++] = '\r';
 			pending_cr = 0;
 		}
+		for (i = 0; i < o; i++) {
+			if (out[i] == '\n' && last != '\r')
+				bare_lf++;
+			last = out[i];
+		}
 		if (o > 0 && file_write_all(fd, out, o) < 0) {
 			*error_r =
 			    maildir_error("write %s: %s", tmp, strerror(errno));
@@ -294,6 +304,9 @@ copy_body(int fd, const char *tmp, const char *prefix, int src_fd, off_t off,
 	}
 	free(in);
 	free(out);
+	*wire_r = (uint64_t)written + bare_lf;
+	if (written > 0 && last != '\n')
+		*wire_r += 2;
 	return written;
 }
 
@@ -413,6 +426,7 @@ maildir_deliver(
 {
 	char *tmp = NULL, *name = NULL, *fresh = NULL;
 	const char *unique = d->unique;
+	uint64_t wire = 0;
 	int64_t size;
 	int fd, newfd = -1, ret = MAILDIR_ERROR;
 
@@ -427,13 +441,16 @@ maildir_deliver(
 	fd = open_tmp(d->maildir, unique, &tmp, error_r);
 	if (fd < 0)
 		return MAILDIR_ERROR;
-	size =
-	    copy_body(fd, tmp, d->prefix, d->src_fd, d->off, d->len, error_r);
+	size = copy_body(
+	    fd, tmp, d->prefix, d->src_fd, d->off, d->len, &wire, error_r);
 	if (size < 0)
 		goto fail;
 	if (unique == NULL)
 		unique = fresh = xstrdup(strrchr(tmp, '/') + 1);
-	name = xasprintf("%s,S=%lld", unique, (long long)size);
+	/* Dovecot's fields, in its order: readers need no stat for the
+	 * quota (S=) and no read for a POP3 LIST (W=). */
+	name = xasprintf("%s,S=%lld,W=%llu", unique, (long long)size,
+	    (unsigned long long)wire);
 	newfd = new_dir_fd(d->maildir, d->batch, error_r);
 	if (newfd < 0)
 		goto fail;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Maildir delivery (https://cr.yp.to/proto/maildir.html, and Dovecot's
- * reading of it): write tmp/NAME, fsync, move it to new/UNIQUE,S=<size>
+ * reading of it): write tmp/NAME, fsync, move it to
+ * new/UNIQUE,S=<size>,W=<size with CRLF line ends>
  * without replacing anything, make new/ durable. Stored mail has LF line
  * endings. Deliveries made for a queue file have a UNIQUE derived from
  * the message and the recipient (maildir_unique), so a repeated delivery

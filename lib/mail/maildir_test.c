@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for maildir delivery: byte-exact CRLF -> LF conversion across read
- * chunks, the ",S=" size, unique names, creating missing maildirs,
+ * chunks, the ",S=" and ",W=" sizes, unique names, creating missing maildirs,
  * failures that leave nothing behind, names shared by repeated attempts
  * (EEXIST, the cur/ scan, batches), and Maildir++ quota (maildirsize
  * parsing, recalculation, decisions).
@@ -67,6 +67,22 @@ crlf_to_lf(const char *in, size_t len, char *out)
 	return o;
 }
 
+/* The reference wire size (",W="): the bytes as POP3 sends them, with
+ * CRLF line ends and a CRLF after a last line without one. */
+static size_t
+wire_size(const char *stored, size_t len)
+{
+	size_t i, n = len;
+
+	for (i = 0; i < len; i++) {
+		if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r'))
+			n++;
+	}
+	if (len > 0 && stored[len - 1] != '\n')
+		n += 2;
+	return n;
+}
+
 static int
 count_entries(const char *dir)
 {
@@ -104,7 +120,7 @@ deliver_check(
     const char *maildir, const char *prefix, const char *data, size_t len)
 {
 	size_t plen = prefix != NULL ? strlen(prefix) : 0;
-	char *want = xmalloc(plen + len + 1), *path = NULL, *s, size[32];
+	char *want = xmalloc(plen + len + 1), *path = NULL, *s, size[64];
 	const char *error = NULL;
 	struct buf got;
 	size_t wlen;
@@ -125,7 +141,8 @@ deliver_check(
 	CHECK_INT(file_read_all(path, TEST_FILE_MAX, &got, &error), 0);
 	CHECK_INT(got.len, wlen);
 	CHECK(got.len == wlen && memcmp(got.data, want, wlen) == 0);
-	snprintf(size, sizeof(size), ",S=%zu", wlen);
+	snprintf(size, sizeof(size), ",S=%zu,W=%zu", wlen,
+	    wire_size(want, wlen));
 	s = strstr(path, ",S=");
 	CHECK(s != NULL && strcmp(s, size) == 0);
 	s = xasprintf("%s/new/", maildir);
@@ -183,7 +200,9 @@ test_simple(void)
 	p5 = deliver_check(md, "", "\r\n\r", 3);
 	CHECK(p1 != NULL && p2 != NULL && strcmp(p1, p2) != 0);
 	CHECK(p2 != NULL && p3 != NULL && strcmp(p2, p3) != 0);
-	CHECK(p4 != NULL && strstr(p4, ",S=16") != NULL);
+	CHECK(p4 != NULL && strstr(p4, ",S=16,W=17") != NULL);
+	/* Stored "\n\r": the LF gets its CR, the last line a CRLF. */
+	CHECK(p5 != NULL && strstr(p5, ",S=2,W=5") != NULL);
 	free(p1);
 	free(p2);
 	free(p3);

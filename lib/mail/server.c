@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "base/file.h"
 #include "base/log.h"
@@ -47,6 +48,11 @@ static struct server_listen_slot *server_slots;
 static int server_nslots;
 /* MULTI: the daemon is full; its siblings take new connections. */
 static int server_paused;
+/* $max_use and $max_idle: connections taken, open, and the idle timer. */
+static unsigned long long server_used;
+static int server_open;
+static int server_retiring;
+static struct event_timer *server_idle_timer;
 
 struct event_loop *
 server_loop(void)
@@ -80,6 +86,8 @@ server_lifeline(struct event_fd *ev, int fd, int events, void *ctx)
 	event_loop_stop(server_ev_loop);
 }
 
+static int server_accepting(void);
+
 static void
 server_resume(struct event_timer *t, void *ctx)
 {
@@ -87,22 +95,77 @@ server_resume(struct event_timer *t, void *ctx)
 
 	event_timer_del(&t);
 	s->pause = NULL;
-	event_fd_set(s->ev, server_paused ? 0 : EVENT_READ);
+	event_fd_set(s->ev, server_accepting() ? EVENT_READ : 0);
+}
+
+/* Listening on or not: neither paused by the daemon nor used up. */
+static int
+server_accepting(void)
+{
+	return !server_paused && !server_retiring;
+}
+
+static void
+server_listen_update(void)
+{
+	int i;
+
+	for (i = 0; i < server_nslots; i++)
+		if (server_slots[i].ev != NULL && server_slots[i].pause == NULL)
+			event_fd_set(
+			    server_slots[i].ev, server_accepting() ? EVENT_READ : 0);
+}
+
+static void
+server_idle_expired(struct event_timer *t, void *ctx)
+{
+	(void)ctx;
+	event_timer_del(&t);
+	server_idle_timer = NULL;
+	msg_debug("idle for %lld s after serving: exiting", var_max_idle);
+	event_loop_stop(server_ev_loop);
+}
+
+/* A connection begins: counted against $max_use, the idle timer stops. */
+static void
+server_conn_begin(void)
+{
+	event_timer_del(&server_idle_timer);
+	server_open++;
+	if (var_max_use > 0 && ++server_used >= (unsigned long long)var_max_use &&
+	    !server_retiring) {
+		/* The rest go to siblings, or to the process master starts
+		 * when this one exits. */
+		msg_debug("served max_use=%lld connections: retiring",
+		    var_max_use);
+		server_retiring = 1;
+		server_listen_update();
+	}
+}
+
+void
+server_conn_done(void)
+{
+	if (server_open > 0)
+		server_open--;
+	if (server_open > 0 || server_ev_loop == NULL)
+		return;
+	if (server_retiring)
+		event_loop_stop(server_ev_loop);
+	else if (var_max_idle > 0 && server_idle_timer == NULL)
+		server_idle_timer = event_timer_add(server_ev_loop,
+		    (uint64_t)var_max_idle * SERVER_MS_PER_SEC,
+		    server_idle_expired, NULL);
 }
 
 void
 server_accept_pause(int pause)
 {
-	int i;
-
 	if (server_paused == pause)
 		return;
 	server_paused = pause;
 	msg_debug("%s new connections", pause ? "pausing" : "resuming");
-	for (i = 0; i < server_nslots; i++)
-		if (server_slots[i].ev != NULL && server_slots[i].pause == NULL)
-			event_fd_set(
-			    server_slots[i].ev, pause ? 0 : EVENT_READ);
+	server_listen_update();
 }
 
 /* Returns the new fd, or -1 when nothing (more) is to be accepted now. */
@@ -183,9 +246,11 @@ server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
 	(void)events;
 	if (server_ops->mode == SERVER_MULTI) {
 		/* accept() may pause us (full): take no more then. */
-		for (n = 0; n < SERVER_ACCEPT_BURST && !server_paused; n++) {
+		for (n = 0; n < SERVER_ACCEPT_BURST && server_accepting();
+		     n++) {
 			if ((fd = server_accept_one(s)) < 0)
 				return;
+			server_conn_begin();
 			server_ops->accept(fd, &s->l, server_ev_loop);
 		}
 		return;
@@ -195,14 +260,16 @@ server_readable(struct event_fd *ev, int lfd, int events, void *ctx)
 		event_loop_stop(server_ev_loop);
 		return;
 	}
-	if ((fd = server_accept_one(s)) < 0)
+	if (server_retiring || (fd = server_accept_one(s)) < 0)
 		return;
 	if (file_set_nonblock(fd, 0) < 0)
 		msg_fatal("fcntl: %m");
+	server_conn_begin();
 	server_stop_signals_mask(SIG_UNBLOCK);
 	server_ops->serve(fd, &s->l);
 	server_stop_signals_mask(SIG_BLOCK);
 	close(fd);
+	server_conn_done();
 }
 
 static int
@@ -247,13 +314,45 @@ server_listeners(int count)
 static char server_chroot_root[] = "";
 
 /*
+ * -R DIR: the directory is opened without following a symlink and
+ * checked by descriptor (root's, not writable by group or others: no
+ * one but root may place anything in a root process's new "/"), then
+ * entered by that descriptor, so what was checked is what is used.
+ */
+static void
+server_chroot_dir(const char *dir)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+	    0)
+		msg_fatal("chroot directory %s: %m", dir);
+	if (fstat(fd, &st) < 0)
+		msg_fatal("chroot directory %s: fstat: %m", dir);
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		msg_fatal("chroot directory %s must belong to root and not be "
+		          "writable by group or others (owner uid %ld, mode "
+		          "%04o)",
+		    dir, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+	if (fchdir(fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		msg_fatal("chroot %s: %m", dir);
+	close(fd);
+	/* The parameter that names the new root now means "/". */
+	if (strcmp(dir, var_login_directory) == 0)
+		var_login_directory = server_chroot_root;
+	if (strcmp(dir, var_queue_directory) == 0)
+		var_queue_directory = server_chroot_root;
+}
+
+/*
  * Looks the user up before any chroot: the passwd file is outside it.
  * user: whom to become (-u: $mail_owner, -U: the named one), or NULL to
  * stay who we are. A service that is meant to be unprivileged must never
  * end up as uid 0 through a user entry that maps to it.
  */
 static void
-server_drop(const char *user, int chroot_dir)
+server_drop(const char *user, int chroot_dir, const char *chroot_path)
 {
 	struct priv_user u = {0};
 	int root = geteuid() == 0;
@@ -264,7 +363,12 @@ server_drop(const char *user, int chroot_dir)
 	if (user != NULL && root && u.uid == 0)
 		msg_fatal(
 		    "user '%s' has uid 0: not dropping privileges to it", user);
-	if (chroot_dir) {
+	if (chroot_path != NULL) {
+		if (root)
+			server_chroot_dir(chroot_path);
+		else
+			msg_debug("not root: ignoring chroot to %s", chroot_path);
+	} else if (chroot_dir) {
 		if (root) {
 			priv_chroot(var_queue_directory);
 			/* Inside, the queue is "/": queue_path() gives
@@ -284,6 +388,7 @@ void
 server_main(int argc, char **argv, const struct server_ops *ops)
 {
 	const char *config_dir = TERN_CONFIG_DIR, *err, *user = NULL;
+	const char *chroot_path = NULL;
 	struct server_listen_slot *slots;
 	int ch, unpriv = 0, chroot_dir = 0, verbose = 0, check = 0, count, i;
 	char *eq;
@@ -297,7 +402,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		    "server_main: no connection handler for %s", ops->name);
 
 	/* '+': options end at the first argument that is not one. */
-	while ((ch = getopt(argc, argv, "+c:n:o:rtuU:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:n:o:rR:tuU:v")) != -1) {
 		switch (ch) {
 		case 'c':
 			config_dir = optarg;
@@ -315,6 +420,11 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		case 'r':
 			chroot_dir = 1;
 			break;
+		case 'R':
+			if (*optarg != '/')
+				msg_fatal("-R %s: not an absolute path", optarg);
+			chroot_path = optarg;
+			break;
 		case 't':
 			check = 1;
 			break;
@@ -329,7 +439,8 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 			break;
 		default:
 			msg_fatal("usage: %s [-c config_dir] [-n service] "
-			          "[-u | -U user] [-r] [-t] [-v] [-o name=value]... "
+			          "[-u | -U user] [-r | -R dir] [-t] [-v] "
+			          "[-o name=value]... "
 			          "[args]",
 			    ops->name);
 		}
@@ -363,7 +474,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	/* -U names the service's own user; -u means $mail_owner. */
 	if (user == NULL && unpriv)
 		user = var_mail_owner;
-	server_drop(user, chroot_dir);
+	server_drop(user, chroot_dir, chroot_path);
 
 	if ((server_ev_loop = event_loop_create()) == NULL)
 		msg_fatal("cannot create the event loop: %m");
@@ -388,13 +499,15 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	server_nslots = count;
 	for (i = 0; i < count; i++)
 		slots[i].ev = event_fd_add(server_ev_loop, slots[i].l.fd,
-		    server_paused ? 0 : EVENT_READ, server_readable, &slots[i]);
+		    server_accepting() ? EVENT_READ : 0, server_readable,
+		    &slots[i]);
 	msg_debug("service %s: %d listener(s), ready", server_name, count);
 
 	if (event_loop_run(server_ev_loop) < 0)
 		msg_fatal("event loop: %m");
 	if (ops->shutdown != NULL)
 		ops->shutdown();
+	event_timer_del(&server_idle_timer);
 	for (i = 0; i < count; i++) {
 		event_fd_del(&slots[i].ev);
 		event_timer_del(&slots[i].pause);

@@ -3,7 +3,7 @@
  * The server skeleton every daemon runs in (Postfix's single_server /
  * multi_server idea). master starts a daemon as
  *
- *   DAEMON -c CONFIG_DIR -n SERVICE [-u | -U USER] [-r] [-v]
+ *   DAEMON -c CONFIG_DIR -n SERVICE [-u | -U USER] [-r | -R DIR] [-v]
  *          [-o name=value]... [args]
  *
  * with TERN_LISTEN_FDS=N in the environment, fd 3 the read end of a pipe
@@ -11,11 +11,24 @@
  * sockets on fds 4 .. 4+N-1. -u: drop to mail_owner; -U USER: drop to
  * USER instead (the service's own user, services.conf); either way to
  * the user's primary group alone, and never to a user with uid 0; -r:
- * chroot to queue_directory; -v: more logging. Not started by root, the
+ * chroot to queue_directory; -R DIR: chroot to DIR, which must be a
+ * root-owned directory that group and others cannot write (not a
+ * symlink); -v: more logging. Inside a chroot, the parameter that names
+ * the directory (queue_directory for -r; queue_directory or
+ * login_directory when DIR is its value) becomes "", so paths built as
+ * "$login_directory/spawn" resolve to "/spawn". Not started by root, the
  * daemon stays who it is. server_main loads the config, opens
  * logging, calls ops->pre_drop as root, chroots and drops privileges,
  * calls ops->init, then serves until SIGTERM or the master pipe closes,
  * calls ops->shutdown and exits 0.
+ *
+ * Process limits ($max_use, $max_idle, usually set per service with -o):
+ * a process that has taken $max_use connections takes no more and exits
+ * 0 once they are all done; one that has served a connection and has
+ * none open for $max_idle exits 0. master restarts a process that exits
+ * 0 at once, without a warning. SINGLE daemons are counted by the
+ * skeleton (one connection per serve()); MULTI daemons must call
+ * server_conn_done() when a connection they accepted ends.
  */
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H
@@ -84,6 +97,12 @@ void server_hold_signals(int hold);
  * pause = 0 takes them again.
  */
 void server_accept_pause(int pause);
+/*
+ * MULTI mode: a connection that accept() was given has ended (closed,
+ * or handed on). Drives $max_use and $max_idle; a daemon that never calls
+ * it is never retired by them.
+ */
+void server_conn_done(void);
 
 /*
  * SINGLE mode, the loop of a delivery agent: reads requests from fd

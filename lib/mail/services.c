@@ -41,6 +41,11 @@
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
 	"0123456789.-_"
 #define V6_CHARS "0123456789abcdefABCDEF:."
+#define CHROOT_DIR_CHARS                                       \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789._-+/"
+/* Far below PATH_MAX, and room for a socket name below it. */
+#define SERVICES_CHROOT_MAX 512
 
 /* The columns of an entry; the command and its arguments come last. */
 enum service_field {
@@ -108,7 +113,13 @@ inet_name_valid(const char *s)
 static int
 unix_name_valid(const char *s)
 {
-	size_t n = strspn(s, UNIX_NAME_CHARS);
+	size_t n;
+
+	/* login/NAME: a socket in $login_directory (services.h). */
+	if (strncmp(s, SERVICES_LOGIN_PREFIX, strlen(SERVICES_LOGIN_PREFIX)) ==
+	    0)
+		s += strlen(SERVICES_LOGIN_PREFIX);
+	n = strspn(s, UNIX_NAME_CHARS);
 
 	return n > 0 && s[n] == '\0' && n <= SERVICES_NAME_MAX &&
 	       strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
@@ -172,6 +183,59 @@ unpriv_parse(
 	return 0;
 }
 
+/*
+ * An absolute directory without "." or ".." components, in the characters
+ * a path name of an admin's would use: master hands it to a root process
+ * as an option, so nothing in it may be read as anything else.
+ */
+static int
+chroot_dir_valid(const char *s)
+{
+	const char *p;
+	size_t n;
+
+	if (*s != '/' || strlen(s) > SERVICES_CHROOT_MAX ||
+	    s[strspn(s, CHROOT_DIR_CHARS)] != '\0')
+		return 0;
+	for (p = s; *p != '\0'; p += n) {
+		p += strspn(p, "/");
+		n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The chroot column: y (queue_directory), n, - (n) or a directory, which
+ * may be written as $name (e.g. $login_directory) and is expanded here.
+ */
+static int
+chroot_parse(
+    struct service_def *s, const char *field, const char *file, int lineno)
+{
+	const char *err;
+	char *dir;
+
+	if (flag_parse(field, 0, &s->chroot) == 0)
+		return 0;
+	if ((dir = config_expand(field, &err)) == NULL)
+		return services_fail(
+		    file, lineno, "bad chroot value '%s': %s", field, err);
+	if (!chroot_dir_valid(dir)) {
+		services_fail(file, lineno,
+		    "bad chroot value '%s' (expands to '%s'; want y, n, - or "
+		    "an absolute directory)",
+		    field, dir);
+		free(dir);
+		return -1;
+	}
+	s->chroot = 1;
+	s->chroot_dir = dir;
+	return 0;
+}
+
 static void
 service_clear(struct service_def *s)
 {
@@ -182,6 +246,7 @@ service_clear(struct service_def *s)
 	free(s->argv);
 	free(s->name);
 	free(s->user);
+	free(s->chroot_dir);
 	free(s->line);
 }
 
@@ -190,10 +255,10 @@ static int
 service_parse(char *text, const char *file, int lineno, int default_maxproc,
     struct service_def *s)
 {
-	static const char *const flag_names[] = {"private", "chroot"};
-	static const int flag_fields[] = {FIELD_PRIVATE, FIELD_CHROOT};
-	static const int flag_defaults[] = {1, 0};
-	int *flags[] = {&s->private, &s->chroot};
+	static const char *const flag_names[] = {"private"};
+	static const int flag_fields[] = {FIELD_PRIVATE};
+	static const int flag_defaults[] = {1};
+	int *flags[] = {&s->private};
 	const int nflags = (int)(sizeof(flag_names) / sizeof(flag_names[0]));
 	char *f[SERVICES_FIELDS_MAX];
 	uint64_t maxproc;
@@ -225,7 +290,8 @@ service_parse(char *text, const char *file, int lineno, int default_maxproc,
 			return services_fail(file, lineno,
 			    "bad %s value '%s' (want y, n or -)", flag_names[i],
 			    f[flag_fields[i]]);
-	if (unpriv_parse(s, f[FIELD_UNPRIV], file, lineno) < 0)
+	if (unpriv_parse(s, f[FIELD_UNPRIV], file, lineno) < 0 ||
+	    chroot_parse(s, f[FIELD_CHROOT], file, lineno) < 0)
 		return -1;
 	if (strcmp(f[FIELD_MAXPROC], "-") == 0)
 		s->maxproc = default_maxproc;
@@ -373,4 +439,15 @@ services_free(struct service_def **list_r, int count)
 		service_clear(&(*list_r)[i]);
 	free(*list_r);
 	*list_r = NULL;
+}
+
+const char *
+services_login_name(const struct service_def *def)
+{
+	size_t n = strlen(SERVICES_LOGIN_PREFIX);
+
+	if (def->type != SERVICE_UNIX ||
+	    strncmp(def->name, SERVICES_LOGIN_PREFIX, n) != 0)
+		return NULL;
+	return def->name + n;
 }

@@ -18,13 +18,22 @@
  * previous one; '#' starts a comment line. inet names are PORT or
  * HOST:PORT ([v6addr]:PORT); a bare PORT binds every $inet_interfaces
  * address. unix names are socket names under queue_directory/private/ or
- * public/ depending on the private column. "-o name=value" arguments are
- * passed on to the daemon, which applies them as config overrides.
+ * public/ depending on the private column, or login/NAME: the socket
+ * $login_directory/NAME (root-owned directory; the socket is root's,
+ * mode 0660, group $login_user's primary group; the private column is
+ * ignored). chroot is y ($queue_directory), n, - (n) or an absolute
+ * directory, $name expanded ($login_directory): no "." or ".."
+ * components, at most 512 bytes of [A-Za-z0-9._+/-]. "-o name=value"
+ * arguments are passed on to the daemon, which applies them as config
+ * overrides.
  */
 #ifndef TERN_SERVICES_H
 #define TERN_SERVICES_H
 
 enum service_type { SERVICE_INET, SERVICE_UNIX };
+
+/* A unix service named login/NAME listens on $login_directory/NAME. */
+#define SERVICES_LOGIN_PREFIX "login/"
 
 struct service_def {
 	char *name;
@@ -34,6 +43,8 @@ struct service_def {
 	char *user;	/* ... to this user (expanded), or NULL for
 			 * $mail_owner */
 	int chroot;
+	char *chroot_dir; /* with chroot: the directory (expanded), or NULL
+			   * for $queue_directory */
 	int maxproc;
 	int argc;
 	char **argv;	/* NULL-terminated: command (relative to
@@ -54,5 +65,7 @@ int services_load(const char *path, int default_maxproc,
 int services_parse(const char *text, const char *name, int default_maxproc,
     struct service_def **list_r, int *count_r, const char **error_r);
 void services_free(struct service_def **list_r, int count);
+/* For a unix service login/NAME: NAME (inside def->name); else NULL. */
+const char *services_login_name(const struct service_def *def);
 
 #endif

@@ -185,6 +185,19 @@ test_bad(void)
 	    {"a/b unix y y n 1 qmgr", "bad unix service name 'a/b'"},
 	    {".. unix y y n 1 qmgr", "bad unix service name '..'"},
 	    {"q:m unix y y n 1 qmgr", "bad unix service name 'q:m'"},
+	    {"login/ unix - n n 1 spawn", "bad unix service name 'login/'"},
+	    {"login/a/b unix - n n 1 spawn", "bad unix service name"},
+	    {"login/.. unix - n n 1 spawn", "bad unix service name"},
+	    {"logins/a unix - n n 1 spawn", "bad unix service name"},
+	    {"110 inet n y rel/dir 1 login", "bad chroot value 'rel/dir'"},
+	    {"110 inet n y /a/../b 1 login", "bad chroot value '/a/../b'"},
+	    {"110 inet n y /a/./b 1 login", "bad chroot value"},
+	    {"110 inet n y /a b 1 login", "bad maxproc 'b'"},
+	    {"110 inet n y /a:b 1 login", "bad chroot value"},
+	    {"110 inet n y $mydestination 1 login",
+	        "bad chroot value '$mydestination' (expands to 'a, b'"},
+	    {"110 inet n y ${login_directory 1 login",
+	        "bad chroot value '${login_directory'"},
 	    {"smtp inet n y n 2 smtpd -o", "-o needs name=value"},
 	    {"smtp inet n y n 2 smtpd -o x", "-o needs name=value"},
 	    {"smtp inet n y n 2 smtpd -o =x", "-o needs name=value"},
@@ -211,6 +224,48 @@ test_bad(void)
 			CHECK(!"error text");
 		}
 	}
+}
+
+/* The chroot column's directories and the login/NAME unix names. */
+static void
+test_login(void)
+{
+	static const char text[] =
+	    "110 inet n $login_user $login_directory 2 login pop3\n"
+	    "login/spawn unix - n n 1 spawn\n"
+	    "s unix y y /srv/x-1.d/ 1 s\n"
+	    "q unix y y y 1 q\n"
+	    "n unix y y - 1 n\n";
+	struct service_def *list = NULL;
+	const char *err = "";
+	int count = 0;
+
+	config_override("queue_directory", "/var/spool/tq");
+	load_config();
+	CHECK_INT(
+	    services_parse(text, "services.conf", 7, &list, &count, &err), 0);
+	if (count != 5) {
+		printf("# %s\n", err);
+		CHECK_INT(count, 5);
+		services_free(&list, count);
+		return;
+	}
+	CHECK_INT(list[0].chroot, 1);
+	CHECK_STR(list[0].chroot_dir, "/var/spool/tq/login");
+	CHECK_STR(list[0].user, "ternlogin");
+	CHECK(services_login_name(&list[0]) == NULL);
+	CHECK_STR(list[1].name, "login/spawn");
+	CHECK_INT(list[1].type, SERVICE_UNIX);
+	CHECK_INT(list[1].chroot, 0);
+	CHECK(list[1].chroot_dir == NULL);
+	CHECK_STR(services_login_name(&list[1]), "spawn");
+	CHECK_INT(list[2].chroot, 1);
+	CHECK_STR(list[2].chroot_dir, "/srv/x-1.d/");
+	CHECK(services_login_name(&list[2]) == NULL);
+	CHECK_INT(list[3].chroot, 1);
+	CHECK(list[3].chroot_dir == NULL);
+	CHECK_INT(list[4].chroot, 0);
+	services_free(&list, count);
 }
 
 static void
@@ -278,4 +333,4 @@ test_load(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_good), UNIT_CASE(test_table), UNIT_CASE(test_bad),
-    UNIT_CASE(test_limits), UNIT_CASE(test_load))
+    UNIT_CASE(test_login), UNIT_CASE(test_limits), UNIT_CASE(test_load))

@@ -397,14 +397,56 @@ userdb_del(struct userdb *db, const char *name, const char **error_r)
 	return 0;
 }
 
+/* Dovecot's passwd-file names for a password stored as itself. */
+static const char *const userdb_plain_schemes[] = {
+    "{PLAIN}",
+    "{CLEAR}",
+    "{CLEARTEXT}",
+};
+
+const char *
+userdb_plaintext(const struct userdb_entry *e)
+{
+	const char *stored = e->password;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(userdb_plain_schemes) /
+	                    sizeof(userdb_plain_schemes[0]);
+	     i++) {
+		n = strlen(userdb_plain_schemes[i]);
+		if (str_prefix_ci(stored, strlen(stored),
+		        userdb_plain_schemes[i]))
+			return stored + n;
+	}
+	return NULL;
+}
+
+int
+userdb_equal_ct(const void *a, size_t alen, const void *b, size_t blen)
+{
+	const unsigned char *x = a, *y = b;
+	unsigned char diff = alen != blen;
+	size_t i;
+
+	/* Time depends on alen (the secret's length, fixed per user), never
+	 * on where the bytes differ. */
+	for (i = 0; i < alen; i++)
+		diff |= (unsigned char)(x[i] ^ (blen > 0 ? y[i % blen] : 0));
+	return diff == 0;
+}
+
 int
 userdb_verify(const struct userdb_entry *e, const char *password)
 {
 	struct crypt_data *cd;
-	const char *stored = e->password, *hash;
+	const char *stored = e->password, *hash, *plain;
 	size_t i, len;
 	unsigned char diff = 0;
 
+	if ((plain = userdb_plaintext(e)) != NULL)
+		return *plain != '\0' &&
+		       userdb_equal_ct(
+		           plain, strlen(plain), password, strlen(password));
 	if (str_prefix_ci(stored, strlen(stored), USERDB_SCHEME_SHA512)) {
 		stored += strlen(USERDB_SCHEME_SHA512);
 		if (strncmp(stored, USERDB_SHA512_PREFIX,

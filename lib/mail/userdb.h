@@ -75,11 +75,22 @@ int userdb_set_password(struct userdb *db, const char *name,
     const char *password, const char **error_r);
 int userdb_del(struct userdb *db, const char *name, const char **error_r);
 /*
- * 1 if password matches entry, 0 if not (constant-time compare). Only the
- * {SHA512-CRYPT} and {CRYPT} (any crypt(3) hash: $y$, $6$...) schemes are
- * known; any other never matches.
+ * 1 if password matches entry, 0 if not (constant-time compare). The
+ * schemes known: {SHA512-CRYPT} and {CRYPT} (any crypt(3) hash: $y$,
+ * $6$...), and the plaintext ones Dovecot's passwd-file allows, {PLAIN},
+ * {CLEAR} and {CLEARTEXT} (case-insensitive; an empty stored password
+ * never matches); any other never matches.
  */
 int userdb_verify(const struct userdb_entry *e, const char *password);
+/*
+ * The stored password itself when e keeps it in a plaintext scheme
+ * ({PLAIN}, {CLEAR}, {CLEARTEXT}: what APOP needs), pointing into e;
+ * NULL for a hash.
+ */
+const char *userdb_plaintext(const struct userdb_entry *e);
+/* 1 if a (alen bytes, the secret) equals b, in time that depends only on
+ * alen. */
+int userdb_equal_ct(const void *a, size_t alen, const void *b, size_t blen);
 
 /* A mailbox's own limits: -1 not set (the defaults apply), 0 no limit. */
 struct userdb_limits {

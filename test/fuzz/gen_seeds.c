@@ -693,6 +693,45 @@ mime_seeds(void)
 	    "Content-Transfer-Encoding: binary\r\n\r\n\xe9\x00\r\r\n");
 }
 
+/* fuzz_pop3_command: byte 0 picks pop3_cmd_number's maximum (3: the
+ * largest); then lines as a POP3 client sends them before and after
+ * login, and SASL exchanges (RFC 5034) as login drives them. */
+static void
+pop3_seeds(void)
+{
+	const char *t = "fuzz_pop3_command";
+
+	SEED(t, "session",
+	    "\x03"
+	    "CAPA\r\nUSER alice@example.test\r\nPASS sec ret \r\nSTAT\r\n"
+	    "LIST\r\nLIST 1\r\nRETR 1\r\nTOP 1 0\r\nUIDL\r\nDELE 1\r\n"
+	    "NOOP\r\nRSET\r\nQUIT\r\n");
+	SEED(t, "apop",
+	    "\x02"
+	    "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+	SEED(t, "stls-utf8", "\x01stls\r\nUtf8\r\n  noop  \r\n\r\n");
+	SEED(t, "numbers",
+	    "\x02"
+	    "TOP 4294967295 0\r\nLIST 4294967296\r\nRETR +1\r\n"
+	    "DELE 00000000001\r\nTOP 1 2 3 4 5\r\n");
+	/* \0alice\0secret with the command, and after a "+ " challenge. */
+	SEED(t, "auth-plain-initial",
+	    "\x00"
+	    "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nSTAT\r\n");
+	SEED(t, "auth-plain",
+	    "\x00"
+	    "AUTH plain\r\nAGFsaWNlAHNlY3JldA==\r\nQUIT\r\n");
+	SEED(t, "auth-login",
+	    "\x00"
+	    "AUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\nSTAT\r\n");
+	SEED(t, "auth-login-initial-cancel",
+	    "\x00"
+	    "AUTH LOGIN YWxpY2U=\r\n*\r\nAUTH\r\n");
+	SEED(t, "bad",
+	    "\x00"
+	    "US\r\nUSERS x\r\nUS3R\r\nUSER \x01\r\nX\x00Y\r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -717,6 +756,7 @@ main(int argc, char **argv)
 	dns_seeds();
 	reply_seeds();
 	mime_seeds();
+	pop3_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);

@@ -210,8 +210,8 @@ def record_for_cleanup(kind, value):
 
 def ensure_system_users():
     """As root: creates tern's users and groups as run.sh does, if missing."""
-    skip_unless_root("creating the tern, terndrop, vmail and ternauth "
-                     "accounts")
+    skip_unless_root("creating the tern, terndrop, vmail, ternauth and "
+                     "ternlogin accounts")
     if not _user_exists("tern"):
         run(["useradd", "-r", "-U", "-d", "/var/spool/tern", "-s",
              "/usr/sbin/nologin", "tern"])
@@ -223,6 +223,10 @@ def ensure_system_users():
     if not _user_exists("ternauth"):
         run(["useradd", "-r", "-U", "-d", "/nonexistent", "-s",
              "/usr/sbin/nologin", "ternauth"])
+    # The POP3/IMAP pre-login processes' own user (run.sh makes it too).
+    if not _user_exists("ternlogin"):
+        run(["useradd", "-r", "-U", "-d", "/nonexistent", "-s",
+             "/usr/sbin/nologin", "ternlogin"])
 
 
 # ------------------------------------------------------------------ ports
@@ -670,6 +674,10 @@ class TernInstance:
         self.port_base = port_base or pick_port_base(address)
         self.smtp_port = self.port_base + 25
         self.submission_port = self.port_base + 587
+        self.pop3_port = self.port_base + 110
+        self.pop3s_port = self.port_base + 995
+        # Programs may also run from here (a test's own daemon_directory).
+        self.daemon_dirs = [DAEMON_DIR]
         self.users_made = []
         self.log_checked = 0
         self.closed = False
@@ -689,6 +697,13 @@ class TernInstance:
             # start and stop on a small machine; four serve every test
             # (tests of concurrency raise it).
             self.edit_service("smtp", 5, "4")
+            # LeakSanitizer needs /proc, which the login processes'
+            # chroot hides: test instances run them unchrooted, one per
+            # port; the tests of the chroot itself put it back inside
+            # leak_checks_off().
+            for port in (self.pop3_port, self.pop3s_port):
+                self.edit_service(str(port), 4, "n")
+                self.edit_service(str(port), 5, "1")
             # Mail to remote domains (notices to senders at example.org,
             # say) must not ask the world's DNS: a loopback port where
             # nothing listens makes it wait in the queue. Tests of
@@ -790,18 +805,24 @@ class TernInstance:
 
     # ----- processes
 
-    def pids(self, program=None, service=None):
+    def pids(self, program=None, service=None, daemons_only=False):
         """Pids of this instance's master and daemons (argv has -c DIR),
         optionally only those of program (e.g. "smtpd") and service
-        (the -n name)."""
+        (the -n name). Sessions that spawn started (pop3d, imapd: argv
+        without -n) count too, unless daemons_only: then only master and
+        what master started."""
         found = []
         for pid in all_pids():
             argv = proc_cmdline(pid)
             if not argv or not pid_alive(pid):
                 continue
             prog = os.path.basename(argv[0])
-            if not (argv[0].startswith(DAEMON_DIR + "/")
-                    or prog in ("master", "smtpd", "qmgr", "local")):
+            if not (any(argv[0].startswith(d + "/")
+                        for d in self.daemon_dirs)
+                    or prog in ("master", "smtpd", "qmgr", "local",
+                                "spawn", "pop3d")):
+                continue
+            if daemons_only and prog != "master" and "-n" not in argv:
                 continue
             if not any(argv[i] == "-c" and argv[i + 1] == self.dir
                        for i in range(len(argv) - 1)):
@@ -818,14 +839,22 @@ class TernInstance:
     pids_of = pids
 
     def expected_daemons(self):
-        """Processes services.conf asks for: the sum of its maxproc column."""
+        """Processes services.conf asks for: the sum of its maxproc column
+        ("-": $default_process_limit)."""
         want = 0
+        default = None
         with open(self.services_path()) as f:
             for line in f:
                 fields = line.split()
                 if len(fields) >= 7 and not line[0].isspace() and \
                         not fields[0].startswith("#"):
-                    want += int(fields[5])
+                    if fields[5] == "-":
+                        if default is None:
+                            default = int(self.conf_get(
+                                "default_process_limit"))
+                        want += default
+                    else:
+                        want += int(fields[5])
         return want
 
     def wait_ready(self, timeout=START_TIMEOUT):
@@ -836,7 +865,8 @@ class TernInstance:
 
         def ready():
             master = self.master_pid()
-            daemons = [p for p in self.pids() if p != master]
+            daemons = [p for p in self.pids(daemons_only=True)
+                       if p != master]
             return (master is not None and len(daemons) == want and
                     all(proc_wchan(p) == "do_epoll_wait" for p in daemons)
                     and daemons)

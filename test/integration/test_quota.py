@@ -77,7 +77,7 @@ class QuotaBounceTest(TernTestCase):
         send(t, addr)
         first = t.wait_for_maildir(md, 1)[0]
         size = os.path.getsize(first)
-        self.assertTrue(first.endswith(",S=%d" % size), first)
+        self.assertRegex(first, r",S=%d,W=\d+$" % size)
         # Room for two messages of this size and a half.
         t.ternuser("quota", addr, str(size * 5 // 2))
         send(t, addr)
@@ -182,7 +182,7 @@ class RepeatedDeliveryTest(TernTestCase):
         files = harness.maildir_files(md)
         self.assertEqual(len(files), 1)
         name = os.path.basename(files[0])
-        self.assertRegex(name, r"^\d+\.M\d{6}Q%sR0\..+,S=\d+$" % qid)
+        self.assertRegex(name, r"^\d+\.M\d{6}Q%sR0\..+,S=\d+,W=\d+$" % qid)
         since = t.log_size()
         reply = self.request(qid)
         self.assertEqual((reply["result"], reply["dsn"]), ("sent", "2.0.0"))
