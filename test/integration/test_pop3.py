@@ -15,7 +15,6 @@ import os
 import poplib
 import pwd
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -191,12 +190,6 @@ class Pop3Helpers:
 
 class Pop3Test(Pop3Helpers, TernTestCase):
     """One instance for the class; each test its own user."""
-
-    @classmethod
-    def setUpClass(cls):
-        # The login process runs chrooted (LeakSanitizer needs /proc).
-        with harness.leak_checks_off():
-            super().setUpClass()
 
     @classmethod
     def configure(cls, tern):
@@ -607,15 +600,13 @@ class Pop3Test(Pop3Helpers, TernTestCase):
         self.assertTrue(first.quit().startswith(b"+OK"))
         self.assertEqual(self.login_when_free("inuse").stat()[0], 1)
 
-    def test_session_as_mailbox_owner_login_as_ternlogin_chrooted(self):
-        harness.skip_unless_root("the processes' users and chroot")
+    def test_session_as_mailbox_owner_login_as_ternlogin(self):
+        harness.skip_unless_root("the processes' users")
         t = self.tern
         user = addr("procs")
         self.deliver(user, 1)
         vmail = pwd.getpwnam(t.conf_get("vmail_user")).pw_uid
-        login_user = t.conf_get("login_user")
-        login_dir = os.path.realpath(t.conf_get("login_directory"))
-        ternlogin = pwd.getpwnam(login_user).pw_uid
+        ternlogin = pwd.getpwnam(t.conf_get("login_user")).pw_uid
         # A TLS session keeps its login process (the relay) busy as well.
         p = poplib.POP3_SSL("127.0.0.1", pop3s_port(t), timeout=SHORT,
                             context=client_context(t))
@@ -626,27 +617,18 @@ class Pop3Test(Pop3Helpers, TernTestCase):
 
         def mine():
             for pid in self.sessions():
-                env = open("/proc/%d/environ" % pid, "rb").read().split(b"\0")
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    env = f.read().split(b"\0")
                 if b"TERN_SESSION_USER=" + user.encode() in env:
                     return pid
             return None
         session = wait_until(mine, SHORT, "the pop3d session of %s" % user)
         self.assertEqual(harness.process_uids(session), (vmail,) * 4)
-        st = os.stat(t.virtual_maildir(user))
-        self.assertEqual(st.st_uid, vmail)
+        self.assertEqual(os.stat(t.virtual_maildir(user)).st_uid, vmail)
         logins = t.pids("login")
-        self.assertTrue(logins, t.describe_pids())
+        self.assertEqual(len(logins), 2, t.describe_pids())
         for pid in logins:
             self.assertEqual(harness.process_uids(pid), (ternlogin,) * 4)
-            self.assertEqual(os.readlink("/proc/%d/root" % pid), login_dir)
-        # The login directory is root's and empty but for sockets.
-        st = os.lstat(login_dir)
-        self.assertTrue(stat.S_ISDIR(st.st_mode))
-        self.assertEqual(st.st_uid, 0)
-        self.assertFalse(st.st_mode & 0o022)
-        for name in os.listdir(login_dir):
-            self.assertTrue(stat.S_ISSOCK(os.lstat(
-                os.path.join(login_dir, name)).st_mode), name)
         p.quit()
         wait_until(lambda: mine() is None, SESSION_GONE,
                    "the session to exit after QUIT")
@@ -695,22 +677,31 @@ def stored_by_mid(stored, mid):
     raise AssertionError("no stored message with %s" % mid)
 
 
-class UntrustedTest(Pop3Helpers, TernTestCase):
-    """login_trusted_networks empty: 127.0.0.1 is a stranger, so a
-    plaintext login needs STLS first."""
+class StrangerTest(Pop3Helpers, TernTestCase):
+    """The default services.conf lines as they are (login chrooted to
+    $login_directory, two processes per port; harness's instances run
+    them unchrooted for LeakSanitizer), and login_trusted_networks empty:
+    127.0.0.1 is a stranger, so a plaintext login needs STLS first."""
 
-    class_instance = False
+    @classmethod
+    def setUpClass(cls):
+        # LeakSanitizer needs /proc, which the chroot hides.
+        with harness.leak_checks_off():
+            super().setUpClass()
+
+    @classmethod
+    def configure(cls, tern):
+        if not has_pop3_service(tern):
+            raise unittest.SkipTest("no POP3 service in services.conf")
+        for port in (pop3_port(tern), pop3s_port(tern)):
+            tern.edit_service(str(port), 4, "$login_directory")
+            tern.edit_service(str(port), 5, "2")
+        tern.conf_set(login_trusted_networks="")
+        tern.add_user(addr("far"), PASSWORD)
 
     def test_plaintext_login_refused_before_stls(self):
+        t = self.tern
         user = addr("far")
-
-        def configure(i):
-            if not has_pop3_service(i):
-                raise unittest.SkipTest("no POP3 service in services.conf")
-            i.conf_set(login_trusted_networks="")
-            i.add_user(user, PASSWORD)
-        with harness.leak_checks_off():
-            t = self.new_instance(configure=configure)
         smtp_send(t.smtp_port, SENDER, [user],
                   make_message(SENDER, user)[1])
         t.wait_for_maildir(t.virtual_maildir(user), 1)
@@ -738,6 +729,30 @@ class UntrustedTest(Pop3Helpers, TernTestCase):
         # poplib over POP3_SSL needs nothing more.
         p = self.login_when_free(user, t=t, tls=True)
         self.assertEqual(p.stat()[0], 1)
+        p.quit()
+
+    def test_login_processes_chrooted_as_ternlogin(self):
+        harness.skip_unless_root("the processes' users and chroot")
+        t = self.tern
+        login_dir = os.path.realpath(t.conf_get("login_directory"))
+        ternlogin = pwd.getpwnam(t.conf_get("login_user")).pw_uid
+        t.wait_ready()     # chroot and drop done
+        logins = t.pids("login")
+        self.assertEqual(len(logins), 4, t.describe_pids())
+        for pid in logins:
+            self.assertEqual(harness.process_uids(pid), (ternlogin,) * 4)
+            self.assertEqual(os.readlink("/proc/%d/root" % pid), login_dir)
+        # Root's directory, nobody else may write in it, and nothing but
+        # spawn's socket inside.
+        st = os.lstat(login_dir)
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(st.st_uid, 0)
+        self.assertFalse(st.st_mode & 0o022)
+        for name in os.listdir(login_dir):
+            self.assertTrue(stat.S_ISSOCK(os.lstat(
+                os.path.join(login_dir, name)).st_mode), name)
+        # Logins work from inside the chroot (spawn's socket is /spawn).
+        p = self.login_when_free(addr("far"), t=t, tls=True)
         p.quit()
 
 if __name__ == "__main__":
