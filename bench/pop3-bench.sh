@@ -185,8 +185,8 @@ conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
 has_param() { "$ternconf" -c "$tern_dir" -d "$1" >/dev/null 2>&1; }
 say "tern instance in $tern_dir"
 "$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
-! with tern || grep -q "^110[[:space:]]" "$tern_dir/services.conf" ||
-	die "this tern's services.conf has no POP3 service on 110"
+! with tern || grep -q "^$tern_port[[:space:]]" "$tern_dir/services.conf" ||
+	die "this tern's services.conf has no POP3 service on $tern_port"
 "$ternconf" -c "$tern_dir" -e "virtual_mailbox_domains=$domain" \
 	myhostname=bench.example.org
 # Dovecot's defaults allow this load (per-user limits of 10 are not
