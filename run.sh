@@ -152,7 +152,8 @@ key=$(conf_value smtpd_tls_key_file)
 cat <<EOF
 
 tern is running: SMTP on 127.0.0.1:$port (STARTTLS offered), submission on
-127.0.0.1:587 (STARTTLS and AUTH required) and 127.0.0.1:465 (implicit TLS).
+127.0.0.1:587 (STARTTLS and AUTH required) and 127.0.0.1:465 (implicit TLS);
+POP3 on 110 (STLS) and 995 (implicit TLS).
 
 Send a test message:
   swaks --server 127.0.0.1:$port --from you@example.org --to $demo_user
@@ -164,6 +165,9 @@ From a script or cron job, as any user (then "mailq" shows the queue):
   printf 'Subject: hello\n\nhello from sendmail\n' | $sbin/sendmail $demo_user
 
 It lands in:   $maildir/new/
+Read it over POP3 (plaintext logins only from 127.0.0.1 or after STLS):
+  curl -k --ssl-reqd pop3://127.0.0.1/1 -u '$demo_user:$password'
+  curl -k pop3s://127.0.0.1/ -u '$demo_user:$password'      (the list)
 The log:       $log
 Demo user:     $demo_user, password $password
 Status:        $tern status

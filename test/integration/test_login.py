@@ -1,16 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""The POP3 pre-login process (login pop3, logging as pop3-login) with
-python3 poplib, ssl and raw sockets: the greeting, CAPA before and after
-STLS, POP3_SSL on the implicit-TLS port, plaintext logins refused before
-TLS from outside login_trusted_networks, the SASL exchanges, the limits
-(line length, bad commands, failed logins, connections per address),
-STLS with pipelined commands refused, and the hand-over to spawn: the
-request frame with the client's descriptor (SCM_RIGHTS) and its
-pipelined input, a plaintext client's socket passed on, a TLS client's
-plaintext relayed both ways. spawn is played here by a small UNIX-socket
-server that answers by user name and, for a good login, serves a
-two-command POP3 session on the descriptor it got, so that login's side
-is tested whole without the real spawn and pop3d."""
+"""The POP3 pre-login process (login pop3, logging as pop3-login) in front
+of the real spawn and pop3d of a started instance, with python3 poplib,
+ssl and raw sockets: the greeting, CAPA before and after STLS, POP3_SSL on
+the implicit-TLS port, plaintext logins refused before TLS from outside
+login_trusted_networks, the SASL exchanges, the limits (line length, bad
+commands, failed logins, connections per address), STLS with pipelined
+commands refused, every answer spawn gives (fail, limit, delay, tempfail,
+ok), and what happens after a login: commands pipelined after PASS
+answered by the session, a plaintext client's socket handed over to pop3d
+(login keeps no descriptor of it: /proc), a TLS client's session relayed
+both ways (a big message through it) until the client goes and pop3d
+with it. As root: login runs as ternlogin, and chrooted to
+login_directory when services.conf says so."""
 
 import base64
 import contextlib
@@ -18,144 +19,22 @@ import os
 import poplib
 import socket
 import ssl
-import struct
-import threading
-import time
+import uuid
 
 import harness
-from harness import TernTestCase, wait_until
+from harness import TernTestCase, skip_unless_root, wait_until
 
-SHORT = 15
-GOOD_USER = "good@example.test"
-GOOD_PW = "Good pw 42"
-# spawn's answer for the other users (login_proto.h statuses).
-USER_STATUS = {"limit@example.test": "limit", "delay@example.test": "delay",
-               "temp@example.test": "tempfail"}
-
-
-def recv_frame(sock, fds, max_frame=16384):
-    """One attr frame from sock (descriptors that came with it are
-    appended to fds); returns {name: bytes}."""
-    data = b""
-    while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
-        msg, anc, _, _ = sock.recvmsg(
-            65536, socket.CMSG_SPACE(4 * struct.calcsize("i")))
-        for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                n = len(payload) // struct.calcsize("i")
-                fds.extend(struct.unpack("%di" % n,
-                                         payload[:n * struct.calcsize("i")]))
-        if not msg:
-            raise ConnectionError("spawn request cut short")
-        data += msg
-        if len(data) > max_frame:
-            raise AssertionError("spawn request over %d bytes" % max_frame)
-    (n,) = struct.unpack(">I", data[:4])
-    out = {}
-    for name, value in harness.attr_parse(data[4:4 + n]):
-        out[name] = value
-    # attr_parse decodes values as text; the input may be binary-safe
-    # but is plain POP3 here.
-    return out
-
-
-class FakeSpawn:
-    """spawn's socket in login_directory: records each request and the
-    descriptor count that came with it, answers by user, and serves a
-    tiny session (greeting, STAT, QUIT) on the descriptor of a good
-    login, reading the request's input first."""
-
-    def __init__(self, path):
-        self.path = path
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.requests = []
-        self.stopping = False
-        self.threads = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(SHORT)
-                fds = []
-                try:
-                    req = recv_frame(conn, fds)
-                except (OSError, ConnectionError, AssertionError):
-                    for fd in fds:
-                        os.close(fd)
-                    continue
-                req["nfds"] = len(fds)
-                self.requests.append(req)
-                status = "fail"
-                if req.get("user") == GOOD_USER and \
-                        req.get("password") == GOOD_PW:
-                    status = "ok"
-                elif req.get("user") in USER_STATUS:
-                    status = USER_STATUS[req["user"]]
-                with contextlib.suppress(OSError):
-                    conn.sendall(harness.attr_frame(
-                        [("status", status), ("user", req.get("user", ""))]))
-                if status == "ok" and len(fds) == 1:
-                    t = threading.Thread(target=self._session,
-                                         args=(fds[0], req.get("input", "")),
-                                         daemon=True)
-                    t.start()
-                    self.threads.append(t)
-                else:
-                    for fd in fds:
-                        os.close(fd)
-
-    @staticmethod
-    def _session(fd, pending):
-        """The session: greets, answers STAT and QUIT, -ERR otherwise."""
-        with socket.socket(fileno=fd) as s:
-            s.setblocking(True)
-            s.settimeout(SHORT)
-            buf = pending.encode()
-            with contextlib.suppress(OSError):
-                s.sendall(b"+OK Logged in.\r\n")
-                while True:
-                    while b"\n" not in buf:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            return
-                        buf += chunk
-                    line, buf = buf.split(b"\n", 1)
-                    cmd = line.strip().upper()
-                    if cmd == b"STAT":
-                        s.sendall(b"+OK 0 0\r\n")
-                    elif cmd == b"QUIT":
-                        s.sendall(b"+OK Logging out.\r\n")
-                        return
-                    elif cmd.startswith(b"BIG"):
-                        # Many replies: the relay must carry them all
-                        # through its bounded buffers.
-                        s.sendall(b"+OK\r\n" + b"x" * 78 + b"\r\n" * 1
-                                  + (b"y" * 78 + b"\r\n") * 5000 + b".\r\n")
-                    else:
-                        s.sendall(b"-ERR Unknown command.\r\n")
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(10)
-        for t in self.threads:
-            t.join(10)
-        self.sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+SHORT = 20
+SENDER = "sender@example.org"
+LOGIN_USER = "ternlogin"
+# auth_failure_delay / auth_failure_delay_max of the instances: short, so
+# that three failed logins take seconds.
+AUTH_DELAY = "1s"
+AUTH_DELAY_MAX = "1s"
+LOGIN_DELAY = 300
+# login_max_connections_per_ip of the service that does not trust
+# 127.0.0.1.
+STRICT_MAX_CONN = 3
 
 
 def client_context(t):
@@ -165,15 +44,67 @@ def client_context(t):
     return ctx
 
 
-def add_login_services(t, maxproc=1, user="y"):
-    """The two login services of services.conf on the instance's POP3
-    ports (chroot n until spawn's chroot column is there)."""
-    with open(t.services_path(), "a") as f:
-        f.write("%d inet n %s n %d login pop3\n"
-                % (t.port_base + 110, user, maxproc))
-        f.write("%d inet n %s n %d login pop3 "
-                "-o login_tls_wrappermode=yes\n"
-                % (t.port_base + 995, user, maxproc))
+def new_user(tag="u"):
+    return "%s%s@%s" % (tag, uuid.uuid4().hex[:8], harness.VIRTUAL_DOMAIN)
+
+
+def plain_token(user, password):
+    return base64.b64encode(b"\0" + user.encode() + b"\0"
+                            + password.encode()).decode()
+
+
+def proc_environ(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            env[name] = value
+    return env
+
+
+def socket_inodes(pid):
+    """{inode: fd} of the sockets pid holds (/proc/PID/fd)."""
+    d = "/proc/%d/fd" % pid
+    out = {}
+    for name in os.listdir(d):
+        with contextlib.suppress(FileNotFoundError):
+            link = os.readlink(os.path.join(d, name))
+            if link.startswith("socket:["):
+                out[int(link[len("socket:["):-1])] = int(name)
+    return out
+
+
+def fd_socket_inode(pid, fd):
+    link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    if not link.startswith("socket:["):
+        raise AssertionError("fd %d of pid %d is %s, not a socket"
+                             % (fd, pid, link))
+    return int(link[len("socket:["):-1])
+
+
+def tcp_inode(local_port, remote_port):
+    """The inode of the server end of a TCP connection on 127.0.0.1, from
+    /proc/net/tcp (ports in hex after the address)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            lport = int(fields[1].split(":")[1], 16)
+            rport = int(fields[2].split(":")[1], 16)
+            if lport == local_port and rport == remote_port:
+                return int(fields[9])
+    return None
+
+
+def unix_inodes():
+    with open("/proc/net/unix") as f:
+        next(f)
+        return {int(line.split()[6]) for line in f}
 
 
 class RawPop:
@@ -225,44 +156,58 @@ class RawPop:
         self.close()
 
 
+def greets(port):
+    try:
+        with RawPop(port, timeout=2) as c:
+            return c.greeting.startswith("+OK")
+    except (OSError, ConnectionError):
+        return False
+
+
 class LoginTest(TernTestCase):
+    """One instance: the two login services of etc/services.conf (made
+    unchrooted by the harness) and a third that does not trust
+    127.0.0.1, with spawn, auth and pop3d behind them."""
 
     @classmethod
     def configure(cls, tern):
-        add_login_services(tern)
-        # The port 995 greeting must not be the only sign of life: a
-        # greeting of our own to recognise.
         tern.conf_set(login_greeting="test pop3 ready.",
-                      pop3_delete_after="30d", pop3_login_delay="5m")
-        cls.login_dir = tern.conf_get("queue_directory") + "/login"
-        os.makedirs(cls.login_dir, exist_ok=True)
-        os.chmod(cls.login_dir, 0o755)
-        cls.spawn = FakeSpawn(cls.login_dir + "/spawn")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.spawn.close()
+                      pop3_delete_after="30d",
+                      pop3_login_delay="%ds" % LOGIN_DELAY,
+                      login_max_user_connections="1",
+                      auth_failure_delay=AUTH_DELAY,
+                      auth_failure_delay_max=AUTH_DELAY_MAX)
+        # A third login service of the same instance (same spawn, auth
+        # and pop3d) for which 127.0.0.1 is not trusted.
+        cls.strict_port = harness.find_free_port()
+        with open(tern.services_path(), "a") as f:
+            f.write("%d inet n $login_user n 1 login pop3 "
+                    "-o login_trusted_networks= "
+                    "-o login_max_connections_per_ip=%d\n"
+                    % (cls.strict_port, STRICT_MAX_CONN))
 
     def setUp(self):
         super().setUp()
-        self.pop3_port = self.tern.port_base + 110
-        self.pop3s_port = self.tern.port_base + 995
-        wait_until(lambda: self._greets(self.pop3_port), SHORT,
+        self.pop3_port = self.tern.pop3_port
+        self.pop3s_port = self.tern.pop3s_port
+        # (master listens on both ports from the start: a client of
+        # port 995 waits in the backlog until its login process runs.)
+        wait_until(lambda: greets(self.pop3_port), SHORT,
                    "a POP3 greeting on port %d" % self.pop3_port)
 
-    @staticmethod
-    def _greets(port):
-        try:
-            with RawPop(port, timeout=2) as c:
-                return c.greeting.startswith("+OK")
-        except (OSError, ConnectionError):
-            return False
+    def add_user(self, tag="u"):
+        user, pw = new_user(tag), "pw-" + uuid.uuid4().hex[:8]
+        self.tern.add_user(user, pw)
+        return user, pw
 
     def pop(self):
         p = poplib.POP3("127.0.0.1", self.pop3_port, timeout=SHORT)
+        self.addCleanup(p.close)
+        return p
+
+    def pop_ssl(self):
+        p = poplib.POP3_SSL("127.0.0.1", self.pop3s_port, timeout=SHORT,
+                            context=client_context(self.tern))
         self.addCleanup(p.close)
         return p
 
@@ -270,6 +215,26 @@ class LoginTest(TernTestCase):
         c = RawPop(port or self.pop3_port)
         self.addCleanup(c.close)
         return c
+
+    def login_pid(self, port):
+        pids = self.tern.pids("login", service=str(port))
+        self.assertEqual(len(pids), 1, pids)
+        return pids[0]
+
+    def session_pid(self, user):
+        """The pid of the pop3d that spawn started for user (/proc)."""
+        return wait_until(
+            lambda: next((p for p in self.tern.pids("pop3d")
+                          if proc_environ(p).get("TERN_SESSION_USER")
+                          == user), None),
+            SHORT, "the pop3d session of %s" % user)
+
+    def wait_session_gone(self, pid, user):
+        wait_until(lambda: not harness.pid_alive(pid), SHORT,
+                   "the pop3d of %s (pid %d) to exit" % (user, pid))
+        self.tern.wait_for_log(r"spawn\[\d+\]: session for %s from "
+                               r"127\.0\.0\.1 ended after \d+ s \(exit "
+                               r"status 0\)" % user.replace(".", r"\."))
 
     # ----- the dialogue
 
@@ -282,7 +247,7 @@ class LoginTest(TernTestCase):
             self.assertIn(word, capa)
         self.assertEqual(capa["IMPLEMENTATION"], ["tern"])
         self.assertEqual(capa["EXPIRE"], ["30"])
-        self.assertEqual(capa["LOGIN-DELAY"], ["300"])
+        self.assertEqual(capa["LOGIN-DELAY"], [str(LOGIN_DELAY)])
         # 127.0.0.1 is in login_trusted_networks by default.
         self.assertIn("USER", capa)
         self.assertEqual(capa["SASL"], ["PLAIN", "LOGIN"])
@@ -299,9 +264,7 @@ class LoginTest(TernTestCase):
             p._shortcmd("STLS")
 
     def test_pop3s_greets_inside_tls(self):
-        p = poplib.POP3_SSL("127.0.0.1", self.pop3s_port, timeout=SHORT,
-                            context=client_context(self.tern))
-        self.addCleanup(p.close)
+        p = self.pop_ssl()
         self.assertEqual(p.getwelcome(), b"+OK test pop3 ready.")
         capa = p.capa()
         self.assertNotIn("STLS", capa)
@@ -353,143 +316,220 @@ class LoginTest(TernTestCase):
         self.assertEqual(c.cmd("!!!"), "-ERR Invalid AUTH data.")
         self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
 
-    # ----- logins through (fake) spawn
-
-    def last_request(self, user):
-        return wait_until(
-            lambda: next((r for r in reversed(self.spawn.requests)
-                          if r.get("user") == user), None),
-            SHORT, "spawn request for %s" % user)
+    # ----- logins through spawn
 
     def test_wrong_password_three_times_disconnects(self):
+        user, pw = self.add_user("wp")
         c = self.raw()
-        for i in range(3):
-            self.assertEqual(c.cmd("USER nobody@example.test"), "+OK")
-            self.assertEqual(c.cmd("PASS wrong%d" % i),
+        # An unknown user gets the same answer as a wrong password.
+        for who, password in (("nobody@example.test", pw),
+                              (user, pw + "x"), (user, pw.upper())):
+            self.assertEqual(c.cmd("USER " + who), "+OK")
+            self.assertEqual(c.cmd("PASS " + password),
                              "-ERR [AUTH] Authentication failed.")
         self.assertTrue(c.closed_by_peer())
-        req = self.last_request("nobody@example.test")
-        self.assertEqual(req["request"], "login")
-        self.assertEqual(req["service"], "pop3")
-        self.assertEqual(req["mech"], "plain")
-        self.assertEqual(req["tls"], "0")
-        self.assertEqual(req["secured"], "1")   # 127.0.0.1 is trusted
-        self.assertEqual(req["client_addr"], "127.0.0.1")
-        self.assertEqual(req["local_port"], str(self.pop3_port))
-        self.assertEqual(req["nfds"], 1)
+        # spawn asked auth each time: the failures are real.
+        for who in ("nobody@example.test", user):
+            self.tern.wait_for_log(
+                r"spawn\[\d+\]: login failed: user=<%s>, method=PLAIN, "
+                r"rip=127\.0\.0\.1: authentication failed"
+                % who.replace(".", r"\."))
         self.tern.wait_for_log(
             r"pop3-login\[\d+\]: Disconnected \(auth failed, 3 attempts in "
-            r"\d+ secs\): user=<nobody@example.test>, method=PLAIN, "
-            r"rip=127.0.0.1, lip=127.0.0.1, secured")
+            r"\d+ secs\): user=<%s>, method=PLAIN, rip=127.0.0.1, "
+            r"lip=127.0.0.1, secured" % user.replace(".", r"\."))
+        self.assertIsNone(next((p for p in self.tern.pids("pop3d")
+                                if proc_environ(p).get("TERN_SESSION_USER")
+                                == user), None))
 
     def test_spawn_statuses(self):
+        skip_unless_root("sessions run as vmail")
+        user, pw = self.add_user("st")
+        first = self.pop()
+        first.user(user)
+        self.assertEqual(first.pass_(pw), b"+OK Logged in.")
+        pid = self.session_pid(user)
         c = self.raw()
-        c.cmd("USER limit@example.test")
-        self.assertEqual(c.cmd("PASS x"),
+        # login_max_user_connections=1: the second session is refused.
+        c.cmd("USER " + user)
+        self.assertEqual(c.cmd("PASS " + pw),
                          "-ERR [SYS/TEMP] Too many connections.")
-        c.cmd("USER delay@example.test")
-        self.assertRegex(c.cmd("PASS x"), r"^-ERR \[LOGIN-DELAY\] ")
-        c.cmd("USER temp@example.test")
-        self.assertEqual(c.cmd("PASS x"),
-                         "-ERR [SYS/TEMP] Temporary authentication failure.")
-        # None of them counts as a failed login.
+        self.assertEqual(first.quit(), b"+OK Logging out.")
+        self.wait_session_gone(pid, user)
+        # pop3_login_delay: the first login was less than 5 minutes ago.
+        c.cmd("USER " + user)
+        self.assertEqual(c.cmd("PASS " + pw), "-ERR [LOGIN-DELAY] Logged "
+                         "in too recently, try again later.")
+        # The user file gone: auth cannot answer, spawn says tempfail.
+        path = self.tern.conf_get("user_file")
+        os.rename(path, path + ".away")
+        try:
+            c.cmd("USER " + user)
+            self.assertEqual(c.cmd("PASS " + pw), "-ERR [SYS/TEMP] "
+                             "Temporary authentication failure.")
+        finally:
+            os.rename(path + ".away", path)
+        # None of the three counts as a failed login (three would have
+        # ended the connection), and none started a session.
         self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+        self.assertEqual([p for p in self.tern.pids("pop3d")
+                          if proc_environ(p).get("TERN_SESSION_USER")
+                          == user], [])
+        log = self.tern.log()
+        u = user.replace(".", r"\.")
+        for text in (r"1 sessions of the user \(login_max_user_connections\)",
+                     r"last login \d+ s ago \(pop3_login_delay\)"):
+            self.assertRegex(log, r"spawn\[\d+\]: login refused: user=<%s>"
+                             r", method=PLAIN, rip=127\.0\.0\.1: %s"
+                             % (u, text))
+        self.assertRegex(log, r"spawn\[\d+\]: warning: login failed: "
+                         r"user=<%s>, rip=127\.0\.0\.1: auth: " % u)
 
-    def test_plain_login_passes_the_socket(self):
+    def test_plain_login_hands_over_the_socket(self):
+        skip_unless_root("sessions run as vmail; /proc of other users")
+        user, pw = self.add_user("ho")
         p = self.pop()
-        p.user(GOOD_USER)
-        self.assertEqual(p.pass_(GOOD_PW), b"+OK Logged in.")
+        cport = p.sock.getsockname()[1]
+        login = self.login_pid(self.pop3_port)
+        inode = tcp_inode(self.pop3_port, cport)
+        self.assertIsNotNone(inode)
+        # Before the login, login holds the client's socket ...
+        self.assertIn(inode, socket_inodes(login))
+        p.user(user)
+        self.assertEqual(p.pass_(pw), b"+OK Logged in.")
+        # ... after it, the session does, as its fd 0, and login holds
+        # nothing of it any more.
+        pid = self.session_pid(user)
+        self.assertEqual(fd_socket_inode(pid, 0), inode)
+        wait_until(lambda: inode not in socket_inodes(login), SHORT,
+                   "login to close its copy of the client's socket")
+        self.assertEqual(harness.process_user(pid), "vmail")
+        env = proc_environ(pid)
+        self.assertEqual(env["TERN_SESSION_CLIENT_PORT"], str(cport))
+        self.assertEqual(env["TERN_SESSION_TLS"], "0")
         self.assertEqual(p.stat(), (0, 0))
         self.assertEqual(p.quit(), b"+OK Logging out.")
+        self.wait_session_gone(pid, user)
         self.tern.wait_for_log(
-            r"pop3-login\[\d+\]: Login: user=<good@example.test>, "
-            r"method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, secured")
+            r"pop3-login\[\d+\]: Login: user=<%s>, method=PLAIN, "
+            r"rip=127.0.0.1, lip=127.0.0.1, secured"
+            % user.replace(".", r"\."))
 
-    def test_pipelined_commands_after_pass_reach_the_session(self):
+    def test_pipelined_commands_after_pass_answered_by_the_session(self):
+        skip_unless_root("sessions run as vmail")
+        user, pw = self.add_user("pl")
+        _, msg = harness.make_message(SENDER, user)
+        harness.smtp_send(self.tern.smtp_port, SENDER, [user], msg)
+        self.tern.wait_for_maildir(self.tern.virtual_maildir(user), 1)
         c = self.raw()
-        c.send(("USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n"
-                % (GOOD_USER, GOOD_PW)).encode())
-        self.assertEqual([c.line() for _ in range(4)],
-                         ["+OK", "+OK Logged in.", "+OK 0 0",
-                          "+OK Logging out."])
-        req = self.last_request(GOOD_USER)
-        self.assertEqual(req["input"], "STAT\r\nQUIT\r\n")
+        # Everything in one write: what follows PASS reaches pop3d
+        # (through spawn's TERN_SESSION_INPUT) and is answered in order.
+        c.send(("USER %s\r\nPASS %s\r\nSTAT\r\nLIST\r\nNOOP\r\nQUIT\r\n"
+                % (user, pw)).encode())
+        lines = [c.line() for _ in range(7)]
+        self.assertEqual(lines[:2], ["+OK", "+OK Logged in."])
+        self.assertRegex(lines[2], r"^\+OK 1 \d+$")
+        size = lines[2].split()[2]
+        self.assertEqual(lines[3:], ["+OK 1 messages:", "1 " + size, ".",
+                                     "+OK"])
+        self.assertEqual(c.line(), "+OK Logging out.")
+        self.assertTrue(c.closed_by_peer())
+        self.tern.wait_for_log(r"pop3d\[\d+\]: pop3d\(%s\)<[^>]+>: "
+                               r"Disconnected: Logged out"
+                               % user.replace(".", r"\."))
 
-    def test_auth_plain_initial_response_over_stls_relays(self):
+    def test_tls_login_relays_a_big_message(self):
+        skip_unless_root("sessions run as vmail; /proc of other users")
+        user, pw = self.add_user("tl")
+        # Lines starting with '.', many of them: dot-stuffing and the
+        # relay's bounded buffers both.
+        body = b"".join(b"%s line %05d %s\n"
+                        % (b"." if i % 7 == 0 else b"x", i, b"y" * 60)
+                        for i in range(8000))
+        _, msg = harness.make_message(SENDER, user, body=body)
+        harness.smtp_send(self.tern.smtp_port, SENDER, [user], msg)
+        maildir = self.tern.virtual_maildir(user)
+        [path] = self.tern.wait_for_maildir(maildir, 1)
+        with open(path, "rb") as f:
+            wire = harness.to_crlf(f.read())
         p = self.pop()
         p.stls(context=client_context(self.tern))
-        token = base64.b64encode(
-            b"\0" + GOOD_USER.encode() + b"\0" + GOOD_PW.encode()).decode()
-        self.assertEqual(p._shortcmd("AUTH PLAIN " + token),
+        cport = p.sock.getsockname()[1]
+        self.assertEqual(p._shortcmd("AUTH PLAIN " + plain_token(user, pw)),
                          b"+OK Logged in.")
-        req = self.last_request(GOOD_USER)
-        self.assertEqual(req["tls"], "1")
-        self.assertEqual(req["nfds"], 1)
-        # Through the relay, both ways, a big reply too.
-        self.assertEqual(p.stat(), (0, 0))
-        resp, lines, _ = p._longcmd("BIG")
-        self.assertEqual(len(lines), 5001)
+        pid = self.session_pid(user)
+        self.assertEqual(proc_environ(pid)["TERN_SESSION_TLS"], "1")
+        # login keeps the TLS connection; the session has one end of a
+        # socketpair.
+        login = self.login_pid(self.pop3_port)
+        self.assertIn(tcp_inode(self.pop3_port, cport), socket_inodes(login))
+        self.assertIn(fd_socket_inode(pid, 0), unix_inodes())
+        self.assertEqual(p.stat(), (1, len(wire)))
+        resp, lines, octets = p.retr(1)
+        self.assertTrue(resp.startswith(b"+OK"), resp)
+        self.assertEqual(b"\r\n".join(lines) + b"\r\n", wire)
         self.assertEqual(p.quit(), b"+OK Logging out.")
+        self.wait_session_gone(pid, user)
         self.tern.wait_for_log(
-            r"pop3-login\[\d+\]: Login: user=<good@example.test>, "
-            r"method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS")
+            r"pop3-login\[\d+\]: Login: user=<%s>, method=PLAIN, "
+            r"rip=127.0.0.1, lip=127.0.0.1, TLS" % user.replace(".", r"\."))
+        self.tern.wait_for_log(r"spawn\[\d+\]: login: user=<%s>, .*, TLS, "
+                               % user.replace(".", r"\."))
 
     def test_pop3s_login_with_auth_login_relays(self):
-        p = poplib.POP3_SSL("127.0.0.1", self.pop3s_port, timeout=SHORT,
-                            context=client_context(self.tern))
-        self.addCleanup(p.close)
+        skip_unless_root("sessions run as vmail")
+        user, pw = self.add_user("ps")
+        p = self.pop_ssl()
         self.assertEqual(p._shortcmd("AUTH LOGIN"),
                          b"+ " + base64.b64encode(b"Username:"))
-        p._putcmd(base64.b64encode(GOOD_USER.encode()).decode())
+        p._putcmd(base64.b64encode(user.encode()).decode())
         self.assertEqual(p._getresp(), b"+ " + base64.b64encode(b"Password:"))
-        p._putcmd(base64.b64encode(GOOD_PW.encode()).decode())
+        p._putcmd(base64.b64encode(pw.encode()).decode())
         self.assertEqual(p._getresp(), b"+OK Logged in.")
         self.assertEqual(p.stat(), (0, 0))
-        p.quit()
+        resp, listing, _ = p.uidl()
+        self.assertEqual((resp, listing), (b"+OK", []))
+        pid = self.session_pid(user)
+        self.assertEqual(proc_environ(pid)["TERN_SESSION_LOCAL_PORT"],
+                         str(self.pop3s_port))
+        self.assertEqual(p.quit(), b"+OK Logging out.")
+        self.wait_session_gone(pid, user)
 
     def test_relay_ends_when_the_client_goes(self):
+        skip_unless_root("sessions run as vmail; /proc of other users")
+        user, pw = self.add_user("rl")
         p = self.pop()
         p.stls(context=client_context(self.tern))
-        p.user(GOOD_USER)
-        p.pass_(GOOD_PW)
-        p.stat()
-        # Gone without QUIT: the session sees EOF and ends, and so does
-        # the relay (the per-address count goes back down).
+        cport = p.sock.getsockname()[1]
+        p.user(user)
+        p.pass_(pw)
+        self.assertEqual(p.stat(), (0, 0))
+        pid = self.session_pid(user)
+        login = self.login_pid(self.pop3_port)
+        inode = tcp_inode(self.pop3_port, cport)
+        self.assertIn(inode, socket_inodes(login))
+        # Gone without QUIT: the relay closes the session's end, pop3d
+        # sees EOF and ends, and login lets go of the connection.
         p.close()
-        self.assertTrue(wait_until(lambda: all(
-            t.is_alive() is False for t in self.spawn.threads), SHORT,
-            "the session to see the end of its input"))
+        self.wait_session_gone(pid, user)
+        wait_until(lambda: inode not in socket_inodes(login), SHORT,
+                   "login to close the client's connection")
 
+    def test_runs_as_login_user(self):
+        skip_unless_root("a service user and /proc of its process")
+        uid = harness.pwd.getpwnam(LOGIN_USER).pw_uid
+        for port in (self.pop3_port, self.pop3s_port, self.strict_port):
+            pid = self.login_pid(port)
+            self.assertEqual(set(harness.process_uids(pid)), {uid})
 
-class PlaintextRefusedTest(TernTestCase):
-    """disable_plaintext_auth with 127.0.0.1 not trusted: a password
-    only inside TLS."""
+    # ----- the service where 127.0.0.1 is not trusted
 
-    @classmethod
-    def configure(cls, tern):
-        add_login_services(tern)
-        tern.conf_set(login_trusted_networks="", login_max_connections_per_ip="3")
-        login_dir = tern.conf_get("queue_directory") + "/login"
-        os.makedirs(login_dir, exist_ok=True)
-        cls.spawn = FakeSpawn(login_dir + "/spawn")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.spawn.close()
-
-    def setUp(self):
-        super().setUp()
-        self.pop3_port = self.tern.port_base + 110
-        wait_until(lambda: LoginTest._greets(self.pop3_port), SHORT,
-                   "a POP3 greeting on port %d" % self.pop3_port)
-
-    def test_refused_before_stls_allowed_after(self):
+    def test_plaintext_refused_before_stls_allowed_after(self):
+        user, pw = self.add_user("pt")
         refused = ("-ERR [AUTH] Plaintext authentication disallowed on "
                    "non-secure (SSL/TLS) connections.")
-        with RawPop(self.pop3_port) as c:
+        since = self.tern.log_size()
+        with RawPop(self.strict_port) as c:
             c.send(b"CAPA\r\n")
             capa = []
             while True:
@@ -500,25 +540,32 @@ class PlaintextRefusedTest(TernTestCase):
             self.assertIn("STLS", capa)
             self.assertNotIn("USER", capa)
             self.assertFalse(any(x.startswith("SASL") for x in capa))
-            self.assertEqual(c.cmd("USER " + GOOD_USER), refused)
-            self.assertEqual(c.cmd("PASS " + GOOD_PW), refused)
-            self.assertEqual(c.cmd("AUTH PLAIN AGFAYgBj"), refused)
+            self.assertEqual(c.cmd("USER " + user), refused)
+            self.assertEqual(c.cmd("PASS " + pw), refused)
+            self.assertEqual(c.cmd("AUTH PLAIN " + plain_token(user, pw)),
+                             refused)
             self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
-        self.assertFalse(any(r.get("user") == GOOD_USER
-                             for r in self.spawn.requests))
-        p = poplib.POP3("127.0.0.1", self.pop3_port, timeout=SHORT)
+        # Nothing reached spawn or auth.
+        self.assertNotIn("user=<%s>" % user, self.tern.log()[since:])
+        if not harness.is_root():
+            return
+        p = poplib.POP3("127.0.0.1", self.strict_port, timeout=SHORT)
         self.addCleanup(p.close)
         p.stls(context=client_context(self.tern))
         self.assertIn("USER", p.capa())
-        p.user(GOOD_USER)
-        self.assertEqual(p.pass_(GOOD_PW), b"+OK Logged in.")
+        p.user(user)
+        self.assertEqual(p.pass_(pw), b"+OK Logged in.")
         self.assertEqual(p.stat(), (0, 0))
         p.quit()
+        self.tern.wait_for_log(
+            r"pop3-login\[\d+\]: Login: user=<%s>, method=PLAIN, "
+            r"rip=127.0.0.1, lip=127.0.0.1, TLS" % user.replace(".", r"\."))
 
     def test_connections_per_address(self):
-        conns = [RawPop(self.pop3_port) for _ in range(3)]
+        conns = [RawPop(self.strict_port)
+                 for _ in range(STRICT_MAX_CONN)]
         try:
-            with RawPop(self.pop3_port) as c:
+            with RawPop(self.strict_port) as c:
                 self.assertEqual(c.greeting, "-ERR [SYS/TEMP] Too many "
                                  "connections from your address.")
                 self.assertTrue(c.closed_by_peer())
@@ -526,36 +573,42 @@ class PlaintextRefusedTest(TernTestCase):
             for c in conns:
                 c.close()
         # Once they are gone, the address is welcome again.
-        wait_until(lambda: LoginTest._greets(self.pop3_port), SHORT,
+        wait_until(lambda: greets(self.strict_port), SHORT,
                    "a greeting after the others closed")
 
 
-class PrivilegeTest(TernTestCase):
-    """As root: login runs as its own user (ternlogin); without spawn a
-    login is refused for now, and the dialogue goes on."""
+class ChrootTest(TernTestCase):
+    """services.conf's chroot column as etc/services.conf has it: login
+    runs as ternlogin inside login_directory, where spawn's socket is
+    /spawn, and a login goes through all the same. LeakSanitizer cannot
+    work there (no /proc): this instance runs without it."""
 
-    start_instance = False
+    class_instance = False
 
-    def test_runs_as_login_user(self):
-        harness.skip_unless_root("a service user and /proc of its process")
-        if not harness._user_exists("ternlogin"):
-            harness.run(["useradd", "-r", "-U", "-d", "/nonexistent", "-s",
-                         "/usr/sbin/nologin", "ternlogin"])
-        t = self.tern
-        add_login_services(t, user="ternlogin")
-        t.start()
-        self.instances.append(t)
-        pids = wait_until(lambda: t.pids("login"), SHORT, "login processes")
-        for pid in pids:
-            wait_until(lambda: harness.process_user(pid) == "ternlogin",
-                       SHORT, "login pid %d to drop to ternlogin" % pid)
-            self.assertEqual(set(harness.process_uids(pid)),
-                             {harness.pwd.getpwnam("ternlogin").pw_uid})
-        # Nothing listens on login_directory/spawn here.
-        with RawPop(t.port_base + 110) as c:
-            self.assertTrue(c.greeting.startswith("+OK"))
-            self.assertEqual(c.cmd("USER " + GOOD_USER), "+OK")
-            self.assertEqual(c.cmd("PASS " + GOOD_PW),
-                             "-ERR [SYS/TEMP] Login service unavailable, "
-                             "try again later.")
-            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+    def test_chrooted_login(self):
+        skip_unless_root("chroot, a service user and /proc")
+        with harness.leak_checks_off():
+            t = self.new_instance(start=False)
+            for port in (t.pop3_port, t.pop3s_port):
+                t.edit_service(str(port), 4, "$login_directory")
+            t.start()
+        wait_until(lambda: greets(t.pop3_port), SHORT,
+                   "a POP3 greeting on port %d" % t.pop3_port)
+        login_dir = os.path.realpath(t.conf_get("login_directory"))
+        uid = harness.pwd.getpwnam(LOGIN_USER).pw_uid
+        for port in (t.pop3_port, t.pop3s_port):
+            [pid] = wait_until(lambda: t.pids("login", service=str(port)),
+                               SHORT, "the login process of port %d" % port)
+            wait_until(lambda: os.readlink("/proc/%d/root" % pid)
+                       == login_dir, SHORT,
+                       "login pid %d to chroot to %s" % (pid, login_dir))
+            self.assertEqual(set(harness.process_uids(pid)), {uid})
+        user, pw = new_user("ch"), "pw-" + uuid.uuid4().hex[:8]
+        t.add_user(user, pw)
+        p = poplib.POP3_SSL("127.0.0.1", t.pop3s_port, timeout=SHORT,
+                            context=client_context(t))
+        self.addCleanup(p.close)
+        p.user(user)
+        self.assertEqual(p.pass_(pw), b"+OK Logged in.")
+        self.assertEqual(p.stat(), (0, 0))
+        self.assertEqual(p.quit(), b"+OK Logging out.")

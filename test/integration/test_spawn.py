@@ -6,18 +6,16 @@ root could change), the process limits max_use and max_idle, and spawn
 itself, driven as a login process would drive it (lib/mail/login_proto.h):
 one request frame with the client's descriptor over $login_directory/spawn.
 
-The session spawn starts is pop3d; so that these tests say what spawn does
-whatever pop3d is, the instance's daemon_directory holds the real daemons
-(symlinks) and a stand-in pop3d that reports, over the client connection
-it was given, who it runs as, its arguments, its environment and its
-descriptors, then waits for the client to hang up."""
+The descriptor passed is one end of a socketpair; a good login starts the
+installed pop3d on it, which this test then talks POP3 to through the
+other end, while /proc of that pop3d shows who it runs as, its
+environment, its descriptors and its working directory."""
 
+import base64
 import grp
 import hashlib
-import json
 import os
 import pwd
-import shutil
 import socket
 import stat
 import struct
@@ -41,36 +39,52 @@ LOGIN_DELAY = 600
 LOGIN_REQUEST_MAX = 16384   # login_proto.h
 LOGIN_USER = "ternlogin"
 VMAIL_USER = "vmail"
-
-FAKE_POP3D = r'''#!/usr/bin/python3
-# A stand-in session (test_spawn.py): reports itself to the client on
-# fd 0 as one JSON line, then waits for the client to hang up.
-import json, os, stat, sys
-st = os.fstat(0)
-info = {
-    "pid": os.getpid(), "argv": sys.argv,
-    "uid": os.getresuid(), "gid": os.getresgid(),
-    "groups": sorted(os.getgroups()),
-    "env": {k: v for k, v in os.environ.items()
-            if k.startswith("TERN_SESSION_")},
-    "cwd": os.getcwd(),
-    "fd0_socket": stat.S_ISSOCK(st.st_mode),
-    "fd0_blocking": os.get_blocking(0),
-    "fd1": os.readlink("/proc/self/fd/1"),
-    "fds": sorted(int(x) for x in os.listdir("/proc/self/fd")),
-}
-os.write(0, ("+OK " + json.dumps(info) + "\r\n").encode())
-while True:
-    try:
-        if not os.read(0, 4096):
-            break
-    except OSError:
-        break
-'''
+# A POP3 reply line is far shorter than this (RFC 2449: 512).
+LINE_LIMIT = 4096
 
 
 def new_user(tag="u"):
     return "%s%s@%s" % (tag, uuid.uuid4().hex[:8], harness.VIRTUAL_DOMAIN)
+
+
+def proc_status(pid, key):
+    """The fields of one line of /proc/PID/status (Uid:, Gid:, Groups:)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no %s line for pid %d" % (key, pid))
+
+
+def proc_environ(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        raw = f.read()
+    env = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            env[name] = value
+    return env
+
+
+def proc_fds(pid):
+    """{fd: what /proc/PID/fd/N links to}."""
+    d = "/proc/%d/fd" % pid
+    out = {}
+    for name in os.listdir(d):
+        try:
+            out[int(name)] = os.readlink(os.path.join(d, name))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def proc_fd_flags(pid, fd):
+    with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+        for line in f:
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8)
+    raise AssertionError("no flags for fd %d of pid %d" % (fd, pid))
 
 
 class Login:
@@ -80,6 +94,9 @@ class Login:
     def __init__(self, path, pairs, fds=1, raw=None):
         self.client, self.server = socket.socketpair()
         self.client.settimeout(REPLY_TIMEOUT)
+        # What /proc of the session shows for its fd 0.
+        self.server_inode = os.fstat(self.server.fileno()).st_ino
+        self.buf = b""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(REPLY_TIMEOUT)
         self.sock.connect(path)
@@ -124,17 +141,32 @@ class Login:
                 self.elapsed = time.monotonic() - self.start
                 return dict(harness.attr_parse(buf[4:4 + n]))
 
-    def session(self):
-        """What the stand-in session reported on the client connection."""
-        line = b""
-        while not line.endswith(b"\r\n"):
+    def line(self):
+        """One line from the session on the client end."""
+        while b"\n" not in self.buf:
             chunk = self.client.recv(65536)
             if not chunk:
                 raise AssertionError("session closed the connection: %r"
-                                     % line)
-            line += chunk
-        assert line.startswith(b"+OK "), line
-        return json.loads(line[4:])
+                                     % self.buf)
+            self.buf += chunk
+            if len(self.buf) > LINE_LIMIT:
+                raise AssertionError("reply line too long: %r"
+                                     % self.buf[:100])
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def cmd(self, text):
+        self.client.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def session(self):
+        """The session's greeting, and its answer to STAT: pop3d serves
+        the connection spawn got."""
+        greeting = self.line()
+        assert greeting == "+OK Logged in.", greeting
+        stat_reply = self.cmd("STAT")
+        assert stat_reply.startswith("+OK "), stat_reply
+        return stat_reply
 
     def close(self):
         self.sock.close()
@@ -155,28 +187,20 @@ def request(user, password, addr="192.0.2.10", service="pop3",
 
 
 class SpawnCase(TernTestCase):
-    """spawn of the class instance, with the stand-in pop3d."""
+    """spawn of the class instance, starting the installed pop3d."""
 
     @classmethod
     def configure(cls, tern):
         skip_unless_root("spawn runs as root and starts sessions as vmail")
-        # The daemons as installed, and the stand-in session.
-        ddir = os.path.join(tern.tmp, "libexec")
-        os.mkdir(ddir, 0o755)
-        for name in os.listdir(harness.DAEMON_DIR):
-            if name != "pop3d":
-                os.symlink(os.path.join(harness.DAEMON_DIR, name),
-                           os.path.join(ddir, name))
-        with open(os.path.join(ddir, "pop3d"), "w") as f:
-            f.write(FAKE_POP3D)
-        os.chmod(os.path.join(ddir, "pop3d"), 0o755)
-        tern.daemon_dirs.append(ddir)
-        tern.conf_set(daemon_directory=ddir,
-                      auth_failure_delay="%ds" % DELAY,
+        tern.conf_set(auth_failure_delay="%ds" % DELAY,
                       auth_failure_delay_max="%ds" % DELAY_MAX,
                       login_max_user_connections=str(MAX_USER),
                       login_max_ip_connections=str(MAX_IP),
-                      pop3_login_delay="%ds" % LOGIN_DELAY)
+                      pop3_login_delay="%ds" % LOGIN_DELAY,
+                      # Sessions of one user stay up side by side (a
+                      # locked mailbox would end the second at once, and
+                      # with it its count in spawn).
+                      pop3_lock_session="no")
 
     def setUp(self):
         super().setUp()
@@ -201,10 +225,10 @@ class SpawnCase(TernTestCase):
         self.tern.add_user(user, password)
         return user, password
 
-    def add_plain_user(self, password):
+    def add_plain_user(self, password, user=None):
         """A user whose password is stored as itself ({PLAIN}), as
         Dovecot's passwd-file allows, for APOP."""
-        user = new_user("ap")
+        user = user or new_user("ap")
         path = self.tern.conf_get("user_file")
         with open(path) as f:
             text = f.read()
@@ -216,6 +240,21 @@ class SpawnCase(TernTestCase):
         os.chmod(tmp, stat.S_IMODE(st.st_mode))
         os.rename(tmp, path)
         return user
+
+    def session_pid(self, user, addr):
+        """The pid of the pop3d serving user from addr (from /proc)."""
+        def find():
+            for pid in self.tern.pids("pop3d"):
+                try:
+                    env = proc_environ(pid)
+                except OSError:
+                    continue
+                if env.get("TERN_SESSION_USER") == user and \
+                        env.get("TERN_SESSION_CLIENT") == addr:
+                    return pid
+            return None
+        return wait_until(find, REPLY_TIMEOUT,
+                          "the pop3d of %s from %s" % (user, addr))
 
     # ----- master: the directory and the socket
 
@@ -248,7 +287,10 @@ class SpawnCase(TernTestCase):
     def test_oversized_request_gets_no_reply(self):
         user, pw = self.add_user()
         big = request(user, pw, input="x" * LOGIN_REQUEST_MAX)
-        self.assertIsNone(self.login(big).reply())
+        login = self.login(big)
+        self.assertIsNone(login.reply())
+        # spawn closed the descriptor too: no session got it.
+        self.assertEqual(login.client.recv(100), b"")
         # A header announcing more than the maximum is refused at once.
         raw = struct.pack(">I", LOGIN_REQUEST_MAX * 4) + b"\x01"
         self.assertIsNone(self.login(None, raw=raw).reply())
@@ -266,48 +308,63 @@ class SpawnCase(TernTestCase):
             self.assertEqual(reply["status"], "fail", reply)
             self.assertGreaterEqual(login.elapsed, DELAY - EARLY)
             self.assertNotIn("user", reply)
+            # No session: the client end sees the descriptor closed.
+            self.assertEqual(login.client.recv(100), b"")
 
     def test_good_login_starts_the_session_as_vmail(self):
         user, pw = self.add_user()
-        login = self.login(request(user, pw, addr="192.0.2.33",
-                                   input="STAT\r\nQUIT\r\n"))
+        addr = "192.0.2.33"
+        login = self.login(request(user, pw, addr=addr, input="NOOP\r\n"))
         reply = login.reply()
         self.assertEqual(reply["status"], "ok", reply)
         self.assertEqual(reply["user"], user)
-        info = login.session()
+        # The greeting, then the pipelined input is answered first.
+        self.assertEqual(login.line(), "+OK Logged in.")
+        self.assertEqual(login.line(), "+OK")
+        self.assertEqual(login.cmd("STAT"), "+OK 0 0")
+        # While the session is open, /proc of that pop3d.
+        pid = self.session_pid(user, addr)
         vmail = pwd.getpwnam(VMAIL_USER)
-        self.assertEqual(info["uid"], [vmail.pw_uid] * 3)
-        self.assertEqual(info["gid"], [vmail.pw_gid] * 3)
-        self.assertEqual(info["groups"], [vmail.pw_gid])
-        self.assertEqual(info["argv"][1:3], ["-c", self.tern.dir])
-        self.assertEqual(os.path.basename(info["argv"][0]), "pop3d")
-        env = info["env"]
+        self.assertEqual(proc_status(pid, "Uid"), [vmail.pw_uid] * 4)
+        self.assertEqual(proc_status(pid, "Gid"), [vmail.pw_gid] * 4)
+        self.assertEqual(proc_status(pid, "Groups"), [vmail.pw_gid])
+        self.assertEqual(harness.proc_cmdline(pid),
+                         ["pop3d", "-c", self.tern.dir])
+        self.assertEqual(os.readlink("/proc/%d/exe" % pid),
+                         os.path.join(harness.DAEMON_DIR, "pop3d"))
+        env = proc_environ(pid)
         self.assertEqual(env["TERN_SESSION_USER"], user)
         self.assertEqual(env["TERN_SESSION_MAILDIR"],
                          self.tern.virtual_maildir(user))
-        self.assertEqual(env["TERN_SESSION_CLIENT"], "192.0.2.33")
+        self.assertEqual(env["TERN_SESSION_CLIENT"], addr)
         self.assertEqual(env["TERN_SESSION_CLIENT_PORT"], "40000")
         self.assertEqual(env["TERN_SESSION_LOCAL"], "127.0.0.1")
         self.assertEqual(env["TERN_SESSION_LOCAL_PORT"], "110")
         self.assertEqual(env["TERN_SESSION_TLS"], "0")
         self.assertTrue(env["TERN_SESSION_ID"])
-        import base64
         self.assertEqual(base64.b64decode(env["TERN_SESSION_INPUT"]),
-                         b"STAT\r\nQUIT\r\n")
-        self.assertEqual(info["cwd"], "/")
-        self.assertTrue(info["fd0_socket"])
-        self.assertTrue(info["fd0_blocking"])
-        self.assertEqual(info["fd1"], "/dev/null")
-        # 0, 1, 2 and the directory listing itself: nothing of spawn's.
-        self.assertLessEqual(len(info["fds"]), 4, info["fds"])
-        # /proc agrees while it runs; its end is logged.
-        ids = harness.process_uids(info["pid"])
-        self.assertEqual(ids[0], vmail.pw_uid)
+                         b"NOOP\r\n")
+        self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
+        fds = proc_fds(pid)
+        # fd 0 is the very socket passed, blocking; fd 1 /dev/null.
+        self.assertEqual(fds[0], "socket:[%d]" % login.server_inode)
+        self.assertFalse(proc_fd_flags(pid, 0) & os.O_NONBLOCK)
+        self.assertEqual(fds[1], "/dev/null")
+        # Nothing of spawn's (its listener, its auth connection, the
+        # request connection) reached the session: no other socket.
+        self.assertEqual([fd for fd, what in fds.items()
+                          if what.startswith("socket:") and fd != 0], [],
+                         fds)
+        # The maildir the session made belongs to vmail.
+        st = os.stat(env["TERN_SESSION_MAILDIR"])
+        self.assertEqual((st.st_uid, st.st_gid),
+                         (vmail.pw_uid, vmail.pw_gid))
         since = self.tern.log_size()
         login.client.close()
         self.tern.wait_for_log(r"session for %s from 192\.0\.2\.33 ended "
                                r"after \d+ s \(exit status 0\)"
                                % user.replace(".", r"\."), since=since)
+        self.assertFalse(harness.pid_alive(pid))
 
     def test_apop_and_plaintext_passwords(self):
         user = self.add_plain_user("tanstaaf")
@@ -318,7 +375,7 @@ class SpawnCase(TernTestCase):
                                    apop_challenge=challenge,
                                    apop_digest=digest))
         self.assertEqual(login.reply()["status"], "ok")
-        login.session()
+        self.assertEqual(login.session(), "+OK 0 0")
         bad = hashlib.md5((challenge + "tanstaaF").encode()).hexdigest()
         login = self.login(request(user, None, mech="apop",
                                    addr="192.0.2.41",
@@ -338,30 +395,29 @@ class SpawnCase(TernTestCase):
         login = self.login(request(user, "tanstaaf", service="imap",
                                    addr="192.0.2.43"))
         self.assertEqual(login.reply()["status"], "ok")
+        self.assertEqual(login.session(), "+OK 0 0")
 
     def test_system_user_session(self):
         pw_entry = self.tern.create_system_user()
         domain = "localhost"
         self.assertIn(domain, self.tern.conf_get("mydestination"))
-        user = "%s@%s" % (pw_entry.pw_name, domain)
-        path = self.tern.conf_get("user_file")
-        with open(path) as f:
-            text = f.read()
-        with open(path + ".new", "w") as f:
-            f.write(text + "%s:{PLAIN}sys-pw:::::\n" % user)
-        st = os.stat(path)
-        os.chown(path + ".new", st.st_uid, st.st_gid)
-        os.chmod(path + ".new", stat.S_IMODE(st.st_mode))
-        os.rename(path + ".new", path)
+        user = self.add_plain_user("sys-pw",
+                                   "%s@%s" % (pw_entry.pw_name, domain))
+        addr = "192.0.2.50"
         login = self.login(request(user, "sys-pw", service="imap",
-                                   addr="192.0.2.50"))
+                                   addr=addr))
         self.assertEqual(login.reply()["status"], "ok")
-        info = login.session()
-        self.assertEqual(info["uid"], [pw_entry.pw_uid] * 3)
-        self.assertEqual(info["gid"], [pw_entry.pw_gid] * 3)
-        self.assertEqual(info["env"]["TERN_SESSION_MAILDIR"],
-                         os.path.join(pw_entry.pw_dir, "Maildir"))
-        self.assertNotIn(0, info["groups"])
+        self.assertEqual(login.session(), "+OK 0 0")
+        pid = self.session_pid(user, addr)
+        self.assertEqual(proc_status(pid, "Uid"), [pw_entry.pw_uid] * 4)
+        self.assertEqual(proc_status(pid, "Gid"), [pw_entry.pw_gid] * 4)
+        self.assertNotIn(0, proc_status(pid, "Groups"))
+        maildir = os.path.join(pw_entry.pw_dir, "Maildir")
+        self.assertEqual(proc_environ(pid)["TERN_SESSION_MAILDIR"], maildir)
+        self.assertEqual(os.stat(maildir).st_uid, pw_entry.pw_uid)
+        self.assertEqual(login.cmd("QUIT"), "+OK Logging out.")
+        wait_until(lambda: not harness.pid_alive(pid), REPLY_TIMEOUT,
+                   "the session to end after QUIT")
 
     # ----- limits
 
@@ -375,9 +431,11 @@ class SpawnCase(TernTestCase):
         login = self.login(request(user, pw, service="imap",
                                    addr="203.0.113.99"))
         self.assertEqual(login.reply()["status"], "limit")
+        self.assertEqual(login.client.recv(100), b"")
         # Other services count apart: pop3 still logs in.
         login = self.login(request(user, pw, addr="203.0.113.98"))
         self.assertEqual(login.reply()["status"], "ok")
+        login.session()
         # One session ends: the count goes down.
         self.logins[0].client.close()
         self.tern.wait_for_log(r"session for %s from 203\.0\.113\.1 ended"
@@ -385,6 +443,7 @@ class SpawnCase(TernTestCase):
         login = self.login(request(user, pw, service="imap",
                                    addr="203.0.113.97"))
         self.assertEqual(login.reply()["status"], "ok")
+        login.session()
 
     def test_per_ip_limit(self):
         addr = "203.0.114.7"
@@ -396,15 +455,19 @@ class SpawnCase(TernTestCase):
         user, pw = self.add_user()
         login = self.login(request(user, pw, service="imap", addr=addr))
         self.assertEqual(login.reply()["status"], "limit")
+        self.assertEqual(login.client.recv(100), b"")
 
     def test_pop3_login_delay(self):
         user, pw = self.add_user()
         login = self.login(request(user, pw, addr="203.0.115.1"))
         self.assertEqual(login.reply()["status"], "ok")
         login.session()
-        login.client.close()
+        self.assertEqual(login.cmd("QUIT"), "+OK Logging out.")
+        self.tern.wait_for_log(r"session for %s from 203\.0\.115\.1 ended"
+                               % user.replace(".", r"\."))
         login = self.login(request(user, pw, addr="203.0.115.2"))
         self.assertEqual(login.reply()["status"], "delay")
+        self.assertEqual(login.client.recv(100), b"")
 
 
 class MasterCase(TernTestCase):
@@ -436,7 +499,9 @@ class MasterCase(TernTestCase):
     def test_max_use_and_max_idle_restart_the_process(self):
         tern = self.new_instance(start=False)
         tern.edit_service(str(tern.smtp_port), 5, "1")
-        tern.edit_service(str(tern.smtp_port), 6, "smtpd -o max_use=2")
+        # start() itself makes the first connection (its banner check):
+        # the test's two are the second and the third.
+        tern.edit_service(str(tern.smtp_port), 6, "smtpd -o max_use=3")
         tern.edit_service(str(tern.submission_port), 5, "1")
         tern.edit_service(str(tern.submission_port), 6,
                           "smtpd -o max_idle=1")
@@ -447,9 +512,9 @@ class MasterCase(TernTestCase):
         first = tern.pids("smtpd", service=name25)
         self.assertEqual(len(first), 1)
         since = tern.log_size()
-        tern.wait_smtp()        # the first connection
+        tern.wait_smtp()        # the second connection
         self.assertEqual(tern.pids("smtpd", service=name25), first)
-        tern.wait_smtp()        # the second: the process retires
+        tern.wait_smtp()        # the third: the process retires
         wait_until(lambda: (tern.pids("smtpd", service=name25) not in
                             ([], first)), 10,
                    "a new smtpd for port %s" % name25)
