@@ -36,6 +36,7 @@ ensure_tern_accounts() {
 	getent group terndrop >/dev/null || groupadd -r terndrop
 	getent passwd vmail >/dev/null || useradd -r -U -d /var/vmail -s /usr/sbin/nologin vmail
 	getent passwd ternauth >/dev/null || useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternauth
+	getent passwd ternlogin >/dev/null || useradd -r -U -d /nonexistent -s /usr/sbin/nologin ternlogin
 }
 
 # port_in_use PORT [ADDR]: something accepts there.
