@@ -48,9 +48,10 @@ if [ "$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null &&
 		debconf-set-selections
 fi
 install_missing $build_deps $fuzz_deps $test_deps $dovecot_deps postfix
-if command -v doveadm >/dev/null && pgrep -x dovecot >/dev/null 2>&1; then
-	say "stopping the system dovecot (tests need its ports free)"
-	doveadm stop >/dev/null 2>&1 || pkill -x dovecot || true
+# doveadm stop reads /etc/dovecot's pid file: only the system instance
+# stops, never a private one (the bench's) that another run started.
+if command -v doveadm >/dev/null && doveadm stop >/dev/null 2>&1; then
+	say "stopped the system dovecot (tests need its ports free)"
 fi
 if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
 	say "stopping the system postfix instance (tests need its ports free)"
