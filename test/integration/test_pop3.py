@@ -188,6 +188,11 @@ class Pop3Test(Pop3Helpers, TernTestCase):
         tern.conf_set(auth_failure_delay="%ds" % FAIL_DELAY)
         for name in USERS:
             tern.add_user(addr(name), PASSWORD)
+        # A third login service that offers APOP (off by default).
+        cls.apop_port = harness.find_free_port()
+        with open(tern.services_path(), "a") as f:
+            f.write("%d inet n $login_user n 1 login pop3 "
+                    "-o pop3_enable_apop=yes\n" % cls.apop_port)
 
     # ----- helpers
 
@@ -614,7 +619,8 @@ class Pop3Test(Pop3Helpers, TernTestCase):
         self.assertEqual(harness.process_uids(session), (vmail,) * 4)
         self.assertEqual(os.stat(t.virtual_maildir(user)).st_uid, vmail)
         logins = t.pids("login")
-        self.assertEqual(len(logins), 2, t.describe_pids())
+        # One per port: 110, 995 and the class's APOP service.
+        self.assertEqual(len(logins), 3, t.describe_pids())
         for pid in logins:
             self.assertEqual(harness.process_uids(pid), (ternlogin,) * 4)
         p.quit()
@@ -645,6 +651,39 @@ class Pop3Test(Pop3Helpers, TernTestCase):
         self.addCleanup(p.close)
         self.assertEqual(p.uidl()[1], before)
         p.quit()
+
+    def test_apop_for_a_plaintext_password(self):
+        """APOP (RFC 1939 7) where the login service offers it: the digest
+        of the greeting's timestamp and a password the user file holds in
+        clear ({PLAIN}, as Dovecot's passwd-file) logs in; a wrong digest,
+        or a user whose password is hashed, gets -ERR [AUTH]."""
+        t = self.tern
+        user = addr("apop")
+        t.add_user(user, "hashed-first")
+        path = t.conf_get("user_file")
+        with open(path) as f:
+            lines = f.read().split("\n")
+        lines = [("%s:{PLAIN}%s:::::" % (user, PASSWORD))
+                 if ln.startswith(user + ":") else ln for ln in lines]
+        st = os.stat(path)
+        with open(path + ".new", "w") as f:
+            f.write("\n".join(lines))
+        os.chown(path + ".new", st.st_uid, st.st_gid)
+        os.chmod(path + ".new", stat.S_IMODE(st.st_mode))
+        os.rename(path + ".new", path)
+        self.deliver(user)
+        p = poplib.POP3("127.0.0.1", self.apop_port, timeout=SHORT)
+        self.addCleanup(p.close)
+        self.assertRegex(p.getwelcome(), rb"^\+OK .* <[^<>@]+@[^<>]+>$")
+        with self.assertRaisesRegex(poplib.error_proto, r"\[AUTH\]"):
+            p.apop(user, "not the password")
+        self.assertEqual(p.apop(user, PASSWORD), b"+OK Logged in.")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        q = poplib.POP3("127.0.0.1", self.apop_port, timeout=SHORT)
+        self.addCleanup(q.close)
+        with self.assertRaisesRegex(poplib.error_proto, r"\[AUTH\]"):
+            q.apop(addr("plain"), PASSWORD)
 
     def _try_login(self, user):
         try:
