@@ -94,14 +94,16 @@ if [ ! -f "$confdir/tern.conf" ]; then
 else
 	say "keeping the configuration in $confdir"
 	# Services added since that configuration was made (outbound smtp,
-	# pickup and showq for sendmail and mailq).
+	# pickup and showq for sendmail and mailq, POP3's login and spawn),
+	# each with its continuation lines.
 	template="$prefix/share/tern/services.conf"
-	for svc in smtp pickup showq; do
-		if ! grep -q "^$svc[[:space:]]" "$confdir/services.conf" &&
-			line=$(grep "^$svc[[:space:]]" "$template"); then
-			say "adding the $svc service to $confdir/services.conf"
-			printf '%s\n' "$line" >>"$confdir/services.conf"
-		fi
+	for svc in smtp pickup showq login/spawn 110 995; do
+		grep -q "^$svc[[:space:]]" "$confdir/services.conf" && continue
+		entry=$(awk -v n="$svc" '$1 == n && !/^[ \t]/ { p = 1; print; next }
+			p && /^[ \t]/ { print; next } { p = 0 }' "$template")
+		[ -n "$entry" ] || continue
+		say "adding the $svc service to $confdir/services.conf"
+		printf '%s\n' "$entry" >>"$confdir/services.conf"
 	done
 fi
 
