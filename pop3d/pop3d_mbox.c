@@ -654,14 +654,17 @@ pop3d_mbox_commit(struct pop3d_mbox *mb, int no_flag_updates,
 				ret = -1;
 			}
 		} else if (m->retrieved && !no_flag_updates) {
+			/* Not made durable: a \Seen lost in a crash costs
+			 * nothing, and an fsync per QUIT would. */
 			if (mark_seen(mb, m) < 0 && ret == 0) {
 				*error_r = mbox_error("rename %s/cur/%s: %s",
 				    mb->path, m->name, strerror(errno));
 				ret = -1;
 			}
-			changed = 1;
 		}
 	}
+	/* Deletions are: a message that came back after a crash would be
+	 * fetched a second time. */
 	if (changed && fsync(mb->curfd) < 0 && ret == 0) {
 		*error_r =
 		    mbox_error("fsync %s/cur: %s", mb->path, strerror(errno));
