@@ -24,7 +24,7 @@ class BuildTest(unittest.TestCase):
         # runner would only confuse its tools.
         env = {k: v for k, v in os.environ.items()
                if not k.endswith("SAN_OPTIONS")}
-        res = harness.run(["make", "-C", build, "distcheck"],
+        res = harness.run(["make", "-j2", "-C", build, "distcheck"],
                           timeout=DISTCHECK_TIMEOUT, check=False, env=env)
         tail = "\n".join(res.output.splitlines()[-40:])
         self.assertEqual(res.returncode, 0, tail)
