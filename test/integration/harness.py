@@ -876,9 +876,14 @@ class TernInstance:
     def master_pid(self):
         """The running master: not a child that master forked and that has
         not yet exec'd its daemon (it still shows master's argv)."""
-        masters = self.pids("master")
-        top = [p for p in masters if proc_ppid(p) not in masters]
+        top = self.masters()
         return top[0] if len(top) == 1 else None
+
+    def masters(self):
+        """Every master process of this instance, leaving out the children
+        a master forked that still show its argv before their exec."""
+        masters = self.pids("master")
+        return [p for p in masters if proc_ppid(p) not in masters]
 
     def describe_pids(self):
         return ", ".join("%d %s" % (p, " ".join(proc_cmdline(p) or []))

@@ -302,7 +302,7 @@ class MasterTest(harness.TernTestCase):
             codes.append(p.returncode)
         self.assertEqual(sorted(codes), [0, 1, 1])
         master = wait_until(t.master_pid, EXIT_TIMEOUT, "one master")
-        self.assertEqual(len(t.pids("master")), 1, t.describe_pids())
+        self.assertEqual(len(t.masters()), 1, t.describe_pids())
         # The loser of the race past tern's own check: master itself
         # refuses, cleanly (run() fails on a sanitizer report).
         since = t.log_size()
