@@ -662,7 +662,7 @@ class TernInstance:
     """
 
     def __init__(self, port_base=None, virtual_domain=VIRTUAL_DOMAIN,
-                 address="127.0.0.1"):
+                 address="127.0.0.1", mail_access=False):
         if is_root():
             ensure_system_users()
         self.tmp = os.path.realpath(tempfile.mkdtemp(prefix="tern-test-"))
@@ -697,13 +697,22 @@ class TernInstance:
             # start and stop on a small machine; four serve every test
             # (tests of concurrency raise it).
             self.edit_service("smtp", 5, "4")
-            # LeakSanitizer needs /proc, which the login processes'
-            # chroot hides: test instances run them unchrooted, one per
-            # port; the tests of the chroot itself put it back inside
-            # leak_checks_off().
-            for port in (self.pop3_port, self.pop3s_port):
-                self.edit_service(str(port), 4, "n")
-                self.edit_service(str(port), 5, "1")
+            self.mail_access = mail_access
+            if mail_access:
+                # LeakSanitizer needs /proc, which the login processes'
+                # chroot hides: test instances run them unchrooted, one
+                # per port; the tests of the chroot itself put it back
+                # inside leak_checks_off().
+                for port in (self.pop3_port, self.pop3s_port):
+                    self.edit_service(str(port), 4, "n")
+                    self.edit_service(str(port), 5, "1")
+            else:
+                # Most tests never log in over POP3 or IMAP: an instance
+                # without the login processes and spawn starts and stops
+                # faster (each is a sanitized process to start, reap and
+                # leak-check).
+                self.disable_services(
+                    lambda f: f[0] == "login/spawn" or f[6] == "login")
             # Mail to remote domains (notices to senders at example.org,
             # say) must not ask the world's DNS: a loopback port where
             # nothing listens makes it wait in the queue. Tests of
@@ -933,6 +942,27 @@ class TernInstance:
                 break
         else:
             raise AssertionError("no service %s in %s" % (name, path))
+        with open(path + ".new", "w") as f:
+            f.write("\n".join(lines))
+        os.rename(path + ".new", path)
+
+    def disable_services(self, which):
+        """Comments out each service (with its continuation lines) whose
+        fields which(fields) accepts."""
+        path = self.services_path()
+        with open(path) as f:
+            lines = f.read().split("\n")
+        dropping = False
+        for i, line in enumerate(lines):
+            fields = line.split()
+            if line[:1].isspace() and fields:
+                if dropping:
+                    lines[i] = "#" + line
+                continue
+            dropping = (len(fields) >= 7 and not fields[0].startswith("#")
+                        and which(fields))
+            if dropping:
+                lines[i] = "#" + line
         with open(path + ".new", "w") as f:
             f.write("\n".join(lines))
         os.rename(path + ".new", path)
