@@ -13,8 +13,8 @@
  * a socketpair, both ways, with bounded buffers, until either side ends.
  *
  * This file is the part every protocol shares; the POP3 dialogue is in
- * login_pop3.c behind struct login_protocol (login.h), so imapd's login
- * adds one file.
+ * login_pop3.c, IMAP's in login_imap.c, behind struct login_protocol
+ * (login.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -116,6 +116,7 @@ static int client_count;
 
 static const struct login_protocol *const login_protocols[] = {
     &login_pop3,
+    &login_imap,
 };
 
 static void client_after(struct login_client *c);
@@ -272,12 +273,51 @@ client_write(struct login_client *c)
 		c->write_ms = event_now_ms(c->loop);
 }
 
+const char *
+login_client_input(struct login_client *c, size_t *len_r)
+{
+	return stream_peek(&c->st, len_r);
+}
+
+void
+login_client_input_consume(struct login_client *c, size_t n)
+{
+	stream_consume(&c->st, n);
+}
+
+/* A protocol that reads its input itself: while it takes some. */
+static void
+client_input_raw(struct login_client *c)
+{
+	size_t before;
+
+	while (client_wants_input(c)) {
+		before = stream_buffered(&c->st);
+		if (before == 0) {
+			if (c->st.eof)
+				c->close_now = 1;
+			return;
+		}
+		login_proto->input(c);
+		if (stream_buffered(&c->st) == before) {
+			/* It waits for more, which will never come. */
+			if (c->st.eof && client_wants_input(c))
+				c->close_now = 1;
+			return;
+		}
+	}
+}
+
 /* Runs the complete lines buffered, while the dialogue takes them. */
 static void
 client_input(struct login_client *c)
 {
 	enum stream_result r;
 
+	if (login_proto->input != NULL) {
+		client_input_raw(c);
+		return;
+	}
 	while (client_wants_input(c)) {
 		r = stream_next_line(
 		    &c->st, &c->line, login_proto->line_max, NULL);
@@ -901,6 +941,7 @@ spawn_frame(struct login_client *c, const struct login_request *r)
 	    attr_put_int(f, LOGIN_ATTR_TLS, c->tls_active) < 0 ||
 	    attr_put_int(f, LOGIN_ATTR_SECURED, c->tls_active || c->trusted) <
 	        0 ||
+	    (r->tag != NULL && attr_put_str(f, LOGIN_ATTR_TAG, r->tag) < 0) ||
 	    (len > 0 && attr_put(f, LOGIN_ATTR_INPUT, input, len) < 0) ||
 	    attr_frame_end(f) < 0)
 		return -1;
@@ -1162,7 +1203,7 @@ login_pre_drop(int argc, char **argv)
 	char *err;
 
 	if (argc < 1 || (login_proto = login_protocol_find(argv[0])) == NULL)
-		msg_fatal("usage: login [options] pop3 (got %s)",
+		msg_fatal("usage: login [options] pop3|imap (got %s)",
 		    argc < 1 ? "no protocol" : argv[0]);
 	log_init(login_proto->log_name,
 	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);
