@@ -594,8 +594,11 @@ class Pop3Test(Pop3Helpers, TernTestCase):
 
         def mine():
             for pid in self.sessions():
-                with open("/proc/%d/environ" % pid, "rb") as f:
-                    env = f.read().split(b"\0")
+                try:
+                    with open("/proc/%d/environ" % pid, "rb") as f:
+                        env = f.read().split(b"\0")
+                except OSError:
+                    continue    # it exited meanwhile
                 if b"TERN_SESSION_USER=" + user.encode() in env:
                     return pid
             return None

@@ -89,7 +89,7 @@ class Login:
     one end (the "client") goes to spawn with the request."""
 
     def __init__(self, path, pairs, fds=1, raw=None):
-        self.service = dict(pairs).get("service")
+        self.service = dict(pairs or []).get("service")
         self.client, self.server = socket.socketpair()
         self.client.settimeout(REPLY_TIMEOUT)
         # What /proc of the session shows for its fd 0.
