@@ -407,8 +407,13 @@ test_others(void)
 	CHECK_STR(sync_log(ro, 0), "E3/0 ");
 	/* Dovecot changes flags by renaming in cur/ */
 	rename_first(md, "cur", "cur", ":2,FS");
-	CHECK_STR(sync_log(a, 0), "C1 ");
-	CHECK_STR(sync_log(ro, 0), "C1 ");
+	{
+		char *seen = xstrdup(sync_log(a, 0));
+
+		CHECK(strlen(seen) == 3 && seen[0] == 'C');
+		CHECK_STR(sync_log(ro, 0), seen);
+		free(seen);
+	}
 	/* a keyword defined by another */
 	CHECK_INT(mailbox_keyword_index(a, "Junk", 1, &error), 0);
 	CHECK_STR(sync_log(ro, 0), "K ");
