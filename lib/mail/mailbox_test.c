@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,13 @@ test_view(void)
 	mailbox_close(&b);
 	CHECK_INT(mailbox_status_get(user, "Trash", &st, &error), 0);
 	CHECK_INT(st.messages, 2);
+	/* RENAME INBOX: its messages move, INBOX stays, empty */
+	CHECK_INT(mailbox_rename(user, "INBOX", "Old", &error), 0);
+	CHECK_INT(mailbox_status_get(user, "Old", &st, &error), 0);
+	CHECK_INT(st.messages, 5);
+	CHECK_INT(mailbox_status_get(user, "INBOX", &st, &error), 0);
+	CHECK_INT(st.messages, 0);
+	CHECK(st.uidnext >= 8);
 	CHECK_INT(mailbox_status_get(user, "Nope", &st, &error),
 	    MAILBOX_ERR_NONEXISTENT);
 	mailbox_user_close(&user);
@@ -388,6 +396,7 @@ test_others(void)
 	struct mailbox_user *user = user_open("u3");
 	struct mailbox *a = NULL, *ro = NULL;
 	char *md = tpath("u3/.Archive");
+	struct pollfd pfd;
 	const char *error;
 
 	deliver(md);
@@ -400,7 +409,12 @@ test_others(void)
 	CHECK_STR(sync_log(ro, 0), "C1 ");
 	CHECK_INT(mailbox_msg(ro, 1)->flags, MAILBOX_F_SEEN);
 	CHECK_INT(mailbox_open(user, "Archive", 0, &a, &error), 0);
+	pfd.fd = mailbox_watch_fd(a);
+	pfd.events = POLLIN;
+	CHECK(pfd.fd >= 0);
+	CHECK_INT(poll(&pfd, 1, 0), 0);
 	deliver(md);
+	CHECK_INT(poll(&pfd, 1, 1000), 1);
 	deliver(md);
 	CHECK_STR(sync_log(a, 0), "E3/2 ");
 	CHECK_INT(mailbox_msg(a, 2)->flags, MAILBOX_F_RECENT);
