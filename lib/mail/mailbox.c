@@ -53,7 +53,8 @@
 /* The index is rewritten when the log has grown this much past it. */
 #define INDEX_REWRITE     (64 * 1024)
 /* The log starts again (after an index rewrite) beyond this size. */
-#define LOG_ROTATE        (4 * 1024 * 1024)
+uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
+#define LOG_ROTATE        mailbox_log_rotate
 /* How long a session waits for another's log lock. */
 #define LOCK_WAIT_MS      30000
 #define LOCK_RETRY_MS     10
@@ -418,6 +419,8 @@ log_read(struct mailbox *box, const char **error_r)
 		box->new_mtime.tv_sec = box->cur_mtime.tv_sec = 0;
 		box->new_mtime.tv_nsec = box->cur_mtime.tv_nsec = -1;
 	}
+	/* the rotating session wrote the index for the new log's start */
+	box->index_off = box->log_off;
 	if (box->watch_fd >= 0) {
 		path = box_file(box, MAILBOX_LOG_NAME);
 		box->log_wd = inotify_add_watch(box->watch_fd, path,
@@ -994,6 +997,10 @@ index_write_locked(struct mailbox *box, const char **error_r)
 	close(fd);
 	free(tmp);
 	free(path);
+	/* our lock goes with the old file: rotating is the last step */
+	if (log_open(box, error_r) < 0)
+		return -1;
+	box->index_off = box->log_off;
 	return 0;
 }
 
@@ -1137,7 +1144,8 @@ sync_state(struct mailbox *box, const char **error_r)
 	if (!dirs_known(box))
 		ret = scan(box, error_r);
 	if (ret == 0 && (!box->index_ok ||
-	                    box->log_off - box->index_off > INDEX_REWRITE)) {
+	                    box->log_off - box->index_off > INDEX_REWRITE ||
+	    box->log_off >= LOG_ROTATE)) {
 		if (index_write_locked(box, error_r) == 0)
 			box->index_ok = 1;
 	}
@@ -1206,7 +1214,8 @@ mailbox_close(struct mailbox **box_r)
 		return;
 	if (log_lock(box, &error) == 0) {
 		if (!box->index_ok ||
-		    box->log_off - box->index_off > INDEX_REWRITE)
+		    box->log_off - box->index_off > INDEX_REWRITE ||
+	    box->log_off >= LOG_ROTATE)
 			(void)index_write_locked(box, &error);
 		log_unlock(box);
 	}

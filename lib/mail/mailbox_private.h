@@ -121,5 +121,8 @@ struct mailbox_stats {
 	unsigned long log_records; /* log records applied */
 };
 extern struct mailbox_stats mailbox_stats;
+/* Log size that makes the next index write start a new log (tests lower
+ * it). */
+extern uint64_t mailbox_log_rotate;
 
 #endif

@@ -493,6 +493,51 @@ test_crash_and_rebuild(void)
 }
 
 static void
+test_log_rotation(void)
+{
+	struct mailbox_user *user = user_open("u6");
+	struct mailbox *a = NULL, *b = NULL;
+	const char *error;
+	uint64_t modseq, saved = mailbox_log_rotate;
+	unsigned long scans;
+	struct stat st;
+	char *p;
+	int i;
+
+	mailbox_log_rotate = 512;
+	append_n(user, "INBOX", 3, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
+	scans = mailbox_stats.scans;
+	for (i = 0; i < 40; i++) {
+		CHECK_INT(mailbox_store(a, 1 + i % 3,
+		              i % 2 ? MAILBOX_F_SEEN : MAILBOX_F_FLAGGED, 0, 0,
+		              &modseq, &error),
+		    0);
+		if (i % 7 == 0) {
+			/* a session that stopped reading for a while */
+			mailbox_close(&a);
+			CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error),
+			    0);
+		}
+	}
+	CHECK(strlen(sync_log(b, 0)) > 0);
+	CHECK_INT(mailbox_msg(b, 1)->flags & MAILBOX_F_STORED,
+	    mailbox_msg(a, 1)->flags & MAILBOX_F_STORED);
+	CHECK_INT(mailbox_msg(b, 2)->modseq, mailbox_msg(a, 2)->modseq);
+	CHECK_INT(mailbox_msg(b, 3)->modseq, mailbox_msg(a, 3)->modseq);
+	CHECK_INT(mailbox_stats.scans, scans);
+	mailbox_close(&a);
+	mailbox_close(&b);
+	p = tpath("u6/tern.index.log");
+	CHECK_INT(stat(p, &st), 0);
+	CHECK(st.st_size < 2048);
+	free(p);
+	mailbox_log_rotate = saved;
+	mailbox_user_close(&user);
+}
+
+static void
 test_cache(void)
 {
 	struct mailbox_user *user = user_open("u5");
@@ -611,5 +656,6 @@ test_cleanup(void)
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_keywords_file), UNIT_CASE(test_folders),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
-    UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_cache),
+    UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
+    UNIT_CASE(test_cache),
     UNIT_CASE(test_large_folder), UNIT_CASE(test_cleanup))
