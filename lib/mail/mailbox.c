@@ -45,26 +45,26 @@
 #include "mail/mailbox_private.h"
 #include "mail/maildir_uidlist.h"
 
-#define BOX_ERR_SIZE      (PATH_MAX + 256)
+#define BOX_ERR_SIZE  (PATH_MAX + 256)
 /* Log bytes read per pread. */
-#define LOG_CHUNK         (256 * 1024)
+#define LOG_CHUNK     (256 * 1024)
 /* Records written in one scan (a first scan of a large folder). */
-#define LOG_WRITE_MAX     (512u * 1024 * 1024)
+#define LOG_WRITE_MAX (512u * 1024 * 1024)
 /* The index is rewritten when the log has grown this much past it. */
-#define INDEX_REWRITE     (64 * 1024)
+#define INDEX_REWRITE (64 * 1024)
 /* The log starts again (after an index rewrite) beyond this size. */
 uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
-#define LOG_ROTATE        mailbox_log_rotate
+#define LOG_ROTATE     mailbox_log_rotate
 /* How long a session waits for another's log lock. */
-#define LOCK_WAIT_MS      30000
-#define LOCK_RETRY_MS     10
-#define CACHE_SIZE_MAX    (1024ull * 1024 * 1024)
-#define CACHE_REC_MAX     (16u * 1024 * 1024)
-#define CACHE_HDR         12 /* u32 length, u32 uid, u8 field, 3 unused */
-#define CACHE_MAGIC       "TERNCCH1"
-#define CACHE_FILE_HDR    16 /* magic, u32 uidvalidity, u32 unused */
-#define MSG_READ_CHUNK    65536
-#define APPEND_TRIES      3
+#define LOCK_WAIT_MS   30000
+#define LOCK_RETRY_MS  10
+#define CACHE_SIZE_MAX (1024ull * 1024 * 1024)
+#define CACHE_REC_MAX  (16u * 1024 * 1024)
+#define CACHE_HDR      12 /* u32 length, u32 uid, u8 field, 3 unused */
+#define CACHE_MAGIC    "TERNCCH1"
+#define CACHE_FILE_HDR 16 /* magic, u32 uidvalidity, u32 unused */
+#define MSG_READ_CHUNK 65536
+#define APPEND_TRIES   3
 
 struct vrec {
 	struct mailbox_msg m;
@@ -299,8 +299,8 @@ log_open(struct mailbox *box, const char **error_r)
 	struct stat st;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    MAILBOX_FILE_MODE);
+	fd = open(
+	    path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, MAILBOX_FILE_MODE);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		*error_r = box_error("open %s: %s", path, strerror(errno));
 		if (fd >= 0)
@@ -320,8 +320,8 @@ log_open(struct mailbox *box, const char **error_r)
 			mailbox_log_header(hdr, now_usec());
 			if (ftruncate(fd, 0) < 0 ||
 			    file_pwrite_all(fd, hdr, sizeof(hdr), 0) < 0) {
-				*error_r = box_error("write log: %s",
-				    strerror(errno));
+				*error_r =
+				    box_error("write log: %s", strerror(errno));
 				close(fd);
 				return -1;
 			}
@@ -373,8 +373,8 @@ log_read_fd(struct mailbox *box, uint64_t *valid_r, const char **error_r)
 		}
 		have += (size_t)n;
 		pos = 0;
-		while ((used = mailbox_log_decode(chunk + pos, have - pos,
-		            &r)) > 0) {
+		while ((used = mailbox_log_decode(
+		            chunk + pos, have - pos, &r)) > 0) {
 			own = box->log_off + pos >= box->own_from &&
 			      box->log_off + pos < box->own_to;
 			apply(box, &r, own);
@@ -423,8 +423,7 @@ log_read(struct mailbox *box, const char **error_r)
 	box->index_off = box->log_off;
 	if (box->watch_fd >= 0) {
 		path = box_file(box, MAILBOX_LOG_NAME);
-		box->log_wd = inotify_add_watch(box->watch_fd, path,
-		    IN_MODIFY);
+		box->log_wd = inotify_add_watch(box->watch_fd, path, IN_MODIFY);
 		free(path);
 	}
 	return log_read_fd(box, NULL, error_r);
@@ -477,8 +476,8 @@ log_lock(struct mailbox *box, const char **error_r)
 		log_unlock(box);
 		return MAILBOX_ERR_TEMP;
 	}
-	if ((uint64_t)st.st_size > valid && ftruncate(box->log_fd,
-	                                        (off_t)valid) < 0) {
+	if ((uint64_t)st.st_size > valid &&
+	    ftruncate(box->log_fd, (off_t)valid) < 0) {
 		*error_r = box_error("truncate log: %s", strerror(errno));
 		log_unlock(box);
 		return MAILBOX_ERR_TEMP;
@@ -489,13 +488,13 @@ log_lock(struct mailbox *box, const char **error_r)
 /* Appends records (lock held, caught up) and applies them; own: they
  * are this view's STOREs (no changed() for them). */
 static int
-log_append(struct mailbox *box, const struct buf *recs, int own,
-    const char **error_r)
+log_append(
+    struct mailbox *box, const struct buf *recs, int own, const char **error_r)
 {
 	if (recs->len == 0)
 		return 0;
-	if (file_pwrite_all(box->log_fd, recs->data, recs->len,
-	        (off_t)box->log_off) < 0) {
+	if (file_pwrite_all(
+	        box->log_fd, recs->data, recs->len, (off_t)box->log_off) < 0) {
 		*error_r = box_error("write log: %s", strerror(errno));
 		return MAILBOX_ERR_TEMP;
 	}
@@ -512,8 +511,8 @@ log_append(struct mailbox *box, const struct buf *recs, int own,
 /* ---- directories ---- */
 
 static int
-stat_dirs(const struct mailbox *box, struct timespec *new_r,
-    struct timespec *cur_r)
+stat_dirs(
+    const struct mailbox *box, struct timespec *new_r, struct timespec *cur_r)
 {
 	char *p;
 	struct stat st;
@@ -563,8 +562,7 @@ dirs_known(struct mailbox *box)
 
 /* RFC822.SIZE of a file without ",W=": its size with CRLF line ends. */
 static int
-wire_size(int dirfd, const char *fname, uint64_t *size_r,
-    int64_t *received_r)
+wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 {
 	char *chunk;
 	struct stat st;
@@ -722,8 +720,8 @@ again:
 			missing[k++] = files[i].base;
 	if ((k > 0 || ret == 0) && !locked) {
 		maildir_uidlist_free(&ul);
-		ret = maildir_uidlist_lock(box->path,
-		    MAILDIR_UIDLIST_LOCK_WAIT_SECS, &lock, error_r);
+		ret = maildir_uidlist_lock(
+		    box->path, MAILDIR_UIDLIST_LOCK_WAIT_SECS, &lock, error_r);
 		if (ret <= 0)
 			goto fail;
 		locked = 1;
@@ -817,8 +815,7 @@ scan(struct mailbox *box, const char **error_r)
 	if ((box->open_flags & MAILBOX_OPEN_READONLY) == 0)
 		scan_move_new(box);
 	if (stat_dirs(box, &na, &ca) < 0) {
-		*error_r = box_error("stat %s: %s", box->path,
-		    strerror(errno));
+		*error_r = box_error("stat %s: %s", box->path, strerror(errno));
 		ret = MAILBOX_ERR_NONEXISTENT;
 		goto out;
 	}
@@ -837,8 +834,7 @@ scan(struct mailbox *box, const char **error_r)
 	curfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(p);
 	if (newfd < 0 || curfd < 0) {
-		*error_r = box_error("open %s: %s", box->path,
-		    strerror(errno));
+		*error_r = box_error("open %s: %s", box->path, strerror(errno));
 		goto out;
 	}
 	reset = box->uidvalidity != 0 && uidvalidity != box->uidvalidity;
@@ -855,8 +851,7 @@ scan(struct mailbox *box, const char **error_r)
 		rec.uid = files[i].uid;
 		rec.fname = files[i].fname;
 		rec.in_new = files[i].in_new;
-		mailbox_fname_flags(files[i].fname, &rec.flags,
-		    &rec.keywords);
+		mailbox_fname_flags(files[i].fname, &rec.flags, &rec.keywords);
 		if (v != NULL) {
 			if (v >= box->recs && v < box->recs + box->count)
 				seen_r[v - box->recs] = 1;
@@ -947,8 +942,7 @@ index_write_locked(struct mailbox *box, const char **error_r)
 	idx.recs = xcalloc(box->count + box->npend + 1, sizeof(*idx.recs));
 	while (i < box->count || j < box->npend) {
 		if (j >= box->npend ||
-		    (i < box->count &&
-		        box->recs[i].m.uid < box->pend[j].m.uid))
+		    (i < box->count && box->recs[i].m.uid < box->pend[j].m.uid))
 			v = &box->recs[i++];
 		else
 			v = &box->pend[j++];
@@ -1087,8 +1081,7 @@ box_load_index(struct mailbox *box, const char **error_r)
 	if (ret < 0)
 		return -1;
 	if (ret == 0 || idx.log_gen != box->log_gen ||
-	    fstat(box->log_fd, &st) < 0 ||
-	    idx.log_off > (uint64_t)st.st_size ||
+	    fstat(box->log_fd, &st) < 0 || idx.log_off > (uint64_t)st.st_size ||
 	    idx.log_off < MAILBOX_LOG_HDR_SIZE) {
 		if (ret > 0)
 			mailbox_index_free(&idx);
@@ -1143,9 +1136,9 @@ sync_state(struct mailbox *box, const char **error_r)
 		return ret;
 	if (!dirs_known(box))
 		ret = scan(box, error_r);
-	if (ret == 0 && (!box->index_ok ||
-	                    box->log_off - box->index_off > INDEX_REWRITE ||
-	    box->log_off >= LOG_ROTATE)) {
+	if (ret == 0 &&
+	    (!box->index_ok || box->log_off - box->index_off > INDEX_REWRITE ||
+	        box->log_off >= LOG_ROTATE)) {
 		if (index_write_locked(box, error_r) == 0)
 			box->index_ok = 1;
 	}
@@ -1154,8 +1147,8 @@ sync_state(struct mailbox *box, const char **error_r)
 }
 
 int
-mailbox_open(struct mailbox_user *user, const char *name,
-    unsigned open_flags, struct mailbox **box_r, const char **error_r)
+mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
+    struct mailbox **box_r, const char **error_r)
 {
 	struct mailbox *box;
 	char *path, *norm, *cur;
@@ -1215,7 +1208,7 @@ mailbox_close(struct mailbox **box_r)
 	if (log_lock(box, &error) == 0) {
 		if (!box->index_ok ||
 		    box->log_off - box->index_off > INDEX_REWRITE ||
-	    box->log_off >= LOG_ROTATE)
+		    box->log_off >= LOG_ROTATE)
 			(void)index_write_locked(box, &error);
 		log_unlock(box);
 	}
@@ -1283,8 +1276,8 @@ mailbox_msg_gone(const struct mailbox *box, uint32_t seq)
 /* ---- keywords ---- */
 
 int
-mailbox_keyword_index(struct mailbox *box, const char *name, int create,
-    const char **error_r)
+mailbox_keyword_index(
+    struct mailbox *box, const char *name, int create, const char **error_r)
 {
 	struct maildir_uidlist_lock *lock = NULL;
 	int idx;
@@ -1292,8 +1285,8 @@ mailbox_keyword_index(struct mailbox *box, const char *name, int create,
 	idx = maildir_keywords_lookup(&box->kw, name);
 	if (idx >= 0 || !create)
 		return idx;
-	if (maildir_uidlist_lock(box->path, MAILDIR_UIDLIST_LOCK_WAIT_SECS,
-	        &lock, error_r) <= 0)
+	if (maildir_uidlist_lock(
+	        box->path, MAILDIR_UIDLIST_LOCK_WAIT_SECS, &lock, error_r) <= 0)
 		return MAILBOX_ERR_TEMP;
 	if (maildir_keywords_refresh(box->path, &box->kw, error_r) < 0) {
 		maildir_uidlist_unlock(&lock);
@@ -1447,8 +1440,8 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 		newname = mailbox_fname_with_flags(v->fname, flags, keywords);
 		free(from);
 		free(to);
-		from = xasprintf("%s/%s/%s", box->path,
-		    v->in_new ? "new" : "cur", v->fname);
+		from = xasprintf(
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
 		to = xasprintf("%s/cur/%s", box->path, newname);
 		if (rename(from, to) == 0) {
 			memset(&rec, 0, sizeof(rec));
@@ -1508,8 +1501,8 @@ uidlist_drop(struct mailbox *box, char **bases, size_t n)
 }
 
 int
-mailbox_expunge(struct mailbox *box, const uint32_t *uids, size_t n,
-    const char **error_r)
+mailbox_expunge(
+    struct mailbox *box, const uint32_t *uids, size_t n, const char **error_r)
 {
 	char **bases = NULL, *p;
 	size_t i, nb = 0;
@@ -1561,8 +1554,8 @@ mailbox_expunge(struct mailbox *box, const uint32_t *uids, size_t n,
 }
 
 int
-mailbox_msg_open(struct mailbox *box, uint32_t seq, int *fd_r,
-    const char **error_r)
+mailbox_msg_open(
+    struct mailbox *box, uint32_t seq, int *fd_r, const char **error_r)
 {
 	struct vrec *v;
 	char *p;
@@ -1574,8 +1567,8 @@ mailbox_msg_open(struct mailbox *box, uint32_t seq, int *fd_r,
 		v = &box->recs[seq - 1];
 		if (v->gone)
 			break;
-		p = xasprintf("%s/%s/%s", box->path,
-		    v->in_new ? "new" : "cur", v->fname);
+		p = xasprintf(
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
 		*fd_r = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		free(p);
 		if (*fd_r >= 0)
@@ -1633,8 +1626,8 @@ quota_check(struct mailbox_user *user, uint64_t bytes, uint64_t count,
 
 	if (!user->have_quota)
 		return 0;
-	if (maildir_quota_usage(user->root, &user->quota, time(NULL), &u,
-	        error_r) < 0)
+	if (maildir_quota_usage(
+	        user->root, &user->quota, time(NULL), &u, error_r) < 0)
 		return MAILBOX_ERR_TEMP;
 	if ((user->quota.bytes != 0 && u.bytes + bytes > user->quota.bytes) ||
 	    (user->quota.count != 0 && u.count + count > user->quota.count)) {
@@ -1657,8 +1650,8 @@ uidlist_add(struct mailbox *box, char **bases, size_t n, uint32_t *uids_r,
 	size_t i;
 	int ret;
 
-	if (maildir_uidlist_lock(box->path, MAILDIR_UIDLIST_LOCK_WAIT_SECS,
-	        &lock, error_r) <= 0)
+	if (maildir_uidlist_lock(
+	        box->path, MAILDIR_UIDLIST_LOCK_WAIT_SECS, &lock, error_r) <= 0)
 		return MAILBOX_ERR_TEMP;
 	ret = maildir_uidlist_read(box->path, &ul, &why);
 	if (ret < 0) {
@@ -1698,8 +1691,8 @@ fail:
 
 /* Writes the message into tmp/; *size_r and *wire_r. */
 static int
-append_write(int fd, const char *data, size_t len, uint64_t *size_r,
-    uint64_t *wire_r)
+append_write(
+    int fd, const char *data, size_t len, uint64_t *size_r, uint64_t *wire_r)
 {
 	struct buf b;
 	size_t i;
@@ -1738,8 +1731,7 @@ fsync_path(const char *dir)
 
 static int
 view_append(struct mailbox *box, const char *data, size_t len, uint8_t flags,
-    uint32_t keywords, int64_t received, uint32_t *uid_r,
-    const char **error_r)
+    uint32_t keywords, int64_t received, uint32_t *uid_r, const char **error_r)
 {
 	char *unique, *tmp, *name, *dst, *curdir, *base;
 	struct timespec ts[2];
@@ -1770,8 +1762,8 @@ view_append(struct mailbox *box, const char *data, size_t len, uint8_t flags,
 		return MAILBOX_ERR_TEMP;
 	}
 	close(fd);
-	base = xasprintf("%s,S=%llu,W=%llu", unique,
-	    (unsigned long long)size, (unsigned long long)wire);
+	base = xasprintf("%s,S=%llu,W=%llu", unique, (unsigned long long)size,
+	    (unsigned long long)wire);
 	name = mailbox_fname_with_flags(base, flags, keywords);
 	dst = xasprintf("%s/cur/%s", box->path, name);
 	curdir = xasprintf("%s/cur", box->path);
@@ -1851,8 +1843,8 @@ mailbox_append(struct mailbox_user *user, const char *name, const char *data,
 		return ret;
 	ret = quota_check(user, len, 1, error_r);
 	if (ret == 0)
-		ret = keyword_bits(box, keywords, keyword_count, &bits,
-		    error_r);
+		ret =
+		    keyword_bits(box, keywords, keyword_count, &bits, error_r);
 	if (ret == 0)
 		ret = view_append(box, data, len, flags & MAILBOX_F_STORED,
 		    bits, received, uid_r, error_r);
@@ -1914,8 +1906,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 	size_t i, made = 0;
 	int ret, known, idx;
 
-	ret = mailbox_open(box->user, dest, MAILBOX_OPEN_READONLY, &dst,
-	    error_r);
+	ret =
+	    mailbox_open(box->user, dest, MAILBOX_OPEN_READONLY, &dst, error_r);
 	if (ret < 0)
 		return ret;
 	buf_init(&out, LOG_WRITE_MAX);
@@ -1944,15 +1936,14 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 		unique = unique_name();
 		if (!mailbox_fname_size(v->fname, 'S', &ssize))
 			ssize = 0;
-		bases[i] = ssize != 0
-		               ? xasprintf("%s,S=%llu,W=%llu", unique,
-		                     (unsigned long long)ssize,
-		                     (unsigned long long)v->m.size)
-		               : xasprintf("%s,W=%llu", unique,
-		                     (unsigned long long)v->m.size);
+		bases[i] = ssize != 0 ? xasprintf("%s,S=%llu,W=%llu", unique,
+		                            (unsigned long long)ssize,
+		                            (unsigned long long)v->m.size)
+		                      : xasprintf("%s,W=%llu", unique,
+		                            (unsigned long long)v->m.size);
 		free(unique);
-		names[i] = mailbox_fname_with_flags(bases[i],
-		    v->m.flags & MAILBOX_F_STORED, bits);
+		names[i] = mailbox_fname_with_flags(
+		    bases[i], v->m.flags & MAILBOX_F_STORED, bits);
 	}
 	ret = log_lock(dst, error_r);
 	if (ret < 0)
@@ -1960,8 +1951,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 	known = dirs_known(dst);
 	for (i = 0; i < n; i++) {
 		v = &box->recs[seqs[i] - 1];
-		src = xasprintf("%s/%s/%s", box->path,
-		    v->in_new ? "new" : "cur", v->fname);
+		src = xasprintf(
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
 		paths[i] = xasprintf("%s/cur/%s", dst->path, names[i]);
 		if (link_or_copy(src, paths[i]) < 0) {
 			*error_r = errno == ENOENT
@@ -1990,8 +1981,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 			v = &box->recs[seqs[i] - 1];
 			memset(&rec, 0, sizeof(rec));
 			rec.uid = uids_r[i];
-			mailbox_fname_flags(names[i], &rec.flags,
-			    &rec.keywords);
+			mailbox_fname_flags(
+			    names[i], &rec.flags, &rec.keywords);
 			rec.modseq = ++dst->hms;
 			rec.size = v->m.size;
 			rec.received = v->m.received;
@@ -2006,8 +1997,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 	}
 	log_unlock(dst);
 	if (ret == 0 && box->user->have_quota)
-		(void)maildir_quota_add(box->user->root, (int64_t)total,
-		    (int64_t)n);
+		(void)maildir_quota_add(
+		    box->user->root, (int64_t)total, (int64_t)n);
 	*uidvalidity_r = dst->uidvalidity;
 out:
 	for (i = 0; i < n; i++) {
@@ -2049,8 +2040,8 @@ cache_load(struct mailbox *box)
 	uint64_t off;
 
 	box->cache_loaded = 1;
-	box->cache_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    MAILBOX_FILE_MODE);
+	box->cache_fd = open(
+	    path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, MAILBOX_FILE_MODE);
 	free(path);
 	if (box->cache_fd < 0 || fstat(box->cache_fd, &st) < 0)
 		return;
@@ -2076,8 +2067,8 @@ cache_load(struct mailbox *box)
 		return;
 	}
 	for (off = CACHE_FILE_HDR; off + CACHE_HDR <= (uint64_t)st.st_size;) {
-		if (file_pread_all(box->cache_fd, rh, sizeof(rh),
-		        (off_t)off) < 0)
+		if (file_pread_all(box->cache_fd, rh, sizeof(rh), (off_t)off) <
+		    0)
 			break;
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
@@ -2085,8 +2076,8 @@ cache_load(struct mailbox *box)
 			break;
 		if (box->ncache == box->ccap) {
 			box->ccap = box->ccap == 0 ? 256 : box->ccap * 2;
-			box->cache = xrealloc(box->cache,
-			    box->ccap * sizeof(*box->cache));
+			box->cache = xrealloc(
+			    box->cache, box->ccap * sizeof(*box->cache));
 		}
 		memcpy(&box->cache[box->ncache].uid, rh + 4, 4);
 		box->cache[box->ncache].field = (uint8_t)rh[8];
@@ -2139,12 +2130,12 @@ mailbox_cache_get(struct mailbox *box, uint32_t seq,
 	if (buf_append(&box->cache_buf, "", 0) < 0)
 		return 0;
 	if (box->cache_buf.cap < (size_t)e->len + 1) {
-		box->cache_buf.data = xrealloc(box->cache_buf.data,
-		    (size_t)e->len + 1);
+		box->cache_buf.data =
+		    xrealloc(box->cache_buf.data, (size_t)e->len + 1);
 		box->cache_buf.cap = (size_t)e->len + 1;
 	}
-	if (file_pread_all(box->cache_fd, box->cache_buf.data, e->len,
-	        (off_t)e->off) < 0)
+	if (file_pread_all(
+	        box->cache_fd, box->cache_buf.data, e->len, (off_t)e->off) < 0)
 		return 0;
 	box->cache_buf.data[e->len] = '\0';
 	*data_r = box->cache_buf.data;
@@ -2184,11 +2175,11 @@ mailbox_cache_put(struct mailbox *box, uint32_t seq,
 	 * by readers; records of others interleave whole (O_APPEND) */
 	if (flock(box->cache_fd, LOCK_EX) == 0) {
 		if (fstat(box->cache_fd, &st) == 0 &&
-		    file_pwrite_all(box->cache_fd, b.data, b.len,
-		        st.st_size) == 0) {
+		    file_pwrite_all(box->cache_fd, b.data, b.len, st.st_size) ==
+		        0) {
 			if (box->ncache == box->ccap) {
-				box->ccap = box->ccap == 0 ? 256
-				                           : box->ccap * 2;
+				box->ccap =
+				    box->ccap == 0 ? 256 : box->ccap * 2;
 				box->cache = xrealloc(box->cache,
 				    box->ccap * sizeof(*box->cache));
 			}

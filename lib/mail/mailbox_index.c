@@ -29,21 +29,21 @@
 #include "base/mem.h"
 #include "mail/mailbox_private.h"
 
-#define INDEX_MAGIC     "TERNIDX1"
-#define LOG_MAGIC       "TERNLOG1"
-#define MAGIC_SIZE      8
-#define FNV64_OFFSET    14695981039346656037ull
-#define FNV64_PRIME     1099511628211ull
+#define INDEX_MAGIC   "TERNIDX1"
+#define LOG_MAGIC     "TERNLOG1"
+#define MAGIC_SIZE    8
+#define FNV64_OFFSET  14695981039346656037ull
+#define FNV64_PRIME   1099511628211ull
 /* frame: u32 payload length, u64 checksum */
-#define FRAME_SIZE      12
-#define SET_FIXED       35 /* type + fields before the name */
-#define EXPUNGE_SIZE    13
-#define DIRS_SIZE       41
-#define IDX_HDR_SIZE    (MAGIC_SIZE + 4 + 4 + 8 + 8 + 8 + 4 * 8 + 4)
-#define IDX_REC_FIXED   36
-#define IDX_SIZE_MAX    (1024u * 1024 * 1024)
-#define IDX_RECS_MAX    4000000u
-#define IDX_ERR_SIZE    (PATH_MAX + 128)
+#define FRAME_SIZE    12
+#define SET_FIXED     35 /* type + fields before the name */
+#define EXPUNGE_SIZE  13
+#define DIRS_SIZE     41
+#define IDX_HDR_SIZE  (MAGIC_SIZE + 4 + 4 + 8 + 8 + 8 + 4 * 8 + 4)
+#define IDX_REC_FIXED 36
+#define IDX_SIZE_MAX  (1024u * 1024 * 1024)
+#define IDX_RECS_MAX  4000000u
+#define IDX_ERR_SIZE  (PATH_MAX + 128)
 
 struct mailbox_stats mailbox_stats;
 
@@ -309,8 +309,8 @@ index_parse(const char *d, size_t len, struct mailbox_index *idx)
 }
 
 int
-mailbox_index_read(const char *dir, struct mailbox_index *idx_r,
-    const char **error_r)
+mailbox_index_read(
+    const char *dir, struct mailbox_index *idx_r, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME);
 	struct buf b;
@@ -324,8 +324,8 @@ mailbox_index_read(const char *dir, struct mailbox_index *idx_r,
 		if (errno == ENOENT || errno == ELOOP)
 			ret = 0;
 		else
-			*error_r = idx_error("open %s: %s", path,
-			    strerror(errno));
+			*error_r =
+			    idx_error("open %s: %s", path, strerror(errno));
 		free(path);
 		return ret;
 	}
@@ -366,8 +366,8 @@ mailbox_index_read(const char *dir, struct mailbox_index *idx_r,
 }
 
 int
-mailbox_index_write(const char *dir, const struct mailbox_index *idx,
-    const char **error_r)
+mailbox_index_write(
+    const char *dir, const struct mailbox_index *idx, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME);
 	const struct mailbox_rec *r;
@@ -413,12 +413,12 @@ static const struct {
 	char c;
 	uint8_t flag;
 } flag_letters[] = {
-	/* ASCII order, as Maildir wants them written */
-	{'D', MAILBOX_F_DRAFT},
-	{'F', MAILBOX_F_FLAGGED},
-	{'R', MAILBOX_F_ANSWERED},
-	{'S', MAILBOX_F_SEEN},
-	{'T', MAILBOX_F_DELETED},
+    /* ASCII order, as Maildir wants them written */
+    {'D', MAILBOX_F_DRAFT},
+    {'F', MAILBOX_F_FLAGGED},
+    {'R', MAILBOX_F_ANSWERED},
+    {'S', MAILBOX_F_SEEN},
+    {'T', MAILBOX_F_DELETED},
 };
 
 void

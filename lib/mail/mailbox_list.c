@@ -30,19 +30,19 @@
 #include "mail/imap_parser.h"
 #include "mail/mailbox_private.h"
 
-#define LIST_ERR_SIZE     (PATH_MAX + 256)
-#define SUBS_HEADER       "V\t2\n\n"
-#define SUBS_LOCK_NAME    "subscriptions.lock"
+#define LIST_ERR_SIZE   (PATH_MAX + 256)
+#define SUBS_HEADER     "V\t2\n\n"
+#define SUBS_LOCK_NAME  "subscriptions.lock"
 /* Dovecot's SUBSCRIPTION_FILE_CHANGE_TIMEOUT: an older lock is stale. */
-#define SUBS_LOCK_STALE   30
-#define SUBS_LOCK_WAIT    10
-#define SUBS_RETRY_US     50000
-#define SUBS_SIZE_MAX     (4u * 1024 * 1024)
-#define SUBS_MAX          MAILBOX_FOLDERS_MAX
+#define SUBS_LOCK_STALE 30
+#define SUBS_LOCK_WAIT  10
+#define SUBS_RETRY_US   50000
+#define SUBS_SIZE_MAX   (4u * 1024 * 1024)
+#define SUBS_MAX        MAILBOX_FOLDERS_MAX
 /* mUTF-7 is at most 8/3 of UTF-8 and a few octets per run. */
-#define UTF7_MAX          (MAILBOX_NAME_MAX * 3 + 16)
+#define UTF7_MAX        (MAILBOX_NAME_MAX * 3 + 16)
 /* A folder holds cur/ new/ tmp/ and files: nothing deeper. */
-#define RMTREE_DEPTH      3
+#define RMTREE_DEPTH    3
 
 static __thread char list_err[LIST_ERR_SIZE];
 
@@ -259,8 +259,8 @@ subs_read(const struct mailbox_user *user, struct hash *subs, int *exists_r,
 		free(path);
 		if (errno == ENOENT)
 			return 0;
-		*error_r = list_error("open subscriptions: %s",
-		    strerror(errno));
+		*error_r =
+		    list_error("open subscriptions: %s", strerror(errno));
 		return -1;
 	}
 	*exists_r = 1;
@@ -282,8 +282,8 @@ subs_read(const struct mailbox_user *user, struct hash *subs, int *exists_r,
 	close(fd);
 	free(path);
 	if (n < 0) {
-		*error_r = list_error("read subscriptions: %s",
-		    strerror(errno));
+		*error_r =
+		    list_error("read subscriptions: %s", strerror(errno));
 		buf_free(&b);
 		return -1;
 	}
@@ -326,8 +326,8 @@ subs_line(struct buf *b, const char *name)
 		return 0;
 	for (p = disk;; p = dot + 1) {
 		dot = strchr(p, MAILBOX_SEP);
-		if (tab_escape(b, p, dot != NULL ? (size_t)(dot - p)
-		                                 : strlen(p)) < 0)
+		if (tab_escape(
+		        b, p, dot != NULL ? (size_t)(dot - p) : strlen(p)) < 0)
 			break;
 		if (dot == NULL)
 			break;
@@ -339,8 +339,7 @@ subs_line(struct buf *b, const char *name)
 }
 
 static int
-subs_lock(const struct mailbox_user *user, char **lock_r,
-    const char **error_r)
+subs_lock(const struct mailbox_user *user, char **lock_r, const char **error_r)
 {
 	char *lock = xasprintf("%s/%s", user->root, SUBS_LOCK_NAME);
 	time_t start = time(NULL);
@@ -354,8 +353,8 @@ subs_lock(const struct mailbox_user *user, char **lock_r,
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST) {
-			*error_r = list_error("create subscriptions lock: %s",
-			    strerror(errno));
+			*error_r = list_error(
+			    "create subscriptions lock: %s", strerror(errno));
 			free(lock);
 			return -1;
 		}
@@ -400,8 +399,8 @@ subs_write(const struct mailbox_user *user, char *const *names, size_t n,
 	path = xasprintf("%s/%s", user->root, MAILBOX_SUBS_NAME);
 	if (file_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ||
 	    rename(lock, path) < 0) {
-		*error_r = list_error("write subscriptions: %s",
-		    strerror(errno));
+		*error_r =
+		    list_error("write subscriptions: %s", strerror(errno));
 		free(path);
 		goto out;
 	}
@@ -495,8 +494,8 @@ int mailbox_subs_init(struct mailbox_user *user, const char *const *names,
     size_t n, const char **error_r);
 
 int
-mailbox_subs_init(struct mailbox_user *user, const char *const *names,
-    size_t n, const char **error_r)
+mailbox_subs_init(struct mailbox_user *user, const char *const *names, size_t n,
+    const char **error_r)
 {
 	return subs_write(user, (char *const *)names, n, error_r);
 }
@@ -524,9 +523,11 @@ special_use(const char *name)
 		const char *name;
 		unsigned use;
 	} uses[] = {
-		{"Sent", MAILBOX_USE_SENT}, {"Drafts", MAILBOX_USE_DRAFTS},
-		{"Trash", MAILBOX_USE_TRASH}, {"Junk", MAILBOX_USE_JUNK},
-		{"Archive", MAILBOX_USE_ARCHIVE},
+	    {"Sent", MAILBOX_USE_SENT},
+	    {"Drafts", MAILBOX_USE_DRAFTS},
+	    {"Trash", MAILBOX_USE_TRASH},
+	    {"Junk", MAILBOX_USE_JUNK},
+	    {"Archive", MAILBOX_USE_ARCHIVE},
 	};
 	size_t i;
 
@@ -538,8 +539,8 @@ special_use(const char *name)
 
 /* The UTF-8 names of the folders on disk (hash name -> name). */
 static int
-folders_read(const struct mailbox_user *user, struct hash *names,
-    const char **error_r)
+folders_read(
+    const struct mailbox_user *user, struct hash *names, const char **error_r)
 {
 	struct dirent *de;
 	char *name, *path;
@@ -585,7 +586,7 @@ mailbox_list(struct mailbox_user *user, struct mailbox_info **infos_r,
     size_t *count_r, const char **error_r)
 {
 	struct hash *folders = hash_create(), *subs = hash_create(),
-		    *all = hash_create();
+	            *all = hash_create();
 	struct mailbox_info *infos, *info;
 	size_t pos, n, i, j, plen;
 	const char *k;
@@ -681,8 +682,8 @@ folder_count(const struct mailbox_user *user, const char **error_r)
 }
 
 int
-mailbox_create(struct mailbox_user *user, const char *name,
-    const char **error_r)
+mailbox_create(
+    struct mailbox_user *user, const char *name, const char **error_r)
 {
 	char *path, *norm, *sub;
 	int err, n, fd;
@@ -704,9 +705,9 @@ mailbox_create(struct mailbox_user *user, const char *name,
 	}
 	if (mkdir(path, MAILBOX_DIR_MODE) < 0) {
 		err = errno == EEXIST ? MAILBOX_ERR_EXISTS : MAILBOX_ERR_TEMP;
-		*error_r = errno == EEXIST ? "Mailbox already exists"
-		                           : list_error("mkdir: %s",
-		                                 strerror(errno));
+		*error_r = errno == EEXIST
+		               ? "Mailbox already exists"
+		               : list_error("mkdir: %s", strerror(errno));
 		goto out;
 	}
 	if (maildir_create(path, error_r) < 0) {
@@ -735,8 +736,8 @@ rmtree_at(int dirfd, const char *name, int depth)
 	DIR *d;
 	int fd;
 
-	fd = openat(dirfd, name,
-	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(
+	    dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return unlinkat(dirfd, name, 0);
 	d = fdopendir(fd);
@@ -776,8 +777,8 @@ has_children(const struct mailbox_user *user, const char *dotname)
 }
 
 int
-mailbox_delete(struct mailbox_user *user, const char *name,
-    const char **error_r)
+mailbox_delete(
+    struct mailbox_user *user, const char *name, const char **error_r)
 {
 	static unsigned long counter;
 	char *path, *norm, *trash;
@@ -803,8 +804,8 @@ mailbox_delete(struct mailbox_user *user, const char *name,
 	}
 	/* Out of sight first (Dovecot's ..DOVECOT-TRASH idea): a crash in
 	 * the middle leaves no half folder listed. */
-	trash = xasprintf("%s/..tern-trash.%ld.%lu", user->root,
-	    (long)getpid(), ++counter);
+	trash = xasprintf(
+	    "%s/..tern-trash.%ld.%lu", user->root, (long)getpid(), ++counter);
 	if (rename(path, trash) < 0) {
 		*error_r = list_error("rename: %s", strerror(errno));
 		err = errno == ENOENT ? MAILBOX_ERR_NONEXISTENT
@@ -823,8 +824,8 @@ out:
 
 /* Moves every file of from/sub into to/sub (INBOX rename). */
 static int
-move_files(const char *from, const char *to, const char *sub,
-    const char **error_r)
+move_files(
+    const char *from, const char *to, const char *sub, const char **error_r)
 {
 	char *fdir = xasprintf("%s/%s", from, sub),
 	     *tdir = xasprintf("%s/%s", to, sub);
@@ -921,11 +922,10 @@ mailbox_rename(struct mailbox_user *user, const char *from, const char *to,
 		    de->d_name[flen] != MAILBOX_SEP)
 			continue;
 		src = xasprintf("%s/%s", user->root, de->d_name);
-		dst = xasprintf("%s/%s%s", user->root, tdot,
-		    de->d_name + flen);
+		dst = xasprintf("%s/%s%s", user->root, tdot, de->d_name + flen);
 		if (file_rename_noreplace(AT_FDCWD, src, AT_FDCWD, dst) < 0) {
-			*error_r = list_error("rename child: %s",
-			    strerror(errno));
+			*error_r =
+			    list_error("rename child: %s", strerror(errno));
 			err = MAILBOX_ERR_TEMP;
 		}
 		free(src);

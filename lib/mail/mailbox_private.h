@@ -31,26 +31,27 @@ struct mailbox_user {
 /* A message as the index and the log record it. */
 struct mailbox_rec {
 	uint32_t uid;
-	uint8_t flags;   /* MAILBOX_F_STORED bits */
-	uint8_t in_new;  /* the file is in new/ (else cur/) */
+	uint8_t flags;  /* MAILBOX_F_STORED bits */
+	uint8_t in_new; /* the file is in new/ (else cur/) */
 	uint32_t keywords;
 	uint64_t modseq;
 	uint64_t size;
 	int64_t received;
-	char *fname;     /* name in new/ or cur/ */
+	char *fname; /* name in new/ or cur/ */
 };
 
 /* Log record types. */
 #define MAILBOX_LOG_SET     1 /* a message's state, new or changed */
 #define MAILBOX_LOG_EXPUNGE 2
-#define MAILBOX_LOG_DIRS    3 /* mtimes of new/ and cur/ that the state
+#define MAILBOX_LOG_DIRS \
+	3 /* mtimes of new/ and cur/ that the state
 			       * reflects, UIDVALIDITY, UIDNEXT */
 
 struct mailbox_log_rec {
 	uint8_t type;
-	struct mailbox_rec rec;   /* SET (fname points into the buffer) */
-	uint32_t uid;             /* EXPUNGE */
-	uint64_t modseq;          /* EXPUNGE */
+	struct mailbox_rec rec; /* SET (fname points into the buffer) */
+	uint32_t uid;           /* EXPUNGE */
+	uint64_t modseq;        /* EXPUNGE */
 	struct timespec new_mtime, cur_mtime; /* DIRS */
 	uint32_t uidvalidity, uidnext;        /* DIRS */
 };
@@ -65,8 +66,8 @@ void mailbox_log_encode(struct buf *out, const struct mailbox_log_rec *r);
  * Decodes the framed record at data (len bytes available): its size,
  * 0 when incomplete, -1 when corrupt (a torn or damaged tail).
  */
-ssize_t mailbox_log_decode(const char *data, size_t len,
-    struct mailbox_log_rec *r_r);
+ssize_t mailbox_log_decode(
+    const char *data, size_t len, struct mailbox_log_rec *r_r);
 /* The log's header for generation gen (MAILBOX_LOG_HDR_SIZE bytes). */
 void mailbox_log_header(char *hdr, uint64_t gen);
 /* 0 and *gen_r, or -1 when hdr is not a log header. */
@@ -84,12 +85,12 @@ struct mailbox_index {
 
 /* 1 read, 0 missing or unusable (a rebuild from the maildir follows),
  * -1 on an I/O error. */
-int mailbox_index_read(const char *dir, struct mailbox_index *idx_r,
-    const char **error_r);
+int mailbox_index_read(
+    const char *dir, struct mailbox_index *idx_r, const char **error_r);
 /* Written through a temporary file renamed over it (not fsync'd: it is
  * a cache of what the maildir holds). */
-int mailbox_index_write(const char *dir, const struct mailbox_index *idx,
-    const char **error_r);
+int mailbox_index_write(
+    const char *dir, const struct mailbox_index *idx, const char **error_r);
 void mailbox_index_free(struct mailbox_index *idx);
 
 /* 64-bit FNV-1a: detects torn and damaged records. */
@@ -97,11 +98,11 @@ uint64_t mailbox_checksum(const void *data, size_t len);
 
 /* Maildir file names. */
 /* Flags and keyword bits of a name (after ":2,"). */
-void mailbox_fname_flags(const char *fname, uint8_t *flags_r,
-    uint32_t *keywords_r);
+void mailbox_fname_flags(
+    const char *fname, uint8_t *flags_r, uint32_t *keywords_r);
 /* The name with these flags: base ":2," letters (ASCII order). */
-char *mailbox_fname_with_flags(const char *fname, uint8_t flags,
-    uint32_t keywords);
+char *mailbox_fname_with_flags(
+    const char *fname, uint8_t flags, uint32_t keywords);
 /* The value of ",key=" in the base, 1 with *v_r, or 0. */
 int mailbox_fname_size(const char *fname, char key, uint64_t *v_r);
 

@@ -83,11 +83,11 @@ test_fname(void)
 	char *s;
 
 	mailbox_fname_flags("1.M2P3.h,S=5:2,FRSac", &flags, &kw);
-	CHECK_INT(flags, MAILBOX_F_FLAGGED | MAILBOX_F_ANSWERED |
-	                     MAILBOX_F_SEEN);
+	CHECK_INT(
+	    flags, MAILBOX_F_FLAGGED | MAILBOX_F_ANSWERED | MAILBOX_F_SEEN);
 	CHECK_INT(kw, 5);
-	s = mailbox_fname_with_flags("1.M2P3.h,S=5:2,PS", MAILBOX_F_DELETED |
-	    MAILBOX_F_DRAFT, 2);
+	s = mailbox_fname_with_flags(
+	    "1.M2P3.h,S=5:2,PS", MAILBOX_F_DELETED | MAILBOX_F_DRAFT, 2);
 	CHECK_STR(s, "1.M2P3.h,S=5:2,DPTb");
 	free(s);
 	s = mailbox_fname_with_flags("x", 0, 0);
@@ -106,8 +106,10 @@ test_keywords_file(void)
 	char *dir = tpath("kw");
 
 	memset(&kw, 0, sizeof(kw));
-	maildir_keywords_parse(&kw, "0 $Forwarded\nbad\n2 Junk\n30 x\n"
-	                            "3 junk\n1 \n", 40);
+	maildir_keywords_parse(&kw,
+	    "0 $Forwarded\nbad\n2 Junk\n30 x\n"
+	    "3 junk\n1 \n",
+	    40);
 	CHECK_STR(kw.names[0], "$Forwarded");
 	CHECK(kw.names[1] == NULL);
 	CHECK_STR(kw.names[2], "Junk");
@@ -157,22 +159,22 @@ test_folders(void)
 	CHECK_STR(infos[0].name, "INBOX");
 	for (i = 0; i < n; i++) {
 		if (strcmp(infos[i].name, "Café") == 0)
-			CHECK_INT(infos[i].attrs, MAILBOX_LIST_NOSELECT |
-			                              MAILBOX_LIST_CHILDREN);
-		if (strcmp(infos[i].name, "Café.Sub") == 0)
-			CHECK_INT(infos[i].attrs, MAILBOX_LIST_SUBSCRIBED |
-			                              MAILBOX_LIST_NOCHILDREN);
-		if (strcmp(infos[i].name, "Gone") == 0)
 			CHECK_INT(infos[i].attrs,
-			    MAILBOX_LIST_SUBSCRIBED | MAILBOX_LIST_NONEXISTENT |
-			        MAILBOX_LIST_NOSELECT |
-			        MAILBOX_LIST_NOCHILDREN);
+			    MAILBOX_LIST_NOSELECT | MAILBOX_LIST_CHILDREN);
+		if (strcmp(infos[i].name, "Café.Sub") == 0)
+			CHECK_INT(infos[i].attrs,
+			    MAILBOX_LIST_SUBSCRIBED | MAILBOX_LIST_NOCHILDREN);
+		if (strcmp(infos[i].name, "Gone") == 0)
+			CHECK_INT(infos[i].attrs, MAILBOX_LIST_SUBSCRIBED |
+			                              MAILBOX_LIST_NONEXISTENT |
+			                              MAILBOX_LIST_NOSELECT |
+			                              MAILBOX_LIST_NOCHILDREN);
 		if (strcmp(infos[i].name, "Sent") == 0)
 			CHECK_INT(infos[i].special_use, MAILBOX_USE_SENT);
 	}
 	mailbox_list_free(infos, n);
-	CHECK_INT(mailbox_delete(user, "Café", &error),
-	    MAILBOX_ERR_NONEXISTENT);
+	CHECK_INT(
+	    mailbox_delete(user, "Café", &error), MAILBOX_ERR_NONEXISTENT);
 	CHECK_INT(mailbox_delete(user, "INBOX", &error), MAILBOX_ERR_NOPERM);
 	CHECK_INT(mailbox_create(user, "Café", &error), 0);
 	CHECK_INT(mailbox_delete(user, "Café", &error), MAILBOX_ERR_NOPERM);
@@ -180,8 +182,8 @@ test_folders(void)
 	s = tpath("u1/.Tea.Sub/cur");
 	CHECK_INT(stat(s, &st), 0);
 	free(s);
-	CHECK_INT(mailbox_rename(user, "Tea", "Sent", &error),
-	    MAILBOX_ERR_EXISTS);
+	CHECK_INT(
+	    mailbox_rename(user, "Tea", "Sent", &error), MAILBOX_ERR_EXISTS);
 	CHECK_INT(mailbox_delete(user, "Tea.Sub", &error), 0);
 	CHECK_INT(mailbox_delete(user, "Tea", &error), 0);
 	CHECK_INT(mailbox_subscribe(user, "Gone", 0, &error), 0);
@@ -232,7 +234,10 @@ ev_exists(void *ctx, uint32_t count, uint32_t recent)
 }
 
 static const struct mailbox_sync_ops ev_ops = {
-	ev_expunged, ev_changed, ev_keywords, ev_exists,
+    ev_expunged,
+    ev_changed,
+    ev_keywords,
+    ev_exists,
 };
 
 static const char *
@@ -247,8 +252,7 @@ sync_log(struct mailbox *box, unsigned flags)
 }
 
 static void
-append_n(struct mailbox_user *user, const char *folder, int n,
-    uint8_t flags)
+append_n(struct mailbox_user *user, const char *folder, int n, uint8_t flags)
 {
 	const char *kws[] = {"$Forwarded"};
 	uint32_t uv, uid;
@@ -256,9 +260,9 @@ append_n(struct mailbox_user *user, const char *folder, int n,
 	int i;
 
 	for (i = 0; i < n; i++)
-		CHECK_INT(mailbox_append(user, folder, msg_text,
-		              strlen(msg_text), flags, kws, i % 2, 0, &uv,
-		              &uid, &error),
+		CHECK_INT(
+		    mailbox_append(user, folder, msg_text, strlen(msg_text),
+		        flags, kws, i % 2, 0, &uv, &uid, &error),
 		    0);
 }
 
@@ -290,8 +294,8 @@ test_view(void)
 	CHECK(st.uidvalidity != 0);
 	/* a stores; b sees it as a change */
 	m1 = mailbox_msg(b, 2)->modseq;
-	CHECK_INT(mailbox_store(a, 2, MAILBOX_F_SEEN | MAILBOX_F_FLAGGED, 1,
-	              0, &modseq, &error),
+	CHECK_INT(mailbox_store(a, 2, MAILBOX_F_SEEN | MAILBOX_F_FLAGGED, 1, 0,
+	              &modseq, &error),
 	    0);
 	CHECK(modseq > m1);
 	CHECK_INT(mailbox_msg(a, 2)->flags & MAILBOX_F_STORED,
@@ -347,8 +351,8 @@ test_view(void)
 /* Moves the first file of from/ to to/ with the flags suffix, as pop3d
  * (new/ -> cur/) or Dovecot (a flag change) would. */
 static void
-rename_first(const char *md, const char *from, const char *to,
-    const char *suffix)
+rename_first(
+    const char *md, const char *from, const char *to, const char *suffix)
 {
 	char *dir = xasprintf("%s/%s", md, from), *src, *dst;
 	struct dirent *de;
@@ -400,8 +404,8 @@ test_others(void)
 	const char *error;
 
 	deliver(md);
-	CHECK_INT(mailbox_open(user, "Archive", MAILBOX_OPEN_READONLY, &ro,
-	              &error),
+	CHECK_INT(
+	    mailbox_open(user, "Archive", MAILBOX_OPEN_READONLY, &ro, &error),
 	    0);
 	CHECK_INT(mailbox_count(ro), 1);
 	/* EXAMINE leaves it in new/: pop3d moves it to cur/ with \Seen */
@@ -450,8 +454,8 @@ test_crash_and_rebuild(void)
 
 	append_n(user, "Drafts", 3, MAILBOX_F_DRAFT);
 	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
-	CHECK_INT(mailbox_store(a, 3, MAILBOX_F_SEEN, 1, 0, &modseq, &error),
-	    0);
+	CHECK_INT(
+	    mailbox_store(a, 3, MAILBOX_F_SEEN, 1, 0, &modseq, &error), 0);
 	mailbox_view_status(a, &st);
 	hms = st.highestmodseq;
 	mailbox_close(&a);
@@ -463,8 +467,8 @@ test_crash_and_rebuild(void)
 	free(p);
 	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
 	CHECK_INT(mailbox_count(a), 3);
-	CHECK_INT(mailbox_store(a, 1, MAILBOX_F_SEEN, 0, 0, &modseq, &error),
-	    0);
+	CHECK_INT(
+	    mailbox_store(a, 1, MAILBOX_F_SEEN, 0, 0, &modseq, &error), 0);
 	mailbox_close(&a);
 	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
 	CHECK_INT(mailbox_msg(a, 1)->flags, MAILBOX_F_SEEN);
@@ -517,8 +521,8 @@ test_log_rotation(void)
 		if (i % 7 == 0) {
 			/* a session that stopped reading for a while */
 			mailbox_close(&a);
-			CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error),
-			    0);
+			CHECK_INT(
+			    mailbox_open(user, "INBOX", 0, &a, &error), 0);
 		}
 	}
 	CHECK(strlen(sync_log(b, 0)) > 0);
@@ -547,22 +551,21 @@ test_cache(void)
 
 	append_n(user, "INBOX", 2, 0);
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
-	CHECK_INT(mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len),
-	    0);
+	CHECK_INT(
+	    mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len), 0);
 	mailbox_cache_put(a, 1, MAILBOX_CACHE_ENVELOPE, "(env1)", 6);
 	mailbox_cache_put(a, 2, MAILBOX_CACHE_BODY, "(body2)", 7);
 	mailbox_close(&a);
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
 	CHECK(mailbox_watch_fd(a) >= 0);
-	CHECK_INT(mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len),
-	    1);
+	CHECK_INT(
+	    mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len), 1);
 	CHECK_INT(len, 6);
 	CHECK(memcmp(data, "(env1)", 6) == 0);
 	CHECK_INT(mailbox_cache_get(a, 2, MAILBOX_CACHE_BODY, &data, &len), 1);
 	CHECK(memcmp(data, "(body2)", 7) == 0);
-	CHECK_INT(mailbox_cache_get(a, 2, MAILBOX_CACHE_ENVELOPE, &data,
-	              &len),
-	    0);
+	CHECK_INT(
+	    mailbox_cache_get(a, 2, MAILBOX_CACHE_ENVELOPE, &data, &len), 0);
 	mailbox_close(&a);
 	mailbox_user_close(&user);
 }
@@ -623,8 +626,8 @@ open_large(const char *tag, unsigned n)
 	CHECK_INT(mailbox_msg(a, n)->uid, n);
 	/* a tern session's change costs the other no scan either */
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
-	CHECK_INT(mailbox_store(a, n / 2, MAILBOX_F_FLAGGED, 0, 0, &modseq,
-	              &error),
+	CHECK_INT(
+	    mailbox_store(a, n / 2, MAILBOX_F_FLAGGED, 0, 0, &modseq, &error),
 	    0);
 	CHECK(strncmp(sync_log(b, 0), "C", 1) == 0);
 	printf("# %u messages: first open (scan) %.1f ms, second open %.1f ms"
@@ -657,5 +660,5 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_keywords_file), UNIT_CASE(test_folders),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
-    UNIT_CASE(test_cache),
-    UNIT_CASE(test_large_folder), UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_cache), UNIT_CASE(test_large_folder),
+    UNIT_CASE(test_cleanup))

@@ -30,9 +30,12 @@ static const struct {
 	const char *name;
 	uint8_t flag;
 } flag_names[] = {
-	{"\\Answered", MAILBOX_F_ANSWERED}, {"\\Flagged", MAILBOX_F_FLAGGED},
-	{"\\Deleted", MAILBOX_F_DELETED}, {"\\Seen", MAILBOX_F_SEEN},
-	{"\\Draft", MAILBOX_F_DRAFT}, {"\\Recent", MAILBOX_F_RECENT},
+    {"\\Answered", MAILBOX_F_ANSWERED},
+    {"\\Flagged", MAILBOX_F_FLAGGED},
+    {"\\Deleted", MAILBOX_F_DELETED},
+    {"\\Seen", MAILBOX_F_SEEN},
+    {"\\Draft", MAILBOX_F_DRAFT},
+    {"\\Recent", MAILBOX_F_RECENT},
 };
 #define FLAG_COUNT (sizeof(flag_names) / sizeof(flag_names[0]))
 
@@ -46,8 +49,8 @@ fail(const char *what, int ret, const char *error)
 
 /* Flags and keyword names of argv. */
 static void
-parse_flags(char **argv, int argc, uint8_t *flags_r, const char **kws,
-    size_t *nkw_r)
+parse_flags(
+    char **argv, int argc, uint8_t *flags_r, const char **kws, size_t *nkw_r)
 {
 	size_t i;
 	int a;
@@ -72,11 +75,11 @@ cmd_list(struct mailbox_user *user)
 		unsigned bit;
 		const char *name;
 	} attrs[] = {
-		{MAILBOX_LIST_NOSELECT, "\\Noselect"},
-		{MAILBOX_LIST_NONEXISTENT, "\\NonExistent"},
-		{MAILBOX_LIST_CHILDREN, "\\HasChildren"},
-		{MAILBOX_LIST_NOCHILDREN, "\\HasNoChildren"},
-		{MAILBOX_LIST_SUBSCRIBED, "\\Subscribed"},
+	    {MAILBOX_LIST_NOSELECT, "\\Noselect"},
+	    {MAILBOX_LIST_NONEXISTENT, "\\NonExistent"},
+	    {MAILBOX_LIST_CHILDREN, "\\HasChildren"},
+	    {MAILBOX_LIST_NOCHILDREN, "\\HasNoChildren"},
+	    {MAILBOX_LIST_SUBSCRIBED, "\\Subscribed"},
 	};
 	struct mailbox_info *infos;
 	const char *error = NULL;
@@ -118,8 +121,8 @@ cmd_show(struct mailbox_user *user, const char *name)
 		m = mailbox_msg(box, seq);
 		printf("msg %u", m->uid);
 		for (i = 0; i < FLAG_COUNT; i++)
-			if ((m->flags & flag_names[i].flag & MAILBOX_F_STORED) !=
-			    0)
+			if ((m->flags & flag_names[i].flag &
+			        MAILBOX_F_STORED) != 0)
 				printf(" %s", flag_names[i].name);
 		for (i = 0; i < MAILBOX_KEYWORDS_MAX; i++) {
 			kw = mailbox_keyword_name(box, (unsigned)i);
@@ -133,8 +136,7 @@ cmd_show(struct mailbox_user *user, const char *name)
 }
 
 static int
-cmd_append(struct mailbox_user *user, const char *name, char **argv,
-    int argc)
+cmd_append(struct mailbox_user *user, const char *name, char **argv, int argc)
 {
 	const char *kws[MAILBOX_KEYWORDS_MAX], *error = NULL;
 	uint32_t uv, uid;
@@ -191,8 +193,8 @@ cmd_store(struct mailbox_user *user, const char *name, uint32_t uid,
 			}
 			bits |= 1u << idx;
 		}
-		ret = mailbox_store(box, seq, flags & MAILBOX_F_STORED, bits,
-		    0, &modseq, &error);
+		ret = mailbox_store(box, seq, flags & MAILBOX_F_STORED, bits, 0,
+		    &modseq, &error);
 	}
 	mailbox_close(&box);
 	return ret < 0 ? fail("store", ret, error) : 0;

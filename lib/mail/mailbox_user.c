@@ -20,7 +20,11 @@ int mailbox_subs_init(struct mailbox_user *user, const char *const *names,
     size_t n, const char **error_r);
 
 static const char *const special_folders[] = {
-	"Sent", "Drafts", "Trash", "Junk", "Archive",
+    "Sent",
+    "Drafts",
+    "Trash",
+    "Junk",
+    "Archive",
 };
 #define SPECIAL_COUNT (sizeof(special_folders) / sizeof(special_folders[0]))
 
@@ -60,8 +64,7 @@ mailbox_user_open(const char *root, const struct maildir_quota *quota,
 			}
 			subs[i + 1] = special_folders[i];
 		}
-		ret = mailbox_subs_init(user, subs, SPECIAL_COUNT + 1,
-		    error_r);
+		ret = mailbox_subs_init(user, subs, SPECIAL_COUNT + 1, error_r);
 		if (ret < 0) {
 			mailbox_user_close(&user);
 			return ret;

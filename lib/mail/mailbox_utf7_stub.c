@@ -113,8 +113,8 @@ imap_utf8_to_utf7(const char *in, size_t len, struct buf *out)
 		if (c >= 0x20 && c <= 0x7e) {
 			if (open) {
 				if (nbits > 0 &&
-				    buf_putc(out, b64[(bits << (6 - nbits)) &
-				                      0x3f]) < 0)
+				    buf_putc(out,
+				        b64[(bits << (6 - nbits)) & 0x3f]) < 0)
 					return -1;
 				if (buf_putc(out, '-') < 0)
 					return -1;
@@ -161,8 +161,8 @@ imap_utf8_to_utf7(const char *in, size_t len, struct buf *out)
 			nbits += 16;
 			while (nbits >= 6) {
 				nbits -= 6;
-				if (buf_putc(out, b64[(bits >> nbits) &
-				                      0x3f]) < 0)
+				if (buf_putc(out, b64[(bits >> nbits) & 0x3f]) <
+				    0)
 					return -1;
 			}
 			bits &= (1u << nbits) - 1;

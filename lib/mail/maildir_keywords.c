@@ -23,7 +23,7 @@
 #include "base/mem.h"
 #include "mail/maildir_keywords.h"
 
-#define KW_ERR_SIZE (PATH_MAX + 256)
+#define KW_ERR_SIZE  (PATH_MAX + 256)
 #define KW_FILE_MODE 0600
 
 static __thread char kw_err[KW_ERR_SIZE];
@@ -64,8 +64,8 @@ maildir_keywords_lookup(const struct maildir_keywords *kw, const char *name)
 }
 
 void
-maildir_keywords_parse(struct maildir_keywords *kw, const char *text,
-    size_t len)
+maildir_keywords_parse(
+    struct maildir_keywords *kw, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len, *nl, *sp;
 	unsigned idx;
@@ -103,8 +103,8 @@ maildir_keywords_parse(struct maildir_keywords *kw, const char *text,
 }
 
 int
-maildir_keywords_refresh(const char *dir, struct maildir_keywords *kw,
-    const char **error_r)
+maildir_keywords_refresh(
+    const char *dir, struct maildir_keywords *kw, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", dir, MAILDIR_KEYWORDS_NAME);
 	struct stat st;
@@ -115,8 +115,8 @@ maildir_keywords_refresh(const char *dir, struct maildir_keywords *kw,
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT) {
-			*error_r = kw_error("open %s: %s", path,
-			    strerror(errno));
+			*error_r =
+			    kw_error("open %s: %s", path, strerror(errno));
 			free(path);
 			return -1;
 		}
@@ -205,8 +205,9 @@ maildir_keywords_add(const char *dir, struct maildir_keywords *kw,
 	(void)unlink(lock);
 	fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    KW_FILE_MODE);
-	if (fd < 0 || file_write_all(fd, b.data != NULL ? b.data : "",
-	                  b.len) < 0 || fstat(fd, &st) < 0) {
+	if (fd < 0 ||
+	    file_write_all(fd, b.data != NULL ? b.data : "", b.len) < 0 ||
+	    fstat(fd, &st) < 0) {
 		*error_r = kw_error("write %s: %s", lock, strerror(errno));
 		goto fail;
 	}
@@ -219,8 +220,8 @@ maildir_keywords_add(const char *dir, struct maildir_keywords *kw,
 		ts[1].tv_sec = kw->mtime.tv_sec + 1;
 		ts[1].tv_nsec = 0;
 		if (futimens(fd, ts) < 0 || fstat(fd, &st) < 0) {
-			*error_r = kw_error("utime %s: %s", lock,
-			    strerror(errno));
+			*error_r =
+			    kw_error("utime %s: %s", lock, strerror(errno));
 			goto fail;
 		}
 	}

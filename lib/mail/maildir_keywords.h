@@ -32,20 +32,20 @@ struct maildir_keywords {
 void maildir_keywords_clear(struct maildir_keywords *kw);
 
 /* Parses the file's text into kw (cleared first). Never fails. */
-void maildir_keywords_parse(struct maildir_keywords *kw, const char *text,
-    size_t len);
+void maildir_keywords_parse(
+    struct maildir_keywords *kw, const char *text, size_t len);
 
 /*
  * Rereads $dir/dovecot-keywords into kw when its mtime differs from what
  * kw last read (a missing file is an empty list). 1 if kw changed, 0 if
  * not, -1 with *error_r.
  */
-int maildir_keywords_refresh(const char *dir, struct maildir_keywords *kw,
-    const char **error_r);
+int maildir_keywords_refresh(
+    const char *dir, struct maildir_keywords *kw, const char **error_r);
 
 /* The index of name (case-insensitive) or -1. */
-int maildir_keywords_lookup(const struct maildir_keywords *kw,
-    const char *name);
+int maildir_keywords_lookup(
+    const struct maildir_keywords *kw, const char *name);
 
 /*
  * Adds name at the lowest free index and writes the file; the caller
