@@ -106,11 +106,11 @@ int
 mailbox_quota_get(struct mailbox_user *user, struct maildir_usage *used_r,
     struct maildir_quota *limit_r, const char **error_r)
 {
+	/* No limits is a quota of zeros (maildir_quota_usage needs one). */
 	memset(limit_r, 0, sizeof(*limit_r));
 	if (user->have_quota)
 		*limit_r = user->quota;
-	if (maildir_quota_usage(user->root,
-	        user->have_quota ? &user->quota : NULL, time(NULL), used_r,
+	if (maildir_quota_usage(user->root, limit_r, time(NULL), used_r,
 	        error_r) < 0)
 		return MAILBOX_ERR_TEMP;
 	return 0;
