@@ -401,27 +401,48 @@ crlf_size(const char *msg, size_t from, size_t to, uint64_t *lines_r)
 
 	while (s < e && (lf = memchr(s, '\n', (size_t)(e - s))) != NULL) {
 		lines++;
-		if (lf == msg + from || lf[-1] != '\r')
+		if (lf == msg || lf[-1] != '\r')
 			size++;
 		s = lf + 1;
 	}
-	if (lines_r != NULL)
-		*lines_r = lines;
+	*lines_r += lines;
 	return size;
 }
 
+/*
+ * Sizes, bottom up: a part's body is its children plus what lies between
+ * them, so each byte is counted once however deep the nesting.
+ */
 static void
 finish_tree(const char *msg, struct mime_part *part)
 {
 	struct mime_ipart *ip = ipart(part);
-	struct mime_part *c;
+	struct mime_part *c, *first;
+	size_t pos;
 
 	if (part->body_off < part->hdr_off)
 		part->body_off = part->hdr_off;
 	if (part->end_off < part->body_off)
 		part->end_off = part->body_off;
-	part->hdr_size = crlf_size(msg, part->hdr_off, part->body_off, NULL);
-	part->body_size = crlf_size(msg, part->body_off, part->end_off,
+	first = part->message != NULL ? part->message : part->children;
+	for (c = first; c != NULL; c = c->next)
+		finish_tree(msg, c);
+	part->hdr_size = crlf_size(msg, part->hdr_off, part->body_off,
+	    &ip->hdr_lines);
+	pos = part->body_off;
+	part->body_size = 0;
+	for (c = first; c != NULL; c = c->next) {
+		/* A message whose header a boundary cut short ends before
+		 * its own (empty) message: nothing to count there. */
+		if (c->hdr_off < pos || c->end_off > part->end_off)
+			continue;
+		part->body_size += crlf_size(msg, pos, c->hdr_off,
+		    &part->body_lines);
+		part->body_size += c->hdr_size + c->body_size;
+		part->body_lines += ipart(c)->hdr_lines + c->body_lines;
+		pos = c->end_off;
+	}
+	part->body_size += crlf_size(msg, pos, part->end_off,
 	    &part->body_lines);
 	part->is_multipart = (ip->flags & MIME_F_MULTIPART) != 0;
 	part->is_message_rfc822 = (ip->flags & MIME_F_RFC822) != 0;
@@ -435,10 +456,6 @@ finish_tree(const char *msg, struct mime_part *part)
 		part->type = "text";
 		part->subtype = "plain";
 	}
-	for (c = part->children; c != NULL; c = c->next)
-		finish_tree(msg, c);
-	if (part->message != NULL)
-		finish_tree(msg, part->message);
 }
 
 struct mime_message *

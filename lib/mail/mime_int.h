@@ -106,6 +106,7 @@ struct mime_ipart {
 	unsigned flags;
 	struct mime_data data;
 	struct mime_part *last_child;
+	uint64_t hdr_lines;
 };
 
 /* Takes one complete header into d (Content-* names only). */

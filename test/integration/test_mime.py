@@ -219,6 +219,22 @@ HAND = [
     ("deep-nesting",
      b"".join(b"Content-Type: multipart/mixed; boundary=n%d\n\n--n%d\n"
               % (i, i) for i in range(105)) + b"\nleaf\n"),
+    ("broken-params",
+     b"MIME-Version: 1.0\nContent-Type: text/plain; ; a=b; c; d=\"e;"
+     b" f=g; name*1=x; name*=y; t*0*=a; t*2=c\nContent-Disposition: "
+     b"inline; filename*0*=utf-8''%C3; filename*1*=%A9.txt\n\nx\n"),
+    ("odd-addresses",
+     b"From: a@b (c) , d, Name <a@b> trailing, \"unclosed <x@y>\n"
+     b"To: (unclosed comment <x@y>, <@r:u@d, <@r u@d>, g:;;, \"\" <q@w>\n"
+     b"Cc: \x00nul@x, a@\x00b\nSubject:   \t  \nX-No-Colon line\n"
+     b"In-Reply-To:\n" + b"N" * 1100 + b": v\n\n"),
+    ("boundary-whitespace-and-reuse",
+     b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=s\n\n"
+     b"--s  \nContent-Type: multipart/mixed; boundary=s\n\n--s\n\nin\n"
+     b"--s--\n--s\r\n\r\nmixed\r\nends\n--s--x\n"),
+    ("boundary-first-line",
+     b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=f\n\n"
+     b"--f\n\n--f\nContent-Type: message/rfc822\n--f--\n"),
     ("long-boundary",
      b"Content-Type: multipart/mixed; boundary=\"" + b"B" * 90 +
      b"\"\n\n--" + b"B" * 90 + b"\n\nx\n--" + b"B" * 90 + b"--\n"),
