@@ -567,7 +567,7 @@ decode_qp(struct buf *out, const char *s, size_t len)
 				/* soft line break */
 				goto next_line;
 			}
-			if (s[i] == '=' && i + 2 < keep + 1 && i + 2 <= keep &&
+			if (s[i] == '=' && i + 2 < keep &&
 			    hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
 				c = (char)(hexv(s[i + 1]) * 16 +
 				    hexv(s[i + 2]));

@@ -328,6 +328,9 @@ test_body_decode(void)
 		 "raw\n", 1},
 		{"MIME-Version: 1.0\nContent-Transfer-Encoding: x-uuencode\n\n"
 		 "raw\n", "raw\n", 0},
+		/* "=4" at the very end is kept as it is */
+		{"MIME-Version: 1.0\nContent-Transfer-Encoding: "
+		 "quoted-printable\n\na=4", "a=4", 1},
 		/* without MIME-Version the field means nothing (RFC 2045 4) */
 		{"Content-Transfer-Encoding: base64\n\naGVs\n", "aGVs\n", 1},
 	};
