@@ -23,7 +23,7 @@ import time
 import uuid
 
 import harness
-from harness import TernTestCase, skip_unless_root, wait_until
+from harness import TernTestCase, proc_environ, skip_unless_root, wait_until
 
 # auth_failure_delay and auth_failure_delay_max of the test instance.
 DELAY = 1.0
@@ -54,17 +54,6 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return [int(x) for x in line.split()[1:]]
     raise AssertionError("no %s line for pid %d" % (key, pid))
-
-
-def proc_environ(pid):
-    with open("/proc/%d/environ" % pid, "rb") as f:
-        raw = f.read()
-    env = {}
-    for item in raw.split(b"\0"):
-        name, sep, value = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            env[name] = value
-    return env
 
 
 def proc_fds(pid):
@@ -188,6 +177,8 @@ def request(user, password, addr="192.0.2.10", service="pop3",
 
 class SpawnCase(TernTestCase):
     """spawn of the class instance, starting the installed pop3d."""
+
+    instance_options = {"mail_access": True}
 
     @classmethod
     def configure(cls, tern):
@@ -477,7 +468,7 @@ class MasterCase(TernTestCase):
 
     def test_bad_login_directory_is_refused(self):
         skip_unless_root("the login directory belongs to root")
-        tern = self.new_instance(start=False)
+        tern = self.new_instance(start=False, mail_access=True)
         d = tern.conf_get("login_directory")
         os.makedirs(os.path.dirname(d), exist_ok=True)
         os.mkdir(d, 0o775)
@@ -497,7 +488,7 @@ class MasterCase(TernTestCase):
         self.assertEqual(os.listdir(target), [])
 
     def test_max_use_and_max_idle_restart_the_process(self):
-        tern = self.new_instance(start=False)
+        tern = self.new_instance(start=False, mail_access=True)
         tern.edit_service(str(tern.smtp_port), 5, "1")
         # start() itself makes the first connection (its banner check):
         # the test's two are the second and the third.
