@@ -29,7 +29,7 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 fuzz_deps="clang libclang-rt-14-dev"
 # dnsmasq-base: the DNS server lib/dns/dns_test asks (skipped without it).
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
-	strace curl dnsmasq-base git git-email fetchmail"
+	strace curl dnsmasq-base git git-email fetchmail isync mutt"
 # Dovecot: the POP3/IMAP server whose maildir files tern must read and
 # write alike (dovecot-uidlist), and the bench's peer; never the
 # system's mail service (stopped below if the package started it).

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "base/log.h"
@@ -139,21 +141,58 @@ tern_load(const char *config_dir)
 	return 0;
 }
 
-/* Also master's start-up parent: it exits once master is ready. */
+/*
+ * Waits for child until deadline_ms (on tern_now_ms()'s clock): on a
+ * pidfd where the kernel has them, so that the wait ends the moment the
+ * child does (tern start and each configuration check used to lose up to
+ * a poll interval to sleeping). tern_wait_child: for TERN_START_WAIT_MS;
+ * also for master's start-up parent, which exits once master is ready.
+ */
+int
+tern_wait_child_until(pid_t child, long deadline_ms, int *status_r)
+{
+	struct pollfd pfd;
+	long left;
+	pid_t r;
+	int fd;
+
+	fd = (int)syscall(SYS_pidfd_open, child, 0);
+	for (;;) {
+		if ((r = waitpid(child, status_r, WNOHANG)) == child)
+			break;
+		if (r < 0 && errno != EINTR)
+			break;
+		if ((left = deadline_ms - tern_now_ms()) <= 0) {
+			r = -1;
+			break;
+		}
+		if (fd >= 0) {
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			(void)poll(&pfd, 1, (int)left);
+		} else {
+			tern_sleep_ms(left < TERN_POLL_MS ? left : TERN_POLL_MS);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return r == child ? 0 : -1;
+}
+
 int
 tern_wait_child(pid_t child, int *status_r)
 {
-	long waited;
-	pid_t r;
+	return tern_wait_child_until(
+	    child, tern_now_ms() + TERN_START_WAIT_MS, status_r);
+}
 
-	for (waited = 0; waited < TERN_START_WAIT_MS; waited += TERN_POLL_MS) {
-		if ((r = waitpid(child, status_r, WNOHANG)) == child)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		tern_sleep_ms(TERN_POLL_MS);
-	}
-	return -1;
+long
+tern_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -213,24 +252,48 @@ tern_running(pid_t *pid_r)
 	return running > 0 ? 0 : -1;
 }
 
+/*
+ * Sleeps ms, or less when the process of *pidfd (if >= 0) exits; then
+ * the pidfd is closed (it stays readable) and later calls sleep.
+ */
+static void
+tern_pause_ms(int *pidfd, long ms)
+{
+	struct pollfd pfd;
+
+	if (*pidfd < 0) {
+		tern_sleep_ms(ms);
+		return;
+	}
+	pfd.fd = *pidfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, (int)ms) != 0) {
+		close(*pidfd);
+		*pidfd = -1;
+	}
+}
+
 static int
 tern_stop(void)
 {
 	pid_t pid;
 	long waited;
+	int pidfd, ret = 1;
 
 	if (tern_running(&pid) < 0)
 		return 1;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (kill(pid, SIGTERM) < 0) {
 		tern_error("kill %ld: %s", (long)pid, strerror(errno));
-		return 1;
+		goto out;
 	}
 	for (waited = 0; waited < TERN_STOP_WAIT_MS; waited += TERN_POLL_MS) {
 		if (tern_master_pid(&pid) == 0) {
 			printf("%s: stopped\n", TERN_PROGNAME);
-			return 0;
+			ret = 0;
+			goto out;
 		}
-		tern_sleep_ms(TERN_POLL_MS);
+		tern_pause_ms(&pidfd, TERN_POLL_MS);
 	}
 	/*
 	 * master is hung (stopped, stuck): kill it. Its daemons see the
@@ -240,17 +303,21 @@ tern_stop(void)
 	    (long)pid, TERN_STOP_WAIT_MS / 1000);
 	if (kill(pid, SIGKILL) < 0 && errno != ESRCH) {
 		tern_error("kill %ld: %s", (long)pid, strerror(errno));
-		return 1;
+		goto out;
 	}
 	for (waited = 0; waited < TERN_KILL_WAIT_MS; waited += TERN_POLL_MS) {
 		if (tern_master_pid(&pid) == 0) {
 			printf("%s: stopped\n", TERN_PROGNAME);
-			return 0;
+			ret = 0;
+			goto out;
 		}
-		tern_sleep_ms(TERN_POLL_MS);
+		tern_pause_ms(&pidfd, TERN_POLL_MS);
 	}
 	tern_error("master pid %ld is still running", (long)pid);
-	return 1;
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret;
 }
 
 static int

@@ -26,6 +26,9 @@ int tern_flush(const char *domain);
 /* Waits (bounded) for a child to exit; 0 with its status, -1 if it did
  * not exit in time. */
 int tern_wait_child(pid_t child, int *status_r);
+/* The same until deadline_ms of tern_now_ms() (a monotonic clock). */
+int tern_wait_child_until(pid_t child, long deadline_ms, int *status_r);
+long tern_now_ms(void);
 
 /*
  * Creates config_dir with templates from the data directory. instance:

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "base/file.h"
@@ -31,6 +32,8 @@
 
 #define TERN_QUEUE_ROOT_MODE   0755
 #define TERN_SERVICES_FILE     "services.conf"
+/* The daemons' configuration checks, all of them together. */
+#define TERN_CHECK_WAIT_MS     35000
 #define TERN_DIR_NAME_MAX      4096
 #define TERN_TLS_DIR_MODE      0755
 #define TERN_SETGID_MODE       02755
@@ -172,44 +175,84 @@ tern_daemon_checks(const char *command)
 	return 0;
 }
 
-static int
-tern_check_daemon(const char *config_dir, const char *path,
-    const struct service_def *def, const char *prog)
+/*
+ * One daemon's check, started by tern_check_daemon_start: its stderr
+ * goes to a memory file, shown in services.conf's order once it ended,
+ * so that the checks run side by side (each is a process start, under
+ * sanitizers a slow one) and still read as if one after the other.
+ */
+struct tern_daemon_check {
+	const struct service_def *def;
+	pid_t pid;
+	int out;
+};
+
+static void
+tern_check_daemon_start(const char *config_dir,
+    const struct service_def *def, const char *prog,
+    struct tern_daemon_check *c)
 {
 	char **argv = xcalloc((size_t)def->argc + 4, sizeof(*argv));
-	int status = 0, i;
-	pid_t pid;
+	int i;
 
+	c->def = def;
+	c->pid = -1;
+	c->out = memfd_create("tern-check", MFD_CLOEXEC);
 	argv[0] = (char *)prog;
 	argv[1] = (char *)"-c";
 	argv[2] = (char *)config_dir;
 	argv[3] = (char *)"-t";
 	for (i = 1; i < def->argc; i++)
 		argv[3 + i] = def->argv[i];
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
+	fflush(NULL);
+	c->pid = fork();
+	if (c->pid == 0) {
+		if (c->out >= 0 && dup2(c->out, STDERR_FILENO) < 0)
+			_exit(127);
 		execv(prog, argv);
 		_exit(127);
 	}
 	free(argv);
-	if (pid < 0) {
+	if (c->pid < 0)
 		tern_warn("fork: %s", strerror(errno));
-		return 0;
+}
+
+/* Waits for the check (until deadline_ms), shows its output; 1 if the
+ * daemon refused the configuration or did not finish. */
+static int
+tern_check_daemon_finish(
+    const char *path, struct tern_daemon_check *c, long deadline_ms)
+{
+	char buf[4096];
+	int status = 0, failed = 0;
+	ssize_t n;
+
+	if (c->pid < 0)
+		goto out;
+	if (tern_wait_child_until(c->pid, deadline_ms, &status) < 0) {
+		kill(c->pid, SIGKILL);
+		(void)waitpid(c->pid, &status, 0);
+		failed = 2;
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		failed = 1;
 	}
-	if (tern_wait_child(pid, &status) < 0) {
-		kill(pid, SIGKILL);
-		(void)waitpid(pid, &status, 0);
+	if (c->out >= 0 && lseek(c->out, 0, SEEK_SET) == 0) {
+		fflush(stderr);
+		while ((n = read(c->out, buf, sizeof(buf))) > 0)
+			if (write(STDERR_FILENO, buf, (size_t)n) != n)
+				break;
+	}
+	if (failed == 2)
 		tern_error("%s:%d: service %s: %s -t did not finish", path,
-		    def->lineno, def->name, prog);
-		return 1;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	tern_error("%s:%d: service %s: %s refuses this configuration (see "
-	           "above)",
-	    path, def->lineno, def->name, def->argv[0]);
-	return 1;
+		    c->def->lineno, c->def->name, c->def->argv[0]);
+	else if (failed)
+		tern_error("%s:%d: service %s: %s refuses this configuration "
+		           "(see above)",
+		    path, c->def->lineno, c->def->name, c->def->argv[0]);
+out:
+	if (c->out >= 0)
+		close(c->out);
+	return failed != 0;
 }
 
 /*
@@ -295,8 +338,10 @@ tern_check_services(const char *config_dir)
 {
 	char *path = xasprintf("%s/%s", config_dir, TERN_SERVICES_FILE), *prog;
 	struct service_def *defs;
+	struct tern_daemon_check *checks;
 	const char *err;
-	int count, i, errors = 0;
+	int count, i, nchecks = 0, errors = 0;
+	long deadline;
 
 	if (services_load(path, (int)var_default_process_limit, &defs, &count,
 	        &err) < 0) {
@@ -304,6 +349,7 @@ tern_check_services(const char *config_dir)
 		free(path);
 		return 1;
 	}
+	checks = xcalloc((size_t)count + 1, sizeof(*checks));
 	for (i = 0; i < count; i++) {
 		prog = defs[i].argv[0][0] == '/'
 		           ? xstrdup(defs[i].argv[0])
@@ -315,11 +361,16 @@ tern_check_services(const char *config_dir)
 			    defs[i].lineno, defs[i].name, prog,
 			    strerror(errno));
 		else if (tern_daemon_checks(defs[i].argv[0]))
-			errors += tern_check_daemon(config_dir, path, &defs[i],
-			    prog);
+			tern_check_daemon_start(config_dir, &defs[i], prog,
+			    &checks[nchecks++]);
 		free(prog);
-		errors += tern_check_service_user(path, &defs[i]);
 	}
+	deadline = tern_now_ms() + TERN_CHECK_WAIT_MS;
+	for (i = 0; i < nchecks; i++)
+		errors += tern_check_daemon_finish(path, &checks[i], deadline);
+	free(checks);
+	for (i = 0; i < count; i++)
+		errors += tern_check_service_user(path, &defs[i]);
 	tern_check_transports(path, defs, count);
 	errors += tern_check_login_user(path, defs, count);
 	services_free(&defs, count);

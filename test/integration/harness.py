@@ -662,7 +662,7 @@ class TernInstance:
     """
 
     def __init__(self, port_base=None, virtual_domain=VIRTUAL_DOMAIN,
-                 address="127.0.0.1"):
+                 address="127.0.0.1", mail_access=False):
         if is_root():
             ensure_system_users()
         self.tmp = os.path.realpath(tempfile.mkdtemp(prefix="tern-test-"))
@@ -684,39 +684,51 @@ class TernInstance:
         try:
             run([self.sbin("tern"), "-c", self.dir, "init", "--port-base",
                  str(self.port_base)])
-            # Daemons get only $import_environment: let the sanitizer
-            # settings of this run through as well.
-            self.conf_set(import_environment=" ".join(
-                ["TZ", "LANG=C"] + SANITIZER_VARS))
-            # No greeting pause on port 25: tests that want one set it.
-            self.conf_set(smtpd_greet_pause="0")
-            # Clients on 127.0.0.1 are strangers, as on the internet:
-            # tests of trusted networks set mynetworks themselves.
-            self.conf_set(mynetworks="")
+            settings = dict(
+                # Daemons get only $import_environment: let the sanitizer
+                # settings of this run through as well.
+                import_environment=" ".join(
+                    ["TZ", "LANG=C"] + SANITIZER_VARS),
+                # No greeting pause on port 25: tests that want one set it.
+                smtpd_greet_pause="0",
+                # Clients on 127.0.0.1 are strangers, as on the internet:
+                # tests of trusted networks set mynetworks themselves.
+                mynetworks="",
+                # Mail to remote domains (notices to senders at
+                # example.org, say) must not ask the world's DNS: a
+                # loopback port where nothing listens makes it wait in
+                # the queue. Tests of outbound mail and DNSBLs name their
+                # own server.
+                dns_servers="127.0.0.1:9")
             # Twenty outbound agents cost each instance two seconds of
             # start and stop on a small machine; four serve every test
             # (tests of concurrency raise it).
             self.edit_service("smtp", 5, "4")
-            # LeakSanitizer needs /proc, which the login processes'
-            # chroot hides: test instances run them unchrooted, one per
-            # port; the tests of the chroot itself put it back inside
-            # leak_checks_off().
-            for port in (self.pop3_port, self.pop3s_port):
-                self.edit_service(str(port), 4, "n")
-                self.edit_service(str(port), 5, "1")
-            # Mail to remote domains (notices to senders at example.org,
-            # say) must not ask the world's DNS: a loopback port where
-            # nothing listens makes it wait in the queue. Tests of
-            # outbound mail and DNSBLs name their own server.
-            self.conf_set(dns_servers="127.0.0.1:9")
+            self.mail_access = mail_access
+            if mail_access:
+                # LeakSanitizer needs /proc, which the login processes'
+                # chroot hides: test instances run them unchrooted, one
+                # per port; the tests of the chroot itself put it back
+                # inside leak_checks_off().
+                for port in (self.pop3_port, self.pop3s_port):
+                    self.edit_service(str(port), 4, "n")
+                    self.edit_service(str(port), 5, "1")
+            else:
+                # Most tests never log in over POP3 or IMAP: an instance
+                # without the login processes and spawn starts and stops
+                # faster (each is a sanitized process to start, reap and
+                # leak-check).
+                self.disable_services(
+                    lambda f: f[0] == "login/spawn" or f[6] == "login")
             if address != "127.0.0.1":
-                self.conf_set(inet_interfaces=address)
-            if virtual_domain and not self.conf_get(
-                    "virtual_mailbox_domains"):
-                self.conf_set(virtual_mailbox_domains=virtual_domain)
-            self.queue_dir = self.conf_get("queue_directory")
-            self.vmail_base = self.conf_get("virtual_mailbox_base")
-            self.log_path = self.conf_get("maillog_file")
+                settings["inet_interfaces"] = address
+            (domains, self.queue_dir, self.vmail_base,
+             self.log_path) = self.conf_get_many(
+                "virtual_mailbox_domains", "queue_directory",
+                "virtual_mailbox_base", "maillog_file")
+            if virtual_domain and not domains:
+                settings["virtual_mailbox_domains"] = virtual_domain
+            self.conf_set(**settings)
             if not self.log_path:
                 raise AssertionError("tern init left maillog_file empty in "
                                      "%s/tern.conf" % self.dir)
@@ -747,17 +759,26 @@ class TernInstance:
 
     def conf_get(self, name):
         """The effective (expanded) value of a parameter."""
-        out = self.ternconf("-x", name).stdout
+        return self.conf_get_many(name)[0]
+
+    def conf_get_many(self, *names):
+        """The effective values of the parameters, in one ternconf run."""
+        out = self.ternconf("-x", *names).stdout
+        values = {}
         for line in out.splitlines():
             key, sep, value = line.partition("=")
-            if sep and key.strip() == name:
-                return value.strip()
-        raise AssertionError("ternconf %s printed no '%s = value' line: %r"
-                             % (name, name, out))
+            if sep:
+                values[key.strip()] = value.strip()
+        for name in names:
+            if name not in values:
+                raise AssertionError("ternconf printed no '%s = value' "
+                                     "line: %r" % (name, out))
+        return [values[name] for name in names]
 
     def conf_set(self, **params):
-        for name, value in params.items():
-            self.ternconf("-e", "%s=%s" % (name, value))
+        if params:
+            self.ternconf("-e", *("%s=%s" % (name, value)
+                                  for name, value in params.items()))
 
     def services_path(self):
         return os.path.join(self.dir, "services.conf")
@@ -933,6 +954,27 @@ class TernInstance:
                 break
         else:
             raise AssertionError("no service %s in %s" % (name, path))
+        with open(path + ".new", "w") as f:
+            f.write("\n".join(lines))
+        os.rename(path + ".new", path)
+
+    def disable_services(self, which):
+        """Comments out each service (with its continuation lines) whose
+        fields which(fields) accepts."""
+        path = self.services_path()
+        with open(path) as f:
+            lines = f.read().split("\n")
+        dropping = False
+        for i, line in enumerate(lines):
+            fields = line.split()
+            if line[:1].isspace() and fields:
+                if dropping:
+                    lines[i] = "#" + line
+                continue
+            dropping = (len(fields) >= 7 and not fields[0].startswith("#")
+                        and which(fields))
+            if dropping:
+                lines[i] = "#" + line
         with open(path + ".new", "w") as f:
             f.write("\n".join(lines))
         os.rename(path + ".new", path)

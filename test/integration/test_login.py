@@ -169,6 +169,8 @@ class LoginTest(TernTestCase):
     unchrooted by the harness) and a third that does not trust
     127.0.0.1, with spawn, auth and pop3d behind them."""
 
+    instance_options = {"mail_access": True}
+
     @classmethod
     def configure(cls, tern):
         tern.conf_set(login_greeting="test pop3 ready.",
@@ -588,7 +590,7 @@ class ChrootTest(TernTestCase):
     def test_chrooted_login(self):
         skip_unless_root("chroot, a service user and /proc")
         with harness.leak_checks_off():
-            t = self.new_instance(start=False)
+            t = self.new_instance(start=False, mail_access=True)
             for port in (t.pop3_port, t.pop3s_port):
                 t.edit_service(str(port), 4, "$login_directory")
             t.start()

@@ -183,6 +183,8 @@ class Pop3Helpers:
 class Pop3Test(Pop3Helpers, TernTestCase):
     """One instance for the class; each test its own user."""
 
+    instance_options = {"mail_access": True}
+
     @classmethod
     def configure(cls, tern):
         tern.conf_set(auth_failure_delay="%ds" % FAIL_DELAY)
@@ -711,6 +713,8 @@ class StrangerTest(Pop3Helpers, TernTestCase):
     $login_directory, two processes per port; harness's instances run
     them unchrooted for LeakSanitizer), and login_trusted_networks empty:
     127.0.0.1 is a stranger, so a plaintext login needs STLS first."""
+
+    instance_options = {"mail_access": True}
 
     @classmethod
     def setUpClass(cls):

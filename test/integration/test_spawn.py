@@ -189,6 +189,8 @@ def request(user, password, addr="192.0.2.10", service="pop3",
 class SpawnCase(TernTestCase):
     """spawn of the class instance, starting the installed pop3d."""
 
+    instance_options = {"mail_access": True}
+
     @classmethod
     def configure(cls, tern):
         skip_unless_root("spawn runs as root and starts sessions as vmail")
@@ -477,7 +479,7 @@ class MasterCase(TernTestCase):
 
     def test_bad_login_directory_is_refused(self):
         skip_unless_root("the login directory belongs to root")
-        tern = self.new_instance(start=False)
+        tern = self.new_instance(start=False, mail_access=True)
         d = tern.conf_get("login_directory")
         os.makedirs(os.path.dirname(d), exist_ok=True)
         os.mkdir(d, 0o775)
@@ -497,7 +499,7 @@ class MasterCase(TernTestCase):
         self.assertEqual(os.listdir(target), [])
 
     def test_max_use_and_max_idle_restart_the_process(self):
-        tern = self.new_instance(start=False)
+        tern = self.new_instance(start=False, mail_access=True)
         tern.edit_service(str(tern.smtp_port), 5, "1")
         # start() itself makes the first connection (its banner check):
         # the test's two are the second and the third.
