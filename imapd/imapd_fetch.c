@@ -570,10 +570,9 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 
 	memset(&fm, 0, sizeof(fm));
 	fm.fd = -1;
-	if (mailbox_msg_gone(s->box, seq)) {
-		*err_r = "expunged";
-		return MAILBOX_ERR_EXPUNGED;
-	}
+	/* A message expunged meanwhile (kept in the view until the next
+	 * sync that may report it) still has its flags and its cached
+	 * data; only its file is gone (RFC 2180 4.1.1). */
 	if (r->needs_file) {
 		rc = msg_load(s, seq, &fm, err_r);
 		if (rc < 0) {
