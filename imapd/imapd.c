@@ -523,27 +523,13 @@ imapd_wait_input(struct imapd_session *s, int extra_fd, int timeout_ms,
 	}
 }
 
-/* What the client sent after a synchronising literal's size: may it
- * come? APPEND's message up to the message size limit; anything else
- * a short literal. */
-static int
-literal_allowed(struct imapd_session *s, const char **code_r)
-{
-	uint64_t left = imap_parser_literal_left(s->parser);
-
-	*code_r = "[TOOBIG] ";
-	if (left > (uint64_t)var_message_size_limit)
-		return 0;
-	return 1;
-}
-
 static void
 serve(struct imapd_session *s, const char *login_tag)
 {
 	const struct imap_command *cmd;
 	enum imap_parse_result pr;
 	enum stream_result r;
-	const char *data, *text, *etag, *code;
+	const char *data, *text, *etag;
 	size_t len, consumed;
 	int fatal, extra;
 
@@ -584,18 +570,10 @@ serve(struct imapd_session *s, const char *login_tag)
 			s->tag = NULL;
 			break;
 		case IMAP_PARSE_CONTINUE:
-			if (literal_allowed(s, &code)) {
-				(void)imapd_send(s, "+ OK\r\n", 6);
-				(void)imapd_flush(s);
-				break;
-			}
-			cmd = imap_parser_command(s->parser);
-			(void)imap_parser_error(s->parser, &etag, &fatal);
-			imap_parser_skip_literal(s->parser);
-			s->tag = etag;
-			imapd_tagged(s, "NO", "%sLiteral too large.", code);
-			s->tag = NULL;
-			(void)cmd;
+			/* The parser refused literals over the limit (APPEND's
+			 * message_size_limit) before asking. */
+			(void)imapd_send(s, "+ OK\r\n", 6);
+			(void)imapd_flush(s);
 			break;
 		case IMAP_PARSE_ERROR:
 			text = imap_parser_error(s->parser, &etag, &fatal);
@@ -608,8 +586,13 @@ serve(struct imapd_session *s, const char *login_tag)
 				s->broken = 1;
 				break;
 			}
-			imapd_tagged(s, "BAD", "Error in IMAP command: %s",
-			    log_sanitize(text, IMAPD_ECHO_MAX * 4));
+			/* RFC 7888 4: a literal over the limit is NO [TOOBIG]. */
+			if (strncmp(text, "[TOOBIG]", 8) == 0)
+				imapd_tagged(s, "NO", "%s",
+				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
+			else
+				imapd_tagged(s, "BAD", "Error in IMAP command: %s",
+				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
 			s->tag = NULL;
 			break;
 		}

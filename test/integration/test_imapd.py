@@ -210,7 +210,7 @@ class ImapdTest(TernTestCase):
             self.assertIn(name, names)
             self.assertIn(use, names[name])
         self.assertIn(b"INBOX", names)
-        self.assertEqual(ok(imap.list("", "")),
+        self.assertEqual(ok(imap.list('""', '""')),
                          [b'(\\Noselect) "." ""'])
         ok(imap.create("Work"))
         ok(imap.create("Work.2026"))
@@ -286,6 +286,7 @@ class ImapdTest(TernTestCase):
         body = ok(imap.fetch("1", "(BODY.PEEK[] RFC822.SIZE FLAGS "
                                   "INTERNALDATE UID)"))
         meta, content = body[0]
+        meta += body[1]
         self.assertEqual(content, crlf(raw))
         self.assertIn(b"RFC822.SIZE %d" % len(crlf(raw)), meta)
         self.assertIn(b"\\Flagged", meta)
@@ -384,8 +385,10 @@ class ImapdTest(TernTestCase):
         typ, data = imap.uid("MOVE", "5", "Trash")
         self.assertEqual(typ, "OK")
         self.assertIn(b"5", imap.untagged_responses.pop("EXPUNGE", []))
+        # Two EXPUNGEs (1 then 1, or 2 then 1: both say the same).
         data = ok(imap.expunge())
-        self.assertEqual(data, [b"1", b"1"])
+        self.assertEqual(len(data), 2, data)
+        self.assertEqual(data[-1], b"1")
         self.assertEqual(ok(imap.search(None, "ALL")), [b"1 2"])
         # UID EXPUNGE removes only the UIDs given.
         ok(imap.store("1:2", "+FLAGS", "(\\Deleted)"))
