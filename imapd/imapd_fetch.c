@@ -437,8 +437,13 @@ append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	size_t len;
 	int r;
 
-	if (mailbox_cache_get(s->box, seq, field, &data, &len) == 1)
-		return buf_append(out, data, len);
+	/* lib/mail/mime writes (and the cache keeps) the value inside the
+	 * parentheses, as Dovecot's cache does. */
+	if (mailbox_cache_get(s->box, seq, field, &data, &len) == 1) {
+		if (buf_putc(out, '(') < 0 || buf_append(out, data, len) < 0)
+			return -1;
+		return buf_putc(out, ')');
+	}
 	r = msg_load(s, seq, fm, err_r);
 	if (r < 0)
 		return r;
@@ -454,7 +459,9 @@ append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 		    field == MAILBOX_CACHE_BODYSTRUCTURE);
 	if (r == 0) {
 		mailbox_cache_put(s->box, seq, field, tmp.data, tmp.len);
-		r = buf_append(out, tmp.data, tmp.len);
+		if (buf_putc(out, '(') < 0 || buf_append(out, tmp.data, tmp.len) < 0 ||
+		    buf_putc(out, ')') < 0)
+			r = -1;
 	}
 	buf_free(&tmp);
 	return r < 0 ? -1 : 0;

@@ -315,8 +315,8 @@ class ImapdTest(TernTestCase):
         self.assertIn(b'"=?utf-8?q?Caf=C3=A9?= report"', env)
         self.assertIn(b'(("Alice Example" NIL "alice" "example.org"))',
                       env)
-        self.assertIn(b'("Bob" NIL "bob" "example.test") '
-                      b'(NIL NIL "carol" "example.test")', env)
+        self.assertIn(b'(("Bob" NIL "bob" "example.test")'
+                      b'(NIL NIL "carol" "example.test"))', env)
         self.assertIn(b'"<m1@example.org>"', env)
         bs = ok(imap.fetch("1", "(BODYSTRUCTURE)"))[0]
         boundary = parsed.get_boundary().encode()
@@ -409,6 +409,7 @@ class ImapdTest(TernTestCase):
             b"From: a@example.org\nSubject: hello world\n"
             b"Date: Mon, 02 Feb 2026 10:00:00 +0000\n\nfirst body\n",
             b"From: b@example.org\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n"
+            b"MIME-Version: 1.0\n"
             b"Date: Tue, 03 Feb 2026 10:00:00 +0000\n"
             b"Content-Transfer-Encoding: quoted-printable\n\n"
             b"caf=C3=A9 au lait\n",
