@@ -219,19 +219,19 @@ class ImapdTest(TernTestCase):
         self.assertEqual(typ, "NO")
         self.assertIn(b"[ALREADYEXISTS]", data[0])
         self.assertEqual(ok(imap.list('""', "Work.%")),
-                         [b'(\\HasNoChildren) "." Work.2026'])
+                         [b'(\\HasNoChildren) "." "Work.2026"'])
         work = ok(imap.list('""', "Work"))
-        self.assertEqual(work, [b'(\\HasChildren) "." Work'])
+        self.assertEqual(work, [b'(\\HasChildren) "." "Work"'])
         self.assertTrue(any(b"Caf&AOk-" in l for l in ok(imap.list())))
         ok(imap.rename("Work", "Job"))
         self.assertEqual(ok(imap.list('""', "Job*")),
-                         [b'(\\HasChildren) "." Job',
-                          b'(\\HasNoChildren) "." Job.2026'])
+                         [b'(\\HasChildren) "." "Job"',
+                          b'(\\HasNoChildren) "." "Job.2026"'])
         ok(imap.subscribe("Job"))
         lsub = ok(imap.lsub('""', "*"))
-        self.assertTrue(any(l.endswith(b" Job") for l in lsub), lsub)
+        self.assertTrue(any(l.endswith(b' "Job"') for l in lsub), lsub)
         ok(imap.unsubscribe("Job"))
-        self.assertFalse(any(l.endswith(b" Job") for l in ok(imap.lsub())))
+        self.assertFalse(any(l.endswith(b' "Job"') for l in ok(imap.lsub())))
         ok(imap.delete("Job.2026"))
         ok(imap.delete("Job"))
         typ, data = imap.delete("INBOX")
