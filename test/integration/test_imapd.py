@@ -252,7 +252,7 @@ class ImapdTest(TernTestCase):
         self.assertIn(b"(MESSAGES 0 UIDNEXT 1)", statuses[0])
         status = ok(imap.status("INBOX", "(MESSAGES UNSEEN UIDVALIDITY "
                                          "HIGHESTMODSEQ SIZE)"))
-        self.assertRegex(status[0], rb"INBOX \(MESSAGES 0 UNSEEN 0 "
+        self.assertRegex(status[0], rb"\"INBOX\" \(MESSAGES 0 UNSEEN 0 "
                                     rb"UIDVALIDITY \d+ HIGHESTMODSEQ \d+ "
                                     rb"SIZE 0\)")
         typ, data = imap.getquotaroot("INBOX")
