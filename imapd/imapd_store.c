@@ -429,6 +429,11 @@ send_quota(struct imapd_session *s, const char **err_r)
 	size_t n = 0;
 	int r;
 
+	/* No limits: no resource to report, and no maildirsize to read. */
+	if (s->quota.bytes == 0 && s->quota.count == 0) {
+		imapd_untagged(s, "QUOTA \"\" ()");
+		return 0;
+	}
 	r = mailbox_quota_get(s->user, &used, &limit, err_r);
 	if (r < 0)
 		return r;
