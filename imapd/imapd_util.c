@@ -189,13 +189,18 @@ imapd_append_flags(struct buf *out, struct mailbox *box, uint8_t flags,
 		}
 	}
 	for (i = 0; i < MAILBOX_KEYWORDS_MAX; i++) {
-		if ((keywords & (1U << i)) && box != NULL &&
-		    i < mailbox_keyword_count(box)) {
-			if (buf_printf(out, "%s%s", sep,
-			        mailbox_keyword_name(box, (unsigned)i)) < 0)
-				return -1;
-			sep = " ";
-		}
+		const char *name;
+
+		if (!(keywords & (1U << i)) || box == NULL ||
+		    i >= mailbox_keyword_count(box))
+			continue;
+		/* A hole Dovecot left in dovecot-keywords has no name. */
+		name = mailbox_keyword_name(box, (unsigned)i);
+		if (name == NULL)
+			continue;
+		if (buf_printf(out, "%s%s", sep, name) < 0)
+			return -1;
+		sep = " ";
 	}
 	return 0;
 }
