@@ -894,7 +894,7 @@ class TernInstance:
             if not (any(argv[0].startswith(d + "/")
                         for d in self.daemon_dirs)
                     or prog in ("master", "smtpd", "qmgr", "local",
-                                "spawn", "pop3d")):
+                                "spawn", "pop3d", "imapd")):
                 continue
             if daemons_only and prog != "master" and "-n" not in argv:
                 continue
