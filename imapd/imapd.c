@@ -626,6 +626,9 @@ run(const char *user, const char *maildir)
 	memset(&lim, 0, sizeof(lim));
 	lim.max_line = (size_t)var_imap_max_line_length;
 	lim.max_literal = (size_t)var_message_size_limit;
+	/* One message (APPEND) and a line's worth of small literals: a
+	 * command of many literals gets no more. */
+	lim.max_literals = lim.max_literal + lim.max_line;
 	lim.max_args = IMAPD_ARGS_MAX;
 	lim.max_depth = IMAPD_DEPTH_MAX;
 	lim.literal_plus = 1;
