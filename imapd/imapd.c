@@ -583,6 +583,9 @@ serve(struct imapd_session *s, const char *login_tag)
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
 				imapd_log(LOG_INFO, "Disconnected: %s",
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
+				/* The BYE goes out before the session ends:
+				 * nothing is flushed once it is broken. */
+				(void)imapd_flush(s);
 				s->broken = 1;
 				break;
 			}
@@ -604,8 +607,9 @@ serve(struct imapd_session *s, const char *login_tag)
 		}
 	}
 	if (s->state == IMAPD_STATE_LOGOUT)
-		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu",
-		    (unsigned long long)s->fetched_bytes);
+		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu "
+		                    "files=%lu",
+		    (unsigned long long)s->fetched_bytes, s->files_opened);
 	if (!s->broken)
 		(void)imapd_flush(s);
 }

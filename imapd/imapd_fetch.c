@@ -398,6 +398,7 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 		fm->fd = -1;
 		return r;
 	}
+	s->files_opened++;
 	if (fstat(fm->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		*err_r = "cannot stat the message file";
 		return MAILBOX_ERR_TEMP;

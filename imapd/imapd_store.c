@@ -95,9 +95,15 @@ imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c)
 		list.list = &c->args[i + 1];
 		list.count = c->count - i - 1;
 	}
-	if (!imapd_parse_flags(s->box, &list, mode != STORE_REMOVE, &fl, &kw,
-	        &created, &err)) {
-		imapd_tagged(s, "BAD", "%s", err);
+	r = imapd_parse_flags(
+	    s->box, &list, mode != STORE_REMOVE, &fl, &kw, &created, &err);
+	if (r <= 0) {
+		if (created)
+			imapd_send_flags(s);
+		if (r < 0)
+			imapd_tagged_error(s, r, err);
+		else
+			imapd_tagged(s, "BAD", "%s", err);
 		return;
 	}
 	if (!imapd_seqs_resolve(s, c->args[0].str, c->uid, &set)) {

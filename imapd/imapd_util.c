@@ -252,8 +252,10 @@ parse_one_flag(struct mailbox *box, const struct imap_arg *a, int create,
 	before = mailbox_keyword_count(box);
 	idx = mailbox_keyword_index(box, a->str, create, &err);
 	if (idx < 0 && create) {
+		/* Not the client's syntax: the folder's limit (or its
+		 * dovecot-keywords file) said no. */
 		*error_r = err != NULL ? err : "Too many keywords.";
-		return 0;
+		return idx;
 	}
 	if (idx >= 0 && idx < MAILBOX_KEYWORDS_MAX)
 		*keywords |= 1U << idx;
@@ -268,6 +270,7 @@ imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
     const char **error_r)
 {
 	size_t i;
+	int r;
 
 	*flags_r = 0;
 	*keywords_r = 0;
@@ -276,9 +279,10 @@ imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
 		return parse_one_flag(box, arg, create, flags_r, keywords_r,
 		    created_r, error_r);
 	for (i = 0; i < arg->count; i++) {
-		if (!parse_one_flag(box, &arg->list[i], create, flags_r,
-		        keywords_r, created_r, error_r))
-			return 0;
+		r = parse_one_flag(box, &arg->list[i], create, flags_r,
+		    keywords_r, created_r, error_r);
+		if (r <= 0)
+			return r;
 	}
 	return 1;
 }
