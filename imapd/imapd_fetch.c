@@ -19,6 +19,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "mail/mime.h"
@@ -81,8 +82,13 @@ struct fetch_msg {
 	const char *map;
 	size_t len;
 	int mapped;
+	char *copy; /* a small message read instead of mapped */
 	struct mime_message *mime;
 };
+
+/* Messages up to this size are read, not mapped: an munmap per message
+ * (its TLB shootdown) cost more than the copy in a FETCH of many. */
+#define FETCH_READ_MAX (64 * 1024)
 
 static void
 req_free(struct fetch_req *r)
@@ -376,6 +382,7 @@ msg_release(struct fetch_msg *fm)
 	mime_free(&fm->mime);
 	if (fm->mapped)
 		munmap((void *)fm->map, fm->len);
+	free(fm->copy);
 	if (fm->fd >= 0)
 		close(fm->fd);
 	memset(fm, 0, sizeof(*fm));
@@ -406,6 +413,17 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	if (st.st_size == 0) {
 		fm->map = "";
 		fm->len = 0;
+		return 0;
+	}
+	if (st.st_size <= FETCH_READ_MAX) {
+		fm->copy = xmalloc((size_t)st.st_size + 1);
+		if (file_pread_all(fm->fd, fm->copy, (size_t)st.st_size, 0) < 0) {
+			*err_r = "cannot read the message file";
+			return MAILBOX_ERR_TEMP;
+		}
+		fm->copy[st.st_size] = '\0';
+		fm->map = fm->copy;
+		fm->len = (size_t)st.st_size;
 		return 0;
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fm->fd, 0);
