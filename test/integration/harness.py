@@ -35,6 +35,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -265,6 +266,55 @@ def proc_cmdline(pid):
     if not raw:
         return None	# zombie or kernel thread
     return [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")]
+
+
+def proc_environ(pid):
+    """The environment pid was started with ({} if it is gone)."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            env[name] = value
+    return env
+
+
+def socket_inodes(pid):
+    """{inode: fd} of the sockets pid holds (/proc/PID/fd)."""
+    d = "/proc/%d/fd" % pid
+    out = {}
+    for name in os.listdir(d):
+        with contextlib.suppress(FileNotFoundError):
+            link = os.readlink(os.path.join(d, name))
+            if link.startswith("socket:["):
+                out[int(link[len("socket:["):-1])] = int(name)
+    return out
+
+
+def client_context(t):
+    """A TLS client context that trusts exactly the instance's self-signed
+    certificates (RSA and ECDSA: the server picks by what the client
+    offers; the login processes use smtpd's unless login_tls_cert_file
+    says otherwise)."""
+    ctx = ssl.create_default_context(cafile=t.conf_get("smtpd_tls_cert_file"))
+    ctx.load_verify_locations(cafile=t.conf_get("smtpd_tls_eccert_file"))
+    ctx.check_hostname = False
+    return ctx
+
+
+def ca_bundle(t):
+    """Both certificates of the instance in one file, for clients that
+    take one (curl --cacert)."""
+    path = os.path.join(t.tmp, "ca-bundle.pem")
+    with open(path, "wb") as out:
+        for name in ("smtpd_tls_cert_file", "smtpd_tls_eccert_file"):
+            with open(t.conf_get(name), "rb") as f:
+                out.write(f.read())
+    return path
 
 
 def proc_state(pid):

@@ -18,11 +18,11 @@ import contextlib
 import os
 import poplib
 import socket
-import ssl
 import uuid
 
 import harness
-from harness import TernTestCase, skip_unless_root, wait_until
+from harness import (TernTestCase, client_context, proc_environ,
+                     skip_unless_root, socket_inodes, wait_until)
 
 SHORT = 20
 SENDER = "sender@example.org"
@@ -37,13 +37,6 @@ LOGIN_DELAY = 300
 STRICT_MAX_CONN = 3
 
 
-def client_context(t):
-    ctx = ssl.create_default_context(cafile=t.conf_get("smtpd_tls_cert_file"))
-    ctx.load_verify_locations(cafile=t.conf_get("smtpd_tls_eccert_file"))
-    ctx.check_hostname = False
-    return ctx
-
-
 def new_user(tag="u"):
     return "%s%s@%s" % (tag, uuid.uuid4().hex[:8], harness.VIRTUAL_DOMAIN)
 
@@ -51,32 +44,6 @@ def new_user(tag="u"):
 def plain_token(user, password):
     return base64.b64encode(b"\0" + user.encode() + b"\0"
                             + password.encode()).decode()
-
-
-def proc_environ(pid):
-    try:
-        with open("/proc/%d/environ" % pid, "rb") as f:
-            raw = f.read()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        name, sep, value = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            env[name] = value
-    return env
-
-
-def socket_inodes(pid):
-    """{inode: fd} of the sockets pid holds (/proc/PID/fd)."""
-    d = "/proc/%d/fd" % pid
-    out = {}
-    for name in os.listdir(d):
-        with contextlib.suppress(FileNotFoundError):
-            link = os.readlink(os.path.join(d, name))
-            if link.startswith("socket:["):
-                out[int(link[len("socket:["):-1])] = int(name)
-    return out
 
 
 def fd_socket_inode(pid, fd):

@@ -17,14 +17,14 @@ import pwd
 import re
 import smtplib
 import socket
-import ssl
 import stat
 import subprocess
 import time
 import unittest
 
 import harness
-from harness import TernTestCase, make_message, smtp_send, wait_until
+from harness import (TernTestCase, ca_bundle, client_context, make_message,
+                     smtp_send, wait_until)
 
 SENDER = "sender@example.org"
 PASSWORD = "Pop3-pw-42 with spaces"
@@ -49,24 +49,6 @@ def pop3_port(t):
 
 def pop3s_port(t):
     return t.pop3s_port
-
-
-def client_context(t):
-    """Trusts the instance's self-signed certificates (the login process
-    uses smtpd's unless login_tls_cert_file says otherwise)."""
-    ctx = ssl.create_default_context(cafile=t.conf_get("smtpd_tls_cert_file"))
-    ctx.load_verify_locations(cafile=t.conf_get("smtpd_tls_eccert_file"))
-    ctx.check_hostname = False
-    return ctx
-
-
-def ca_bundle(t):
-    path = os.path.join(t.tmp, "ca-bundle.pem")
-    with open(path, "wb") as out:
-        for name in ("smtpd_tls_cert_file", "smtpd_tls_eccert_file"):
-            with open(t.conf_get(name), "rb") as f:
-                out.write(f.read())
-    return path
 
 
 def wire(data):

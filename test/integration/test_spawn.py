@@ -23,7 +23,7 @@ import time
 import uuid
 
 import harness
-from harness import TernTestCase, skip_unless_root, wait_until
+from harness import TernTestCase, proc_environ, skip_unless_root, wait_until
 
 # auth_failure_delay and auth_failure_delay_max of the test instance.
 DELAY = 1.0
@@ -54,17 +54,6 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return [int(x) for x in line.split()[1:]]
     raise AssertionError("no %s line for pid %d" % (key, pid))
-
-
-def proc_environ(pid):
-    with open("/proc/%d/environ" % pid, "rb") as f:
-        raw = f.read()
-    env = {}
-    for item in raw.split(b"\0"):
-        name, sep, value = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            env[name] = value
-    return env
 
 
 def proc_fds(pid):

@@ -14,13 +14,12 @@ import os
 import re
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
 
 import harness
-from harness import (SmtpConn, TernTestCase, make_message, smtp_send,
-                     wait_until)
+from harness import (SmtpConn, TernTestCase, ca_bundle, client_context,
+                     make_message, smtp_send, wait_until)
 
 USER = "alice@example.test"
 PASSWORD = "Alice-pw-42"
@@ -28,25 +27,6 @@ OTHER = "bob@example.test"
 SENDER = "sender@example.org"
 SHORT = 15
 FAIL_DELAY = 1
-
-
-def client_context(t):
-    """Trusts exactly the instance's self-signed certificates (RSA and
-    ECDSA: the server picks by what the client offers)."""
-    ctx = ssl.create_default_context(cafile=t.conf_get("smtpd_tls_cert_file"))
-    ctx.load_verify_locations(cafile=t.conf_get("smtpd_tls_eccert_file"))
-    ctx.check_hostname = False
-    return ctx
-
-
-def ca_bundle(t):
-    """Both certificates in one file, for clients that take one."""
-    path = os.path.join(t.tmp, "ca-bundle.pem")
-    with open(path, "wb") as out:
-        for name in ("smtpd_tls_cert_file", "smtpd_tls_eccert_file"):
-            with open(t.conf_get(name), "rb") as f:
-                out.write(f.read())
-    return path
 
 
 def tls_ports(t):
