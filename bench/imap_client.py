@@ -82,11 +82,11 @@ def paragraphs(rng, lines, word=None):
     in quoted-printable), WORD somewhere in it."""
     out = []
     for _ in range(lines):
-        out.append(phrase(rng, 4, 11).capitalize() + ".")
+        out.append((phrase(rng, 4, 11).capitalize() + ".")[:64])
     if word:
         i = rng.randrange(len(out))
-        out[i] = out[i][:-1] + " " + word + "."
-    return "\n".join(l[:71] for l in out) + "\n"
+        out[i] = "%s, %s" % (word.capitalize(), out[i])
+    return "\n".join(out) + "\n"
 
 
 def attachment(rng, size):
