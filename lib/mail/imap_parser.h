@@ -11,8 +11,9 @@
  *
  *   tag SP name [SP args] CRLF
  *
- * where args are atoms, quoted strings, literals ({n}, {n+}, {n-} of
- * LITERAL+ / LITERAL-, and ~{n} literal8 of BINARY), NIL, and
+ * where args are atoms, quoted strings, literals ({n}, and {n+} of
+ * LITERAL+ and LITERAL- alike, as RFC 7888 writes both: "{n-}" is
+ * malformed; ~{n} literal8 of BINARY), NIL, and
  * parenthesised lists of these nested at most limits->max_depth deep.
  * An atom that contains '[' extends to the matching ']' whatever is in
  * between (spaces and parentheses included) and then on to the next
@@ -59,7 +60,7 @@ struct imap_arg {
 };
 
 struct imap_command {
-	const char *tag;  /* 1..max_tag chars of ASTRING-CHAR without '+' */
+	const char *tag;  /* 1..128 chars of ASTRING-CHAR without '+' */
 	const char *name; /* the command name as sent (an atom) */
 	const struct imap_arg *args;
 	size_t count;
@@ -119,14 +120,22 @@ void imap_parser_skip_literal(struct imap_parser *parser);
 /* Forgets any partial command (after STARTTLS, AUTHENTICATE). */
 void imap_parser_reset(struct imap_parser *parser);
 
+/* The tag and the command name of the command being read (after
+ * IMAP_PARSE_CONTINUE: to refuse its literal with "tag NO ..." or to
+ * allow literals only to some commands), NULL while not read yet.
+ * Valid until the next feed or reset. */
+const char *imap_parser_tag(const struct imap_parser *parser);
+const char *imap_parser_name(const struct imap_parser *parser);
+
 /* Octets of literal bytes announced but not yet fed, 0 if none: lets
  * APPEND's caller bound its reads. */
 uint64_t imap_parser_literal_left(const struct imap_parser *parser);
 
 /* ---- helpers for arguments ---- */
 
-/* 1 if arg is an atom, string or literal (an IMAP astring), with *s_r
- * and *len_r. A string with a NUL byte is refused (0). */
+/* 1 if arg is an atom (NIL included: RFC 3501's astring allows a
+ * mailbox or user named NIL), string or literal (an IMAP astring), with
+ * *s_r and *len_r. A string with a NUL byte is refused (0). */
 int imap_arg_astring(const struct imap_arg *arg, const char **s_r,
     size_t *len_r);
 /* 1 if arg is an atom equal to word, case-insensitively. */

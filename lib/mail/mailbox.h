@@ -202,6 +202,8 @@ uint32_t mailbox_seq(const struct mailbox *box, uint32_t uid);
  * else -1 when unknown. */
 int mailbox_keyword_index(struct mailbox *box, const char *name, int create,
     const char **error_r);
+/* One above the highest index in use; an index below it may be free (a
+ * hole Dovecot left in dovecot-keywords): its name is then NULL. */
 size_t mailbox_keyword_count(const struct mailbox *box);
 const char *mailbox_keyword_name(const struct mailbox *box, unsigned idx);
 

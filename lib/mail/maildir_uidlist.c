@@ -220,6 +220,34 @@ maildir_uidlist_remove(struct maildir_uidlist *ul, const char *base)
 	rec_free(rec);
 }
 
+void
+maildir_uidlist_remove_bases(struct maildir_uidlist *ul, char *const *bases,
+    size_t n)
+{
+	struct maildir_uidlist_rec *rec;
+	size_t i, o, removed = 0;
+
+	for (i = 0; i < n; i++) {
+		rec = maildir_uidlist_lookup(ul, bases[i]);
+		if (rec == NULL)
+			continue;
+		hash_del(ul->by_base, rec->base);
+		/* marked for the pass below: no record has uid 0 */
+		rec->uid = 0;
+		removed++;
+	}
+	if (removed == 0)
+		return;
+	for (i = o = 0; i < ul->count; i++) {
+		if (ul->recs[i]->uid == 0) {
+			rec_free(ul->recs[i]);
+			continue;
+		}
+		ul->recs[o++] = ul->recs[i];
+	}
+	ul->count = o;
+}
+
 /*
  * Parsing. A line is a NUL-terminated copy (the parser, as Dovecot's,
  * sees a line up to its first NUL byte).

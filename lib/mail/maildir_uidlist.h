@@ -133,6 +133,10 @@ int maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
     size_t n, const char **error_r);
 /* Removes base's record, if any. */
 void maildir_uidlist_remove(struct maildir_uidlist *ul, const char *base);
+/* Removes the records of the n bases (those listed), in one pass over
+ * the records (an EXPUNGE of many messages). */
+void maildir_uidlist_remove_bases(struct maildir_uidlist *ul,
+    char *const *bases, size_t n);
 
 /*
  * Dovecot's maildir filename sort (maildir_filename_sort_cmp): by the

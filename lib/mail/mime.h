@@ -39,8 +39,8 @@ struct mime_part {
 	 * RFC 2045 5.2; "message"/"rfc822" inside multipart/digest). */
 	const char *type, *subtype;
 	int is_multipart, is_message_rfc822;
-	/* message/rfc822 (and message/global): the enclosed message's root
-	 * part, or NULL. */
+	/* message/rfc822 (message/global is a leaf part, as in Dovecot
+	 * 2.3): the enclosed message's root part, or NULL. */
 	struct mime_part *message;
 };
 

@@ -732,6 +732,57 @@ pop3_seeds(void)
 	    "US\r\nUSERS x\r\nUS3R\r\nUSER \x01\r\nX\x00Y\r\n");
 }
 
+/* fuzz_imap_command: byte 0 picks the limits (0x3f: long lines, LITERAL+
+ * and LITERAL-, 5000-octet literals, deep lists, many arguments); then
+ * what IMAP clients send before and after login. */
+static void
+imap_seeds(void)
+{
+	const char *t = "fuzz_imap_command";
+
+	SEED(t, "login",
+	    "\x3f"
+	    "a1 CAPABILITY\r\na2 ID (\"name\" \"imaplib\" \"version\" NIL)\r\n"
+	    "a3 LOGIN alice \"sec \\\"ret\\\\\"\r\na4 NOOP\r\na5 LOGOUT\r\n");
+	SEED(t, "login-literals",
+	    "\x3f"
+	    "a LOGIN {5}\r\nalice {6+}\r\nsecret\r\nb STARTTLS\r\n");
+	SEED(t, "authenticate",
+	    "\x3f"
+	    "a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n"
+	    "b AUTHENTICATE LOGIN\r\n*\r\nc ENABLE IMAP4rev2 UTF8=ACCEPT\r\n");
+	SEED(t, "fetch",
+	    "\x3f"
+	    "a SELECT INBOX (CONDSTORE)\r\n"
+	    "b UID FETCH 1:*,$ (FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.2048> "
+	    "BINARY[1.2]<0.5> BODYSTRUCTURE) (CHANGEDSINCE 12345)\r\n"
+	    "c STORE 4:2,7 +FLAGS.SILENT (\\Seen \\Deleted $Junk)\r\n"
+	    "d SEARCH CHARSET UTF-8 SINCE 1-Feb-1994 SUBJECT {4+}\r\nt\xc3\xa9t\r\n");
+	SEED(t, "append",
+	    "\x3f"
+	    "a APPEND Sent (\\Seen) \"17-Jul-1996 02:44:25 -0700\" {12}\r\n"
+	    "Subject: x\r\n\r\n"
+	    "b APPEND Drafts ~{3+}\r\na\x00"
+	    "b\r\n");
+	SEED(t, "mailboxes",
+	    "\x3f"
+	    "a LIST \"\" \"~peter/mail/&U,BTFw-/&ZeVnLIqe-\"\r\n"
+	    "b CREATE Entw&APw-rfe\r\nc RENAME &-x a&2D3eAA-b\r\n"
+	    "d LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (STATUS (MESSAGES))\r\n");
+	SEED(t, "bad",
+	    "\x3f"
+	    "\r\n+a NOOP\r\na\r\nb X (a\r\nc X \"abc\r\nd X )\r\n"
+	    "e X \x01 {3+}\r\nabc\r\nf X {3-}\r\ng X {99999999999999999999}\r\n"
+	    "h NOOP\rx\r\n");
+	SEED(t, "limits",
+	    "\xc0"
+	    "a X (((x)))\r\nb X 1 2 3 4\r\nc X {9}\r\nd X {9+}\r\n");
+	SEED(t, "small-lines",
+	    "\x00"
+	    "a NOOP\r\nb LOGIN averyveryverylongusername password\r\n"
+	    "c NOOP\r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -757,6 +808,7 @@ main(int argc, char **argv)
 	reply_seeds();
 	mime_seeds();
 	pop3_seeds();
+	imap_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);

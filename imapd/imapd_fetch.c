@@ -1,0 +1,817 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2): FLAGS, UID, INTERNALDATE,
+ * RFC822.SIZE, RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODY,
+ * BODYSTRUCTURE, BODY[section]<partial> with HEADER, HEADER.FIELDS(.NOT),
+ * MIME and TEXT, BODY.PEEK, BINARY[.PEEK] and BINARY.SIZE (RFC 3516),
+ * MODSEQ and the CHANGEDSINCE / VANISHED modifiers (RFC 7162). \Seen is
+ * set by the non-PEEK forms. ENVELOPE, BODY and BODYSTRUCTURE come from
+ * the folder's cache when they are there, so a second FETCH of them reads
+ * no message file. Stored mail has LF line ends; what is sent has CRLF,
+ * with the sizes the store reports (RFC822.SIZE) to match.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/mime.h"
+#include "mail/params.h"
+#include "imapd.h"
+
+/* Items in one FETCH, and header fields in one HEADER.FIELDS. */
+#define FETCH_ITEMS_MAX 100
+#define FETCH_FIELDS_MAX 200
+#define FETCH_FIELD_LEN_MAX 256
+/* Longest section text echoed back ("1.2.HEADER.FIELDS (...)"). */
+#define FETCH_SECTION_MAX 4096
+
+enum fetch_kind {
+	FK_FLAGS,
+	FK_UID,
+	FK_INTERNALDATE,
+	FK_SIZE,
+	FK_ENVELOPE,
+	FK_BODY,
+	FK_BODYSTRUCTURE,
+	FK_MODSEQ,
+	FK_SECTION,     /* BODY[...] and the RFC822 forms */
+	FK_BINARY,      /* BINARY[...] */
+	FK_BINARY_SIZE, /* BINARY.SIZE[...] */
+};
+
+enum fetch_sec {
+	SEC_ALL,
+	SEC_HEADER,
+	SEC_TEXT,
+	SEC_MIME,
+	SEC_FIELDS,
+	SEC_FIELDS_NOT,
+};
+
+struct fetch_item {
+	enum fetch_kind kind;
+	int peek;
+	char *name; /* the response's item name, <origin> left out */
+	char *numbers;
+	enum fetch_sec sec;
+	char **fields;
+	size_t nfields;
+	int partial;
+	uint64_t p_off, p_len;
+};
+
+struct fetch_req {
+	struct fetch_item items[FETCH_ITEMS_MAX];
+	size_t n;
+	uint64_t changedsince;
+	int vanished;
+	int needs_file, sets_seen;
+};
+
+/* A message's file, mapped, and its MIME tree when one was needed. */
+struct fetch_msg {
+	int fd;
+	const char *map;
+	size_t len;
+	int mapped;
+	struct mime_message *mime;
+};
+
+static void
+req_free(struct fetch_req *r)
+{
+	size_t i, k;
+
+	for (i = 0; i < r->n; i++) {
+		free(r->items[i].name);
+		free(r->items[i].numbers);
+		for (k = 0; k < r->items[i].nfields; k++)
+			free(r->items[i].fields[k]);
+		free(r->items[i].fields);
+	}
+	r->n = 0;
+}
+
+static struct fetch_item *
+add_item(struct fetch_req *r, enum fetch_kind kind, const char *name)
+{
+	struct fetch_item *it;
+
+	if (r->n >= FETCH_ITEMS_MAX)
+		return NULL;
+	it = &r->items[r->n++];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->name = xstrdup(name);
+	it->numbers = xstrdup("");
+	return it;
+}
+
+/* "HEADER.FIELDS (A B)" etc. after the section numbers. 1 or 0. */
+static int
+parse_section_text(struct fetch_item *it, const char *s, int allow_mime)
+{
+	const char *p, *e;
+
+	if (*s == '\0') {
+		it->sec = SEC_ALL;
+		return 1;
+	}
+	if (strcasecmp(s, "HEADER") == 0) {
+		it->sec = SEC_HEADER;
+		return 1;
+	}
+	if (strcasecmp(s, "TEXT") == 0) {
+		it->sec = SEC_TEXT;
+		return 1;
+	}
+	if (strcasecmp(s, "MIME") == 0 && allow_mime) {
+		it->sec = SEC_MIME;
+		return 1;
+	}
+	if (strncasecmp(s, "HEADER.FIELDS.NOT ", 18) == 0) {
+		it->sec = SEC_FIELDS_NOT;
+		p = s + 18;
+	} else if (strncasecmp(s, "HEADER.FIELDS ", 14) == 0) {
+		it->sec = SEC_FIELDS;
+		p = s + 14;
+	} else {
+		return 0;
+	}
+	if (*p != '(')
+		return 0;
+	p++;
+	it->fields = xcalloc(FETCH_FIELDS_MAX, sizeof(*it->fields));
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == ')')
+			break;
+		if (*p == '"') {
+			e = strchr(p + 1, '"');
+			if (e == NULL)
+				return 0;
+			p++;
+		} else {
+			e = p + strcspn(p, " )");
+		}
+		if (e == p || e - p > FETCH_FIELD_LEN_MAX ||
+		    it->nfields >= FETCH_FIELDS_MAX)
+			return 0;
+		it->fields[it->nfields++] = xstrndup(p, (size_t)(e - p));
+		p = *e == '"' ? e + 1 : e;
+	}
+	return it->nfields > 0 && p[1] == '\0';
+}
+
+/* "BODY[1.2.TEXT]<0.100>" and its kin; 1, or 0 when malformed. */
+static int
+parse_body_item(struct fetch_req *r, const char *atom)
+{
+	const char *open = strchr(atom, '['), *close, *p;
+	struct fetch_item *it;
+	enum fetch_kind kind;
+	struct buf name;
+	char *sec, *end;
+	size_t plen = (size_t)(open - atom), nlen;
+	int peek = 0, ok;
+
+	if ((plen == 4 && strncasecmp(atom, "BODY", 4) == 0)) {
+		kind = FK_SECTION;
+	} else if (plen == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0) {
+		kind = FK_SECTION;
+		peek = 1;
+	} else if (plen == 6 && strncasecmp(atom, "BINARY", 6) == 0) {
+		kind = FK_BINARY;
+	} else if (plen == 11 && strncasecmp(atom, "BINARY.PEEK", 11) == 0) {
+		kind = FK_BINARY;
+		peek = 1;
+	} else if (plen == 11 && strncasecmp(atom, "BINARY.SIZE", 11) == 0) {
+		kind = FK_BINARY_SIZE;
+		peek = 1;
+	} else {
+		return 0;
+	}
+	close = strrchr(open, ']');
+	if (close == NULL || close - open - 1 > FETCH_SECTION_MAX)
+		return 0;
+	sec = xstrndup(open + 1, (size_t)(close - open - 1));
+	it = add_item(r, kind, "");
+	if (it == NULL) {
+		free(sec);
+		return 0;
+	}
+	it->peek = peek;
+	/* Section numbers: "1.2.3" then maybe ".TEXT" and the like. */
+	p = sec;
+	while (*p >= '1' && *p <= '9') {
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p != '.')
+			break;
+		if (p[1] >= '1' && p[1] <= '9')
+			p++;
+		else
+			break;
+	}
+	nlen = (size_t)(p - sec);
+	free(it->numbers);
+	it->numbers = xstrndup(sec, nlen);
+	ok = 1;
+	if (nlen > 0 && *p == '.')
+		ok = *++p != '\0';
+	else if (nlen > 0 && *p != '\0')
+		ok = 0;
+	if (ok)
+		ok = kind == FK_SECTION ? parse_section_text(it, p, nlen > 0)
+		                        : *p == '\0';
+	/* The response names the item as asked, without .PEEK. */
+	buf_init(&name, FETCH_SECTION_MAX + 32);
+	imapd_bprintf(&name, "%s[%s]",
+	    kind == FK_SECTION ? "BODY"
+	                       : (kind == FK_BINARY ? "BINARY" : "BINARY.SIZE"),
+	    sec);
+	free(it->name);
+	it->name = buf_steal(&name);
+	buf_free(&name);
+	free(sec);
+	if (!ok)
+		return 0;
+	p = close + 1;
+	if (*p == '\0')
+		return 1;
+	if (*p != '<' || kind == FK_BINARY_SIZE)
+		return 0;
+	errno = 0;
+	it->p_off = strtoull(p + 1, &end, 10);
+	if (errno != 0 || end == p + 1 || *end != '.')
+		return 0;
+	p = end + 1;
+	it->p_len = strtoull(p, &end, 10);
+	if (errno != 0 || end == p || it->p_len == 0 || strcmp(end, ">") != 0)
+		return 0;
+	it->partial = 1;
+	return 1;
+}
+
+static int
+parse_item(struct fetch_req *r, const struct imap_arg *a)
+{
+	struct fetch_item *it;
+	const char *s = a->str;
+
+	if (a->type != IMAP_ARG_ATOM)
+		return 0;
+	if (strchr(s, '[') != NULL)
+		return parse_body_item(r, s);
+	if (strcasecmp(s, "FLAGS") == 0)
+		return add_item(r, FK_FLAGS, "FLAGS") != NULL;
+	if (strcasecmp(s, "UID") == 0)
+		return add_item(r, FK_UID, "UID") != NULL;
+	if (strcasecmp(s, "INTERNALDATE") == 0)
+		return add_item(r, FK_INTERNALDATE, "INTERNALDATE") != NULL;
+	if (strcasecmp(s, "RFC822.SIZE") == 0)
+		return add_item(r, FK_SIZE, "RFC822.SIZE") != NULL;
+	if (strcasecmp(s, "ENVELOPE") == 0)
+		return add_item(r, FK_ENVELOPE, "ENVELOPE") != NULL;
+	if (strcasecmp(s, "BODY") == 0)
+		return add_item(r, FK_BODY, "BODY") != NULL;
+	if (strcasecmp(s, "BODYSTRUCTURE") == 0)
+		return add_item(r, FK_BODYSTRUCTURE, "BODYSTRUCTURE") != NULL;
+	if (strcasecmp(s, "MODSEQ") == 0)
+		return add_item(r, FK_MODSEQ, "MODSEQ") != NULL;
+	if (strcasecmp(s, "RFC822") == 0) {
+		it = add_item(r, FK_SECTION, "RFC822");
+		return it != NULL;
+	}
+	if (strcasecmp(s, "RFC822.HEADER") == 0) {
+		it = add_item(r, FK_SECTION, "RFC822.HEADER");
+		if (it != NULL) {
+			it->sec = SEC_HEADER;
+			it->peek = 1;
+		}
+		return it != NULL;
+	}
+	if (strcasecmp(s, "RFC822.TEXT") == 0) {
+		it = add_item(r, FK_SECTION, "RFC822.TEXT");
+		if (it != NULL)
+			it->sec = SEC_TEXT;
+		return it != NULL;
+	}
+	return 0;
+}
+
+static int
+parse_items(struct imapd_session *s, const struct imap_arg *a,
+    struct fetch_req *r)
+{
+	size_t i;
+
+	(void)s;
+	if (a->type == IMAP_ARG_ATOM && strchr(a->str, '[') == NULL) {
+		if (strcasecmp(a->str, "ALL") == 0 ||
+		    strcasecmp(a->str, "FAST") == 0 ||
+		    strcasecmp(a->str, "FULL") == 0) {
+			(void)add_item(r, FK_FLAGS, "FLAGS");
+			(void)add_item(r, FK_INTERNALDATE, "INTERNALDATE");
+			(void)add_item(r, FK_SIZE, "RFC822.SIZE");
+			if (strcasecmp(a->str, "FAST") != 0)
+				(void)add_item(r, FK_ENVELOPE, "ENVELOPE");
+			if (strcasecmp(a->str, "FULL") == 0)
+				(void)add_item(r, FK_BODY, "BODY");
+			return 1;
+		}
+	}
+	if (a->type != IMAP_ARG_LIST)
+		return parse_item(r, a);
+	if (a->count == 0)
+		return 0;
+	for (i = 0; i < a->count; i++) {
+		if (!parse_item(r, &a->list[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* (CHANGEDSINCE n [VANISHED]) */
+static int
+parse_modifiers(struct imapd_session *s, struct imapd_cmd *c,
+    const struct imap_arg *a, struct fetch_req *r)
+{
+	char *end;
+	size_t i;
+
+	for (i = 0; i < a->count; i++) {
+		if (imap_arg_atom_is(&a->list[i], "CHANGEDSINCE") &&
+		    i + 1 < a->count && a->list[i + 1].type == IMAP_ARG_ATOM) {
+			errno = 0;
+			r->changedsince =
+			    strtoull(a->list[i + 1].str, &end, 10);
+			if (errno != 0 || *end != '\0' || r->changedsince == 0)
+				return 0;
+			i++;
+		} else if (imap_arg_atom_is(&a->list[i], "VANISHED") &&
+		           c->uid && (s->enabled & IMAPD_EN_QRESYNC)) {
+			r->vanished = 1;
+		} else {
+			return 0;
+		}
+	}
+	/* RFC 7162 3.2.6: VANISHED only with CHANGEDSINCE. */
+	return !r->vanished || r->changedsince > 0;
+}
+
+/* ---- the message ---- */
+
+static void
+msg_release(struct fetch_msg *fm)
+{
+	mime_free(&fm->mime);
+	if (fm->mapped)
+		munmap((void *)fm->map, fm->len);
+	if (fm->fd >= 0)
+		close(fm->fd);
+	memset(fm, 0, sizeof(*fm));
+	fm->fd = -1;
+}
+
+/* Maps the message; 0, or the mailbox error. */
+static int
+msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
+    const char **err_r)
+{
+	struct stat st;
+	void *p;
+	int r;
+
+	if (fm->map != NULL)
+		return 0;
+	r = mailbox_msg_open(s->box, seq, &fm->fd, err_r);
+	if (r < 0) {
+		fm->fd = -1;
+		return r;
+	}
+	if (fstat(fm->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		*err_r = "cannot stat the message file";
+		return MAILBOX_ERR_TEMP;
+	}
+	if (st.st_size == 0) {
+		fm->map = "";
+		fm->len = 0;
+		return 0;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fm->fd, 0);
+	if (p == MAP_FAILED) {
+		*err_r = "cannot map the message file";
+		return MAILBOX_ERR_TEMP;
+	}
+	fm->map = p;
+	fm->len = (size_t)st.st_size;
+	fm->mapped = 1;
+	return 0;
+}
+
+static int
+msg_mime(struct fetch_msg *fm)
+{
+	if (fm->mime == NULL)
+		fm->mime = mime_parse(fm->map, fm->len);
+	return fm->mime != NULL ? 0 : -1;
+}
+
+/* ENVELOPE, BODY, BODYSTRUCTURE: from the cache, else computed and put
+ * there. */
+static int
+append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
+    enum mailbox_cache_field field, struct buf *out, const char **err_r)
+{
+	struct buf tmp;
+	const char *data;
+	size_t len;
+	int r;
+
+	/* lib/mail/mime writes (and the cache keeps) the value inside the
+	 * parentheses, as Dovecot's cache does. */
+	if (mailbox_cache_get(s->box, seq, field, &data, &len) == 1) {
+		if (buf_putc(out, '(') < 0 || buf_append(out, data, len) < 0)
+			return -1;
+		return buf_putc(out, ')');
+	}
+	r = msg_load(s, seq, fm, err_r);
+	if (r < 0)
+		return r;
+	if (msg_mime(fm) < 0) {
+		*err_r = "out of memory parsing MIME";
+		return MAILBOX_ERR_TEMP;
+	}
+	buf_init(&tmp, fm->len * 2 + IMAPD_RESP_SLACK);
+	if (field == MAILBOX_CACHE_ENVELOPE)
+		r = mime_envelope(&tmp, fm->map, fm->mime->root);
+	else
+		r = mime_bodystructure(&tmp, fm->map, fm->mime->root,
+		    field == MAILBOX_CACHE_BODYSTRUCTURE);
+	if (r == 0) {
+		mailbox_cache_put(s->box, seq, field, tmp.data, tmp.len);
+		if (buf_putc(out, '(') < 0 || buf_append(out, tmp.data, tmp.len) < 0 ||
+		    buf_putc(out, ')') < 0)
+			r = -1;
+	}
+	buf_free(&tmp);
+	return r < 0 ? -1 : 0;
+}
+
+/* The bytes of a BODY[...] item, CRLF, into content. 0, -1 (full). */
+static int
+section_content(const struct fetch_item *it, struct fetch_msg *fm,
+    struct buf *content)
+{
+	const struct mime_part *part = NULL, *msg;
+	const char *map = fm->map;
+	size_t hstart, hend, bend;
+
+	if (it->numbers[0] == '\0') {
+		hstart = 0;
+		hend = imapd_header_end(map, fm->len);
+		bend = fm->len;
+	} else {
+		if (msg_mime(fm) < 0)
+			return -1;
+		part = mime_section(fm->mime, it->numbers);
+		if (part == NULL)
+			return 0; /* no such part: empty, as Dovecot */
+		if (it->sec == SEC_MIME)
+			return imapd_crlf_append(content, map + part->hdr_off,
+			    part->body_off - part->hdr_off);
+		if (it->sec == SEC_ALL)
+			return imapd_crlf_append(content, map + part->body_off,
+			    part->end_off - part->body_off);
+		msg = part->message;
+		if (!part->is_message_rfc822 || msg == NULL)
+			return 0;
+		hstart = msg->hdr_off;
+		hend = msg->body_off;
+		bend = msg->end_off;
+	}
+	switch (it->sec) {
+	case SEC_ALL:
+		return imapd_crlf_append(content, map, fm->len);
+	case SEC_HEADER:
+		return imapd_crlf_append(content, map + hstart, hend - hstart);
+	case SEC_TEXT:
+		return imapd_crlf_append(content, map + hend, bend - hend);
+	case SEC_FIELDS:
+	case SEC_FIELDS_NOT:
+		return imapd_header_filter(content, map + hstart, hend - hstart,
+		    (const char *const *)it->fields, it->nfields,
+		    it->sec == SEC_FIELDS_NOT);
+	case SEC_MIME:
+		break;
+	}
+	return 0;
+}
+
+/* BINARY[...]: 1 with the decoded bytes, 0 for an unknown encoding. */
+static int
+binary_content(const struct fetch_item *it, struct fetch_msg *fm,
+    struct buf *content)
+{
+	const struct mime_part *part;
+
+	if (it->numbers[0] == '\0')
+		return imapd_crlf_append(content, fm->map, fm->len) < 0 ? -1
+		                                                          : 1;
+	if (msg_mime(fm) < 0)
+		return -1;
+	part = mime_section(fm->mime, it->numbers);
+	if (part == NULL)
+		return 1;
+	if (part->is_multipart || part->is_message_rfc822)
+		return imapd_crlf_append(content, fm->map + part->body_off,
+		           part->end_off - part->body_off) < 0
+		           ? -1
+		           : 1;
+	return mime_body_decode(content, fm->map, part);
+}
+
+static int
+append_literal(struct buf *out, const struct fetch_item *it,
+    const char *data, size_t len)
+{
+	int binary = it->kind == FK_BINARY && memchr(data, '\0', len) != NULL;
+
+	if (it->partial) {
+		if (it->p_off >= len) {
+			data = "";
+			len = 0;
+		} else {
+			data += it->p_off;
+			len -= (size_t)it->p_off;
+			if (len > it->p_len)
+				len = (size_t)it->p_len;
+		}
+	}
+	if (buf_printf(out, "%s{%zu}\r\n", binary ? "~" : "", len) < 0)
+		return -1;
+	return buf_append(out, data, len);
+}
+
+/* The FETCH response of one message into out. 0, a mailbox error, or
+ * 1 when a BINARY part has an unknown encoding. */
+static int
+fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
+    uint32_t seq, struct buf *out, const char **err_r)
+{
+	const struct mailbox_msg *m = mailbox_msg(s->box, seq);
+	struct fetch_msg fm;
+	struct buf content;
+	uint64_t modseq;
+	size_t i;
+	int rc = 0, set_seen, sp = 0, flags_sent = 0, modseq_sent = 0;
+
+	memset(&fm, 0, sizeof(fm));
+	fm.fd = -1;
+	/* A message expunged meanwhile (kept in the view until the next
+	 * sync that may report it) still has its flags and its cached
+	 * data; only its file is gone (RFC 2180 4.1.1). */
+	if (r->needs_file) {
+		rc = msg_load(s, seq, &fm, err_r);
+		if (rc < 0) {
+			msg_release(&fm);
+			return rc;
+		}
+	}
+	set_seen = r->sets_seen && !s->readonly && !(m->flags & MAILBOX_F_SEEN);
+	if (set_seen) {
+		rc = mailbox_store(s->box, seq, m->flags | MAILBOX_F_SEEN,
+		    m->keywords, 0, &modseq, err_r);
+		if (rc < 0) {
+			msg_release(&fm);
+			return rc;
+		}
+		m = mailbox_msg(s->box, seq);
+	}
+	buf_init(&content, fm.len * 2 + IMAPD_RESP_SLACK);
+	imapd_bprintf(out, "* %u FETCH (", seq);
+#define SP() (sp++ ? buf_putc(out, ' ') : 0)
+	if (c->uid) {
+		(void)SP();
+		imapd_bprintf(out, "UID %u", m->uid);
+	}
+	for (i = 0; i < r->n && rc >= 0; i++) {
+		struct fetch_item *it = &r->items[i];
+
+		switch (it->kind) {
+		case FK_UID:
+			if (!c->uid) {
+				(void)SP();
+				imapd_bprintf(out, "UID %u", m->uid);
+			}
+			break;
+		case FK_FLAGS:
+			(void)SP();
+			imapd_bputs(out, "FLAGS (");
+			(void)imapd_append_flags(
+			    out, s->box, m->flags, m->keywords);
+			imapd_bputc(out, ')');
+			flags_sent = 1;
+			break;
+		case FK_INTERNALDATE:
+			(void)SP();
+			imapd_bputs(out, "INTERNALDATE ");
+			(void)imap_datetime_append(out, m->received);
+			break;
+		case FK_SIZE:
+			(void)SP();
+			imapd_bprintf(out, "RFC822.SIZE %llu",
+			    (unsigned long long)m->size);
+			break;
+		case FK_MODSEQ:
+			(void)SP();
+			imapd_bprintf(out, "MODSEQ (%llu)",
+			    (unsigned long long)m->modseq);
+			modseq_sent = 1;
+			break;
+		case FK_ENVELOPE:
+		case FK_BODY:
+		case FK_BODYSTRUCTURE:
+			(void)SP();
+			imapd_bprintf(out, "%s ", it->name);
+			rc = append_cached(s, seq, &fm,
+			    it->kind == FK_ENVELOPE ? MAILBOX_CACHE_ENVELOPE
+			    : it->kind == FK_BODY   ? MAILBOX_CACHE_BODY
+			                            : MAILBOX_CACHE_BODYSTRUCTURE,
+			    out, err_r);
+			break;
+		case FK_SECTION:
+			buf_reset(&content);
+			(void)SP();
+			if (section_content(it, &fm, &content) < 0) {
+				*err_r = "response too large";
+				rc = MAILBOX_ERR_TEMP;
+				break;
+			}
+			if (it->partial)
+				imapd_bprintf(out, "%s<%llu> ", it->name,
+				    (unsigned long long)it->p_off);
+			else
+				imapd_bprintf(out, "%s ", it->name);
+			(void)append_literal(out, it, content.data != NULL
+			                                  ? content.data
+			                                  : "",
+			    content.len);
+			s->fetched_bytes += content.len;
+			break;
+		case FK_BINARY:
+		case FK_BINARY_SIZE:
+			buf_reset(&content);
+			rc = binary_content(it, &fm, &content);
+			if (rc == 0) {
+				rc = 1;
+				break;
+			}
+			if (rc < 0) {
+				*err_r = "response too large";
+				rc = MAILBOX_ERR_TEMP;
+				break;
+			}
+			rc = 0;
+			(void)SP();
+			if (it->kind == FK_BINARY_SIZE) {
+				imapd_bprintf(
+				    out, "%s %zu", it->name, content.len);
+				break;
+			}
+			if (it->partial)
+				imapd_bprintf(out, "%s<%llu> ", it->name,
+				    (unsigned long long)it->p_off);
+			else
+				imapd_bprintf(out, "%s ", it->name);
+			(void)append_literal(out, it, content.data != NULL
+			                                  ? content.data
+			                                  : "",
+			    content.len);
+			break;
+		}
+	}
+	/* RFC 3501 6.4.5: a \Seen the FETCH set is reported with it. */
+	if (set_seen && !flags_sent && rc == 0) {
+		(void)SP();
+		imapd_bputs(out, "FLAGS (");
+		(void)imapd_append_flags(out, s->box, m->flags, m->keywords);
+		imapd_bputc(out, ')');
+	}
+	if (!modseq_sent && rc == 0 &&
+	    (r->changedsince > 0 ||
+	        (set_seen && (s->enabled & IMAPD_EN_CONDSTORE)))) {
+		(void)SP();
+		imapd_bprintf(
+		    out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+	}
+#undef SP
+	if (buf_puts(out, ")\r\n") < 0 && rc == 0) {
+		*err_r = "response too large";
+		rc = MAILBOX_ERR_TEMP;
+	}
+	buf_free(&content);
+	msg_release(&fm);
+	return rc;
+}
+
+void
+imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
+{
+	struct fetch_req *r;
+	struct imapd_seqs set;
+	struct imap_seqset uidset;
+	struct buf out;
+	const char *err = NULL;
+	size_t i, k;
+	int rc, expunged = 0, failed = 0, unknown_cte = 0, dollar;
+
+	if (c->count < 2 || c->count > 3 ||
+	    c->args[0].type != IMAP_ARG_ATOM ||
+	    (c->count == 3 && c->args[2].type != IMAP_ARG_LIST)) {
+		imapd_tagged(s, "BAD", "Usage: FETCH sequence-set items");
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	if (!parse_items(s, &c->args[1], r) ||
+	    (c->count == 3 && !parse_modifiers(s, c, &c->args[2], r))) {
+		req_free(r);
+		free(r);
+		imapd_tagged(s, "BAD", "Invalid FETCH items.");
+		return;
+	}
+	if (!imapd_seqs_resolve(s, c->args[0].str, c->uid, &set)) {
+		req_free(r);
+		free(r);
+		imapd_tagged(s, "BAD", "Invalid sequence set.");
+		return;
+	}
+	if (r->changedsince > 0)
+		s->enabled |= IMAPD_EN_CONDSTORE;
+	for (k = 0; k < r->n; k++) {
+		struct fetch_item *it = &r->items[k];
+
+		if (it->kind == FK_SECTION || it->kind == FK_BINARY ||
+		    it->kind == FK_BINARY_SIZE)
+			r->needs_file = 1;
+		if ((it->kind == FK_SECTION || it->kind == FK_BINARY) &&
+		    !it->peek)
+			r->sets_seen = 1;
+		if (it->kind == FK_MODSEQ)
+			s->enabled |= IMAPD_EN_CONDSTORE;
+	}
+	if (r->vanished) {
+		memset(&uidset, 0, sizeof(uidset));
+		if (imap_seqset_parse(c->args[0].str, &uidset, 0, &dollar)) {
+			imapd_send_vanished_earlier(s, &uidset);
+			imap_seqset_free(&uidset);
+		}
+	}
+	buf_init(&out, IMAPD_RESP_SLACK);
+	for (i = 0; i < set.count && !s->broken; i++) {
+		const struct mailbox_msg *m = mailbox_msg(s->box, set.seqs[i]);
+		uint64_t room = m->size * 2 * (r->n + 1) + IMAPD_RESP_SLACK;
+
+		if (r->changedsince > 0 && m->modseq <= r->changedsince)
+			continue;
+		buf_free(&out);
+		buf_init(&out, room > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)room);
+		rc = fetch_one(s, c, r, set.seqs[i], &out, &err);
+		if (rc == MAILBOX_ERR_EXPUNGED) {
+			expunged = 1;
+			continue;
+		}
+		if (rc == 1) {
+			unknown_cte = 1;
+			break;
+		}
+		if (rc < 0) {
+			failed = rc;
+			break;
+		}
+		(void)imapd_send(s, out.data, out.len);
+	}
+	buf_free(&out);
+	imapd_seqs_free(&set);
+	req_free(r);
+	free(r);
+	if (unknown_cte)
+		imapd_tagged(s, "NO", "[UNKNOWN-CTE] Unknown "
+		                      "Content-Transfer-Encoding.");
+	else if (failed < 0)
+		imapd_tagged_error(s, failed, err);
+	else if (expunged)
+		imapd_tagged(s, "NO", "[EXPUNGEISSUED] Some messages were "
+		                      "expunged.");
+	else
+		imapd_tagged(s, "OK", "Fetch completed.");
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of imapd's helpers without I/O: LIST patterns (tables of
+ * pattern, name, result, the exponential cases included), header fields
+ * and HEADER.FIELDS(.NOT) of stored LF and CRLF mail, CRLF conversion,
+ * Date: days and case-insensitive search.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imapd.h"
+#include "unit.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define OUT_MAX  65536
+
+static void
+test_list_match(void)
+{
+	static const struct {
+		const char *pattern, *name;
+		int match;
+	} t[] = {
+	    {"*", "INBOX", 1},
+	    {"*", "a.b.c", 1},
+	    {"%", "a", 1},
+	    {"%", "a.b", 0},
+	    {"a.%", "a.b", 1},
+	    {"a.%", "a.b.c", 0},
+	    {"a.*", "a.b.c", 1},
+	    {"a*", "a", 1},
+	    {"a%b", "axxb", 1},
+	    {"a%b", "ax.xb", 0},
+	    {"a*b", "ax.xb", 1},
+	    {"INBOX", "INBOX", 1},
+	    {"INBOX", "INBOXx", 0},
+	    {"", "", 1},
+	    {"", "a", 0},
+	    {"%.%", "Archive.2026", 1},
+	    {"*a*a*a*a*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0},
+	    {"%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%.x", "aaaaaaaaaaaaaaaaaaaaaaaaaa", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++)
+		CHECK_INT(imapd_list_match(t[i].pattern, t[i].name, '.'),
+		    t[i].match);
+}
+
+static void
+filter_check(const char *hdr, const char *const *names, size_t n, int negate,
+    const char *want)
+{
+	struct buf out;
+
+	buf_init(&out, OUT_MAX);
+	CHECK_INT(imapd_header_filter(&out, hdr, strlen(hdr), names, n, negate),
+	    0);
+	CHECK_STR(buf_cstr(&out), want);
+	buf_free(&out);
+}
+
+static void
+test_header_filter(void)
+{
+	static const char *const ft[] = {"From", "to"};
+	static const char *const subj[] = {"subject"};
+	const char *hdr = "From: a@b\nSubject: x\n  y\nTo: c@d\nX-A: 1\n";
+
+	filter_check(hdr, ft, 2, 0, "From: a@b\r\nTo: c@d\r\n\r\n");
+	filter_check(hdr, subj, 1, 0, "Subject: x\r\n  y\r\n\r\n");
+	filter_check(hdr, ft, 2, 1, "Subject: x\r\n  y\r\nX-A: 1\r\n\r\n");
+	filter_check("From: a\r\nTo: b\r\n", ft, 1, 0, "From: a\r\n\r\n");
+	filter_check("", ft, 2, 0, "\r\n");
+	/* A last field without a line end. */
+	filter_check("To: z", ft, 2, 0, "To: z\r\n\r\n");
+}
+
+static void
+test_header_end(void)
+{
+	CHECK_INT(imapd_header_end("A: 1\n\nbody", 10), 6);
+	CHECK_INT(imapd_header_end("A: 1\r\n\r\nbody", 12), 8);
+	CHECK_INT(imapd_header_end("\nbody", 5), 1);
+	CHECK_INT(imapd_header_end("A: 1\nB: 2", 9), 9);
+}
+
+static void
+test_crlf(void)
+{
+	struct buf out;
+
+	buf_init(&out, OUT_MAX);
+	CHECK_INT(imapd_crlf_append(&out, "a\nb\r\nc\n", 7), 0);
+	CHECK_STR(buf_cstr(&out), "a\r\nb\r\nc\r\n");
+	buf_reset(&out);
+	CHECK_INT(imapd_crlf_append(&out, "\n\n", 2), 0);
+	CHECK_STR(buf_cstr(&out), "\r\n\r\n");
+	buf_free(&out);
+}
+
+static void
+test_rfc822_day(void)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		int64_t day;
+	} t[] = {
+	    {"Mon, 2 Feb 2026 10:00:00 +0100", 1, 1769990400},
+	    {"2 Feb 2026 23:59:59 -1200", 1, 1769990400},
+	    {" Thu, 01 Jan 1970 00:00:00 GMT", 1, 0},
+	    {"1 jan 99 00:00 +0000", 1, 915148800},
+	    {"Feb 2026", 0, 0},
+	    {"", 0, 0},
+	    {"32 Jan 2026", 0, 0},
+	};
+	int64_t day;
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++) {
+		day = -1;
+		CHECK_INT(imapd_rfc822_day(t[i].in, strlen(t[i].in), &day),
+		    t[i].ok);
+		if (t[i].ok)
+			CHECK_INT(day, t[i].day);
+	}
+}
+
+static void
+test_contains(void)
+{
+	CHECK_INT(imapd_contains("Hello World", 11, "WORLD", 5), 1);
+	CHECK_INT(imapd_contains("Hello", 5, "", 0), 1);
+	CHECK_INT(imapd_contains("Hel", 3, "Hello", 5), 0);
+	CHECK_INT(imapd_contains("abcabd", 6, "abd", 3), 1);
+}
+
+UNIT_MAIN(UNIT_CASE(test_list_match), UNIT_CASE(test_header_filter),
+    UNIT_CASE(test_header_end), UNIT_CASE(test_crlf),
+    UNIT_CASE(test_rfc822_day), UNIT_CASE(test_contains))

@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/mem.h"
+#include "mail/mailbox.h"
+#include "mail/mailbox_private.h"
+#include "mail/maildir.h"
+#include "mail/maildir_keywords.h"
+#include "unit.h"
+
+static char test_root[] = "/tmp/tern-mailbox-test-XXXXXX";
+static const char msg_text[] =
+    "From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n";
+
+static char *
+tpath(const char *name)
+{
+	return xasprintf("%s/%s", test_root, name);
+}
+
+static char *
+get_file(const char *path)
+{
+	struct buf b;
+	const char *error;
+	char *s;
+
+	buf_init(&b, 1 << 20);
+	if (file_read_all(path, 1 << 20, &b, &error) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	s = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return s;
+}
+
+static char *
+read_rel(const char *name)
+{
+	char *p = tpath(name), *s = get_file(p);
+
+	free(p);
+	return s;
+}
+
+static struct mailbox_user *
+user_open(const char *name)
+{
+	struct mailbox_user *user = NULL;
+	const char *error = NULL;
+	char *root = tpath(name);
+
+	CHECK_INT(mailbox_user_open(root, NULL, &user, &error), 0);
+	free(root);
+	return user;
+}
+
+static void
+test_setup(void)
+{
+	CHECK(mkdtemp(test_root) != NULL);
+}
+
+static void
+test_fname(void)
+{
+	uint8_t flags;
+	uint32_t kw;
+	uint64_t v;
+	char *s;
+
+	mailbox_fname_flags("1.M2P3.h,S=5:2,FRSac", &flags, &kw);
+	CHECK_INT(
+	    flags, MAILBOX_F_FLAGGED | MAILBOX_F_ANSWERED | MAILBOX_F_SEEN);
+	CHECK_INT(kw, 5);
+	s = mailbox_fname_with_flags(
+	    "1.M2P3.h,S=5:2,PS", MAILBOX_F_DELETED | MAILBOX_F_DRAFT, 2);
+	CHECK_STR(s, "1.M2P3.h,S=5:2,DPTb");
+	free(s);
+	s = mailbox_fname_with_flags("x", 0, 0);
+	CHECK_STR(s, "x:2,");
+	free(s);
+	CHECK_INT(mailbox_fname_size("1.h,S=5,W=7:2,S", 'W', &v), 1);
+	CHECK_INT(v, 7);
+	CHECK_INT(mailbox_fname_size("1.h:2,S", 'S', &v), 0);
+}
+
+static void
+test_keywords_file(void)
+{
+	struct maildir_keywords kw;
+	const char *error;
+	char *dir = tpath("kw");
+
+	memset(&kw, 0, sizeof(kw));
+	maildir_keywords_parse(&kw,
+	    "0 $Forwarded\nbad\n2 Junk\n30 x\n"
+	    "3 junk\n1 \n",
+	    40);
+	CHECK_STR(kw.names[0], "$Forwarded");
+	CHECK(kw.names[1] == NULL);
+	CHECK_STR(kw.names[2], "Junk");
+	CHECK(kw.names[3] == NULL);
+	CHECK_INT(maildir_keywords_lookup(&kw, "JUNK"), 2);
+	CHECK_INT(mkdir(dir, 0700), 0);
+	CHECK_INT(maildir_keywords_add(dir, &kw, "NonJunk", &error), 1);
+	maildir_keywords_clear(&kw);
+	memset(&kw, 0, sizeof(kw));
+	CHECK_INT(maildir_keywords_refresh(dir, &kw, &error), 1);
+	CHECK_STR(kw.names[1], "NonJunk");
+	CHECK_INT(maildir_keywords_refresh(dir, &kw, &error), 0);
+	maildir_keywords_clear(&kw);
+	free(dir);
+}
+
+static void
+test_folders(void)
+{
+	struct mailbox_user *user = user_open("u1");
+	struct mailbox_info *infos;
+	const char *error;
+	size_t n, i;
+	char *s;
+	struct stat st;
+
+	s = read_rel("u1/subscriptions");
+	CHECK(s != NULL && strncmp(s, "V\t2\n\n", 5) == 0);
+	CHECK(s != NULL && strstr(s, "\nSent\n") != NULL);
+	free(s);
+	CHECK_INT(mailbox_create(user, "Café.Sub", &error), 0);
+	s = tpath("u1/.Caf&AOk-.Sub/maildirfolder");
+	CHECK_INT(stat(s, &st), 0);
+	free(s);
+	CHECK_INT(mailbox_create(user, "Café.Sub", &error), MAILBOX_ERR_EXISTS);
+	CHECK_INT(mailbox_create(user, "inbox", &error), MAILBOX_ERR_EXISTS);
+	CHECK_INT(mailbox_create(user, "a..b", &error), MAILBOX_ERR_BADNAME);
+	CHECK_INT(mailbox_create(user, "a/b", &error), MAILBOX_ERR_BADNAME);
+	CHECK_INT(mailbox_create(user, ".a", &error), MAILBOX_ERR_BADNAME);
+	CHECK_INT(mailbox_subscribe(user, "Café.Sub", 1, &error), 0);
+	CHECK_INT(mailbox_subscribe(user, "Gone", 1, &error), 0);
+	s = read_rel("u1/subscriptions");
+	CHECK(s != NULL && strstr(s, "\nCaf&AOk-\tSub\n") != NULL);
+	free(s);
+	CHECK_INT(mailbox_list(user, &infos, &n, &error), 0);
+	CHECK(n >= 9);
+	CHECK_STR(infos[0].name, "INBOX");
+	for (i = 0; i < n; i++) {
+		if (strcmp(infos[i].name, "Café") == 0)
+			CHECK_INT(infos[i].attrs,
+			    MAILBOX_LIST_NOSELECT | MAILBOX_LIST_CHILDREN);
+		if (strcmp(infos[i].name, "Café.Sub") == 0)
+			CHECK_INT(infos[i].attrs,
+			    MAILBOX_LIST_SUBSCRIBED | MAILBOX_LIST_NOCHILDREN);
+		if (strcmp(infos[i].name, "Gone") == 0)
+			CHECK_INT(infos[i].attrs, MAILBOX_LIST_SUBSCRIBED |
+			                              MAILBOX_LIST_NONEXISTENT |
+			                              MAILBOX_LIST_NOSELECT |
+			                              MAILBOX_LIST_NOCHILDREN);
+		if (strcmp(infos[i].name, "Sent") == 0)
+			CHECK_INT(infos[i].special_use, MAILBOX_USE_SENT);
+	}
+	mailbox_list_free(infos, n);
+	CHECK_INT(
+	    mailbox_delete(user, "Café", &error), MAILBOX_ERR_NONEXISTENT);
+	CHECK_INT(mailbox_delete(user, "INBOX", &error), MAILBOX_ERR_NOPERM);
+	CHECK_INT(mailbox_create(user, "Café", &error), 0);
+	CHECK_INT(mailbox_delete(user, "Café", &error), MAILBOX_ERR_NOPERM);
+	CHECK_INT(mailbox_rename(user, "Café", "Tea", &error), 0);
+	s = tpath("u1/.Tea.Sub/cur");
+	CHECK_INT(stat(s, &st), 0);
+	free(s);
+	CHECK_INT(
+	    mailbox_rename(user, "Tea", "Sent", &error), MAILBOX_ERR_EXISTS);
+	CHECK_INT(mailbox_delete(user, "Tea.Sub", &error), 0);
+	CHECK_INT(mailbox_delete(user, "Tea", &error), 0);
+	CHECK_INT(mailbox_subscribe(user, "Gone", 0, &error), 0);
+	s = read_rel("u1/subscriptions");
+	CHECK(s != NULL && strstr(s, "Gone") == NULL);
+	free(s);
+	mailbox_user_close(&user);
+}
+
+struct events {
+	char log[4096];
+};
+
+static void
+ev_expunged(void *ctx, uint32_t seq, uint32_t uid)
+{
+	struct events *e = ctx;
+	size_t l = strlen(e->log);
+
+	snprintf(e->log + l, sizeof(e->log) - l, "X%u/%u ", seq, uid);
+}
+
+static void
+ev_changed(void *ctx, uint32_t seq)
+{
+	struct events *e = ctx;
+	size_t l = strlen(e->log);
+
+	snprintf(e->log + l, sizeof(e->log) - l, "C%u ", seq);
+}
+
+static void
+ev_keywords(void *ctx)
+{
+	struct events *e = ctx;
+	size_t l = strlen(e->log);
+
+	snprintf(e->log + l, sizeof(e->log) - l, "K ");
+}
+
+static void
+ev_exists(void *ctx, uint32_t count, uint32_t recent)
+{
+	struct events *e = ctx;
+	size_t l = strlen(e->log);
+
+	snprintf(e->log + l, sizeof(e->log) - l, "E%u/%u ", count, recent);
+}
+
+static const struct mailbox_sync_ops ev_ops = {
+    ev_expunged,
+    ev_changed,
+    ev_keywords,
+    ev_exists,
+};
+
+static const char *
+sync_log(struct mailbox *box, unsigned flags)
+{
+	static struct events e;
+	const char *error;
+
+	memset(&e, 0, sizeof(e));
+	CHECK_INT(mailbox_sync(box, flags, &ev_ops, &e, &error), 0);
+	return e.log;
+}
+
+static void
+append_n(struct mailbox_user *user, const char *folder, int n, uint8_t flags)
+{
+	const char *kws[] = {"$Forwarded"};
+	uint32_t uv, uid;
+	const char *error;
+	int i;
+
+	for (i = 0; i < n; i++)
+		CHECK_INT(
+		    mailbox_append(user, folder, msg_text, strlen(msg_text),
+		        flags, kws, i % 2, 0, &uv, &uid, &error),
+		    0);
+}
+
+static void
+test_view(void)
+{
+	struct mailbox_user *user = user_open("u2");
+	struct mailbox *a = NULL, *b = NULL;
+	struct mailbox_status st;
+	const char *error;
+	uint64_t modseq, m1;
+	uint32_t uids[2], seqs[2], cuids[2], uv;
+	int fd;
+
+	append_n(user, "INBOX", 4, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_open(user, "inbox", 0, &b, &error), 0);
+	CHECK_INT(mailbox_count(a), 4);
+	CHECK_INT(mailbox_count(b), 4);
+	CHECK_INT(mailbox_msg(a, 1)->uid, 1);
+	CHECK_INT(mailbox_msg(a, 4)->uid, 4);
+	CHECK_INT(mailbox_msg(a, 1)->size, strlen(msg_text));
+	CHECK_INT(mailbox_msg(a, 2)->keywords, 1);
+	CHECK_STR(mailbox_keyword_name(a, 0), "$Forwarded");
+	CHECK_INT(mailbox_seq(a, 3), 3);
+	mailbox_view_status(a, &st);
+	CHECK_INT(st.uidnext, 5);
+	CHECK_INT(st.unseen, 4);
+	CHECK(st.uidvalidity != 0);
+	/* a stores; b sees it as a change */
+	m1 = mailbox_msg(b, 2)->modseq;
+	CHECK_INT(mailbox_store(a, 2, MAILBOX_F_SEEN | MAILBOX_F_FLAGGED, 1, 0,
+	              &modseq, &error),
+	    0);
+	CHECK(modseq > m1);
+	CHECK_INT(mailbox_msg(a, 2)->flags & MAILBOX_F_STORED,
+	    MAILBOX_F_SEEN | MAILBOX_F_FLAGGED);
+	CHECK_INT(mailbox_store(b, 2, MAILBOX_F_SEEN, 0, m1, &modseq, &error),
+	    MAILBOX_ERR_MODIFIED);
+	CHECK_STR(sync_log(a, 0), "");
+	CHECK_STR(sync_log(b, 0), "C2 ");
+	CHECK_INT(mailbox_msg(b, 2)->flags & MAILBOX_F_STORED,
+	    MAILBOX_F_SEEN | MAILBOX_F_FLAGGED);
+	CHECK_INT(mailbox_msg_open(b, 2, &fd, &error), 0);
+	close(fd);
+	/* a expunges 2 and 4: b gets them highest first */
+	uids[0] = 2;
+	uids[1] = 4;
+	CHECK_INT(mailbox_expunge(a, uids, 2, &error), 0);
+	CHECK_INT(mailbox_count(a), 4);
+	CHECK_STR(sync_log(b, MAILBOX_SYNC_NO_EXPUNGE), "");
+	CHECK_INT(mailbox_msg_gone(b, 4), 1);
+	CHECK_INT(mailbox_msg_open(b, 4, &fd, &error), MAILBOX_ERR_EXPUNGED);
+	CHECK_STR(sync_log(b, 0), "X4/4 X2/2 ");
+	CHECK_STR(sync_log(a, 0), "X4/4 X2/2 ");
+	CHECK_INT(mailbox_count(b), 2);
+	/* append and copy seen by b */
+	append_n(user, "INBOX", 1, MAILBOX_F_SEEN);
+	seqs[0] = 1;
+	seqs[1] = 2;
+	CHECK_INT(mailbox_copy(a, seqs, 2, "Trash", &uv, cuids, &error), 0);
+	CHECK_INT(cuids[0], 1);
+	CHECK_INT(cuids[1], 2);
+	CHECK_INT(mailbox_copy(a, seqs, 2, "INBOX", &uv, cuids, &error), 0);
+	CHECK_INT(cuids[0], 6);
+	CHECK_STR(sync_log(b, 0), "E5/0 ");
+	CHECK_INT(mailbox_msg(b, 3)->uid, 5);
+	CHECK_INT(mailbox_msg(b, 3)->flags, MAILBOX_F_SEEN);
+	CHECK_INT(mailbox_msg(b, 4)->keywords, 0);
+	mailbox_close(&a);
+	mailbox_close(&b);
+	CHECK_INT(mailbox_status_get(user, "Trash", &st, &error), 0);
+	CHECK_INT(st.messages, 2);
+	/* RENAME INBOX: its messages move, INBOX stays, empty */
+	CHECK_INT(mailbox_rename(user, "INBOX", "Old", &error), 0);
+	CHECK_INT(mailbox_status_get(user, "Old", &st, &error), 0);
+	CHECK_INT(st.messages, 5);
+	CHECK_INT(mailbox_status_get(user, "INBOX", &st, &error), 0);
+	CHECK_INT(st.messages, 0);
+	CHECK(st.uidnext >= 8);
+	CHECK_INT(mailbox_status_get(user, "Nope", &st, &error),
+	    MAILBOX_ERR_NONEXISTENT);
+	mailbox_user_close(&user);
+}
+
+/* Moves the first file of from/ to to/ with the flags suffix, as pop3d
+ * (new/ -> cur/) or Dovecot (a flag change) would. */
+static void
+rename_first(
+    const char *md, const char *from, const char *to, const char *suffix)
+{
+	char *dir = xasprintf("%s/%s", md, from), *src, *dst;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	CHECK(d != NULL);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		src = xasprintf("%s/%s", dir, de->d_name);
+		dst = xasprintf("%s/%s/%.*s%s", md, to,
+		    (int)strcspn(de->d_name, ":"), de->d_name, suffix);
+		CHECK_INT(rename(src, dst), 0);
+		free(src);
+		free(dst);
+		break;
+	}
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+}
+
+static void
+deliver(const char *md)
+{
+	struct maildir_delivery d;
+	const char *error;
+	char *path = xasprintf("%s/msg", test_root);
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK_INT(file_write_all(fd, msg_text, strlen(msg_text)), 0);
+	memset(&d, 0, sizeof(d));
+	d.maildir = md;
+	d.src_fd = fd;
+	d.len = strlen(msg_text);
+	CHECK_INT(maildir_deliver(&d, NULL, &error), MAILDIR_DELIVERED);
+	close(fd);
+	free(path);
+}
+
+static void
+test_others(void)
+{
+	struct mailbox_user *user = user_open("u3");
+	struct mailbox *a = NULL, *ro = NULL;
+	char *md = tpath("u3/.Archive");
+	struct pollfd pfd;
+	const char *error;
+
+	deliver(md);
+	CHECK_INT(
+	    mailbox_open(user, "Archive", MAILBOX_OPEN_READONLY, &ro, &error),
+	    0);
+	CHECK_INT(mailbox_count(ro), 1);
+	/* EXAMINE leaves it in new/: pop3d moves it to cur/ with \Seen */
+	rename_first(md, "new", "cur", ":2,S");
+	CHECK_STR(sync_log(ro, 0), "C1 ");
+	CHECK_INT(mailbox_msg(ro, 1)->flags, MAILBOX_F_SEEN);
+	CHECK_INT(mailbox_open(user, "Archive", 0, &a, &error), 0);
+	pfd.fd = mailbox_watch_fd(a);
+	pfd.events = POLLIN;
+	CHECK(pfd.fd >= 0);
+	CHECK_INT(poll(&pfd, 1, 0), 0);
+	deliver(md);
+	CHECK_INT(poll(&pfd, 1, 1000), 1);
+	deliver(md);
+	CHECK_STR(sync_log(a, 0), "E3/2 ");
+	CHECK_INT(mailbox_msg(a, 2)->flags, MAILBOX_F_RECENT);
+	CHECK_STR(sync_log(ro, 0), "E3/0 ");
+	/* Dovecot changes flags by renaming in cur/ */
+	rename_first(md, "cur", "cur", ":2,FS");
+	{
+		char *seen = xstrdup(sync_log(a, 0));
+
+		CHECK(strlen(seen) == 3 && seen[0] == 'C');
+		CHECK_STR(sync_log(ro, 0), seen);
+		free(seen);
+	}
+	/* a keyword defined by another */
+	CHECK_INT(mailbox_keyword_index(a, "Junk", 1, &error), 0);
+	CHECK_STR(sync_log(ro, 0), "K ");
+	mailbox_close(&a);
+	mailbox_close(&ro);
+	free(md);
+	mailbox_user_close(&user);
+}
+
+static void
+test_crash_and_rebuild(void)
+{
+	struct mailbox_user *user = user_open("u4");
+	struct mailbox *a = NULL;
+	const char *error;
+	uint64_t modseq, hms;
+	struct mailbox_status st;
+	char *p;
+	int fd;
+
+	append_n(user, "Drafts", 3, MAILBOX_F_DRAFT);
+	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
+	CHECK_INT(
+	    mailbox_store(a, 3, MAILBOX_F_SEEN, 1, 0, &modseq, &error), 0);
+	mailbox_view_status(a, &st);
+	hms = st.highestmodseq;
+	mailbox_close(&a);
+	/* a writer killed in the middle of a record */
+	p = tpath("u4/.Drafts/tern.index.log");
+	fd = open(p, O_WRONLY | O_APPEND);
+	CHECK_INT(file_write_all(fd, "\x20\0\0\0garbage", 11), 0);
+	close(fd);
+	free(p);
+	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
+	CHECK_INT(mailbox_count(a), 3);
+	CHECK_INT(
+	    mailbox_store(a, 1, MAILBOX_F_SEEN, 0, 0, &modseq, &error), 0);
+	mailbox_close(&a);
+	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
+	CHECK_INT(mailbox_msg(a, 1)->flags, MAILBOX_F_SEEN);
+	mailbox_view_status(a, &st);
+	hms = st.highestmodseq;
+	mailbox_close(&a);
+	/* the index is a cache */
+	p = tpath("u4/.Drafts/tern.index");
+	CHECK_INT(unlink(p), 0);
+	free(p);
+	p = tpath("u4/.Drafts/tern.index.log");
+	CHECK_INT(unlink(p), 0);
+	free(p);
+	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
+	CHECK_INT(mailbox_count(a), 3);
+	CHECK_INT(mailbox_msg(a, 1)->uid, 1);
+	CHECK_INT(mailbox_msg(a, 1)->flags, MAILBOX_F_SEEN);
+	CHECK_INT(mailbox_msg(a, 2)->flags, MAILBOX_F_DRAFT);
+	CHECK_INT(mailbox_msg(a, 2)->keywords, 1);
+	CHECK_INT(mailbox_msg(a, 3)->keywords, 1);
+	CHECK_STR(mailbox_keyword_name(a, 0), "$Forwarded");
+	mailbox_view_status(a, &st);
+	CHECK(st.highestmodseq > hms);
+	mailbox_close(&a);
+	mailbox_user_close(&user);
+}
+
+static void
+test_log_rotation(void)
+{
+	struct mailbox_user *user = user_open("u6");
+	struct mailbox *a = NULL, *b = NULL;
+	const char *error;
+	uint64_t modseq, saved = mailbox_log_rotate;
+	unsigned long scans;
+	struct stat st;
+	char *p;
+	int i;
+
+	mailbox_log_rotate = 512;
+	append_n(user, "INBOX", 3, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
+	scans = mailbox_stats.scans;
+	for (i = 0; i < 40; i++) {
+		CHECK_INT(mailbox_store(a, 1 + i % 3,
+		              i % 2 ? MAILBOX_F_SEEN : MAILBOX_F_FLAGGED, 0, 0,
+		              &modseq, &error),
+		    0);
+		if (i % 7 == 0) {
+			/* a session that stopped reading for a while */
+			mailbox_close(&a);
+			CHECK_INT(
+			    mailbox_open(user, "INBOX", 0, &a, &error), 0);
+		}
+	}
+	CHECK(strlen(sync_log(b, 0)) > 0);
+	CHECK_INT(mailbox_msg(b, 1)->flags & MAILBOX_F_STORED,
+	    mailbox_msg(a, 1)->flags & MAILBOX_F_STORED);
+	CHECK_INT(mailbox_msg(b, 2)->modseq, mailbox_msg(a, 2)->modseq);
+	CHECK_INT(mailbox_msg(b, 3)->modseq, mailbox_msg(a, 3)->modseq);
+	CHECK_INT(mailbox_stats.scans, scans);
+	mailbox_close(&a);
+	mailbox_close(&b);
+	p = tpath("u6/tern.index.log");
+	CHECK_INT(stat(p, &st), 0);
+	CHECK(st.st_size < 2048);
+	free(p);
+	mailbox_log_rotate = saved;
+	mailbox_user_close(&user);
+}
+
+static void
+test_cache(void)
+{
+	struct mailbox_user *user = user_open("u5");
+	struct mailbox *a = NULL;
+	const char *error, *data;
+	size_t len;
+
+	append_n(user, "INBOX", 2, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(
+	    mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len), 0);
+	mailbox_cache_put(a, 1, MAILBOX_CACHE_ENVELOPE, "(env1)", 6);
+	mailbox_cache_put(a, 2, MAILBOX_CACHE_BODY, "(body2)", 7);
+	mailbox_close(&a);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK(mailbox_watch_fd(a) >= 0);
+	CHECK_INT(
+	    mailbox_cache_get(a, 1, MAILBOX_CACHE_ENVELOPE, &data, &len), 1);
+	CHECK_INT(len, 6);
+	CHECK(memcmp(data, "(env1)", 6) == 0);
+	CHECK_INT(mailbox_cache_get(a, 2, MAILBOX_CACHE_BODY, &data, &len), 1);
+	CHECK(memcmp(data, "(body2)", 7) == 0);
+	CHECK_INT(
+	    mailbox_cache_get(a, 2, MAILBOX_CACHE_ENVELOPE, &data, &len), 0);
+	mailbox_close(&a);
+	mailbox_user_close(&user);
+}
+
+static double
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0;
+}
+
+/* n files in INBOX's cur/, written directly (a delivery's names). */
+static void
+fill(const char *root, unsigned n)
+{
+	char *p;
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		p = xasprintf("%s/cur/%u.M%uP1.host,S=%zu,W=%zu:2,%s", root,
+		    1700000000 + i, i, strlen(msg_text) - 3, strlen(msg_text),
+		    i % 3 == 0 ? "S" : "");
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		CHECK(fd >= 0);
+		if (fd >= 0)
+			close(fd);
+		free(p);
+	}
+}
+
+static void
+open_large(const char *tag, unsigned n)
+{
+	struct mailbox_user *user = user_open(tag);
+	struct mailbox *a = NULL, *b = NULL;
+	const char *error;
+	char *root = tpath(tag);
+	unsigned long scans;
+	uint64_t modseq;
+	double t0, t1, t2, t3;
+
+	fill(root, n);
+	t0 = now_ms();
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	t1 = now_ms();
+	CHECK_INT(mailbox_count(a), n);
+	mailbox_close(&a);
+	scans = mailbox_stats.scans;
+	t2 = now_ms();
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	t3 = now_ms();
+	/* unchanged: the index and the log, no readdir */
+	CHECK_INT(mailbox_stats.scans, scans);
+	CHECK_INT(mailbox_count(a), n);
+	CHECK_INT(mailbox_msg(a, n)->uid, n);
+	/* a tern session's change costs the other no scan either */
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
+	CHECK_INT(
+	    mailbox_store(a, n / 2, MAILBOX_F_FLAGGED, 0, 0, &modseq, &error),
+	    0);
+	CHECK(strncmp(sync_log(b, 0), "C", 1) == 0);
+	printf("# %u messages: first open (scan) %.1f ms, second open %.1f ms"
+	       ", scans %lu\n",
+	    n, t1 - t0, t3 - t2, mailbox_stats.scans - scans);
+	CHECK_INT(mailbox_stats.scans, scans);
+	mailbox_close(&a);
+	mailbox_close(&b);
+	free(root);
+	mailbox_user_close(&user);
+}
+
+static void
+test_large_folder(void)
+{
+	const char *env = getenv("TERN_MAILBOX_BENCH");
+
+	open_large("big", 10000);
+	if (env != NULL)
+		open_large("bench", (unsigned)strtoul(env, NULL, 10));
+}
+
+static void
+test_cleanup(void)
+{
+	CHECK_INT(unit_rmtree(test_root), 0);
+}
+
+UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
+    UNIT_CASE(test_keywords_file), UNIT_CASE(test_folders),
+    UNIT_CASE(test_view), UNIT_CASE(test_others),
+    UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
+    UNIT_CASE(test_cache), UNIT_CASE(test_large_folder),
+    UNIT_CASE(test_cleanup))
