@@ -632,7 +632,8 @@ def report(paths):
     print("%-58s" % "IMAP" + "".join("%10s" % n for n in names)
           + ("%13s" % "tern better" if both else ""))
     for label, vals, higher in figures:
-        line = "%-58s" % label + "".join("%10.2f" % vals[n] for n in names)
+        line = "%-58s" % label + "".join(
+            ("%10.2f" if vals[n] >= 1 else "%10.3f") % vals[n] for n in names)
         if both:
             a, b = vals["tern"], vals["dovecot"]
             if not higher:
