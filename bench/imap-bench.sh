@@ -164,14 +164,14 @@ fi
 # One server at a time; bounded: the client's every read has a timeout,
 # and the whole run of one server this one.
 limit=$((600 + messages / 20 + nusers + 3 * seconds * $(echo "$sessions" | wc -w)))
-run() { # NAME PORT MASTER
+run() { # NAME PORT MASTER LOG MAIL_ROOT
 	timeout "$limit" python3 "$client_py" run "$1" "$2" "$3" "$tmp/mail/expected.json" \
 		"$tmp/$1.json" "$password" "$domain" "$nusers" "$fetch" "$seconds" \
-		"$(echo "$sessions" | tr -s ' ' ',')" "$idle" ||
+		"$(echo "$sessions" | tr -s ' ' ',')" "$idle" "$5/$domain/big/Maildir" ||
 		die "$1: the run failed (server log: $4)"
 }
-! with tern || run tern "$tern_port" "$tern_master" "$tern_dir/log"
-! with dovecot || run dovecot "$dv_port" "$dv_pid" "$dv/dovecot.log"
+! with tern || run tern "$tern_port" "$tern_master" "$tern_dir/log" "$(conf_value virtual_mailbox_base)"
+! with dovecot || run dovecot "$dv_port" "$dv_pid" "$dv/dovecot.log" "$dv/mail"
 if grep -q "Fatal\|Panic" "$dv/dovecot.log" 2>/dev/null; then
 	say "WARNING: dovecot logged errors: $(grep -m3 'Fatal\|Panic' "$dv/dovecot.log")"
 fi

@@ -6,7 +6,7 @@
         DIR/big and DIR/small: maildirs of MESSAGES and SMALL messages,
         deterministic, as a delivery agent writes them; DIR/expected.json.
     imap_client.py run NAME PORT MASTER_PID EXPECTED_JSON OUT_JSON \\
-            PASSWORD DOMAIN USERS FETCH_N SECONDS SESSIONS,... IDLE
+            PASSWORD DOMAIN USERS FETCH_N SECONDS SESSIONS,... IDLE BIG_MAILDIR
         Every measurement against one server; the figures to OUT_JSON.
     imap_client.py report OUT_JSON...
         The table: each figure for each server and the ratio.
@@ -526,8 +526,13 @@ def say(name, text):
     print("==> %s: %s" % (name, text), file=sys.stderr, flush=True)
 
 
+def index_files(maildir):
+    return sorted(n for n in os.listdir(maildir)
+                  if n.startswith(("tern.index", "dovecot.index")))
+
+
 def run(name, port, master, exp_path, out_path, pw, domain, nusers, fetch_n,
-        seconds, sessions_list, nidle):
+        seconds, sessions_list, nidle, maildir):
     with open(exp_path) as f:
         exp = json.load(f)
     big, small = exp["big"], exp["small"]
@@ -540,6 +545,9 @@ def run(name, port, master, exp_path, out_path, pw, domain, nusers, fetch_n,
     c = Imap(port)
     c.login("big@" + domain, pw)
     settled(master)
+    # Cold is the first SELECT of a folder the server never indexed: not
+    # so if the login did it.
+    res["indexed_before_select"] = index_files(maildir)
     select(c, res, "select_cold", master, big["messages"])
     fetch_meta(c, res, "fetch_cold", master, big)
     c.logout()
@@ -640,6 +648,10 @@ def report(paths):
                 a, b = b, a
             line += "%12.2fx" % (a / b) if a > 0 and b > 0 else "%13s" % "-"
         print(line)
+    for n in names:
+        if rows[n]["indexed_before_select"]:
+            print("WARNING: %s's cold SELECT was not cold: %s existed after LOGIN"
+                  % (n, ", ".join(rows[n]["indexed_before_select"])))
 
 
 def main():
@@ -649,7 +661,7 @@ def main():
     elif cmd == "run":
         run(args[0], int(args[1]), int(args[2]), args[3], args[4], args[5], args[6],
             int(args[7]), int(args[8]), float(args[9]),
-            [int(x) for x in args[10].split(",") if x], int(args[11]))
+            [int(x) for x in args[10].split(",") if x], int(args[11]), args[12])
     elif cmd == "report":
         report(args)
     else:
