@@ -228,10 +228,12 @@ login_client_starttls(struct login_client *c)
 	if (login_tls == NULL || c->tls_active)
 		msg_panic("login_client_starttls without TLS to start");
 	if (stream_buffered(&c->st) > 0 || stream_input_ready(&c->st)) {
-		msg_info("%s: input pipelined after STLS: possible command "
-		         "injection",
+		/* STLS (POP3) or STARTTLS (IMAP): the protocol's log name
+		 * says which. */
+		msg_info("%s: input pipelined after starting TLS: possible "
+		         "command injection",
 		    login_proto->log_name);
-		c->reason = "Input pipelined after STLS";
+		c->reason = "Input pipelined after starting TLS";
 		return -1;
 	}
 	c->tls_starting = 1;
