@@ -94,10 +94,10 @@ if [ ! -f "$confdir/tern.conf" ]; then
 else
 	say "keeping the configuration in $confdir"
 	# Services added since that configuration was made (outbound smtp,
-	# pickup and showq for sendmail and mailq, POP3's login and spawn),
-	# each with its continuation lines.
+	# pickup and showq for sendmail and mailq, POP3's login and spawn,
+	# IMAP's login), each with its continuation lines.
 	template="$prefix/share/tern/services.conf"
-	for svc in smtp pickup showq login/spawn 110 995; do
+	for svc in smtp pickup showq login/spawn 110 995 143 993; do
 		grep -q "^$svc[[:space:]]" "$confdir/services.conf" && continue
 		entry=$(awk -v n="$svc" '$1 == n && !/^[ \t]/ { p = 1; print; next }
 			p && /^[ \t]/ { print; next } { p = 0 }' "$template")
@@ -155,7 +155,8 @@ cat <<EOF
 
 tern is running: SMTP on 127.0.0.1:$port (STARTTLS offered), submission on
 127.0.0.1:587 (STARTTLS and AUTH required) and 127.0.0.1:465 (implicit TLS);
-POP3 on 110 (STLS) and 995 (implicit TLS).
+POP3 on 110 (STLS) and 995 (implicit TLS); IMAP on 143 (STARTTLS) and 993
+(implicit TLS).
 
 Send a test message:
   swaks --server 127.0.0.1:$port --from you@example.org --to $demo_user

@@ -13,8 +13,8 @@
  * a socketpair, both ways, with bounded buffers, until either side ends.
  *
  * This file is the part every protocol shares; the POP3 dialogue is in
- * login_pop3.c behind struct login_protocol (login.h), so imapd's login
- * adds one file.
+ * login_pop3.c, IMAP's in login_imap.c, behind struct login_protocol
+ * (login.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,8 +59,6 @@
 #define LOGIN_RELAY_IDLE_MS	(60 * 60 * 1000ULL)
 /* Text from the client in one log line. */
 #define LOGIN_LOG_TEXT_MAX	128
-#define LOGIN_TICKET_ENV	"TERN_TLS_TICKET_SECRET"
-#define LOGIN_TICKET_MAX	64
 #define MS_PER_SEC		1000
 
 enum login_state {
@@ -116,6 +114,7 @@ static int client_count;
 
 static const struct login_protocol *const login_protocols[] = {
     &login_pop3,
+    &login_imap,
 };
 
 static void client_after(struct login_client *c);
@@ -229,10 +228,12 @@ login_client_starttls(struct login_client *c)
 	if (login_tls == NULL || c->tls_active)
 		msg_panic("login_client_starttls without TLS to start");
 	if (stream_buffered(&c->st) > 0 || stream_input_ready(&c->st)) {
-		msg_info("%s: input pipelined after STLS: possible command "
-		         "injection",
+		/* STLS (POP3) or STARTTLS (IMAP): the protocol's log name
+		 * says which. */
+		msg_info("%s: input pipelined after starting TLS: possible "
+		         "command injection",
 		    login_proto->log_name);
-		c->reason = "Input pipelined after STLS";
+		c->reason = "Input pipelined after starting TLS";
 		return -1;
 	}
 	c->tls_starting = 1;
@@ -272,12 +273,51 @@ client_write(struct login_client *c)
 		c->write_ms = event_now_ms(c->loop);
 }
 
+const char *
+login_client_input(struct login_client *c, size_t *len_r)
+{
+	return stream_peek(&c->st, len_r);
+}
+
+void
+login_client_input_consume(struct login_client *c, size_t n)
+{
+	stream_consume(&c->st, n);
+}
+
+/* A protocol that reads its input itself: while it takes some. */
+static void
+client_input_raw(struct login_client *c)
+{
+	size_t before;
+
+	while (client_wants_input(c)) {
+		before = stream_buffered(&c->st);
+		if (before == 0) {
+			if (c->st.eof)
+				c->close_now = 1;
+			return;
+		}
+		login_proto->input(c);
+		if (stream_buffered(&c->st) == before) {
+			/* It waits for more, which will never come. */
+			if (c->st.eof && client_wants_input(c))
+				c->close_now = 1;
+			return;
+		}
+	}
+}
+
 /* Runs the complete lines buffered, while the dialogue takes them. */
 static void
 client_input(struct login_client *c)
 {
 	enum stream_result r;
 
+	if (login_proto->input != NULL) {
+		client_input_raw(c);
+		return;
+	}
 	while (client_wants_input(c)) {
 		r = stream_next_line(
 		    &c->st, &c->line, login_proto->line_max, NULL);
@@ -901,6 +941,7 @@ spawn_frame(struct login_client *c, const struct login_request *r)
 	    attr_put_int(f, LOGIN_ATTR_TLS, c->tls_active) < 0 ||
 	    attr_put_int(f, LOGIN_ATTR_SECURED, c->tls_active || c->trusted) <
 	        0 ||
+	    (r->tag != NULL && attr_put_str(f, LOGIN_ATTR_TAG, r->tag) < 0) ||
 	    (len > 0 && attr_put(f, LOGIN_ATTR_INPUT, input, len) < 0) ||
 	    attr_frame_end(f) < 0)
 		return -1;
@@ -1082,29 +1123,6 @@ relay_io(struct event_fd *ev, int fd, int events, void *ctx)
 
 /* ------------------------------------------------------ the daemon */
 
-/* The secret that lets every login process resume every other one's
- * TLS sessions; master makes a fresh one at each start. */
-static size_t
-login_ticket_secret(unsigned char *out, size_t max)
-{
-	const char *hex = getenv(LOGIN_TICKET_ENV);
-	size_t n = 0;
-	unsigned hi, lo;
-
-	if (hex == NULL)
-		return 0;
-	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
-		hi = (unsigned)(hex[0] <= '9' ? hex[0] - '0'
-		                              : hex[0] - 'a' + 10);
-		lo = (unsigned)(hex[1] <= '9' ? hex[1] - '0'
-		                              : hex[1] - 'a' + 10);
-		if (hi > 15 || lo > 15)
-			return 0;
-		out[n++] = (unsigned char)(hi << 4 | lo);
-	}
-	return n;
-}
-
 /*
  * As root: the key is readable by root only. Without a certificate STLS
  * is not offered and the implicit-TLS port refuses connections; a
@@ -1113,7 +1131,7 @@ login_ticket_secret(unsigned char *out, size_t max)
 static void
 login_tls_init(void)
 {
-	unsigned char secret[LOGIN_TICKET_MAX];
+	unsigned char secret[TLS_TICKET_SECRET_MAX];
 	struct tls_server_config cfg;
 	const char *err;
 
@@ -1133,7 +1151,8 @@ login_tls_init(void)
 	cfg.ciphers = var_smtpd_tls_ciphers;
 	cfg.ciphersuites = var_smtpd_tls_ciphersuites;
 	cfg.ticket_secret = secret;
-	cfg.ticket_secret_len = login_ticket_secret(secret, sizeof(secret));
+	cfg.ticket_secret_len =
+	    tls_ticket_secret_from_env(secret, sizeof(secret));
 	cfg.ticket_lifetime = (unsigned)var_smtpd_tls_session_cache_timeout;
 	if (tls_server_create(&cfg, &login_tls, &err) < 0) {
 		msg_warn("TLS is not available: %s", err);
@@ -1162,7 +1181,7 @@ login_pre_drop(int argc, char **argv)
 	char *err;
 
 	if (argc < 1 || (login_proto = login_protocol_find(argv[0])) == NULL)
-		msg_fatal("usage: login [options] pop3 (got %s)",
+		msg_fatal("usage: login [options] pop3|imap (got %s)",
 		    argc < 1 ? "no protocol" : argv[0]);
 	log_init(login_proto->log_name,
 	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);

@@ -3,7 +3,7 @@
  * The pre-login process (login_proto.h): login.c is the part every
  * protocol shares (connections, TLS, limits, the spawn request with the
  * descriptor passed on, the TLS relay after a login); a protocol adds one
- * struct login_protocol (login_pop3.c; imapd's login_imap.c later) that
+ * struct login_protocol (login_pop3.c, login_imap.c) that
  * speaks the greeting-stage dialogue through the functions below.
  */
 #ifndef TERN_LOGIN_H
@@ -55,6 +55,12 @@ struct login_protocol {
 	void (*line)(struct login_client *c, char *line, size_t len);
 	/* A line over line_max was received (and discarded). */
 	void (*line_too_long)(struct login_client *c);
+	/* Instead of line and line_too_long, for a protocol that is not
+	 * line-based (IMAP: literals): called while input is buffered; it
+	 * takes what it can through login_client_input and
+	 * login_client_input_consume, consuming nothing when it needs more
+	 * (at most STREAM_RBUF_SIZE octets are ever buffered). */
+	void (*input)(struct login_client *c);
 	/* The answer to login_client_login, anything but LOGIN_RESULT_OK
 	 * (the session greets after an OK). */
 	void (*login_failed)(struct login_client *c, enum login_result r);
@@ -65,6 +71,7 @@ struct login_protocol {
 };
 
 extern const struct login_protocol login_pop3;
+extern const struct login_protocol login_imap;
 
 /* The protocol's state, set by its start. */
 void *login_client_proto(struct login_client *c);
@@ -77,6 +84,11 @@ void login_client_set_proto(struct login_client *c, void *proto);
  */
 void login_client_reply(struct login_client *c, const char *fmt, ...)
     MTA_PRINTF(2, 3);
+/* The input buffered and not consumed yet (protocol->input). Consume a
+ * command before acting on it: a login sends spawn what follows it. */
+const char *login_client_input(struct login_client *c, size_t *len_r);
+void login_client_input_consume(struct login_client *c, size_t n);
+
 /* Closes the connection once the queued replies are written. */
 void login_client_quit(struct login_client *c);
 /* Counts a bad command; returns 1 when the limit is reached (the caller
@@ -105,6 +117,7 @@ struct login_request {
 	const char *user;
 	const char *password;	/* plain */
 	const char *apop_challenge, *apop_digest;	/* apop */
+	const char *tag;	/* IMAP: the command's, for the session */
 };
 
 /*

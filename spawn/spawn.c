@@ -8,8 +8,8 @@
  * path to auth's socket as root), finds the mailbox and its owner
  * (lib/mail/mailbox_locate.h, the rules local delivery writes by),
  * enforces the session limits per user and per client address and the
- * RFC 2449 LOGIN-DELAY, and forks and execs pop3d as the mailbox owner
- * with the client on fd 0. It tracks its sessions until they exit.
+ * RFC 2449 LOGIN-DELAY, and forks and execs pop3d or imapd (by the
+ * request's service) as the mailbox owner with the client on fd 0. It tracks its sessions until they exit.
  *
  * One event-driven process (SERVER_MULTI): requests, auth questions and
  * session exits interleave in one loop; every request has a deadline and
@@ -70,6 +70,10 @@
 #define SPAWN_PORT_MAX        65535
 #define SPAWN_EXEC_FAILED     127
 #define SPAWN_SESSION_PROGRAM "pop3d"
+#define SPAWN_IMAP_PROGRAM    "imapd"
+/* An IMAP tag is short (imap_parser.h); a request with a longer one is
+ * no correct login process's. */
+#define SPAWN_TAG_MAX         128
 #define SPAWN_DEV_NULL        "/dev/null"
 
 enum spawn_state {
@@ -91,6 +95,7 @@ struct spawn_req {
 	struct attr_list attrs;
 	/* Checked request fields, pointing into attrs. */
 	const char *service, *mech, *user, *addr, *laddr, *port, *lport;
+	const char *tag; /* IMAP: the login command's, NULL for POP3 */
 	const struct attr *input;
 	int tls;
 	struct spawn_req *prev, *next;
@@ -310,7 +315,7 @@ spawn_env(const struct spawn_req *r, const char *user,
 
 	while (names[count] != NULL)
 		count++;
-	envp = xcalloc(count + 10, sizeof(*envp));
+	envp = xcalloc(count + 11, sizeof(*envp));
 	for (i = 0; i < count; i++) {
 		if (strchr(names[i], '=') != NULL)
 			envp[j++] = xstrdup(names[i]);
@@ -326,6 +331,8 @@ spawn_env(const struct spawn_req *r, const char *user,
 	envp[j++] = xasprintf("%s=%s", LOGIN_ENV_LOCAL_PORT, r->lport);
 	envp[j++] = xasprintf("%s=%d", LOGIN_ENV_TLS, r->tls);
 	envp[j++] = xasprintf("%s=%s", LOGIN_ENV_ID, id);
+	if (r->tag != NULL)
+		envp[j++] = xasprintf("%s=%s", LOGIN_ENV_TAG, r->tag);
 	if (r->input != NULL && r->input->len > 0) {
 		buf_init(&b64, BASE64_ENCODED_LEN(LOGIN_INPUT_MAX) + 1);
 		if (base64_encode(r->input->value, r->input->len, &b64) < 0)
@@ -410,10 +417,19 @@ spawn_child_fds(int client_fd)
 	}
 }
 
-static char *
-spawn_program(void)
+/* The session program of service (pop3d also runs the retention job). */
+static const char *
+spawn_program_name(const char *service)
 {
-	return xasprintf("%s/%s", var_daemon_directory, SPAWN_SESSION_PROGRAM);
+	return strcmp(service, AUTH_PROTO_IMAP) == 0 ? SPAWN_IMAP_PROGRAM
+						     : SPAWN_SESSION_PROGRAM;
+}
+
+static char *
+spawn_program(const char *service)
+{
+	return xasprintf("%s/%s", var_daemon_directory,
+	    spawn_program_name(service));
 }
 
 /* Forks the session; its pid, or -1 (logged). */
@@ -421,8 +437,10 @@ static pid_t
 spawn_session_start(const struct spawn_req *r, const char *user,
     const struct mailbox_location *loc, const char *id)
 {
-	char *prog = spawn_program(), **envp = spawn_env(r, user, loc, id);
-	char *argv[] = {SPAWN_SESSION_PROGRAM, "-c", var_config_directory,
+	char *prog = spawn_program(r->service),
+	     **envp = spawn_env(r, user, loc, id);
+	char *argv[] = {(char *)spawn_program_name(r->service), "-c",
+	    var_config_directory,
 	    var_debug_level > 0 ? "-v" : NULL, NULL};
 	pid_t pid;
 
@@ -690,6 +708,16 @@ spawn_text(const struct attr_list *l, const char *name, size_t min, size_t max)
 	return a->value;
 }
 
+/* 1 if s is printable ASCII without a space. */
+static int
+spawn_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static int
 spawn_flag(const struct attr_list *l, const char *name, int *out_r)
 {
@@ -756,6 +784,14 @@ spawn_req_check(struct spawn_req *r, const char **why_r)
 	if (spawn_flag(l, LOGIN_ATTR_TLS, &r->tls) < 0 ||
 	    spawn_flag(l, LOGIN_ATTR_SECURED, &secured) < 0)
 		return *why_r = "bad tls or secured flag", -1;
+	/* IMAP's session answers the login command: it needs its tag, a
+	 * printable one (it goes into the environment). */
+	r->tag = NULL;
+	if (strcmp(r->service, AUTH_PROTO_IMAP) == 0) {
+		r->tag = spawn_text(l, LOGIN_ATTR_TAG, 1, SPAWN_TAG_MAX);
+		if (r->tag == NULL || !spawn_printable(r->tag))
+			return *why_r = "bad or missing tag", -1;
+	}
 	r->input = attr_find(l, LOGIN_ATTR_INPUT);
 	if (r->input != NULL && r->input->len > LOGIN_INPUT_MAX)
 		return *why_r = "input over LOGIN_INPUT_MAX", -1;
@@ -985,7 +1021,7 @@ spawn_expire(struct event_timer *t, void *ctx)
 			priv_user_free(&u);
 		return;
 	}
-	prog = spawn_program();
+	prog = spawn_program(AUTH_PROTO_POP3);
 	argv[0] = SPAWN_SESSION_PROGRAM;
 	argv[1] = "-c";
 	argv[2] = var_config_directory;

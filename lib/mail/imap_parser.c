@@ -164,6 +164,14 @@ clear_command(struct imap_parser *p)
 	memset(&p->cmd, 0, sizeof(p->cmd));
 }
 
+/* The command's bytes may have held a password (LOGIN). */
+static void
+wipe_store(struct imap_parser *p)
+{
+	if (p->store.data != NULL)
+		explicit_bzero(p->store.data, p->store.len);
+}
+
 struct imap_parser *
 imap_parser_create(const struct imap_parser_limits *lim)
 {
@@ -183,6 +191,7 @@ imap_parser_free(struct imap_parser **parser_r)
 
 	if (p == NULL)
 		return;
+	wipe_store(p);
 	buf_free(&p->store);
 	free(p->nodes);
 	free(p->args);
@@ -195,6 +204,7 @@ imap_parser_free(struct imap_parser **parser_r)
 void
 imap_parser_reset(struct imap_parser *p)
 {
+	wipe_store(p);
 	clear_command(p);
 	p->fatal = 0;
 	p->skip_lit = SKIP_LIT_NONE;

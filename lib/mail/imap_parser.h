@@ -117,7 +117,8 @@ const char *imap_parser_error(const struct imap_parser *parser,
  * the command and waits for the next. */
 void imap_parser_skip_literal(struct imap_parser *parser);
 
-/* Forgets any partial command (after STARTTLS, AUTHENTICATE). */
+/* Forgets any partial command (after STARTTLS, AUTHENTICATE), and wipes
+ * the bytes of the last one (a LOGIN's password); free wipes too. */
 void imap_parser_reset(struct imap_parser *parser);
 
 /* The tag and the command name of the command being read (after

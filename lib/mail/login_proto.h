@@ -48,6 +48,10 @@
  *            tls=0|1              (1: the descriptor is login's proxy
  *                                 socketpair, the client talks TLS)
  *            secured=0|1          (TLS, or $login_trusted_networks)
+ *            tag                  (service=imap: the tag of the LOGIN or
+ *                                 AUTHENTICATE command, 1 to 128
+ *                                 printable characters; the session
+ *                                 answers it "tag OK ... Logged in")
  *            input                (bytes the client sent after the login
  *                                 command, to be read first by the
  *                                 session; at most LOGIN_INPUT_MAX; may
@@ -68,9 +72,9 @@
  * delay: the user logged in less than $pop3_login_delay seconds ago
  * (RFC 2449 LOGIN-DELAY): "-ERR [LOGIN-DELAY] ...".
  *
- * The session (pop3d) is started by spawn as
+ * The session (pop3d, or imapd for service=imap) is started by spawn as
  *
- *   pop3d -c CONFIG_DIR [-v]
+ *   pop3d -c CONFIG_DIR [-v]      (imapd -c CONFIG_DIR [-v])
  *
  * with uid, gid and supplementary groups of the mailbox owner (never
  * uid 0: spawn refuses), the working directory "/", fd 0 the client
@@ -86,6 +90,8 @@
  *   TERN_SESSION_TLS      "0" or "1"
  *   TERN_SESSION_INPUT    the request's input, base64 (absent: none)
  *   TERN_SESSION_ID       a short id for log lines (spawn's)
+ *   TERN_SESSION_TAG      imapd only: the request's tag; imapd's first
+ *                         words are "TAG OK [CAPABILITY ...] Logged in"
  *
  * spawn reaps its sessions and takes back their counts when they exit.
  */
@@ -109,6 +115,7 @@
 #define LOGIN_ATTR_TLS		"tls"
 #define LOGIN_ATTR_SECURED	"secured"
 #define LOGIN_ATTR_INPUT	"input"
+#define LOGIN_ATTR_TAG		"tag"
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_ATTR_TEXT		"text"
 
@@ -135,5 +142,6 @@
 #define LOGIN_ENV_TLS		"TERN_SESSION_TLS"
 #define LOGIN_ENV_INPUT		"TERN_SESSION_INPUT"
 #define LOGIN_ENV_ID		"TERN_SESSION_ID"
+#define LOGIN_ENV_TAG		"TERN_SESSION_TAG"
 
 #endif

@@ -726,6 +726,8 @@ class TernInstance:
         self.submission_port = self.port_base + 587
         self.pop3_port = self.port_base + 110
         self.pop3s_port = self.port_base + 995
+        self.imap_port = self.port_base + 143
+        self.imaps_port = self.port_base + 993
         # Programs may also run from here (a test's own daemon_directory).
         self.daemon_dirs = [DAEMON_DIR]
         self.users_made = []
@@ -760,7 +762,8 @@ class TernInstance:
                 # chroot hides: test instances run them unchrooted, one
                 # per port; the tests of the chroot itself put it back
                 # inside leak_checks_off().
-                for port in (self.pop3_port, self.pop3s_port):
+                for port in (self.pop3_port, self.pop3s_port,
+                             self.imap_port, self.imaps_port):
                     self.edit_service(str(port), 4, "n")
                     self.edit_service(str(port), 5, "1")
             else:
@@ -891,7 +894,7 @@ class TernInstance:
             if not (any(argv[0].startswith(d + "/")
                         for d in self.daemon_dirs)
                     or prog in ("master", "smtpd", "qmgr", "local",
-                                "spawn", "pop3d")):
+                                "spawn", "pop3d", "imapd")):
                 continue
             if daemons_only and prog != "master" and "-n" not in argv:
                 continue

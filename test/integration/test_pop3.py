@@ -594,8 +594,11 @@ class Pop3Test(Pop3Helpers, TernTestCase):
 
         def mine():
             for pid in self.sessions():
-                with open("/proc/%d/environ" % pid, "rb") as f:
-                    env = f.read().split(b"\0")
+                try:
+                    with open("/proc/%d/environ" % pid, "rb") as f:
+                        env = f.read().split(b"\0")
+                except OSError:
+                    continue    # it exited meanwhile
                 if b"TERN_SESSION_USER=" + user.encode() in env:
                     return pid
             return None
@@ -603,8 +606,9 @@ class Pop3Test(Pop3Helpers, TernTestCase):
         self.assertEqual(harness.process_uids(session), (vmail,) * 4)
         self.assertEqual(os.stat(t.virtual_maildir(user)).st_uid, vmail)
         logins = t.pids("login")
-        # One per port: 110, 995 and the class's APOP service.
-        self.assertEqual(len(logins), 3, t.describe_pids())
+        # One per port: 110, 995, the class's APOP service, and IMAP's
+        # 143 and 993.
+        self.assertEqual(len(logins), 5, t.describe_pids())
         for pid in logins:
             self.assertEqual(harness.process_uids(pid), (ternlogin,) * 4)
         p.quit()
@@ -750,7 +754,10 @@ class StrangerTest(Pop3Helpers, TernTestCase):
         login_dir = os.path.realpath(t.conf_get("login_directory"))
         ternlogin = pwd.getpwnam(t.conf_get("login_user")).pw_uid
         t.wait_ready()     # chroot and drop done
-        logins = t.pids("login")
+        # Two per POP3 port (IMAP's run unchrooted, as the harness has
+        # them).
+        logins = (t.pids("login", service=str(pop3_port(t))) +
+                  t.pids("login", service=str(pop3s_port(t))))
         self.assertEqual(len(logins), 4, t.describe_pids())
         for pid in logins:
             self.assertEqual(harness.process_uids(pid), (ternlogin,) * 4)
