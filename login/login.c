@@ -661,6 +661,7 @@ login_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 
 	c->loop = loop;
 	c->fd = fd;
+	file_tcp_nodelay(fd);
 	c->spawn_fd = c->pass_fd = c->relay_fd = -1;
 	client_addresses(c, l);
 	c->trusted = login_trusted != NULL &&
