@@ -23,13 +23,13 @@
 
 /* The cached record: this version octet, then per field a presence
  * octet, a 32-bit length and the value. */
-#define SORT_CACHE_VERSION 1
+#define SORT_CACHE_VERSION   1
 #define SORT_CACHE_FIELD_HDR 5
 /* Longest value kept of a field (a References field keeps its end). */
-#define SORT_FIELD_MAX (8 * 1024)
-#define SORT_REFERENCES_MAX (64 * 1024)
+#define SORT_FIELD_MAX       (8 * 1024)
+#define SORT_REFERENCES_MAX  (64 * 1024)
 /* A response line per message: " 4294967295" */
-#define SORT_NUM_WIDTH 11
+#define SORT_NUM_WIDTH       11
 
 static const char *const field_names[IMAPD_SORT_F_COUNT] = {
     [IMAPD_SORT_F_DATE] = "Date",
@@ -52,8 +52,8 @@ cap_value(char *v, enum imapd_sort_field f)
 	size_t len = strlen(v), max, from;
 	const char *lt;
 
-	max = f == IMAPD_SORT_F_REFERENCES ? SORT_REFERENCES_MAX
-	                                     : SORT_FIELD_MAX;
+	max =
+	    f == IMAPD_SORT_F_REFERENCES ? SORT_REFERENCES_MAX : SORT_FIELD_MAX;
 	if (len <= max)
 		return;
 	if (f != IMAPD_SORT_F_REFERENCES) {
@@ -156,8 +156,7 @@ vals_free(char **vals)
 
 static void
 call_fn(size_t i, char **vals,
-    void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h),
-    void *ctx)
+    void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h), void *ctx)
 {
 	struct imapd_sort_hdr h;
 	size_t f;
@@ -169,8 +168,7 @@ call_fn(size_t i, char **vals,
 
 void
 imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs, size_t n,
-    void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h),
-    void *ctx)
+    void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h), void *ctx)
 {
 	char *vals[IMAPD_SORT_F_COUNT] = {0};
 	size_t i, nmiss = 0, *miss;
@@ -190,9 +188,9 @@ imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs, size_t n,
 			miss[nmiss++] = i;
 		vals_free(vals);
 	}
-	buf_init(&rec, IMAPD_SORT_F_COUNT *
-	                   (SORT_REFERENCES_MAX + SORT_CACHE_FIELD_HDR) +
-	               1);
+	buf_init(&rec,
+	    IMAPD_SORT_F_COUNT * (SORT_REFERENCES_MAX + SORT_CACHE_FIELD_HDR) +
+	        1);
 	for (i = 0; i < nmiss && !s->broken; i++) {
 		hdr_read(s, seqs[miss[i]], vals);
 		call_fn(miss[i], vals, fn, ctx);
@@ -232,8 +230,9 @@ imapd_sort_charset(struct imapd_session *s, const struct imap_arg *arg)
 	if (imap_arg_astring(arg, &cs, &len) &&
 	    (strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "US-ASCII") == 0))
 		return 1;
-	imapd_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] "
-	                      "Unsupported charset.");
+	imapd_tagged(s, "NO",
+	    "[BADCHARSET (UTF-8 US-ASCII)] "
+	    "Unsupported charset.");
 	return 0;
 }
 
@@ -408,8 +407,8 @@ sort_cmp(const void *va, const void *vb)
 
 /* The sort program: 1, or 0 after a BAD. */
 static int
-parse_program(struct imapd_session *s, const struct imap_arg *list,
-    struct sort_ctx *x)
+parse_program(
+    struct imapd_session *s, const struct imap_arg *list, struct sort_ctx *x)
 {
 	const char *w;
 	size_t i, k, len;
@@ -465,8 +464,8 @@ parse_program(struct imapd_session *s, const struct imap_arg *list,
 
 /* RETURN (...) of ESORT; 1, or 0 after a BAD. */
 static int
-parse_return(struct imapd_session *s, const struct imap_arg *list,
-    unsigned *ret_r)
+parse_return(
+    struct imapd_session *s, const struct imap_arg *list, unsigned *ret_r)
 {
 	static const struct {
 		const char *name;
@@ -583,8 +582,8 @@ send_result(struct imapd_session *s, struct imapd_cmd *c,
 		for (i = 0; i < n; i++)
 			imapd_bprintf(&out, " %u", nums[i]);
 		if (modseq_used && n > 0)
-			imapd_bprintf(&out, " (MODSEQ %llu)",
-			    (unsigned long long)maxmod);
+			imapd_bprintf(
+			    &out, " (MODSEQ %llu)", (unsigned long long)maxmod);
 		imapd_bputs(&out, "\r\n");
 	} else if (ret != RET_SAVE) {
 		imapd_bputs(&out, "* ESEARCH (TAG ");
@@ -603,8 +602,8 @@ send_result(struct imapd_session *s, struct imapd_cmd *c,
 		if (ret & RET_COUNT)
 			imapd_bprintf(&out, " COUNT %zu", n);
 		if (modseq_used && n > 0)
-			imapd_bprintf(&out, " MODSEQ %llu",
-			    (unsigned long long)maxmod);
+			imapd_bprintf(
+			    &out, " MODSEQ %llu", (unsigned long long)maxmod);
 		imapd_bputs(&out, "\r\n");
 	}
 	(void)imapd_send(s, out.data, out.len);
@@ -628,7 +627,8 @@ imapd_cmd_sort(struct imapd_session *s, struct imapd_cmd *c)
 		if (i + 1 >= c->count ||
 		    !parse_return(s, &c->args[i + 1], &ret)) {
 			if (i + 1 >= c->count)
-				imapd_tagged(s, "BAD", "Invalid RETURN options.");
+				imapd_tagged(
+				    s, "BAD", "Invalid RETURN options.");
 			return;
 		}
 		esort = 1;

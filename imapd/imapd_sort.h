@@ -41,9 +41,8 @@ struct imapd_sort_hdr {
  * (then cached). A message whose file is gone has no fields. hdr is
  * valid during the call only.
  */
-void imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs,
-    size_t n, void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h),
-    void *ctx);
+void imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs, size_t n,
+    void (*fn)(void *ctx, size_t i, const struct imapd_sort_hdr *h), void *ctx);
 
 /* RFC 5256 2.2 sent date: the Date: field's time, else (absent or
  * unparsable) the INTERNALDATE; the time taken modulo 2^32 as Dovecot 2.3

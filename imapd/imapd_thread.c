@@ -23,23 +23,23 @@
 #include "imapd_sort.h"
 
 /* A message id is at most this long (RFC 5322 lines are 998 octets). */
-#define THREAD_ID_MAX 1000
+#define THREAD_ID_MAX    1000
 /* "(4294967295 " and its closing parenthesis, per message */
 #define THREAD_NUM_WIDTH 16
-#define HASH_MIN 64
-#define FNV_OFFSET 2166136261u
-#define FNV_PRIME 16777619u
-#define NO_NODE 0
+#define HASH_MIN         64
+#define FNV_OFFSET       2166136261u
+#define FNV_PRIME        16777619u
+#define NO_NODE          0
 
 /* ------------------------------------------------ per message data */
 
 struct thread_msg {
 	uint32_t seq;
-	int64_t date;   /* RFC 5256 sent date */
-	char *subject;  /* base subject, NULL when no Subject field */
-	int reply;      /* the subject had Re: / Fwd: markers */
-	char *msgid;    /* NULL: none valid */
-	char **refs;    /* References ids, else the first In-Reply-To one */
+	int64_t date;  /* RFC 5256 sent date */
+	char *subject; /* base subject, NULL when no Subject field */
+	int reply;     /* the subject had Re: / Fwd: markers */
+	char *msgid;   /* NULL: none valid */
+	char **refs;   /* References ids, else the first In-Reply-To one */
 	size_t nrefs;
 };
 
@@ -155,8 +155,8 @@ group_cmp(const void *va, const void *vb)
 	int r = cmp_i64(group_msgs[a->first].date, group_msgs[b->first].date);
 
 	return r != 0 ? r
-	              : cmp_i64(group_msgs[a->first].seq,
-	                    group_msgs[b->first].seq);
+	              : cmp_i64(
+	                    group_msgs[a->first].seq, group_msgs[b->first].seq);
 }
 
 static uint32_t
@@ -197,8 +197,8 @@ ordered_subject(struct thread_ctx *x, int uid, struct buf *out)
 		else if (g[i].count > 2) {
 			imapd_bputc(out, ' ');
 			for (k = 1; k < g[i].count; k++)
-				imapd_bprintf(out, "(%u)",
-				    num_of(x->s, uid, m[k].seq));
+				imapd_bprintf(
+				    out, "(%u)", num_of(x->s, uid, m[k].seq));
 		}
 		imapd_bputc(out, ')');
 	}
@@ -216,7 +216,7 @@ struct tnode {
 
 struct troot {
 	uint32_t node;
-	uint32_t msg;  /* message sorted by: itself, a dummy's oldest child */
+	uint32_t msg; /* message sorted by: itself, a dummy's oldest child */
 	int64_t date;
 	uint32_t seq;
 	uint32_t idx1, parent_idx1; /* step 5 (B): 1 + index in roots */
@@ -523,7 +523,8 @@ gather_subjects(struct refs_ctx *r)
 		} else {
 			h = &r->roots[table[j] - 1];
 			/* (v): a dummy, or a non-reply, is the better holder */
-			if (!h->dummy && (t->dummy || (h->reply && !m->reply))) {
+			if (!h->dummy &&
+			    (t->dummy || (h->reply && !m->reply))) {
 				h->parent_idx1 = t->idx1;
 				table[j] = t->idx1;
 			} else

@@ -18,14 +18,14 @@
 
 /* RFC 2047 words decode to at most this many times their length (a
  * single-octet charset to UTF-8 needs 3 for U+0800 and up). */
-#define DECODE_GROWTH 4
-#define DECODE_SLACK 16
+#define DECODE_GROWTH        4
+#define DECODE_SLACK         16
 /* Room for what the address parser fills in ("MISSING_MAILBOX@...") */
-#define ADDR_FILL_SLACK 64
-#define SECONDS_PER_MINUTE 60
-#define SECONDS_PER_DAY 86400
+#define ADDR_FILL_SLACK      64
+#define SECONDS_PER_MINUTE   60
+#define SECONDS_PER_DAY      86400
 #define TWO_DIGIT_YEAR_PIVOT 70 /* Dovecot: "yy" below it is 20yy */
-#define YEAR_MIN 1900
+#define YEAR_MIN             1900
 
 /* ---------------------------------------------------------- subjects */
 
@@ -207,8 +207,7 @@ is_lwsp(char c)
 /* An id with quoted strings or comments in it: msg-id = [CFWS] "<"
  * id-left "@" id-right ">" [CFWS], tokenised. start is after '<'. */
 static int
-msgid_tokenized(const char *value, size_t start, size_t *end_r,
-    struct mstr *id)
+msgid_tokenized(const char *value, size_t start, size_t *end_r, struct mstr *id)
 {
 	struct rfc822_ctx c;
 	int ret;
@@ -390,8 +389,8 @@ days_from_civil(int64_t y, int m, int d)
 static int
 month_days(int year, int mon)
 {
-	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-	    30, 31};
+	static const int days[12] = {
+	    31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
 	if (mon == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))
 		return 29;
@@ -423,8 +422,7 @@ static int
 time_sep(const struct date_tok *t)
 {
 	/* ':' as RFC 5322 says; '.' as broken mailers write */
-	return t->c.data < t->c.end &&
-	       (*t->c.data == ':' || *t->c.data == '.');
+	return t->c.data < t->c.end && (*t->c.data == ':' || *t->c.data == '.');
 }
 
 /* [weekday ","] dd month [yy]yy hh:mm[:ss] [zone] */

@@ -303,9 +303,6 @@ class ImapSortTest(TernTestCase):
         ours = self.ask(self.tern_imap, command, *args, uid=uid)
         theirs = self.ask(self.dovecot_imap, command, *args, uid=uid)
         text = "%s%s %s" % ("UID " if uid else "", command, " ".join(args))
-        if os.environ.get("SORT_DEBUG"):
-            with open(os.environ["SORT_DEBUG"], "a") as dbg:
-                dbg.write("%s\n %r\n %r\n" % (text, ours, theirs))
         if ours != theirs:
             return "%s:\n  tern    %r\n  dovecot %r" % (text, ours, theirs)
         self.assertEqual(ours[0], "OK", text)
