@@ -29,6 +29,7 @@
 
 #include "base/base64.h"
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/stream.h"
@@ -711,6 +712,7 @@ main(int argc, char **argv)
 		msg_fatal("refusing to run as root: spawn starts imapd as the "
 		          "mailbox owner");
 	signal(SIGPIPE, SIG_IGN);
+	file_tcp_nodelay(0);
 	user = need_env(LOGIN_ENV_USER);
 	maildir = need_env(LOGIN_ENV_MAILDIR);
 	id = getenv(LOGIN_ENV_ID);
