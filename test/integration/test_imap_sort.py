@@ -233,13 +233,15 @@ class ImapSortTest(TernTestCase):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        report = ""
         log = os.path.join(getattr(cls, "tmp", ""), "imapd.log")
         if os.path.exists(log):
             with open(log, errors="replace") as f:
-                harness.check_sanitizer_output(f.read(), "imapd")
+                report = f.read()
         if hasattr(cls, "tmp"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
         super().tearDownClass()
+        harness.check_sanitizer_output(report, "imapd")
 
     @classmethod
     def owner_argv(cls):
