@@ -150,6 +150,9 @@ imapd_send(struct imapd_session *s, const void *data, size_t len)
 	return 0;
 }
 
+static void send_line(struct imapd_session *s, const char *prefix,
+    const char *fmt, va_list ap) MTA_PRINTF(3, 0);
+
 static void
 send_line(struct imapd_session *s, const char *prefix, const char *fmt,
     va_list ap)
@@ -619,8 +622,18 @@ serve(struct imapd_session *s, const char *login_tag)
 		(void)imapd_flush(s);
 }
 
-static int
-run(const char *user, const char *maildir)
+void
+imapd_set_log_name(const char *user, const char *id)
+{
+	snprintf(imapd_who, sizeof(imapd_who), "imap(%s)%s%s%s",
+	    log_sanitize(user, IMAPD_LOG_NAME_MAX), id != NULL ? "<" : "",
+	    id != NULL ? log_sanitize(id, IMAPD_LOG_ID_MAX) : "",
+	    id != NULL ? ">" : "");
+}
+
+int
+imapd_run(const char *user, const char *maildir, int fd,
+    const struct stream_transport *tr, void *tr_ctx)
 {
 	struct imap_parser_limits lim;
 	struct imapd_session s;
@@ -630,7 +643,9 @@ run(const char *user, const char *maildir)
 	memset(&s, 0, sizeof(s));
 	s.state = IMAPD_STATE_AUTH;
 	s.timeout_ms = (int)(var_imap_idle_timeout * IMAPD_MS_PER_SEC);
-	stream_init(&s.st, 0);
+	stream_init(&s.st, fd);
+	if (tr != NULL)
+		stream_set_transport(&s.st, tr, tr_ctx);
 	buf_init(&s.resp, IMAPD_LINE_MAX);
 	memset(&lim, 0, sizeof(lim));
 	lim.max_line = (size_t)var_imap_max_line_length;
@@ -669,66 +684,4 @@ run(const char *user, const char *maildir)
 	free(s.saved);
 	stream_close(&s.st);
 	return ret;
-}
-
-static const char *
-need_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (v == NULL || *v == '\0')
-		msg_fatal("%s is not set: imapd is started by spawn after a "
-		          "login",
-		    name);
-	return v;
-}
-
-int
-main(int argc, char **argv)
-{
-	const char *config_dir = TERN_CONFIG_DIR, *err, *user, *id, *maildir;
-	int ch, verbose = 0, check = 0;
-
-	log_init("imapd", LOG_DEST_STDERR);
-	while ((ch = getopt(argc, argv, "c:tv")) != -1) {
-		switch (ch) {
-		case 'c':
-			config_dir = optarg;
-			break;
-		case 't':
-			check = 1;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			msg_fatal("usage: imapd [-c config_dir] [-t] [-v]");
-		}
-	}
-	if (config_load(config_dir, &err) < 0)
-		msg_fatal("%s", err);
-	if (check)
-		return 0;
-	log_init("imapd",
-	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);
-	if (verbose < var_debug_level)
-		verbose = (int)var_debug_level;
-	log_set_verbose(verbose);
-	/* Mail is read as its owner: root would read anyone's. */
-	if (getuid() == 0 || geteuid() == 0)
-		msg_fatal("refusing to run as root: spawn starts imapd as the "
-		          "mailbox owner");
-	signal(SIGPIPE, SIG_IGN);
-	file_tcp_nodelay(0);
-	user = need_env(LOGIN_ENV_USER);
-	maildir = need_env(LOGIN_ENV_MAILDIR);
-	id = getenv(LOGIN_ENV_ID);
-	snprintf(imapd_who, sizeof(imapd_who), "imap(%s)%s%s%s",
-	    log_sanitize(user, IMAPD_LOG_NAME_MAX), id != NULL ? "<" : "",
-	    id != NULL ? log_sanitize(id, IMAPD_LOG_ID_MAX) : "",
-	    id != NULL ? ">" : "");
-	if (maildir[0] != '/')
-		msg_fatal("%s: %s: not an absolute path", imapd_who,
-		    LOGIN_ENV_MAILDIR);
-	return run(user, maildir);
 }

@@ -76,6 +76,21 @@ struct imapd_cmd {
 	int uid; /* UID FETCH and the like */
 };
 
+/* ---- imapd.c: the session ---- */
+
+/*
+ * Serves one client as user on maildir (parameters loaded): the greeting
+ * (the tagged OK of $TERN_SESSION_TAG's login, else PREAUTH, after
+ * $TERN_SESSION_INPUT's pipelined bytes), then commands until LOGOUT,
+ * the end of input or an error. The client is fd, through tr (with
+ * tr_ctx) unless NULL; fd is closed and tr_ctx freed. 0, or 1 when the
+ * mailbox could not be opened.
+ */
+int imapd_run(const char *user, const char *maildir, int fd,
+    const struct stream_transport *tr, void *tr_ctx);
+/* Names the session in the log: imap(user)<id> (id may be NULL). */
+void imapd_set_log_name(const char *user, const char *id);
+
 /* ---- imapd.c: output ---- */
 
 /* Queues bytes to the client, pushing them out past a threshold. 0 or
