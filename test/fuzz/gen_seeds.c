@@ -783,6 +783,100 @@ imap_seeds(void)
 	    "c NOOP\r\n");
 }
 
+/* fuzz_imapd_session: whole sessions after login, on the target's
+ * fixture (four messages in INBOX, one in Archive, keywords $Forwarded
+ * and work). */
+static void
+imapd_session_seeds(void)
+{
+	const char *t = "fuzz_imapd_session";
+
+	SEED(t, "select-fetch",
+	    "a CAPABILITY\r\nb ENABLE CONDSTORE\r\n"
+	    "c SELECT INBOX\r\n"
+	    "d FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE "
+	    "BODYSTRUCTURE BODY MODSEQ)\r\n"
+	    "e FETCH 2 (BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] "
+	    "BODY.PEEK[HEADER.FIELDS.NOT (TO)] BODY[1.MIME] BODY[3.1.2]<2.5> "
+	    "BINARY.PEEK[2] BINARY.SIZE[1] BODY[3.HEADER] BODY[3.TEXT] "
+	    "BODY[]<0.100> RFC822.HEADER RFC822.TEXT)\r\n"
+	    "f UID FETCH 1:* (FAST) (CHANGEDSINCE 1)\r\n"
+	    "g FETCH 4 RFC822\r\nh FETCH * ALL\r\ni FETCH 1,3:2 FULL\r\n"
+	    "j LOGOUT\r\n");
+	SEED(t, "search",
+	    "a SELECT INBOX\r\n"
+	    "b SEARCH OR (FROM alice SUBJECT lunch) NOT (SEEN UNKEYWORD work) "
+	    "SINCE 1-Nov-2023 BEFORE 1-Jan-2030 LARGER 10 SMALLER 100000\r\n"
+	    "c UID SEARCH RETURN (MIN MAX COUNT ALL SAVE) CHARSET UTF-8 "
+	    "BODY caf TEXT midi HEADER Message-ID example\r\n"
+	    "d FETCH $ FLAGS\r\ne SEARCH $ OR 1:2 UID 3:* SENTON 15-Nov-2023 "
+	    "SENTSINCE 1-Jan-2000 SENTBEFORE 1-Jan-2100 ON 14-Nov-2023\r\n"
+	    "f SEARCH MODSEQ 1 ANSWERED DELETED FLAGGED RECENT NEW OLD "
+	    "UNANSWERED UNDELETED UNDRAFT DRAFT UNFLAGGED UNSEEN KEYWORD "
+	    "$Forwarded CC carol BCC x TO bob ALL\r\n"
+	    "g SEARCH CHARSET KOI8-R ALL\r\nh SEARCH ((((NOT ALL))))\r\n"
+	    "i SEARCH SUBJECT {4+}\r\nt\xc3\xa9t\r\n");
+	SEED(t, "store-expunge",
+	    "a SELECT INBOX (CONDSTORE)\r\n"
+	    "b STORE 1:* +FLAGS (\\Seen \\Deleted $Junk work)\r\n"
+	    "c UID STORE 2 -FLAGS.SILENT (\\Seen)\r\n"
+	    "d STORE 3 (UNCHANGEDSINCE 1) FLAGS ($Forwarded \\Answered)\r\n"
+	    "e STORE 1 FLAGS \\Draft\r\nf FETCH 1:* (FLAGS MODSEQ)\r\n"
+	    "g UID EXPUNGE 1:2\r\nh EXPUNGE\r\ni NOOP\r\nj CHECK\r\n"
+	    "k CLOSE\r\n");
+	SEED(t, "copy-move",
+	    "a SELECT INBOX\r\nb COPY 1:2 Archive\r\nc UID COPY 1:* Trash\r\n"
+	    "d MOVE 1 Archive.2026\r\ne UID MOVE 2:* Nowhere\r\n"
+	    "f STATUS Archive (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN "
+	    "SIZE HIGHESTMODSEQ DELETED)\r\n"
+	    "g EXAMINE Archive\r\nh FETCH 1:* (UID BODY[TEXT])\r\n"
+	    "i STORE 1 +FLAGS (\\Seen)\r\nj UNSELECT\r\n");
+	SEED(t, "sort-thread",
+	    "a SELECT INBOX\r\n"
+	    "b SORT (REVERSE ARRIVAL SUBJECT) UTF-8 ALL\r\n"
+	    "c UID SORT (FROM TO CC DATE SIZE DISPLAYFROM DISPLAYTO) UTF-8 "
+	    "UNDELETED\r\n"
+	    "d SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) US-ASCII SEEN\r\n"
+	    "e THREAD REFERENCES UTF-8 ALL\r\n"
+	    "f UID THREAD ORDEREDSUBJECT UTF-8 OR SEEN FLAGGED\r\n"
+	    "g SORT (ARRIVAL) UTF-8 ALL\r\n");
+	SEED(t, "list",
+	    "a LIST \"\" \"\"\r\nb LIST \"\" *\r\nc LIST \"\" %\r\n"
+	    "d LIST Archive. %\r\ne LSUB \"\" *\r\n"
+	    "f LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (* Arch%) "
+	    "RETURN (CHILDREN SPECIAL-USE STATUS (MESSAGES UNSEEN))\r\n"
+	    "g LIST (SPECIAL-USE) \"\" *\r\n"
+	    "h CREATE Entw&APw-rfe.sub\r\ni RENAME Archive Old\r\n"
+	    "j SUBSCRIBE Old.2026\r\nk UNSUBSCRIBE Gone\r\n"
+	    "l DELETE Entw&APw-rfe\r\nm LIST \"\" *&APw-*\r\n"
+	    "n NAMESPACE\r\no GETQUOTAROOT INBOX\r\np GETQUOTA \"\"\r\n");
+	SEED(t, "append",
+	    "a APPEND INBOX (\\Seen $Junk) \"17-Jul-1996 02:44:25 -0700\" "
+	    "{42}\r\n"
+	    "Subject: appended\r\nFrom: x@example.org\r\n\r\n"
+	    "\r\n"
+	    "b APPEND Archive {10+}\r\nline one\r\n\r\n"
+	    "c APPEND Drafts (\\Draft) ~{5}\r\na\x00"
+	    "bc\r\n"
+	    "d APPEND Nowhere {1+}\r\nx\r\n"
+	    "e SELECT INBOX\r\nf FETCH 5 (FLAGS INTERNALDATE BODY[])\r\n");
+	SEED(t, "qresync-idle",
+	    "a ENABLE QRESYNC IMAP4rev2 UTF8=ACCEPT\r\n"
+	    "b SELECT INBOX (QRESYNC (1 1 1:4 (1:4 1:4)))\r\n"
+	    "c UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n"
+	    "d IDLE\r\nDONE\r\ne STORE 1 +FLAGS \\Deleted\r\n"
+	    "f UID EXPUNGE 1\r\ng EXAMINE INBOX (CONDSTORE)\r\n"
+	    "h ID (\"name\" \"fuzz\")\r\ni SEARCH UNDELETED\r\n");
+	SEED(t, "bad",
+	    "a FETCH 1 FLAGS\r\nb SELECT\r\nc SELECT INBOX\r\n"
+	    "d FETCH 0 FLAGS\r\ne FETCH 99 FLAGS\r\nf FETCH 1 BODY[0]\r\n"
+	    "g FETCH 1 BODY[HEADER.FIELDS ()]\r\nh FETCH 1 BODY[]<5.0>\r\n"
+	    "i STORE 1 FLAGS (\\Recent)\r\nj SEARCH NOT\r\nk SEARCH OR ALL\r\n"
+	    "l SORT () UTF-8 ALL\r\nm THREAD X UTF-8 ALL\r\n"
+	    "n UID SORT (SUBJECT) X ALL\r\no STATUS INBOX (BOGUS)\r\n"
+	    "p UID FOO\r\nq LIST\r\nr ENABLE\r\ns COPY 1:* \"\"\r\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -809,6 +903,7 @@ main(int argc, char **argv)
 	mime_seeds();
 	pop3_seeds();
 	imap_seeds();
+	imapd_session_seeds();
 	qfile_seeds(tmp);
 	if (nftw(tmp, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0)
 		msg_die("could not remove %s", tmp);
