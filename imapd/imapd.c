@@ -401,12 +401,16 @@ find_cmd(const char *name)
 static void
 run_command(struct imapd_session *s, const struct imap_command *ic)
 {
+	/* A command without arguments has args NULL from the parser, and
+	 * handlers take c->args + i for i <= count (SEARCH's keys after
+	 * RETURN and CHARSET): pointer arithmetic on NULL is undefined. */
+	static const struct imap_arg no_args[1];
 	const struct imapd_cmd_def *def;
 	struct imapd_cmd c;
 
 	c.tag = ic->tag;
 	c.name = ic->name;
-	c.args = ic->args;
+	c.args = ic->args != NULL ? ic->args : no_args;
 	c.count = ic->count;
 	c.uid = 0;
 	s->tag = ic->tag;
