@@ -377,6 +377,20 @@ class ImapTest(ImapHelpers, TernTestCase):
                   if isinstance(item, tuple)]
         with open(draft, "rb") as f:
             self.assertEqual(bodies, [f.read()] * 2)
+        # A large message both ways: up with APPEND, down by UID.
+        big = os.path.join(t.tmp, "curl-big.eml")
+        lines = b"".join(b"%06d %s\r\n" % (i, uuid.uuid4().hex.encode() * 2)
+                         for i in range(15000))
+        with open(big, "wb") as f:
+            f.write(b"From: %s\r\nSubject: big\r\n\r\n" % user.encode()
+                    + lines)
+        url = "imaps://%s:%d/Archive" % (host, t.imaps_port)
+        tls = ["--cacert", cacert, "--resolve", "%s:%d:127.0.0.1"
+               % (host, t.imaps_port)]
+        self.curl(*tls, "-T", big, url, user=user)
+        out = self.curl(*tls, url + ";UID=1", user=user).stdout
+        with open(big, "rb") as f:
+            self.assertTrue(out == f.read(), "%d bytes back" % len(out))
         # A wrong password: curl fails with "login denied" (67).
         res = self.curl("imap://127.0.0.1:%d/" % t.imap_port, "-u",
                         "%s:wrong" % user, check=False)
@@ -419,6 +433,13 @@ class ImapTest(ImapHelpers, TernTestCase):
             if b"FETCH" in line:
                 break
         self.assertRegex(line, rb"^\* 1 FETCH \(.*FLAGS \([^)]*\\Flagged")
+        # And its expunge, at once (IDLE may hear of it).
+        ok(other.store("1", "+FLAGS", "(\\Deleted)"))
+        ok(other.expunge())
+        line = m.readline()
+        while line.startswith(b"* 1 FETCH "):
+            line = m.readline()
+        self.assertEqual(line, b"* 1 EXPUNGE\r\n")
         m.send(b"DONE\r\n")
         m.sock.settimeout(SHORT)
         while True:
@@ -426,7 +447,7 @@ class ImapTest(ImapHelpers, TernTestCase):
             if line.startswith(b"i1 "):
                 break
         self.assertTrue(line.startswith(b"i1 OK"), line)
-        data = ok(m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        data = ok(m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
         self.assertEqual(data[0][1], b"Subject: while idling\r\n\r\n")
         other.logout()
         self.logout(m, user)
