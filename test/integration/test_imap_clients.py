@@ -24,8 +24,8 @@ import uuid
 
 import harness
 from harness import TernTestCase, ca_bundle, wait_until
-from test_imap import (PASSWORD, ImapHelpers, crlf, fetch_map, flags_of, ok,
-                       uid_of)
+from test_imap import (PASSWORD, ImapHelpers, cert_host, crlf, fetch_map,
+                       flags_of, ok, uid_of)
 
 TOOL_TIMEOUT = 120
 # The account mbsync synchronises.
@@ -241,40 +241,49 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
 
     # ----- mutt
 
-    def test_mutt_reads_a_folder_over_imaps(self):
+    def run_mutt(self, user, keys, read_only=True):
+        """mutt on user's INBOX over IMAPS, keys pushed once the folder
+        is open (a push from -e runs before, where <limit> has no index
+        to work on)."""
         if shutil.which("mutt") is None:
             raise unittest.SkipTest("mutt is not installed")
         t = self.tern
-        user = self.add_user("mutt")
-        self.deliver(user, 2, subject="ordinary")
-        self.deliver(user, 1, subject="the one for mutt",
-                     body=b"read by mutt\n")
         home = os.path.join(t.tmp, "mutt-" + uuid.uuid4().hex[:6])
         # ~/Mail exists: mutt asks to create it otherwise.
         os.makedirs(os.path.join(home, "Mail"))
-        out = os.path.join(home, "out")
         muttrc = os.path.join(home, "muttrc")
-        # The keys, pushed once the folder is open (a push from -e runs
-        # before, where <limit> has no index to work on): limit to the
-        # message, pipe it raw into a file, leave.
-        keys = ("<limit>~s mutt<enter><pipe-message>cat > %s<enter><exit>"
-                % out)
         with open(muttrc, "w") as f:
             f.write('set imap_user="%s"\nset imap_pass="%s"\n'
                     'set certificate_file="%s"\nset ssl_verify_host=no\n'
                     'set ssl_force_tls=yes\nset header_cache=""\n'
                     'set message_cachedir=""\nset mail_check_stats=no\n'
                     'set pipe_decode=no\nset wait_key=no\n'
-                    'set sort=date\nset read_only=yes\n'
+                    'set sort=date\nset delete=yes\nset quit=yes\n'
+                    # No "Old" keyword, no moving on after a command.
+                    'set mark_old=no\nset resolve=no\n'
+                    'set read_only=%s\n'
                     'folder-hook . "push \\"%s\\""\n'
-                    % (user, PASSWORD, ca_bundle(t), keys))
+                    % (user, PASSWORD, ca_bundle(t),
+                       "yes" if read_only else "no", keys))
         folder = "imaps://%s@127.0.0.1:%d/INBOX" % (user.replace(
             "@", "%40"), t.imaps_port)
         # mutt wants a terminal: script(1) gives it one.
-        run_tool(["script", "-qec", "mutt -n -F %s -R -f '%s'"
-                  % (muttrc, folder), "/dev/null"],
+        run_tool(["script", "-qec", "mutt -n -F %s %s-f '%s'"
+                  % (muttrc, "-R " if read_only else "", folder),
+                  "/dev/null"],
                  env=foreign_env(HOME=home, TERM="vt100"), cwd=home,
                  timeout=60)
+        return home
+
+    def test_mutt_reads_a_folder_over_imaps(self):
+        user = self.add_user("mutt")
+        self.deliver(user, 2, subject="ordinary")
+        self.deliver(user, 1, subject="the one for mutt",
+                     body=b"read by mutt\n")
+        out = os.path.join(self.tern.tmp, "mutt-out-" + uuid.uuid4().hex)
+        # Limit to the message, pipe it raw into a file, leave.
+        self.run_mutt(user, "<limit>~s mutt<enter>"
+                            "<pipe-message>cat > %s<enter><exit>" % out)
         with open(out, "rb") as f:
             got = f.read()
         self.assertIn(b"Subject: the one for mutt 0\n", got)
@@ -285,6 +294,68 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
         self.assertEqual({s: f for s, (_, f) in msgs.items()},
                          {"ordinary 0": set(), "ordinary 1": set(),
                           "the one for mutt 0": set()})
+        self.logout(m, user)
+
+    def test_mutt_flags_and_deletes(self):
+        user = self.add_user("mutw")
+        self.deliver(user, 4, subject="mutt")
+        # Flag the first, read the second, delete the third, sync, quit.
+        self.run_mutt(user, "<first-entry><flag-message>"
+                            "<next-entry><display-message><exit>"
+                            "<next-entry><delete-message>"
+                            "<sync-mailbox><quit>", read_only=False)
+        m = self.login(user)
+        msgs = self.imap_messages(m)
+        self.assertEqual({s: f for s, (_, f) in msgs.items()},
+                         {"mutt 0": {"\\Flagged"}, "mutt 1": {"\\Seen"},
+                          "mutt 3": set()})
+        self.assertEqual([u for u, _ in msgs.values()], [1, 2, 4])
+        self.logout(m, user)
+
+    # ----- fetchmail
+
+    def test_fetchmail_over_imap_starttls(self):
+        if shutil.which("fetchmail") is None:
+            raise unittest.SkipTest("fetchmail is not installed")
+        t = self.tern
+        user = self.add_user("fm")
+        self.deliver(user, 30, subject="fetchmail", body=b"x\n.dot\n")
+        maildir = t.virtual_maildir(user)
+        stored = sorted(harness.read_maildir(maildir))
+        work = os.path.join(t.tmp, "fetchmail-" + uuid.uuid4().hex[:6])
+        out_dir = os.path.join(work, "out")
+        os.makedirs(out_dir)
+        mda = os.path.join(work, "mda.sh")
+        with open(mda, "w") as f:
+            f.write("#!/bin/sh\nf=$(mktemp %s/msg.XXXXXXXX) && "
+                    "exec cat >\"$f\"\n" % out_dir)
+        os.chmod(mda, 0o755)
+        rc = os.path.join(work, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write('set no syslog\nset invisible\n'
+                    'poll 127.0.0.1 protocol imap port %d\n'
+                    '  user "%s" password "%s"\n'
+                    '  sslproto tls1.2+ sslcertck sslcertfile "%s" '
+                    'sslcommonname "%s"\n'
+                    '  fetchall nokeep no rewrite\n  mda "%s"\n'
+                    % (t.imap_port, user, PASSWORD, ca_bundle(t),
+                       cert_host(t), mda))
+        os.chmod(rc, 0o600)
+        res = subprocess.run(
+            ["fetchmail", "-f", rc, "--nodetach", "-v", "--timeout", "30"],
+            capture_output=True, timeout=TOOL_TIMEOUT,
+            env=foreign_env(HOME=work, FETCHMAILHOME=work))
+        log = (res.stdout + res.stderr).decode("utf-8", "replace")
+        self.assertEqual(res.returncode, 0, log[-3000:])
+        self.assertIn("STARTTLS", log)
+        got = []
+        for name in os.listdir(out_dir):
+            with open(os.path.join(out_dir, name), "rb") as f:
+                got.append(f.read())
+        self.assertEqual(sorted(got), stored)
+        # nokeep: \Deleted and expunged on tern.
+        m = self.login(user)
+        self.assertEqual(ok(m.select("INBOX")), [b"0"])
         self.logout(m, user)
 
     # ----- Dovecot, both ways
