@@ -474,6 +474,10 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
         ok(m.store("3", "+FLAGS", "(\\Deleted)"))
         ok(m.expunge())
         ok(m.copy("1", "Sent"))
+        # A folder in a new parent, then the parent (\Noselect: it exists
+        # through its child only) renamed, as clients offer it.
+        ok(m.create("Projects.2026"))
+        ok(m.rename("Projects", "Work"))
         typ, data = m.append("Sent", "(\\Seen \\Answered)", None,
                              crlf(b"Subject: sent by tern\n\nhi\n"))
         self.assertEqual(typ, "OK", data)
@@ -500,9 +504,11 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
                 got[uid_of(text)] = flags_of(text) - {"\\Recent"}
             self.assertEqual(got, msgs, "%s:\n%s" % (box, out))
         out = self.dovecot_imap(maildir, ['LIST "" "*"'])
-        for box in ("INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"):
+        for box in ("INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive",
+                    "Work", "Work.2026"):
             self.assertRegex(out, r'\* LIST \([^)]*\) "\." "?%s"?\r\n'
                              % box)
+        self.assertNotIn("Projects", out)
         # And back: tern still agrees after Dovecot's visit (its index
         # files in the maildir are no mail).
         m = self.login(user)
