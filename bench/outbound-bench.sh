@@ -8,7 +8,9 @@
 #
 #   bench/outbound-bench.sh [MESSAGES]    (default 10000; or BENCH_MESSAGES)
 #
-# Environment: TERN_PREFIX (default /usr/local), BENCH_SESSIONS (parallel
+# Environment: TERN_PREFIX (default /usr/local; without a tern there, a
+# release build of this tree into _build/bench/inst, unless BENCH_BUILD=0),
+# BENCH_SESSIONS (parallel
 # injecting SMTP sessions, default 20), BENCH_CONCURRENCY (destination
 # concurrency of both clients, default 20), BENCH_SIZE (message bytes,
 # default 1024), BENCH_SYSTEMS ("tern postfix"; "postfix" alone runs
@@ -26,7 +28,6 @@ concurrency=${BENCH_CONCURRENCY:-20}
 size=${BENCH_SIZE:-1024}
 systems=${BENCH_SYSTEMS:-tern postfix}
 modes=${BENCH_MODES:-plain starttls}
-prefix=${TERN_PREFIX:-/usr/local}
 # A remote recipient: both relay it to the sink (relayhost).
 rcpt=bench@sink.example
 sender=bench@example.org
@@ -36,71 +37,29 @@ sink_addr=127.0.0.2
 warmup=$((2 * concurrency))
 deadline=$((120 + messages / 10))
 
-case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'" ;; esac
-[ "$messages" -gt 0 ] || die "MESSAGES must be positive"
+check_count MESSAGES "$messages"
 [ "$(id -u)" -eq 0 ] || die "run as root: both mail systems drop privileges"
 for cmd in timeout python3; do
 	command -v "$cmd" >/dev/null || die "$cmd is missing (apt-get install coreutils python3)"
 done
-tern="$prefix/sbin/tern"
-ternconf="$prefix/sbin/ternconf"
-case " $systems " in
-*" tern "*)
-	[ -x "$tern" ] || die "$tern not found: install tern with ./run.sh or set TERN_PREFIX"
-	[ -x "$prefix/libexec/tern/smtp" ] ||
-		die "$prefix has no smtp delivery agent (libexec/tern/smtp); BENCH_SYSTEMS=postfix runs Postfix alone"
-	if ldd "$prefix/libexec/tern/smtpd" 2>/dev/null | grep -q libasan; then
-		say "WARNING: $prefix is a sanitizer build (test.sh's): numbers are not representative; use ./run.sh's build"
-	fi
-	;;
-esac
+tern=""
+! in_list tern "$systems" || tern_use smtpd smtp
 
 ensure_postfix
 ensure_tern_accounts
 
-# --- temp dir and cleanup -------------------------------------------------
-tmp=$(mktemp -d /tmp/tern-obench.XXXXXX)
-chmod 755 "$tmp"
-tern_dir="$tmp/tern"
+# --- temp dir and cleanup (bench_cleanup stops the sink, tern, both Postfixes)
+bench_tmp tern-obench
 pf="$tmp/postfix"        # the Postfix that relays (measured)
 front="$tmp/tlsfront"    # the sink's STARTTLS front (not measured)
+postfix_dirs="$pf $front"
 sink_pid=""
-cleanup() {
-	set +e
-	[ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null
-	if [ -f "$tern_dir/tern.conf" ]; then
-		timeout 30 "$tern" -c "$tern_dir" stop >/dev/null 2>&1
-	fi
-	for d in "$pf" "$front"; do
-		if [ -f "$d/conf/main.cf" ]; then
-			timeout 30 postfix -c "$d/conf" stop >/dev/null 2>&1
-		fi
-	done
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "BENCH_KEEP=1: kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_stop() { [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; }
 
 # A port base N: tern's N+25, N+587, N+465; Postfix's N+2525 on
 # 127.0.0.1; the sink's N+2626 (plain smtp-sink), N+2627 (STARTTLS front)
 # and N+2628 (the smtp-sink behind it) on $sink_addr.
-base=""
-for _ in $(seq 1 50); do
-	n=$((20000 + RANDOM % 30000))
-	if ! port_in_use $((n + 25)) && ! port_in_use $((n + 587)) &&
-		! port_in_use $((n + 465)) && ! port_in_use $((n + 2525)) &&
-		! port_in_use $((n + 2626)) "$sink_addr" &&
-		! port_in_use $((n + 2627)) "$sink_addr" &&
-		! port_in_use $((n + 2628)) "$sink_addr"; then
-		base=$n
-		break
-	fi
-done
-[ -n "$base" ] || die "no free ports found"
+find_port_base 25 587 465 2525 "$sink_addr:2626" "$sink_addr:2627" "$sink_addr:2628"
 tern_port=$((base + 25))
 pf_port=$((base + 2525))
 sink_port=$((base + 2626))
@@ -125,11 +84,10 @@ tern_mode() { # plain|starttls
 			smtp_tls_security_level=may
 	fi
 }
-conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
 case " $systems " in
 *" tern "*)
 	say "tern instance in $tern_dir, SMTP on 127.0.0.1:$tern_port"
-	"$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+	tern_init
 	"$ternconf" -c "$tern_dir" -e smtpd_greet_pause=0 mynetworks=127.0.0.0/8 \
 		"default_destination_concurrency_limit=$concurrency" \
 		myhostname=bench.example.org

@@ -40,16 +40,10 @@ clients=${BENCH_CLIENTS:-20}
 seconds=${BENCH_SECONDS:-30}
 hash=${BENCH_HASH:-crypt}
 idle=${BENCH_IDLE:-50}
-prefix=${TERN_PREFIX:-/usr/local}
 systems=${BENCH_SYSTEMS:-tern dovecot}
 domain=example.test
 password=Bench-pop3-pw-1
-top=$(cd "$(dirname "$0")/.." && pwd)
 
-check_count() {
-	case $2 in '' | *[!0-9]*) die "$1 must be a number, not '$2'" ;; esac
-	[ "$2" -gt 0 ] || die "$1 must be positive"
-}
 check_count MESSAGES "$messages"
 check_count BENCH_SIZE "$size"
 check_count BENCH_CLIENTS "$clients"
@@ -57,78 +51,25 @@ check_count BENCH_SECONDS "$seconds"
 case $hash in crypt | plain) ;; *) die "BENCH_HASH must be crypt or plain, not '$hash'" ;; esac
 check_count BENCH_IDLE "$idle"
 [ "$(id -u)" -eq 0 ] || die "run as root: both servers run sessions as the vmail user"
-for cmd in timeout python3 dovecot; do
-	command -v "$cmd" >/dev/null ||
-		die "$cmd is missing (apt-get install coreutils python3 dovecot-core dovecot-pop3d)"
+for cmd in timeout python3; do
+	command -v "$cmd" >/dev/null || die "$cmd is missing (apt-get install coreutils python3)"
 done
-[ -x /usr/lib/dovecot/pop3 ] || die "Dovecot's pop3 is missing (apt-get install dovecot-pop3d)"
-dovecot --version | grep -q '^2\.3\.' ||
-	say "WARNING: Dovecot $(dovecot --version) is not 2.3: its configuration may differ"
+ensure_dovecot pop3
 
 # --- tern: ./run.sh's install, or a release build of this tree -------------
-with() { case " $systems " in *" $1 "*) return 0 ;; esac; return 1; }
-if with tern && { [ ! -x "$prefix/libexec/tern/pop3d" ] || [ ! -x "$prefix/libexec/tern/login" ]; }; then
-	[ "${BENCH_BUILD:-1}" != 0 ] ||
-		die "$prefix has no pop3d and login: install tern with ./run.sh or set TERN_PREFIX"
-	say "$prefix has no pop3d: building a release tern into _build/bench/inst"
-	(
-		# shellcheck source=scripts/lib.sh
-		cd "$top" && . scripts/lib.sh && ensure_autotools &&
-			configure_into "$top/_build/bench" --prefix="$top/_build/bench/inst" &&
-			make -C "$top/_build/bench" -j2 -s >/dev/null &&
-			make -C "$top/_build/bench" install >/dev/null
-	) || die "building tern failed"
-	prefix="$top/_build/bench/inst"
+with() { in_list "$1" "$systems"; }
+if with tern; then
+	tern_use pop3d login spawn
+else
+	# Still needed for its user file (Dovecot gets the same lines).
+	BENCH_BUILD=0 tern_use
 fi
-tern="$prefix/sbin/tern"
-ternconf="$prefix/sbin/ternconf"
-ternuser="$prefix/sbin/ternuser"
-[ -x "$tern" ] || die "$tern not found: install tern with ./run.sh or set TERN_PREFIX"
-if with tern && ldd "$prefix/libexec/tern/pop3d" 2>/dev/null | grep -q libasan; then
-	say "WARNING: $prefix is a sanitizer build (test.sh's): numbers are not representative; use ./run.sh's build"
-fi
-
 ensure_tern_accounts
-vmail_uid=$(id -u vmail)
-vmail_gid=$(id -g vmail)
 
-# --- temp dir and cleanup -------------------------------------------------
-tmp=$(mktemp -d /tmp/tern-pop3bench.XXXXXX)
-chmod 755 "$tmp"
-tern_dir="$tmp/tern"
+# --- temp dir, cleanup, ports -----------------------------------------------
+bench_tmp tern-pop3bench
 dv="$tmp/dovecot"
-dv_pid=""
-cleanup() {
-	set +e
-	if [ -f "$tern_dir/tern.conf" ]; then
-		timeout 30 "$tern" -c "$tern_dir" stop >/dev/null 2>&1
-	fi
-	if [ -n "$dv_pid" ] && kill -0 "$dv_pid" 2>/dev/null; then
-		kill "$dv_pid"
-		for _ in $(seq 1 100); do
-			kill -0 "$dv_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-	fi
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "BENCH_KEEP=1: kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-base=""
-for _ in $(seq 1 50); do
-	n=$((20000 + RANDOM % 30000))
-	ok=1
-	for off in 25 110 143 465 587 993 995 1110; do
-		! port_in_use $((n + off)) || ok=""
-	done
-	[ -z "$ok" ] || { base=$n; break; }
-done
-[ -n "$base" ] || die "no free ports found"
+find_port_base 25 110 143 465 587 993 995 1110
 tern_port=$((base + 110))
 dv_port=$((base + 1110))
 
@@ -169,23 +110,9 @@ for i in $(seq 1 $((clients > idle ? clients : idle))); do
 	users="$users u$i"
 done
 
-# install_mail ROOT: the maildirs of every user below ROOT/DOMAIN/USER.
-install_mail() {
-	local root=$1 u src
-	for u in $users; do
-		src="$tmp/mail/small"
-		[ "$u" = big ] && src="$tmp/mail/big"
-		mkdir -p "$root/$domain/$u/Maildir"
-		cp -a "$src/." "$root/$domain/$u/Maildir/"
-	done
-	chown -R "$vmail_uid:$vmail_gid" "$root/$domain"
-}
-
 # --- tern: a private instance, virtual users ----------------------------------
-conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
-has_param() { "$ternconf" -c "$tern_dir" -d "$1" >/dev/null 2>&1; }
 say "tern instance in $tern_dir"
-"$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+tern_init
 ! with tern || grep -q "^${tern_port}[[:space:]]" "$tern_dir/services.conf" ||
 	die "this tern's services.conf has no POP3 service on $tern_port"
 "$ternconf" -c "$tern_dir" -e "virtual_mailbox_domains=$domain" \
@@ -196,94 +123,23 @@ say "tern instance in $tern_dir"
 for p in login_max_ip_connections login_max_connections_per_ip; do
 	! has_param "$p" || "$ternconf" -c "$tern_dir" -e "$p=1000"
 done
-for u in $users; do
-	echo "$password" | "$ternuser" -c "$tern_dir" add "$u@$domain" - >/dev/null
-done
-if [ "$hash" = plain ]; then
-	# The servers' own cost of a login, without the hash's (which is
-	# most of it with yescrypt): {PLAIN} in place of every hash, in
-	# place (the file keeps its owner and mode).
-	python3 - "$(conf_value user_file)" "$password" <<'PY'
-import sys
-path, pw = sys.argv[1], sys.argv[2]
-with open(path, "r+") as f:
-    lines = f.read().split("\n")
-    out = []
-    for l in lines:
-        parts = l.split(":")
-        if l and not l.startswith("#") and len(parts) > 1:
-            parts[1] = "{PLAIN}" + pw
-        out.append(":".join(parts))
-    f.seek(0)
-    f.write("\n".join(out))
-    f.truncate()
-PY
-fi
-vbase=$(conf_value virtual_mailbox_base)
+# shellcheck disable=SC2046,SC2086
+tern_add_users "$password" $(for u in $users; do echo "$u@$domain"; done)
+[ "$hash" = crypt ] || tern_plain_passwords "$password"
 hash_kind=$(grep -v '^#' "$(conf_value user_file)" | head -1 | cut -d: -f2 | cut -c1-12)
 if with tern; then
-	install_mail "$vbase"
-	"$tern" -c "$tern_dir" start >/dev/null
-	tern_master=$(master_of "$(conf_value queue_directory)/pid/master.pid")
-	for _ in $(seq 1 100); do
-		port_in_use "$tern_port" && break
-		sleep 0.1
-	done
-	port_in_use "$tern_port" || die "tern does not listen on $tern_port"
+	# shellcheck disable=SC2086
+	install_maildirs "$(conf_value virtual_mailbox_base)" "$domain" $users
+	tern_start "$tern_port"
 fi
 
 # --- Dovecot: a private instance, the same users and password hashes -----------
 if with dovecot; then
 	say "dovecot instance in $dv"
-	mkdir -p "$dv/run" "$dv/state" "$dv/mail"
-	# The same hashes as tern's user file (yescrypt, or SHA512-CRYPT where
-	# libcrypt lacks it): Dovecot checks them with crypt(3) as tern does.
-	user_file=$(conf_value user_file)
-	grep -v '^#' "$user_file" | cut -d: -f1,2 >"$dv/passwd"
-	chmod 640 "$dv/passwd"
-	chgrp dovecot "$dv/passwd" 2>/dev/null || true
-	cat >"$dv/dovecot.conf" <<EOF
-# A private instance: nothing here touches /etc/dovecot or /run/dovecot.
-base_dir = $dv/run
-state_dir = $dv/state
-instance_name = tern-pop3-bench-$base
-log_path = $dv/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-first_valid_uid = $vmail_uid
-passdb {
-  driver = passwd-file
-  args = $dv/passwd
-}
-userdb {
-  driver = static
-  args = uid=$vmail_uid gid=$vmail_gid home=$dv/mail/%d/%n
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = $dv_port
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-protocol pop3 {
-  mail_max_userip_connections = 1000
-}
-EOF
-	install_mail "$dv/mail"
-	dovecot -c "$dv/dovecot.conf" || die "dovecot failed to start: $(tail -5 "$dv/dovecot.log" 2>/dev/null)"
-	for _ in $(seq 1 100); do
-		[ -s "$dv/run/master.pid" ] && port_in_use "$dv_port" && break
-		sleep 0.1
-	done
-	dv_pid=$(master_of "$dv/run/master.pid")
-	port_in_use "$dv_port" || die "dovecot does not listen on $dv_port"
+	dovecot_instance "$dv" pop3 "$dv_port"
+	# shellcheck disable=SC2086
+	install_maildirs "$dv/mail" "$domain" $users
+	dovecot_start "$dv" "$dv_port"
 fi
 
 # --- the client ------------------------------------------------------------------

@@ -11,7 +11,9 @@
 #
 #   bench/sendmail-bench.sh [MESSAGES]    (default 1000; or BENCH_MESSAGES)
 #
-# Environment: TERN_PREFIX (default /usr/local), BENCH_SIZE (message
+# Environment: TERN_PREFIX (default /usr/local; without a tern there, a
+# release build of this tree into _build/bench/inst, unless
+# BENCH_BUILD=0), BENCH_SIZE (message
 # bytes, default 1024), BENCH_SYSTEMS ("tern postfix"), BENCH_KEEP=1
 # keeps the temp dir. Needs root (both systems drop privileges; both
 # sendmails are run by root, so both take a -C/-c directory).
@@ -24,71 +26,41 @@ prog=sendmail-bench
 messages=${1:-${BENCH_MESSAGES:-1000}}
 size=${BENCH_SIZE:-1024}
 systems=${BENCH_SYSTEMS:-tern postfix}
-prefix=${TERN_PREFIX:-/usr/local}
 domain=bench.example
 rcpt=rcpt@$domain
 sender=bench@example.org
 deadline=$((120 + messages / 5))
 
-case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'" ;; esac
-[ "$messages" -gt 0 ] || die "MESSAGES must be positive"
+check_count MESSAGES "$messages"
 [ "$(id -u)" -eq 0 ] || die "run as root: both mail systems drop privileges"
 for cmd in timeout python3; do
 	command -v "$cmd" >/dev/null || die "$cmd is missing (apt-get install coreutils python3)"
 done
-tern="$prefix/sbin/tern"
-ternconf="$prefix/sbin/ternconf"
-ternuser="$prefix/sbin/ternuser"
+if in_list tern "$systems"; then
+	tern_use smtpd
+else
+	# Never run, but its sendmail must not be taken for Postfix's.
+	tern=""
+	prefix=${TERN_PREFIX:-/usr/local}
+fi
 tern_sendmail="$prefix/sbin/sendmail"
-case " $systems " in
-*" tern "*)
-	[ -x "$tern" ] || die "$tern not found: install tern with ./run.sh or set TERN_PREFIX"
-	[ -x "$tern_sendmail" ] || die "$tern_sendmail not found: this tern has no sendmail yet"
-	if ldd "$prefix/libexec/tern/smtpd" 2>/dev/null | grep -q libasan; then
-		say "WARNING: $prefix is a sanitizer build (test.sh's): numbers are not representative; use ./run.sh's build"
-	fi
-	;;
-esac
+! in_list tern "$systems" || [ -x "$tern_sendmail" ] ||
+	die "$tern_sendmail not found: this tern has no sendmail yet"
 
 ensure_postfix
 ensure_tern_accounts
 # Postfix's own sendmail, also when run.sh diverted it aside for tern's.
 pf_sendmail=$(dpkg-divert --truename /usr/sbin/sendmail 2>/dev/null || echo /usr/sbin/sendmail)
-[ -x "$pf_sendmail" ] && ! [ "$(readlink -f "$pf_sendmail")" = "$(readlink -f "$tern_sendmail")" ] ||
+if [ ! -x "$pf_sendmail" ] ||
+	[ "$(readlink -f "$pf_sendmail")" = "$(readlink -f "$tern_sendmail")" ]; then
 	die "Postfix's sendmail not found (looked at $pf_sendmail)"
+fi
 
-# --- temp dir and cleanup -------------------------------------------------
-tmp=$(mktemp -d /tmp/tern-sbench.XXXXXX)
-chmod 755 "$tmp"
-tern_dir="$tmp/tern"
+# --- temp dir and cleanup (bench_cleanup stops both) ------------------------
+bench_tmp tern-sbench
 pf="$tmp/postfix"
-cleanup() {
-	set +e
-	if [ -f "$tern_dir/tern.conf" ]; then
-		timeout 30 "$tern" -c "$tern_dir" stop >/dev/null 2>&1
-	fi
-	if [ -f "$pf/conf/main.cf" ]; then
-		timeout 30 postfix -c "$pf/conf" stop >/dev/null 2>&1
-	fi
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "BENCH_KEEP=1: kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-base=""
-for _ in $(seq 1 50); do
-	n=$((20000 + RANDOM % 30000))
-	if ! port_in_use $((n + 25)) && ! port_in_use $((n + 587)) &&
-		! port_in_use $((n + 465)) && ! port_in_use $((n + 2525)); then
-		base=$n
-		break
-	fi
-done
-[ -n "$base" ] || die "no free ports found"
+postfix_dirs=$pf
+find_port_base 25 587 465 2525
 
 # The message: headers and a body of about $size bytes.
 msg="$tmp/message"
@@ -104,11 +76,10 @@ with open(path, "w") as f:
 PY
 
 # --- tern: a private instance, the recipient a virtual user ---------------
-conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
 case " $systems " in
 *" tern "*)
 	say "tern instance in $tern_dir"
-	"$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+	tern_init
 	"$ternconf" -c "$tern_dir" -e smtpd_greet_pause=0 \
 		"virtual_mailbox_domains=$domain" myhostname=bench.example.org
 	echo bench-password | "$ternuser" -c "$tern_dir" add "$rcpt" - >/dev/null

@@ -9,8 +9,9 @@
 #
 #   bench/smtp-bench.sh [MESSAGES]      (default 2000; or BENCH_MESSAGES)
 #
-# Environment: TERN_PREFIX (default /usr/local, where ./run.sh installs),
-# BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
+# Environment: TERN_PREFIX (default /usr/local, where ./run.sh installs;
+# without a tern there, a release build of this tree is made into
+# _build/bench/inst, unless BENCH_BUILD=0), BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
 # bytes, default 1024), BENCH_KEEP=1 keeps the temp dir, SMTP_LOAD (the
 # smtp-load program; default: the one ./run.sh built). Needs root.
 set -eu
@@ -18,7 +19,6 @@ set -eu
 messages=${1:-${BENCH_MESSAGES:-2000}}
 sessions=${BENCH_SESSIONS:-20}
 size=${BENCH_SIZE:-1024}
-prefix=${TERN_PREFIX:-/usr/local}
 rcpt=bench@example.test
 sender=bench@example.org
 # Messages sent (and delivered) before timing starts, so that both
@@ -31,20 +31,12 @@ prog=smtp-bench
 # shellcheck source=bench/lib.sh disable=SC2034
 . "$(dirname "$0")/lib.sh"
 
-case $messages in '' | *[!0-9]*) die "MESSAGES must be a number, not '$messages'" ;; esac
-[ "$messages" -gt 0 ] || die "MESSAGES must be positive"
+check_count MESSAGES "$messages"
 [ "$(id -u)" -eq 0 ] || die "run as root: both mail systems drop privileges and deliver as a mail user"
 
-top=$(cd "$(dirname "$0")/.." && pwd)
-smtp_load=${SMTP_LOAD:-$top/_build/run/bench/smtp-load}
+smtp_load=${SMTP_LOAD:-$bench_top/_build/run/bench/smtp-load}
 [ -x "$smtp_load" ] || die "$smtp_load not found: build with ./run.sh or set SMTP_LOAD"
-tern="$prefix/sbin/tern"
-ternconf="$prefix/sbin/ternconf"
-ternuser="$prefix/sbin/ternuser"
-[ -x "$tern" ] || die "$tern not found: install tern with ./run.sh or set TERN_PREFIX"
-if ldd "$prefix/libexec/tern/smtpd" 2>/dev/null | grep -q libasan; then
-	say "WARNING: $prefix is a sanitizer build (test.sh's): numbers are not representative; use ./run.sh's build"
-fi
+tern_use smtpd
 for cmd in timeout python3; do
 	command -v "$cmd" >/dev/null || die "$cmd is missing (apt-get install coreutils python3)"
 done
@@ -57,39 +49,13 @@ ensure_tern_accounts
 vmail_uid=$(id -u vmail)
 vmail_gid=$(id -g vmail)
 
-# --- temp dir and cleanup -------------------------------------------------
-tmp=$(mktemp -d /tmp/tern-bench.XXXXXX)
-chmod 755 "$tmp"
-tern_dir="$tmp/tern"
+# --- temp dir and cleanup (bench_cleanup stops both) ------------------------
+bench_tmp tern-bench
 pf="$tmp/postfix"
-cleanup() {
-	set +e
-	if [ -f "$tern_dir/tern.conf" ]; then
-		timeout 30 "$tern" -c "$tern_dir" stop >/dev/null 2>&1
-	fi
-	if [ -f "$pf/conf/main.cf" ]; then
-		timeout 30 postfix -c "$pf/conf" stop >/dev/null 2>&1
-	fi
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "BENCH_KEEP=1: kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+postfix_dirs=$pf
 
 # A port base N with N+25 and N+587 (tern) and N+2525 (Postfix) free.
-base=""
-for _ in $(seq 1 50); do
-	n=$((20000 + RANDOM % 30000))
-	if ! port_in_use $((n + 25)) && ! port_in_use $((n + 587)) &&
-		! port_in_use $((n + 2525)); then
-		base=$n
-		break
-	fi
-done
-[ -n "$base" ] || die "no free ports found"
+find_port_base 25 587 2525
 tern_port=$((base + 25))
 pf_port=$((base + 2525))
 
@@ -117,7 +83,7 @@ restrictions() { # $1: the hash: table's path
 
 # --- tern instance ----------------------------------------------------------
 say "tern instance in $tern_dir, SMTP on 127.0.0.1:$tern_port"
-"$tern" -c "$tern_dir" init --port-base "$base" >/dev/null
+tern_init
 # Postfix has no greeting pause: neither does tern here.
 "$ternconf" -c "$tern_dir" -e smtpd_greet_pause=0
 cp "$tables/senders" "$tern_dir/senders"
@@ -127,11 +93,8 @@ restrictions "$tern_dir/senders" | while IFS= read -r line; do
 done
 echo "bench-password" | "$ternuser" -c "$tern_dir" add "$rcpt" - >/dev/null
 "$tern" -c "$tern_dir" start >/dev/null
-tern_maildir="$("$ternconf" -c "$tern_dir" -x virtual_mailbox_base |
-	sed -n 's/^virtual_mailbox_base = //p')/example.test/bench/Maildir"
-tern_pidfile="$("$ternconf" -c "$tern_dir" -x queue_directory |
-	sed -n 's/^queue_directory = //p')/pid/master.pid"
-conf_value() { "$ternconf" -c "$tern_dir" -x "$1" | sed -n "s/^$1 = //p"; }
+tern_maildir="$(conf_value virtual_mailbox_base)/example.test/bench/Maildir"
+tern_pidfile="$(conf_value queue_directory)/pid/master.pid"
 tern_cert=$(conf_value smtpd_tls_cert_file)
 tern_key=$(conf_value smtpd_tls_key_file)
 tern_eccert=$(conf_value smtpd_tls_eccert_file)

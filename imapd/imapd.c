@@ -7,7 +7,8 @@
  * LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE RFC 6154,
  * MOVE RFC 6851, CONDSTORE/QRESYNC RFC 7162, ESEARCH RFC 4731,
  * SEARCHRES RFC 5182, BINARY RFC 3516, QUOTA RFC 9208, UTF8=ACCEPT
- * RFC 6855), started by spawn as the mailbox owner with the client on fd
+ * RFC 6855, SORT and THREAD RFC 5256, SORT=DISPLAY RFC 5957, ESORT
+ * RFC 5267), started by spawn as the mailbox owner with the client on fd
  * 0 and the TERN_SESSION_* environment (lib/mail/login_proto.h), as
  * Dovecot's imap-login hands a client to imap. One client, one process,
  * blocking writes with deadlines, poll(2) on the client (and during IDLE
@@ -28,6 +29,7 @@
 
 #include "base/base64.h"
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/stream.h"
@@ -107,7 +109,8 @@ imapd_capabilities(void)
 	       "UIDPLUS UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED "
 	       "LIST-STATUS MOVE CONDSTORE QRESYNC ESEARCH SEARCHRES "
 	       "UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE "
-	       "QUOTA=RES-MESSAGE STATUS=SIZE";
+	       "QUOTA=RES-MESSAGE STATUS=SIZE SORT SORT=DISPLAY ESORT "
+	       "THREAD=REFERENCES THREAD=ORDEREDSUBJECT";
 }
 
 /* ------------------------------------------------------------ output */
@@ -372,6 +375,8 @@ static const struct imapd_cmd_def {
     {"UNSELECT", imapd_cmd_unselect, CMD_SELECTED},
     {"EXPUNGE", imapd_cmd_expunge, CMD_SELECTED | CMD_UID},
     {"SEARCH", imapd_cmd_search, CMD_SELECTED | CMD_UID | CMD_NOEXP},
+    {"SORT", imapd_cmd_sort, CMD_SELECTED | CMD_UID | CMD_NOEXP},
+    {"THREAD", imapd_cmd_thread, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"FETCH", imapd_cmd_fetch, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"STORE", imapd_cmd_store, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"COPY", imapd_cmd_copy, CMD_SELECTED | CMD_UID},
@@ -707,6 +712,7 @@ main(int argc, char **argv)
 		msg_fatal("refusing to run as root: spawn starts imapd as the "
 		          "mailbox owner");
 	signal(SIGPIPE, SIG_IGN);
+	file_tcp_nodelay(0);
 	user = need_env(LOGIN_ENV_USER);
 	maildir = need_env(LOGIN_ENV_MAILDIR);
 	id = getenv(LOGIN_ENV_ID);

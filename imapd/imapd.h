@@ -134,6 +134,20 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c);
 
 /* ---- imapd_search.c ---- */
 void imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c);
+/*
+ * The search keys args[0..count) (RFC 9051 6.4.4 search-key list, no
+ * CHARSET) evaluated on the view, for SORT and THREAD too: 1 with the
+ * matching sequence numbers ascending in *hits_r (to free), whether a
+ * MODSEQ key was given and the highest modseq of the hits; 0 after a
+ * BAD sent for malformed keys.
+ */
+int imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
+    size_t count, uint32_t **hits_r, size_t *nhits_r, int *modseq_used_r,
+    uint64_t *maxmod_r);
+
+/* ---- imapd_sort.c, imapd_thread.c (RFC 5256, RFC 5267 ESORT) ---- */
+void imapd_cmd_sort(struct imapd_session *s, struct imapd_cmd *c);
+void imapd_cmd_thread(struct imapd_session *s, struct imapd_cmd *c);
 
 /* ---- imapd_store.c ---- */
 void imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c);

@@ -59,8 +59,6 @@
 #define LOGIN_RELAY_IDLE_MS	(60 * 60 * 1000ULL)
 /* Text from the client in one log line. */
 #define LOGIN_LOG_TEXT_MAX	128
-#define LOGIN_TICKET_ENV	"TERN_TLS_TICKET_SECRET"
-#define LOGIN_TICKET_MAX	64
 #define MS_PER_SEC		1000
 
 enum login_state {
@@ -230,10 +228,12 @@ login_client_starttls(struct login_client *c)
 	if (login_tls == NULL || c->tls_active)
 		msg_panic("login_client_starttls without TLS to start");
 	if (stream_buffered(&c->st) > 0 || stream_input_ready(&c->st)) {
-		msg_info("%s: input pipelined after STLS: possible command "
-		         "injection",
+		/* STLS (POP3) or STARTTLS (IMAP): the protocol's log name
+		 * says which. */
+		msg_info("%s: input pipelined after starting TLS: possible "
+		         "command injection",
 		    login_proto->log_name);
-		c->reason = "Input pipelined after STLS";
+		c->reason = "Input pipelined after starting TLS";
 		return -1;
 	}
 	c->tls_starting = 1;
@@ -661,6 +661,7 @@ login_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 
 	c->loop = loop;
 	c->fd = fd;
+	file_tcp_nodelay(fd);
 	c->spawn_fd = c->pass_fd = c->relay_fd = -1;
 	client_addresses(c, l);
 	c->trusted = login_trusted != NULL &&
@@ -1123,29 +1124,6 @@ relay_io(struct event_fd *ev, int fd, int events, void *ctx)
 
 /* ------------------------------------------------------ the daemon */
 
-/* The secret that lets every login process resume every other one's
- * TLS sessions; master makes a fresh one at each start. */
-static size_t
-login_ticket_secret(unsigned char *out, size_t max)
-{
-	const char *hex = getenv(LOGIN_TICKET_ENV);
-	size_t n = 0;
-	unsigned hi, lo;
-
-	if (hex == NULL)
-		return 0;
-	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
-		hi = (unsigned)(hex[0] <= '9' ? hex[0] - '0'
-		                              : hex[0] - 'a' + 10);
-		lo = (unsigned)(hex[1] <= '9' ? hex[1] - '0'
-		                              : hex[1] - 'a' + 10);
-		if (hi > 15 || lo > 15)
-			return 0;
-		out[n++] = (unsigned char)(hi << 4 | lo);
-	}
-	return n;
-}
-
 /*
  * As root: the key is readable by root only. Without a certificate STLS
  * is not offered and the implicit-TLS port refuses connections; a
@@ -1154,7 +1132,7 @@ login_ticket_secret(unsigned char *out, size_t max)
 static void
 login_tls_init(void)
 {
-	unsigned char secret[LOGIN_TICKET_MAX];
+	unsigned char secret[TLS_TICKET_SECRET_MAX];
 	struct tls_server_config cfg;
 	const char *err;
 
@@ -1174,7 +1152,8 @@ login_tls_init(void)
 	cfg.ciphers = var_smtpd_tls_ciphers;
 	cfg.ciphersuites = var_smtpd_tls_ciphersuites;
 	cfg.ticket_secret = secret;
-	cfg.ticket_secret_len = login_ticket_secret(secret, sizeof(secret));
+	cfg.ticket_secret_len =
+	    tls_ticket_secret_from_env(secret, sizeof(secret));
 	cfg.ticket_lifetime = (unsigned)var_smtpd_tls_session_cache_timeout;
 	if (tls_server_create(&cfg, &login_tls, &err) < 0) {
 		msg_warn("TLS is not available: %s", err);

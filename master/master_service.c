@@ -39,7 +39,7 @@
 #define MASTER_CONF_FILE     "tern.conf"
 #define MASTER_LISTEN_ENV    "TERN_LISTEN_FDS"
 /* The secret every smtpd process derives its TLS ticket keys from. */
-#define MASTER_TICKET_ENV    "TERN_TLS_TICKET_SECRET"
+#define MASTER_TICKET_ENV    "TERN_TLS_TICKET_SECRET" /* lib/tls TLS_TICKET_ENV */
 #define MASTER_TICKET_BYTES  32
 
 static struct master_service *master_services;

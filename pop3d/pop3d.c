@@ -22,6 +22,7 @@
 
 #include "base/base64.h"
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/stream.h"
@@ -747,6 +748,7 @@ main(int argc, char **argv)
 		msg_fatal("refusing to run as root: spawn starts pop3d as the "
 		          "mailbox owner");
 	signal(SIGPIPE, SIG_IGN);
+	file_tcp_nodelay(0);
 	if (expire != NULL) {
 		if (var_pop3_delete_after == 0)
 			return 0;

@@ -40,8 +40,6 @@
 #define SMTPD_QMGR_TIMEOUT_MS 10000
 #define SMTPD_QMGR_IDLE_MS    10000
 /* Hex of the ticket secret master passes (32 bytes). */
-#define SMTPD_TICKET_ENV      "TERN_TLS_TICKET_SECRET"
-#define SMTPD_TICKET_MAX      64
 
 struct commit_pool *smtpd_commit_pool;
 char *smtpd_incoming_dir;
@@ -51,29 +49,6 @@ struct tls_server *smtpd_tls;
 struct attr_client *smtpd_anvil, *smtpd_proxymap, *smtpd_auth;
 struct attr_client *smtpd_qmgr;
 
-/* The secret that lets every smtpd process resume every other one's TLS
- * sessions; master makes a fresh one at each start. */
-static size_t
-smtpd_ticket_secret(unsigned char *out, size_t max)
-{
-	const char *hex = getenv(SMTPD_TICKET_ENV);
-	size_t n = 0;
-	unsigned hi, lo;
-
-	if (hex == NULL)
-		return 0;
-	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
-		hi = (unsigned)(hex[0] <= '9' ? hex[0] - '0'
-		                              : hex[0] - 'a' + 10);
-		lo = (unsigned)(hex[1] <= '9' ? hex[1] - '0'
-		                              : hex[1] - 'a' + 10);
-		if (hi > 15 || lo > 15)
-			return 0;
-		out[n++] = (unsigned char)(hi << 4 | lo);
-	}
-	return n;
-}
-
 /*
  * As root: the key files are readable by root only. Without a
  * certificate STARTTLS is simply not offered (and the implicit-TLS port
@@ -82,7 +57,7 @@ smtpd_ticket_secret(unsigned char *out, size_t max)
 static void
 smtpd_tls_init(void)
 {
-	unsigned char secret[SMTPD_TICKET_MAX];
+	unsigned char secret[TLS_TICKET_SECRET_MAX];
 	struct tls_server_config cfg;
 	const char *err;
 
@@ -101,7 +76,8 @@ smtpd_tls_init(void)
 	cfg.ciphers = var_smtpd_tls_ciphers;
 	cfg.ciphersuites = var_smtpd_tls_ciphersuites;
 	cfg.ticket_secret = secret;
-	cfg.ticket_secret_len = smtpd_ticket_secret(secret, sizeof(secret));
+	cfg.ticket_secret_len =
+	    tls_ticket_secret_from_env(secret, sizeof(secret));
 	cfg.ticket_lifetime = (unsigned)var_smtpd_tls_session_cache_timeout;
 	if (tls_server_create(&cfg, &smtpd_tls, &err) < 0) {
 		msg_warn("TLS is not available: %s", err);

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -410,4 +413,13 @@ file_rename_noreplace(int fromfd, const char *from, int tofd, const char *to)
 		return -1;
 	}
 	return 0;
+}
+
+void
+file_tcp_nodelay(int fd)
+{
+	int on = 1;
+
+	/* ENOTSOCK or EOPNOTSUPP (a UNIX socket, a pipe): nothing to do. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }

@@ -63,5 +63,11 @@ int file_fix_file(const char *path, mode_t mode, uid_t uid, gid_t gid,
 /* Sets FD_CLOEXEC / O_NONBLOCK; returns 0 or -1. */
 int file_set_cloexec(int fd, int on);
 int file_set_nonblock(int fd, int on);
+/*
+ * Turns off Nagle's algorithm on a TCP socket (anything else is left
+ * alone): a session that answers in more than one write() would else
+ * wait for the client's delayed ACK, some 40 ms, before the last piece.
+ */
+void file_tcp_nodelay(int fd);
 
 #endif

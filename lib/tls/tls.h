@@ -37,6 +37,11 @@ struct tls_session;
 
 /* Shortest ticket_secret accepted: a 256-bit key. */
 #define TLS_TICKET_SECRET_MIN	32
+/* The environment variable in which master hands every TLS server
+ * process (smtpd, login) the same ticket secret, hex-encoded, and the
+ * most bytes of it that are used. */
+#define TLS_TICKET_ENV		"TERN_TLS_TICKET_SECRET"
+#define TLS_TICKET_SECRET_MAX	64
 /* ticket_lifetime of 0 means this (seconds). */
 #define TLS_TICKET_LIFETIME_DEFAULT 3600
 /* RFC 8446 4.6.1: a ticket lives at most seven days. */
@@ -94,6 +99,14 @@ struct tls_server_config {
  * cert, two pairs of one key type, bad protocols or cipher list, a
  * short ticket secret or too long a lifetime).
  */
+/*
+ * The secret that lets every server process of an instance resume every
+ * other one's TLS sessions (master makes a fresh one at each start):
+ * $TLS_TICKET_ENV decoded into out (at most max bytes). Its length, or 0
+ * when it is absent or not lower-case hex (then no tickets are issued).
+ */
+size_t tls_ticket_secret_from_env(unsigned char *out, size_t max);
+
 int tls_server_create(const struct tls_server_config *cfg,
     struct tls_server **srv_r, const char **error_r);
 /* Frees and sets *srv_r to NULL; NULL-safe. Streams put under the server

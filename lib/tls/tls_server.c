@@ -404,3 +404,24 @@ tls_server_free(struct tls_server **srv_r)
 	free(srv);
 	*srv_r = NULL;
 }
+
+size_t
+tls_ticket_secret_from_env(unsigned char *out, size_t max)
+{
+	const char *hex = getenv(TLS_TICKET_ENV);
+	size_t n = 0;
+	unsigned hi, lo;
+
+	if (hex == NULL)
+		return 0;
+	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
+		hi = (unsigned)(hex[0] <= '9' ? hex[0] - '0'
+		                              : hex[0] - 'a' + 10);
+		lo = (unsigned)(hex[1] <= '9' ? hex[1] - '0'
+		                              : hex[1] - 'a' + 10);
+		if (hi > 15 || lo > 15)
+			return 0;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+	}
+	return n;
+}

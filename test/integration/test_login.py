@@ -268,7 +268,7 @@ class LoginTest(TernTestCase):
         c.send(b"STLS\r\nUSER evil\r\n")
         self.assertRegex(c.line(), r"^-ERR STLS must be the last")
         self.assertTrue(c.closed_by_peer())
-        self.tern.wait_for_log(r"input pipelined after STLS")
+        self.tern.wait_for_log(r"input pipelined after starting TLS")
 
     def test_auth_list_and_unknown_mechanism(self):
         c = self.raw()
