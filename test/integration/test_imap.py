@@ -10,12 +10,14 @@ maildir on disk; curl listing folders, fetching by UID, EXAMINE, SEARCH
 and uploading; IDLE announcing mail delivered over SMTP during the IDLE
 within a second or two of its arrival; two sessions of one user seeing
 each other's flag changes and expunges, and no EXPUNGE during FETCH,
-STORE or SEARCH; UIDVALIDITY and UIDs stable across tern stop and tern
+STORE or SEARCH; a POP3 session deleting mail under an idling IMAP
+session; UIDVALIDITY and UIDs stable across tern stop and tern
 start; CONDSTORE/QRESYNC resynchronisation after changes."""
 
 import contextlib
 import imaplib
 import os
+import poplib
 import re
 import smtplib
 import ssl
@@ -496,6 +498,36 @@ class ImapTest(ImapHelpers, TernTestCase):
         self.assertEqual(ok(b.uid("SEARCH", "ALL")), [b"1 3"])
         a.logout()
         self.logout(b, user)
+
+    def test_pop3_session_beside_imap(self):
+        t = self.tern
+        user = self.add_user("pop")
+        self.deliver(user, 3, subject="shared")
+        m = self.login(user)
+        ok(m.select("INBOX"))
+        ok(m.store("3", "+FLAGS", "(\\Flagged)"))
+        m.send(b"i1 IDLE\r\n")
+        self.assertTrue(m.readline().startswith(b"+ "))
+        # POP3 deletes the first message: the idling session hears of it
+        # when pop3d's UPDATE state removes the file.
+        p = poplib.POP3("127.0.0.1", t.pop3_port, timeout=SHORT)
+        self.addCleanup(p.close)
+        p.user(user)
+        self.assertTrue(p.pass_(PASSWORD).startswith(b"+OK"))
+        self.assertEqual(p.stat()[0], 3)
+        self.assertIn(b"Subject: shared 0", b"\n".join(p.retr(1)[1]))
+        p.dele(1)
+        p.quit()
+        m.sock.settimeout(SHORT)
+        self.assertEqual(m.readline(), b"* 1 EXPUNGE\r\n")
+        m.send(b"DONE\r\n")
+        while not m.readline().startswith(b"i1 OK"):
+            pass
+        # What POP3 read (and moved to cur/) keeps its UID and flags.
+        data = fetch_map(ok(m.fetch("1:*", "(UID FLAGS)")))
+        self.assertEqual([uid_of(x) for x in data.values()], [2, 3])
+        self.assertIn("\\Flagged", flags_of(data[2]))
+        self.logout(m, user)
 
     # ----- restart
 
