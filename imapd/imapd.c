@@ -588,6 +588,9 @@ serve(struct imapd_session *s, const char *login_tag)
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
 				imapd_log(LOG_INFO, "Disconnected: %s",
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
+				/* The BYE goes out before the session ends:
+				 * nothing is flushed once it is broken. */
+				(void)imapd_flush(s);
 				s->broken = 1;
 				break;
 			}
@@ -609,8 +612,9 @@ serve(struct imapd_session *s, const char *login_tag)
 		}
 	}
 	if (s->state == IMAPD_STATE_LOGOUT)
-		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu",
-		    (unsigned long long)s->fetched_bytes);
+		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu "
+		                    "files=%lu",
+		    (unsigned long long)s->fetched_bytes, s->files_opened);
 	if (!s->broken)
 		(void)imapd_flush(s);
 }
@@ -631,6 +635,9 @@ run(const char *user, const char *maildir)
 	memset(&lim, 0, sizeof(lim));
 	lim.max_line = (size_t)var_imap_max_line_length;
 	lim.max_literal = (size_t)var_message_size_limit;
+	/* One message (APPEND) and a line's worth of small literals: a
+	 * command of many literals gets no more. */
+	lim.max_literals = lim.max_literal + lim.max_line;
 	lim.max_args = IMAPD_ARGS_MAX;
 	lim.max_depth = IMAPD_DEPTH_MAX;
 	lim.literal_plus = 1;

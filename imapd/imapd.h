@@ -64,6 +64,9 @@ struct imapd_session {
 	/* Scratch for responses. */
 	struct buf resp;
 	uint64_t fetched_bytes;
+	/* Message files FETCH opened: metadata from the cache opens none
+	 * (logged at logout, and tested). */
+	unsigned long files_opened;
 };
 
 struct imapd_cmd {
@@ -188,9 +191,11 @@ uint32_t imapd_seq_lower(struct mailbox *box, uint32_t uid);
 /* Appends "\Seen \Flagged kw1" (no parentheses). */
 int imapd_append_flags(struct buf *out, struct mailbox *box, uint8_t flags,
     uint32_t keywords);
-/* A flag list (or one flag): 1 with the system flags and keywords, or 0
- * after a malformed one (*error_r). Keywords are created when create,
- * else unknown ones are ignored (they match nothing). */
+/* A flag list (or one flag): 1 with the system flags and keywords, 0
+ * after a malformed one (*error_r), or the mailbox error (MAILBOX_ERR_
+ * LIMIT: the 27th keyword) when a keyword could not be created. Keywords
+ * are created when create, else unknown ones are ignored (they match
+ * nothing). */
 int imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
     int create, uint8_t *flags_r, uint32_t *keywords_r, int *created_r,
     const char **error_r);
