@@ -345,24 +345,29 @@ class ImapTest(ImapHelpers, TernTestCase):
             out = self.curl(*extra, base + "/INBOX;UID=3", user=user).stdout
             self.assertIn(b"Subject: findme 0\r\n", out)
             self.assertTrue(out.endswith(b"\r\n\r\nhello\r\n"), out[-60:])
-            out = self.curl(*extra, base + "/INBOX;UID=2;SECTION=HEADER",
-                            user=user).stdout
-            self.assertIn(b"Subject: curl 1\r\n", out)
-            self.assertNotIn(b"hello", out)
-            # EXAMINE and SEARCH as custom requests.
-            out = self.curl(*extra, base + "/", "-X", "EXAMINE INBOX",
-                            user=user).stdout
-            self.assertRegex(out, rb"\* 3 EXISTS\r\n")
-            self.assertRegex(out, rb"\* OK \[UIDVALIDITY \d+\]")
-            # Read-only: no flag may be changed.
-            self.assertIn(b"* OK [PERMANENTFLAGS ()]", out)
-            out = self.curl(*extra, base + "/INBOX", "-X",
-                            "SEARCH SUBJECT findme", user=user).stdout
-            self.assertEqual(out, b"* SEARCH 3\r\n")
-            # curl's own search URL (UID SEARCH).
-            out = self.curl(*extra, base + "/INBOX?SUBJECT%20curl",
-                            user=user).stdout
-            self.assertEqual(out, b"* SEARCH 1 2\r\n")
+        # The rest once, over IMAPS (base and extra of the loop's last
+        # round are STARTTLS: set them again).
+        extra = ["--cacert", cacert, "--resolve", "%s:%d:127.0.0.1"
+                 % (host, t.imaps_port)]
+        base = "imaps://%s:%d" % (host, t.imaps_port)
+        out = self.curl(*extra, base + "/INBOX;UID=2;SECTION=HEADER",
+                        user=user).stdout
+        self.assertIn(b"Subject: curl 1\r\n", out)
+        self.assertNotIn(b"hello", out)
+        # EXAMINE and SEARCH as custom requests.
+        out = self.curl(*extra, base + "/", "-X", "EXAMINE INBOX",
+                        user=user).stdout
+        self.assertRegex(out, rb"\* 3 EXISTS\r\n")
+        self.assertRegex(out, rb"\* OK \[UIDVALIDITY \d+\]")
+        # Read-only: no flag may be changed.
+        self.assertIn(b"* OK [PERMANENTFLAGS ()]", out)
+        out = self.curl(*extra, base + "/INBOX", "-X",
+                        "SEARCH SUBJECT findme", user=user).stdout
+        self.assertEqual(out, b"* SEARCH 3\r\n")
+        # curl's own search URL (UID SEARCH).
+        out = self.curl(*extra, base + "/INBOX?SUBJECT%20curl",
+                        user=user).stdout
+        self.assertEqual(out, b"* SEARCH 1 2\r\n")
         # Uploads (APPEND), on each transport.
         draft = os.path.join(t.tmp, "curl-draft.eml")
         with open(draft, "wb") as f:
