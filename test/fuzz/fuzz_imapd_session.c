@@ -22,8 +22,24 @@
  * ({n} or ~{n}) is followed by exactly n bytes and the rest of its line
  * (FETCH counts its literals before it streams them).
  *
+ * Another process changes the maildir too (delivery, pop3d, Dovecot, a
+ * crash mid-write): a line starting with CHANGE_MARK is not sent but
+ * done to the maildir once the session has read everything before it
+ * (the transport hands out no byte past it until then), so the store's
+ * sync, the untagged updates (EXPUNGE, FETCH, VANISHED) and the readers
+ * of its own files (index, log, cache, uidlist, keywords) meet it:
+ *   \x01n          a new message in INBOX new/
+ *   \x01f FLAGS    the first message file of INBOX cur/ gets these
+ *                  Maildir flag letters
+ *   \x01x          the first message file of INBOX cur/ is removed
+ *   \x01w N BYTES  file N of change_files is replaced by BYTES
+ *   \x01a N BYTES  BYTES are appended to it (a torn write)
+ *   \x01t N D      it is cut to D tenths of its size
+ * (N and D one digit each; BYTES up to the end of the line.)
+ *
  * Input: what the client sends, cut after INPUT_LINES_MAX lines.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -48,15 +64,26 @@
 #define NFTW_FDS 16
 /* The fixture's files get this mtime (internal date): 2023-11-14. */
 #define FIXTURE_TIME 1700000000
+/* A line starting with this is a change by another process. */
+#define CHANGE_MARK '\x01'
+#define PATH_MAX_LEN 4096
 
 static char base_dir[] = "/dev/shm/tern-fuzz-imapd.XXXXXX";
 static char *maildir;
 
 struct session_io {
-	struct fuzz_mem in;
+	const char *data;
+	size_t len, pos;
+	struct fuzz_rng rng;
+	unsigned delivered;
 	struct buf out;
 	size_t out_total;
 };
+
+/* The files of INBOX that \x01w, \x01a and \x01t change, by digit. */
+static const char *const change_files[] = {"tern.index", "tern.index.log",
+    "tern.index.cache", "dovecot-uidlist", "dovecot-keywords",
+    "subscriptions", "maildirsize"};
 
 /* ------------------------------------------------------------ fixture */
 
@@ -144,18 +171,27 @@ static const struct fixture_msg fixture[] = {
 
 static const char *const fixture_folders[] = {"", ".Archive", ".Archive.2026"};
 
-static void
+static int
 write_file(const char *path, const char *text)
 {
 	struct timespec times[2] = {{FIXTURE_TIME, 0}, {FIXTURE_TIME, 0}};
 	size_t len = strlen(text);
-	int fd;
+	int fd, ok;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
-		abort();
+	if (fd < 0)
+		return -1;
+	ok = write(fd, text, len) == (ssize_t)len;
 	(void)futimens(fd, times);
 	close(fd);
+	return ok ? 0 : -1;
+}
+
+static void
+fixture_file(const char *path, const char *text)
+{
+	if (write_file(path, text) < 0)
+		abort();
 }
 
 static void
@@ -188,17 +224,17 @@ fixture_build(void)
 		if (i > 0) {
 			snprintf(path, sizeof(path), "%s/%s/maildirfolder",
 			    maildir, fixture_folders[i]);
-			write_file(path, "");
+			fixture_file(path, "");
 		}
 	}
 	snprintf(path, sizeof(path), "%s/dovecot-keywords", maildir);
-	write_file(path, "0 $Forwarded\n1 work\n");
+	fixture_file(path, "0 $Forwarded\n1 work\n");
 	snprintf(path, sizeof(path), "%s/subscriptions", maildir);
-	write_file(path, "V\t2\n\nINBOX\nArchive\nGone\n");
+	fixture_file(path, "V\t2\n\nINBOX\nArchive\nGone\n");
 	for (i = 0; i < sizeof(fixture) / sizeof(fixture[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s/%s/%s", maildir,
 		    fixture[i].folder, fixture[i].sub, fixture[i].name);
-		write_file(path, fixture[i].text);
+		fixture_file(path, fixture[i].text);
 	}
 }
 
@@ -228,12 +264,155 @@ remove_base(void)
 
 /* ---------------------------------------------------------- transport */
 
+/* The name of the first message file of INBOX cur/ (in name order, so
+ * that a run is repeatable), or 0 when there is none. */
+static int
+first_message(char *path, size_t size)
+{
+	struct dirent **names;
+	int i, n, found = 0;
+
+	snprintf(path, size, "%s/cur", maildir);
+	n = scandir(path, &names, NULL, alphasort);
+	if (n < 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!found && names[i]->d_name[0] != '.') {
+			snprintf(path, size, "%s/cur/%s", maildir,
+			    names[i]->d_name);
+			found = 1;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return found;
+}
+
+static void
+change_flags(const char *arg, size_t len)
+{
+	char from[PATH_MAX_LEN], to[PATH_MAX_LEN];
+	char *colon;
+	size_t n, i;
+
+	if (!first_message(from, sizeof(from)))
+		return;
+	memcpy(to, from, sizeof(to));
+	colon = strrchr(to, ':');
+	if (colon == NULL || colon < strrchr(to, '/'))
+		colon = to + strlen(to);
+	n = (size_t)(colon - to);
+	if (n + 4 + len >= sizeof(to))
+		return;
+	memcpy(colon, ":2,", 3);
+	n += 3;
+	for (i = 0; i < len; i++) {
+		if ((arg[i] >= 'A' && arg[i] <= 'Z') ||
+		    (arg[i] >= 'a' && arg[i] <= 'z'))
+			to[n++] = arg[i];
+	}
+	to[n] = '\0';
+	(void)rename(from, to);
+}
+
+static void
+change_file(char op, const char *arg, size_t len)
+{
+	char path[PATH_MAX_LEN];
+	struct stat st;
+	size_t which;
+	int fd;
+
+	if (len < 1 || arg[0] < '0' || arg[0] > '9')
+		return;
+	which = (size_t)(arg[0] - '0');
+	if (which >= sizeof(change_files) / sizeof(change_files[0]))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", maildir, change_files[which]);
+	arg++;
+	len--;
+	if (op == 't') {
+		if (len < 1 || arg[0] < '0' || arg[0] > '9' ||
+		    stat(path, &st) < 0)
+			return;
+		(void)truncate(path, st.st_size * (arg[0] - '0') / 10);
+		return;
+	}
+	fd = open(path,
+	    O_WRONLY | O_CREAT | O_NOFOLLOW | (op == 'a' ? O_APPEND : O_TRUNC),
+	    0600);
+	if (fd < 0)
+		return;
+	if (write(fd, arg, len) != (ssize_t)len)
+		abort();
+	close(fd);
+}
+
+/* Does the change of the line at io->pos (its CHANGE_MARK), and steps
+ * over the line. */
+static void
+change(struct session_io *io)
+{
+	const char *line = io->data + io->pos + 1, *end;
+	char path[PATH_MAX_LEN];
+	size_t len;
+
+	end = memchr(line, '\n', io->len - io->pos - 1);
+	len = end != NULL ? (size_t)(end - line) : io->len - io->pos - 1;
+	io->pos += 1 + len + (end != NULL);
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return;
+	switch (line[0]) {
+	case 'n':
+		snprintf(path, sizeof(path), "%s/new/1800000000.M%uP2.other",
+		    maildir, io->delivered++);
+		(void)write_file(path, fixture[io->delivered % 4].text);
+		break;
+	case 'f':
+		change_flags(line + 1, len - 1);
+		break;
+	case 'x':
+		if (first_message(path, sizeof(path)))
+			(void)unlink(path);
+		break;
+	case 'w':
+	case 'a':
+	case 't':
+		change_file(line[0], line + 1, len - 1);
+		break;
+	}
+}
+
+/* Irregular pieces, never past a change line: the session has read
+ * (and so run) everything before it when the change is made. */
 static ssize_t
 session_read(void *ctx, int fd, void *data, size_t len, int *want_r)
 {
 	struct session_io *io = ctx;
+	const char *mark;
+	size_t n, avail;
 
-	return fuzz_transport.read(&io->in, fd, data, len, want_r);
+	(void)fd;
+	*want_r = STREAM_WANT_READ;
+	while (io->pos < io->len && io->data[io->pos] == CHANGE_MARK &&
+	    (io->pos == 0 || io->data[io->pos - 1] == '\n'))
+		change(io);
+	avail = io->len - io->pos;
+	mark = memmem(io->data + io->pos, avail, "\n\x01", 2);
+	if (mark != NULL)
+		avail = (size_t)(mark - (io->data + io->pos)) + 1;
+	if (avail == 0)
+		return 0;
+	n = fuzz_piece(&io->rng, PIECE_MAX);
+	if (n > len)
+		n = len;
+	if (n > avail)
+		n = avail;
+	memcpy(data, io->data + io->pos, n);
+	io->pos += n;
+	return (ssize_t)n;
 }
 
 static ssize_t
@@ -382,7 +561,6 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct session_io io;
-	struct fuzz_rng rng;
 	size_t len, lines = 0;
 	int fd;
 
@@ -393,8 +571,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	remove_tree(maildir);
 	make_dir(maildir);
 	fixture_build();
-	fuzz_rng_init(&rng, data, size);
-	fuzz_mem_init(&io.in, data, len, rng.state, 0, PIECE_MAX);
+	io.data = (const char *)data;
+	io.len = len;
+	io.pos = 0;
+	io.delivered = 0;
+	fuzz_rng_init(&io.rng, data, size);
 	buf_init(&io.out, OUT_KEEP_MAX);
 	io.out_total = 0;
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);

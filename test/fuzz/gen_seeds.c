@@ -867,6 +867,25 @@ imapd_session_seeds(void)
 	    "d IDLE\r\nDONE\r\ne STORE 1 +FLAGS \\Deleted\r\n"
 	    "f UID EXPUNGE 1\r\ng EXAMINE INBOX (CONDSTORE)\r\n"
 	    "h ID (\"name\" \"fuzz\")\r\ni SEARCH UNDELETED\r\n");
+	/* \x01: a change by another process (fuzz_imapd_session.c). */
+	SEED(t, "others",
+	    "a SELECT INBOX (CONDSTORE)\r\n\x01n\r\n\x01" "fFS\r\n"
+	    "b NOOP\r\n\x01x\r\nc FETCH 1:* (UID FLAGS ENVELOPE)\r\n"
+	    "d IDLE\r\n\x01n\r\nDONE\r\n"
+	    "e SORT RETURN (SAVE COUNT) (DATE) UTF-8 ALL\r\n"
+	    "f FETCH $ (BODY.PEEK[HEADER] BODY[TEXT]<0.8>)\r\n"
+	    "\x01w1 garbage\r\ng STATUS INBOX (MESSAGES UIDNEXT)\r\n"
+	    "\x01" "a2xx\r\nh FETCH 1:* ENVELOPE\r\n\x01t36\r\n"
+	    "i SELECT INBOX\r\n\x01w3 3 V1 2 0\r\nj NOOP\r\n"
+	    "\x01t04\r\n\x01w0\r\nk SEARCH SENTSINCE 1-Jan-2000 "
+	    "SENTBEFORE 1-Jan-2030 NOT SENTON 1-Jan-2001\r\n");
+	SEED(t, "others-qresync",
+	    "a ENABLE QRESYNC\r\nb SELECT INBOX\r\n"
+	    "c STORE 1 +FLAGS.SILENT (\\Seen)\r\n\x01x\r\n\x01n\r\n"
+	    "d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n"
+	    "e CLOSE\r\n\x01x\r\n\x01" "fSa\r\n"
+	    "f SELECT INBOX (QRESYNC (1796190613 1 1:9))\r\n"
+	    "g THREAD REFERENCES UTF-8 ALL\r\n");
 	SEED(t, "bad",
 	    "a FETCH 1 FLAGS\r\nb SELECT\r\nc SELECT INBOX\r\n"
 	    "d FETCH 0 FLAGS\r\ne FETCH 99 FLAGS\r\nf FETCH 1 BODY[0]\r\n"
