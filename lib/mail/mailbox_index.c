@@ -262,12 +262,16 @@ mailbox_index_free(struct mailbox_index *idx)
 static int
 index_parse(const char *d, size_t len, struct mailbox_index *idx)
 {
-	const char *p, *end = d + len - 8;
+	const char *p, *end;
 	uint32_t i, count, prev = 0;
 	struct mailbox_rec *r;
 	uint16_t flen;
 
-	if (len < IDX_HDR_SIZE + 8 || memcmp(d, INDEX_MAGIC, MAGIC_SIZE) != 0 ||
+	/* An empty file reads as d NULL: no arithmetic on d before this. */
+	if (len < IDX_HDR_SIZE + 8)
+		return 0;
+	end = d + len - 8;
+	if (memcmp(d, INDEX_MAGIC, MAGIC_SIZE) != 0 ||
 	    mailbox_checksum(d, len - 8) != get64(end))
 		return 0;
 	p = d + MAGIC_SIZE;

@@ -491,6 +491,14 @@ test_crash_and_rebuild(void)
 	mailbox_view_status(a, &st);
 	hms = st.highestmodseq;
 	mailbox_close(&a);
+	/* an empty index (reads as no bytes at all) is no index */
+	p = tpath("u4/.Drafts/tern.index");
+	CHECK_INT(truncate(p, 0), 0);
+	free(p);
+	CHECK_INT(mailbox_open(user, "Drafts", 0, &a, &error), 0);
+	CHECK_INT(mailbox_count(a), 3);
+	CHECK_INT(mailbox_msg(a, 1)->flags, MAILBOX_F_SEEN);
+	mailbox_close(&a);
 	/* the index is a cache */
 	p = tpath("u4/.Drafts/tern.index");
 	CHECK_INT(unlink(p), 0);
