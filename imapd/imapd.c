@@ -605,8 +605,9 @@ serve(struct imapd_session *s, const char *login_tag)
 		}
 	}
 	if (s->state == IMAPD_STATE_LOGOUT)
-		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu",
-		    (unsigned long long)s->fetched_bytes);
+		imapd_log(LOG_INFO, "Disconnected: Logged out fetched=%llu "
+		                    "files=%lu",
+		    (unsigned long long)s->fetched_bytes, s->files_opened);
 	if (!s->broken)
 		(void)imapd_flush(s);
 }
