@@ -68,6 +68,11 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
  * rounds). */
 #define CACHE_PEND_FLUSH (512u * 1024)
 #define CACHE_PEND_BIT   (1ull << 63)
+/* Records are read this much at a time: a FETCH or SEARCH walking the
+ * folder finds the next message's record in the same window (records
+ * written together lie together), one pread per window, not per
+ * message. */
+#define CACHE_WINDOW (64u * 1024)
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
@@ -119,6 +124,9 @@ struct mailbox {
 	uint64_t cache_gen;
 	struct buf cache_buf;
 	struct buf cache_pend; /* records not yet written (headers too) */
+	char *cache_win;       /* CACHE_WINDOW octets of the file */
+	uint64_t win_off;
+	size_t win_len;
 };
 
 static __thread char box_err[BOX_ERR_SIZE];
@@ -1036,6 +1044,7 @@ box_free(struct mailbox *box)
 	free(box->cache);
 	buf_free(&box->cache_buf);
 	buf_free(&box->cache_pend);
+	free(box->cache_win);
 	maildir_keywords_clear(&box->kw);
 	hash_free(&box->moved, NULL);
 	free(box->name);
@@ -2222,12 +2231,33 @@ mailbox_cache_get(struct mailbox *box, uint32_t seq,
 		    xrealloc(box->cache_buf.data, (size_t)e->len + 1);
 		box->cache_buf.cap = (size_t)e->len + 1;
 	}
-	if (e->off & CACHE_PEND_BIT)
+	if (e->off & CACHE_PEND_BIT) {
 		memcpy(box->cache_buf.data,
 		    box->cache_pend.data + (e->off & ~CACHE_PEND_BIT), e->len);
-	else if (file_pread_all(box->cache_fd, box->cache_buf.data, e->len,
-	             (off_t)e->off) < 0)
+	} else if (e->len <= CACHE_WINDOW / 2) {
+		if (e->off < box->win_off ||
+		    e->off + e->len > box->win_off + box->win_len) {
+			ssize_t n;
+
+			/* the file only grows (records are appended), so
+			 * what a window holds stays true */
+			if (box->cache_win == NULL)
+				box->cache_win = xmalloc(CACHE_WINDOW);
+			do
+				n = pread(box->cache_fd, box->cache_win,
+				    CACHE_WINDOW, (off_t)e->off);
+			while (n < 0 && errno == EINTR);
+			box->win_off = e->off;
+			box->win_len = n > 0 ? (size_t)n : 0;
+			if (box->win_len < e->len)
+				return 0;
+		}
+		memcpy(box->cache_buf.data,
+		    box->cache_win + (e->off - box->win_off), e->len);
+	} else if (file_pread_all(box->cache_fd, box->cache_buf.data, e->len,
+	               (off_t)e->off) < 0) {
 		return 0;
+	}
 	box->cache_buf.data[e->len] = '\0';
 	*data_r = box->cache_buf.data;
 	*len_r = e->len;
