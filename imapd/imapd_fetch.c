@@ -73,6 +73,7 @@ struct fetch_req {
 	uint64_t changedsince;
 	int vanished;
 	int needs_file, sets_seen;
+	int structure; /* BODY or BODYSTRUCTURE: the whole file is parsed */
 };
 
 /* A message's file, mapped, and its MIME tree when one was needed. */
@@ -436,7 +437,7 @@ static struct imapd_msgbuf fetch_hdr;
  * cache. */
 static int
 envelope_compute(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
-    struct buf *tmp, const char **err_r)
+    int whole, struct buf *tmp, const char **err_r)
 {
 	struct mime_part part;
 	struct buf hc, scratch;
@@ -444,6 +445,12 @@ envelope_compute(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	size_t hlen;
 	int fd, r;
 
+	/* BODYSTRUCTURE will map the file: one open for both */
+	if (fm->map == NULL && whole) {
+		r = msg_load(s, seq, fm, err_r);
+		if (r < 0)
+			return r;
+	}
 	if (fm->map != NULL) {
 		hdr = fm->map;
 		hlen = fm->mime != NULL ? fm->mime->root->body_off
@@ -480,8 +487,9 @@ envelope_compute(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 /* ENVELOPE, BODY, BODYSTRUCTURE: from the cache, else computed and put
  * there. */
 static int
-append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
-    enum mailbox_cache_field field, struct buf *out, const char **err_r)
+append_cached(struct imapd_session *s, const struct fetch_req *req,
+    uint32_t seq, struct fetch_msg *fm, enum mailbox_cache_field field,
+    struct buf *out, const char **err_r)
 {
 	struct buf tmp;
 	const char *data;
@@ -497,7 +505,7 @@ append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	}
 	if (field == MAILBOX_CACHE_ENVELOPE) {
 		buf_init(&tmp, IMAPD_RESP_SLACK * 4);
-		r = envelope_compute(s, seq, fm, &tmp, err_r);
+		r = envelope_compute(s, seq, fm, req->structure, &tmp, err_r);
 		if (r == 0 && (buf_putc(out, '(') < 0 ||
 		                  buf_append(out, tmp.data, tmp.len) < 0 ||
 		                  buf_putc(out, ')') < 0))
@@ -701,7 +709,7 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		case FK_BODYSTRUCTURE:
 			(void)SP();
 			imapd_bprintf(out, "%s ", it->name);
-			rc = append_cached(s, seq, &fm,
+			rc = append_cached(s, r, seq, &fm,
 			    it->kind == FK_ENVELOPE ? MAILBOX_CACHE_ENVELOPE
 			    : it->kind == FK_BODY   ? MAILBOX_CACHE_BODY
 			                            : MAILBOX_CACHE_BODYSTRUCTURE,
@@ -826,6 +834,8 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 			r->sets_seen = 1;
 		if (it->kind == FK_MODSEQ)
 			s->enabled |= IMAPD_EN_CONDSTORE;
+		if (it->kind == FK_BODY || it->kind == FK_BODYSTRUCTURE)
+			r->structure = 1;
 	}
 	if (r->vanished) {
 		memset(&uidset, 0, sizeof(uidset));
