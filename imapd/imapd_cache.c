@@ -55,8 +55,8 @@ read_to(int fd, struct imapd_msgbuf *mb, size_t want)
 
 	reserve(mb, want);
 	while (mb->len < want) {
-		n = pread(fd, mb->data + mb->len, want - mb->len,
-		    (off_t)mb->len);
+		n = pread(
+		    fd, mb->data + mb->len, want - mb->len, (off_t)mb->len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -70,8 +70,7 @@ read_to(int fd, struct imapd_msgbuf *mb, size_t want)
 }
 
 int
-imapd_msgbuf_read(int fd, struct imapd_msgbuf *mb, int header_only,
-    size_t max)
+imapd_msgbuf_read(int fd, struct imapd_msgbuf *mb, int header_only, size_t max)
 {
 	struct stat st;
 	size_t size, want;
@@ -131,8 +130,8 @@ put_entry(struct buf *out, int field, const char *v, size_t len)
 }
 
 void
-imapd_hc_build(struct buf *out, struct buf *scratch, const char *hdr,
-    size_t len)
+imapd_hc_build(
+    struct buf *out, struct buf *scratch, const char *hdr, size_t len)
 {
 	const char *name, *v;
 	size_t pos = 0, nlen, vl, start;
@@ -141,8 +140,8 @@ imapd_hc_build(struct buf *out, struct buf *scratch, const char *hdr,
 
 	buf_reset(out);
 	imapd_bputc(out, HC_VERSION);
-	while (imapd_header_next(hdr, len, &pos, &name, &nlen, &v, &vl,
-	    &start)) {
+	while (
+	    imapd_header_next(hdr, len, &pos, &name, &nlen, &v, &vl, &start)) {
 		f = imapd_hc_field(name, nlen);
 		if (f < 0)
 			continue;
