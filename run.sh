@@ -171,6 +171,9 @@ It lands in:   $maildir/new/
 Read it over POP3 (plaintext logins only from 127.0.0.1 or after STLS):
   curl -k --ssl-reqd pop3://127.0.0.1/1 -u '$demo_user:$password'
   curl -k pop3s://127.0.0.1/ -u '$demo_user:$password'      (the list)
+or over IMAP (Thunderbird, mutt, mbsync, a phone: imaps on 993):
+  curl -k 'imaps://127.0.0.1/INBOX;UID=1' -u '$demo_user:$password'
+  curl -k imaps://127.0.0.1/ -u '$demo_user:$password'      (the folders)
 The log:       $log
 Demo user:     $demo_user, password $password
 Status:        $tern status

@@ -7,7 +7,8 @@
  * LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE RFC 6154,
  * MOVE RFC 6851, CONDSTORE/QRESYNC RFC 7162, ESEARCH RFC 4731,
  * SEARCHRES RFC 5182, BINARY RFC 3516, QUOTA RFC 9208, UTF8=ACCEPT
- * RFC 6855), started by spawn as the mailbox owner with the client on fd
+ * RFC 6855, SORT and THREAD RFC 5256, SORT=DISPLAY RFC 5957, ESORT
+ * RFC 5267), started by spawn as the mailbox owner with the client on fd
  * 0 and the TERN_SESSION_* environment (lib/mail/login_proto.h), as
  * Dovecot's imap-login hands a client to imap. One client, one process,
  * blocking writes with deadlines, poll(2) on the client (and during IDLE
@@ -108,7 +109,8 @@ imapd_capabilities(void)
 	       "UIDPLUS UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED "
 	       "LIST-STATUS MOVE CONDSTORE QRESYNC ESEARCH SEARCHRES "
 	       "UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE "
-	       "QUOTA=RES-MESSAGE STATUS=SIZE";
+	       "QUOTA=RES-MESSAGE STATUS=SIZE SORT SORT=DISPLAY ESORT "
+	       "THREAD=REFERENCES THREAD=ORDEREDSUBJECT";
 }
 
 /* ------------------------------------------------------------ output */
@@ -373,6 +375,8 @@ static const struct imapd_cmd_def {
     {"UNSELECT", imapd_cmd_unselect, CMD_SELECTED},
     {"EXPUNGE", imapd_cmd_expunge, CMD_SELECTED | CMD_UID},
     {"SEARCH", imapd_cmd_search, CMD_SELECTED | CMD_UID | CMD_NOEXP},
+    {"SORT", imapd_cmd_sort, CMD_SELECTED | CMD_UID | CMD_NOEXP},
+    {"THREAD", imapd_cmd_thread, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"FETCH", imapd_cmd_fetch, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"STORE", imapd_cmd_store, CMD_SELECTED | CMD_UID | CMD_NOEXP},
     {"COPY", imapd_cmd_copy, CMD_SELECTED | CMD_UID},
@@ -584,6 +588,9 @@ serve(struct imapd_session *s, const char *login_tag)
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
 				imapd_log(LOG_INFO, "Disconnected: %s",
 				    log_sanitize(text, IMAPD_ECHO_MAX * 4));
+				/* The BYE goes out before the session ends:
+				 * nothing is flushed once it is broken. */
+				(void)imapd_flush(s);
 				s->broken = 1;
 				break;
 			}
@@ -628,6 +635,9 @@ run(const char *user, const char *maildir)
 	memset(&lim, 0, sizeof(lim));
 	lim.max_line = (size_t)var_imap_max_line_length;
 	lim.max_literal = (size_t)var_message_size_limit;
+	/* One message (APPEND) and a line's worth of small literals: a
+	 * command of many literals gets no more. */
+	lim.max_literals = lim.max_literal + lim.max_line;
 	lim.max_args = IMAPD_ARGS_MAX;
 	lim.max_depth = IMAPD_DEPTH_MAX;
 	lim.literal_plus = 1;

@@ -137,6 +137,20 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c);
 
 /* ---- imapd_search.c ---- */
 void imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c);
+/*
+ * The search keys args[0..count) (RFC 9051 6.4.4 search-key list, no
+ * CHARSET) evaluated on the view, for SORT and THREAD too: 1 with the
+ * matching sequence numbers ascending in *hits_r (to free), whether a
+ * MODSEQ key was given and the highest modseq of the hits; 0 after a
+ * BAD sent for malformed keys.
+ */
+int imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
+    size_t count, uint32_t **hits_r, size_t *nhits_r, int *modseq_used_r,
+    uint64_t *maxmod_r);
+
+/* ---- imapd_sort.c, imapd_thread.c (RFC 5256, RFC 5267 ESORT) ---- */
+void imapd_cmd_sort(struct imapd_session *s, struct imapd_cmd *c);
+void imapd_cmd_thread(struct imapd_session *s, struct imapd_cmd *c);
 
 /* ---- imapd_store.c ---- */
 void imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c);
@@ -177,9 +191,11 @@ uint32_t imapd_seq_lower(struct mailbox *box, uint32_t uid);
 /* Appends "\Seen \Flagged kw1" (no parentheses). */
 int imapd_append_flags(struct buf *out, struct mailbox *box, uint8_t flags,
     uint32_t keywords);
-/* A flag list (or one flag): 1 with the system flags and keywords, or 0
- * after a malformed one (*error_r). Keywords are created when create,
- * else unknown ones are ignored (they match nothing). */
+/* A flag list (or one flag): 1 with the system flags and keywords, 0
+ * after a malformed one (*error_r), or the mailbox error (MAILBOX_ERR_
+ * LIMIT: the 27th keyword) when a keyword could not be created. Keywords
+ * are created when create, else unknown ones are ignored (they match
+ * nothing). */
 int imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
     int create, uint8_t *flags_r, uint32_t *keywords_r, int *created_r,
     const char **error_r);

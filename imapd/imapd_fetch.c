@@ -19,6 +19,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "mail/mime.h"
@@ -82,8 +83,13 @@ struct fetch_msg {
 	const char *map;
 	size_t len;
 	int mapped;
+	char *copy; /* a small message read instead of mapped */
 	struct mime_message *mime;
 };
+
+/* Messages up to this size are read, not mapped: an munmap per message
+ * (its TLB shootdown) cost more than the copy in a FETCH of many. */
+#define FETCH_READ_MAX (64 * 1024)
 
 static void
 req_free(struct fetch_req *r)
@@ -377,6 +383,7 @@ msg_release(struct fetch_msg *fm)
 	mime_free(&fm->mime);
 	if (fm->mapped)
 		munmap((void *)fm->map, fm->len);
+	free(fm->copy);
 	if (fm->fd >= 0)
 		close(fm->fd);
 	memset(fm, 0, sizeof(*fm));
@@ -399,6 +406,7 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 		fm->fd = -1;
 		return r;
 	}
+	s->files_opened++;
 	if (fstat(fm->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		*err_r = "cannot stat the message file";
 		return MAILBOX_ERR_TEMP;
@@ -406,6 +414,17 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	if (st.st_size == 0) {
 		fm->map = "";
 		fm->len = 0;
+		return 0;
+	}
+	if (st.st_size <= FETCH_READ_MAX) {
+		fm->copy = xmalloc((size_t)st.st_size + 1);
+		if (file_pread_all(fm->fd, fm->copy, (size_t)st.st_size, 0) < 0) {
+			*err_r = "cannot read the message file";
+			return MAILBOX_ERR_TEMP;
+		}
+		fm->copy[st.st_size] = '\0';
+		fm->map = fm->copy;
+		fm->len = (size_t)st.st_size;
 		return 0;
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fm->fd, 0);
@@ -533,10 +552,135 @@ append_cached(struct imapd_session *s, const struct fetch_req *req,
 	return r < 0 ? -1 : 0;
 }
 
-/* The bytes of a BODY[...] item, CRLF, into content. 0, -1 (full). */
+/*
+ * Literals are streamed from the mapped message, never built whole: each
+ * producer below runs twice over the same bytes, once counting (the
+ * literal's length comes first on the wire, and the count of a
+ * <partial> window stops at the window's end) and once sending through
+ * the session's bounded output. A BINARY part is decoded in pieces of
+ * FETCH_PIECE octets both times.
+ */
+#define FETCH_PIECE (64 * 1024)
+/* A decoded piece is at most twice its source (a quoted-printable LF
+ * becomes CRLF) unless a long line leaves no cut (mime.h). */
+#define FETCH_PIECE_BUF_MIN (2 * FETCH_PIECE + 1024)
+
+struct fetch_sink {
+	struct imapd_session *s; /* NULL: count only */
+	uint64_t skip, end;      /* the window [skip, end) of the whole */
+	uint64_t total;          /* octets produced so far */
+	uint64_t sent;           /* octets of the window sent */
+	int nul;                 /* a NUL inside the window (literal8) */
+};
+
+/* 1 when the window is complete: the producer may stop. */
 static int
-section_content(const struct fetch_item *it, struct fetch_msg *fm,
-    struct buf *content)
+sink_done(const struct fetch_sink *k)
+{
+	return k->total >= k->end;
+}
+
+/* -1 when the client is gone. */
+static int
+sink_put(struct fetch_sink *k, const char *data, size_t len)
+{
+	uint64_t from = k->total, to = k->total + len;
+
+	k->total = to;
+	if (to <= k->skip || from >= k->end)
+		return 0;
+	if (from < k->skip) {
+		data += k->skip - from;
+		from = k->skip;
+	}
+	if (to > k->end)
+		to = k->end;
+	len = (size_t)(to - from);
+	if (k->s == NULL) {
+		if (!k->nul && memchr(data, '\0', len) != NULL)
+			k->nul = 1;
+		return 0;
+	}
+	k->sent += len;
+	return imapd_send(k->s, data, len);
+}
+
+/* [data, data+len) with bare LF made CRLF (imapd_crlf_append). */
+static int
+sink_crlf(struct fetch_sink *k, const char *data, size_t len)
+{
+	const char *p = data, *end = data + len, *lf;
+
+	while (p < end && !sink_done(k)) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL)
+			return sink_put(k, p, (size_t)(end - p));
+		if (lf == data || lf[-1] != '\r') {
+			if (sink_put(k, p, (size_t)(lf - p)) < 0 ||
+			    sink_put(k, "\r\n", 2) < 0)
+				return -1;
+		} else if (sink_put(k, p, (size_t)(lf + 1 - p)) < 0) {
+			return -1;
+		}
+		p = lf + 1;
+	}
+	return 0;
+}
+
+/* The header fields of [hdr, hdr+len) named (not, when negate) among
+ * names, then the blank line (imapd_header_filter). */
+static int
+sink_header_filter(struct fetch_sink *k, const char *hdr, size_t len,
+    char *const *names, size_t n, int negate)
+{
+	const char *name, *value;
+	size_t pos = 0, nlen, vlen, start, i;
+	int match;
+
+	while (!sink_done(k) && imapd_header_next(hdr, len, &pos, &name,
+	                            &nlen, &value, &vlen, &start)) {
+		match = 0;
+		for (i = 0; i < n && !match; i++)
+			match = strlen(names[i]) == nlen &&
+			        strncasecmp(names[i], name, nlen) == 0;
+		if (match == negate)
+			continue;
+		if (sink_crlf(k, hdr + start, pos - start) < 0)
+			return -1;
+		if (pos == len && hdr[len - 1] != '\n' &&
+		    sink_put(k, "\r\n", 2) < 0)
+			return -1;
+	}
+	return sink_put(k, "\r\n", 2);
+}
+
+/* A part's body decoded: 1, 0 (unknown encoding), -1. */
+static int
+sink_decoded(struct fetch_sink *k, const char *map,
+    const struct mime_part *part)
+{
+	struct buf piece;
+	size_t pos = 0, blen = part->end_off - part->body_off;
+	int r = 1;
+
+	buf_init(&piece, blen * 2 + FETCH_PIECE_BUF_MIN);
+	do {
+		buf_reset(&piece);
+		r = mime_body_decode_piece(&piece, map, part, &pos, FETCH_PIECE);
+		if (r <= 0)
+			break;
+		if (sink_put(k, piece.data != NULL ? piece.data : "",
+		        piece.len) < 0)
+			r = -1;
+	} while (r > 0 && pos < blen && !sink_done(k));
+	buf_free(&piece);
+	return r;
+}
+
+/* The bytes of a BODY[...] item. 0, -1. */
+static int
+section_produce(const struct fetch_item *it, struct fetch_msg *fm,
+    struct fetch_sink *k)
 {
 	const struct mime_part *part = NULL, *msg;
 	const char *map = fm->map;
@@ -553,10 +697,10 @@ section_content(const struct fetch_item *it, struct fetch_msg *fm,
 		if (part == NULL)
 			return 0; /* no such part: empty, as Dovecot */
 		if (it->sec == SEC_MIME)
-			return imapd_crlf_append(content, map + part->hdr_off,
+			return sink_crlf(k, map + part->hdr_off,
 			    part->body_off - part->hdr_off);
 		if (it->sec == SEC_ALL)
-			return imapd_crlf_append(content, map + part->body_off,
+			return sink_crlf(k, map + part->body_off,
 			    part->end_off - part->body_off);
 		msg = part->message;
 		if (!part->is_message_rfc822 || msg == NULL)
@@ -567,79 +711,111 @@ section_content(const struct fetch_item *it, struct fetch_msg *fm,
 	}
 	switch (it->sec) {
 	case SEC_ALL:
-		return imapd_crlf_append(content, map, fm->len);
+		return sink_crlf(k, map, fm->len);
 	case SEC_HEADER:
-		return imapd_crlf_append(content, map + hstart, hend - hstart);
+		return sink_crlf(k, map + hstart, hend - hstart);
 	case SEC_TEXT:
-		return imapd_crlf_append(content, map + hend, bend - hend);
+		return sink_crlf(k, map + hend, bend - hend);
 	case SEC_FIELDS:
 	case SEC_FIELDS_NOT:
-		return imapd_header_filter(content, map + hstart, hend - hstart,
-		    (const char *const *)it->fields, it->nfields,
-		    it->sec == SEC_FIELDS_NOT);
+		return sink_header_filter(k, map + hstart, hend - hstart,
+		    it->fields, it->nfields, it->sec == SEC_FIELDS_NOT);
 	case SEC_MIME:
 		break;
 	}
 	return 0;
 }
 
-/* BINARY[...]: 1 with the decoded bytes, 0 for an unknown encoding. */
+/* BINARY[...]: 1, 0 for an unknown encoding, -1. */
 static int
-binary_content(const struct fetch_item *it, struct fetch_msg *fm,
-    struct buf *content)
+binary_produce(const struct fetch_item *it, struct fetch_msg *fm,
+    struct fetch_sink *k)
 {
 	const struct mime_part *part;
 
 	if (it->numbers[0] == '\0')
-		return imapd_crlf_append(content, fm->map, fm->len) < 0 ? -1
-		                                                          : 1;
+		return sink_crlf(k, fm->map, fm->len) < 0 ? -1 : 1;
 	if (msg_mime(fm) < 0)
 		return -1;
 	part = mime_section(fm->mime, it->numbers);
 	if (part == NULL)
 		return 1;
 	if (part->is_multipart || part->is_message_rfc822)
-		return imapd_crlf_append(content, fm->map + part->body_off,
+		return sink_crlf(k, fm->map + part->body_off,
 		           part->end_off - part->body_off) < 0
 		           ? -1
 		           : 1;
-	return mime_body_decode(content, fm->map, part);
+	return sink_decoded(k, fm->map, part);
 }
 
 static int
-append_literal(struct buf *out, const struct fetch_item *it,
-    const char *data, size_t len)
+item_produce(const struct fetch_item *it, struct fetch_msg *fm,
+    struct fetch_sink *k)
 {
-	int binary = it->kind == FK_BINARY && memchr(data, '\0', len) != NULL;
-
-	if (it->partial) {
-		if (it->p_off >= len) {
-			data = "";
-			len = 0;
-		} else {
-			data += it->p_off;
-			len -= (size_t)it->p_off;
-			if (len > it->p_len)
-				len = (size_t)it->p_len;
-		}
-	}
-	if (buf_printf(out, "%s{%zu}\r\n", binary ? "~" : "", len) < 0)
-		return -1;
-	return buf_append(out, data, len);
+	if (it->kind == FK_SECTION)
+		return section_produce(it, fm, k) < 0 ? -1 : 1;
+	return binary_produce(it, fm, k);
 }
 
-/* The FETCH response of one message into out. 0, a mailbox error, or
- * 1 when a BINARY part has an unknown encoding. */
+static void
+sink_init(struct fetch_sink *k, const struct fetch_item *it,
+    struct imapd_session *s)
+{
+	memset(k, 0, sizeof(*k));
+	k->s = s;
+	k->end = UINT64_MAX;
+	if (it->partial && it->kind != FK_BINARY_SIZE) {
+		k->skip = it->p_off;
+		k->end = it->p_off + it->p_len < it->p_off
+		             ? UINT64_MAX
+		             : it->p_off + it->p_len;
+	}
+}
+
+/* Counts a literal item: its length on the wire (the <partial> window)
+ * into *len_r. 1, 0 for an unknown encoding, -1. */
+static int
+item_measure(const struct fetch_item *it, struct fetch_msg *fm,
+    uint64_t *len_r, int *nul_r)
+{
+	struct fetch_sink k;
+	int r;
+
+	sink_init(&k, it, NULL);
+	r = item_produce(it, fm, &k);
+	if (r <= 0)
+		return r;
+	if (it->kind == FK_BINARY_SIZE)
+		*len_r = k.total;
+	else
+		*len_r = k.total <= k.skip ? 0
+		         : k.total < k.end ? k.total - k.skip
+		                           : k.end - k.skip;
+	*nul_r = k.nul;
+	return 1;
+}
+
+/* Per message: what item_measure found, for the literal items. */
+struct fetch_lit {
+	uint64_t len;
+	int nul;
+};
+
+/* The FETCH response of one message, sent as it is made. 0, a mailbox
+ * error, or 1 when a BINARY part has an unknown encoding (nothing of the
+ * message is sent before these are known). */
 static int
 fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
     uint32_t seq, struct buf *out, const char **err_r)
 {
 	const struct mailbox_msg *m = mailbox_msg(s->box, seq);
+	struct fetch_lit lits[FETCH_ITEMS_MAX];
+	struct fetch_sink k;
 	struct fetch_msg fm;
-	struct buf content;
 	uint64_t modseq;
 	size_t i;
 	int rc = 0, set_seen, sp = 0, flags_sent = 0, modseq_sent = 0;
+	int started = 0;
 
 	memset(&fm, 0, sizeof(fm));
 	fm.fd = -1;
@@ -653,6 +829,22 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 			return rc;
 		}
 	}
+	for (i = 0; i < r->n; i++) {
+		const struct fetch_item *it = &r->items[i];
+
+		if (it->kind != FK_SECTION && it->kind != FK_BINARY &&
+		    it->kind != FK_BINARY_SIZE)
+			continue;
+		rc = item_measure(it, &fm, &lits[i].len, &lits[i].nul);
+		if (rc <= 0) {
+			msg_release(&fm);
+			if (rc == 0)
+				return 1;
+			*err_r = "out of memory";
+			return MAILBOX_ERR_TEMP;
+		}
+		rc = 0;
+	}
 	set_seen = r->sets_seen && !s->readonly && !(m->flags & MAILBOX_F_SEEN);
 	if (set_seen) {
 		rc = mailbox_store(s->box, seq, m->flags | MAILBOX_F_SEEN,
@@ -663,14 +855,13 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		}
 		m = mailbox_msg(s->box, seq);
 	}
-	buf_init(&content, fm.len * 2 + IMAPD_RESP_SLACK);
 	imapd_bprintf(out, "* %u FETCH (", seq);
 #define SP() (sp++ ? buf_putc(out, ' ') : 0)
 	if (c->uid) {
 		(void)SP();
 		imapd_bprintf(out, "UID %u", m->uid);
 	}
-	for (i = 0; i < r->n && rc >= 0; i++) {
+	for (i = 0; i < r->n && rc >= 0 && !s->broken; i++) {
 		struct fetch_item *it = &r->items[i];
 
 		switch (it->kind) {
@@ -715,54 +906,39 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 			                            : MAILBOX_CACHE_BODYSTRUCTURE,
 			    out, err_r);
 			break;
-		case FK_SECTION:
-			buf_reset(&content);
-			(void)SP();
-			if (section_content(it, &fm, &content) < 0) {
-				*err_r = "response too large";
-				rc = MAILBOX_ERR_TEMP;
-				break;
-			}
-			if (it->partial)
-				imapd_bprintf(out, "%s<%llu> ", it->name,
-				    (unsigned long long)it->p_off);
-			else
-				imapd_bprintf(out, "%s ", it->name);
-			(void)append_literal(out, it, content.data != NULL
-			                                  ? content.data
-			                                  : "",
-			    content.len);
-			s->fetched_bytes += content.len;
-			break;
-		case FK_BINARY:
 		case FK_BINARY_SIZE:
-			buf_reset(&content);
-			rc = binary_content(it, &fm, &content);
-			if (rc == 0) {
-				rc = 1;
-				break;
-			}
-			if (rc < 0) {
-				*err_r = "response too large";
-				rc = MAILBOX_ERR_TEMP;
-				break;
-			}
-			rc = 0;
 			(void)SP();
-			if (it->kind == FK_BINARY_SIZE) {
-				imapd_bprintf(
-				    out, "%s %zu", it->name, content.len);
-				break;
-			}
+			imapd_bprintf(out, "%s %llu", it->name,
+			    (unsigned long long)lits[i].len);
+			break;
+		case FK_SECTION:
+		case FK_BINARY:
+			(void)SP();
 			if (it->partial)
 				imapd_bprintf(out, "%s<%llu> ", it->name,
 				    (unsigned long long)it->p_off);
 			else
 				imapd_bprintf(out, "%s ", it->name);
-			(void)append_literal(out, it, content.data != NULL
-			                                  ? content.data
-			                                  : "",
-			    content.len);
+			if (buf_printf(out, "%s{%llu}\r\n",
+			        it->kind == FK_BINARY && lits[i].nul ? "~" : "",
+			        (unsigned long long)lits[i].len) < 0 ||
+			    imapd_send(s, out->data, out->len) < 0)
+				break;
+			started = 1;
+			buf_reset(out);
+			sink_init(&k, it, s);
+			if (item_produce(it, &fm, &k) < 0 && !s->broken) {
+				*err_r = "out of memory";
+				rc = MAILBOX_ERR_TEMP;
+			}
+			/* The literal's length is sent: anything else than
+			 * that many octets puts the client out of step. */
+			if (k.sent != lits[i].len && !s->broken) {
+				imapd_log(LOG_ERR, "FETCH: message %u changed "
+				                   "while sent", m->uid);
+				s->broken = 1;
+			}
+			s->fetched_bytes += k.sent;
 			break;
 		}
 	}
@@ -785,7 +961,14 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		*err_r = "response too large";
 		rc = MAILBOX_ERR_TEMP;
 	}
-	buf_free(&content);
+	if (rc == 0)
+		(void)imapd_send(s, out->data, out->len);
+	else if (started && !s->broken) {
+		/* Half a response is out and cannot be taken back. */
+		imapd_log(LOG_ERR, "FETCH: message %u: %s", m->uid, *err_r);
+		s->broken = 1;
+	}
+	buf_reset(out);
 	msg_release(&fm);
 	return rc;
 }
@@ -868,7 +1051,6 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 			failed = rc;
 			break;
 		}
-		(void)imapd_send(s, out.data, out.len);
 	}
 	buf_free(&out);
 	imapd_msgbuf_free(&fetch_hdr);

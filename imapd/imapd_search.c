@@ -670,19 +670,84 @@ num_of(struct imapd_session *s, int uid, uint32_t seq)
 	return uid ? mailbox_msg(s->box, seq)->uid : seq;
 }
 
-void
-imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c)
+int
+imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
+    size_t count, uint32_t **hits_r, size_t *nhits_r, int *modseq_used_r,
+    uint64_t *maxmod_r)
 {
 	struct search_parse p;
 	struct skey *root = NULL, **tail = &root;
 	struct search_msg sm;
 	struct search_ctx ctx;
+	uint32_t *hits, n = mailbox_count(s->box), seq;
+	uint64_t maxmod = 0;
+	size_t nhits = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.s = s;
+	p.args = args;
+	p.n = count;
+	p.i = 0;
+	if (p.i >= p.n)
+		p.error = "Missing search keys.";
+	while (p.i < p.n) {
+		*tail = parse_key(&p, 0);
+		if (*tail == NULL)
+			break;
+		tail = &(*tail)->next;
+	}
+	if (p.error != NULL || root == NULL) {
+		skey_free(root);
+		imapd_tagged(s, "BAD", "%s",
+		    p.error != NULL ? p.error : "Invalid search.");
+		return 0;
+	}
+	if (p.modseq_used)
+		s->enabled |= IMAPD_EN_CONDSTORE;
+	hits = xmalloc(((size_t)n + 1) * sizeof(*hits));
+	memset(&ctx, 0, sizeof(ctx));
+	buf_init(&ctx.hc, SEARCH_TEXT_MAX);
+	buf_init(&ctx.dec, SEARCH_TEXT_MAX);
+	for (seq = 1; seq <= n && !s->broken; seq++) {
+		const struct skey *key;
+		int ok = 1;
+
+		if (mailbox_msg_gone(s->box, seq))
+			continue;
+		memset(&sm, 0, sizeof(sm));
+		sm.fd = -1;
+		sm.ctx = &ctx;
+		sm.seq = seq;
+		sm.m = mailbox_msg(s->box, seq);
+		for (key = root; key != NULL && ok; key = key->next)
+			ok = eval(s, key, &sm);
+		msg_release(&sm);
+		if (ok) {
+			hits[nhits++] = seq;
+			if (sm.m->modseq > maxmod)
+				maxmod = sm.m->modseq;
+		}
+	}
+	imapd_msgbuf_free(&ctx.mb);
+	buf_free(&ctx.hc);
+	buf_free(&ctx.dec);
+	skey_free(root);
+	*hits_r = hits;
+	*nhits_r = nhits;
+	*modseq_used_r = p.modseq_used;
+	*maxmod_r = maxmod;
+	return 1;
+}
+
+void
+imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c)
+{
 	struct buf out;
-	uint32_t *hits, n = mailbox_count(s->box), seq, *nums;
+	uint32_t *hits, n = mailbox_count(s->box), *nums;
 	uint64_t maxmod = 0;
 	unsigned ret = 0;
 	size_t i = 0, k, nhits = 0;
-	int esearch = 0;
+	int esearch = 0, modseq_used = 0;
 
 	if (i < c->count && imap_arg_atom_is(&c->args[i], "RETURN")) {
 		if (i + 1 >= c->count || c->args[i + 1].type != IMAP_ARG_LIST) {
@@ -732,55 +797,9 @@ imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c)
 		if (ret == 0)
 			ret = RET_ALL;
 	}
-	memset(&p, 0, sizeof(p));
-	p.s = s;
-	p.args = c->args;
-	p.n = c->count;
-	p.i = i;
-	if (p.i >= p.n)
-		p.error = "Missing search keys.";
-	while (p.i < p.n) {
-		*tail = parse_key(&p, 0);
-		if (*tail == NULL)
-			break;
-		tail = &(*tail)->next;
-	}
-	if (p.error != NULL || root == NULL) {
-		skey_free(root);
-		imapd_tagged(s, "BAD", "%s",
-		    p.error != NULL ? p.error : "Invalid search.");
+	if (!imapd_search_run(s, c->args + i, c->count - i, &hits, &nhits,
+	        &modseq_used, &maxmod))
 		return;
-	}
-	if (p.modseq_used)
-		s->enabled |= IMAPD_EN_CONDSTORE;
-	hits = xmalloc(((size_t)n + 1) * sizeof(*hits));
-	memset(&ctx, 0, sizeof(ctx));
-	buf_init(&ctx.hc, SEARCH_TEXT_MAX);
-	buf_init(&ctx.dec, SEARCH_TEXT_MAX);
-	for (seq = 1; seq <= n && !s->broken; seq++) {
-		const struct skey *key;
-		int ok = 1;
-
-		if (mailbox_msg_gone(s->box, seq))
-			continue;
-		memset(&sm, 0, sizeof(sm));
-		sm.fd = -1;
-		sm.ctx = &ctx;
-		sm.seq = seq;
-		sm.m = mailbox_msg(s->box, seq);
-		for (key = root; key != NULL && ok; key = key->next)
-			ok = eval(s, key, &sm);
-		msg_release(&sm);
-		if (ok) {
-			hits[nhits++] = seq;
-			if (sm.m->modseq > maxmod)
-				maxmod = sm.m->modseq;
-		}
-	}
-	imapd_msgbuf_free(&ctx.mb);
-	buf_free(&ctx.hc);
-	buf_free(&ctx.dec);
-	skey_free(root);
 	if (ret & RET_SAVE)
 		save_result(s, hits, nhits, ret);
 	buf_init(&out, (size_t)n * 12 + IMAPD_RESP_SLACK);
@@ -806,7 +825,7 @@ imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c)
 			(void)imap_seqset_format(&out, nums, nhits);
 			free(nums);
 		}
-		if (p.modseq_used && nhits > 0)
+		if (modseq_used && nhits > 0)
 			imapd_bprintf(&out, " MODSEQ %llu",
 			    (unsigned long long)maxmod);
 		imapd_bputs(&out, "\r\n");
@@ -815,7 +834,7 @@ imapd_cmd_search(struct imapd_session *s, struct imapd_cmd *c)
 		for (k = 0; k < nhits; k++)
 			imapd_bprintf(
 			    &out, " %u", num_of(s, c->uid, hits[k]));
-		if (p.modseq_used && nhits > 0)
+		if (modseq_used && nhits > 0)
 			imapd_bprintf(&out, " (MODSEQ %llu)",
 			    (unsigned long long)maxmod);
 		imapd_bputs(&out, "\r\n");

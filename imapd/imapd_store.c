@@ -95,9 +95,15 @@ imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c)
 		list.list = &c->args[i + 1];
 		list.count = c->count - i - 1;
 	}
-	if (!imapd_parse_flags(s->box, &list, mode != STORE_REMOVE, &fl, &kw,
-	        &created, &err)) {
-		imapd_tagged(s, "BAD", "%s", err);
+	r = imapd_parse_flags(
+	    s->box, &list, mode != STORE_REMOVE, &fl, &kw, &created, &err);
+	if (r <= 0) {
+		if (created)
+			imapd_send_flags(s);
+		if (r < 0)
+			imapd_tagged_error(s, r, err);
+		else
+			imapd_tagged(s, "BAD", "%s", err);
 		return;
 	}
 	if (!imapd_seqs_resolve(s, c->args[0].str, c->uid, &set)) {
@@ -368,13 +374,18 @@ imapd_cmd_append(struct imapd_session *s, struct imapd_cmd *c)
 					    bit == MAILBOX_F_RECENT)
 						goto bad_flags;
 					flags |= bit;
-				} else if (nkw < MAILBOX_KEYWORDS_MAX &&
-				           f->len <= MAILBOX_KEYWORD_LEN_MAX &&
-				           strpbrk(f->str, "(){%*\"\\] ") ==
+				} else if (f->len > MAILBOX_KEYWORD_LEN_MAX ||
+				           strpbrk(f->str, "(){%*\"\\] ") !=
 				               NULL) {
-					kwnames[nkw++] = f->str;
-				} else {
 					goto bad_flags;
+				} else if (nkw == MAILBOX_KEYWORDS_MAX) {
+					/* Valid, but Maildir has 26 letters
+					 * (STORE answers the same). */
+					imapd_tagged(s, "NO", "[LIMIT] Too many "
+					                      "keywords.");
+					return;
+				} else {
+					kwnames[nkw++] = f->str;
 				}
 			}
 		} else if (a->type == IMAP_ARG_STRING) {

@@ -75,36 +75,35 @@ imapd_seq_lower(struct mailbox *box, uint32_t uid)
 	return lo;
 }
 
-static void
-mark_range(struct mailbox *box, uint8_t *mark, uint32_t lo, uint32_t hi,
-    int uid)
-{
-	uint32_t n = mailbox_count(box), seq, t;
+/* A range of sequence numbers, for sorting. */
+struct seq_range {
+	uint32_t lo, hi;
+};
 
-	if (lo > hi) {
-		t = lo;
-		lo = hi;
-		hi = t;
-	}
-	if (!uid) {
-		for (seq = lo; seq <= hi && seq <= n; seq++)
-			mark[seq] = 1;
-		return;
-	}
-	for (seq = imapd_seq_lower(box, lo);
-	     seq <= n && mailbox_msg(box, seq)->uid <= hi; seq++)
-		mark[seq] = 1;
+static int
+seq_range_cmp(const void *a, const void *b)
+{
+	const struct seq_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/*
+ * Resolves a sequence set (uid: of UIDs; "$": the saved result) against
+ * the view. The ranges are made sequence ranges, sorted and swept once,
+ * so "1:*,1:*,..." costs O(ranges log ranges + view), not O(ranges *
+ * view).
+ */
 int
 imapd_seqs_resolve(struct imapd_session *s, const char *str, int uid,
     struct imapd_seqs *out)
 {
 	struct mailbox *box = s->box;
 	struct imap_seqset set;
-	uint32_t n = mailbox_count(box), star, lo, hi, seq;
+	struct seq_range *r;
+	uint32_t n = mailbox_count(box), star, lo, hi, seq, next = 1;
 	uint8_t *mark;
-	size_t i;
+	size_t i, nr = 0;
 	int dollar = 0;
 
 	out->seqs = NULL;
@@ -112,37 +111,61 @@ imapd_seqs_resolve(struct imapd_session *s, const char *str, int uid,
 	memset(&set, 0, sizeof(set));
 	if (!imap_seqset_parse(str, &set, 1, &dollar))
 		return 0;
-	mark = xcalloc((size_t)n + 2, 1);
 	if (dollar) {
+		mark = xcalloc((size_t)n + 2, 1);
 		for (i = 0; i < s->saved_count; i++) {
 			seq = mailbox_seq(box, s->saved[i]);
 			if (seq != 0)
 				mark[seq] = 1;
 		}
-	} else {
-		star = uid ? (n > 0 ? mailbox_msg(box, n)->uid : 0) : n;
-		for (i = 0; i < set.count; i++) {
-			lo = set.ranges[i].lo == UINT32_MAX ? star
-			                                    : set.ranges[i].lo;
-			hi = set.ranges[i].hi == UINT32_MAX ? star
-			                                    : set.ranges[i].hi;
-			if (!uid && (lo > n || hi > n || lo == 0 || hi == 0)) {
-				free(mark);
-				imap_seqset_free(&set);
-				return 0;
-			}
-			if (uid && star == 0)
-				continue;
-			mark_range(box, mark, lo, hi, uid);
+		out->seqs = xmalloc(((size_t)n + 1) * sizeof(*out->seqs));
+		for (seq = 1; seq <= n; seq++) {
+			if (mark[seq])
+				out->seqs[out->count++] = seq;
 		}
+		free(mark);
+		return 1;
+	}
+	r = xmalloc((set.count + 1) * sizeof(*r));
+	star = uid ? (n > 0 ? mailbox_msg(box, n)->uid : 0) : n;
+	for (i = 0; i < set.count; i++) {
+		lo = set.ranges[i].lo == UINT32_MAX ? star : set.ranges[i].lo;
+		hi = set.ranges[i].hi == UINT32_MAX ? star : set.ranges[i].hi;
+		if (lo > hi) {
+			seq = lo;
+			lo = hi;
+			hi = seq;
+		}
+		if (!uid && (lo > n || hi > n || lo == 0 || hi == 0)) {
+			free(r);
+			imap_seqset_free(&set);
+			return 0;
+		}
+		if (uid) {
+			if (star == 0)
+				continue;
+			lo = imapd_seq_lower(box, lo);
+			hi = hi == UINT32_MAX ? n + 1
+			                      : imapd_seq_lower(box, hi + 1);
+			if (lo >= hi)
+				continue;
+			hi--;
+		}
+		r[nr].lo = lo;
+		r[nr].hi = hi;
+		nr++;
 	}
 	imap_seqset_free(&set);
+	qsort(r, nr, sizeof(*r), seq_range_cmp);
 	out->seqs = xmalloc(((size_t)n + 1) * sizeof(*out->seqs));
-	for (seq = 1; seq <= n; seq++) {
-		if (mark[seq])
+	for (i = 0; i < nr; i++) {
+		for (seq = r[i].lo > next ? r[i].lo : next; seq <= r[i].hi;
+		     seq++)
 			out->seqs[out->count++] = seq;
+		if (r[i].hi + 1 > next)
+			next = r[i].hi + 1;
 	}
-	free(mark);
+	free(r);
 	return 1;
 }
 
@@ -252,8 +275,10 @@ parse_one_flag(struct mailbox *box, const struct imap_arg *a, int create,
 	before = mailbox_keyword_count(box);
 	idx = mailbox_keyword_index(box, a->str, create, &err);
 	if (idx < 0 && create) {
+		/* Not the client's syntax: the folder's limit (or its
+		 * dovecot-keywords file) said no. */
 		*error_r = err != NULL ? err : "Too many keywords.";
-		return 0;
+		return idx;
 	}
 	if (idx >= 0 && idx < MAILBOX_KEYWORDS_MAX)
 		*keywords |= 1U << idx;
@@ -268,6 +293,7 @@ imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
     const char **error_r)
 {
 	size_t i;
+	int r;
 
 	*flags_r = 0;
 	*keywords_r = 0;
@@ -276,9 +302,10 @@ imapd_parse_flags(struct mailbox *box, const struct imap_arg *arg,
 		return parse_one_flag(box, arg, create, flags_r, keywords_r,
 		    created_r, error_r);
 	for (i = 0; i < arg->count; i++) {
-		if (!parse_one_flag(box, &arg->list[i], create, flags_r,
-		        keywords_r, created_r, error_r))
-			return 0;
+		r = parse_one_flag(box, &arg->list[i], create, flags_r,
+		    keywords_r, created_r, error_r);
+		if (r <= 0)
+			return r;
 	}
 	return 1;
 }

@@ -94,6 +94,7 @@ struct imap_parser {
 	int have_name;
 
 	uint64_t lit_size, lit_left;
+	uint64_t lit_total; /* octets of the command's literals so far */
 	int lit_digits, lit8, lit_sync;
 
 	/* After a command or an error was returned: cleared on next feed. */
@@ -157,6 +158,7 @@ clear_command(struct imap_parser *p)
 	p->name_off = p->name_len = 0;
 	p->have_name = 0;
 	p->lit_size = p->lit_left = 0;
+	p->lit_total = 0;
 	p->lit_digits = p->lit8 = p->lit_sync = 0;
 	p->error = NULL;
 	p->error_has_tag = 0;
@@ -410,6 +412,12 @@ end_line(struct imap_parser *p)
 static enum imap_parse_result
 start_literal(struct imap_parser *p)
 {
+	/* Each literal within its limit, many literals could still make
+	 * one command as large as the client likes. */
+	int too_big = p->lit_size > p->lim.max_literal ||
+	              (p->lim.max_literals > 0 &&
+	                  p->lit_total + p->lit_size > p->lim.max_literals);
+
 	if (!p->lit_sync) {
 		if (!p->lim.literal_plus &&
 		    !(p->lim.literal_minus &&
@@ -419,9 +427,9 @@ start_literal(struct imap_parser *p)
 			           ? "[TOOBIG] Non-synchronizing literal too "
 			             "large."
 			           : "Non-synchronizing literals not allowed.");
-		if (p->lit_size > p->lim.max_literal)
+		if (too_big)
 			return fail_fatal(p, "[TOOBIG] Literal too large.");
-	} else if (p->lit_size > p->lim.max_literal) {
+	} else if (too_big) {
 		/* The client waits for "+": it sends nothing more. */
 		return fail(p, "[TOOBIG] Literal too large.", 1);
 	}
@@ -431,6 +439,7 @@ start_literal(struct imap_parser *p)
 		return fail(p, "Too many arguments.", 1);
 	}
 	p->lit_left = p->lit_size;
+	p->lit_total += p->lit_size;
 	p->state = PS_LIT_DATA;
 	return p->lit_sync ? IMAP_PARSE_CONTINUE : IMAP_PARSE_MORE;
 }

@@ -69,6 +69,8 @@ struct imap_command {
 struct imap_parser_limits {
 	size_t max_line;    /* octets of the line(s), literals excluded */
 	size_t max_literal; /* octets of one literal */
+	size_t max_literals; /* octets of all of a command's literals
+			      * (0: no limit but max_literal each) */
 	size_t max_args;    /* arguments, all levels */
 	unsigned max_depth; /* list nesting */
 	/* Accept {n+} (LITERAL+; with literal_minus only up to 4096

@@ -276,6 +276,16 @@ test_literals(void)
 	check_parse(&l, "a X {64}\r\n", "+");
 	check_parse(&l, "a X {65+}\r\nb NOOP\r\n",
 	    "ERR a fatal [TOOBIG] Literal too large.");
+	/* All literals of one command together: max_literals. */
+	l.max_literals = 10;
+	check_parse(&l, "a X {6+}\r\nabcdef {4}\r\n", "+");
+	check_parse(&l, "a X {6+}\r\nabcdef {5}\r\nb NOOP\r\n",
+	    "ERR a [TOOBIG] Literal too large.|b NOOP");
+	check_parse(&l, "a X {6+}\r\nabcdef {5+}\r\nb NOOP\r\n",
+	    "ERR a fatal [TOOBIG] Literal too large.");
+	check_parse(&l, "a X {6+}\r\nabcdef\r\nb X {6+}\r\nabcdef\r\n",
+	    "a X {6}abcdef|b X {6}abcdef");
+	l.max_literals = 0;
 	/* Without LITERAL+ and LITERAL-: {n+} is fatal. */
 	l.literal_plus = 0;
 	check_parse(&l, "a X {1+}\r\nb\r\n",

@@ -25,6 +25,9 @@
 /* RFC 2046 5.1.1 allows 70; Dovecot keeps 80 and ignores the rest. */
 #define BOUNDARY_STRING_MAX (70 + 10)
 #define BOUNDARY_END_MAX (BOUNDARY_STRING_MAX + 2 + 2)
+/* How far back mime_body_decode_piece looks for a quoted-printable
+ * cut inside a line before it takes the whole line. */
+#define MIME_QP_BACKOFF 64
 
 struct boundary {
 	struct boundary *next;
@@ -638,4 +641,84 @@ mime_body_decode(struct buf *out, const char *msg,
 	if (strcasecmp(enc, "quoted-printable") == 0)
 		return decode_qp(out, s, len) < 0 ? -1 : 1;
 	return buf_append(out, s, len) < 0 ? -1 : 0;
+}
+
+/* A base64 alphabet octet; '=' ends the data (decode_base64). */
+static int
+b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/*
+ * Where a quoted-printable piece may end at or before want: after a line
+ * end, else inside a line where no "=XY" escape, soft break or trailing
+ * white space is cut (decode_qp reads those at the piece's end as at a
+ * line's end). len when no such point is near.
+ */
+static size_t
+qp_piece_end(const char *s, size_t pos, size_t want, size_t len)
+{
+	size_t p;
+	const char *lf;
+
+	for (p = want; p > pos; p--) {
+		if (s[p - 1] == '\n')
+			return p;
+	}
+	for (p = want; p > pos + 2 && want - p < MIME_QP_BACKOFF; p--) {
+		if (strchr(" \t\r=", s[p - 1]) == NULL && s[p - 2] != '=')
+			return p;
+	}
+	lf = memchr(s + want, '\n', len - want);
+	return lf != NULL ? (size_t)(lf - s) + 1 : len;
+}
+
+int
+mime_body_decode_piece(struct buf *out, const char *msg,
+    const struct mime_part *part, size_t *pos_r, size_t max)
+{
+	const char *enc = ipart(part)->data.encoding;
+	const char *s = msg + part->body_off;
+	size_t len = part->end_off - part->body_off, pos = *pos_r, end, n;
+	int known = 1;
+
+	if (max == 0)
+		max = 1;
+	if (pos > len)
+		pos = len;
+	end = len - pos > max ? pos + max : len;
+	if (enc != NULL && strcasecmp(enc, "base64") == 0) {
+		/* A piece ends after a whole number of 4-character quanta,
+		 * so the next one starts with no bits pending. */
+		for (end = pos, n = 0; end < len; end++) {
+			if (s[end] == '=')
+				break;
+			if (b64_char(s[end]) && ++n % 4 == 0 &&
+			    end + 1 - pos >= max) {
+				end++;
+				break;
+			}
+		}
+		if (decode_base64(out, s + pos, end - pos) < 0)
+			return -1;
+		*pos_r = end < len && s[end] == '=' ? len : end;
+		return 1;
+	}
+	if (enc != NULL && strcasecmp(enc, "quoted-printable") == 0) {
+		if (end < len)
+			end = qp_piece_end(s, pos, end, len);
+		if (decode_qp(out, s + pos, end - pos) < 0)
+			return -1;
+		*pos_r = end;
+		return 1;
+	}
+	if (enc != NULL && strcasecmp(enc, "7bit") != 0 &&
+	    strcasecmp(enc, "8bit") != 0 && strcasecmp(enc, "binary") != 0)
+		known = 0;
+	if (buf_append(out, s + pos, end - pos) < 0)
+		return -1;
+	*pos_r = end;
+	return known;
 }

@@ -88,5 +88,17 @@ int mime_decode_words(struct buf *out, const char *value, size_t len);
  * encoding is unknown (IMAP BINARY's [UNKNOWN-CTE]), -1 (full). */
 int mime_body_decode(struct buf *out, const char *msg,
     const struct mime_part *part);
+/*
+ * The same in pieces, so that a large part is never decoded whole
+ * (imapd streams BINARY): appends the decoded bytes of the body from
+ * offset *pos_r (0 at first) to a point near *pos_r + max where decoding
+ * resumes exactly, and moves *pos_r there (to the body's length at the
+ * end). The pieces together are what mime_body_decode appends; a piece
+ * may be longer than max when no cut is possible (a long
+ * quoted-printable line). 1, 0 when the encoding is unknown (the piece
+ * is appended as it is), -1 (full).
+ */
+int mime_body_decode_piece(struct buf *out, const char *msg,
+    const struct mime_part *part, size_t *pos_r, size_t max);
 
 #endif

@@ -415,7 +415,7 @@ rfc822_parse_atom(struct rfc822_ctx *c, struct mstr *s)
 	return 0;
 }
 
-static int
+int
 rfc822_parse_dot_atom(struct rfc822_ctx *c, struct mstr *s)
 {
 	const unsigned char *start;
@@ -460,7 +460,7 @@ rfc822_parse_mime_token(struct rfc822_ctx *c, struct mstr *s)
 	return 0;
 }
 
-static int
+int
 rfc822_parse_quoted_string(struct rfc822_ctx *c, struct mstr *s)
 {
 	const unsigned char *start;

@@ -71,6 +71,10 @@ void rfc822_init(struct rfc822_ctx *c, const char *data, size_t len);
 int rfc822_skip_lwsp(struct rfc822_ctx *c);
 int rfc822_parse_mime_token(struct rfc822_ctx *c, struct mstr *s);
 int rfc822_parse_atom(struct rfc822_ctx *c, struct mstr *s);
+/* At '"': the string's contents unquoted; at atext: atoms joined by '.'
+ * (imap_sort.c reads message ids with them). */
+int rfc822_parse_quoted_string(struct rfc822_ctx *c, struct mstr *s);
+int rfc822_parse_dot_atom(struct rfc822_ctx *c, struct mstr *s);
 int rfc822_parse_content_type(struct rfc822_ctx *c, struct mstr *s);
 
 /* ---- parameters ---- */

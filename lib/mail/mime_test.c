@@ -352,7 +352,61 @@ test_body_decode(void)
 	}
 }
 
+/* Pieces of every size give what the whole decode gives. */
+static void
+test_body_decode_piece(void)
+{
+	static const char *const msgs[] = {
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: base64\n\n"
+		"aGVs\nbG8=\nZZZZ\n",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: base64\n\n"
+		"aGVsbG8g\nd29y bGQgYW5k\r\nIG1v\ncmUgdGV4dCBo\nZXJl\n",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: "
+		"Quoted-Printable\n\na=3Db=\nc  \n=ZZ\n",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: "
+		"quoted-printable\n\nlong line with =C3=A9 escapes =3D and =\r\n"
+		"soft  breaks\t \r\nand trailing space   \nx=4",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: "
+		"quoted-printable\n\n=41=42=43=44=45=46=47=48=49=4A=4B=4C=4D"
+		"=4E=4F=50=51=52=53=54=55=56=57=58=59=5A=41=42=43=44=45=46=47"
+		"=48=49=4A=4B=4C=4D=4E=4F=50=51=52=53=54=55=56=57=58=59=5A    "
+		"                                                     end",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\n\nraw\n",
+		"MIME-Version: 1.0\nContent-Transfer-Encoding: x-uuencode\n\n"
+		"raw\n",
+	};
+	size_t i, max, pos, len, body;
+
+	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		struct mime_message *m = mime_parse(msgs[i], strlen(msgs[i]));
+		struct buf whole, pieces;
+		int ret, r;
+
+		buf_init(&whole, 4096);
+		ret = mime_body_decode(&whole, msgs[i], m->root);
+		body = m->root->end_off - m->root->body_off;
+		for (max = 1; max <= body + 1; max++) {
+			buf_init(&pieces, 4096);
+			pos = 0;
+			len = 0;
+			do {
+				r = mime_body_decode_piece(
+				    &pieces, msgs[i], m->root, &pos, max);
+				CHECK(r == ret);
+				CHECK(pos > len || pos == body);
+				len = pos;
+			} while (pos < body);
+			CHECK(pieces.len == whole.len);
+			CHECK(memcmp(buf_cstr(&pieces), buf_cstr(&whole),
+			          whole.len) == 0);
+			buf_free(&pieces);
+		}
+		buf_free(&whole);
+		mime_free(&m);
+	}
+}
+
 UNIT_MAIN(UNIT_CASE(test_structures), UNIT_CASE(test_envelopes),
     UNIT_CASE(test_sections), UNIT_CASE(test_sizes), UNIT_CASE(test_limits),
     UNIT_CASE(test_header_get), UNIT_CASE(test_decode_words),
-    UNIT_CASE(test_body_decode))
+    UNIT_CASE(test_body_decode), UNIT_CASE(test_body_decode_piece))
