@@ -80,8 +80,12 @@ imapd_msgbuf_read(int fd, struct imapd_msgbuf *mb, int header_only, size_t max)
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
 	size = (size_t)st.st_size;
-	if ((uint64_t)st.st_size > max)
-		return -1;
+	/* a header is read up to max, whatever the file's size */
+	if ((uint64_t)st.st_size > max) {
+		if (!header_only)
+			return -1;
+		size = max;
+	}
 	if (!header_only) {
 		if (read_to(fd, mb, size) < 0)
 			return -1;
@@ -98,7 +102,8 @@ imapd_msgbuf_read(int fd, struct imapd_msgbuf *mb, int header_only, size_t max)
 			return -1;
 		mb->hdr_len = imapd_header_end(mb->data, mb->len);
 		if (mb->len < want || want >= size) {
-			mb->complete = 1;
+			mb->complete = mb->len < want ||
+			               (uint64_t)want >= (uint64_t)st.st_size;
 			return 0;
 		}
 		if (mb->hdr_len < mb->len)
