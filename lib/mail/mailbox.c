@@ -883,7 +883,10 @@ scan(struct mailbox *box, const char **error_r)
 		rec.in_new = files[i].in_new;
 		mailbox_fname_flags(files[i].fname, &rec.flags, &rec.keywords);
 		if (v != NULL) {
-			if (v >= box->recs && v < box->recs + box->count)
+			/* No folder records: recs may be NULL, and NULL + 0
+			 * is undefined. */
+			if (box->count > 0 && v >= box->recs &&
+			    v < box->recs + box->count)
 				seen_r[v - box->recs] = 1;
 			else
 				seen_p[v - box->pend] = 1;
