@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -66,19 +67,35 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
+/* A name read into a buffer (vname). */
+#define NAME_BUF (MAILBOX_LOG_REC_MAX + 1)
+/* Dead bytes of the name arena that make it worth compacting. */
+#define NAMES_DEAD_MIN (64 * 1024)
+
+/*
+ * A message of the view: 48 bytes. Its file name is not a string of its
+ * own (at ~60 bytes, plus malloc's overhead, it was most of a view's
+ * memory): it stays in the index file the view was loaded from (or last
+ * wrote), read when needed (opening, renaming, a scan); only names the
+ * log brought since then are in box->names.
+ */
 struct vrec {
 	struct mailbox_msg m;
-	char *fname;
-	uint8_t in_new;
-	uint8_t gone;
-	uint8_t changed;
+	uint32_t name;     /* offset in box->names or in box->names_fd */
+	uint16_t name_len; /* 0: none (gone, or unreadable) */
+	uint8_t in_new : 1;
+	uint8_t gone : 1;
+	uint8_t changed : 1;
+	uint8_t arena : 1; /* the name is in box->names */
 };
 
+/* A cached record's place in the cache file (< CACHE_SIZE_MAX): 12
+ * bytes, for there is one per message and field once FETCH filled it. */
 struct cache_ent {
 	uint32_t uid;
-	uint8_t field;
-	uint32_t len;
-	uint64_t off;
+	uint32_t off;
+	uint32_t len : 25; /* <= CACHE_REC_MAX */
+	uint32_t field : 7;
 };
 
 struct mailbox {
@@ -89,6 +106,11 @@ struct mailbox {
 	uint32_t count, cap;
 	struct vrec *pend; /* new messages for the next sync, ascending */
 	uint32_t npend, pcap;
+	char *names; /* names the log brought (NUL-terminated) */
+	uint32_t names_len, names_cap, names_dead;
+	int names_fd; /* the index file the other names are in */
+	const char *names_map; /* it, mapped during a scan or index write */
+	size_t names_map_len;
 	uint32_t recent;
 	uint32_t uidvalidity, uidnext;
 	uint64_t hms;
@@ -105,7 +127,7 @@ struct mailbox {
 	int watch_fd, log_wd;
 	int cache_fd, cache_loaded, cache_sorted;
 	struct cache_ent *cache;
-	size_t ncache, ccap;
+	uint32_t ncache, ccap;
 	struct buf cache_buf;
 };
 
@@ -165,20 +187,136 @@ find_in(const struct vrec *v, uint32_t n, uint32_t uid)
 	return lo < n && v[lo].m.uid == uid ? (int64_t)lo : -1;
 }
 
-static void
-vrec_set(struct vrec *v, const struct mailbox_rec *r)
+/* The file name of v (in buf, NAME_BUF bytes, or in the arena), or NULL
+ * if it has none or it cannot be read. */
+static const char *
+vname(const struct mailbox *box, const struct vrec *v, char *buf)
 {
+	if (v->name_len == 0)
+		return NULL;
+	if (v->arena)
+		return box->names + v->name;
+	if (box->names_map != NULL &&
+	    (size_t)v->name + v->name_len <= box->names_map_len)
+		memcpy(buf, box->names_map + v->name, v->name_len);
+	else if (box->names_fd < 0 ||
+	         file_pread_all(box->names_fd, buf, v->name_len,
+	             (off_t)v->name) < 0)
+		return NULL;
+	buf[v->name_len] = '\0';
+	return buf;
+}
+
+static void
+vname_drop(struct mailbox *box, struct vrec *v)
+{
+	if (v->arena)
+		box->names_dead += (uint32_t)v->name_len + 1;
+	v->arena = 0;
+	v->name_len = 0;
+}
+
+/* Copies the live names into a new arena. */
+static void
+names_compact(struct mailbox *box)
+{
+	struct vrec *sets[2] = {box->recs, box->pend};
+	uint32_t counts[2] = {box->count, box->npend}, i, len = 0;
+	char *names;
+	int k;
+
+	names = xmalloc((size_t)(box->names_len - box->names_dead) + 1);
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < counts[k]; i++) {
+			struct vrec *v = &sets[k][i];
+
+			if (!v->arena)
+				continue;
+			memcpy(names + len, box->names + v->name,
+			    (size_t)v->name_len + 1);
+			v->name = len;
+			len += (uint32_t)v->name_len + 1;
+		}
+	free(box->names);
+	box->names = names;
+	box->names_cap = box->names_len - box->names_dead + 1;
+	box->names_len = len;
+	box->names_dead = 0;
+}
+
+static void
+vname_set(struct mailbox *box, struct vrec *v, const char *name)
+{
+	size_t len = strlen(name);
+
+	vname_drop(box, v);
+	if (len == 0 || len > MAILBOX_LOG_REC_MAX)
+		return;
+	if (box->names_len + len + 1 > box->names_cap) {
+		if (box->names_dead >= NAMES_DEAD_MIN &&
+		    box->names_dead >= box->names_len / 2)
+			names_compact(box);
+		if (box->names_len + len + 1 > box->names_cap) {
+			size_t cap = (size_t)box->names_cap * 2 + len + 4096;
+
+			if (cap > UINT32_MAX)
+				msg_panic("mailbox: names of %s too long",
+				    box->name);
+			box->names = xrealloc(box->names, cap);
+			box->names_cap = (uint32_t)cap;
+		}
+	}
+	memcpy(box->names + box->names_len, name, len + 1);
+	v->name = box->names_len;
+	v->name_len = (uint16_t)len;
+	v->arena = 1;
+	box->names_len += (uint32_t)len + 1;
+}
+
+/* Maps the index file for a pass over every name (scan, index write). */
+static void
+names_map(struct mailbox *box)
+{
+	struct stat st;
+	void *p;
+
+	if (box->names_map != NULL || box->names_fd < 0 ||
+	    fstat(box->names_fd, &st) < 0 || st.st_size <= 0)
+		return;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
+	    box->names_fd, 0);
+	if (p == MAP_FAILED)
+		return;
+	box->names_map = p;
+	box->names_map_len = (size_t)st.st_size;
+}
+
+static void
+names_unmap(struct mailbox *box)
+{
+	if (box->names_map == NULL)
+		return;
+	(void)munmap((void *)box->names_map, box->names_map_len);
+	box->names_map = NULL;
+	box->names_map_len = 0;
+}
+
+static void
+vrec_set(struct mailbox *box, struct vrec *v, const struct mailbox_rec *r)
+{
+	char buf[NAME_BUF];
+	const char *old;
+
 	v->m.uid = r->uid;
 	v->m.flags = (uint8_t)((v->m.flags & MAILBOX_F_RECENT) | r->flags);
 	v->m.keywords = r->keywords;
 	v->m.modseq = r->modseq;
 	v->m.size = r->size;
 	v->m.received = r->received;
-	v->in_new = r->in_new;
-	if (v->fname == NULL || strcmp(v->fname, r->fname) != 0) {
-		free(v->fname);
-		v->fname = xstrdup(r->fname);
-	}
+	v->in_new = r->in_new != 0;
+	old = vname(box, v, buf);
+	if (old == NULL || strcmp(old, r->fname) != 0)
+		vname_set(box, v, r->fname);
 }
 
 static char *
@@ -208,12 +346,12 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 		                (v->m.flags & MAILBOX_F_STORED) != r->flags ||
 		                v->m.keywords != r->keywords))
 			v->changed = 1;
-		vrec_set(v, r);
+		vrec_set(box, v, r);
 		return;
 	}
 	i = find_in(box->pend, box->npend, r->uid);
 	if (i >= 0) {
-		vrec_set(&box->pend[i], r);
+		vrec_set(box, &box->pend[i], r);
 		return;
 	}
 	if (box->npend == box->pcap) {
@@ -230,7 +368,7 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 	box->npend++;
 	v = &box->pend[at];
 	memset(v, 0, sizeof(*v));
-	vrec_set(v, r);
+	vrec_set(box, v, r);
 	if (box->moved != NULL) {
 		base = base_of(r->fname);
 		if (hash_get(box->moved, base) != NULL)
@@ -253,7 +391,7 @@ apply_expunge(struct mailbox *box, uint32_t uid, uint64_t modseq)
 	}
 	i = find_in(box->pend, box->npend, uid);
 	if (i >= 0) {
-		free(box->pend[i].fname);
+		vname_drop(box, &box->pend[i]);
 		memmove(box->pend + i, box->pend + i + 1,
 		    (box->npend - (uint32_t)i - 1) * sizeof(*box->pend));
 		box->npend--;
@@ -808,9 +946,11 @@ scan(struct mailbox *box, const char **error_r)
 	struct vrec *v;
 	struct buf out;
 	int newfd = -1, curfd = -1, reset, ret = MAILBOX_ERR_TEMP;
-	char *p;
+	char *p, nbuf[NAME_BUF];
+	const char *vn;
 
 	mailbox_stats.scans++;
+	names_map(box);
 	buf_init(&out, LOG_WRITE_MAX);
 	if ((box->open_flags & MAILBOX_OPEN_READONLY) == 0)
 		scan_move_new(box);
@@ -857,7 +997,8 @@ scan(struct mailbox *box, const char **error_r)
 				seen_r[v - box->recs] = 1;
 			else
 				seen_p[v - box->pend] = 1;
-			if (strcmp(v->fname, files[i].fname) == 0)
+			vn = vname(box, v, nbuf);
+			if (vn != NULL && strcmp(vn, files[i].fname) == 0)
 				continue;
 			rec.size = v->m.size;
 			rec.received = v->m.received;
@@ -915,6 +1056,7 @@ out:
 	free(seen_r);
 	free(seen_p);
 	buf_free(&out);
+	names_unmap(box);
 	return ret;
 }
 
@@ -927,9 +1069,11 @@ index_write_locked(struct mailbox *box, const char **error_r)
 {
 	struct mailbox_index idx;
 	uint32_t i = 0, j = 0, k = 0;
-	char hdr[MAILBOX_LOG_HDR_SIZE], *tmp, *path;
-	const struct vrec *v;
-	int fd, ret;
+	char hdr[MAILBOX_LOG_HDR_SIZE], *tmp, *path, nbuf[NAME_BUF];
+	struct vrec *v, **from;
+	struct buf names;
+	const char *vn;
+	int fd, ret, names_fd;
 
 	memset(&idx, 0, sizeof(idx));
 	idx.uidvalidity = box->uidvalidity;
@@ -940,6 +1084,10 @@ index_write_locked(struct mailbox *box, const char **error_r)
 	idx.new_mtime = box->new_mtime;
 	idx.cur_mtime = box->cur_mtime;
 	idx.recs = xcalloc(box->count + box->npend + 1, sizeof(*idx.recs));
+	from = xcalloc(box->count + box->npend + 1, sizeof(*from));
+	/* the names, gathered (offsets first: the buffer moves) */
+	buf_init(&names, (size_t)UINT32_MAX);
+	names_map(box);
 	while (i < box->count || j < box->npend) {
 		if (j >= box->npend ||
 		    (i < box->count && box->recs[i].m.uid < box->pend[j].m.uid))
@@ -948,6 +1096,20 @@ index_write_locked(struct mailbox *box, const char **error_r)
 			v = &box->pend[j++];
 		if (v->gone)
 			continue;
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = box_error("read %s: %s", MAILBOX_INDEX_NAME,
+			    strerror(errno));
+			names_unmap(box);
+			buf_free(&names);
+			free(idx.recs);
+			free(from);
+			return -1;
+		}
+		from[k] = v;
+		idx.recs[k].fname_off = (uint32_t)names.len;
+		if (buf_append(&names, vn, strlen(vn) + 1) < 0)
+			msg_panic("mailbox: names of %s too long", box->name);
 		idx.recs[k].uid = v->m.uid;
 		idx.recs[k].flags = v->m.flags & MAILBOX_F_STORED;
 		idx.recs[k].in_new = v->in_new;
@@ -955,16 +1117,38 @@ index_write_locked(struct mailbox *box, const char **error_r)
 		idx.recs[k].modseq = v->m.modseq;
 		idx.recs[k].size = v->m.size;
 		idx.recs[k].received = v->m.received;
-		idx.recs[k].fname = v->fname;
 		k++;
 	}
+	names_unmap(box);
 	idx.count = k;
+	for (i = 0; i < k; i++)
+		idx.recs[i].fname = names.data + idx.recs[i].fname_off;
 	if (box->log_off >= LOG_ROTATE) {
 		idx.log_gen = box->log_gen + 1;
 		idx.log_off = MAILBOX_LOG_HDR_SIZE;
 	}
-	ret = mailbox_index_write(box->path, &idx, error_r);
+	ret = mailbox_index_write_fd(box->path, &idx, &names_fd, error_r);
+	buf_free(&names);
+	if (ret == 0 && names_fd >= 0) {
+		/* the names are now in the file just written: the arena and
+		 * the old file go (a gone message's name with them) */
+		for (i = 0; i < box->count; i++)
+			vname_drop(box, &box->recs[i]);
+		for (i = 0; i < box->npend; i++)
+			vname_drop(box, &box->pend[i]);
+		for (i = 0; i < k; i++) {
+			from[i]->name = idx.recs[i].fname_off;
+			from[i]->name_len = idx.recs[i].fname_len;
+		}
+		free(box->names);
+		box->names = NULL;
+		box->names_len = box->names_cap = box->names_dead = 0;
+		if (box->names_fd >= 0)
+			close(box->names_fd);
+		box->names_fd = names_fd;
+	}
 	free(idx.recs);
+	free(from);
 	if (ret < 0)
 		return -1;
 	box->index_off = box->log_off;
@@ -1006,12 +1190,10 @@ int mailbox_sync(struct mailbox *box, unsigned sync_flags,
 static void
 box_free(struct mailbox *box)
 {
-	uint32_t i;
-
-	for (i = 0; i < box->count; i++)
-		free(box->recs[i].fname);
-	for (i = 0; i < box->npend; i++)
-		free(box->pend[i].fname);
+	names_unmap(box);
+	free(box->names);
+	if (box->names_fd >= 0)
+		close(box->names_fd);
 	free(box->recs);
 	free(box->pend);
 	if (box->log_fd >= 0)
@@ -1075,16 +1257,18 @@ box_load_index(struct mailbox *box, const char **error_r)
 	struct mailbox_index idx;
 	struct stat st;
 	uint32_t i;
-	int ret;
+	int ret, fd;
 
-	ret = mailbox_index_read(box->path, &idx, error_r);
+	ret = mailbox_index_read_fd(box->path, &idx, &fd, error_r);
 	if (ret < 0)
 		return -1;
 	if (ret == 0 || idx.log_gen != box->log_gen ||
 	    fstat(box->log_fd, &st) < 0 || idx.log_off > (uint64_t)st.st_size ||
 	    idx.log_off < MAILBOX_LOG_HDR_SIZE) {
-		if (ret > 0)
+		if (ret > 0) {
 			mailbox_index_free(&idx);
+			close(fd);
+		}
 		/* rebuilt by a scan; modseqs restart above the old ones */
 		box->hms = now_usec();
 		box->new_mtime.tv_nsec = box->cur_mtime.tv_nsec = -1;
@@ -1099,10 +1283,11 @@ box_load_index(struct mailbox *box, const char **error_r)
 		box->recs[i].m.modseq = idx.recs[i].modseq;
 		box->recs[i].m.size = idx.recs[i].size;
 		box->recs[i].m.received = idx.recs[i].received;
-		box->recs[i].in_new = idx.recs[i].in_new;
-		box->recs[i].fname = idx.recs[i].fname;
-		idx.recs[i].fname = NULL;
+		box->recs[i].in_new = idx.recs[i].in_new != 0;
+		box->recs[i].name = idx.recs[i].fname_off;
+		box->recs[i].name_len = idx.recs[i].fname_len;
 	}
+	box->names_fd = fd;
 	box->count = idx.count;
 	box->uidvalidity = idx.uidvalidity;
 	box->uidnext = idx.uidnext;
@@ -1173,7 +1358,7 @@ mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
 	box->name = norm;
 	box->path = path;
 	box->open_flags = open_flags;
-	box->log_fd = box->watch_fd = box->cache_fd = -1;
+	box->log_fd = box->watch_fd = box->cache_fd = box->names_fd = -1;
 	box->uidnext = 1;
 	buf_init(&box->cache_buf, CACHE_REC_MAX);
 	if (log_open(box, error_r) < 0 || box_load_index(box, error_r) < 0) {
@@ -1357,7 +1542,7 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 				if ((box->recs[i].m.flags & MAILBOX_F_RECENT) !=
 				    0)
 					box->recent--;
-				free(box->recs[i].fname);
+				vname_drop(box, &box->recs[i]);
 				continue;
 			}
 			box->recs[o++] = box->recs[i];
@@ -1404,7 +1589,8 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 {
 	struct mailbox_rec rec;
 	struct vrec *v;
-	char *from = NULL, *to = NULL, *newname;
+	char *from = NULL, *to = NULL, *newname, nbuf[NAME_BUF];
+	const char *vn;
 	struct buf out;
 	int ret, known, tries;
 
@@ -1437,11 +1623,17 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 			goto out;
 		}
 		known = dirs_known(box);
-		newname = mailbox_fname_with_flags(v->fname, flags, keywords);
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Message was expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			goto out;
+		}
+		newname = mailbox_fname_with_flags(vn, flags, keywords);
 		free(from);
 		free(to);
 		from = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
 		to = xasprintf("%s/cur/%s", box->path, newname);
 		if (rename(from, to) == 0) {
 			memset(&rec, 0, sizeof(rec));
@@ -1504,8 +1696,9 @@ int
 mailbox_expunge(
     struct mailbox *box, const uint32_t *uids, size_t n, const char **error_r)
 {
-	char **bases = NULL, *p;
+	char **bases = NULL, *p, nbuf[NAME_BUF];
 	size_t i, nb = 0;
+	const char *vn;
 	struct vrec *v;
 	struct buf out;
 	int ret, known, tries, retry;
@@ -1524,10 +1717,10 @@ mailbox_expunge(
 		buf_reset(&out);
 		for (i = 0; i < n; i++) {
 			v = state_find(box, uids[i]);
-			if (v == NULL)
+			if (v == NULL || (vn = vname(box, v, nbuf)) == NULL)
 				continue;
 			p = xasprintf("%s/%s/%s", box->path,
-			    v->in_new ? "new" : "cur", v->fname);
+			    v->in_new ? "new" : "cur", vn);
 			if (unlink(p) < 0 && errno == ENOENT && tries == 0) {
 				retry = 1;
 				free(p);
@@ -1535,7 +1728,7 @@ mailbox_expunge(
 			}
 			free(p);
 			expunge_record(&out, v->m.uid, ++box->hms);
-			bases[nb++] = base_of(v->fname);
+			bases[nb++] = base_of(vn);
 		}
 		dirs_record(box, &out, known);
 		ret = log_append(box, &out, 0, error_r);
@@ -1558,17 +1751,18 @@ mailbox_msg_open(
     struct mailbox *box, uint32_t seq, int *fd_r, const char **error_r)
 {
 	struct vrec *v;
-	char *p;
+	char *p, nbuf[NAME_BUF];
+	const char *vn;
 	int tries, ret;
 
 	if (seq == 0 || seq > box->count)
 		msg_panic("mailbox_msg_open: seq %u of %u", seq, box->count);
 	for (tries = 0; tries < 3; tries++) {
 		v = &box->recs[seq - 1];
-		if (v->gone)
+		if (v->gone || (vn = vname(box, v, nbuf)) == NULL)
 			break;
 		p = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
 		*fd_r = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		free(p);
 		if (*fd_r >= 0)
@@ -1897,6 +2091,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 {
 	struct mailbox *dst = NULL;
 	char **bases = NULL, **names = NULL, **paths = NULL, *src, *unique;
+	char nbuf[NAME_BUF];
+	const char *vn;
 	const struct vrec *v;
 	struct mailbox_rec rec;
 	uint64_t total = 0, ssize;
@@ -1933,8 +2129,14 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 			}
 			bits |= 1u << idx;
 		}
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Some of the messages were expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			goto out;
+		}
 		unique = unique_name();
-		if (!mailbox_fname_size(v->fname, 'S', &ssize))
+		if (!mailbox_fname_size(vn, 'S', &ssize))
 			ssize = 0;
 		bases[i] = ssize != 0 ? xasprintf("%s,S=%llu,W=%llu", unique,
 		                            (unsigned long long)ssize,
@@ -1951,8 +2153,14 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 	known = dirs_known(dst);
 	for (i = 0; i < n; i++) {
 		v = &box->recs[seqs[i] - 1];
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Some of the messages were expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			break;
+		}
 		src = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
 		paths[i] = xasprintf("%s/cur/%s", dst->path, names[i]);
 		if (link_or_copy(src, paths[i]) < 0) {
 			*error_r = errno == ENOENT
@@ -2072,7 +2280,8 @@ cache_load(struct mailbox *box)
 			break;
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
-		    off + CACHE_HDR + len > (uint64_t)st.st_size)
+		    off + CACHE_HDR + len > (uint64_t)st.st_size ||
+		    off + CACHE_HDR + len > CACHE_SIZE_MAX)
 			break;
 		if (box->ncache == box->ccap) {
 			box->ccap = box->ccap == 0 ? 256 : box->ccap * 2;
