@@ -26,6 +26,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,26 +71,22 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 #define APPEND_TRIES   3
 
 /* A name read into a buffer (vname). */
-#define NAME_BUF (MAILBOX_LOG_REC_MAX + 1)
+#define NAME_BUF       (MAILBOX_LOG_REC_MAX + 1)
 /* Dead bytes of the name arena that make it worth compacting. */
 #define NAMES_DEAD_MIN (64 * 1024)
 
 /*
- * A message of the view: 48 bytes. Its file name is not a string of its
- * own (at ~60 bytes, plus malloc's overhead, it was most of a view's
+ * A message of the view: the public struct (40 bytes), whose priv_
+ * fields hold the view's own. Its file name is not a string of its own
+ * (at ~60 bytes, plus malloc's overhead, it was most of a view's
  * memory): it stays in the index file the view was loaded from (or last
  * wrote), read when needed (opening, renaming, a scan); only names the
- * log brought since then are in box->names.
+ * log brought since then are in box->names (priv_arena).
  */
 struct vrec {
 	struct mailbox_msg m;
-	uint32_t name;     /* offset in box->names or in box->names_fd */
-	uint16_t name_len; /* 0: none (gone, or unreadable) */
-	uint8_t in_new : 1;
-	uint8_t gone : 1;
-	uint8_t changed : 1;
-	uint8_t arena : 1; /* the name is in box->names */
 };
+_Static_assert(sizeof(struct vrec) <= 40, "a view's message grew");
 
 /* A cached record's place in the cache file (< CACHE_SIZE_MAX): 12
  * bytes, for there is one per message and field once FETCH filled it. */
@@ -108,7 +107,7 @@ struct mailbox {
 	uint32_t npend, pcap;
 	char *names; /* names the log brought (NUL-terminated) */
 	uint32_t names_len, names_cap, names_dead;
-	int names_fd; /* the index file the other names are in */
+	int names_fd;          /* the index file the other names are in */
 	const char *names_map; /* it, mapped during a scan or index write */
 	size_t names_map_len;
 	uint32_t recent;
@@ -192,28 +191,29 @@ find_in(const struct vrec *v, uint32_t n, uint32_t uid)
 static const char *
 vname(const struct mailbox *box, const struct vrec *v, char *buf)
 {
-	if (v->name_len == 0)
+	if (v->m.priv_name_len == 0)
 		return NULL;
-	if (v->arena)
-		return box->names + v->name;
+	if (v->m.priv_arena)
+		return box->names + v->m.priv_name;
 	if (box->names_map != NULL &&
-	    (size_t)v->name + v->name_len <= box->names_map_len)
-		memcpy(buf, box->names_map + v->name, v->name_len);
+	    (size_t)v->m.priv_name + v->m.priv_name_len <= box->names_map_len)
+		memcpy(
+		    buf, box->names_map + v->m.priv_name, v->m.priv_name_len);
 	else if (box->names_fd < 0 ||
-	         file_pread_all(box->names_fd, buf, v->name_len,
-	             (off_t)v->name) < 0)
+	         file_pread_all(box->names_fd, buf, v->m.priv_name_len,
+	             (off_t)v->m.priv_name) < 0)
 		return NULL;
-	buf[v->name_len] = '\0';
+	buf[v->m.priv_name_len] = '\0';
 	return buf;
 }
 
 static void
 vname_drop(struct mailbox *box, struct vrec *v)
 {
-	if (v->arena)
-		box->names_dead += (uint32_t)v->name_len + 1;
-	v->arena = 0;
-	v->name_len = 0;
+	if (v->m.priv_arena)
+		box->names_dead += (uint32_t)v->m.priv_name_len + 1;
+	v->m.priv_arena = 0;
+	v->m.priv_name_len = 0;
 }
 
 /* Copies the live names into a new arena. */
@@ -230,12 +230,12 @@ names_compact(struct mailbox *box)
 		for (i = 0; i < counts[k]; i++) {
 			struct vrec *v = &sets[k][i];
 
-			if (!v->arena)
+			if (!v->m.priv_arena)
 				continue;
-			memcpy(names + len, box->names + v->name,
-			    (size_t)v->name_len + 1);
-			v->name = len;
-			len += (uint32_t)v->name_len + 1;
+			memcpy(names + len, box->names + v->m.priv_name,
+			    (size_t)v->m.priv_name_len + 1);
+			v->m.priv_name = len;
+			len += (uint32_t)v->m.priv_name_len + 1;
 		}
 	free(box->names);
 	box->names = names;
@@ -260,16 +260,16 @@ vname_set(struct mailbox *box, struct vrec *v, const char *name)
 			size_t cap = (size_t)box->names_cap * 2 + len + 4096;
 
 			if (cap > UINT32_MAX)
-				msg_panic("mailbox: names of %s too long",
-				    box->name);
+				msg_panic(
+				    "mailbox: names of %s too long", box->name);
 			box->names = xrealloc(box->names, cap);
 			box->names_cap = (uint32_t)cap;
 		}
 	}
 	memcpy(box->names + box->names_len, name, len + 1);
-	v->name = box->names_len;
-	v->name_len = (uint16_t)len;
-	v->arena = 1;
+	v->m.priv_name = box->names_len;
+	v->m.priv_name_len = (uint16_t)len;
+	v->m.priv_arena = 1;
 	box->names_len += (uint32_t)len + 1;
 }
 
@@ -283,8 +283,8 @@ names_map(struct mailbox *box)
 	if (box->names_map != NULL || box->names_fd < 0 ||
 	    fstat(box->names_fd, &st) < 0 || st.st_size <= 0)
 		return;
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
-	    box->names_fd, 0);
+	p = mmap(
+	    NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, box->names_fd, 0);
 	if (p == MAP_FAILED)
 		return;
 	box->names_map = p;
@@ -313,7 +313,7 @@ vrec_set(struct mailbox *box, struct vrec *v, const struct mailbox_rec *r)
 	v->m.modseq = r->modseq;
 	v->m.size = r->size;
 	v->m.received = r->received;
-	v->in_new = r->in_new != 0;
+	v->m.priv_in_new = r->in_new != 0;
 	old = vname(box, v, buf);
 	if (old == NULL || strcmp(old, r->fname) != 0)
 		vname_set(box, v, r->fname);
@@ -340,12 +340,12 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 	i = find_in(box->recs, box->count, r->uid);
 	if (i >= 0) {
 		v = &box->recs[i];
-		if (v->gone)
+		if (v->m.priv_gone)
 			return;
 		if (!own && (v->m.modseq != r->modseq ||
 		                (v->m.flags & MAILBOX_F_STORED) != r->flags ||
 		                v->m.keywords != r->keywords))
-			v->changed = 1;
+			v->m.priv_changed = 1;
 		vrec_set(box, v, r);
 		return;
 	}
@@ -386,7 +386,7 @@ apply_expunge(struct mailbox *box, uint32_t uid, uint64_t modseq)
 		box->hms = modseq;
 	i = find_in(box->recs, box->count, uid);
 	if (i >= 0) {
-		box->recs[i].gone = 1;
+		box->recs[i].m.priv_gone = 1;
 		return;
 	}
 	i = find_in(box->pend, box->npend, uid);
@@ -925,7 +925,7 @@ state_find(struct mailbox *box, uint32_t uid)
 	int64_t i = find_in(box->recs, box->count, uid);
 
 	if (i >= 0)
-		return box->recs[i].gone ? NULL : &box->recs[i];
+		return box->recs[i].m.priv_gone ? NULL : &box->recs[i];
 	i = find_in(box->pend, box->npend, uid);
 	return i >= 0 ? &box->pend[i] : NULL;
 }
@@ -1018,7 +1018,7 @@ scan(struct mailbox *box, const char **error_r)
 		set_record(&out, &rec);
 	}
 	for (j = 0; j < box->count; j++)
-		if (!box->recs[j].gone && (reset || !seen_r[j]))
+		if (!box->recs[j].m.priv_gone && (reset || !seen_r[j]))
 			expunge_record(&out, box->recs[j].m.uid, ++box->hms);
 	for (j = 0; j < box->npend; j++)
 		if (reset || !seen_p[j])
@@ -1057,6 +1057,12 @@ out:
 	free(seen_p);
 	buf_free(&out);
 	names_unmap(box);
+#ifdef __GLIBC__
+	/* A scan's lists (names, bases, the uid list, the log records: a
+	 * few MiB for a large folder) were freed in the middle of the heap,
+	 * where glibc keeps them: an idle session gives them back. */
+	malloc_trim(0);
+#endif
 	return ret;
 }
 
@@ -1094,12 +1100,12 @@ index_write_locked(struct mailbox *box, const char **error_r)
 			v = &box->recs[i++];
 		else
 			v = &box->pend[j++];
-		if (v->gone)
+		if (v->m.priv_gone)
 			continue;
 		vn = vname(box, v, nbuf);
 		if (vn == NULL) {
-			*error_r = box_error("read %s: %s", MAILBOX_INDEX_NAME,
-			    strerror(errno));
+			*error_r = box_error(
+			    "read %s: %s", MAILBOX_INDEX_NAME, strerror(errno));
 			names_unmap(box);
 			buf_free(&names);
 			free(idx.recs);
@@ -1112,7 +1118,7 @@ index_write_locked(struct mailbox *box, const char **error_r)
 			msg_panic("mailbox: names of %s too long", box->name);
 		idx.recs[k].uid = v->m.uid;
 		idx.recs[k].flags = v->m.flags & MAILBOX_F_STORED;
-		idx.recs[k].in_new = v->in_new;
+		idx.recs[k].in_new = v->m.priv_in_new;
 		idx.recs[k].keywords = v->m.keywords;
 		idx.recs[k].modseq = v->m.modseq;
 		idx.recs[k].size = v->m.size;
@@ -1137,8 +1143,8 @@ index_write_locked(struct mailbox *box, const char **error_r)
 		for (i = 0; i < box->npend; i++)
 			vname_drop(box, &box->pend[i]);
 		for (i = 0; i < k; i++) {
-			from[i]->name = idx.recs[i].fname_off;
-			from[i]->name_len = idx.recs[i].fname_len;
+			from[i]->m.priv_name = idx.recs[i].fname_off;
+			from[i]->m.priv_name_len = idx.recs[i].fname_len;
 		}
 		free(box->names);
 		box->names = NULL;
@@ -1228,12 +1234,18 @@ merge_pending(struct mailbox *box)
 	    box->pend[0].m.uid < box->recs[box->count - 1].m.uid)
 		sort = 1;
 	for (i = 0; i < box->npend; i++) {
-		box->pend[i].changed = 0;
+		box->pend[i].m.priv_changed = 0;
 		if ((box->pend[i].m.flags & MAILBOX_F_RECENT) != 0)
 			recent++;
 		box->recs[box->count++] = box->pend[i];
 	}
 	box->npend = 0;
+	if (box->pcap > 64) {
+		/* a first scan's thousands: not kept for a few new ones */
+		free(box->pend);
+		box->pend = NULL;
+		box->pcap = 0;
+	}
 	if (sort) {
 		/* a UID below ours that Dovecot gave: keep the order */
 		uint32_t a, b;
@@ -1283,9 +1295,9 @@ box_load_index(struct mailbox *box, const char **error_r)
 		box->recs[i].m.modseq = idx.recs[i].modseq;
 		box->recs[i].m.size = idx.recs[i].size;
 		box->recs[i].m.received = idx.recs[i].received;
-		box->recs[i].in_new = idx.recs[i].in_new != 0;
-		box->recs[i].name = idx.recs[i].fname_off;
-		box->recs[i].name_len = idx.recs[i].fname_len;
+		box->recs[i].m.priv_in_new = idx.recs[i].in_new != 0;
+		box->recs[i].m.priv_name = idx.recs[i].fname_off;
+		box->recs[i].m.priv_name_len = idx.recs[i].fname_len;
 	}
 	box->names_fd = fd;
 	box->count = idx.count;
@@ -1371,12 +1383,12 @@ mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
 		return err;
 	}
 	for (i = 0; i < box->count; i++)
-		box->recs[i].changed = 0;
+		box->recs[i].m.priv_changed = 0;
 	/* what the log said after the index is the starting point, not
 	 * news for the client */
 	(void)mailbox_sync(box, 0, NULL, NULL, error_r);
 	for (i = 0; i < box->count; i++)
-		box->recs[i].changed = 0;
+		box->recs[i].m.priv_changed = 0;
 	box->kw_changed = 0;
 	*box_r = box;
 	return 0;
@@ -1430,6 +1442,14 @@ mailbox_view_status(const struct mailbox *box, struct mailbox_status *st)
 	}
 }
 
+size_t
+mailbox_view_bytes(const struct mailbox *box)
+{
+	return (size_t)box->cap * sizeof(*box->recs) +
+	       (size_t)box->pcap * sizeof(*box->pend) + box->names_cap +
+	       (size_t)box->ccap * sizeof(*box->cache);
+}
+
 uint32_t
 mailbox_count(const struct mailbox *box)
 {
@@ -1455,7 +1475,7 @@ mailbox_seq(const struct mailbox *box, uint32_t uid)
 int
 mailbox_msg_gone(const struct mailbox *box, uint32_t seq)
 {
-	return seq >= 1 && seq <= box->count && box->recs[seq - 1].gone;
+	return seq >= 1 && seq <= box->count && box->recs[seq - 1].m.priv_gone;
 }
 
 /* ---- keywords ---- */
@@ -1532,13 +1552,13 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 		return ret;
 	if ((sync_flags & MAILBOX_SYNC_NO_EXPUNGE) == 0) {
 		for (i = box->count; i > 0; i--) {
-			if (!box->recs[i - 1].gone)
+			if (!box->recs[i - 1].m.priv_gone)
 				continue;
 			if (ops->expunged != NULL)
 				ops->expunged(ctx, i, box->recs[i - 1].m.uid);
 		}
 		for (i = o = 0; i < box->count; i++) {
-			if (box->recs[i].gone) {
+			if (box->recs[i].m.priv_gone) {
 				if ((box->recs[i].m.flags & MAILBOX_F_RECENT) !=
 				    0)
 					box->recent--;
@@ -1550,10 +1570,10 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 		box->count = o;
 	}
 	for (i = 0; i < box->count; i++) {
-		if (!box->recs[i].changed)
+		if (!box->recs[i].m.priv_changed)
 			continue;
-		box->recs[i].changed = 0;
-		if (!box->recs[i].gone && ops->changed != NULL)
+		box->recs[i].m.priv_changed = 0;
+		if (!box->recs[i].m.priv_gone && ops->changed != NULL)
 			ops->changed(ctx, i + 1);
 	}
 	if (box->kw_changed) {
@@ -1606,7 +1626,7 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 	buf_init(&out, MAILBOX_LOG_REC_MAX * 4);
 	for (tries = 0;; tries++) {
 		v = &box->recs[seq - 1];
-		if (v->gone) {
+		if (v->m.priv_gone) {
 			*error_r = "Message was expunged";
 			ret = MAILBOX_ERR_EXPUNGED;
 			goto out;
@@ -1632,8 +1652,8 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 		newname = mailbox_fname_with_flags(vn, flags, keywords);
 		free(from);
 		free(to);
-		from = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
+		from = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		to = xasprintf("%s/cur/%s", box->path, newname);
 		if (rename(from, to) == 0) {
 			memset(&rec, 0, sizeof(rec));
@@ -1720,7 +1740,7 @@ mailbox_expunge(
 			if (v == NULL || (vn = vname(box, v, nbuf)) == NULL)
 				continue;
 			p = xasprintf("%s/%s/%s", box->path,
-			    v->in_new ? "new" : "cur", vn);
+			    v->m.priv_in_new ? "new" : "cur", vn);
 			if (unlink(p) < 0 && errno == ENOENT && tries == 0) {
 				retry = 1;
 				free(p);
@@ -1759,10 +1779,10 @@ mailbox_msg_open(
 		msg_panic("mailbox_msg_open: seq %u of %u", seq, box->count);
 	for (tries = 0; tries < 3; tries++) {
 		v = &box->recs[seq - 1];
-		if (v->gone || (vn = vname(box, v, nbuf)) == NULL)
+		if (v->m.priv_gone || (vn = vname(box, v, nbuf)) == NULL)
 			break;
-		p = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
+		p = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		*fd_r = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		free(p);
 		if (*fd_r >= 0)
@@ -2159,8 +2179,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 			ret = MAILBOX_ERR_EXPUNGED;
 			break;
 		}
-		src = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", vn);
+		src = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		paths[i] = xasprintf("%s/cur/%s", dst->path, names[i]);
 		if (link_or_copy(src, paths[i]) < 0) {
 			*error_r = errno == ENOENT

@@ -321,8 +321,8 @@ static int
 index_read(const char *dir, struct mailbox_index *idx_r, int *fd_r,
     const char **error_r)
 {
-	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME);
-	struct buf b;
+	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME), *data;
+	size_t len = 0, cap;
 	struct stat st;
 	ssize_t n;
 	int fd, ret = -1;
@@ -344,30 +344,34 @@ index_read(const char *dir, struct mailbox_index *idx_r, int *fd_r,
 		free(path);
 		return 0;
 	}
-	buf_init(&b, IDX_SIZE_MAX);
-	if (st.st_size > 0 && buf_append(&b, "", 0) == 0) {
-		b.data = xrealloc(b.data, (size_t)st.st_size + 1);
-		b.cap = (size_t)st.st_size + 1;
-	}
+	/* straight into one buffer, not through a chunk on the stack (a
+	 * session's stack pages stay its own); one byte more than the file
+	 * to see it grow, which a file renamed into place does not */
+	cap = (size_t)st.st_size + 1;
+	data = xmalloc(cap);
 	for (;;) {
-		char chunk[65536];
-
-		n = read(fd, chunk, sizeof(chunk));
+		n = read(fd, data + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || buf_append(&b, chunk, (size_t)n) < 0)
+		if (n <= 0)
 			break;
+		len += (size_t)n;
+		if (len == cap) {
+			n = 0;
+			len = 0; /* not ours: rebuilt */
+			break;
+		}
 	}
 	if (fd_r == NULL || n < 0)
 		close(fd);
 	if (n < 0) {
 		*error_r = idx_error("read %s: %s", path, strerror(errno));
-		buf_free(&b);
+		free(data);
 		free(path);
 		return -1;
 	}
 	mailbox_stats.index_reads++;
-	ret = index_parse(b.data, b.len, idx_r, fd_r == NULL);
+	ret = index_parse(data, len, idx_r, fd_r == NULL);
 	if (ret == 0)
 		mailbox_index_free(idx_r);
 	if (fd_r != NULL) {
@@ -376,7 +380,7 @@ index_read(const char *dir, struct mailbox_index *idx_r, int *fd_r,
 		else
 			close(fd);
 	}
-	buf_free(&b);
+	free(data);
 	free(path);
 	return ret;
 }
@@ -389,8 +393,8 @@ mailbox_index_read(
 }
 
 int
-mailbox_index_read_fd(const char *dir, struct mailbox_index *idx_r,
-    int *fd_r, const char **error_r)
+mailbox_index_read_fd(const char *dir, struct mailbox_index *idx_r, int *fd_r,
+    const char **error_r)
 {
 	*fd_r = -1;
 	return index_read(dir, idx_r, fd_r, error_r);
@@ -441,7 +445,8 @@ index_write(const char *dir, const struct mailbox_index *idx,
 	    (uid_t)-1, (gid_t)-1, error_r);
 	if (ret == 0 && fd_r != NULL) {
 		/* the file written, unless it is not what we wrote */
-		*fd_r = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		*fd_r =
+		    open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (*fd_r >= 0 &&
 		    (fstat(*fd_r, &st) < 0 || !S_ISREG(st.st_mode) ||
 		        (uint64_t)st.st_size != b.len ||
@@ -464,8 +469,8 @@ mailbox_index_write(
 }
 
 int
-mailbox_index_write_fd(const char *dir, struct mailbox_index *idx,
-    int *fd_r, const char **error_r)
+mailbox_index_write_fd(
+    const char *dir, struct mailbox_index *idx, int *fd_r, const char **error_r)
 {
 	*fd_r = -1;
 	return index_write(dir, idx, idx->recs, fd_r, error_r);

@@ -137,6 +137,9 @@ struct mailbox_stats {
 	unsigned long log_records; /* log records applied */
 };
 extern struct mailbox_stats mailbox_stats;
+/* The heap a view holds for its messages, names and cache entries
+ * (tests pin it per message). */
+size_t mailbox_view_bytes(const struct mailbox *box);
 /* Log size that makes the next index write start a new log (tests lower
  * it). */
 extern uint64_t mailbox_log_rotate;
