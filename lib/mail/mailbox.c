@@ -122,6 +122,7 @@ struct mailbox {
 	uint64_t own_from, own_to; /* log range of this view's STOREs */
 	struct maildir_keywords kw;
 	int kw_changed;
+	int scanned;        /* since the end of the last mailbox_sync */
 	struct hash *moved; /* bases this view moved from new/ */
 	int watch_fd, log_wd;
 	int cache_fd, cache_loaded, cache_sorted;
@@ -1057,12 +1058,7 @@ out:
 	free(seen_p);
 	buf_free(&out);
 	names_unmap(box);
-#ifdef __GLIBC__
-	/* A scan's lists (names, bases, the uid list, the log records: a
-	 * few MiB for a large folder) were freed in the middle of the heap,
-	 * where glibc keeps them: an idle session gives them back. */
-	malloc_trim(0);
-#endif
+	box->scanned = 1;
 	return ret;
 }
 
@@ -1588,6 +1584,16 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 			ops->exists(ctx, box->count, box->recent);
 	}
 	hash_free(&box->moved, NULL);
+	if (box->scanned) {
+		box->scanned = 0;
+#ifdef __GLIBC__
+		/* A scan's lists (names, bases, the uid list, the log
+		 * records, the pending messages: MiBs for a large folder)
+		 * were freed in the middle of the heap, where glibc keeps
+		 * them: a session that goes idle gives them back. */
+		malloc_trim(0);
+#endif
+	}
 	return 0;
 }
 
