@@ -374,13 +374,18 @@ imapd_cmd_append(struct imapd_session *s, struct imapd_cmd *c)
 					    bit == MAILBOX_F_RECENT)
 						goto bad_flags;
 					flags |= bit;
-				} else if (nkw < MAILBOX_KEYWORDS_MAX &&
-				           f->len <= MAILBOX_KEYWORD_LEN_MAX &&
-				           strpbrk(f->str, "(){%*\"\\] ") ==
+				} else if (f->len > MAILBOX_KEYWORD_LEN_MAX ||
+				           strpbrk(f->str, "(){%*\"\\] ") !=
 				               NULL) {
-					kwnames[nkw++] = f->str;
-				} else {
 					goto bad_flags;
+				} else if (nkw == MAILBOX_KEYWORDS_MAX) {
+					/* Valid, but Maildir has 26 letters
+					 * (STORE answers the same). */
+					imapd_tagged(s, "NO", "[LIMIT] Too many "
+					                      "keywords.");
+					return;
+				} else {
+					kwnames[nkw++] = f->str;
 				}
 			}
 		} else if (a->type == IMAP_ARG_STRING) {

@@ -869,7 +869,7 @@ mailbox_rename(struct mailbox_user *user, const char *from, const char *to,
 	size_t flen;
 	struct dirent *de;
 	DIR *d;
-	int err;
+	int err, own;
 
 	fpath = mailbox_folder_path(user, from, &fnorm, &err, error_r);
 	if (fpath == NULL)
@@ -877,7 +877,12 @@ mailbox_rename(struct mailbox_user *user, const char *from, const char *to,
 	tpath = mailbox_folder_path(user, to, &tnorm, &err, error_r);
 	if (tpath == NULL)
 		goto out;
-	if (strcmp(tnorm, "INBOX") == 0 || is_dir(tpath)) {
+	fdot = strrchr(fpath, '/') + 1;
+	tdot = strrchr(tpath, '/') + 1;
+	/* A target that exists only through its children would take the
+	 * renamed children half-way. */
+	if (strcmp(tnorm, "INBOX") == 0 || is_dir(tpath) ||
+	    has_children(user, tdot)) {
 		*error_r = "Target mailbox already exists";
 		err = MAILBOX_ERR_EXISTS;
 		goto out;
@@ -890,7 +895,10 @@ mailbox_rename(struct mailbox_user *user, const char *from, const char *to,
 			err = MAILBOX_ERR_TEMP;
 		goto out;
 	}
-	if (!is_dir(fpath)) {
+	/* A \Noselect parent ("Foo" of ".Foo.Bar") renames its children,
+	 * as Dovecot does: clients rename what LIST shows. */
+	own = is_dir(fpath);
+	if (!own && !has_children(user, fdot)) {
 		*error_r = "Mailbox doesn't exist";
 		err = MAILBOX_ERR_NONEXISTENT;
 		goto out;
@@ -901,14 +909,13 @@ mailbox_rename(struct mailbox_user *user, const char *from, const char *to,
 		err = MAILBOX_ERR_BADNAME;
 		goto out;
 	}
-	if (file_rename_noreplace(AT_FDCWD, fpath, AT_FDCWD, tpath) < 0) {
+	if (own &&
+	    file_rename_noreplace(AT_FDCWD, fpath, AT_FDCWD, tpath) < 0) {
 		err = errno == EEXIST ? MAILBOX_ERR_EXISTS : MAILBOX_ERR_TEMP;
 		*error_r = list_error("rename: %s", strerror(errno));
 		goto out;
 	}
 	/* the children: ".From.x" -> ".To.x" */
-	fdot = strrchr(fpath, '/') + 1;
-	tdot = strrchr(tpath, '/') + 1;
 	flen = strlen(fdot);
 	err = 0;
 	d = opendir(user->root);

@@ -186,6 +186,22 @@ test_folders(void)
 	    mailbox_rename(user, "Tea", "Sent", &error), MAILBOX_ERR_EXISTS);
 	CHECK_INT(mailbox_delete(user, "Tea.Sub", &error), 0);
 	CHECK_INT(mailbox_delete(user, "Tea", &error), 0);
+	/* A parent that exists only through its child (\Noselect). */
+	CHECK_INT(mailbox_create(user, "Proj.2026", &error), 0);
+	CHECK_INT(mailbox_create(user, "Other.2026", &error), 0);
+	CHECK_INT(mailbox_rename(user, "Proj", "Work", &error), 0);
+	s = tpath("u1/.Work.2026/cur");
+	CHECK_INT(stat(s, &st), 0);
+	free(s);
+	s = tpath("u1/.Work");
+	CHECK_INT(stat(s, &st), -1);
+	free(s);
+	CHECK_INT(
+	    mailbox_rename(user, "Proj", "Tea", &error), MAILBOX_ERR_NONEXISTENT);
+	CHECK_INT(
+	    mailbox_rename(user, "Work", "Other", &error), MAILBOX_ERR_EXISTS);
+	CHECK_INT(mailbox_delete(user, "Work.2026", &error), 0);
+	CHECK_INT(mailbox_delete(user, "Other.2026", &error), 0);
 	CHECK_INT(mailbox_subscribe(user, "Gone", 0, &error), 0);
 	s = read_rel("u1/subscriptions");
 	CHECK(s != NULL && strstr(s, "Gone") == NULL);

@@ -383,6 +383,14 @@ class ImapdLimitsTest(TernTestCase):
         untagged, _ = c.command(b"FETCH 1 FLAGS")
         self.assertNotIn(b"kw00", untagged[-1][0])
         c.command(b"STORE 1 +FLAGS.SILENT (kw00)")
+        # APPEND answers the same, and stores nothing.
+        before, _ = c.command(b"STATUS INBOX (MESSAGES)")
+        msg = b"Subject: kw\r\n\r\nbody"
+        _, line = c.command(b"APPEND INBOX (%s) {%d+}\r\n%s"
+                            % (kws, len(msg), msg), expect="NO")
+        self.assertIn(b"[LIMIT]", line)
+        after, _ = c.command(b"STATUS INBOX (MESSAGES)")
+        self.assertEqual(after, before)
         # A LIST pattern longer than any name matches nothing.
         untagged, _ = c.command(b'LIST "" "%s"' % (b"*a" * 2000))
         self.assertEqual(untagged, [])
