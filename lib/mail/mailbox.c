@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -108,8 +107,8 @@ struct mailbox {
 	char *names; /* names the log brought (NUL-terminated) */
 	uint32_t names_len, names_cap, names_dead;
 	int names_fd;          /* the index file the other names are in */
-	const char *names_map; /* it, mapped during a scan or index write */
-	size_t names_map_len;
+	const char *names_copy; /* it, read during a scan or index write */
+	size_t names_copy_len;
 	uint32_t recent;
 	uint32_t uidvalidity, uidnext;
 	uint64_t hms;
@@ -196,10 +195,10 @@ vname(const struct mailbox *box, const struct vrec *v, char *buf)
 		return NULL;
 	if (v->m.priv_arena)
 		return box->names + v->m.priv_name;
-	if (box->names_map != NULL &&
-	    (size_t)v->m.priv_name + v->m.priv_name_len <= box->names_map_len)
+	if (box->names_copy != NULL &&
+	    (size_t)v->m.priv_name + v->m.priv_name_len <= box->names_copy_len)
 		memcpy(
-		    buf, box->names_map + v->m.priv_name, v->m.priv_name_len);
+		    buf, box->names_copy + v->m.priv_name, v->m.priv_name_len);
 	else if (box->names_fd < 0 ||
 	         file_pread_all(box->names_fd, buf, v->m.priv_name_len,
 	             (off_t)v->m.priv_name) < 0)
@@ -274,32 +273,33 @@ vname_set(struct mailbox *box, struct vrec *v, const char *name)
 	box->names_len += (uint32_t)len + 1;
 }
 
-/* Maps the index file for a pass over every name (scan, index write). */
+/* Reads the index file for a pass over every name (scan, index write):
+ * read, not mapped, for a file its owner truncated would be SIGBUS; if it
+ * cannot be read whole, names are read one by one. */
 static void
-names_map(struct mailbox *box)
+names_load(struct mailbox *box)
 {
 	struct stat st;
-	void *p;
+	char *p;
 
-	if (box->names_map != NULL || box->names_fd < 0 ||
+	if (box->names_copy != NULL || box->names_fd < 0 ||
 	    fstat(box->names_fd, &st) < 0 || st.st_size <= 0)
 		return;
-	p = mmap(
-	    NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, box->names_fd, 0);
-	if (p == MAP_FAILED)
+	p = xmalloc((size_t)st.st_size);
+	if (file_pread_all(box->names_fd, p, (size_t)st.st_size, 0) < 0) {
+		free(p);
 		return;
-	box->names_map = p;
-	box->names_map_len = (size_t)st.st_size;
+	}
+	box->names_copy = p;
+	box->names_copy_len = (size_t)st.st_size;
 }
 
 static void
-names_unmap(struct mailbox *box)
+names_unload(struct mailbox *box)
 {
-	if (box->names_map == NULL)
-		return;
-	(void)munmap((void *)box->names_map, box->names_map_len);
-	box->names_map = NULL;
-	box->names_map_len = 0;
+	free((void *)box->names_copy);
+	box->names_copy = NULL;
+	box->names_copy_len = 0;
 }
 
 static void
@@ -951,7 +951,7 @@ scan(struct mailbox *box, const char **error_r)
 	const char *vn;
 
 	mailbox_stats.scans++;
-	names_map(box);
+	names_load(box);
 	buf_init(&out, LOG_WRITE_MAX);
 	if ((box->open_flags & MAILBOX_OPEN_READONLY) == 0)
 		scan_move_new(box);
@@ -1057,7 +1057,7 @@ out:
 	free(seen_r);
 	free(seen_p);
 	buf_free(&out);
-	names_unmap(box);
+	names_unload(box);
 	box->scanned = 1;
 	return ret;
 }
@@ -1089,7 +1089,7 @@ index_write_locked(struct mailbox *box, const char **error_r)
 	from = xcalloc(box->count + box->npend + 1, sizeof(*from));
 	/* the names, gathered (offsets first: the buffer moves) */
 	buf_init(&names, (size_t)UINT32_MAX);
-	names_map(box);
+	names_load(box);
 	while (i < box->count || j < box->npend) {
 		if (j >= box->npend ||
 		    (i < box->count && box->recs[i].m.uid < box->pend[j].m.uid))
@@ -1102,7 +1102,7 @@ index_write_locked(struct mailbox *box, const char **error_r)
 		if (vn == NULL) {
 			*error_r = box_error(
 			    "read %s: %s", MAILBOX_INDEX_NAME, strerror(errno));
-			names_unmap(box);
+			names_unload(box);
 			buf_free(&names);
 			free(idx.recs);
 			free(from);
@@ -1121,7 +1121,7 @@ index_write_locked(struct mailbox *box, const char **error_r)
 		idx.recs[k].received = v->m.received;
 		k++;
 	}
-	names_unmap(box);
+	names_unload(box);
 	idx.count = k;
 	for (i = 0; i < k; i++)
 		idx.recs[i].fname = names.data + idx.recs[i].fname_off;
@@ -1192,7 +1192,7 @@ int mailbox_sync(struct mailbox *box, unsigned sync_flags,
 static void
 box_free(struct mailbox *box)
 {
-	names_unmap(box);
+	names_unload(box);
 	free(box->names);
 	if (box->names_fd >= 0)
 		close(box->names_fd);
