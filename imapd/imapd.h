@@ -226,4 +226,42 @@ int imapd_contains(const char *hay, size_t hlen, const char *needle,
  * but the separator. 1 if name matches. */
 int imapd_list_match(const char *pattern, const char *name, char sep);
 
+/* ---- imapd_cache.c: message files read once, the header cache ---- */
+
+/* A message file read into memory the session reuses from message to
+ * message (no per-message map or allocation). */
+struct imapd_msgbuf {
+	char *data; /* NUL after len */
+	size_t len, cap;
+	size_t hdr_len;  /* the header, its blank line included */
+	int complete;    /* the whole file is in */
+};
+/* Reads the file (the header alone when header_only: complete stays 0
+ * if more follows), at most max octets: 0, -1 (I/O, too large). */
+int imapd_msgbuf_read(int fd, struct imapd_msgbuf *mb, int header_only,
+    size_t max);
+void imapd_msgbuf_free(struct imapd_msgbuf *mb);
+
+/* Fields of the MAILBOX_CACHE_HEADERS record. */
+enum imapd_hc {
+	IMAPD_HC_FROM,
+	IMAPD_HC_TO,
+	IMAPD_HC_CC,
+	IMAPD_HC_BCC,
+	IMAPD_HC_SUBJECT,
+	IMAPD_HC_DATE, /* the first Date: value, unfolded, not decoded */
+	IMAPD_HC_COUNT
+};
+/* The decoded field a header name is kept as, -1 if none (Date: is kept
+ * for SENT* only, not for HEADER DATE). */
+int imapd_hc_field(const char *name, size_t len);
+/* The record of a header [hdr, hdr+len) into out (reset first). */
+void imapd_hc_build(struct buf *out, struct buf *scratch, const char *hdr,
+    size_t len);
+/* 1 if rec is a record of this format. */
+int imapd_hc_valid(const char *rec, size_t len);
+/* The next field occurrence from *pos (0 at first): 1, 0 at the end. */
+int imapd_hc_next(const char *rec, size_t len, size_t *pos, int *field_r,
+    const char **value_r, size_t *vlen_r);
+
 #endif

@@ -74,6 +74,7 @@ struct fetch_req {
 	uint64_t changedsince;
 	int vanished;
 	int needs_file, sets_seen;
+	int structure; /* BODY or BODYSTRUCTURE: the whole file is parsed */
 };
 
 /* A message's file, mapped, and its MIME tree when one was needed. */
@@ -445,11 +446,69 @@ msg_mime(struct fetch_msg *fm)
 	return fm->mime != NULL ? 0 : -1;
 }
 
+/* The header of a message whose file this FETCH does not otherwise read
+ * (ENVELOPE alone): read, not mapped, into memory kept from message to
+ * message. */
+static struct imapd_msgbuf fetch_hdr;
+
+/* ENVELOPE from the header alone (it needs nothing else: no MIME parse
+ * of the body), and the header record SEARCH uses, both put in the
+ * cache. */
+static int
+envelope_compute(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
+    int whole, struct buf *tmp, const char **err_r)
+{
+	struct mime_part part;
+	struct buf hc, scratch;
+	const char *hdr;
+	size_t hlen;
+	int fd, r;
+
+	/* BODYSTRUCTURE will map the file: one open for both */
+	if (fm->map == NULL && whole) {
+		r = msg_load(s, seq, fm, err_r);
+		if (r < 0)
+			return r;
+	}
+	if (fm->map != NULL) {
+		hdr = fm->map;
+		hlen = fm->mime != NULL ? fm->mime->root->body_off
+		                        : imapd_header_end(fm->map, fm->len);
+	} else {
+		r = mailbox_msg_open(s->box, seq, &fd, err_r);
+		if (r < 0)
+			return r;
+		s->files_opened++;
+		r = imapd_msgbuf_read(fd, &fetch_hdr, 1, SIZE_MAX / 4);
+		close(fd);
+		if (r < 0) {
+			*err_r = "cannot read the message file";
+			return MAILBOX_ERR_TEMP;
+		}
+		hdr = fetch_hdr.data;
+		hlen = fetch_hdr.hdr_len;
+	}
+	memset(&part, 0, sizeof(part));
+	part.body_off = part.end_off = hlen;
+	if (mime_envelope(tmp, hdr, &part) < 0)
+		return -1;
+	mailbox_cache_put(s->box, seq, MAILBOX_CACHE_ENVELOPE, tmp->data,
+	    tmp->len);
+	buf_init(&hc, hlen * 2 + IMAPD_RESP_SLACK);
+	buf_init(&scratch, hlen * 2 + IMAPD_RESP_SLACK);
+	imapd_hc_build(&hc, &scratch, hdr, hlen);
+	mailbox_cache_put(s->box, seq, MAILBOX_CACHE_HEADERS, hc.data, hc.len);
+	buf_free(&hc);
+	buf_free(&scratch);
+	return 0;
+}
+
 /* ENVELOPE, BODY, BODYSTRUCTURE: from the cache, else computed and put
  * there. */
 static int
-append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
-    enum mailbox_cache_field field, struct buf *out, const char **err_r)
+append_cached(struct imapd_session *s, const struct fetch_req *req,
+    uint32_t seq, struct fetch_msg *fm, enum mailbox_cache_field field,
+    struct buf *out, const char **err_r)
 {
 	struct buf tmp;
 	const char *data;
@@ -463,6 +522,16 @@ append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 			return -1;
 		return buf_putc(out, ')');
 	}
+	if (field == MAILBOX_CACHE_ENVELOPE) {
+		buf_init(&tmp, IMAPD_RESP_SLACK * 4);
+		r = envelope_compute(s, seq, fm, req->structure, &tmp, err_r);
+		if (r == 0 && (buf_putc(out, '(') < 0 ||
+		                  buf_append(out, tmp.data, tmp.len) < 0 ||
+		                  buf_putc(out, ')') < 0))
+			r = -1;
+		buf_free(&tmp);
+		return r;
+	}
 	r = msg_load(s, seq, fm, err_r);
 	if (r < 0)
 		return r;
@@ -471,11 +540,8 @@ append_cached(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 		return MAILBOX_ERR_TEMP;
 	}
 	buf_init(&tmp, fm->len * 2 + IMAPD_RESP_SLACK);
-	if (field == MAILBOX_CACHE_ENVELOPE)
-		r = mime_envelope(&tmp, fm->map, fm->mime->root);
-	else
-		r = mime_bodystructure(&tmp, fm->map, fm->mime->root,
-		    field == MAILBOX_CACHE_BODYSTRUCTURE);
+	r = mime_bodystructure(&tmp, fm->map, fm->mime->root,
+	    field == MAILBOX_CACHE_BODYSTRUCTURE);
 	if (r == 0) {
 		mailbox_cache_put(s->box, seq, field, tmp.data, tmp.len);
 		if (buf_putc(out, '(') < 0 || buf_append(out, tmp.data, tmp.len) < 0 ||
@@ -834,7 +900,7 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		case FK_BODYSTRUCTURE:
 			(void)SP();
 			imapd_bprintf(out, "%s ", it->name);
-			rc = append_cached(s, seq, &fm,
+			rc = append_cached(s, r, seq, &fm,
 			    it->kind == FK_ENVELOPE ? MAILBOX_CACHE_ENVELOPE
 			    : it->kind == FK_BODY   ? MAILBOX_CACHE_BODY
 			                            : MAILBOX_CACHE_BODYSTRUCTURE,
@@ -951,6 +1017,8 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 			r->sets_seen = 1;
 		if (it->kind == FK_MODSEQ)
 			s->enabled |= IMAPD_EN_CONDSTORE;
+		if (it->kind == FK_BODY || it->kind == FK_BODYSTRUCTURE)
+			r->structure = 1;
 	}
 	if (r->vanished) {
 		memset(&uidset, 0, sizeof(uidset));
@@ -966,8 +1034,10 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 
 		if (r->changedsince > 0 && m->modseq <= r->changedsince)
 			continue;
-		buf_free(&out);
-		buf_init(&out, room > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)room);
+		/* one buffer for all, its memory kept: no allocation per
+		 * message */
+		buf_reset(&out);
+		out.max = room > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)room;
 		rc = fetch_one(s, c, r, set.seqs[i], &out, &err);
 		if (rc == MAILBOX_ERR_EXPUNGED) {
 			expunged = 1;
@@ -983,6 +1053,7 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 		}
 	}
 	buf_free(&out);
+	imapd_msgbuf_free(&fetch_hdr);
 	imapd_seqs_free(&set);
 	req_free(r);
 	free(r);

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,13 +67,22 @@ struct skey {
 	struct imapd_seqs seqs;
 };
 
+/* What one SEARCH reuses from message to message. */
+struct search_ctx {
+	struct imapd_msgbuf mb;
+	struct buf hc;  /* the message's MAILBOX_CACHE_HEADERS record */
+	struct buf dec; /* a decoded header value or body part */
+};
+
 struct search_msg {
 	uint32_t seq;
 	const struct mailbox_msg *m;
-	int fd, loaded, failed;
-	const char *map;
-	size_t len;
-	int mapped;
+	struct search_ctx *ctx;
+	int fd, failed;
+	int hc_state; /* 0 not looked at, 1 in ctx->hc, -1 unavailable */
+	const char *map; /* ctx->mb: the header, or all when complete */
+	size_t len, hdr_len;
+	int complete;
 	struct mime_message *mime;
 };
 
@@ -348,36 +356,32 @@ parse_key(struct search_parse *p, int depth)
 
 /* ---- evaluation ---- */
 
+/* Reads the message's header (or all of it) once per SEARCH of it. */
 static int
-msg_load(struct imapd_session *s, struct search_msg *sm)
+msg_load(struct imapd_session *s, struct search_msg *sm, int header_only)
 {
+	struct imapd_msgbuf *mb = &sm->ctx->mb;
 	const char *err;
-	struct stat st;
-	void *p;
 
-	if (sm->loaded)
-		return !sm->failed;
-	sm->loaded = 1;
-	sm->failed = 1;
-	if (mailbox_msg_open(s->box, sm->seq, &sm->fd, &err) < 0) {
-		sm->fd = -1;
+	if (sm->failed)
 		return 0;
-	}
-	if (fstat(sm->fd, &st) < 0)
-		return 0;
-	sm->failed = 0;
-	if (st.st_size == 0) {
-		sm->map = "";
+	if (sm->map != NULL && (sm->complete || header_only))
 		return 1;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, sm->fd, 0);
-	if (p == MAP_FAILED) {
+	if (sm->fd < 0 &&
+	    mailbox_msg_open(s->box, sm->seq, &sm->fd, &err) < 0) {
+		sm->fd = -1;
 		sm->failed = 1;
 		return 0;
 	}
-	sm->map = p;
-	sm->len = (size_t)st.st_size;
-	sm->mapped = 1;
+	s->files_opened++;
+	if (imapd_msgbuf_read(sm->fd, mb, header_only, SEARCH_TEXT_MAX) < 0) {
+		sm->failed = 1;
+		return 0;
+	}
+	sm->map = mb->data;
+	sm->len = mb->len;
+	sm->hdr_len = mb->hdr_len;
+	sm->complete = mb->complete;
 	return 1;
 }
 
@@ -385,73 +389,90 @@ static void
 msg_release(struct search_msg *sm)
 {
 	mime_free(&sm->mime);
-	if (sm->mapped)
-		munmap((void *)sm->map, sm->len);
 	if (sm->fd >= 0)
 		close(sm->fd);
+}
+
+/* The message's header record, from the cache, else made from its
+ * header and put there: 1, or 0 when the file cannot be read. */
+static int
+hc_load(struct imapd_session *s, struct search_msg *sm)
+{
+	struct search_ctx *ctx = sm->ctx;
+	const char *data;
+	size_t len;
+
+	if (sm->hc_state != 0)
+		return sm->hc_state > 0;
+	sm->hc_state = -1;
+	buf_reset(&ctx->hc);
+	if (mailbox_cache_get(s->box, sm->seq, MAILBOX_CACHE_HEADERS, &data,
+	        &len) == 1 &&
+	    imapd_hc_valid(data, len)) {
+		imapd_bappend(&ctx->hc, data, len);
+	} else {
+		if (!msg_load(s, sm, 1))
+			return 0;
+		imapd_hc_build(&ctx->hc, &ctx->dec, sm->map, sm->hdr_len);
+		mailbox_cache_put(s->box, sm->seq, MAILBOX_CACHE_HEADERS,
+		    ctx->hc.data, ctx->hc.len);
+	}
+	sm->hc_state = 1;
+	return 1;
 }
 
 /* Does a field of [hdr, hdr+len) named field (NULL: any) contain the
  * value, RFC 2047-decoded? */
 static int
-header_match(const char *hdr, size_t len, const char *field,
-    const char *value, size_t vlen)
+header_match(struct buf *dec, const char *hdr, size_t len,
+    const char *field, const char *value, size_t vlen)
 {
 	const char *name, *v;
 	size_t pos = 0, nlen, vl, start;
-	struct buf dec;
 	int found = 0;
 
-	buf_init(&dec, SEARCH_TEXT_MAX);
 	while (!found && imapd_header_next(
 	                     hdr, len, &pos, &name, &nlen, &v, &vl, &start)) {
 		if (field != NULL && (strlen(field) != nlen ||
 		                         strncasecmp(field, name, nlen) != 0))
 			continue;
-		buf_reset(&dec);
+		buf_reset(dec);
 		if (field == NULL)
-			imapd_bappend(&dec, name, nlen + 1);
-		(void)mime_decode_words(&dec, v, vl);
-		found = imapd_contains(
-		    dec.data != NULL ? dec.data : "", dec.len, value, vlen);
+			imapd_bappend(dec, name, nlen + 1);
+		(void)mime_decode_words(dec, v, vl);
+		found = imapd_contains(buf_cstr(dec), dec->len, value, vlen);
 	}
-	buf_free(&dec);
 	return found;
 }
 
 static int
-body_match(const char *map, const struct mime_part *part, const char *value,
-    size_t vlen, int depth)
+body_match(struct buf *dec, const char *map, const struct mime_part *part,
+    const char *value, size_t vlen, int depth)
 {
 	const struct mime_part *c;
-	struct buf dec;
 	int found = 0;
 
 	if (part == NULL || depth > MIME_DEPTH_MAX)
 		return 0;
 	if (part->is_multipart) {
 		for (c = part->children; c != NULL && !found; c = c->next)
-			found = body_match(map, c, value, vlen, depth + 1);
+			found = body_match(dec, map, c, value, vlen, depth + 1);
 		return found;
 	}
 	if (part->is_message_rfc822 && part->message != NULL) {
 		const struct mime_part *m = part->message;
 
-		return header_match(map + m->hdr_off, m->body_off - m->hdr_off,
-		           NULL, value, vlen) ||
-		       body_match(map, m, value, vlen, depth + 1);
+		return header_match(dec, map + m->hdr_off,
+		           m->body_off - m->hdr_off, NULL, value, vlen) ||
+		       body_match(dec, map, m, value, vlen, depth + 1);
 	}
 	if (part->type != NULL && strcasecmp(part->type, "text") != 0)
 		return 0;
-	buf_init(&dec, SEARCH_TEXT_MAX);
-	if (mime_body_decode(&dec, map, part) == 1)
-		found = imapd_contains(
-		    dec.data != NULL ? dec.data : "", dec.len, value, vlen);
-	else
-		found = imapd_contains(map + part->body_off,
-		    part->end_off - part->body_off, value, vlen);
-	buf_free(&dec);
-	return found;
+	buf_reset(dec);
+	if (mime_body_decode(dec, map, part) == 1)
+		return imapd_contains(buf_cstr(dec), dec->len, value, vlen);
+	return imapd_contains(map + part->body_off,
+	    part->end_off - part->body_off, value, vlen);
 }
 
 static int64_t
@@ -472,19 +493,39 @@ local_day(int64_t t)
 static int
 sent_day(struct imapd_session *s, struct search_msg *sm, int64_t *day_r)
 {
-	char *date;
-	size_t hend;
-	int ok;
+	const char *v;
+	size_t pos = 0, vl;
+	int f;
 
-	if (!msg_load(s, sm))
+	if (!hc_load(s, sm))
 		return 0;
-	hend = imapd_header_end(sm->map, sm->len);
-	date = mime_header_get(sm->map, hend, "Date");
-	ok = date != NULL && imapd_rfc822_day(date, strlen(date), day_r);
-	free(date);
-	if (!ok)
-		*day_r = local_day(sm->m->received);
+	while (imapd_hc_next(sm->ctx->hc.data, sm->ctx->hc.len, &pos, &f, &v,
+	    &vl)) {
+		if (f == IMAPD_HC_DATE && imapd_rfc822_day(v, vl, day_r))
+			return 1;
+	}
+	*day_r = local_day(sm->m->received);
 	return 1;
+}
+
+/* HEADER field value from the header record: 1, 0, or -1 when the field
+ * is not one the record keeps (or the file cannot be read). */
+static int
+hc_match(struct imapd_session *s, struct search_msg *sm, const char *field,
+    const char *value, size_t vlen)
+{
+	const char *v;
+	size_t pos = 0, vl;
+	int want = imapd_hc_field(field, strlen(field)), f;
+
+	if (want < 0 || !hc_load(s, sm))
+		return -1;
+	while (imapd_hc_next(sm->ctx->hc.data, sm->ctx->hc.len, &pos, &f, &v,
+	    &vl)) {
+		if (f == want && imapd_contains(v, vl, value, vlen))
+			return 1;
+	}
+	return 0;
 }
 
 static int
@@ -510,7 +551,7 @@ eval(struct imapd_session *s, const struct skey *k, struct search_msg *sm)
 	const struct mailbox_msg *m = sm->m;
 	const struct skey *c;
 	int64_t day;
-	size_t hend;
+	int r;
 
 	switch (k->type) {
 	case SK_ALL:
@@ -553,28 +594,30 @@ eval(struct imapd_session *s, const struct skey *k, struct search_msg *sm)
 	case SK_MODSEQ:
 		return m->modseq >= k->num;
 	case SK_HEADER:
-		if (!msg_load(s, sm))
+		r = hc_match(s, sm, k->field, k->value, k->vlen);
+		if (r >= 0)
+			return r;
+		if (!msg_load(s, sm, 1))
 			return 0;
-		hend = imapd_header_end(sm->map, sm->len);
-		return header_match(sm->map, hend, k->field, k->value, k->vlen);
+		return header_match(&sm->ctx->dec, sm->map, sm->hdr_len,
+		    k->field, k->value, k->vlen);
 	case SK_TEXT:
-		if (!msg_load(s, sm))
+		if (!msg_load(s, sm, 1))
 			return 0;
-		hend = imapd_header_end(sm->map, sm->len);
-		if (header_match(sm->map, hend, NULL, k->value, k->vlen))
+		if (header_match(&sm->ctx->dec, sm->map, sm->hdr_len, NULL,
+		        k->value, k->vlen))
 			return 1;
 		/* FALLTHROUGH */
 	case SK_BODY:
-		if (!msg_load(s, sm))
+		if (!msg_load(s, sm, 0))
 			return 0;
 		if (sm->mime == NULL)
 			sm->mime = mime_parse(sm->map, sm->len);
-		if (sm->mime == NULL) {
-			hend = imapd_header_end(sm->map, sm->len);
-			return imapd_contains(sm->map + hend, sm->len - hend,
-			    k->value, k->vlen);
-		}
-		return body_match(sm->map, sm->mime->root, k->value, k->vlen, 0);
+		if (sm->mime == NULL)
+			return imapd_contains(sm->map + sm->hdr_len,
+			    sm->len - sm->hdr_len, k->value, k->vlen);
+		return body_match(&sm->ctx->dec, sm->map, sm->mime->root,
+		    k->value, k->vlen, 0);
 	case SK_NOT:
 		return !eval(s, k->a, sm);
 	case SK_OR:
@@ -635,6 +678,7 @@ imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
 	struct search_parse p;
 	struct skey *root = NULL, **tail = &root;
 	struct search_msg sm;
+	struct search_ctx ctx;
 	uint32_t *hits, n = mailbox_count(s->box), seq;
 	uint64_t maxmod = 0;
 	size_t nhits = 0;
@@ -661,6 +705,9 @@ imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
 	if (p.modseq_used)
 		s->enabled |= IMAPD_EN_CONDSTORE;
 	hits = xmalloc(((size_t)n + 1) * sizeof(*hits));
+	memset(&ctx, 0, sizeof(ctx));
+	buf_init(&ctx.hc, SEARCH_TEXT_MAX);
+	buf_init(&ctx.dec, SEARCH_TEXT_MAX);
 	for (seq = 1; seq <= n && !s->broken; seq++) {
 		const struct skey *key;
 		int ok = 1;
@@ -669,6 +716,7 @@ imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
 			continue;
 		memset(&sm, 0, sizeof(sm));
 		sm.fd = -1;
+		sm.ctx = &ctx;
 		sm.seq = seq;
 		sm.m = mailbox_msg(s->box, seq);
 		for (key = root; key != NULL && ok; key = key->next)
@@ -680,6 +728,9 @@ imapd_search_run(struct imapd_session *s, const struct imap_arg *args,
 				maxmod = sm.m->modseq;
 		}
 	}
+	imapd_msgbuf_free(&ctx.mb);
+	buf_free(&ctx.hc);
+	buf_free(&ctx.dec);
 	skey_free(root);
 	*hits_r = hits;
 	*nhits_r = nhits;

@@ -137,6 +137,13 @@ test_contains(void)
 	CHECK_INT(imapd_contains("Hello", 5, "", 0), 1);
 	CHECK_INT(imapd_contains("Hel", 3, "Hello", 5), 0);
 	CHECK_INT(imapd_contains("abcabd", 6, "abd", 3), 1);
+	/* candidates of either case, in any order, to the very end */
+	CHECK_INT(imapd_contains("xAbyaBZ", 7, "abz", 3), 1);
+	CHECK_INT(imapd_contains("EEEEEEe1", 8, "E1", 2), 1);
+	CHECK_INT(imapd_contains("eEeEeE", 6, "E1", 2), 0);
+	CHECK_INT(imapd_contains("ab", 2, "B", 1), 1);
+	CHECK_INT(imapd_contains("a.b", 3, ".", 1), 1);
+	CHECK_INT(imapd_contains("ab", 2, "c", 1), 0);
 }
 
 UNIT_MAIN(UNIT_CASE(test_list_match), UNIT_CASE(test_header_filter),

@@ -508,30 +508,53 @@ fold(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 'a' - 'A') : c;
 }
 
+/* The next occurrence of c at or after p in [p, end), end if none; *at
+ * remembers the last answer so that no range is scanned twice. */
+static const char *
+next_of(const char **at, const char *p, const char *end, unsigned char c)
+{
+	if (*at == NULL || (*at < p && *at != end)) {
+		*at = memchr(p, c, (size_t)(end - p));
+		if (*at == NULL)
+			*at = end;
+	}
+	return *at;
+}
+
 int
 imapd_contains(const char *hay, size_t hlen, const char *needle,
     size_t nlen)
 {
-	size_t i, j;
-	unsigned char first;
+	const char *p = hay, *end, *lo = NULL, *up = NULL, *c;
+	unsigned char lower, upper;
+	size_t j;
 
 	if (nlen == 0)
 		return 1;
 	if (nlen > hlen)
 		return 0;
-	first = fold((unsigned char)needle[0]);
-	for (i = 0; i + nlen <= hlen; i++) {
-		if (fold((unsigned char)hay[i]) != first)
-			continue;
+	end = hay + (hlen - nlen) + 1; /* where a match may start */
+	lower = fold((unsigned char)needle[0]);
+	upper = lower >= 'a' && lower <= 'z'
+	            ? (unsigned char)(lower - 'a' + 'A')
+	            : lower;
+	/* memchr finds the candidates: far faster than folding every
+	 * octet (SEARCH BODY over a folder is mostly this loop) */
+	for (;;) {
+		c = next_of(&lo, p, end, lower);
+		if (upper != lower && next_of(&up, p, end, upper) < c)
+			c = up;
+		if (c >= end)
+			return 0;
 		for (j = 1; j < nlen; j++) {
-			if (fold((unsigned char)hay[i + j]) !=
+			if (fold((unsigned char)c[j]) !=
 			    fold((unsigned char)needle[j]))
 				break;
 		}
 		if (j == nlen)
 			return 1;
+		p = c + 1;
 	}
-	return 0;
 }
 
 int

@@ -66,6 +66,16 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 #define CACHE_HDR      12 /* u32 length, u32 uid, u8 field, 3 unused */
 #define CACHE_MAGIC    "TERNCCH1"
 #define CACHE_FILE_HDR 16 /* magic, u32 uidvalidity, u32 unused */
+/* Records put are written together, one locked write per this much (a
+ * FETCH of 20,000 ENVELOPEs is ~20 writes, not 20,000 lock/stat/write
+ * rounds). */
+#define CACHE_PEND_FLUSH (512u * 1024)
+#define CACHE_PEND_BIT   (1ull << 63)
+/* Records are read this much at a time: a FETCH or SEARCH walking the
+ * folder finds the next message's record in the same window (records
+ * written together lie together), one pread per window, not per
+ * message. */
+#define CACHE_WINDOW (64u * 1024)
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
@@ -87,13 +97,12 @@ struct vrec {
 };
 _Static_assert(sizeof(struct vrec) <= 40, "a view's message grew");
 
-/* A cached record's place in the cache file (< CACHE_SIZE_MAX): 12
- * bytes, for there is one per message and field once FETCH filled it. */
 struct cache_ent {
 	uint32_t uid;
-	uint32_t off;
-	uint32_t len : 25; /* <= CACHE_REC_MAX */
-	uint32_t field : 7;
+	uint8_t field;
+	uint32_t len;
+	uint64_t off; /* in the file, or CACHE_PEND_BIT | offset in pend */
+	uint64_t gen; /* order of writing: the later record wins */
 };
 
 struct mailbox {
@@ -124,15 +133,25 @@ struct mailbox {
 	int scanned;        /* since the end of the last mailbox_sync */
 	struct hash *moved; /* bases this view moved from new/ */
 	int watch_fd, log_wd;
-	int cache_fd, cache_loaded, cache_sorted;
+	int cache_fd, cache_loaded;
+	/* cache[0, nsorted) is sorted; cache[nsorted, ncache) holds the
+	 * records put since, ascending as long as they come ascending (a
+	 * FETCH or SEARCH walks the folder in order), so neither a get nor
+	 * a put sorts the whole list again in the common case. */
 	struct cache_ent *cache;
-	uint32_t ncache, ccap;
+	size_t ncache, ccap, nsorted;
+	uint64_t cache_gen;
 	struct buf cache_buf;
+	struct buf cache_pend; /* records not yet written (headers too) */
+	char *cache_win;       /* CACHE_WINDOW octets of the file */
+	uint64_t win_off;
+	size_t win_len;
 };
 
 static __thread char box_err[BOX_ERR_SIZE];
 
 static const char *box_error(const char *fmt, ...) MTA_PRINTF(1, 2);
+static void cache_flush(struct mailbox *box);
 
 static const char *
 box_error(const char *fmt, ...)
@@ -710,6 +729,15 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 	char last = '\n', prev = 0;
 	int fd;
 
+	/* The mtime alone (names carry ",W="): no open and close per
+	 * message of a cold SELECT. */
+	if (size_r == NULL) {
+		if (fstatat(dirfd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			return -1;
+		*received_r = (int64_t)st.st_mtim.tv_sec;
+		return 0;
+	}
 	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -1206,6 +1234,8 @@ box_free(struct mailbox *box)
 		close(box->cache_fd);
 	free(box->cache);
 	buf_free(&box->cache_buf);
+	buf_free(&box->cache_pend);
+	free(box->cache_win);
 	maildir_keywords_clear(&box->kw);
 	hash_free(&box->moved, NULL);
 	free(box->name);
@@ -1369,6 +1399,8 @@ mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
 	box->log_fd = box->watch_fd = box->cache_fd = box->names_fd = -1;
 	box->uidnext = 1;
 	buf_init(&box->cache_buf, CACHE_REC_MAX);
+	buf_init(&box->cache_pend, CACHE_PEND_FLUSH + CACHE_REC_MAX +
+	    CACHE_HDR);
 	if (log_open(box, error_r) < 0 || box_load_index(box, error_r) < 0) {
 		box_free(box);
 		return MAILBOX_ERR_TEMP;
@@ -1398,6 +1430,7 @@ mailbox_close(struct mailbox **box_r)
 
 	if (box == NULL)
 		return;
+	cache_flush(box);
 	if (log_lock(box, &error) == 0) {
 		if (!box->index_ok ||
 		    box->log_off - box->index_off > INDEX_REWRITE ||
@@ -1542,6 +1575,7 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 
 	if (ops == NULL)
 		ops = &none;
+	cache_flush(box);
 	watch_drain(box);
 	ret = sync_state(box, error_r);
 	if (ret < 0)
@@ -2259,8 +2293,35 @@ cache_ent_cmp(const void *a, const void *b)
 		return x->uid < y->uid ? -1 : 1;
 	if (x->field != y->field)
 		return x->field < y->field ? -1 : 1;
-	/* the later record wins */
-	return x->off < y->off ? -1 : x->off > y->off;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+static struct cache_ent *
+cache_add(struct mailbox *box, uint32_t uid, uint8_t field, uint32_t len,
+    uint64_t off, int keep_sorted)
+{
+	struct cache_ent *e;
+
+	if (box->ncache == box->ccap) {
+		box->ccap = box->ccap == 0 ? 256 : box->ccap * 2;
+		box->cache = xrealloc(box->cache, box->ccap * sizeof(*box->cache));
+	}
+	e = &box->cache[box->ncache];
+	e->uid = uid;
+	e->field = field;
+	e->len = len;
+	e->off = off;
+	e->gen = box->cache_gen++;
+	/* out of order: sort once, the new record starting a new tail */
+	if (keep_sorted && box->ncache > box->nsorted &&
+	    cache_ent_cmp(e - 1, e) > 0) {
+		qsort(box->cache, box->ncache, sizeof(*box->cache),
+		    cache_ent_cmp);
+		box->nsorted = box->ncache;
+		e = &box->cache[box->ncache];
+	}
+	box->ncache++;
+	return e;
 }
 
 /* Opens the cache and lists its records (headers only). */
@@ -2269,7 +2330,7 @@ cache_load(struct mailbox *box)
 {
 	char hdr[CACHE_FILE_HDR], rh[CACHE_HDR];
 	char *path = box_file(box, MAILBOX_CACHE_NAME);
-	uint32_t uv, len;
+	uint32_t uv, len, uid;
 	struct stat st;
 	uint64_t off;
 
@@ -2306,30 +2367,88 @@ cache_load(struct mailbox *box)
 			break;
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
-		    off + CACHE_HDR + len > (uint64_t)st.st_size ||
-		    off + CACHE_HDR + len > CACHE_SIZE_MAX)
+		    off + CACHE_HDR + len > (uint64_t)st.st_size)
 			break;
-		if (box->ncache == box->ccap) {
-			box->ccap = box->ccap == 0 ? 256 : box->ccap * 2;
-			box->cache = xrealloc(
-			    box->cache, box->ccap * sizeof(*box->cache));
-		}
-		memcpy(&box->cache[box->ncache].uid, rh + 4, 4);
-		box->cache[box->ncache].field = (uint8_t)rh[8];
-		box->cache[box->ncache].len = len;
-		box->cache[box->ncache].off = off + CACHE_HDR;
-		box->ncache++;
+		memcpy(&uid, rh + 4, 4);
+		(void)cache_add(box, uid, (uint8_t)rh[8], len, off + CACHE_HDR,
+		    0);
 		off += CACHE_HDR + len;
 	}
-	box->cache_sorted = 0;
+	qsort(box->cache, box->ncache, sizeof(*box->cache), cache_ent_cmp);
+	box->nsorted = box->ncache;
+}
+
+/* Writes the records put since the last flush, in one locked write at
+ * the file's end: a torn write leaves a last record that readers skip;
+ * others' records interleave whole. */
+static void
+cache_flush(struct mailbox *box)
+{
+	struct stat st;
+	uint64_t base = 0;
+	size_t i, n, nsorted;
+	int ok = 0;
+
+	if (box->cache_pend.len == 0)
+		return;
+	if (box->cache_fd >= 0 && flock(box->cache_fd, LOCK_EX) == 0) {
+		if (fstat(box->cache_fd, &st) == 0 &&
+		    (uint64_t)st.st_size + box->cache_pend.len <=
+		        CACHE_SIZE_MAX &&
+		    file_pwrite_all(box->cache_fd, box->cache_pend.data,
+		        box->cache_pend.len, st.st_size) == 0) {
+			base = (uint64_t)st.st_size;
+			ok = 1;
+		}
+		(void)flock(box->cache_fd, LOCK_UN);
+	}
+	/* Unwritten records are dropped (order kept): a cache miss later
+	 * computes them again. */
+	for (i = 0, n = 0, nsorted = 0; i < box->ncache; i++) {
+		struct cache_ent *e = &box->cache[i];
+
+		if (e->off & CACHE_PEND_BIT) {
+			if (!ok)
+				continue;
+			e->off = base + (e->off & ~CACHE_PEND_BIT);
+		}
+		if (i < box->nsorted)
+			nsorted++;
+		box->cache[n++] = *e;
+	}
+	box->ncache = n;
+	box->nsorted = nsorted;
+	buf_reset(&box->cache_pend);
+}
+
+/* The last record of (uid, field) in cache[lo, hi) (sorted), or NULL. */
+static const struct cache_ent *
+cache_find(const struct cache_ent *c, size_t lo, size_t hi, uint32_t uid,
+    uint8_t field)
+{
+	size_t mid, base = lo;
+	const struct cache_ent *e;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		e = &c[mid];
+		if (e->uid < uid || (e->uid == uid && e->field <= field))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == base)
+		return NULL;
+	e = &c[lo - 1];
+	return e->uid == uid && e->field == field ? e : NULL;
 }
 
 int
 mailbox_cache_get(struct mailbox *box, uint32_t seq,
     enum mailbox_cache_field field, const char **data_r, size_t *len_r)
 {
-	struct cache_ent key, *e;
-	size_t lo, hi, mid;
+	const struct cache_ent *e;
+	uint32_t uid;
 
 	if (seq == 0 || seq > box->count || field >= MAILBOX_CACHE_FIELDS)
 		return 0;
@@ -2337,29 +2456,13 @@ mailbox_cache_get(struct mailbox *box, uint32_t seq,
 		cache_load(box);
 	if (box->cache_fd < 0 || box->ncache == 0)
 		return 0;
-	if (!box->cache_sorted) {
-		qsort(box->cache, box->ncache, sizeof(*box->cache),
-		    cache_ent_cmp);
-		box->cache_sorted = 1;
-	}
-	key.uid = box->recs[seq - 1].m.uid;
-	key.field = (uint8_t)field;
-	/* the last record of (uid, field) */
-	lo = 0;
-	hi = box->ncache;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		e = &box->cache[mid];
-		if (e->uid < key.uid ||
-		    (e->uid == key.uid && e->field <= key.field))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
-		return 0;
-	e = &box->cache[lo - 1];
-	if (e->uid != key.uid || e->field != key.field)
+	uid = box->recs[seq - 1].m.uid;
+	/* the tail is newer than the sorted part */
+	e = cache_find(box->cache, box->nsorted, box->ncache, uid,
+	    (uint8_t)field);
+	if (e == NULL)
+		e = cache_find(box->cache, 0, box->nsorted, uid, (uint8_t)field);
+	if (e == NULL)
 		return 0;
 	buf_reset(&box->cache_buf);
 	if (buf_append(&box->cache_buf, "", 0) < 0)
@@ -2369,9 +2472,33 @@ mailbox_cache_get(struct mailbox *box, uint32_t seq,
 		    xrealloc(box->cache_buf.data, (size_t)e->len + 1);
 		box->cache_buf.cap = (size_t)e->len + 1;
 	}
-	if (file_pread_all(
-	        box->cache_fd, box->cache_buf.data, e->len, (off_t)e->off) < 0)
+	if (e->off & CACHE_PEND_BIT) {
+		memcpy(box->cache_buf.data,
+		    box->cache_pend.data + (e->off & ~CACHE_PEND_BIT), e->len);
+	} else if (e->len <= CACHE_WINDOW / 2) {
+		if (e->off < box->win_off ||
+		    e->off + e->len > box->win_off + box->win_len) {
+			ssize_t n;
+
+			/* the file only grows (records are appended), so
+			 * what a window holds stays true */
+			if (box->cache_win == NULL)
+				box->cache_win = xmalloc(CACHE_WINDOW);
+			do
+				n = pread(box->cache_fd, box->cache_win,
+				    CACHE_WINDOW, (off_t)e->off);
+			while (n < 0 && errno == EINTR);
+			box->win_off = e->off;
+			box->win_len = n > 0 ? (size_t)n : 0;
+			if (box->win_len < e->len)
+				return 0;
+		}
+		memcpy(box->cache_buf.data,
+		    box->cache_win + (e->off - box->win_off), e->len);
+	} else if (file_pread_all(box->cache_fd, box->cache_buf.data, e->len,
+	               (off_t)e->off) < 0) {
 		return 0;
+	}
 	box->cache_buf.data[e->len] = '\0';
 	*data_r = box->cache_buf.data;
 	*len_r = e->len;
@@ -2384,57 +2511,30 @@ mailbox_cache_put(struct mailbox *box, uint32_t seq,
 {
 	char rh[CACHE_HDR];
 	uint32_t uid, l = (uint32_t)len;
-	struct stat st;
-	struct buf b;
+	size_t at;
 
 	if (seq == 0 || seq > box->count || field >= MAILBOX_CACHE_FIELDS ||
 	    len > CACHE_REC_MAX)
 		return;
 	if (!box->cache_loaded)
 		cache_load(box);
-	if (box->cache_fd < 0 || fstat(box->cache_fd, &st) < 0 ||
-	    (uint64_t)st.st_size + len > CACHE_SIZE_MAX)
+	if (box->cache_fd < 0)
 		return;
+	if (box->cache_pend.len + CACHE_HDR + len > CACHE_PEND_FLUSH)
+		cache_flush(box);
 	uid = box->recs[seq - 1].m.uid;
 	memset(rh, 0, sizeof(rh));
 	memcpy(rh, &l, 4);
 	memcpy(rh + 4, &uid, 4);
 	rh[8] = (char)field;
-	buf_init(&b, CACHE_REC_MAX + CACHE_HDR);
-	if (buf_append(&b, rh, sizeof(rh)) < 0 ||
-	    buf_append(&b, data, len) < 0) {
-		buf_free(&b);
+	at = box->cache_pend.len;
+	if (buf_append(&box->cache_pend, rh, sizeof(rh)) < 0 ||
+	    buf_append(&box->cache_pend, data, len) < 0) {
+		box->cache_pend.len = at;
 		return;
 	}
-	/* one write at the end; a torn record is the last and is skipped
-	 * by readers; records of others interleave whole (O_APPEND) */
-	if (flock(box->cache_fd, LOCK_EX) == 0) {
-		if (fstat(box->cache_fd, &st) == 0 &&
-		    file_pwrite_all(box->cache_fd, b.data, b.len, st.st_size) ==
-		        0) {
-			if (box->ncache == box->ccap) {
-				box->ccap =
-				    box->ccap == 0 ? 256 : box->ccap * 2;
-				box->cache = xrealloc(box->cache,
-				    box->ccap * sizeof(*box->cache));
-			}
-			box->cache[box->ncache].uid = uid;
-			box->cache[box->ncache].field = (uint8_t)field;
-			box->cache[box->ncache].len = l;
-			box->cache[box->ncache].off =
-			    (uint64_t)st.st_size + CACHE_HDR;
-			box->ncache++;
-			/* A FETCH puts in ascending UIDs: the list stays
-			 * sorted, and the next get does not sort it again
-			 * (a sort per message made a cold FETCH quadratic). */
-			if (box->ncache > 1 &&
-			    cache_ent_cmp(&box->cache[box->ncache - 2],
-			        &box->cache[box->ncache - 1]) > 0)
-				box->cache_sorted = 0;
-		}
-		(void)flock(box->cache_fd, LOCK_UN);
-	}
-	buf_free(&b);
+	(void)cache_add(box, uid, (uint8_t)field, l,
+	    CACHE_PEND_BIT | (uint64_t)(at + CACHE_HDR), 1);
 }
 
 /* ---- IDLE ---- */

@@ -290,6 +290,7 @@ enum mailbox_cache_field {
 	MAILBOX_CACHE_BODYSTRUCTURE,
 	MAILBOX_CACHE_BODY,
 	MAILBOX_CACHE_SORT, /* imapd's SORT/THREAD header fields */
+	MAILBOX_CACHE_HEADERS, /* imapd's SEARCH header values, decoded */
 	MAILBOX_CACHE_FIELDS
 };
 /* 1 with the cached bytes (valid until the next call on box), 0 if not

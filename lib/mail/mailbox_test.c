@@ -586,6 +586,62 @@ test_cache(void)
 	mailbox_user_close(&user);
 }
 
+/* Records put in any order, several per message, one overwritten, one
+ * larger than a write batch: each get answers the last put, before the
+ * batch is written and after, in this view and in the next. */
+static void
+test_cache_batch(void)
+{
+	struct mailbox_user *user = user_open("u6");
+	struct mailbox *a = NULL;
+	const char *error, *data;
+	char want[64], *big;
+	size_t len, bigl = 700 * 1024;
+	uint32_t seq, n = 40;
+	int pass;
+
+	append_n(user, "INBOX", n, 0);
+	big = xmalloc(bigl);
+	memset(big, 'x', bigl);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	for (seq = 1; seq <= n; seq++) {
+		snprintf(want, sizeof(want), "env%u", seq);
+		mailbox_cache_put(a, seq, MAILBOX_CACHE_ENVELOPE, want,
+		    strlen(want));
+	}
+	for (seq = n; seq >= 1; seq--) {
+		snprintf(want, sizeof(want), "body%u", seq);
+		mailbox_cache_put(a, seq, MAILBOX_CACHE_BODY, want,
+		    strlen(want));
+	}
+	mailbox_cache_put(a, 5, MAILBOX_CACHE_ENVELOPE, "env5b", 5);
+	mailbox_cache_put(a, 7, MAILBOX_CACHE_BODYSTRUCTURE, big, bigl);
+	for (pass = 0; pass < 2; pass++) {
+		for (seq = 1; seq <= n; seq++) {
+			CHECK_INT(mailbox_cache_get(a, seq,
+			              MAILBOX_CACHE_ENVELOPE, &data, &len), 1);
+			snprintf(want, sizeof(want), seq == 5 ? "env5b" : "env%u",
+			    seq);
+			CHECK_INT(len, strlen(want));
+			CHECK_STR(data, want);
+			CHECK_INT(mailbox_cache_get(a, seq, MAILBOX_CACHE_BODY,
+			              &data, &len), 1);
+			snprintf(want, sizeof(want), "body%u", seq);
+			CHECK_STR(data, want);
+		}
+		CHECK_INT(mailbox_cache_get(a, 7, MAILBOX_CACHE_BODYSTRUCTURE,
+		              &data, &len), 1);
+		CHECK(len == bigl && memcmp(data, big, bigl) == 0);
+		CHECK_INT(mailbox_cache_get(a, 8, MAILBOX_CACHE_BODYSTRUCTURE,
+		              &data, &len), 0);
+		mailbox_close(&a);
+		CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	}
+	mailbox_close(&a);
+	free(big);
+	mailbox_user_close(&user);
+}
+
 static double
 now_ms(void)
 {
@@ -706,5 +762,6 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_keywords_file), UNIT_CASE(test_folders),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
-    UNIT_CASE(test_cache), UNIT_CASE(test_large_folder),
+    UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
+    UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))

@@ -573,3 +573,92 @@ class ImapdTest(TernTestCase):
         self.assertEqual(ok(imap.uid("SEARCH", "ALL")),
                          [b" ".join(str(u).encode() for _, u in uids)])
         self.logout(imap)
+
+    # ----- the folder cache: SEARCH on header fields without the files
+
+    def _files_at_logout(self, imap):
+        """Logs out; the message files the session opened (its logout
+        line's files=N)."""
+        log_from = os.path.getsize(self.tern.log_path)
+        self.logout(imap)
+
+        def line():
+            with open(self.tern.log_path, "rb") as f:
+                f.seek(log_from)
+                for text in f.read().decode(errors="replace").splitlines():
+                    m = re.search(r"Disconnected: Logged out .*files=(\d+)",
+                                  text)
+                    if m:
+                        return m.group(1)
+            return None
+        return int(harness.wait_until(line, TIMEOUT, "imapd's logout line"))
+
+    def _cache_folder(self, count):
+        md = self.new_maildir()
+        imap = self.session(md)
+        for i in range(count):
+            subject = ("=?utf-8?q?Gr=C3=BC=C3=9Fe_{}?=".format(i) if i % 5 == 0
+                       else "note {}{}".format(i, " needle" if i % 7 == 3
+                                               else ""))
+            self.append(imap, "INBOX", (
+                "From: Person {0} <p{0}@example.org>\n"
+                "To: team{1}@example.net\nCc: cc{0}@example.com\n"
+                "Subject: {2}\nX-Tag: t{0}\n"
+                "Date: Mon, {3:02d} Feb 2026 10:00:00 +0000\n\n"
+                "body {0}\n").format(i, i % 3, subject, 1 + i % 20).encode())
+        self.logout(imap)
+        return md
+
+    def _header_searches(self, imap):
+        def search(*keys, charset=None):
+            return ok(imap.search(charset, *keys))[0]
+        got = [search("SUBJECT", "needle"), search("FROM", "\"person 12 \""),
+               search("TO", "TEAM2@"), search("CC", "cc7@"),
+               search("HEADER", "Subject", "\"NOTE 1\""),
+               search("OR", "BCC", "x", "SENTON", "3-Feb-2026"),
+               search("SENTBEFORE", "3-Feb-2026", "NOT", "FROM", "p1")]
+        imap.literal = "grüße 1".encode()
+        got.append(search("SUBJECT", charset="UTF-8"))
+        return got
+
+    def test_search_headers_from_cache(self):
+        """The first SEARCH on FROM/TO/CC/BCC/SUBJECT/SENT* reads each
+        message's header once and caches the decoded values; a later
+        SEARCH, in another session, reads no message file and answers
+        the same."""
+        md = self._cache_folder(30)
+        want = [b"4 18 25", b"13", b"3 6 9 12 15 18 21 24 27 30", b"8",
+                b"2 12 13 14 15 17 18 19 20", b"3 23", b"1 21 22", b"11 16"]
+        imap = self.session(md)
+        ok(imap.select("INBOX"))
+        self.assertEqual(self._header_searches(imap), want)
+        self.assertEqual(self._files_at_logout(imap), 30)
+        imap = self.session(md)
+        ok(imap.select("INBOX"))
+        self.assertEqual(self._header_searches(imap), want)
+        self.assertEqual(self._files_at_logout(imap), 0)
+        # Other fields still come from the files.
+        imap = self.session(md)
+        ok(imap.select("INBOX"))
+        self.assertEqual(ok(imap.search(None, "HEADER", "X-Tag", "t17"))[0],
+                         b"18")
+        self.assertEqual(self._files_at_logout(imap), 30)
+
+    def test_fetch_envelope_fills_search_cache(self):
+        """FETCH ENVELOPE reads the headers only once and leaves what
+        SEARCH needs in the cache, as Dovecot's cache does: the SEARCH
+        after it reads no message file; a second FETCH none either."""
+        md = self._cache_folder(12)
+        imap = self.session(md)
+        ok(imap.select("INBOX"))
+        env = ok(imap.fetch("1:*", "(ENVELOPE)"))
+        self.assertEqual(len(env), 12)
+        self.assertIn(b'"note 3 needle"', b"".join(
+            e if isinstance(e, bytes) else e[0] for e in env))
+        self.assertEqual(self._files_at_logout(imap), 12)
+        imap = self.session(md)
+        ok(imap.select("INBOX"))
+        self.assertEqual(ok(imap.search(None, "SUBJECT", "needle"))[0],
+                         b"4")
+        self.assertEqual(ok(imap.fetch("1:*", "(ENVELOPE)")), env)
+        self.assertEqual(self._files_at_logout(imap), 0)
