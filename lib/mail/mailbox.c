@@ -70,7 +70,7 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
  * FETCH of 20,000 ENVELOPEs is ~20 writes, not 20,000 lock/stat/write
  * rounds). */
 #define CACHE_PEND_FLUSH (512u * 1024)
-#define CACHE_PEND_BIT   (1ull << 63)
+#define CACHE_PEND_BIT   (1u << 31)
 /* Records are read this much at a time: a FETCH or SEARCH walking the
  * folder finds the next message's record in the same window (records
  * written together lie together), one pread per window, not per
@@ -97,13 +97,20 @@ struct vrec {
 };
 _Static_assert(sizeof(struct vrec) <= 40, "a view's message grew");
 
+/* 16 bytes: there is one per message and field once a FETCH or SEARCH
+ * filled the cache (32 made 1.3 MiB of a session on 20,000 messages). */
 struct cache_ent {
 	uint32_t uid;
-	uint8_t field;
-	uint32_t len;
-	uint64_t off; /* in the file, or CACHE_PEND_BIT | offset in pend */
-	uint64_t gen; /* order of writing: the later record wins */
+	/* in the file (< CACHE_SIZE_MAX), or CACHE_PEND_BIT | offset in
+	 * pend (< CACHE_PEND_FLUSH + CACHE_REC_MAX) */
+	uint32_t off;
+	uint32_t gen;      /* order of writing: the later record wins (one
+			    * per record: fewer than 2^32 fit the file) */
+	uint32_t len : 25; /* <= CACHE_REC_MAX */
+	uint32_t field : 7;
 };
+_Static_assert(CACHE_SIZE_MAX < CACHE_PEND_BIT, "cache offsets");
+_Static_assert(CACHE_REC_MAX < (1u << 25), "cache lengths");
 
 struct mailbox {
 	struct mailbox_user *user;
@@ -140,7 +147,7 @@ struct mailbox {
 	 * a put sorts the whole list again in the common case. */
 	struct cache_ent *cache;
 	size_t ncache, ccap, nsorted;
-	uint64_t cache_gen;
+	uint32_t cache_gen;
 	struct buf cache_buf;
 	struct buf cache_pend; /* records not yet written (headers too) */
 	char *cache_win;       /* CACHE_WINDOW octets of the file */
@@ -2298,7 +2305,7 @@ cache_ent_cmp(const void *a, const void *b)
 
 static struct cache_ent *
 cache_add(struct mailbox *box, uint32_t uid, uint8_t field, uint32_t len,
-    uint64_t off, int keep_sorted)
+    uint32_t off, int keep_sorted)
 {
 	struct cache_ent *e;
 
@@ -2367,11 +2374,12 @@ cache_load(struct mailbox *box)
 			break;
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
-		    off + CACHE_HDR + len > (uint64_t)st.st_size)
+		    off + CACHE_HDR + len > (uint64_t)st.st_size ||
+		    off + CACHE_HDR + len > CACHE_SIZE_MAX)
 			break;
 		memcpy(&uid, rh + 4, 4);
-		(void)cache_add(box, uid, (uint8_t)rh[8], len, off + CACHE_HDR,
-		    0);
+		(void)cache_add(box, uid, (uint8_t)rh[8], len,
+		    (uint32_t)(off + CACHE_HDR), 0);
 		off += CACHE_HDR + len;
 	}
 	qsort(box->cache, box->ncache, sizeof(*box->cache), cache_ent_cmp);
@@ -2410,7 +2418,7 @@ cache_flush(struct mailbox *box)
 		if (e->off & CACHE_PEND_BIT) {
 			if (!ok)
 				continue;
-			e->off = base + (e->off & ~CACHE_PEND_BIT);
+			e->off = (uint32_t)(base + (e->off & ~CACHE_PEND_BIT));
 		}
 		if (i < box->nsorted)
 			nsorted++;
@@ -2418,7 +2426,9 @@ cache_flush(struct mailbox *box)
 	}
 	box->ncache = n;
 	box->nsorted = nsorted;
-	buf_reset(&box->cache_pend);
+	/* freed, not kept: up to CACHE_PEND_FLUSH an idle session would
+	 * hold for nothing (growing it again costs a few reallocs) */
+	buf_free(&box->cache_pend);
 }
 
 /* The last record of (uid, field) in cache[lo, hi) (sorted), or NULL. */
@@ -2534,7 +2544,7 @@ mailbox_cache_put(struct mailbox *box, uint32_t seq,
 		return;
 	}
 	(void)cache_add(box, uid, (uint8_t)field, l,
-	    CACHE_PEND_BIT | (uint64_t)(at + CACHE_HDR), 1);
+	    CACHE_PEND_BIT | (uint32_t)(at + CACHE_HDR), 1);
 }
 
 /* ---- IDLE ---- */
