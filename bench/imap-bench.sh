@@ -17,7 +17,7 @@
 #   sudo bench/imap-bench.sh      # 20,000 messages; or: bench/imap-bench.sh 2000
 #
 # Without a tern that has imapd in $TERN_PREFIX (default /usr/local), it
-# builds a release tern of this tree into _build/bench/inst first (a few
+# builds a release tern of this tree into _build/bench-release/inst first (a few
 # minutes). Needs root (both servers run sessions as the vmail user) and
 # Dovecot 2.3 (apt-get install dovecot-core dovecot-imapd); the system's
 # Dovecot service is neither used nor started: a private instance runs

@@ -130,7 +130,7 @@ bench_cleanup() {
 # tern_use PROGRAM...: sets $prefix ($TERN_PREFIX, default /usr/local,
 # where ./run.sh installs), $tern, $ternconf and $ternuser. If $prefix
 # lacks one of the PROGRAMs (in libexec/tern), builds a release tern of
-# this tree into _build/bench/inst (a few minutes the first time) and
+# this tree into _build/bench-release/inst (a few minutes the first time) and
 # uses that; BENCH_BUILD=0 fails instead. Warns when the first PROGRAM is
 # a sanitizer build.
 tern_use() {
@@ -143,17 +143,17 @@ tern_use() {
 	if [ -n "$missing" ]; then
 		[ "${BENCH_BUILD:-1}" != 0 ] ||
 			die "$prefix lacks$missing: install tern with ./run.sh or set TERN_PREFIX"
-		say "$prefix lacks$missing: building a release tern of this tree into _build/bench/inst"
+		say "$prefix lacks$missing: building a release tern of this tree into _build/bench-release/inst"
 		(
 			# scripts/lib.sh's configure_into wants $top.
 			top=$bench_top
 			# shellcheck source=scripts/lib.sh
 			cd "$top" && . scripts/lib.sh && ensure_autotools &&
-				configure_into "$top/_build/bench" --prefix="$top/_build/bench/inst" &&
-				make -C "$top/_build/bench" -j2 -s >/dev/null &&
-				make -C "$top/_build/bench" install >/dev/null
+				configure_into "$top/_build/bench-release" --prefix="$top/_build/bench-release/inst" &&
+				make -C "$top/_build/bench-release" -j2 -s >/dev/null &&
+				make -C "$top/_build/bench-release" install >/dev/null
 		) || die "building tern failed"
-		prefix="$bench_top/_build/bench/inst"
+		prefix="$bench_top/_build/bench-release/inst"
 		for p in "$@"; do
 			[ -x "$prefix/libexec/tern/$p" ] || die "this tree's tern has no $p"
 		done

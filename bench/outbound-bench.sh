@@ -9,7 +9,7 @@
 #   bench/outbound-bench.sh [MESSAGES]    (default 10000; or BENCH_MESSAGES)
 #
 # Environment: TERN_PREFIX (default /usr/local; without a tern there, a
-# release build of this tree into _build/bench/inst, unless BENCH_BUILD=0),
+# release build of this tree into _build/bench-release/inst, unless BENCH_BUILD=0),
 # BENCH_SESSIONS (parallel
 # injecting SMTP sessions, default 20), BENCH_CONCURRENCY (destination
 # concurrency of both clients, default 20), BENCH_SIZE (message bytes,

@@ -14,7 +14,7 @@
 #   sudo bench/pop3-bench.sh      # 2000 messages of 4 KiB; or: bench/pop3-bench.sh 500
 #
 # Without a tern that has pop3d in $TERN_PREFIX (default /usr/local), it
-# builds a release tern of this tree into _build/bench/inst first (a few
+# builds a release tern of this tree into _build/bench-release/inst first (a few
 # minutes). Needs root (both servers run sessions as the vmail user) and
 # Dovecot 2.3 (apt-get install dovecot-core dovecot-pop3d); the system's
 # Dovecot service is neither used nor started: a private instance runs

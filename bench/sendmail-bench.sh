@@ -12,7 +12,7 @@
 #   bench/sendmail-bench.sh [MESSAGES]    (default 1000; or BENCH_MESSAGES)
 #
 # Environment: TERN_PREFIX (default /usr/local; without a tern there, a
-# release build of this tree into _build/bench/inst, unless
+# release build of this tree into _build/bench-release/inst, unless
 # BENCH_BUILD=0), BENCH_SIZE (message
 # bytes, default 1024), BENCH_SYSTEMS ("tern postfix"), BENCH_KEEP=1
 # keeps the temp dir. Needs root (both systems drop privileges; both

@@ -11,7 +11,7 @@
 #
 # Environment: TERN_PREFIX (default /usr/local, where ./run.sh installs;
 # without a tern there, a release build of this tree is made into
-# _build/bench/inst, unless BENCH_BUILD=0), BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
+# _build/bench-release/inst, unless BENCH_BUILD=0), BENCH_SESSIONS (parallel SMTP sessions, default 20), BENCH_SIZE (message
 # bytes, default 1024), BENCH_KEEP=1 keeps the temp dir, SMTP_LOAD (the
 # smtp-load program; default: the one ./run.sh built). Needs root.
 set -eu

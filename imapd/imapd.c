@@ -15,6 +15,9 @@
  * on the folder's inotify descriptor).
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -501,6 +504,9 @@ imapd_wait_input(struct imapd_session *s, int extra_fd, int timeout_ms,
 	struct pollfd pfd[2];
 	enum stream_result r;
 	int n;
+#ifdef __GLIBC__
+	int trimmed = 0;
+#endif
 
 	*extra_ready_r = 0;
 	for (;;) {
@@ -508,6 +514,15 @@ imapd_wait_input(struct imapd_session *s, int extra_fd, int timeout_ms,
 			return STREAM_OK;
 		if (imapd_flush(s) < 0)
 			return STREAM_ERROR;
+#ifdef __GLIBC__
+		/* About to sleep: what the last command freed (FETCH's
+		 * buffers, a parse) goes back rather than staying in the
+		 * middle of the heap for as long as the client is idle. */
+		if (!trimmed) {
+			malloc_trim(0);
+			trimmed = 1;
+		}
+#endif
 		pfd[0].fd = s->st.fd;
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;

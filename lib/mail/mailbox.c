@@ -26,6 +26,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +70,7 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
  * FETCH of 20,000 ENVELOPEs is ~20 writes, not 20,000 lock/stat/write
  * rounds). */
 #define CACHE_PEND_FLUSH (512u * 1024)
-#define CACHE_PEND_BIT   (1ull << 63)
+#define CACHE_PEND_BIT   (1u << 31)
 /* Records are read this much at a time: a FETCH or SEARCH walking the
  * folder finds the next message's record in the same window (records
  * written together lie together), one pread per window, not per
@@ -76,21 +79,38 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
+/* A name read into a buffer (vname). */
+#define NAME_BUF       (MAILBOX_LOG_REC_MAX + 1)
+/* Dead bytes of the name arena that make it worth compacting. */
+#define NAMES_DEAD_MIN (64 * 1024)
+
+/*
+ * A message of the view: the public struct (40 bytes), whose priv_
+ * fields hold the view's own. Its file name is not a string of its own
+ * (at ~60 bytes, plus malloc's overhead, it was most of a view's
+ * memory): it stays in the index file the view was loaded from (or last
+ * wrote), read when needed (opening, renaming, a scan); only names the
+ * log brought since then are in box->names (priv_arena).
+ */
 struct vrec {
 	struct mailbox_msg m;
-	char *fname;
-	uint8_t in_new;
-	uint8_t gone;
-	uint8_t changed;
 };
+_Static_assert(sizeof(struct vrec) <= 40, "a view's message grew");
 
+/* 16 bytes: there is one per message and field once a FETCH or SEARCH
+ * filled the cache (32 made 1.3 MiB of a session on 20,000 messages). */
 struct cache_ent {
 	uint32_t uid;
-	uint8_t field;
-	uint32_t len;
-	uint64_t off; /* in the file, or CACHE_PEND_BIT | offset in pend */
-	uint64_t gen; /* order of writing: the later record wins */
+	/* in the file (< CACHE_SIZE_MAX), or CACHE_PEND_BIT | offset in
+	 * pend (< CACHE_PEND_FLUSH + CACHE_REC_MAX) */
+	uint32_t off;
+	uint32_t gen;      /* order of writing: the later record wins (one
+			    * per record: fewer than 2^32 fit the file) */
+	uint32_t len : 25; /* <= CACHE_REC_MAX */
+	uint32_t field : 7;
 };
+_Static_assert(CACHE_SIZE_MAX < CACHE_PEND_BIT, "cache offsets");
+_Static_assert(CACHE_REC_MAX < (1u << 25), "cache lengths");
 
 struct mailbox {
 	struct mailbox_user *user;
@@ -100,6 +120,11 @@ struct mailbox {
 	uint32_t count, cap;
 	struct vrec *pend; /* new messages for the next sync, ascending */
 	uint32_t npend, pcap;
+	char *names; /* names the log brought (NUL-terminated) */
+	uint32_t names_len, names_cap, names_dead;
+	int names_fd;          /* the index file the other names are in */
+	const char *names_copy; /* it, read during a scan or index write */
+	size_t names_copy_len;
 	uint32_t recent;
 	uint32_t uidvalidity, uidnext;
 	uint64_t hms;
@@ -112,6 +137,7 @@ struct mailbox {
 	uint64_t own_from, own_to; /* log range of this view's STOREs */
 	struct maildir_keywords kw;
 	int kw_changed;
+	int scanned;        /* since the end of the last mailbox_sync */
 	struct hash *moved; /* bases this view moved from new/ */
 	int watch_fd, log_wd;
 	int cache_fd, cache_loaded;
@@ -121,7 +147,7 @@ struct mailbox {
 	 * a put sorts the whole list again in the common case. */
 	struct cache_ent *cache;
 	size_t ncache, ccap, nsorted;
-	uint64_t cache_gen;
+	uint32_t cache_gen;
 	struct buf cache_buf;
 	struct buf cache_pend; /* records not yet written (headers too) */
 	char *cache_win;       /* CACHE_WINDOW octets of the file */
@@ -186,20 +212,138 @@ find_in(const struct vrec *v, uint32_t n, uint32_t uid)
 	return lo < n && v[lo].m.uid == uid ? (int64_t)lo : -1;
 }
 
-static void
-vrec_set(struct vrec *v, const struct mailbox_rec *r)
+/* The file name of v (in buf, NAME_BUF bytes, or in the arena), or NULL
+ * if it has none or it cannot be read. */
+static const char *
+vname(const struct mailbox *box, const struct vrec *v, char *buf)
 {
+	if (v->m.priv_name_len == 0)
+		return NULL;
+	if (v->m.priv_arena)
+		return box->names + v->m.priv_name;
+	if (box->names_copy != NULL &&
+	    (size_t)v->m.priv_name + v->m.priv_name_len <= box->names_copy_len)
+		memcpy(
+		    buf, box->names_copy + v->m.priv_name, v->m.priv_name_len);
+	else if (box->names_fd < 0 ||
+	         file_pread_all(box->names_fd, buf, v->m.priv_name_len,
+	             (off_t)v->m.priv_name) < 0)
+		return NULL;
+	buf[v->m.priv_name_len] = '\0';
+	return buf;
+}
+
+static void
+vname_drop(struct mailbox *box, struct vrec *v)
+{
+	if (v->m.priv_arena)
+		box->names_dead += (uint32_t)v->m.priv_name_len + 1;
+	v->m.priv_arena = 0;
+	v->m.priv_name_len = 0;
+}
+
+/* Copies the live names into a new arena. */
+static void
+names_compact(struct mailbox *box)
+{
+	struct vrec *sets[2] = {box->recs, box->pend};
+	uint32_t counts[2] = {box->count, box->npend}, i, len = 0;
+	char *names;
+	int k;
+
+	names = xmalloc((size_t)(box->names_len - box->names_dead) + 1);
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < counts[k]; i++) {
+			struct vrec *v = &sets[k][i];
+
+			if (!v->m.priv_arena)
+				continue;
+			memcpy(names + len, box->names + v->m.priv_name,
+			    (size_t)v->m.priv_name_len + 1);
+			v->m.priv_name = len;
+			len += (uint32_t)v->m.priv_name_len + 1;
+		}
+	free(box->names);
+	box->names = names;
+	box->names_cap = box->names_len - box->names_dead + 1;
+	box->names_len = len;
+	box->names_dead = 0;
+}
+
+static void
+vname_set(struct mailbox *box, struct vrec *v, const char *name)
+{
+	size_t len = strlen(name);
+
+	vname_drop(box, v);
+	if (len == 0 || len > MAILBOX_LOG_REC_MAX)
+		return;
+	if (box->names_len + len + 1 > box->names_cap) {
+		if (box->names_dead >= NAMES_DEAD_MIN &&
+		    box->names_dead >= box->names_len / 2)
+			names_compact(box);
+		if (box->names_len + len + 1 > box->names_cap) {
+			size_t cap = (size_t)box->names_cap * 2 + len + 4096;
+
+			if (cap > UINT32_MAX)
+				msg_panic(
+				    "mailbox: names of %s too long", box->name);
+			box->names = xrealloc(box->names, cap);
+			box->names_cap = (uint32_t)cap;
+		}
+	}
+	memcpy(box->names + box->names_len, name, len + 1);
+	v->m.priv_name = box->names_len;
+	v->m.priv_name_len = (uint16_t)len;
+	v->m.priv_arena = 1;
+	box->names_len += (uint32_t)len + 1;
+}
+
+/* Reads the index file for a pass over every name (scan, index write):
+ * read, not mapped, for a file its owner truncated would be SIGBUS; if it
+ * cannot be read whole, names are read one by one. */
+static void
+names_load(struct mailbox *box)
+{
+	struct stat st;
+	char *p;
+
+	if (box->names_copy != NULL || box->names_fd < 0 ||
+	    fstat(box->names_fd, &st) < 0 || st.st_size <= 0)
+		return;
+	p = xmalloc((size_t)st.st_size);
+	if (file_pread_all(box->names_fd, p, (size_t)st.st_size, 0) < 0) {
+		free(p);
+		return;
+	}
+	box->names_copy = p;
+	box->names_copy_len = (size_t)st.st_size;
+}
+
+static void
+names_unload(struct mailbox *box)
+{
+	free((void *)box->names_copy);
+	box->names_copy = NULL;
+	box->names_copy_len = 0;
+}
+
+static void
+vrec_set(struct mailbox *box, struct vrec *v, const struct mailbox_rec *r)
+{
+	char buf[NAME_BUF];
+	const char *old;
+
 	v->m.uid = r->uid;
 	v->m.flags = (uint8_t)((v->m.flags & MAILBOX_F_RECENT) | r->flags);
 	v->m.keywords = r->keywords;
 	v->m.modseq = r->modseq;
 	v->m.size = r->size;
 	v->m.received = r->received;
-	v->in_new = r->in_new;
-	if (v->fname == NULL || strcmp(v->fname, r->fname) != 0) {
-		free(v->fname);
-		v->fname = xstrdup(r->fname);
-	}
+	v->m.priv_in_new = r->in_new != 0;
+	old = vname(box, v, buf);
+	if (old == NULL || strcmp(old, r->fname) != 0)
+		vname_set(box, v, r->fname);
 }
 
 static char *
@@ -223,18 +367,18 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 	i = find_in(box->recs, box->count, r->uid);
 	if (i >= 0) {
 		v = &box->recs[i];
-		if (v->gone)
+		if (v->m.priv_gone)
 			return;
 		if (!own && (v->m.modseq != r->modseq ||
 		                (v->m.flags & MAILBOX_F_STORED) != r->flags ||
 		                v->m.keywords != r->keywords))
-			v->changed = 1;
-		vrec_set(v, r);
+			v->m.priv_changed = 1;
+		vrec_set(box, v, r);
 		return;
 	}
 	i = find_in(box->pend, box->npend, r->uid);
 	if (i >= 0) {
-		vrec_set(&box->pend[i], r);
+		vrec_set(box, &box->pend[i], r);
 		return;
 	}
 	if (box->npend == box->pcap) {
@@ -251,7 +395,7 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 	box->npend++;
 	v = &box->pend[at];
 	memset(v, 0, sizeof(*v));
-	vrec_set(v, r);
+	vrec_set(box, v, r);
 	if (box->moved != NULL) {
 		base = base_of(r->fname);
 		if (hash_get(box->moved, base) != NULL)
@@ -269,12 +413,12 @@ apply_expunge(struct mailbox *box, uint32_t uid, uint64_t modseq)
 		box->hms = modseq;
 	i = find_in(box->recs, box->count, uid);
 	if (i >= 0) {
-		box->recs[i].gone = 1;
+		box->recs[i].m.priv_gone = 1;
 		return;
 	}
 	i = find_in(box->pend, box->npend, uid);
 	if (i >= 0) {
-		free(box->pend[i].fname);
+		vname_drop(box, &box->pend[i]);
 		memmove(box->pend + i, box->pend + i + 1,
 		    (box->npend - (uint32_t)i - 1) * sizeof(*box->pend));
 		box->npend--;
@@ -817,7 +961,7 @@ state_find(struct mailbox *box, uint32_t uid)
 	int64_t i = find_in(box->recs, box->count, uid);
 
 	if (i >= 0)
-		return box->recs[i].gone ? NULL : &box->recs[i];
+		return box->recs[i].m.priv_gone ? NULL : &box->recs[i];
 	i = find_in(box->pend, box->npend, uid);
 	return i >= 0 ? &box->pend[i] : NULL;
 }
@@ -838,9 +982,11 @@ scan(struct mailbox *box, const char **error_r)
 	struct vrec *v;
 	struct buf out;
 	int newfd = -1, curfd = -1, reset, ret = MAILBOX_ERR_TEMP;
-	char *p;
+	char *p, nbuf[NAME_BUF];
+	const char *vn;
 
 	mailbox_stats.scans++;
+	names_load(box);
 	buf_init(&out, LOG_WRITE_MAX);
 	if ((box->open_flags & MAILBOX_OPEN_READONLY) == 0)
 		scan_move_new(box);
@@ -890,7 +1036,8 @@ scan(struct mailbox *box, const char **error_r)
 				seen_r[v - box->recs] = 1;
 			else
 				seen_p[v - box->pend] = 1;
-			if (strcmp(v->fname, files[i].fname) == 0)
+			vn = vname(box, v, nbuf);
+			if (vn != NULL && strcmp(vn, files[i].fname) == 0)
 				continue;
 			rec.size = v->m.size;
 			rec.received = v->m.received;
@@ -910,7 +1057,7 @@ scan(struct mailbox *box, const char **error_r)
 		set_record(&out, &rec);
 	}
 	for (j = 0; j < box->count; j++)
-		if (!box->recs[j].gone && (reset || !seen_r[j]))
+		if (!box->recs[j].m.priv_gone && (reset || !seen_r[j]))
 			expunge_record(&out, box->recs[j].m.uid, ++box->hms);
 	for (j = 0; j < box->npend; j++)
 		if (reset || !seen_p[j])
@@ -948,6 +1095,8 @@ out:
 	free(seen_r);
 	free(seen_p);
 	buf_free(&out);
+	names_unload(box);
+	box->scanned = 1;
 	return ret;
 }
 
@@ -960,9 +1109,11 @@ index_write_locked(struct mailbox *box, const char **error_r)
 {
 	struct mailbox_index idx;
 	uint32_t i = 0, j = 0, k = 0;
-	char hdr[MAILBOX_LOG_HDR_SIZE], *tmp, *path;
-	const struct vrec *v;
-	int fd, ret;
+	char hdr[MAILBOX_LOG_HDR_SIZE], *tmp, *path, nbuf[NAME_BUF];
+	struct vrec *v, **from;
+	struct buf names;
+	const char *vn;
+	int fd, ret, names_fd;
 
 	memset(&idx, 0, sizeof(idx));
 	idx.uidvalidity = box->uidvalidity;
@@ -973,31 +1124,71 @@ index_write_locked(struct mailbox *box, const char **error_r)
 	idx.new_mtime = box->new_mtime;
 	idx.cur_mtime = box->cur_mtime;
 	idx.recs = xcalloc(box->count + box->npend + 1, sizeof(*idx.recs));
+	from = xcalloc(box->count + box->npend + 1, sizeof(*from));
+	/* the names, gathered (offsets first: the buffer moves) */
+	buf_init(&names, (size_t)UINT32_MAX);
+	names_load(box);
 	while (i < box->count || j < box->npend) {
 		if (j >= box->npend ||
 		    (i < box->count && box->recs[i].m.uid < box->pend[j].m.uid))
 			v = &box->recs[i++];
 		else
 			v = &box->pend[j++];
-		if (v->gone)
+		if (v->m.priv_gone)
 			continue;
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = box_error(
+			    "read %s: %s", MAILBOX_INDEX_NAME, strerror(errno));
+			names_unload(box);
+			buf_free(&names);
+			free(idx.recs);
+			free(from);
+			return -1;
+		}
+		from[k] = v;
+		idx.recs[k].fname_off = (uint32_t)names.len;
+		if (buf_append(&names, vn, strlen(vn) + 1) < 0)
+			msg_panic("mailbox: names of %s too long", box->name);
 		idx.recs[k].uid = v->m.uid;
 		idx.recs[k].flags = v->m.flags & MAILBOX_F_STORED;
-		idx.recs[k].in_new = v->in_new;
+		idx.recs[k].in_new = v->m.priv_in_new;
 		idx.recs[k].keywords = v->m.keywords;
 		idx.recs[k].modseq = v->m.modseq;
 		idx.recs[k].size = v->m.size;
 		idx.recs[k].received = v->m.received;
-		idx.recs[k].fname = v->fname;
 		k++;
 	}
+	names_unload(box);
 	idx.count = k;
+	for (i = 0; i < k; i++)
+		idx.recs[i].fname = names.data + idx.recs[i].fname_off;
 	if (box->log_off >= LOG_ROTATE) {
 		idx.log_gen = box->log_gen + 1;
 		idx.log_off = MAILBOX_LOG_HDR_SIZE;
 	}
-	ret = mailbox_index_write(box->path, &idx, error_r);
+	ret = mailbox_index_write_fd(box->path, &idx, &names_fd, error_r);
+	buf_free(&names);
+	if (ret == 0 && names_fd >= 0) {
+		/* the names are now in the file just written: the arena and
+		 * the old file go (a gone message's name with them) */
+		for (i = 0; i < box->count; i++)
+			vname_drop(box, &box->recs[i]);
+		for (i = 0; i < box->npend; i++)
+			vname_drop(box, &box->pend[i]);
+		for (i = 0; i < k; i++) {
+			from[i]->m.priv_name = idx.recs[i].fname_off;
+			from[i]->m.priv_name_len = idx.recs[i].fname_len;
+		}
+		free(box->names);
+		box->names = NULL;
+		box->names_len = box->names_cap = box->names_dead = 0;
+		if (box->names_fd >= 0)
+			close(box->names_fd);
+		box->names_fd = names_fd;
+	}
 	free(idx.recs);
+	free(from);
 	if (ret < 0)
 		return -1;
 	box->index_off = box->log_off;
@@ -1039,12 +1230,10 @@ int mailbox_sync(struct mailbox *box, unsigned sync_flags,
 static void
 box_free(struct mailbox *box)
 {
-	uint32_t i;
-
-	for (i = 0; i < box->count; i++)
-		free(box->recs[i].fname);
-	for (i = 0; i < box->npend; i++)
-		free(box->pend[i].fname);
+	names_unload(box);
+	free(box->names);
+	if (box->names_fd >= 0)
+		close(box->names_fd);
 	free(box->recs);
 	free(box->pend);
 	if (box->log_fd >= 0)
@@ -1081,12 +1270,18 @@ merge_pending(struct mailbox *box)
 	    box->pend[0].m.uid < box->recs[box->count - 1].m.uid)
 		sort = 1;
 	for (i = 0; i < box->npend; i++) {
-		box->pend[i].changed = 0;
+		box->pend[i].m.priv_changed = 0;
 		if ((box->pend[i].m.flags & MAILBOX_F_RECENT) != 0)
 			recent++;
 		box->recs[box->count++] = box->pend[i];
 	}
 	box->npend = 0;
+	if (box->pcap > 64) {
+		/* a first scan's thousands: not kept for a few new ones */
+		free(box->pend);
+		box->pend = NULL;
+		box->pcap = 0;
+	}
 	if (sort) {
 		/* a UID below ours that Dovecot gave: keep the order */
 		uint32_t a, b;
@@ -1110,16 +1305,18 @@ box_load_index(struct mailbox *box, const char **error_r)
 	struct mailbox_index idx;
 	struct stat st;
 	uint32_t i;
-	int ret;
+	int ret, fd;
 
-	ret = mailbox_index_read(box->path, &idx, error_r);
+	ret = mailbox_index_read_fd(box->path, &idx, &fd, error_r);
 	if (ret < 0)
 		return -1;
 	if (ret == 0 || idx.log_gen != box->log_gen ||
 	    fstat(box->log_fd, &st) < 0 || idx.log_off > (uint64_t)st.st_size ||
 	    idx.log_off < MAILBOX_LOG_HDR_SIZE) {
-		if (ret > 0)
+		if (ret > 0) {
 			mailbox_index_free(&idx);
+			close(fd);
+		}
 		/* rebuilt by a scan; modseqs restart above the old ones */
 		box->hms = now_usec();
 		box->new_mtime.tv_nsec = box->cur_mtime.tv_nsec = -1;
@@ -1134,10 +1331,11 @@ box_load_index(struct mailbox *box, const char **error_r)
 		box->recs[i].m.modseq = idx.recs[i].modseq;
 		box->recs[i].m.size = idx.recs[i].size;
 		box->recs[i].m.received = idx.recs[i].received;
-		box->recs[i].in_new = idx.recs[i].in_new;
-		box->recs[i].fname = idx.recs[i].fname;
-		idx.recs[i].fname = NULL;
+		box->recs[i].m.priv_in_new = idx.recs[i].in_new != 0;
+		box->recs[i].m.priv_name = idx.recs[i].fname_off;
+		box->recs[i].m.priv_name_len = idx.recs[i].fname_len;
 	}
+	box->names_fd = fd;
 	box->count = idx.count;
 	box->uidvalidity = idx.uidvalidity;
 	box->uidnext = idx.uidnext;
@@ -1208,7 +1406,7 @@ mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
 	box->name = norm;
 	box->path = path;
 	box->open_flags = open_flags;
-	box->log_fd = box->watch_fd = box->cache_fd = -1;
+	box->log_fd = box->watch_fd = box->cache_fd = box->names_fd = -1;
 	box->uidnext = 1;
 	buf_init(&box->cache_buf, CACHE_REC_MAX);
 	buf_init(&box->cache_pend, CACHE_PEND_FLUSH + CACHE_REC_MAX +
@@ -1223,12 +1421,12 @@ mailbox_open(struct mailbox_user *user, const char *name, unsigned open_flags,
 		return err;
 	}
 	for (i = 0; i < box->count; i++)
-		box->recs[i].changed = 0;
+		box->recs[i].m.priv_changed = 0;
 	/* what the log said after the index is the starting point, not
 	 * news for the client */
 	(void)mailbox_sync(box, 0, NULL, NULL, error_r);
 	for (i = 0; i < box->count; i++)
-		box->recs[i].changed = 0;
+		box->recs[i].m.priv_changed = 0;
 	box->kw_changed = 0;
 	*box_r = box;
 	return 0;
@@ -1283,6 +1481,14 @@ mailbox_view_status(const struct mailbox *box, struct mailbox_status *st)
 	}
 }
 
+size_t
+mailbox_view_bytes(const struct mailbox *box)
+{
+	return (size_t)box->cap * sizeof(*box->recs) +
+	       (size_t)box->pcap * sizeof(*box->pend) + box->names_cap +
+	       (size_t)box->ccap * sizeof(*box->cache);
+}
+
 uint32_t
 mailbox_count(const struct mailbox *box)
 {
@@ -1308,7 +1514,7 @@ mailbox_seq(const struct mailbox *box, uint32_t uid)
 int
 mailbox_msg_gone(const struct mailbox *box, uint32_t seq)
 {
-	return seq >= 1 && seq <= box->count && box->recs[seq - 1].gone;
+	return seq >= 1 && seq <= box->count && box->recs[seq - 1].m.priv_gone;
 }
 
 /* ---- keywords ---- */
@@ -1386,17 +1592,17 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 		return ret;
 	if ((sync_flags & MAILBOX_SYNC_NO_EXPUNGE) == 0) {
 		for (i = box->count; i > 0; i--) {
-			if (!box->recs[i - 1].gone)
+			if (!box->recs[i - 1].m.priv_gone)
 				continue;
 			if (ops->expunged != NULL)
 				ops->expunged(ctx, i, box->recs[i - 1].m.uid);
 		}
 		for (i = o = 0; i < box->count; i++) {
-			if (box->recs[i].gone) {
+			if (box->recs[i].m.priv_gone) {
 				if ((box->recs[i].m.flags & MAILBOX_F_RECENT) !=
 				    0)
 					box->recent--;
-				free(box->recs[i].fname);
+				vname_drop(box, &box->recs[i]);
 				continue;
 			}
 			box->recs[o++] = box->recs[i];
@@ -1404,10 +1610,10 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 		box->count = o;
 	}
 	for (i = 0; i < box->count; i++) {
-		if (!box->recs[i].changed)
+		if (!box->recs[i].m.priv_changed)
 			continue;
-		box->recs[i].changed = 0;
-		if (!box->recs[i].gone && ops->changed != NULL)
+		box->recs[i].m.priv_changed = 0;
+		if (!box->recs[i].m.priv_gone && ops->changed != NULL)
 			ops->changed(ctx, i + 1);
 	}
 	if (box->kw_changed) {
@@ -1422,6 +1628,16 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 			ops->exists(ctx, box->count, box->recent);
 	}
 	hash_free(&box->moved, NULL);
+	if (box->scanned) {
+		box->scanned = 0;
+#ifdef __GLIBC__
+		/* A scan's lists (names, bases, the uid list, the log
+		 * records, the pending messages: MiBs for a large folder)
+		 * were freed in the middle of the heap, where glibc keeps
+		 * them: a session that goes idle gives them back. */
+		malloc_trim(0);
+#endif
+	}
 	return 0;
 }
 
@@ -1443,7 +1659,8 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 {
 	struct mailbox_rec rec;
 	struct vrec *v;
-	char *from = NULL, *to = NULL, *newname;
+	char *from = NULL, *to = NULL, *newname, nbuf[NAME_BUF];
+	const char *vn;
 	struct buf out;
 	int ret, known, tries;
 
@@ -1459,7 +1676,7 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 	buf_init(&out, MAILBOX_LOG_REC_MAX * 4);
 	for (tries = 0;; tries++) {
 		v = &box->recs[seq - 1];
-		if (v->gone) {
+		if (v->m.priv_gone) {
 			*error_r = "Message was expunged";
 			ret = MAILBOX_ERR_EXPUNGED;
 			goto out;
@@ -1476,11 +1693,17 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 			goto out;
 		}
 		known = dirs_known(box);
-		newname = mailbox_fname_with_flags(v->fname, flags, keywords);
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Message was expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			goto out;
+		}
+		newname = mailbox_fname_with_flags(vn, flags, keywords);
 		free(from);
 		free(to);
-		from = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		from = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		to = xasprintf("%s/cur/%s", box->path, newname);
 		if (rename(from, to) == 0) {
 			memset(&rec, 0, sizeof(rec));
@@ -1543,8 +1766,9 @@ int
 mailbox_expunge(
     struct mailbox *box, const uint32_t *uids, size_t n, const char **error_r)
 {
-	char **bases = NULL, *p;
+	char **bases = NULL, *p, nbuf[NAME_BUF];
 	size_t i, nb = 0;
+	const char *vn;
 	struct vrec *v;
 	struct buf out;
 	int ret, known, tries, retry;
@@ -1563,10 +1787,10 @@ mailbox_expunge(
 		buf_reset(&out);
 		for (i = 0; i < n; i++) {
 			v = state_find(box, uids[i]);
-			if (v == NULL)
+			if (v == NULL || (vn = vname(box, v, nbuf)) == NULL)
 				continue;
 			p = xasprintf("%s/%s/%s", box->path,
-			    v->in_new ? "new" : "cur", v->fname);
+			    v->m.priv_in_new ? "new" : "cur", vn);
 			if (unlink(p) < 0 && errno == ENOENT && tries == 0) {
 				retry = 1;
 				free(p);
@@ -1574,7 +1798,7 @@ mailbox_expunge(
 			}
 			free(p);
 			expunge_record(&out, v->m.uid, ++box->hms);
-			bases[nb++] = base_of(v->fname);
+			bases[nb++] = base_of(vn);
 		}
 		dirs_record(box, &out, known);
 		ret = log_append(box, &out, 0, error_r);
@@ -1597,17 +1821,18 @@ mailbox_msg_open(
     struct mailbox *box, uint32_t seq, int *fd_r, const char **error_r)
 {
 	struct vrec *v;
-	char *p;
+	char *p, nbuf[NAME_BUF];
+	const char *vn;
 	int tries, ret;
 
 	if (seq == 0 || seq > box->count)
 		msg_panic("mailbox_msg_open: seq %u of %u", seq, box->count);
 	for (tries = 0; tries < 3; tries++) {
 		v = &box->recs[seq - 1];
-		if (v->gone)
+		if (v->m.priv_gone || (vn = vname(box, v, nbuf)) == NULL)
 			break;
-		p = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		p = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		*fd_r = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		free(p);
 		if (*fd_r >= 0)
@@ -1936,6 +2161,8 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 {
 	struct mailbox *dst = NULL;
 	char **bases = NULL, **names = NULL, **paths = NULL, *src, *unique;
+	char nbuf[NAME_BUF];
+	const char *vn;
 	const struct vrec *v;
 	struct mailbox_rec rec;
 	uint64_t total = 0, ssize;
@@ -1972,8 +2199,14 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 			}
 			bits |= 1u << idx;
 		}
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Some of the messages were expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			goto out;
+		}
 		unique = unique_name();
-		if (!mailbox_fname_size(v->fname, 'S', &ssize))
+		if (!mailbox_fname_size(vn, 'S', &ssize))
 			ssize = 0;
 		bases[i] = ssize != 0 ? xasprintf("%s,S=%llu,W=%llu", unique,
 		                            (unsigned long long)ssize,
@@ -1990,8 +2223,14 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 	known = dirs_known(dst);
 	for (i = 0; i < n; i++) {
 		v = &box->recs[seqs[i] - 1];
-		src = xasprintf(
-		    "%s/%s/%s", box->path, v->in_new ? "new" : "cur", v->fname);
+		vn = vname(box, v, nbuf);
+		if (vn == NULL) {
+			*error_r = "Some of the messages were expunged";
+			ret = MAILBOX_ERR_EXPUNGED;
+			break;
+		}
+		src = xasprintf("%s/%s/%s", box->path,
+		    v->m.priv_in_new ? "new" : "cur", vn);
 		paths[i] = xasprintf("%s/cur/%s", dst->path, names[i]);
 		if (link_or_copy(src, paths[i]) < 0) {
 			*error_r = errno == ENOENT
@@ -2069,7 +2308,7 @@ cache_ent_cmp(const void *a, const void *b)
 
 static struct cache_ent *
 cache_add(struct mailbox *box, uint32_t uid, uint8_t field, uint32_t len,
-    uint64_t off, int keep_sorted)
+    uint32_t off, int keep_sorted)
 {
 	struct cache_ent *e;
 
@@ -2138,11 +2377,12 @@ cache_load(struct mailbox *box)
 			break;
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
-		    off + CACHE_HDR + len > (uint64_t)st.st_size)
+		    off + CACHE_HDR + len > (uint64_t)st.st_size ||
+		    off + CACHE_HDR + len > CACHE_SIZE_MAX)
 			break;
 		memcpy(&uid, rh + 4, 4);
-		(void)cache_add(box, uid, (uint8_t)rh[8], len, off + CACHE_HDR,
-		    0);
+		(void)cache_add(box, uid, (uint8_t)rh[8], len,
+		    (uint32_t)(off + CACHE_HDR), 0);
 		off += CACHE_HDR + len;
 	}
 	qsort(box->cache, box->ncache, sizeof(*box->cache), cache_ent_cmp);
@@ -2181,7 +2421,7 @@ cache_flush(struct mailbox *box)
 		if (e->off & CACHE_PEND_BIT) {
 			if (!ok)
 				continue;
-			e->off = base + (e->off & ~CACHE_PEND_BIT);
+			e->off = (uint32_t)(base + (e->off & ~CACHE_PEND_BIT));
 		}
 		if (i < box->nsorted)
 			nsorted++;
@@ -2189,7 +2429,9 @@ cache_flush(struct mailbox *box)
 	}
 	box->ncache = n;
 	box->nsorted = nsorted;
-	buf_reset(&box->cache_pend);
+	/* freed, not kept: up to CACHE_PEND_FLUSH an idle session would
+	 * hold for nothing (growing it again costs a few reallocs) */
+	buf_free(&box->cache_pend);
 }
 
 /* The last record of (uid, field) in cache[lo, hi) (sorted), or NULL. */
@@ -2305,7 +2547,7 @@ mailbox_cache_put(struct mailbox *box, uint32_t seq,
 		return;
 	}
 	(void)cache_add(box, uid, (uint8_t)field, l,
-	    CACHE_PEND_BIT | (uint64_t)(at + CACHE_HDR), 1);
+	    CACHE_PEND_BIT | (uint32_t)(at + CACHE_HDR), 1);
 }
 
 /* ---- IDLE ---- */

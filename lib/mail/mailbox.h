@@ -167,7 +167,13 @@ int mailbox_quota_get(struct mailbox_user *user, struct maildir_usage *used_r,
 struct mailbox_msg {
 	uint32_t uid;
 	uint8_t flags;     /* MAILBOX_F_*, \Recent for this view */
+	/* The store's own (mailbox.c), in what would be padding: a view
+	 * holds one of these per message and nothing else. */
+	uint8_t priv_in_new : 1, priv_gone : 1, priv_changed : 1,
+	    priv_arena : 1;
+	uint16_t priv_name_len;
 	uint32_t keywords; /* bit i: the folder's keyword i */
+	uint32_t priv_name;
 	uint64_t modseq;   /* CONDSTORE: >= 1 */
 	uint64_t size;     /* RFC822.SIZE: the message with CRLF line ends */
 	int64_t received;  /* INTERNALDATE: the file's mtime, as Dovecot */

@@ -260,7 +260,8 @@ mailbox_index_free(struct mailbox_index *idx)
 }
 
 static int
-index_parse(const char *d, size_t len, struct mailbox_index *idx)
+index_parse(
+    const char *d, size_t len, struct mailbox_index *idx, int keep_names)
 {
 	const char *p, *end;
 	uint32_t i, count, prev = 0;
@@ -303,21 +304,29 @@ index_parse(const char *d, size_t len, struct mailbox_index *idx)
 		if (r->uid <= prev || flen == 0 || end - p < flen)
 			return 0;
 		prev = r->uid;
-		r->fname = xstrndup(p, flen);
 		idx->count = i + 1;
-		if (strlen(r->fname) != flen)
-			return 0;
+		if (keep_names) {
+			r->fname = xstrndup(p, flen);
+			if (strlen(r->fname) != flen)
+				return 0;
+		} else {
+			if (flen > MAILBOX_LOG_REC_MAX ||
+			    memchr(p, '\0', flen) != NULL)
+				return 0;
+			r->fname_off = (uint32_t)(p - d);
+			r->fname_len = flen;
+		}
 		p += flen;
 	}
 	return p == end;
 }
 
-int
-mailbox_index_read(
-    const char *dir, struct mailbox_index *idx_r, const char **error_r)
+static int
+index_read(const char *dir, struct mailbox_index *idx_r, int *fd_r,
+    const char **error_r)
 {
-	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME);
-	struct buf b;
+	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME), *data;
+	size_t len = 0, cap;
 	struct stat st;
 	ssize_t n;
 	int fd, ret = -1;
@@ -339,42 +348,70 @@ mailbox_index_read(
 		free(path);
 		return 0;
 	}
-	buf_init(&b, IDX_SIZE_MAX);
-	if (st.st_size > 0 && buf_append(&b, "", 0) == 0) {
-		b.data = xrealloc(b.data, (size_t)st.st_size + 1);
-		b.cap = (size_t)st.st_size + 1;
-	}
+	/* straight into one buffer, not through a chunk on the stack (a
+	 * session's stack pages stay its own); one byte more than the file
+	 * to see it grow, which a file renamed into place does not */
+	cap = (size_t)st.st_size + 1;
+	data = xmalloc(cap);
 	for (;;) {
-		char chunk[65536];
-
-		n = read(fd, chunk, sizeof(chunk));
+		n = read(fd, data + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || buf_append(&b, chunk, (size_t)n) < 0)
+		if (n <= 0)
 			break;
+		len += (size_t)n;
+		if (len == cap) {
+			n = 0;
+			len = 0; /* not ours: rebuilt */
+			break;
+		}
 	}
-	close(fd);
+	if (fd_r == NULL || n < 0)
+		close(fd);
 	if (n < 0) {
 		*error_r = idx_error("read %s: %s", path, strerror(errno));
-		buf_free(&b);
+		free(data);
 		free(path);
 		return -1;
 	}
 	mailbox_stats.index_reads++;
-	ret = index_parse(b.data, b.len, idx_r);
+	ret = index_parse(data, len, idx_r, fd_r == NULL);
 	if (ret == 0)
 		mailbox_index_free(idx_r);
-	buf_free(&b);
+	if (fd_r != NULL) {
+		if (ret > 0)
+			*fd_r = fd;
+		else
+			close(fd);
+	}
+	free(data);
 	free(path);
 	return ret;
 }
 
 int
-mailbox_index_write(
-    const char *dir, const struct mailbox_index *idx, const char **error_r)
+mailbox_index_read(
+    const char *dir, struct mailbox_index *idx_r, const char **error_r)
+{
+	return index_read(dir, idx_r, NULL, error_r);
+}
+
+int
+mailbox_index_read_fd(const char *dir, struct mailbox_index *idx_r, int *fd_r,
+    const char **error_r)
+{
+	*fd_r = -1;
+	return index_read(dir, idx_r, fd_r, error_r);
+}
+
+static int
+index_write(const char *dir, const struct mailbox_index *idx,
+    struct mailbox_rec *offs, int *fd_r, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", dir, MAILBOX_INDEX_NAME);
 	const struct mailbox_rec *r;
+	char hdr[IDX_HDR_SIZE];
+	struct stat st;
 	struct buf b;
 	uint16_t flen;
 	uint32_t i;
@@ -401,14 +438,46 @@ mailbox_index_write(
 		put64(&b, r->modseq);
 		put64(&b, r->size);
 		put64(&b, (uint64_t)r->received);
+		if (offs != NULL) {
+			offs[i].fname_off = (uint32_t)b.len;
+			offs[i].fname_len = flen;
+		}
 		put(&b, r->fname, flen);
 	}
 	put64(&b, mailbox_checksum(b.data, b.len));
 	ret = file_write_atomic(path, b.data, b.len, MAILBOX_FILE_MODE,
 	    (uid_t)-1, (gid_t)-1, error_r);
+	if (ret == 0 && fd_r != NULL) {
+		/* the file written, unless it is not what we wrote */
+		*fd_r =
+		    open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (*fd_r >= 0 &&
+		    (fstat(*fd_r, &st) < 0 || !S_ISREG(st.st_mode) ||
+		        (uint64_t)st.st_size != b.len ||
+		        file_pread_all(*fd_r, hdr, sizeof(hdr), 0) < 0 ||
+		        memcmp(hdr, b.data, sizeof(hdr)) != 0)) {
+			close(*fd_r);
+			*fd_r = -1;
+		}
+	}
 	buf_free(&b);
 	free(path);
 	return ret;
+}
+
+int
+mailbox_index_write(
+    const char *dir, const struct mailbox_index *idx, const char **error_r)
+{
+	return index_write(dir, idx, NULL, NULL, error_r);
+}
+
+int
+mailbox_index_write_fd(
+    const char *dir, struct mailbox_index *idx, int *fd_r, const char **error_r)
+{
+	*fd_r = -1;
+	return index_write(dir, idx, idx->recs, fd_r, error_r);
 }
 
 /* Maildir file names. */

@@ -38,6 +38,10 @@ struct mailbox_rec {
 	uint64_t size;
 	int64_t received;
 	char *fname; /* name in new/ or cur/ */
+	/* Where the name is in the index file (mailbox_index_read_fd,
+	 * mailbox_index_write_fd), so that a view need not keep it. */
+	uint32_t fname_off;
+	uint16_t fname_len;
 };
 
 /* Log record types. */
@@ -92,6 +96,17 @@ int mailbox_index_read(
 int mailbox_index_write(
     const char *dir, const struct mailbox_index *idx, const char **error_r);
 void mailbox_index_free(struct mailbox_index *idx);
+/* As mailbox_index_read, but the names stay in the file: each fname is
+ * NULL, fname_off and fname_len locate it in *fd_r (open on the file read,
+ * the caller's to close; -1 unless 1 is returned). A name is then at most
+ * MAILBOX_LOG_REC_MAX bytes. */
+int mailbox_index_read_fd(const char *dir, struct mailbox_index *idx_r,
+    int *fd_r, const char **error_r);
+/* As mailbox_index_write; sets each fname_off and fname_len, and *fd_r to
+ * the written file opened for reading (-1 if it could not be: the
+ * caller holds the log lock, so no one else renamed a file over it). */
+int mailbox_index_write_fd(const char *dir, struct mailbox_index *idx,
+    int *fd_r, const char **error_r);
 
 /* 64-bit FNV-1a: detects torn and damaged records. */
 uint64_t mailbox_checksum(const void *data, size_t len);
@@ -122,6 +137,9 @@ struct mailbox_stats {
 	unsigned long log_records; /* log records applied */
 };
 extern struct mailbox_stats mailbox_stats;
+/* The heap a view holds for its messages, names and cache entries
+ * (tests pin it per message). */
+size_t mailbox_view_bytes(const struct mailbox *box);
 /* Log size that makes the next index write start a new log (tests lower
  * it). */
 extern uint64_t mailbox_log_rotate;
