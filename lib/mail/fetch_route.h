@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who a message collected from a domain-wide ("multidrop") mailbox is
+ * for. The ISP's mailbox holds mail for a whole domain, and the
+ * envelope recipient survives only in headers the ISP adds: an ordered
+ * list of them is tried (Delivered-To, X-Original-To, Envelope-To,
+ * X-Envelope-To, the `for <...>` clause of the top Received:, custom
+ * ones), keeping only addresses in the site's local domains; several
+ * local addresses mean one delivery to each. When no header names a
+ * local recipient, a rule table keyed by header lines (List-Id:,
+ * From:, ...) decides; what still has no owner goes to the lost-mail
+ * recipient. A message that already carries this site's loop header
+ * was collected before (it came back through the ISP) and goes to the
+ * lost-mail recipient too, never back out. The fetch daemon calls this
+ * before cleanup; it reads only the header section. No I/O, no
+ * allocation kept after fetch_route_result_free().
+ */
+#ifndef TERN_FETCH_ROUTE_H
+#define TERN_FETCH_ROUTE_H
+
+#include <stddef.h>
+
+#include "mail/map_list.h"
+
+/* More local recipients than this in one message: the rest are lost
+ * mail's (logged), so a hostile header cannot fan one message out. */
+#define FETCH_ROUTE_RCPTS_MAX 50
+
+/* A name in the header list that means the top Received:'s `for`. */
+#define FETCH_ROUTE_RECEIVED "Received"
+
+enum fetch_route_how {
+	FETCH_ROUTE_HEADER, /* an envelope header named the recipients */
+	FETCH_ROUTE_RULE,   /* a rule of the table decided */
+	FETCH_ROUTE_LOST,   /* nobody found: the lost-mail recipient */
+	FETCH_ROUTE_LOOP,   /* carries our loop header: lost mail */
+};
+
+struct fetch_route_config {
+	/* Header names tried in order; the first that yields at least
+	 * one local address decides (all its local addresses, over every
+	 * occurrence of that header, deduplicated case-insensitively). */
+	const char *const *headers;
+	size_t nheaders;
+	/* Is this address one of the site's (local domains, virtual
+	 * domains, relay domains it serves)? 1 yes, 0 no. */
+	int (*is_local)(const char *addr, void *ctx);
+	void *ctx;
+	/* Rules: looked up with each unfolded header line "Name: value"
+	 * in message order; the first line with a result gives the
+	 * recipient(s) (comma-separated addresses). NULL: no rules. */
+	struct map_list *rules;
+	const char *lost_recipient; /* e.g. "postmaster" */
+	/* The header the fetch daemon adds to what it injects, e.g.
+	 * "X-Tern-Fetched: <site> <account>"; NULL disables the guard. */
+	const char *loop_header_name;
+	const char *loop_header_value;
+};
+
+struct fetch_route_result {
+	char **rcpts; /* addresses, lower-cased domain; at least one */
+	size_t nrcpts;
+	enum fetch_route_how how;
+	/* For the log: the header or rule line that decided, or why the
+	 * mail is lost ("no local recipient", "loop", "rule: ..."). */
+	char *detail;
+};
+
+/*
+ * Routes the message whose header section starts msg (len bytes; the
+ * header ends at the first empty line, LF or CRLF; a message without
+ * a body is fine). 0 with *res filled (release with
+ * fetch_route_result_free), or -1 with *error_r for a rule table
+ * lookup failure (temporary: the caller retries later and deletes
+ * nothing remotely).
+ */
+int fetch_route(const struct fetch_route_config *cfg, const char *msg,
+    size_t len, struct fetch_route_result *res, const char **error_r);
+void fetch_route_result_free(struct fetch_route_result *res);
+
+#endif
