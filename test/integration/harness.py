@@ -653,6 +653,39 @@ def attr_request(path, pairs, timeout=SMTP_TIMEOUT):
 
 # ---------------------------------------------------------------- maildir
 
+def foreign_env(**extra):
+    """The environment for programs that are not ours (Dovecot, mbsync,
+    fetchmail): without our sanitizer settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("SAN_OPTIONS")}
+    env.update(extra)
+    return env
+
+
+def dovecot_config(directory, maildir, pw, extra=""):
+    """A Dovecot configuration of its own in directory (made), for
+    doveadm and Dovecot's imap on maildir as pw (a pwd entry), never the
+    system Dovecot's. (conf path, environment to run them with)."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    if is_root():
+        # Dovecot, run as pw, makes its base_dir and log there.
+        os.chown(directory, pw.pw_uid, pw.pw_gid)
+    conf = os.path.join(directory, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write("ssl = no\n"
+                "log_path = %s/dovecot.log\n"
+                "base_dir = %s/run\n"
+                "mail_location = maildir:%s\n"
+                "mail_uid = %s\n"
+                "mail_gid = %d\n"
+                "first_valid_uid = 1\n"
+                "first_valid_gid = 1\n%s"
+                % (directory, directory, maildir, pw.pw_name, pw.pw_gid,
+                   extra))
+    return conf, foreign_env(USER=pw.pw_name, HOME=directory)
+
+
 def maildir_files(maildir, sub="new"):
     d = os.path.join(maildir, sub)
     try:

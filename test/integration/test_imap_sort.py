@@ -198,17 +198,7 @@ class ImapSortTest(TernTestCase):
         os.mkdir(cls.conf)
         with open(os.path.join(cls.conf, "tern.conf"), "w") as f:
             f.write("maillog_file = %s/imapd.log\n" % cls.tmp)
-        with open(os.path.join(cls.tmp, "dovecot.conf"), "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (cls.tmp, cls.tmp, cls.maildir, cls.pw.pw_name,
-                       cls.pw.pw_gid))
+        harness.dovecot_config(cls.tmp, cls.maildir, cls.pw)
         for root, dirs, files in os.walk(cls.tmp):
             for n in dirs + files:
                 os.chown(os.path.join(root, n), cls.pw.pw_uid,
