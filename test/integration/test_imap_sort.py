@@ -42,21 +42,6 @@ KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
 BASE_TIME = 1700000000
 
 
-class PairIMAP(imaplib.IMAP4):
-    """imaplib on one end of a socketpair instead of a TCP connection."""
-
-    def __init__(self, sock):
-        self._pair = sock
-        super().__init__("imapd", 0, timeout=TIMEOUT)
-
-    def open(self, host="", port=0, timeout=None):
-        self.host = host
-        self.port = port
-        self.sock = self._pair
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile("rb")
-
-
 def corpus():
     """[(headers, body, mtime)]: the messages in UID order."""
     subjects = [
@@ -256,7 +241,7 @@ class ImapSortTest(TernTestCase):
                 stdin=theirs, stdout=subprocess.DEVNULL, stderr=log,
                 env=env, cwd="/")
         theirs.close()
-        imap = PairIMAP(ours)
+        imap = harness.PairIMAP(ours, TIMEOUT)
         typ, data = imap.select("INBOX")
         assert typ == "OK", data
         return imap
