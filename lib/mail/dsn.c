@@ -59,19 +59,8 @@ struct emit {
 };
 
 static __thread char dsn_err[DSN_ERR_SIZE];
-
-static const char *dsn_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-dsn_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dsn_err, sizeof(dsn_err), fmt, ap);
-	va_end(ap);
-	return dsn_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define dsn_error(...) str_format(dsn_err, sizeof(dsn_err), __VA_ARGS__)
 
 int
 dsn_notify_wants(unsigned notify, enum dsn_kind kind)
