@@ -85,42 +85,60 @@ def common_port_base():
     return harness.wait_until(free, 10, "a port base free on both")
 
 
-class SiteCase(TernTestCase):
-    class_instance = False
+class SiteTest(TernTestCase):
+    """The ISP is the class instance; the office starts down (the first
+    test brings it up, the second needs it up)."""
 
-    def office(self, start, **conf):
-        def configure(t):
-            t.conf_set(virtual_mailbox_domains="office.test",
-                       myhostname="mx.office.test", dns_servers=DNS.server,
-                       smtp_tcp_port=str(t.smtp_port),
-                       mynetworks="127.0.0.1/32", **conf)
-        return self.new_instance(start=start, configure=configure,
-                                 address=OFFICE, port_base=self.base)
+    office = None
 
-    def isp(self, **conf):
-        def configure(t):
-            t.conf_set(myhostname="mx.isp.test", dns_servers=DNS.server,
-                       smtp_tcp_port=str(t.smtp_port),
-                       mynetworks="127.0.0.1/32", **conf)
-        return self.new_instance(configure=configure, address=ISP,
-                                 port_base=self.base)
+    @classmethod
+    def setUpClass(cls):
+        base = common_port_base()
+        cls.instance_options = {"address": ISP, "port_base": base}
+        super().setUpClass()
+        try:
+            cls.office = harness.TernInstance(address=OFFICE, port_base=base)
+            cls.office.conf_set(
+                virtual_mailbox_domains="office.test",
+                myhostname="mx.office.test", dns_servers=DNS.server,
+                smtp_tcp_port=str(base + 25), mynetworks="127.0.0.1/32",
+                defer_transports="smtp", **OFFLINE)
+        except BaseException:
+            super().tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        office, cls.office = cls.office, None
+        try:
+            if office is not None:
+                office.close()
+        finally:
+            super().tearDownClass()
+
+    @classmethod
+    def configure(cls, t):
+        # maximal_queue_lifetime 0 bounces other mail at its first
+        # failure; the site's mail waits for backup_queue_lifetime.
+        t.conf_set(myhostname="mx.isp.test", dns_servers=DNS.server,
+                   smtp_tcp_port=str(t.smtp_port), mynetworks="127.0.0.1/32",
+                   relay_domains="office.test",
+                   virtual_mailbox_domains="isp.test",
+                   maximal_queue_lifetime="0", **OFFLINE)
+        cls.alice = unique("alice", "office.test")
+        t.conf_set(relay_recipient_maps="inline:{ %s=ok }" % cls.alice)
 
     def setUp(self):
         super().setUp()
-        self.base = common_port_base()
+        self.instances.append(self.office)
 
-
-class BackupMxTest(SiteCase):
+    def office_up(self):
+        if self.office.master_pid() is None:
+            self.office.start()
 
     def test_backup_holds_then_releases_on_etrn(self):
-        alice = unique("alice", "office.test")
-        office = self.office(start=False)
+        isp, office, alice = self.tern, self.office, self.alice
         office.add_user(alice, "Alice-pw-1")
-        # maximal_queue_lifetime 0 bounces other mail at its first
-        # failure; the site's mail waits for backup_queue_lifetime.
-        isp = self.isp(relay_domains="office.test",
-                       relay_recipient_maps="inline:{ %s=ok }" % alice,
-                       maximal_queue_lifetime="0", **OFFLINE)
         sender = "someone@example.org"
 
         # An unknown recipient is refused at RCPT: no backscatter later.
@@ -138,10 +156,18 @@ class BackupMxTest(SiteCase):
         # The primary is down: the backup tries it, never itself.
         _, msg = make_message(sender, alice, subject="held at the ISP")
         qid = smtp_send(isp.smtp_port, sender, [alice], msg, host=ISP)
-        m = isp.wait_for_log(log_re(qid, alice, "deferred"))
-        self.assertIn("mx.office.test[%s]:%d" % (OFFICE, isp.smtp_port),
-                      m.group("text"))
-        isp.wait_for_log(r"%s: deferred" % qid)
+        primary = "mx.office.test[%s]:%d" % (OFFICE, isp.smtp_port)
+        since = 0
+        for _ in range(3):
+            # A loaded machine's dnsmasq may fail a lookup (4.4.3): then
+            # the message is retried now, as ternqueue -i does.
+            m = isp.wait_for_log(log_re(qid, alice, "deferred"), since=since)
+            isp.wait_for_log(r"%s: deferred" % qid, since=since)
+            if m.group("dsn") != "4.4.3":
+                break
+            since = isp.log_size()
+            run([isp.sbin("ternqueue"), "-c", isp.dir, "-i", qid])
+        self.assertIn(primary, m.group("text"))
         self.assertNotIn("mx.isp.test[", isp.log())
 
         # Other relayed mail expires at once (maximal_queue_lifetime 0);
@@ -154,7 +180,7 @@ class BackupMxTest(SiteCase):
         self.assertIn(qid, isp.queue_files("deferred"))
 
         # The primary comes up and asks for its mail.
-        office.start()
+        self.office_up()
         since = isp.log_size()
         with harness.SmtpConn(isp.smtp_port, host=ISP, source=OFFICE) as c:
             self.assertEqual(c.cmd("EHLO mx.office.test")[0], 250)
@@ -169,16 +195,14 @@ class BackupMxTest(SiteCase):
         self.assertEqual(m.group("relay"),
                          "mx.office.test[%s]:%d" % (OFFICE, isp.smtp_port))
 
-
-class OfflineOutboundTest(SiteCase):
-
-    def test_defer_transports_waits_for_flush(self):
+    def test_offline_defer_transports_waits_for_flush(self):
+        isp, office = self.tern, self.office
         carol = unique("carol", "isp.test")
-        isp = self.isp(virtual_mailbox_domains="isp.test")
         isp.add_user(carol, "Carol-pw-1")
-        office = self.office(start=True, defer_transports="smtp", **OFFLINE)
         sender = unique("dave", "office.test")
         office.add_user(sender, "Dave-pw-1")
+        self.office_up()
+        since = office.log_size()
         _, msg = make_message(sender, carol, subject="written offline")
         qid = smtp_send(office.smtp_port, sender, [carol], msg, host=OFFICE)
         m = office.wait_for_log(log_re(qid, carol, "deferred"))
@@ -189,7 +213,8 @@ class OfflineOutboundTest(SiteCase):
         self.assertIn(qid, res.stdout)
         self.assertIn("deferred transport", res.stdout)
         # No connection was tried while the link is "down".
-        self.assertNotIn("mx.isp.test[", office.log())
+        self.assertNotRegex(office.log()[since:],
+                            r"relay=mx\.isp\.test|connect to")
         self.assertEqual(harness.maildir_files(isp.virtual_maildir(carol)),
                          [])
 
