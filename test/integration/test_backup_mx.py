@@ -188,7 +188,7 @@ class SiteTest(TernTestCase):
                              (250, "2.0.0 Queuing started"))
             c.cmd("QUIT")
         [got] = office.wait_for_maildir(office.virtual_maildir(alice), 1,
-                                        timeout=10)
+                                        timeout=harness.DELIVERY_TIMEOUT)
         with open(got, "rb") as f:
             self.assertTrue(f.read().endswith(msg))
         m = isp.wait_for_log(log_re(qid, alice, "sent"), since=since)
@@ -221,7 +221,7 @@ class SiteTest(TernTestCase):
         # The link is up: tern flush sends it.
         office.tern("flush")
         [got] = isp.wait_for_maildir(isp.virtual_maildir(carol), 1,
-                                     timeout=10)
+                                     timeout=harness.DELIVERY_TIMEOUT)
         with open(got, "rb") as f:
             self.assertTrue(f.read().endswith(msg))
         office.wait_for_log(log_re(qid, carol, "sent"))
