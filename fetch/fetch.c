@@ -14,11 +14,15 @@
  * etrn=1 (`tern fetch now`), first one line per ETRN sent. No RFCs
  * here; see fetch_pop3.c and fetch_etrn.c.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
+#include "base/priv.h"
 #include "mail/attr.h"
 #include "mail/cleanup.h"
 #include "mail/params.h"
@@ -34,6 +38,17 @@ static struct fetch_accounts fetch_accts;
 static struct fetch_state *fetch_states; /* per account; NULL path: none */
 static char *fetch_load_error;
 static struct event_timer *fetch_timer;
+
+void
+fetch_printf(struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (buf_vprintf(out, fmt, ap) < 0)
+		msg_warn("a summary is over %d bytes: cut", FETCH_SUMMARY_MAX);
+	va_end(ap);
+}
 
 struct fetch_state *
 fetch_account_state(const struct fetch_account *a)
@@ -66,7 +81,7 @@ fetch_one(struct fetch_account *a, struct buf *out)
 		 "%d left, %d refused%s%s",
 	    a->name, sum.listed, sum.queued, sum.skipped, sum.deleted, sum.left,
 	    sum.refused, sum.error[0] != '\0' ? "; error: " : "", sum.error);
-	(void)buf_printf(out,
+	fetch_printf(out,
 	    "%s: %d queued, %d skipped, %d deleted, %d left, %d refused, "
 	    "%d listed%s%s\n",
 	    a->name, sum.queued, sum.skipped, sum.deleted, sum.left,
@@ -83,7 +98,7 @@ fetch_run(const char *name, struct buf *out)
 	int found = 0;
 
 	if (fetch_load_error != NULL) {
-		(void)buf_printf(out, "error: %s\n", fetch_load_error);
+		fetch_printf(out, "error: %s\n", fetch_load_error);
 		return -1;
 	}
 	for (i = 0; i < fetch_accts.n; i++) {
@@ -94,10 +109,10 @@ fetch_run(const char *name, struct buf *out)
 	}
 	if (!found) {
 		if (name != NULL)
-			(void)buf_printf(out, "error: no account %s in %s\n",
+			fetch_printf(out, "error: no account %s in %s\n",
 			    log_sanitize(name, FETCH_NAME_MAX), var_fetch_accounts);
 		else
-			(void)buf_printf(out, "no accounts in %s\n",
+			fetch_printf(out, "no accounts in %s\n",
 			    var_fetch_accounts);
 		return name != NULL ? -1 : 0;
 	}
@@ -164,6 +179,27 @@ out:
 	buf_free(&frame);
 }
 
+/*
+ * The journals' directory sits in the queue directory, which is root's:
+ * root makes it for mail_owner (nobody else can rename anything in a
+ * root-owned directory, so this follows no path tern controls).
+ */
+static void
+fetch_state_dir_init(void)
+{
+	struct priv_user owner;
+	const char *err;
+
+	if (geteuid() != 0)
+		return;
+	if (priv_lookup_user(var_mail_owner, &owner) < 0)
+		msg_fatal("mail_owner %s does not exist", var_mail_owner);
+	if (file_ensure_dir(var_fetch_state_directory, 0700, owner.uid,
+	        owner.gid, NULL, &err) < 0)
+		msg_warn("%s", err);
+	priv_user_free(&owner);
+}
+
 /* As root: the passwords are read before the drop. */
 static void
 fetch_pre_drop(int argc, char **argv)
@@ -176,6 +212,7 @@ fetch_pre_drop(int argc, char **argv)
 		msg_warn("fetch_accounts %s", err);
 		fetch_load_error = err;
 	}
+	fetch_state_dir_init();
 }
 
 static void

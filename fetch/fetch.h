@@ -187,6 +187,9 @@ struct fetch_state *fetch_account_state(const struct fetch_account *a);
 /* Collects one POP3 account into the queue. */
 void fetch_pop3(struct fetch_account *a, struct fetch_summary *sum);
 
+/* Appends to a summary; what does not fit its cap is dropped. */
+void fetch_printf(struct buf *out, const char *fmt, ...) MTA_PRINTF(2, 3);
+
 /*
  * Sends ETRN for every domain of $fetch_etrn_domains to every host of
  * $fetch_etrn_hosts (RFC 1985); one line per host and domain into out.

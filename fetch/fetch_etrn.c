@@ -61,14 +61,14 @@ fetch_etrn_host(const char *spec, char **domains, int ndomains,
 	}
 	buf_init(&line, FETCH_LINE_MAX + 1);
 	if (fetch_conn_open(&c, host, port, &err) < 0) {
-		(void)buf_printf(out, "etrn %s: %s\n", spec, err);
+		fetch_printf(out, "etrn %s: %s\n", spec, err);
 		msg_warn("etrn %s: %s", spec, err);
 		goto out;
 	}
 	if (fetch_smtp_reply(&c, &line) != 220 ||
 	    fetch_conn_cmd(&c, "EHLO %s", var_myhostname) < 0 ||
 	    fetch_smtp_reply(&c, &line) != 250) {
-		(void)buf_printf(out, "etrn %s: no SMTP session: %s\n", spec,
+		fetch_printf(out, "etrn %s: no SMTP session: %s\n", spec,
 		    log_sanitize(buf_cstr(&line), 200));
 		msg_warn("etrn %s: no SMTP session: %s", spec,
 		    log_sanitize(buf_cstr(&line), 200));
@@ -79,7 +79,7 @@ fetch_etrn_host(const char *spec, char **domains, int ndomains,
 		               ? -1
 		               : fetch_smtp_reply(&c, &line);
 
-		(void)buf_printf(out, "etrn %s %s: %s\n", spec, domains[i],
+		fetch_printf(out, "etrn %s %s: %s\n", spec, domains[i],
 		    code < 0 ? "no reply" : log_sanitize(buf_cstr(&line), 200));
 		msg_info("etrn %s %s: %s", spec, domains[i],
 		    code < 0 ? "no reply" : log_sanitize(buf_cstr(&line), 200));
@@ -105,10 +105,10 @@ fetch_etrn(struct buf *out)
 	nh = str_split(hosts, " ,\t", h, FETCH_ETRN_MAX);
 	nd = str_split(domains, " ,\t", d, FETCH_ETRN_MAX);
 	if (nh < 0 || nd < 0)
-		(void)buf_printf(out, "etrn: more than %d hosts or domains\n",
+		fetch_printf(out, "etrn: more than %d hosts or domains\n",
 		    FETCH_ETRN_MAX);
 	else if (nh == 0)
-		(void)buf_printf(out, "etrn: no fetch_etrn_hosts\n");
+		fetch_printf(out, "etrn: no fetch_etrn_hosts\n");
 	else
 		for (i = 0; i < nh; i++)
 			fetch_etrn_host(h[i], d, nd, out);

@@ -90,6 +90,8 @@ class FetchTest(TernTestCase):
             cls.office.conf_set(fetch_interval="0", fetch_timeout="10")
             cls.write_accounts(cls.office)
             cls.office.start()
+            for user in ("alice", "bob", "carol", "dave"):
+                cls.office.add_user(user + "@example.test", "Office-pw-1")
         except BaseException:
             if cls.office is not None:
                 cls.office.close()
