@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +54,10 @@
 #define IMAPD_BAD_COMMANDS_MAX 20
 /* Queued output is pushed to the client past this many bytes. */
 #define IMAPD_FLUSH_AT (64 * 1024)
+/* Bytes a caller holds, from this many on, go to the socket from where
+ * they are, behind the queue in the same sendmsg, not copied into the
+ * queue first (a message body of FETCH). */
+#define IMAPD_DIRECT_MIN (16 * 1024)
 #define IMAPD_LOG_NAME_MAX 256
 #define IMAPD_LOG_ID_MAX 32
 #define IMAPD_LOG_LINE_MAX 1024
@@ -130,15 +136,70 @@ imapd_flush(struct imapd_session *s)
 	return 0;
 }
 
+/* The client's fd is no socket (a test's pipe): sendmsg is not for it. */
+static int send_direct_off;
+
+/* The queue, then [p, p+len), in one sendmsg that does not wait: the
+ * octets of p the socket took, or -1 (broken, or direct_off set). The
+ * queue is the stream's buffer, read here as stream_try_flush would: a
+ * plain fd has nothing between it and the socket. */
+static ssize_t
+send_direct(struct imapd_session *s, const char *p, size_t len)
+{
+	struct buf *q = &s->st.wbuf;
+	struct iovec iov[2];
+	struct msghdr mh;
+	ssize_t n;
+	size_t head;
+
+	iov[0].iov_base = q->data;
+	iov[0].iov_len = q->len;
+	iov[1].iov_base = (void *)p;
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = q->len > 0 ? iov : iov + 1;
+	mh.msg_iovlen = q->len > 0 ? 2 : 1;
+	do {
+		n = sendmsg(s->st.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n < 0 && errno == ENOTSOCK) {
+		send_direct_off = 1;
+		return -1;
+	}
+	if (n <= 0) {
+		s->broken = 1;
+		return -1;
+	}
+	head = (size_t)n < q->len ? (size_t)n : q->len;
+	buf_consume(q, head);
+	return n - (ssize_t)head;
+}
+
 int
 imapd_send(struct imapd_session *s, const void *data, size_t len)
 {
 	const char *p = data;
+	ssize_t taken;
 	size_t n;
 
 	while (len > 0) {
 		if (s->broken)
 			return -1;
+		if (len >= IMAPD_DIRECT_MIN && s->st.tr == NULL &&
+		    !send_direct_off) {
+			taken = send_direct(s, p, len);
+			if (taken < 0 && s->broken)
+				return -1;
+			if (taken > 0) {
+				p += taken;
+				len -= (size_t)taken;
+				continue;
+			}
+		}
+		/* Queued, and pushed out with the deadline: the socket
+		 * is full, or small pieces are gathered into one write. */
 		n = len < IMAPD_FLUSH_AT ? len : IMAPD_FLUSH_AT;
 		if (stream_write(&s->st, p, n) < 0) {
 			s->broken = 1;
