@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,10 @@
 #define IMAPD_BAD_COMMANDS_MAX 20
 /* Queued output is pushed to the client past this many bytes. */
 #define IMAPD_FLUSH_AT (64 * 1024)
+/* Bytes a caller holds, from this many on, go to the socket from where
+ * they are, behind the queue in the same sendmsg, not copied into the
+ * queue first (a message body of FETCH). */
+#define IMAPD_DIRECT_MIN (16 * 1024)
 #define IMAPD_LOG_LINE_MAX 1024
 #define IMAPD_ECHO_MAX 40
 /* Parser bounds besides the line: arguments over all levels (a SEARCH
@@ -112,15 +118,37 @@ imapd_flush(struct imapd_session *s)
 	return 0;
 }
 
+/* The client is a pipe (a test's) or TLS: stream_send_direct is not
+ * for it. */
+static int send_direct_off;
+
 int
 imapd_send(struct imapd_session *s, const void *data, size_t len)
 {
 	const char *p = data;
+	ssize_t taken;
 	size_t n;
 
 	while (len > 0) {
 		if (s->broken)
 			return -1;
+		if (len >= IMAPD_DIRECT_MIN && !send_direct_off) {
+			taken = stream_send_direct(&s->st, p, len);
+			if (taken < 0 && (errno == ENOTSOCK ||
+			                     errno == EOPNOTSUPP)) {
+				send_direct_off = 1;
+			} else if (taken < 0) {
+				s->broken = 1;
+				return -1;
+			}
+			if (taken > 0) {
+				p += taken;
+				len -= (size_t)taken;
+				continue;
+			}
+		}
+		/* Queued, and pushed out with the deadline: the socket
+		 * is full, or small pieces are gathered into one write. */
 		n = len < IMAPD_FLUSH_AT ? len : IMAPD_FLUSH_AT;
 		if (stream_write(&s->st, p, n) < 0) {
 			s->broken = 1;

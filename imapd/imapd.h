@@ -218,12 +218,12 @@ int imapd_flag_bit(const char *name, size_t len, uint8_t *bit_r);
 /* Ends of a stored header: the offset of the body (after the blank
  * line), or len when there is no blank line. */
 size_t imapd_header_end(const char *msg, size_t len);
-/* Appends [data, data+len) with bare LF made CRLF. -1 when out is full. */
-int imapd_crlf_append(struct buf *out, const char *data, size_t len);
-/* Appends the header lines of [hdr, hdr+len) whose names are (not, when
- * negate) among names, then the blank line, CRLF line ends. */
-int imapd_header_filter(struct buf *out, const char *hdr, size_t len,
-    const char *const *names, size_t n, int negate);
+/* Copies [src, src+len) to dst, which has room for 2 * len, with each
+ * LF that no CR precedes made CRLF (prev_cr: the octet before src is a
+ * CR); the length written. */
+size_t imapd_crlf_copy(char *dst, const char *src, size_t len, int prev_cr);
+/* The octets imapd_crlf_copy adds to [src, src+len): its bare LFs. */
+size_t imapd_crlf_extra(const char *src, size_t len, int prev_cr);
 /* The next header field of [*pos, len): its name and whole unfolded
  * extent; 1, or 0 at the end. */
 int imapd_header_next(const char *hdr, size_t len, size_t *pos,

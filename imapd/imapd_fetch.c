@@ -77,19 +77,56 @@ struct fetch_req {
 	int structure; /* BODY or BODYSTRUCTURE: the whole file is parsed */
 };
 
-/* A message's file, mapped, and its MIME tree when one was needed. */
+/* A message's file, read or mapped, and its MIME tree when one was
+ * needed. */
 struct fetch_msg {
 	int fd;
 	const char *map;
 	size_t len;
 	int mapped;
-	char *copy; /* a small message read instead of mapped */
 	struct mime_message *mime;
+	/* The whole message with CRLF line ends (fetch_conv), made once
+	 * for the items that send it all: measured, then sent. */
+	const char *conv;
+	size_t conv_len;
 };
 
 /* Messages up to this size are read, not mapped: an munmap per message
  * (its TLB shootdown) cost more than the copy in a FETCH of many. */
-#define FETCH_READ_MAX (64 * 1024)
+#define FETCH_READ_MAX (1024 * 1024)
+
+/* Memory a FETCH keeps from message to message (no allocation per
+ * message), freed when the command ends. */
+struct fetch_mem {
+	char *data;
+	size_t cap;
+};
+
+#define FETCH_MEM_STEP (64 * 1024)
+
+/* The files read, and the whole messages converted. */
+static struct fetch_mem fetch_file, fetch_conv;
+
+static char *
+mem_reserve(struct fetch_mem *m, size_t n)
+{
+	/* grown in steps of FETCH_MEM_STEP: few reallocations, and no
+	 * more than a step beyond the largest message */
+	if (m->cap < n) {
+		free(m->data);
+		m->cap = (n + FETCH_MEM_STEP - 1) / FETCH_MEM_STEP * FETCH_MEM_STEP;
+		m->data = xmalloc(m->cap);
+	}
+	return m->data;
+}
+
+static void
+mem_free(struct fetch_mem *m)
+{
+	free(m->data);
+	m->data = NULL;
+	m->cap = 0;
+}
 
 static void
 req_free(struct fetch_req *r)
@@ -383,7 +420,6 @@ msg_release(struct fetch_msg *fm)
 	mime_free(&fm->mime);
 	if (fm->mapped)
 		munmap((void *)fm->map, fm->len);
-	free(fm->copy);
 	if (fm->fd >= 0)
 		close(fm->fd);
 	memset(fm, 0, sizeof(*fm));
@@ -417,13 +453,13 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 		return 0;
 	}
 	if (st.st_size <= FETCH_READ_MAX) {
-		fm->copy = xmalloc((size_t)st.st_size + 1);
-		if (file_pread_all(fm->fd, fm->copy, (size_t)st.st_size, 0) < 0) {
+		p = mem_reserve(&fetch_file, (size_t)st.st_size + 1);
+		if (file_pread_all(fm->fd, p, (size_t)st.st_size, 0) < 0) {
 			*err_r = "cannot read the message file";
 			return MAILBOX_ERR_TEMP;
 		}
-		fm->copy[st.st_size] = '\0';
-		fm->map = fm->copy;
+		((char *)p)[st.st_size] = '\0';
+		fm->map = p;
 		fm->len = (size_t)st.st_size;
 		return 0;
 	}
@@ -436,6 +472,23 @@ msg_load(struct imapd_session *s, uint32_t seq, struct fetch_msg *fm,
 	fm->len = (size_t)st.st_size;
 	fm->mapped = 1;
 	return 0;
+}
+
+/* fm->conv made: 1, or 0 for a message too large to hold twice (it
+ * is converted in pieces instead). */
+static int
+msg_conv(struct fetch_msg *fm)
+{
+	char *p;
+
+	if (fm->conv != NULL)
+		return 1;
+	if (fm->len > FETCH_READ_MAX)
+		return 0;
+	p = mem_reserve(&fetch_conv, fm->len * 2 + 1);
+	fm->conv_len = imapd_crlf_copy(p, fm->map, fm->len, 0);
+	fm->conv = p;
+	return 1;
 }
 
 static int
@@ -553,14 +606,17 @@ append_cached(struct imapd_session *s, const struct fetch_req *req,
 }
 
 /*
- * Literals are streamed from the mapped message, never built whole: each
- * producer below runs twice over the same bytes, once counting (the
- * literal's length comes first on the wire, and the count of a
- * <partial> window stops at the window's end) and once sending through
- * the session's bounded output. A BINARY part is decoded in pieces of
- * FETCH_PIECE octets both times.
+ * Literals are streamed from the message in memory: each producer below
+ * runs twice over the same bytes, once counting (the literal's length
+ * comes first on the wire, and the count of a <partial> window stops at
+ * the window's end) and once sending through the session's bounded
+ * output. The whole message (BODY[], RFC822, BINARY[]) is the exception,
+ * converted once into fetch_conv, which both runs then take as it is. A
+ * BINARY part is decoded in pieces of FETCH_PIECE octets both times.
  */
 #define FETCH_PIECE (64 * 1024)
+/* Source octets of one piece of CRLF conversion (twice that out). */
+#define FETCH_CRLF_PIECE (32 * 1024)
 /* A decoded piece is at most twice its source (a quoted-printable LF
  * becomes CRLF) unless a long line leaves no cut (mime.h). */
 #define FETCH_PIECE_BUF_MIN (2 * FETCH_PIECE + 1024)
@@ -570,6 +626,7 @@ struct fetch_sink {
 	uint64_t skip, end;      /* the window [skip, end) of the whole */
 	uint64_t total;          /* octets produced so far */
 	uint64_t sent;           /* octets of the window sent */
+	int want_nul;            /* BINARY: look for a NUL when counting */
 	int nul;                 /* a NUL inside the window (literal8) */
 };
 
@@ -597,7 +654,7 @@ sink_put(struct fetch_sink *k, const char *data, size_t len)
 		to = k->end;
 	len = (size_t)(to - from);
 	if (k->s == NULL) {
-		if (!k->nul && memchr(data, '\0', len) != NULL)
+		if (k->want_nul && !k->nul && memchr(data, '\0', len) != NULL)
 			k->nul = 1;
 		return 0;
 	}
@@ -605,30 +662,31 @@ sink_put(struct fetch_sink *k, const char *data, size_t len)
 	return imapd_send(k->s, data, len);
 }
 
-/* [data, data+len) with bare LF made CRLF (imapd_crlf_append). */
+/* [data, data+len) with bare LF made CRLF: counted without a copy when
+ * only the length is wanted, else converted and passed on in pieces. */
 static int
 sink_crlf(struct fetch_sink *k, const char *data, size_t len)
 {
-	const char *p = data, *end = data + len, *lf;
+	static char piece[2 * FETCH_CRLF_PIECE];
+	size_t off = 0, n;
 
-	while (p < end && !sink_done(k)) {
-		lf = memchr(p, '\n', (size_t)(end - p));
-		if (lf == NULL)
-			return sink_put(k, p, (size_t)(end - p));
-		if (lf == data || lf[-1] != '\r') {
-			if (sink_put(k, p, (size_t)(lf - p)) < 0 ||
-			    sink_put(k, "\r\n", 2) < 0)
-				return -1;
-		} else if (sink_put(k, p, (size_t)(lf + 1 - p)) < 0) {
+	if (k->s == NULL && !k->want_nul) {
+		k->total += len + imapd_crlf_extra(data, len, 0);
+		return 0;
+	}
+	while (off < len && !sink_done(k)) {
+		n = len - off < FETCH_CRLF_PIECE ? len - off : FETCH_CRLF_PIECE;
+		if (sink_put(k, piece,
+		        imapd_crlf_copy(piece, data + off, n,
+		            off > 0 && data[off - 1] == '\r')) < 0)
 			return -1;
-		}
-		p = lf + 1;
+		off += n;
 	}
 	return 0;
 }
 
 /* The header fields of [hdr, hdr+len) named (not, when negate) among
- * names, then the blank line (imapd_header_filter). */
+ * names, then the blank line. */
 static int
 sink_header_filter(struct fetch_sink *k, const char *hdr, size_t len,
     char *const *names, size_t n, int negate)
@@ -687,6 +745,10 @@ section_produce(const struct fetch_item *it, struct fetch_msg *fm,
 	size_t hstart, hend, bend;
 
 	if (it->numbers[0] == '\0') {
+		/* the whole message (too large for fetch_conv) needs no
+		 * look at its header */
+		if (it->sec == SEC_ALL)
+			return sink_crlf(k, map, fm->len);
 		hstart = 0;
 		hend = imapd_header_end(map, fm->len);
 		bend = fm->len;
@@ -752,6 +814,10 @@ static int
 item_produce(const struct fetch_item *it, struct fetch_msg *fm,
     struct fetch_sink *k)
 {
+	/* BODY[], RFC822, BINARY[] (a whole message is never decoded):
+	 * the same octets, converted once for all */
+	if (it->numbers[0] == '\0' && it->sec == SEC_ALL && msg_conv(fm))
+		return sink_put(k, fm->conv, fm->conv_len) < 0 ? -1 : 1;
 	if (it->kind == FK_SECTION)
 		return section_produce(it, fm, k) < 0 ? -1 : 1;
 	return binary_produce(it, fm, k);
@@ -764,6 +830,7 @@ sink_init(struct fetch_sink *k, const struct fetch_item *it,
 	memset(k, 0, sizeof(*k));
 	k->s = s;
 	k->end = UINT64_MAX;
+	k->want_nul = it->kind == FK_BINARY;
 	if (it->partial && it->kind != FK_BINARY_SIZE) {
 		k->skip = it->p_off;
 		k->end = it->p_off + it->p_len < it->p_off
@@ -1054,6 +1121,8 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_cmd *c)
 	}
 	buf_free(&out);
 	imapd_msgbuf_free(&fetch_hdr);
+	mem_free(&fetch_file);
+	mem_free(&fetch_conv);
 	imapd_seqs_free(&set);
 	req_free(r);
 	free(r);

@@ -329,20 +329,43 @@ imapd_header_end(const char *msg, size_t len)
 	return len;
 }
 
-int
-imapd_crlf_append(struct buf *out, const char *data, size_t len)
+size_t
+imapd_crlf_copy(char *dst, const char *src, size_t len, int prev_cr)
 {
-	size_t i, start = 0;
+	const char *p = src, *end = src + len, *lf;
+	char *d = dst;
+	size_t n;
 
-	for (i = 0; i < len; i++) {
-		if (data[i] != '\n' || (i > 0 && data[i - 1] == '\r'))
-			continue;
-		if (buf_append(out, data + start, i - start) < 0 ||
-		    buf_append(out, "\r\n", 2) < 0)
-			return -1;
-		start = i + 1;
+	if (len == 0)
+		return 0;
+	/* A line at a time: memchr and memcpy run at memory speed. */
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n = (size_t)(lf - p);
+		memcpy(d, p, n);
+		d += n;
+		if (lf == src ? !prev_cr : lf[-1] != '\r')
+			*d++ = '\r';
+		*d++ = '\n';
+		p = lf + 1;
 	}
-	return buf_append(out, data + start, len - start) < 0 ? -1 : 0;
+	memcpy(d, p, (size_t)(end - p));
+	return (size_t)(d - dst) + (size_t)(end - p);
+}
+
+size_t
+imapd_crlf_extra(const char *src, size_t len, int prev_cr)
+{
+	const char *p = src, *end = src + len, *lf;
+	size_t n = 0;
+
+	if (len == 0)
+		return 0;
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (lf == src ? !prev_cr : lf[-1] != '\r')
+			n++;
+		p = lf + 1;
+	}
+	return n;
 }
 
 int
@@ -386,32 +409,6 @@ imapd_header_next(const char *hdr, size_t len, size_t *pos,
 		*pos = p;
 		return 1;
 	}
-}
-
-int
-imapd_header_filter(struct buf *out, const char *hdr, size_t len,
-    const char *const *names, size_t n, int negate)
-{
-	const char *name, *value;
-	size_t pos = 0, nlen, vlen, start, i;
-	int match;
-
-	while (imapd_header_next(
-	    hdr, len, &pos, &name, &nlen, &value, &vlen, &start)) {
-		match = 0;
-		for (i = 0; i < n && !match; i++)
-			match = strlen(names[i]) == nlen &&
-			        strncasecmp(names[i], name, nlen) == 0;
-		if (match == negate)
-			continue;
-		if (imapd_crlf_append(out, hdr + start, pos - start) < 0)
-			return -1;
-		/* A last field without a line end still ends its line. */
-		if (pos == len && hdr[len - 1] != '\n' &&
-		    buf_append(out, "\r\n", 2) < 0)
-			return -1;
-	}
-	return buf_append(out, "\r\n", 2) < 0 ? -1 : 0;
 }
 
 static int

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -469,4 +470,39 @@ stream_events(const struct stream *st, int want_input)
 		mask |=
 		    st->write_want != 0 ? st->write_want : STREAM_WANT_WRITE;
 	return mask;
+}
+
+ssize_t
+stream_send_direct(struct stream *st, const void *data, size_t len)
+{
+	struct iovec iov[2];
+	struct msghdr mh;
+	ssize_t n;
+	size_t head;
+
+	if (st->tr != NULL) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	iov[0].iov_base = st->wbuf.data;
+	iov[0].iov_len = st->wbuf.len;
+	iov[1].iov_base = (void *)data;
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = st->wbuf.len > 0 ? iov : iov + 1;
+	mh.msg_iovlen = st->wbuf.len > 0 ? 2 : 1;
+	do {
+		n = sendmsg(st->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	head = (size_t)n < st->wbuf.len ? (size_t)n : st->wbuf.len;
+	buf_consume(&st->wbuf, head);
+	return n - (ssize_t)head;
 }

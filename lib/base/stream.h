@@ -119,6 +119,15 @@ int stream_puts(struct stream *st, const char *s);
 int stream_printf(struct stream *st, const char *fmt, ...) MTA_PRINTF(2, 3);
 /* Bytes queued and not yet written. */
 size_t stream_unsent(const struct stream *st);
+/*
+ * What is queued, then data (len octets), in one sendmsg that does not
+ * wait and does not copy data into the queue: for large pieces a caller
+ * holds (a message body). The octets of data sent (0: the socket is
+ * full; queue the rest with stream_write), or -1 with errno:
+ * EOPNOTSUPP (a transport such as TLS is under the stream) or ENOTSOCK
+ * (a pipe): use stream_write; anything else: the peer is gone.
+ */
+ssize_t stream_send_direct(struct stream *st, const void *data, size_t len);
 /* Non-blocking: writes what the transport takes. STREAM_OK when all is
  * out, STREAM_AGAIN when some is left, STREAM_ERROR. */
 enum stream_result stream_try_flush(struct stream *st);

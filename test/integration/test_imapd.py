@@ -597,3 +597,93 @@ class ImapdTest(harness.SessionProcess, TernTestCase):
                          b"4")
         self.assertEqual(ok(imap.fetch("1:*", "(ENVELOPE)")), env)
         self.assertEqual(self._files_at_logout(imap), 0)
+
+    # ----- message files as other programs write them
+
+    @staticmethod
+    def _wire(data):
+        """What FETCH sends of a stored message: each LF without a CR
+        before it made CRLF, nothing else touched."""
+        return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+    @staticmethod
+    def _big(size):
+        """A body of size octets whose CRLF conversion has edges at the
+        octets imapd converts in pieces of (32 KiB): a CR LF across
+        the first edge, a bare LF right after the second, a lone CR at
+        the end of the third."""
+        line = b"abcdefghijklmnopqrstuvwxyz0123456789 the quick brown fox\n"
+        data = bytearray(b"Subject: big\n\n" +
+                         line * (size // len(line) + 1))[:size]
+        data[32767:32769] = b"\r\n"
+        data[65535:65537] = b"x\n"
+        data[98303:98305] = b"\ry"
+        data[-1:] = b"z"
+        return bytes(data)
+
+    def test_fetch_body_line_ends(self):
+        """BODY[], RFC822, BINARY[] and their partials of files with bare
+        LF, CRLF, mixed line ends, a lone CR and a last line without a
+        line end (as Dovecot or a delivery agent may leave them), small,
+        larger than a write, and larger than imapd reads whole: the
+        octets and RFC822.SIZE agree, whatever the windows cut."""
+        md = self.new_maildir()
+        imap = self.session(md)
+        msgs = [b"Subject: lf\n\nline one\nline two\n",
+                b"Subject: crlf\r\n\r\nline one\r\nline two\r\n",
+                b"Subject: mixed\r\nX: y\n\nfirst\r\nsecond\nlone\rcr\n\nlast",
+                b"\n\n",
+                b"",
+                self._big(100 * 1024),
+                b"Subject: after\n\nsmall\n",
+                self._big(1100 * 1024)]
+        for i, data in enumerate(msgs):
+            path = os.path.join(md, "new", "1767225600.M%dP1.test" % i)
+            with open(path, "wb") as f:
+                f.write(data)
+            if harness.is_root():
+                os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
+        self.assertEqual(ok(imap.select("INBOX", readonly=True)),
+                         [str(len(msgs)).encode()])
+        got = ok(imap.fetch("1:*", "(RFC822.SIZE BODY.PEEK[])"))
+        bodies = [g for g in got if isinstance(g, tuple)]
+        self.assertEqual(len(bodies), len(msgs))
+        for data, (meta, body) in zip(msgs, bodies):
+            wire = self._wire(data)
+            self.assertEqual(body, wire)
+            self.assertIn(b"RFC822.SIZE %d " % len(wire), meta)
+        for seq, data in enumerate(msgs, 1):
+            wire = self._wire(data)
+            for item in ("RFC822", "BINARY.PEEK[]"):
+                self.assertEqual(ok(imap.fetch(str(seq), "(%s)" % item))
+                                 [0][1], wire, (seq, item))
+            size = ok(imap.fetch(str(seq), "(BINARY.SIZE[])"))[0]
+            self.assertIn(b"BINARY.SIZE[] %d)" % len(wire), size)
+            # Windows around every converted line end of the small ones,
+            # and across the edges of the pieces of the large ones.
+            if len(wire) < 1000:
+                cuts = [m.start() for m in re.finditer(b"\r\n", wire)]
+            else:
+                cuts = [len(self._wire(data[:e])) for e in
+                        (32767, 32768, 32769, 65536, 98304, 98305)]
+            for at in cuts + [len(wire) - 1, len(wire), len(wire) + 5]:
+                for off, n in ((at, 1), (at + 1, 1), (max(at - 1, 0), 3)):
+                    for item in ("BODY.PEEK[]", "BINARY.PEEK[]"):
+                        part = ok(imap.fetch(str(seq), "(%s<%d.%d>)"
+                                             % (item, off, n)))[0]
+                        part = part[1] if isinstance(part, tuple) else b""
+                        self.assertEqual(part, wire[off:off + n],
+                                         (seq, item, off, n))
+        # The header and the text apart: the same line ends.
+        mixed = self._wire(msgs[2])
+        head, text = mixed.split(b"\r\n\r\n", 1)
+        self.assertEqual(ok(imap.fetch("3", "(BODY.PEEK[HEADER])"))[0][1],
+                         head + b"\r\n\r\n")
+        self.assertEqual(ok(imap.fetch("3", "(BODY.PEEK[TEXT])"))[0][1],
+                         text)
+        big = self._wire(msgs[7])
+        at = len(self._wire(msgs[7][:32767])) - len(b"Subject: big\r\n\r\n")
+        self.assertEqual(ok(imap.fetch("8", "(BODY.PEEK[TEXT]<%d.4>)"
+                                       % (at - 2)))[0][1],
+                         big.split(b"\r\n\r\n", 1)[1][at - 2:at + 2])
+        self.logout(imap)
