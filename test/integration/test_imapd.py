@@ -662,3 +662,104 @@ class ImapdTest(TernTestCase):
                          b"4")
         self.assertEqual(ok(imap.fetch("1:*", "(ENVELOPE)")), env)
         self.assertEqual(self._files_at_logout(imap), 0)
+
+    # ----- IMAP4rev2 (RFC 9051 Appendix E: what differs from 3501)
+
+    def converse(self, sock, rest, tag, line):
+        """Sends one command line; its responses up to the tagged one."""
+        sock.sendall(tag + b" " + line + b"\r\n")
+        return self.raw_until(sock, tag, rest)
+
+    def test_imap4rev2(self):
+        md = self.new_maildir()
+        proc, sock = self.start(md, tag="a0")
+        lines, rest = self.raw_until(sock, b"a0")
+        self.assertNotIn(b"UNAUTHENTICATE", lines[-1])
+        n = [0]
+
+        def cmd(line, status=b"OK"):
+            nonlocal rest
+            n[0] += 1
+            tag = b"r%d" % n[0]
+            out, rest = self.converse(sock, rest, tag, line)
+            self.assertTrue(out[-1].startswith(tag + b" " + status),
+                            (line, out))
+            return out
+
+        def untagged(out):
+            return [l for l in out if l.startswith(b"* ")]
+
+        self.assertIn(b"* ENABLED IMAP4rev2", cmd(b"ENABLE IMAP4rev2"))
+        # APPEND with a literal8 (BINARY is in rev2), two messages.
+        body = b"Subject: rev2\r\n\r\nnul\x00here\r\n"
+        sock.sendall(b"p1 APPEND INBOX (\\Flagged) ~{%d+}\r\n" % len(body)
+                     + body + b"\r\n")
+        out, rest = self.raw_until(sock, b"p1", rest)
+        self.assertRegex(out[-1], rb"^p1 OK \[APPENDUID \d+ 1\]")
+        cmd(b'APPEND INBOX {21+}\r\nSubject: two\r\n\r\nyes\r\n')
+        # SELECT: no RECENT; FETCH FLAGS: no \Recent, though both are new.
+        out = cmd(b"SELECT INBOX")
+        self.assertIn(b"* 2 EXISTS", out)
+        self.assertFalse(any(b"RECENT" in l for l in out), out)
+        self.assertTrue(any(l.startswith(b"* FLAGS (") and
+                            b"\\Recent" not in l for l in out), out)
+        out = untagged(cmd(b"FETCH 1:* (FLAGS)"))
+        self.assertEqual(out, [b"* 1 FETCH (FLAGS (\\Flagged))",
+                               b"* 2 FETCH (FLAGS ())"])
+        out = untagged(cmd(b"STORE 2 +FLAGS (\\Seen)"))
+        self.assertEqual(out, [b"* 2 FETCH (FLAGS (\\Seen))"])
+        # FETCH BINARY[] of the message with a NUL: a literal8.
+        sock.sendall(b"f1 FETCH 1 (BINARY.PEEK[])\r\n")
+        data = rest
+        while b"\r\nf1 " not in data:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            data += chunk
+        data, rest = data.split(b"\r\nf1 ", 1)
+        self.assertIn(b"BINARY[] ~{%d}\r\n" % len(body) + body, data)
+        self.assertTrue(rest.startswith(b"OK"), rest)
+        rest = rest.split(b"\r\n", 1)[1]
+        # SEARCH answers in ESEARCH form (RFC 9051 7.3.4); RETURN () is ALL.
+        self.assertEqual(untagged(cmd(b"SEARCH ALL")),
+                         [b'* ESEARCH (TAG "r%d") ALL 1:2' % n[0]])
+        self.assertEqual(untagged(cmd(b"UID SEARCH RETURN () SEEN")),
+                         [b'* ESEARCH (TAG "r%d") UID ALL 2' % n[0]])
+        self.assertEqual(untagged(cmd(b"SEARCH RETURN (COUNT) DELETED")),
+                         [b'* ESEARCH (TAG "r%d") COUNT 0' % n[0]])
+        self.assertEqual(untagged(cmd(b"SEARCH DELETED")),
+                         [b'* ESEARCH (TAG "r%d")' % n[0]])
+        # STATUS SIZE and DELETED.
+        cmd(b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        out = untagged(cmd(b"STATUS INBOX (MESSAGES DELETED SIZE)"))
+        self.assertEqual(out, [b'* STATUS "INBOX" (MESSAGES 2 DELETED 1 '
+                               b'SIZE %d)' % (len(body) + 21)])
+        # UTF-8 folder names, as they are, both ways (RFC 9051 5.1).
+        cmd("CREATE \"Caf\u00e9.N\u00e4he\"".encode())
+        out = untagged(cmd(b'LIST "" "Caf*"'))
+        self.assertEqual(out, [
+            "* LIST (\\Noselect \\HasChildren) \".\" \"Caf\u00e9\""
+            .encode(),
+            "* LIST (\\HasNoChildren) \".\" \"Caf\u00e9.N\u00e4he\""
+            .encode()])
+        self.assertTrue(os.path.isdir(os.path.join(md, ".Caf&AOk-.N&AOQ-he")))
+        # LIST's \Subscribed and \NonExistent; LSUB is still answered.
+        cmd("SUBSCRIBE \"Caf\u00e9.N\u00e4he\"".encode())
+        cmd(b"SUBSCRIBE Gone")
+        cmd(b"DELETE Gone", status=b"NO")
+        out = untagged(cmd(b'LIST "" "Caf*" RETURN (SUBSCRIBED)'))
+        self.assertIn("* LIST (\\HasNoChildren \\Subscribed) \".\" "
+                      "\"Caf\u00e9.N\u00e4he\"".encode(), out)
+        out = untagged(cmd(b'LIST (SUBSCRIBED) "" "*"'))
+        self.assertIn(b'* LIST (\\NonExistent \\HasNoChildren '
+                      b'\\Subscribed) "." "Gone"', out)
+        out = untagged(cmd(b'LSUB "" "Caf%"'))
+        self.assertEqual(out, ["* LSUB (\\Noselect) \".\" \"Caf\u00e9\""
+                               .encode()])
+        self.assertIn(b'* NAMESPACE (("" ".")) NIL NIL',
+                      cmd(b"NAMESPACE"))
+        # SELECT while selected closes the first folder: OK [CLOSED].
+        out = cmd("EXAMINE \"Caf\u00e9.N\u00e4he\"".encode())
+        self.assertTrue(out[0].startswith(b"* OK [CLOSED]"), out)
+        self.assertFalse(any(b"RECENT" in l for l in out), out)
+        cmd(b"LOGOUT")
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 0)
