@@ -763,3 +763,20 @@ class ImapdTest(TernTestCase):
         self.assertFalse(any(b"RECENT" in l for l in out), out)
         cmd(b"LOGOUT")
         self.assertEqual(proc.wait(timeout=TIMEOUT), 0)
+
+    def test_idle_timeout_at_least_30_minutes(self):
+        # RFC 9051 5.4 (RFC 3501 5.4): an autologout timer MUST be at
+        # least 30 minutes. A shorter one is a configuration error, which
+        # imapd -t (what tern check runs) reports.
+        for value, fails in (("29m", True), ("60", True), ("30m", False),
+                             ("1h", False)):
+            conf = self.make_conf(imap_idle_timeout=value)
+            r = subprocess.run([IMAPD, "-t", "-c", conf],
+                               capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            if fails:
+                self.assertNotEqual(r.returncode, 0, value)
+                self.assertIn("imap_idle_timeout", r.stderr)
+                self.assertIn("out of range", r.stderr)
+            else:
+                self.assertEqual(r.returncode, 0, (value, r.stderr))
