@@ -697,15 +697,22 @@ class ImapdTest(TernTestCase):
         out, rest = self.raw_until(sock, b"p1", rest)
         self.assertRegex(out[-1], rb"^p1 OK \[APPENDUID \d+ 1\]")
         cmd(b'APPEND INBOX {21+}\r\nSubject: two\r\n\r\nyes\r\n')
-        # SELECT: no RECENT; FETCH FLAGS: no \Recent, though both are new.
+        # A delivery: \Recent to an IMAP4rev1 session.
+        third = b"Subject: three\r\n\r\nnew\r\n"
+        path = os.path.join(md, "new", "1800000000.M1P1.rev2")
+        with open(path, "wb") as f:
+            f.write(third)
+        os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
+        # SELECT: no RECENT; FETCH FLAGS: no \Recent, though one is new.
         out = cmd(b"SELECT INBOX")
-        self.assertIn(b"* 2 EXISTS", out)
+        self.assertIn(b"* 3 EXISTS", out)
         self.assertFalse(any(b"RECENT" in l for l in out), out)
         self.assertTrue(any(l.startswith(b"* FLAGS (") and
                             b"\\Recent" not in l for l in out), out)
         out = untagged(cmd(b"FETCH 1:* (FLAGS)"))
         self.assertEqual(out, [b"* 1 FETCH (FLAGS (\\Flagged))",
-                               b"* 2 FETCH (FLAGS ())"])
+                               b"* 2 FETCH (FLAGS ())",
+                               b"* 3 FETCH (FLAGS ())"])
         out = untagged(cmd(b"STORE 2 +FLAGS (\\Seen)"))
         self.assertEqual(out, [b"* 2 FETCH (FLAGS (\\Seen))"])
         # FETCH BINARY[] of the message with a NUL: a literal8.
@@ -721,7 +728,7 @@ class ImapdTest(TernTestCase):
         rest = rest.split(b"\r\n", 1)[1]
         # SEARCH answers in ESEARCH form (RFC 9051 7.3.4); RETURN () is ALL.
         self.assertEqual(untagged(cmd(b"SEARCH ALL")),
-                         [b'* ESEARCH (TAG "r%d") ALL 1:2' % n[0]])
+                         [b'* ESEARCH (TAG "r%d") ALL 1:3' % n[0]])
         self.assertEqual(untagged(cmd(b"UID SEARCH RETURN () SEEN")),
                          [b'* ESEARCH (TAG "r%d") UID ALL 2' % n[0]])
         self.assertEqual(untagged(cmd(b"SEARCH RETURN (COUNT) DELETED")),
@@ -731,8 +738,8 @@ class ImapdTest(TernTestCase):
         # STATUS SIZE and DELETED.
         cmd(b"STORE 1 +FLAGS.SILENT (\\Deleted)")
         out = untagged(cmd(b"STATUS INBOX (MESSAGES DELETED SIZE)"))
-        self.assertEqual(out, [b'* STATUS "INBOX" (MESSAGES 2 DELETED 1 '
-                               b'SIZE %d)' % (len(body) + 21)])
+        self.assertEqual(out, [b'* STATUS "INBOX" (MESSAGES 3 DELETED 1 '
+                               b'SIZE %d)' % (len(body) + 21 + len(third))])
         # UTF-8 folder names, as they are, both ways (RFC 9051 5.1).
         cmd("CREATE \"Caf\u00e9.N\u00e4he\"".encode())
         out = untagged(cmd(b'LIST "" "Caf*"'))
