@@ -15,6 +15,7 @@ import email.policy
 import imaplib
 import os
 import re
+import subprocess
 import time
 import uuid
 from email.mime.application import MIMEApplication

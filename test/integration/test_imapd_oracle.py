@@ -17,7 +17,6 @@ counts its own).
 import os
 import pwd
 import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -172,22 +171,13 @@ class ImapdOracleTest(TernTestCase):
 
     def start_dovecot(self):
         home = self.new_home()
-        with open(os.path.join(home, "dovecot.conf"), "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s/Maildir\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (home, home, home, self.pw.pw_name, self.pw.pw_gid))
-        argv = self.owner_argv() + [
-            "env", "-i", "USER=" + self.pw.pw_name, "HOME=" + home,
-            DOVECOT_IMAP, "-c", os.path.join(home, "dovecot.conf")]
+        conf, env = harness.dovecot_config(
+            os.path.join(home, "dovecot"), os.path.join(home, "Maildir"),
+            self.pw)
+        argv = self.owner_argv() + [DOVECOT_IMAP, "-c", conf]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, env=env)
         self.addCleanup(self.reap, proc, None)
 
         def send(data):
