@@ -520,8 +520,17 @@ imapd_wait_input(struct imapd_session *s, int extra_fd, int timeout_ms,
 
 	*extra_ready_r = 0;
 	for (;;) {
-		if (stream_input_ready(&s->st))
+		if (stream_buffered(&s->st) > 0)
 			return STREAM_OK;
+		/* Plaintext the transport decoded ahead (TLS) wakes no poll:
+		 * it must be read now, or the caller, finding nothing
+		 * buffered, would ask again at once, forever. */
+		if (stream_input_ready(&s->st)) {
+			r = stream_fill(&s->st);
+			if (r == STREAM_AGAIN)
+				continue;
+			return r;
+		}
 		if (imapd_flush(s) < 0)
 			return STREAM_ERROR;
 #ifdef __GLIBC__

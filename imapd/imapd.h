@@ -76,6 +76,12 @@ struct imapd_cmd {
 	int uid; /* UID FETCH and the like */
 };
 
+/* The flags a response shows of a message: IMAP4rev2 has no \Recent
+ * (RFC 9051 2.3.2, Appendix E). */
+#define IMAPD_SHOWN_FLAGS(s, f)                                               \
+	((uint8_t)((s)->enabled & IMAPD_EN_REV2 ? (f) & ~MAILBOX_F_RECENT      \
+	                                        : (f)))
+
 /* ---- imapd.c: the session ---- */
 
 /*

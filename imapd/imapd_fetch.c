@@ -941,8 +941,8 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		case FK_FLAGS:
 			(void)SP();
 			imapd_bputs(out, "FLAGS (");
-			(void)imapd_append_flags(
-			    out, s->box, m->flags, m->keywords);
+			(void)imapd_append_flags(out, s->box,
+			    IMAPD_SHOWN_FLAGS(s, m->flags), m->keywords);
 			imapd_bputc(out, ')');
 			flags_sent = 1;
 			break;
@@ -1013,7 +1013,8 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 	if (set_seen && !flags_sent && rc == 0) {
 		(void)SP();
 		imapd_bputs(out, "FLAGS (");
-		(void)imapd_append_flags(out, s->box, m->flags, m->keywords);
+		(void)imapd_append_flags(out, s->box,
+		    IMAPD_SHOWN_FLAGS(s, m->flags), m->keywords);
 		imapd_bputc(out, ')');
 	}
 	if (!modseq_sent && rc == 0 &&

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "imapd.h"
@@ -317,9 +318,53 @@ static const struct {
     {MAILBOX_USE_ARCHIVE, "\\Archive"},
 };
 
+/* subscribed_below()'s marks. */
+#define BELOW_SUBSCRIBED 0x01 /* a subscribed descendant */
+#define BELOW_UNMATCHED  0x02 /* one the patterns do not match */
+
+/*
+ * Marks (in the returned array, one byte per info, to free) the folders
+ * with subscribed descendants, for RFC 5258 3.5 RECURSIVEMATCH's
+ * CHILDINFO and LSUB's '%' parents (RFC 3501 6.3.9). Dovecot's reading,
+ * which the RFC leaves open: a folder that is subscribed itself gets
+ * CHILDINFO for any subscribed descendant; one that is not is listed
+ * only for a descendant the patterns do not match (one they match is
+ * answered on its own line).
+ */
+static unsigned char *
+subscribed_below(const struct list_req *q, const struct mailbox_info *infos,
+    size_t count)
+{
+	struct hash *byname = hash_create();
+	const struct mailbox_info *up;
+	unsigned char *marks = xcalloc(count + 1, 1), mark;
+	char *parent, *dot;
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		(void)hash_put(byname, infos[i].name, (void *)&infos[i]);
+	for (i = 0; i < count; i++) {
+		if (!(infos[i].attrs & MAILBOX_LIST_SUBSCRIBED))
+			continue;
+		mark = BELOW_SUBSCRIBED;
+		if (!matches(q, infos[i].name))
+			mark |= BELOW_UNMATCHED;
+		parent = xstrdup(infos[i].name);
+		while ((dot = strrchr(parent, MAILBOX_SEP)) != NULL) {
+			*dot = '\0';
+			up = hash_get(byname, parent);
+			if (up != NULL)
+				marks[up - infos] |= mark;
+		}
+		free(parent);
+	}
+	hash_free(&byname, NULL);
+	return marks;
+}
+
 static void
 list_one(struct imapd_session *s, const struct list_req *q,
-    const struct mailbox_info *info)
+    const struct mailbox_info *info, int childinfo)
 {
 	struct buf *b = &s->resp;
 	const char *sep = "", *err;
@@ -333,28 +378,38 @@ list_one(struct imapd_session *s, const struct list_req *q,
 		imapd_bprintf(b, "%s%s", sep, text);                       \
 		sep = " ";                                                    \
 	} while (0)
-	if (info->attrs & MAILBOX_LIST_NONEXISTENT)
+	if (q->lsub) {
+		/* Dovecot's LSUB: () for a subscription, whether the folder
+		 * is there or not, \Noselect for a level shown only for a
+		 * subscription below it. */
+		if (!(info->attrs & MAILBOX_LIST_SUBSCRIBED))
+			ATTR("\\Noselect");
+	} else if (info->attrs & MAILBOX_LIST_NONEXISTENT)
 		ATTR(q->extended ? "\\NonExistent" : "\\Noselect");
 	else if (info->attrs & MAILBOX_LIST_NOSELECT)
 		ATTR("\\Noselect");
-	if (info->attrs & MAILBOX_LIST_NOINFERIORS)
-		ATTR("\\NoInferiors");
 	if (!q->lsub) {
+		if (info->attrs & MAILBOX_LIST_NOINFERIORS)
+			ATTR("\\NoInferiors");
 		if (info->attrs & MAILBOX_LIST_CHILDREN)
 			ATTR("\\HasChildren");
 		else if (!(info->attrs & MAILBOX_LIST_NOINFERIORS))
 			ATTR("\\HasNoChildren");
-	}
-	if ((info->attrs & MAILBOX_LIST_SUBSCRIBED) &&
-	    ((q->sel & LIST_SEL_SUBSCRIBED) || (q->ret & LIST_RET_SUBSCRIBED)))
-		ATTR("\\Subscribed");
-	for (k = 0; k < sizeof(special_uses) / sizeof(special_uses[0]); k++) {
-		if (info->special_use & special_uses[k].bit)
-			ATTR(special_uses[k].name);
+		if ((info->attrs & MAILBOX_LIST_SUBSCRIBED) &&
+		    ((q->sel & LIST_SEL_SUBSCRIBED) ||
+		        (q->ret & LIST_RET_SUBSCRIBED)))
+			ATTR("\\Subscribed");
+		for (k = 0; k < sizeof(special_uses) / sizeof(special_uses[0]);
+		     k++) {
+			if (info->special_use & special_uses[k].bit)
+				ATTR(special_uses[k].name);
+		}
 	}
 #undef ATTR
 	imapd_bprintf(b, ") \"%c\" ", MAILBOX_SEP);
 	(void)imapd_append_mailbox(s, b, info->name);
+	if (childinfo)
+		imapd_bputs(b, " (CHILDINFO (\"SUBSCRIBED\"))");
 	imapd_bputs(b, "\r\n");
 	(void)imapd_send(s, b->data, b->len);
 	if ((q->ret & LIST_RET_STATUS) &&
@@ -367,9 +422,10 @@ do_list(struct imapd_session *s, struct imapd_cmd *c, int lsub)
 {
 	struct mailbox_info *infos = NULL;
 	struct list_req q;
+	unsigned char *below = NULL;
 	const char *err;
 	size_t count = 0, i;
-	int r;
+	int r, childinfo;
 
 	memset(&q, 0, sizeof(q));
 	q.lsub = lsub;
@@ -396,11 +452,19 @@ do_list(struct imapd_session *s, struct imapd_cmd *c, int lsub)
 		imapd_tagged_error(s, r, err);
 		return;
 	}
+	if (lsub || ((q.sel & LIST_SEL_SUBSCRIBED) &&
+	                (q.sel & LIST_SEL_RECURSIVE)))
+		below = subscribed_below(&q, infos, count);
 	for (i = 0; i < count && !s->broken; i++) {
 		const struct mailbox_info *info = &infos[i];
 
+		childinfo = 0;
+		if (below != NULL)
+			childinfo = below[i] & (info->attrs & MAILBOX_LIST_SUBSCRIBED
+			                               ? BELOW_SUBSCRIBED
+			                               : BELOW_UNMATCHED);
 		if ((q.sel & LIST_SEL_SUBSCRIBED) &&
-		    !(info->attrs & MAILBOX_LIST_SUBSCRIBED))
+		    !(info->attrs & MAILBOX_LIST_SUBSCRIBED) && !childinfo)
 			continue;
 		if (!(q.sel & LIST_SEL_SUBSCRIBED) &&
 		    (info->attrs & MAILBOX_LIST_NONEXISTENT) &&
@@ -410,8 +474,9 @@ do_list(struct imapd_session *s, struct imapd_cmd *c, int lsub)
 			continue;
 		if (!matches(&q, info->name))
 			continue;
-		list_one(s, &q, info);
+		list_one(s, &q, info, childinfo && !lsub);
 	}
+	free(below);
 	mailbox_list_free(infos, count);
 	list_req_free(&q);
 	imapd_tagged(s, "OK", "%s completed.", lsub ? "Lsub" : "List");

@@ -81,7 +81,8 @@ sync_changed(void *ctx, uint32_t seq)
 	if (s->enabled & IMAPD_EN_QRESYNC)
 		imapd_bprintf(b, "UID %u ", m->uid);
 	imapd_bputs(b, "FLAGS (");
-	(void)imapd_append_flags(b, s->box, m->flags, m->keywords);
+	(void)imapd_append_flags(
+	    b, s->box, IMAPD_SHOWN_FLAGS(s, m->flags), m->keywords);
 	imapd_bputc(b, ')');
 	if (s->enabled & IMAPD_EN_CONDSTORE)
 		imapd_bprintf(b, " MODSEQ (%llu)",
@@ -373,7 +374,8 @@ imapd_cmd_select(struct imapd_session *s, struct imapd_cmd *c)
 			imapd_bprintf(&s->resp, "* %u FETCH (UID %u FLAGS (",
 			    seq, m->uid);
 			(void)imapd_append_flags(
-			    &s->resp, s->box, m->flags, m->keywords);
+			    &s->resp, s->box,
+			    IMAPD_SHOWN_FLAGS(s, m->flags), m->keywords);
 			imapd_bprintf(&s->resp, ") MODSEQ (%llu))\r\n",
 			    (unsigned long long)m->modseq);
 			(void)imapd_send(s, s->resp.data, s->resp.len);

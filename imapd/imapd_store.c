@@ -95,6 +95,14 @@ imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c)
 		list.list = &c->args[i + 1];
 		list.count = c->count - i - 1;
 	}
+	/* \Recent is the server's (RFC 3501 2.3.2): a BAD, as Dovecot
+	 * answers, not an OK that changed nothing. */
+	for (k = 0; k < list.count; k++) {
+		if (imap_arg_atom_is(&list.list[k], "\\Recent")) {
+			imapd_tagged(s, "BAD", "Invalid system flag \\Recent.");
+			return;
+		}
+	}
 	r = imapd_parse_flags(
 	    s->box, &list, mode != STORE_REMOVE, &fl, &kw, &created, &err);
 	if (r <= 0) {
@@ -117,6 +125,7 @@ imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c)
 	for (k = 0; k < set.count && !s->broken; k++) {
 		uint32_t seq = set.seqs[k];
 		const struct mailbox_msg *m = mailbox_msg(s->box, seq);
+		int changed = 0;
 
 		if (mailbox_msg_gone(s->box, seq))
 			continue;
@@ -150,19 +159,29 @@ imapd_cmd_store(struct imapd_session *s, struct imapd_cmd *c)
 				break;
 			}
 			m = mailbox_msg(s->box, seq);
+			changed = 1;
 		}
-		if (silent && unchangedsince == 0)
+		/* RFC 7162 3.1.3 (its example 6) and 3.2: under CONDSTORE
+		 * .SILENT still reports the new MODSEQ of what it changed,
+		 * without FLAGS; Dovecot does so with or without
+		 * UNCHANGEDSINCE. */
+		if (silent && (!changed || !(s->enabled & IMAPD_EN_CONDSTORE)))
 			continue;
 		buf_reset(&out);
 		imapd_bprintf(&out, "* %u FETCH (", seq);
 		if (c->uid || (s->enabled & IMAPD_EN_QRESYNC))
 			imapd_bprintf(&out, "UID %u ", m->uid);
-		imapd_bputs(&out, "FLAGS (");
-		(void)imapd_append_flags(&out, s->box, m->flags, m->keywords);
-		imapd_bputc(&out, ')');
+		if (!silent) {
+			imapd_bputs(&out, "FLAGS (");
+			(void)imapd_append_flags(&out, s->box,
+			    IMAPD_SHOWN_FLAGS(s, m->flags), m->keywords);
+			imapd_bputs(&out, ") ");
+		}
 		if (s->enabled & IMAPD_EN_CONDSTORE)
-			imapd_bprintf(&out, " MODSEQ (%llu)",
+			imapd_bprintf(&out, "MODSEQ (%llu)",
 			    (unsigned long long)m->modseq);
+		else
+			buf_truncate(&out, out.len - 1);
 		imapd_bputs(&out, ")\r\n");
 		(void)imapd_send(s, out.data, out.len);
 	}

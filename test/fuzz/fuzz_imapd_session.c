@@ -431,13 +431,23 @@ session_write(void *ctx, int fd, const void *data, size_t len, int *want_r)
 	return (ssize_t)len;
 }
 
-/* Nothing is ever decoded ahead: input is read when the fd polls
- * readable, and /dev/null always does. */
+/* What read would hand out now, as a TLS transport reports plaintext it
+ * decoded ahead: the session must read it without waiting for the fd
+ * (here /dev/null, always readable; a real socket would not wake). */
 static size_t
 session_pending(void *ctx)
 {
-	(void)ctx;
-	return 0;
+	struct session_io *io = ctx;
+	const char *mark;
+	size_t avail = io->len - io->pos;
+
+	if (avail > 0 && io->data[io->pos] == CHANGE_MARK &&
+	    (io->pos == 0 || io->data[io->pos - 1] == '\n'))
+		return 0;
+	mark = memmem(io->data + io->pos, avail, "\n\x01", 2);
+	if (mark != NULL)
+		avail = (size_t)(mark - (io->data + io->pos)) + 1;
+	return avail;
 }
 
 static void

@@ -15,6 +15,7 @@ import email.policy
 import imaplib
 import os
 import re
+import subprocess
 import time
 import uuid
 from email.mime.application import MIMEApplication
@@ -687,3 +688,128 @@ class ImapdTest(harness.SessionProcess, TernTestCase):
                                        % (at - 2)))[0][1],
                          big.split(b"\r\n\r\n", 1)[1][at - 2:at + 2])
         self.logout(imap)
+
+    # ----- IMAP4rev2 (RFC 9051 Appendix E: what differs from 3501)
+
+    def converse(self, sock, rest, tag, line):
+        """Sends one command line; its responses up to the tagged one."""
+        sock.sendall(tag + b" " + line + b"\r\n")
+        return self.raw_until(sock, tag, rest)
+
+    def test_imap4rev2(self):
+        md = self.new_maildir()
+        proc, sock = self.start(md, tag="a0")
+        lines, rest = self.raw_until(sock, b"a0")
+        self.assertNotIn(b"UNAUTHENTICATE", lines[-1])
+        n = [0]
+
+        def cmd(line, status=b"OK"):
+            nonlocal rest
+            n[0] += 1
+            tag = b"r%d" % n[0]
+            out, rest = self.converse(sock, rest, tag, line)
+            self.assertTrue(out[-1].startswith(tag + b" " + status),
+                            (line, out))
+            return out
+
+        def untagged(out):
+            return [l for l in out if l.startswith(b"* ")]
+
+        self.assertIn(b"* ENABLED IMAP4rev2", cmd(b"ENABLE IMAP4rev2"))
+        # APPEND with a literal8 (BINARY is in rev2), two messages.
+        body = b"Subject: rev2\r\n\r\nnul\x00here\r\n"
+        sock.sendall(b"p1 APPEND INBOX (\\Flagged) ~{%d+}\r\n" % len(body)
+                     + body + b"\r\n")
+        out, rest = self.raw_until(sock, b"p1", rest)
+        self.assertRegex(out[-1], rb"^p1 OK \[APPENDUID \d+ 1\]")
+        cmd(b'APPEND INBOX {21+}\r\nSubject: two\r\n\r\nyes\r\n')
+        # A delivery: \Recent to an IMAP4rev1 session.
+        third = b"Subject: three\r\n\r\nnew\r\n"
+        path = os.path.join(md, "new", "1800000000.M1P1.rev2")
+        with open(path, "wb") as f:
+            f.write(third)
+        os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
+        # SELECT: no RECENT; FETCH FLAGS: no \Recent, though one is new.
+        out = cmd(b"SELECT INBOX")
+        self.assertIn(b"* 3 EXISTS", out)
+        self.assertFalse(any(b"RECENT" in l for l in out), out)
+        self.assertTrue(any(l.startswith(b"* FLAGS (") and
+                            b"\\Recent" not in l for l in out), out)
+        out = untagged(cmd(b"FETCH 1:* (FLAGS)"))
+        self.assertEqual(out, [b"* 1 FETCH (FLAGS (\\Flagged))",
+                               b"* 2 FETCH (FLAGS ())",
+                               b"* 3 FETCH (FLAGS ())"])
+        out = untagged(cmd(b"STORE 2 +FLAGS (\\Seen)"))
+        self.assertEqual(out, [b"* 2 FETCH (FLAGS (\\Seen))"])
+        # FETCH BINARY[] of the message with a NUL: a literal8.
+        sock.sendall(b"f1 FETCH 1 (BINARY.PEEK[])\r\n")
+        data = rest
+        while b"\r\nf1 " not in data:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            data += chunk
+        data, rest = data.split(b"\r\nf1 ", 1)
+        self.assertIn(b"BINARY[] ~{%d}\r\n" % len(body) + body, data)
+        self.assertTrue(rest.startswith(b"OK"), rest)
+        rest = rest.split(b"\r\n", 1)[1]
+        # SEARCH answers in ESEARCH form (RFC 9051 7.3.4); RETURN () is ALL.
+        self.assertEqual(untagged(cmd(b"SEARCH ALL")),
+                         [b'* ESEARCH (TAG "r%d") ALL 1:3' % n[0]])
+        self.assertEqual(untagged(cmd(b"UID SEARCH RETURN () SEEN")),
+                         [b'* ESEARCH (TAG "r%d") UID ALL 2' % n[0]])
+        self.assertEqual(untagged(cmd(b"SEARCH RETURN (COUNT) DELETED")),
+                         [b'* ESEARCH (TAG "r%d") COUNT 0' % n[0]])
+        self.assertEqual(untagged(cmd(b"SEARCH DELETED")),
+                         [b'* ESEARCH (TAG "r%d")' % n[0]])
+        # STATUS SIZE and DELETED.
+        cmd(b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        out = untagged(cmd(b"STATUS INBOX (MESSAGES DELETED SIZE)"))
+        self.assertEqual(out, [b'* STATUS "INBOX" (MESSAGES 3 DELETED 1 '
+                               b'SIZE %d)' % (len(body) + 21 + len(third))])
+        # UTF-8 folder names, as they are, both ways (RFC 9051 5.1).
+        cmd("CREATE \"Caf\u00e9.N\u00e4he\"".encode())
+        out = untagged(cmd(b'LIST "" "Caf*"'))
+        self.assertEqual(out, [
+            "* LIST (\\Noselect \\HasChildren) \".\" \"Caf\u00e9\""
+            .encode(),
+            "* LIST (\\HasNoChildren) \".\" \"Caf\u00e9.N\u00e4he\""
+            .encode()])
+        self.assertTrue(os.path.isdir(os.path.join(md, ".Caf&AOk-.N&AOQ-he")))
+        # LIST's \Subscribed and \NonExistent; LSUB is still answered.
+        cmd("SUBSCRIBE \"Caf\u00e9.N\u00e4he\"".encode())
+        cmd(b"SUBSCRIBE Gone")
+        cmd(b"DELETE Gone", status=b"NO")
+        out = untagged(cmd(b'LIST "" "Caf*" RETURN (SUBSCRIBED)'))
+        self.assertIn("* LIST (\\HasNoChildren \\Subscribed) \".\" "
+                      "\"Caf\u00e9.N\u00e4he\"".encode(), out)
+        out = untagged(cmd(b'LIST (SUBSCRIBED) "" "*"'))
+        self.assertIn(b'* LIST (\\NonExistent \\HasNoChildren '
+                      b'\\Subscribed) "." "Gone"', out)
+        out = untagged(cmd(b'LSUB "" "Caf%"'))
+        self.assertEqual(out, ["* LSUB (\\Noselect) \".\" \"Caf\u00e9\""
+                               .encode()])
+        self.assertIn(b'* NAMESPACE (("" ".")) NIL NIL',
+                      cmd(b"NAMESPACE"))
+        # SELECT while selected closes the first folder: OK [CLOSED].
+        out = cmd("EXAMINE \"Caf\u00e9.N\u00e4he\"".encode())
+        self.assertTrue(out[0].startswith(b"* OK [CLOSED]"), out)
+        self.assertFalse(any(b"RECENT" in l for l in out), out)
+        cmd(b"LOGOUT")
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 0)
+
+    def test_idle_timeout_at_least_30_minutes(self):
+        # RFC 9051 5.4 (RFC 3501 5.4): an autologout timer MUST be at
+        # least 30 minutes. A shorter one is a configuration error, which
+        # imapd -t (what tern check runs) reports.
+        for value, fails in (("29m", True), ("60", True), ("30m", False),
+                             ("1h", False)):
+            conf = self.make_conf(imap_idle_timeout=value)
+            r = subprocess.run([IMAPD, "-t", "-c", conf],
+                               capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            if fails:
+                self.assertNotEqual(r.returncode, 0, value)
+                self.assertIn("imap_idle_timeout", r.stderr)
+                self.assertIn("out of range", r.stderr)
+            else:
+                self.assertEqual(r.returncode, 0, (value, r.stderr))
