@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/hash.h"
@@ -78,7 +77,6 @@
 #define AUTH_QUEUE_MAX    4096
 /* Hashing threads when $auth_worker_count asks for one per CPU. */
 #define AUTH_WORKERS_AUTO_MAX 16
-#define AUTH_NS_PER_MS    1000000
 
 static const char *const auth_services[] = {
     AUTH_PROTO_SMTP,
@@ -406,16 +404,6 @@ auth_apop(struct attr_conn *conn, const struct auth_req *r)
 	}
 }
 
-static uint64_t
-auth_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * AUTH_MS_PER_SEC +
-	       (uint64_t)ts.tv_nsec / AUTH_NS_PER_MS;
-}
-
 /* In a hashing thread: touches nothing but the check. */
 static void
 auth_check_run(void *arg)
@@ -424,7 +412,7 @@ auth_check_run(void *arg)
 
 	/* The client has given up, or is about to: no hash for it. */
 	if (atomic_load(&auth_stopping) ||
-	    auth_clock_ms() - c->queued_ms >= AUTH_QUEUE_WAIT_MS) {
+	    event_clock_ms() - c->queued_ms >= AUTH_QUEUE_WAIT_MS) {
 		c->result = AUTH_CHECK_LATE;
 		return;
 	}

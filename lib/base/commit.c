@@ -170,7 +170,6 @@ commit_pool_create(struct event_loop *loop, int nthreads)
 
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->sync_cond, NULL);
-	/* More threads only add contention on one disk: the pool's cap. */
 	pool->workers = workpool_create(loop, nthreads);
 	return pool;
 }
