@@ -7,6 +7,17 @@
  * login/auth split of Dovecot). One event-driven process serves every
  * client connection.
  *
+ * A password hash (yescrypt: tens of milliseconds of CPU) is never
+ * computed in the event loop: checks wait in a FIFO queue, bounded in
+ * entries and in time, for $auth_worker_count threads (lib/base/workpool,
+ * Dovecot's auth-worker processes), and their results come back to the
+ * loop. A check that waited AUTH_QUEUE_WAIT_MS is answered tempfail
+ * without a hash: clients wait at least that long and more (auth_proto.h),
+ * so the answer still finds them. Identical requests (same user and
+ * password) in flight share one check. A success is remembered for
+ * $auth_cache_ttl (auth_cache.c), so a client that logs in again and
+ * again pays the hash once; failures always pay it.
+ *
  * A failed login is answered only after a delay that doubles with each
  * recent failure from the same address or for the same user (Dovecot's
  * auth_failure_delay, Postfix's anvil counts): a timer, so other
@@ -19,13 +30,17 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "base/workpool.h"
 #include "mail/attr.h"
 #include "mail/attr_client.h"
 #include "mail/attr_server.h"
@@ -34,6 +49,7 @@
 #include "mail/server.h"
 #include "mail/userdb.h"
 #include "auth.h"
+#include "auth_cache.h"
 #include "auth_fail.h"
 
 /* smtpd, pop3d and imapd keep a connection or two per process. */
@@ -55,6 +71,12 @@
 #define AUTH_TEXT_FAILED  "authentication failed"
 #define AUTH_TEXT_UNAVAIL "user file unavailable"
 #define AUTH_TEXT_BUSY    "too many failed logins waiting"
+#define AUTH_TEXT_QUEUE   "too many logins waiting for a check"
+#define AUTH_TEXT_LATE    "waited too long for a check"
+/* Requests waiting for a check or in one; beyond, tempfail at once. */
+#define AUTH_QUEUE_MAX    4096
+/* Hashing threads when $auth_worker_count asks for one per CPU. */
+#define AUTH_WORKERS_AUTO_MAX 16
 
 static const char *const auth_services[] = {
     AUTH_PROTO_SMTP,
@@ -70,10 +92,48 @@ struct auth_delayed {
 	struct auth_delayed *prev, *next;
 };
 
+/* A request whose answer waits for a check. */
+struct auth_waiter {
+	struct attr_conn *conn; /* referenced */
+	struct attr id;         /* the request's id; value NULL if none */
+	struct attr user;       /* as sent (a copy) */
+	char *addr;
+	char addr_key[AUTH_ADDR_KEY_SIZE];
+	const char *service;
+	struct auth_waiter *next;
+};
+
+enum auth_check_result {
+	AUTH_CHECK_OK,
+	AUTH_CHECK_MISMATCH,
+	AUTH_CHECK_LATE, /* not checked: queued too long, or shutting down */
+};
+
+/* One password hash, for every waiter with the same user and password. */
+struct auth_check {
+	char key[AUTH_CACHE_KEY_SIZE];
+	/* Copies: a reload of the user file frees the entry found. */
+	struct userdb_entry entry;
+	char *password;
+	int known; /* 0: checked against the dummy entry */
+	uint64_t queued_ms;
+	uint64_t generation; /* of the user file that entry came from */
+	enum auth_check_result result;
+	struct auth_waiter *waiters;
+};
+
 static struct event_loop *auth_loop;
 static struct auth_fail_table *auth_fail_addrs, *auth_fail_users;
 static struct auth_delayed *auth_delayed_list;
 static int auth_ndelayed;
+static struct workpool *auth_workers;
+static struct auth_cache *auth_cache;
+static uint64_t auth_cache_generation;
+/* Checks queued or running, by key; and the requests waiting for them. */
+static struct hash *auth_checks;
+static int auth_nwaiting;
+/* Set once shutting down: threads skip the hashes still queued. */
+static atomic_int auth_stopping;
 
 /* One request as received, checked for presence and shape. */
 struct auth_req {
@@ -298,11 +358,224 @@ auth_tempfail(
 	auth_reply(conn, r->attrs, AUTH_STATUS_TEMPFAIL, NULL, text);
 }
 
+static void
+auth_succeeded(struct attr_conn *conn, const struct auth_req *r,
+    const char *canonical, const char *how)
+{
+	/* A success forgets the user's failures, not the address's. */
+	auth_fail_clear(auth_fail_users, canonical);
+	msg_info("ok: user=<%s>, rip=%s, service=%s%s", canonical,
+	    auth_log_addr(r), r->service, how);
+	auth_reply(conn, r->attrs, AUTH_STATUS_OK, canonical, AUTH_TEXT_OK);
+}
+
+/* An unknown user's failures count under the name as the file would
+ * hold it. */
+static void
+auth_failed_unknown(struct attr_conn *conn, const struct auth_req *r)
+{
+	char key[USERDB_NAME_MAX + 1];
+
+	memcpy(key, r->user->value, r->user->len + 1);
+	str_lower(key);
+	auth_failed(conn, r, key, "unknown user");
+}
+
+/* APOP is an MD5 digest, cheap: checked at once in the loop. */
+static void
+auth_apop(struct attr_conn *conn, const struct auth_req *r)
+{
+	const char *canonical = NULL;
+
+	switch (auth_db_check_apop(r->user->value, r->challenge->value,
+	    r->password->value, &canonical)) {
+	case AUTH_DB_OK:
+		auth_succeeded(conn, r, canonical, ", method=APOP");
+		break;
+	case AUTH_DB_MISMATCH:
+		auth_failed(conn, r, canonical, "password mismatch");
+		break;
+	case AUTH_DB_UNKNOWN:
+		auth_failed_unknown(conn, r);
+		break;
+	case AUTH_DB_UNAVAILABLE:
+		auth_tempfail(conn, r, AUTH_TEXT_UNAVAIL);
+		break;
+	}
+}
+
+/* In a hashing thread: touches nothing but the check. */
+static void
+auth_check_run(void *arg)
+{
+	struct auth_check *c = arg;
+
+	/* The client has given up, or is about to: no hash for it. */
+	if (atomic_load(&auth_stopping) ||
+	    event_clock_ms() - c->queued_ms >= AUTH_QUEUE_WAIT_MS) {
+		c->result = AUTH_CHECK_LATE;
+		return;
+	}
+	c->result = userdb_verify(&c->entry, c->password) ? AUTH_CHECK_OK
+	                                                  : AUTH_CHECK_MISMATCH;
+}
+
+static void
+auth_waiter_answer(const struct auth_waiter *w, const struct auth_check *c)
+{
+	struct attr_list id = {
+	    .v = (struct attr *)&w->id, .count = w->id.value != NULL};
+	struct auth_req r = {
+	    .attrs = &id,
+	    .service = w->service,
+	    .user = &w->user,
+	    .addr = w->addr,
+	};
+
+	memcpy(r.addr_key, w->addr_key, sizeof(r.addr_key));
+	if (c->result == AUTH_CHECK_LATE)
+		auth_tempfail(w->conn, &r, AUTH_TEXT_LATE);
+	else if (!c->known)
+		auth_failed_unknown(w->conn, &r);
+	else if (c->result == AUTH_CHECK_OK)
+		auth_succeeded(w->conn, &r, c->entry.name, "");
+	else
+		auth_failed(w->conn, &r, c->entry.name, "password mismatch");
+}
+
+static void
+auth_check_free(struct auth_check *c)
+{
+	struct auth_waiter *w;
+
+	while ((w = c->waiters) != NULL) {
+		c->waiters = w->next;
+		attr_conn_unref(&w->conn);
+		free((char *)w->id.value);
+		free((char *)w->user.value);
+		free(w->addr);
+		free(w);
+		auth_nwaiting--;
+	}
+	free(c->entry.name);
+	free(c->entry.password);
+	explicit_bzero(c->password, strlen(c->password));
+	free(c->password);
+	free(c);
+}
+
+/* In the loop: the check is done; its waiters get their answers. */
+static void
+auth_check_done(void *arg)
+{
+	struct auth_check *c = arg;
+	const struct auth_waiter *w;
+
+	if (hash_get(auth_checks, c->key) == c)
+		(void)hash_del(auth_checks, c->key);
+	if (!atomic_load(&auth_stopping)) {
+		/* Only what the current user file says may be remembered. */
+		if (c->known && c->result == AUTH_CHECK_OK &&
+		    c->generation == auth_cache_generation)
+			auth_cache_add(
+			    auth_cache, c->key, event_now_ms(auth_loop));
+		for (w = c->waiters; w != NULL; w = w->next)
+			auth_waiter_answer(w, c);
+	}
+	auth_check_free(c);
+}
+
+static char *
+auth_strndup(const char *s, size_t len)
+{
+	char *p = xmalloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* The request waits for c's result. */
+static void
+auth_check_wait(
+    struct auth_check *c, struct attr_conn *conn, const struct auth_req *r)
+{
+	struct auth_waiter *w = xcalloc(1, sizeof(*w));
+	const struct attr *id = attr_find(r->attrs, ATTR_ID);
+
+	w->conn = conn;
+	attr_conn_ref(conn);
+	if (id != NULL) {
+		w->id.name = ATTR_ID;
+		w->id.value = auth_strndup(id->value, id->len);
+		w->id.len = id->len;
+	}
+	w->user.name = AUTH_ATTR_USER;
+	w->user.value = auth_strndup(r->user->value, r->user->len);
+	w->user.len = r->user->len;
+	w->addr = xstrdup(r->addr);
+	memcpy(w->addr_key, r->addr_key, sizeof(w->addr_key));
+	w->service = r->service;
+	w->next = c->waiters;
+	c->waiters = w;
+	auth_nwaiting++;
+}
+
+/*
+ * A password: answered at once from the cache, else joins the check in
+ * flight for the same user and password, else queues a new one.
+ */
+static void
+auth_password(struct attr_conn *conn, const struct auth_req *r)
+{
+	const struct userdb_entry *e;
+	enum auth_db_result found = auth_db_find(r->user->value, &e);
+	char key[AUTH_CACHE_KEY_SIZE];
+	struct auth_check *c;
+
+	if (found == AUTH_DB_UNAVAILABLE) {
+		auth_tempfail(conn, r, AUTH_TEXT_UNAVAIL);
+		return;
+	}
+	/* A password changed or a user removed: nothing learnt before
+	 * holds. */
+	if (auth_db_generation() != auth_cache_generation) {
+		auth_cache_flush(auth_cache);
+		auth_cache_generation = auth_db_generation();
+	}
+	auth_cache_key(auth_cache, r->user->value, r->password->value, key);
+	if (found == AUTH_DB_OK &&
+	    auth_cache_hit(auth_cache, key, event_now_ms(auth_loop))) {
+		auth_succeeded(conn, r, e->name, ", cached");
+		return;
+	}
+	if (auth_nwaiting >= AUTH_QUEUE_MAX) {
+		auth_tempfail(conn, r, AUTH_TEXT_QUEUE);
+		return;
+	}
+	c = hash_get(auth_checks, key);
+	if (c == NULL || c->generation != auth_cache_generation) {
+		c = xcalloc(1, sizeof(*c));
+		memcpy(c->key, key, sizeof(c->key));
+		c->entry.name = xstrdup(e->name);
+		c->entry.password = xstrdup(e->password);
+		c->entry.rest = NULL;
+		c->password = xstrdup(r->password->value);
+		c->known = found == AUTH_DB_OK;
+		c->queued_ms = event_now_ms(auth_loop);
+		c->generation = auth_cache_generation;
+		/* An older check of the same key still runs, for the
+		 * previous user file; this one takes the name. */
+		(void)hash_put(auth_checks, c->key, c);
+		workpool_submit(
+		    auth_workers, auth_check_run, auth_check_done, c);
+	}
+	auth_check_wait(c, conn, r);
+}
+
 static int
 auth_request(struct attr_conn *conn, const struct attr_list *attrs)
 {
-	char key[USERDB_NAME_MAX + 1];
-	const char *canonical = NULL;
 	struct auth_req r;
 
 	if (auth_req_parse(attrs, &r) < 0)
@@ -326,31 +599,10 @@ auth_request(struct attr_conn *conn, const struct attr_list *attrs)
 		auth_failed(conn, &r, NULL, "malformed APOP digest");
 		return 0;
 	}
-	switch (r.apop ? auth_db_check_apop(r.user->value, r.challenge->value,
-	                     r.password->value, &canonical)
-	               : auth_db_check(
-	                     r.user->value, r.password->value, &canonical)) {
-	case AUTH_DB_OK:
-		/* A success forgets the user's failures, not the address's. */
-		auth_fail_clear(auth_fail_users, canonical);
-		msg_info("ok: user=<%s>, rip=%s, service=%s%s", canonical,
-		    auth_log_addr(&r), r.service, r.apop ? ", method=APOP" : "");
-		auth_reply(
-		    conn, attrs, AUTH_STATUS_OK, canonical, AUTH_TEXT_OK);
-		break;
-	case AUTH_DB_MISMATCH:
-		auth_failed(conn, &r, canonical, "password mismatch");
-		break;
-	case AUTH_DB_UNKNOWN:
-		/* Counted under the name as the user file would hold it. */
-		memcpy(key, r.user->value, r.user->len + 1);
-		str_lower(key);
-		auth_failed(conn, &r, key, "unknown user");
-		break;
-	case AUTH_DB_UNAVAILABLE:
-		auth_tempfail(conn, &r, AUTH_TEXT_UNAVAIL);
-		break;
-	}
+	if (r.apop)
+		auth_apop(conn, &r);
+	else
+		auth_password(conn, &r);
 	return 0;
 }
 
@@ -371,6 +623,22 @@ auth_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 	attr_server_accept(fd, loop, &auth_server_ops, &lim);
 }
 
+/* $auth_worker_count, or one per online CPU for 0. */
+static int
+auth_worker_count(void)
+{
+	long n = var_auth_worker_count;
+
+	if (n == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
+		if (n > AUTH_WORKERS_AUTO_MAX)
+			n = AUTH_WORKERS_AUTO_MAX;
+	}
+	return (int)n;
+}
+
 static void
 auth_init(struct event_loop *loop)
 {
@@ -381,6 +649,12 @@ auth_init(struct event_loop *loop)
 	auth_fail_addrs = auth_fail_create(AUTH_FAIL_KEYS_MAX, window_ms);
 	auth_fail_users = auth_fail_create(AUTH_FAIL_KEYS_MAX, window_ms);
 	auth_db_init();
+	auth_cache = auth_cache_create((size_t)var_auth_cache_size,
+	    (uint64_t)var_auth_cache_ttl * AUTH_MS_PER_SEC);
+	auth_cache_generation = auth_db_generation();
+	auth_checks = hash_create();
+	auth_workers = workpool_create(loop, auth_worker_count());
+	msg_debug("hashing threads: %d", workpool_threads(auth_workers));
 }
 
 /*
@@ -390,6 +664,12 @@ auth_init(struct event_loop *loop)
 static void
 auth_shutdown(void)
 {
+	/* Checks not started are skipped; their requests go unanswered,
+	 * like the delayed failures. */
+	atomic_store(&auth_stopping, 1);
+	workpool_free(&auth_workers);
+	hash_free(&auth_checks, NULL);
+	auth_cache_free(&auth_cache);
 	while (auth_delayed_list != NULL)
 		auth_delayed_free(auth_delayed_list);
 	attr_server_close_all();

@@ -2,14 +2,19 @@
 /*
  * auth: the password checker of smtpd, pop3d and imapd, and the only
  * tern process that holds the password hashes. auth.c owns the process
- * and the protocol (lib/mail/auth_proto.h): requests, delayed failures,
- * logging; auth_db.c the user file; auth_fail.c the failure counts.
+ * and the protocol (lib/mail/auth_proto.h): requests, the queue of
+ * checks for the hashing threads, delayed failures, logging; auth_db.c
+ * the user file; auth_fail.c the failure counts; auth_cache.c the
+ * success cache.
  */
 #ifndef TERN_AUTH_H
 #define TERN_AUTH_H
 
+#include <stdint.h>
+#include "mail/userdb.h"
+
 enum auth_db_result {
-	AUTH_DB_OK,		/* the password is right */
+	AUTH_DB_OK,		/* the password is right (find: the user exists) */
 	AUTH_DB_MISMATCH,	/* the user exists, the password is wrong */
 	AUTH_DB_UNKNOWN,	/* no such user */
 	AUTH_DB_UNAVAILABLE,	/* the user file is missing or unreadable */
@@ -21,17 +26,19 @@ enum auth_db_result {
  */
 void auth_db_init(void);
 /*
- * Checks a password, first reloading $user_file if it changed (a stat
- * per call: device, inode, size, mtime, ctime). An unknown user costs
- * one check against the dummy hash, the same work as a known one, so
- * the time taken does not tell which users exist. With AUTH_DB_OK and
- * AUTH_DB_MISMATCH, *canonical_r is the name as stored (valid until the
- * next call).
+ * Finds user, first reloading $user_file if it changed (a stat per call:
+ * device, inode, size, mtime, ctime). AUTH_DB_OK: *e_r is the user's
+ * entry; AUTH_DB_UNKNOWN: *e_r is the dummy entry, whose check costs the
+ * same as a real one, so the time taken does not tell which users exist;
+ * both valid until the next call. Else AUTH_DB_UNAVAILABLE.
  */
-enum auth_db_result auth_db_check(const char *user, const char *password,
-    const char **canonical_r);
+enum auth_db_result auth_db_find(const char *user,
+    const struct userdb_entry **e_r);
+/* Changes with every reload or drop of the user file's copy. */
+uint64_t auth_db_generation(void);
 /*
- * The same for APOP (RFC 1939 7): AUTH_DB_OK when user's password is
+ * Checks an APOP digest (RFC 1939 7), reloading the file as
+ * auth_db_find does: AUTH_DB_OK when user's password is
  * stored in a plaintext scheme and auth_apop_match() holds; a hashed
  * password is AUTH_DB_MISMATCH. Unknown users cost the same digest.
  */

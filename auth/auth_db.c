@@ -43,6 +43,9 @@ static struct {
 	enum auth_db_state state;
 	struct auth_db_stamp stamp;
 	int stat_errno; /* with STATE_NONE: the failure last logged */
+	/* Counts the changes of db (loaded, dropped): what was learnt from
+	 * one version, like a cached login, is not trusted in another. */
+	uint64_t generation;
 	struct userdb db;
 	/* One entry: a SHA512-CRYPT hash, made like a real one, of a
 	 * random password nobody knows. */
@@ -107,6 +110,8 @@ auth_db_refresh(void)
 			msg_error("user file %s: %m; answering tempfail",
 			    var_user_file);
 		auth_db.stat_errno = errno;
+		if (auth_db.state != AUTH_DB_STATE_NONE)
+			auth_db.generation++;
 		userdb_free(&auth_db.db);
 		auth_db.state = AUTH_DB_STATE_NONE;
 		return -1;
@@ -117,6 +122,7 @@ auth_db_refresh(void)
 	    auth_db_stamp_eq(&now, &auth_db.stamp))
 		return auth_db.state == AUTH_DB_STATE_LOADED ? 0 : -1;
 	userdb_free(&auth_db.db);
+	auth_db.generation++;
 	auth_db.stamp = now;
 	/* Never open a FIFO or a device: the read would block or worse. */
 	if (!S_ISREG(st.st_mode)) {
@@ -145,18 +151,21 @@ auth_db_init(void)
 }
 
 enum auth_db_result
-auth_db_check(const char *user, const char *password, const char **canonical_r)
+auth_db_find(const char *user, const struct userdb_entry **e_r)
 {
-	const struct userdb_entry *e;
-
 	if (auth_db_refresh() < 0)
 		return AUTH_DB_UNAVAILABLE;
-	if ((e = userdb_find(&auth_db.db, user)) == NULL) {
-		(void)userdb_verify(&auth_db.dummy.v[0], password);
+	if ((*e_r = userdb_find(&auth_db.db, user)) == NULL) {
+		*e_r = &auth_db.dummy.v[0];
 		return AUTH_DB_UNKNOWN;
 	}
-	*canonical_r = e->name;
-	return userdb_verify(e, password) ? AUTH_DB_OK : AUTH_DB_MISMATCH;
+	return AUTH_DB_OK;
+}
+
+uint64_t
+auth_db_generation(void)
+{
+	return auth_db.generation;
 }
 
 enum auth_db_result

@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "mail/auth_proto.h"
 #include "mail/flush.h"
 #include "mail/params.h"
 #include "mail/queue.h"
@@ -29,7 +30,8 @@
 #define SMTPD_IPC_REPLY_MAX   4096
 /* A stuck service must not hold a session for ipc_timeout (an hour). */
 #define SMTPD_IPC_TIMEOUT_MS  30000
-/* auth delays failures on purpose; it is allowed longer. */
+/* auth delays failures on purpose, and queues checks behind a burst of
+ * logins: it is allowed longer, at least AUTH_CLIENT_TIMEOUT_MS. */
 #define SMTPD_AUTH_TIMEOUT_MS 120000
 #define SMTPD_IPC_IDLE_MS     0
 /*
@@ -146,8 +148,12 @@ smtpd_init(struct event_loop *loop)
 	    loop, "anvil", SMTPD_IPC_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
 	smtpd_proxymap = smtpd_client(
 	    loop, "proxymap", SMTPD_IPC_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
-	smtpd_auth = smtpd_client(
-	    loop, "auth", SMTPD_AUTH_TIMEOUT_MS, SMTPD_IPC_IDLE_MS);
+	smtpd_auth = smtpd_client(loop, "auth",
+	    AUTH_CLIENT_TIMEOUT_MS(var_auth_failure_delay_max) >
+	            SMTPD_AUTH_TIMEOUT_MS
+	        ? AUTH_CLIENT_TIMEOUT_MS(var_auth_failure_delay_max)
+	        : SMTPD_AUTH_TIMEOUT_MS,
+	    SMTPD_IPC_IDLE_MS);
 	smtpd_qmgr = smtpd_client(
 	    loop, FLUSH_SERVICE, SMTPD_QMGR_TIMEOUT_MS, SMTPD_QMGR_IDLE_MS);
 	smtpd_check_dns_init(loop);

@@ -59,8 +59,6 @@
 #define SPAWN_REPLY_MS        10000
 /* Room to receive (and close) descriptors beyond the one allowed. */
 #define SPAWN_FDS_MAX         8
-/* auth answers a failure after at most $auth_failure_delay_max. */
-#define SPAWN_AUTH_MARGIN_MS  10000
 #define SPAWN_MS_PER_SEC      1000
 /* The retention job: first a minute after start, then every hour. */
 #define SPAWN_EXPIRE_FIRST_MS (60 * SPAWN_MS_PER_SEC)
@@ -1061,9 +1059,11 @@ spawn_expire_arm(uint64_t ms)
 static void
 spawn_init(struct event_loop *loop)
 {
+	/* Long enough for a request queued behind a burst of logins in
+	 * auth (auth_proto.h): only an auth that stopped answering is cut
+	 * off. */
 	uint64_t timeout_ms =
-	    (uint64_t)var_auth_failure_delay_max * SPAWN_MS_PER_SEC +
-	    SPAWN_AUTH_MARGIN_MS;
+	    AUTH_CLIENT_TIMEOUT_MS(var_auth_failure_delay_max);
 	struct priv_user owner;
 	char *path;
 

@@ -73,7 +73,7 @@ struct event_loop {
 	struct event_signal signals[_NSIG];
 };
 
-static uint64_t
+uint64_t
 event_clock_ms(void)
 {
 	struct timespec ts;

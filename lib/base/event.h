@@ -29,6 +29,8 @@ int event_loop_run(struct event_loop *loop);
 void event_loop_stop(struct event_loop *loop);
 /* Milliseconds of the monotonic clock, cached per loop iteration. */
 uint64_t event_now_ms(struct event_loop *loop);
+/* The same clock read now, uncached: for threads outside the loop. */
+uint64_t event_clock_ms(void);
 
 /* Watches fd for the given EVENT_* mask (0 = registered but idle). */
 struct event_fd *event_fd_add(struct event_loop *loop, int fd, int mask,

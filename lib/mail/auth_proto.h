@@ -29,8 +29,16 @@
  * timeout must be longer. Map to SMTP 535 5.7.8, POP3 -ERR [AUTH],
  * IMAP NO [AUTHENTICATIONFAILED].
  * tempfail: the user file is missing or unreadable, or auth has too many
- * failures waiting; answered at once. Map to SMTP 454 4.7.0, POP3
- * -ERR [SYS/TEMP], IMAP NO [UNAVAILABLE].
+ * failures or checks waiting (answered at once), or the request waited
+ * AUTH_QUEUE_WAIT_MS for a hashing thread (answered then, without a
+ * check). Map to SMTP 454 4.7.0, POP3 -ERR [SYS/TEMP], IMAP NO
+ * [UNAVAILABLE].
+ *
+ * Deadlines: auth answers every request within AUTH_QUEUE_WAIT_MS of
+ * waiting, one check, and the failure delay; a client waits at least
+ * AUTH_CLIENT_TIMEOUT_MS($auth_failure_delay_max), so that a burst of
+ * logins queued in a healthy auth is answered, never cut off by its
+ * client (whose timeout would drop every request on the connection).
  * text: a short reason for the caller's log, never for the client; it
  * does not say whether a user exists.
  *
@@ -82,5 +90,14 @@
 #define AUTH_REQUEST_MAX     4096
 /* client_addr: an IPv6 address with a zone fits with room to spare. */
 #define AUTH_ADDR_MAX	     64
+
+/* The longest a request waits in auth's queue for a hashing thread. */
+#define AUTH_QUEUE_WAIT_MS   25000
+/* Room for the check itself and scheduling on a loaded machine. */
+#define AUTH_CHECK_MARGIN_MS 10000
+/* The least a client waits for an answer (delay_max_s: seconds). */
+#define AUTH_CLIENT_TIMEOUT_MS(delay_max_s) \
+	(AUTH_QUEUE_WAIT_MS + (uint64_t)(delay_max_s) * 1000 + \
+	    AUTH_CHECK_MARGIN_MS)
 
 #endif
