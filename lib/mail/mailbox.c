@@ -42,7 +42,6 @@
 
 #include "base/buf.h"
 #include "base/file.h"
-#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "mail/mailbox_private.h"
