@@ -36,6 +36,7 @@
 #include "dns/dns.h"
 #include "dns/dns_mx.h"
 #include "mail/params.h"
+#include "mail/resolve.h"
 #include "mail/services.h"
 #include "smtp.h"
 
@@ -271,6 +272,7 @@ struct smtp_lookup {
 	struct smtp_target *t;
 	int n;
 	unsigned port;
+	unsigned best_pref; /* dns_mx_result.best_pref */
 };
 
 static void
@@ -285,6 +287,7 @@ smtp_lookup_done(const struct dns_mx_result *r, void *ctx)
 	l->status = r->status;
 	snprintf(l->dsn, sizeof(l->dsn), "%s", r->dsn);
 	l->reason = xstrdup(r->reason != NULL ? r->reason : "");
+	l->best_pref = r->best_pref;
 	for (i = 0; r->status == DNS_MX_OK && i < r->n &&
 	            l->n < SMTP_TARGETS_MAX;
 	     i++) {
@@ -376,12 +379,19 @@ smtp_lookup_free(struct smtp_lookup *l)
 	free(l->t);
 }
 
+/* What the MX loop rule left of a lookup. */
+enum smtp_trim {
+	SMTP_TRIM_OK,      /* exchangers better than this host remain */
+	SMTP_TRIM_LOOP,    /* this host is the best: mail would loop */
+	SMTP_TRIM_PRIMARY  /* the better ones have no address (now) */
+};
+
 /*
  * The MX loop rule (RFC 5321 5.1): when this host is one of the
- * exchangers, only those it prefers more may get the mail. 1 when that
- * leaves none: the mail would come straight back.
+ * exchangers, only those it prefers more may get the mail (never itself,
+ * nor an equal or worse one, which would send it back here).
  */
-static int
+static enum smtp_trim
 smtp_trim_self(struct smtp_lookup *l)
 {
 	unsigned self_pref = 0;
@@ -393,12 +403,16 @@ smtp_trim_self(struct smtp_lookup *l)
 			self_pref = l->t[i].pref;
 		}
 	if (!self)
-		return 0;
+		return SMTP_TRIM_OK;
 	for (i = k = 0; i < l->n; i++)
 		if (l->t[i].pref < self_pref)
 			l->t[k++] = l->t[i];
 	l->n = k;
-	return k == 0;
+	if (k > 0)
+		return SMTP_TRIM_OK;
+	/* A better exchanger whose address lookup failed is still the
+	 * primary: this host is a backup that must wait (Postfix). */
+	return l->best_pref < self_pref ? SMTP_TRIM_PRIMARY : SMTP_TRIM_LOOP;
 }
 
 /* ---- connections -------------------------------------------------- */
@@ -604,6 +618,7 @@ smtp_try_nexthop(struct smtp_msg *m, int fallback)
 {
 	struct smtp_lookup l;
 	char text[SMTP_WHY_MAX];
+	enum smtp_trim trim;
 	int i, settled = 0;
 
 	smtp_lookup(&l, m->domain, m->no_mx, m->port);
@@ -625,10 +640,28 @@ smtp_try_nexthop(struct smtp_msg *m, int fallback)
 		smtp_lookup_free(&l);
 		return 1;
 	}
-	if (!m->no_mx && !fallback && smtp_trim_self(&l)) {
+	trim = !m->no_mx && !fallback ? smtp_trim_self(&l) : SMTP_TRIM_OK;
+	if (trim == SMTP_TRIM_PRIMARY) {
+		snprintf(text, sizeof(text), "unable to find primary relay for %s",
+		    m->domain);
+		smtp_note_failure(m, "4.4.4", "", text);
+		smtp_lookup_free(&l);
+		return 0;
+	}
+	if (trim == SMTP_TRIM_LOOP) {
 		snprintf(text, sizeof(text), "mail for %s loops back to myself",
 		    m->domain);
-		smtp_all(m, "bounce", "5.4.6", "none", text);
+		/*
+		 * Postfix bounces (5.4.6). A backup MX of a relay domain that
+		 * finds itself the best MX sees a DNS change in progress or a
+		 * mistake its admin can fix: it keeps the site's mail for
+		 * backup_queue_lifetime rather than return all of it. Either
+		 * way no fallback relay gets it: that would make it worse.
+		 */
+		if (resolve_domain_listed(var_relay_domains, m->domain))
+			smtp_all(m, "defer", "4.4.6", "none", text);
+		else
+			smtp_all(m, "bounce", "5.4.6", "none", text);
 		smtp_lookup_free(&l);
 		return 1;
 	}

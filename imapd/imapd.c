@@ -38,6 +38,7 @@
 #include "base/stream.h"
 #include "mail/imap_parser.h"
 #include "mail/login_proto.h"
+#include "mail/mail_session.h"
 #include "mail/mailbox.h"
 #include "mail/params.h"
 #include "mail/userdb.h"
@@ -52,8 +53,6 @@
 #define IMAPD_BAD_COMMANDS_MAX 20
 /* Queued output is pushed to the client past this many bytes. */
 #define IMAPD_FLUSH_AT (64 * 1024)
-#define IMAPD_LOG_NAME_MAX 256
-#define IMAPD_LOG_ID_MAX 32
 #define IMAPD_LOG_LINE_MAX 1024
 #define IMAPD_ECHO_MAX 40
 /* Parser bounds besides the line: arguments over all levels (a SEARCH
@@ -70,31 +69,14 @@ static const char *const imapd_state_names[] = {
     [IMAPD_STATE_LOGOUT] = "LOGOUT",
 };
 
-static char imapd_who[IMAPD_LOG_NAME_MAX + IMAPD_LOG_ID_MAX + 16] = "imapd";
-
 void
 imapd_log(int priority, const char *fmt, ...)
 {
-	char text[IMAPD_LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	mail_session_vlog(priority, fmt, ap);
 	va_end(ap);
-	switch (priority) {
-	case LOG_DEBUG:
-		msg_debug("%s: %s", imapd_who, text);
-		break;
-	case LOG_INFO:
-		msg_info("%s: %s", imapd_who, text);
-		break;
-	case LOG_WARNING:
-		msg_warn("%s: %s", imapd_who, text);
-		break;
-	default:
-		msg_error("%s: %s", imapd_who, text);
-		break;
-	}
 }
 
 static void
@@ -639,15 +621,6 @@ serve(struct imapd_session *s, const char *login_tag)
 		    (unsigned long long)s->fetched_bytes, s->files_opened);
 	if (!s->broken)
 		(void)imapd_flush(s);
-}
-
-void
-imapd_set_log_name(const char *user, const char *id)
-{
-	snprintf(imapd_who, sizeof(imapd_who), "imap(%s)%s%s%s",
-	    log_sanitize(user, IMAPD_LOG_NAME_MAX), id != NULL ? "<" : "",
-	    id != NULL ? log_sanitize(id, IMAPD_LOG_ID_MAX) : "",
-	    id != NULL ? ">" : "");
 }
 
 int

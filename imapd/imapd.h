@@ -88,8 +88,6 @@ struct imapd_cmd {
  */
 int imapd_run(const char *user, const char *maildir, int fd,
     const struct stream_transport *tr, void *tr_ctx);
-/* Names the session in the log: imap(user)<id> (id may be NULL). */
-void imapd_set_log_name(const char *user, const char *id);
 
 /* ---- imapd.c: output ---- */
 

@@ -471,6 +471,24 @@ static void spawn_done(struct login_client *c, enum login_result r,
 static void spawn_failed(struct login_client *c, enum login_result r,
     const char *text);
 
+const char *
+login_result_text(const char *const *texts, enum login_result r)
+{
+	if (r < LOGIN_RESULT_COUNT && texts[r] != NULL)
+		return texts[r];
+	return texts[LOGIN_RESULT_TEMPFAIL];
+}
+
+/* The protocol's last words before login.c closes by itself. */
+static void
+login_bye(struct login_client *c, enum login_bye why)
+{
+	const char *text = login_proto->bye_text[why];
+
+	if (text != NULL)
+		login_client_reply(c, "%s", text);
+}
+
 static void
 client_timeout(struct event_timer *t, void *ctx)
 {
@@ -503,7 +521,7 @@ client_timeout(struct event_timer *t, void *ctx)
 		/* It reads nothing: more words would not reach it. */
 		c->close_now = 1;
 	} else {
-		login_proto->bye(c, LOGIN_BYE_TIMEOUT);
+		login_bye(c, LOGIN_BYE_TIMEOUT);
 		login_client_quit(c);
 		client_write(c);
 		c->close_now = 1;
@@ -699,7 +717,7 @@ login_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 		    login_proto->log_name, c->addr,
 		    var_login_max_connections_per_ip);
 		c->reason = "Too many connections from the address";
-		login_proto->bye(c, LOGIN_BYE_TOO_MANY);
+		login_bye(c, LOGIN_BYE_TOO_MANY);
 		login_client_quit(c);
 		client_after(c);
 		return;
@@ -1215,7 +1233,7 @@ login_shutdown(void)
 		next = c->next;
 		if (c->state == LOGIN_STATE_PRELOGIN && !c->close_now) {
 			c->reason = "Server shutting down";
-			login_proto->bye(c, LOGIN_BYE_SHUTDOWN);
+			login_bye(c, LOGIN_BYE_SHUTDOWN);
 			client_write(c);
 		}
 		client_close(c);

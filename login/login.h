@@ -29,16 +29,23 @@ enum login_result {
 	LOGIN_RESULT_LIMIT,	/* too many sessions of the user or address */
 	LOGIN_RESULT_DELAY,	/* RFC 2449 LOGIN-DELAY not yet over */
 	LOGIN_RESULT_UNAVAILABLE,	/* spawn unreachable or silent */
+	LOGIN_RESULT_COUNT
 };
 
+/* texts[r], a protocol's reply to a failed login, indexed by enum
+ * login_result (LOGIN_RESULT_COUNT entries); TEMPFAIL's for a result
+ * the table has no text for. */
+const char *login_result_text(const char *const *texts, enum login_result r);
+
 /* Why the generic part ends a connection by itself, for the protocol's
- * last words (login_protocol.bye). */
+ * last words (login_protocol.bye_text). */
 enum login_bye {
 	LOGIN_BYE_TIMEOUT,	/* idle for the protocol's timeout */
 	LOGIN_BYE_SHUTDOWN,	/* the process is stopping */
 	LOGIN_BYE_TOO_MANY,	/* login_max_connections_per_ip */
 	LOGIN_BYE_NO_TLS,	/* implicit TLS without a certificate: nothing
 				 * can be said, the connection just closes */
+	LOGIN_BYE_COUNT
 };
 
 struct login_protocol {
@@ -64,8 +71,9 @@ struct login_protocol {
 	/* The answer to login_client_login, anything but LOGIN_RESULT_OK
 	 * (the session greets after an OK). */
 	void (*login_failed)(struct login_client *c, enum login_result r);
-	/* The last reply before login.c closes the connection. */
-	void (*bye)(struct login_client *c, enum login_bye why);
+	/* The last reply before login.c closes the connection, by enum
+	 * login_bye; NULL: nothing is said. */
+	const char *const *bye_text;
 	/* Frees the protocol state (wiping credentials). */
 	void (*free)(struct login_client *c);
 };

@@ -439,67 +439,39 @@ imap_input(struct login_client *c)
 	}
 }
 
+/* RFC 5530 response codes, as Dovecot gives them. */
+static const char *const imap_failed_text[LOGIN_RESULT_COUNT] = {
+    [LOGIN_RESULT_FAIL] = "NO [AUTHENTICATIONFAILED] Authentication failed.",
+    [LOGIN_RESULT_TEMPFAIL] =
+        "NO [UNAVAILABLE] Temporary authentication failure.",
+    [LOGIN_RESULT_LIMIT] =
+        "NO [UNAVAILABLE] Maximum number of connections exceeded.",
+    [LOGIN_RESULT_DELAY] =
+        "NO [UNAVAILABLE] Logged in too recently, try again later.",
+    [LOGIN_RESULT_UNAVAILABLE] =
+        "NO [UNAVAILABLE] Login service unavailable, try again later.",
+};
+
 static void
 imap_login_failed(struct login_client *c, enum login_result r)
 {
 	struct imap_login *p = login_client_proto(c);
-	const char *tag = p->tag != NULL ? p->tag : "*";
 
-	switch (r) {
-	case LOGIN_RESULT_FAIL:
-		login_client_reply(c,
-		    "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
-		if (login_client_failures(c) >= LOGIN_AUTH_FAILURES_MAX) {
-			login_client_reply(c, "* BYE Too many authentication "
-			                      "failures.");
-			login_client_quit(c);
-		}
-		break;
-	case LOGIN_RESULT_LIMIT:
-		login_client_reply(c,
-		    "%s NO [UNAVAILABLE] Maximum number of connections "
-		    "exceeded.",
-		    tag);
-		break;
-	case LOGIN_RESULT_DELAY:
-		login_client_reply(c,
-		    "%s NO [UNAVAILABLE] Logged in too recently, try again "
-		    "later.",
-		    tag);
-		break;
-	case LOGIN_RESULT_UNAVAILABLE:
-		login_client_reply(c,
-		    "%s NO [UNAVAILABLE] Login service unavailable, try "
-		    "again later.",
-		    tag);
-		break;
-	default:
-		login_client_reply(c,
-		    "%s NO [UNAVAILABLE] Temporary authentication failure.",
-		    tag);
-		break;
+	login_client_reply(c, "%s %s", p->tag != NULL ? p->tag : "*",
+	    login_result_text(imap_failed_text, r));
+	if (r == LOGIN_RESULT_FAIL &&
+	    login_client_failures(c) >= LOGIN_AUTH_FAILURES_MAX) {
+		login_client_reply(c, "* BYE Too many authentication failures.");
+		login_client_quit(c);
 	}
 	imap_tag_set(p, NULL);
 }
 
-static void
-imap_bye(struct login_client *c, enum login_bye why)
-{
-	switch (why) {
-	case LOGIN_BYE_TIMEOUT:
-		login_client_reply(c, "* BYE Disconnected for inactivity.");
-		break;
-	case LOGIN_BYE_SHUTDOWN:
-		login_client_reply(c, "* BYE Server shutting down.");
-		break;
-	case LOGIN_BYE_TOO_MANY:
-		login_client_reply(c, "* BYE Too many connections from your "
-		                      "address.");
-		break;
-	case LOGIN_BYE_NO_TLS:
-		break;
-	}
-}
+static const char *const imap_bye_text[LOGIN_BYE_COUNT] = {
+    [LOGIN_BYE_TIMEOUT] = "* BYE Disconnected for inactivity.",
+    [LOGIN_BYE_SHUTDOWN] = "* BYE Server shutting down.",
+    [LOGIN_BYE_TOO_MANY] = "* BYE Too many connections from your address.",
+};
 
 const struct login_protocol login_imap = {
     .name = "imap",
@@ -509,6 +481,6 @@ const struct login_protocol login_imap = {
     .start = imap_start,
     .input = imap_input,
     .login_failed = imap_login_failed,
-    .bye = imap_bye,
+    .bye_text = imap_bye_text,
     .free = imap_free,
 };

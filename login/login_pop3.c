@@ -383,51 +383,33 @@ pop3_line_too_long(struct login_client *c)
 	login_client_quit(c);
 }
 
+/* RFC 2449 and RFC 3206 response codes, as Dovecot gives them. */
+static const char *const pop3_failed_text[LOGIN_RESULT_COUNT] = {
+    [LOGIN_RESULT_FAIL] = "-ERR [AUTH] Authentication failed.",
+    [LOGIN_RESULT_TEMPFAIL] =
+        "-ERR [SYS/TEMP] Temporary authentication failure.",
+    [LOGIN_RESULT_LIMIT] = "-ERR [SYS/TEMP] Too many connections.",
+    [LOGIN_RESULT_DELAY] =
+        "-ERR [LOGIN-DELAY] Logged in too recently, try again later.",
+    [LOGIN_RESULT_UNAVAILABLE] =
+        "-ERR [SYS/TEMP] Login service unavailable, try again later.",
+};
+
 static void
 pop3_login_failed(struct login_client *c, enum login_result r)
 {
-	switch (r) {
-	case LOGIN_RESULT_FAIL:
-		login_client_reply(c, "-ERR [AUTH] Authentication failed.");
-		if (login_client_failures(c) >= LOGIN_AUTH_FAILURES_MAX)
-			login_client_quit(c);
-		return;
-	case LOGIN_RESULT_LIMIT:
-		login_client_reply(c, "-ERR [SYS/TEMP] Too many connections.");
-		return;
-	case LOGIN_RESULT_DELAY:
-		login_client_reply(c, "-ERR [LOGIN-DELAY] Logged in too "
-		                      "recently, try again later.");
-		return;
-	case LOGIN_RESULT_UNAVAILABLE:
-		login_client_reply(c, "-ERR [SYS/TEMP] Login service "
-		                      "unavailable, try again later.");
-		return;
-	default:
-		login_client_reply(c, "-ERR [SYS/TEMP] Temporary "
-		                      "authentication failure.");
-		return;
-	}
+	login_client_reply(c, "%s", login_result_text(pop3_failed_text, r));
+	if (r == LOGIN_RESULT_FAIL &&
+	    login_client_failures(c) >= LOGIN_AUTH_FAILURES_MAX)
+		login_client_quit(c);
 }
 
-static void
-pop3_bye(struct login_client *c, enum login_bye why)
-{
-	switch (why) {
-	case LOGIN_BYE_TIMEOUT:
-		login_client_reply(c, "-ERR Disconnected for inactivity.");
-		break;
-	case LOGIN_BYE_SHUTDOWN:
-		login_client_reply(c, "-ERR [SYS/TEMP] Server shutting down.");
-		break;
-	case LOGIN_BYE_TOO_MANY:
-		login_client_reply(c, "-ERR [SYS/TEMP] Too many connections "
-		                      "from your address.");
-		break;
-	case LOGIN_BYE_NO_TLS:
-		break;
-	}
-}
+static const char *const pop3_bye_text[LOGIN_BYE_COUNT] = {
+    [LOGIN_BYE_TIMEOUT] = "-ERR Disconnected for inactivity.",
+    [LOGIN_BYE_SHUTDOWN] = "-ERR [SYS/TEMP] Server shutting down.",
+    [LOGIN_BYE_TOO_MANY] =
+        "-ERR [SYS/TEMP] Too many connections from your address.",
+};
 
 const struct login_protocol login_pop3 = {
     .name = "pop3",
@@ -438,6 +420,6 @@ const struct login_protocol login_pop3 = {
     .line = pop3_line,
     .line_too_long = pop3_line_too_long,
     .login_failed = pop3_login_failed,
-    .bye = pop3_bye,
+    .bye_text = pop3_bye_text,
     .free = pop3_free,
 };

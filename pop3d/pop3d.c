@@ -27,6 +27,7 @@
 #include "base/mem.h"
 #include "base/stream.h"
 #include "mail/login_proto.h"
+#include "mail/mail_session.h"
 #include "mail/params.h"
 #include "mail/pop3_cmd.h"
 #include "pop3d.h"
@@ -38,8 +39,6 @@
 /* A message is sent in reads of this size (never whole in memory). */
 #define POP3D_CHUNK            (64 * 1024)
 /* Longest user name and session id put in log lines. */
-#define POP3D_LOG_NAME_MAX     256
-#define POP3D_LOG_ID_MAX       32
 #define POP3D_LOG_LINE_MAX     1024
 /* Longest message number or line count echoed back to the client. */
 #define POP3D_ECHO_MAX         20
@@ -75,41 +74,11 @@ struct pop3d_session {
 	uint64_t top_bytes, retr_bytes;
 };
 
-/* "pop3d(USER)<ID>", the start of every log line of the session. */
-static char pop3d_who[POP3D_LOG_NAME_MAX + POP3D_LOG_ID_MAX + 16] = "pop3d";
-
-static void slog(int priority, const char *fmt, ...) MTA_PRINTF(2, 3);
-
-static void
-slog(int priority, const char *fmt, ...)
-{
-	char text[POP3D_LOG_LINE_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	switch (priority) {
-	case LOG_DEBUG:
-		msg_debug("%s: %s", pop3d_who, text);
-		break;
-	case LOG_INFO:
-		msg_info("%s: %s", pop3d_who, text);
-		break;
-	case LOG_WARNING:
-		msg_warn("%s: %s", pop3d_who, text);
-		break;
-	default:
-		msg_error("%s: %s", pop3d_who, text);
-		break;
-	}
-}
-
 static void
 set_state(struct pop3d_session *s, enum pop3d_state state)
 {
-	slog(LOG_DEBUG, "state %s -> %s", pop3d_state_names[s->state],
-	    pop3d_state_names[state]);
+	mail_session_log(LOG_DEBUG, "state %s -> %s",
+	    pop3d_state_names[s->state], pop3d_state_names[state]);
 	s->state = state;
 }
 
@@ -219,8 +188,8 @@ send_msg(struct pop3d_session *s, struct pop3d_msg *m, long long body_lines,
 			reply(s, "-ERR Message %zu expunged.",
 			    (size_t)(m - s->mb.msgs) + 1);
 		} else {
-			slog(LOG_ERR, "open %s/%s/%s: %s", s->mb.path,
-			    m->in_new ? "new" : "cur", m->name,
+			mail_session_log(LOG_ERR, "open %s/%s/%s: %s",
+			    s->mb.path, m->in_new ? "new" : "cur", m->name,
 			    strerror(errno));
 			reply(s,
 			    "-ERR [SYS/TEMP] Couldn't read message "
@@ -241,8 +210,8 @@ send_msg(struct pop3d_session *s, struct pop3d_msg *m, long long body_lines,
 			continue;
 		if (n < 0) {
 			/* The +OK is out: only closing tells the client. */
-			slog(LOG_ERR, "read %s/cur/%s: %s", s->mb.path, m->name,
-			    strerror(errno));
+			mail_session_log(LOG_ERR, "read %s/cur/%s: %s",
+			    s->mb.path, m->name, strerror(errno));
 			s->broken = 1;
 			ret = -1;
 			break;
@@ -406,7 +375,8 @@ send_uidl(struct pop3d_session *s, size_t i, int single)
 	buf_reset(&s->uidl);
 	if (pop3d_uidl_expand(var_pop3_uidl_format, m->name, m->base_len,
 	        m->uid, s->mb.uidvalidity, &s->uidl) < 0) {
-		slog(LOG_ERR, "UIDL of %s longer than %d characters",
+		mail_session_log(LOG_ERR,
+		    "UIDL of %s longer than %d characters",
 		    log_sanitize(m->name, POP3D_NAME_MAX), POP3D_UIDL_MAX);
 		if (single)
 			reply(s, "-ERR [SYS/PERM] No UIDL for message %zu.",
@@ -449,14 +419,15 @@ cmd_quit(struct pop3d_session *s, struct pop3_cmd *c)
 	set_state(s, POP3D_STATE_UPDATE);
 	if (pop3d_mbox_commit(&s->mb, var_pop3_no_flag_updates,
 	        var_pop3_delete_after, time(NULL), &deleted, &err) < 0) {
-		slog(LOG_ERR, "%s", err);
+		mail_session_log(LOG_ERR, "%s", err);
 		reply(s, "-ERR [SYS/TEMP] Storage error during logout.");
-		slog(LOG_INFO, "Disconnected: Storage error during logout.");
+		mail_session_log(
+		    LOG_INFO, "Disconnected: Storage error during logout.");
 	} else {
 		reply(s, deleted > 0 || s->deleted_count > 0
 		             ? "+OK Logging out, messages deleted."
 		             : "+OK Logging out.");
-		slog(LOG_INFO,
+		mail_session_log(LOG_INFO,
 		    "Disconnected: Logged out top=%zu/%llu, "
 		    "retr=%zu/%llu, del=%zu/%zu, size=%llu",
 		    s->top_count, (unsigned long long)s->top_bytes,
@@ -563,7 +534,7 @@ preload_input(struct pop3d_session *s)
 	buf_init(&in, LOGIN_INPUT_MAX);
 	if (base64_decode(b64, strlen(b64), &in, &err) < 0 ||
 	    in.len > sizeof(s->st.rbuf)) {
-		slog(LOG_ERR, "%s: bad value: %s", LOGIN_ENV_INPUT,
+		mail_session_log(LOG_ERR, "%s: bad value: %s", LOGIN_ENV_INPUT,
 		    in.len > sizeof(s->st.rbuf) ? "too long" : err);
 		buf_free(&in);
 		return -1;
@@ -590,10 +561,11 @@ open_mailbox(struct pop3d_session *s, const char *maildir)
 		if (busy) {
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another "
 			         "POP3 session.");
-			slog(LOG_INFO, "Disconnected: Mailbox is locked by "
-			               "another POP3 session");
+			mail_session_log(LOG_INFO,
+			    "Disconnected: Mailbox is locked by "
+			    "another POP3 session");
 		} else {
-			slog(LOG_ERR, "%s", err);
+			mail_session_log(LOG_ERR, "%s", err);
 			reply(s, "-ERR [SYS/TEMP] Couldn't open mailbox.");
 		}
 		return -1;
@@ -601,19 +573,20 @@ open_mailbox(struct pop3d_session *s, const char *maildir)
 	if (var_pop3_delete_after > 0) {
 		if (pop3d_expire_maildir(maildir, var_pop3_delete_after,
 		        time(NULL), &removed, &err) < 0)
-			slog(LOG_WARNING, "pop3_delete_after: %s", err);
+			mail_session_log(
+			    LOG_WARNING, "pop3_delete_after: %s", err);
 		else if (removed > 0)
-			slog(LOG_INFO, "pop3_delete_after: removed=%zu",
-			    removed);
+			mail_session_log(LOG_INFO,
+			    "pop3_delete_after: removed=%zu", removed);
 	}
 	if (pop3d_mbox_scan(&s->mb, &err) < 0 ||
 	    (uidl_needs_uid && pop3d_mbox_uids(&s->mb, &err) < 0)) {
-		slog(LOG_ERR, "%s", err);
+		mail_session_log(LOG_ERR, "%s", err);
 		reply(s, "-ERR [SYS/TEMP] Couldn't open mailbox.");
 		return -1;
 	}
 	if (s->mb.sizes_computed > 0 || s->mb.sizes_unknown > 0)
-		slog(LOG_INFO, "sizes counted=%zu unreadable=%zu",
+		mail_session_log(LOG_INFO, "sizes counted=%zu unreadable=%zu",
 		    s->mb.sizes_computed, s->mb.sizes_unknown);
 	return 0;
 }
@@ -651,21 +624,24 @@ serve(const char *maildir)
 			buf_reset(&s.line);
 			if (!end && s.bad_commands >= POP3D_BAD_COMMANDS_MAX) {
 				reply(&s, "-ERR Too many bad commands.");
-				slog(LOG_INFO, "Disconnected: Too many bad "
-				               "commands");
+				mail_session_log(LOG_INFO,
+				    "Disconnected: Too many bad "
+				    "commands");
 				end = 1;
 			}
 		} else if (r == STREAM_TOOLONG) {
 			reply(&s, "-ERR Line too long.");
-			slog(LOG_INFO, "Disconnected: Line too long");
+			mail_session_log(
+			    LOG_INFO, "Disconnected: Line too long");
 			end = 1;
 		} else if (r == STREAM_TIMEOUT) {
 			reply(&s, "-ERR Disconnected for inactivity.");
-			slog(LOG_INFO, "Disconnected: Inactivity "
-			               "(nothing deleted)");
+			mail_session_log(LOG_INFO, "Disconnected: Inactivity "
+			                           "(nothing deleted)");
 			end = 1;
 		} else {
-			slog(LOG_INFO, "Disconnected: %s (nothing deleted)",
+			mail_session_log(LOG_INFO,
+			    "Disconnected: %s (nothing deleted)",
 			    r == STREAM_EOF ? "Connection closed"
 			                    : "Connection error");
 			end = 1;
@@ -674,8 +650,9 @@ serve(const char *maildir)
 	if (!s.broken)
 		(void)push(&s, 1);
 	else if (s.state == POP3D_STATE_TRANSACTION)
-		slog(LOG_INFO, "Disconnected: Write failed or timed out "
-		               "(nothing deleted)");
+		mail_session_log(LOG_INFO,
+		    "Disconnected: Write failed or timed out "
+		    "(nothing deleted)");
 	pop3d_mbox_close(&s.mb);
 	buf_free(&s.line);
 	buf_free(&s.uidl);
@@ -694,23 +671,11 @@ check_config(void)
 		    err);
 }
 
-static const char *
-need_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (v == NULL || *v == '\0')
-		msg_fatal("%s is not set: pop3d is started by spawn after a "
-		          "login",
-		    name);
-	return v;
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *config_dir = TERN_CONFIG_DIR, *err, *expire = NULL;
-	const char *user, *id, *maildir;
+	struct mail_session_env env;
 	int ch, verbose = 0, check = 0;
 
 	log_init("pop3d", LOG_DEST_STDERR);
@@ -738,17 +703,7 @@ main(int argc, char **argv)
 	check_config();
 	if (check)
 		return 0;
-	log_init("pop3d",
-	    *var_maillog_file == '\0' ? LOG_DEST_SYSLOG : LOG_DEST_STDERR);
-	if (verbose < var_debug_level)
-		verbose = (int)var_debug_level;
-	log_set_verbose(verbose);
-	/* Mail is read as its owner: root would read anyone's. */
-	if (getuid() == 0 || geteuid() == 0)
-		msg_fatal("refusing to run as root: spawn starts pop3d as the "
-		          "mailbox owner");
-	signal(SIGPIPE, SIG_IGN);
-	file_tcp_nodelay(0);
+	mail_session_init("pop3d", verbose);
 	if (expire != NULL) {
 		if (var_pop3_delete_after == 0)
 			return 0;
@@ -757,15 +712,6 @@ main(int argc, char **argv)
 		           ? 0
 		           : 1;
 	}
-	user = need_env(LOGIN_ENV_USER);
-	maildir = need_env(LOGIN_ENV_MAILDIR);
-	id = getenv(LOGIN_ENV_ID);
-	snprintf(pop3d_who, sizeof(pop3d_who), "pop3d(%s)%s%s%s",
-	    log_sanitize(user, POP3D_LOG_NAME_MAX), id != NULL ? "<" : "",
-	    id != NULL ? log_sanitize(id, POP3D_LOG_ID_MAX) : "",
-	    id != NULL ? ">" : "");
-	if (maildir[0] != '/')
-		msg_fatal("%s: %s: not an absolute path", pop3d_who,
-		    LOGIN_ENV_MAILDIR);
-	return serve(maildir);
+	mail_session_env("pop3d", "pop3d", &env);
+	return serve(env.maildir);
 }

@@ -60,6 +60,7 @@ struct qmgr_msg {
 	int entries;           /* entries not finished */
 	int recovered;         /* may have been delivered before a crash */
 	int retry_soon;        /* a request was lost: retry shortly */
+	int flushed;           /* taken by a flush: defer_transports deliver */
 	enum qmgr_admin admin; /* set by ternsuper: where the pass ends */
 	double active_at;      /* when this pass took it (delays=a/b) */
 	struct qmgr_entry *routing; /* entries made by qmgr_message_route */

@@ -8,8 +8,10 @@
  * anything else changes, so a crash never loses a reason. At the end of
  * a pass:
  *
- *  - recipients still deferred past maximal_queue_lifetime
- *    (bounce_queue_lifetime for the null sender) fail with 5.4.7;
+ *  - recipients still deferred past their lifetime (dsn_lifetime:
+ *    maximal_queue_lifetime, bounce_queue_lifetime for the null sender,
+ *    backup_queue_lifetime for mail held as a backup MX) fail with
+ *    5.4.7;
  *  - failed recipients get one failure notice (RFC 3464, dsn.h) unless
  *    their NOTIFY says otherwise; a failed message with the null sender
  *    goes to postmaster as a double bounce, unless it is itself one,
@@ -100,12 +102,39 @@ qmgr_message_answer(struct qmgr_msg *m, int i, char status, const char *dsn,
 	qmgr_message_results(m, &r, 1);
 }
 
+/*
+ * A recipient this host holds as a backup MX: its domain is one of
+ * relay_domains and it goes where relay_transport sends relay mail
+ * (transport_maps may name the primary; a route to error:, local or
+ * another transport is no backup role).
+ */
+static int
+qmgr_backup(const struct route *r)
+{
+	size_t n = strcspn(var_relay_transport, ":");
+
+	return r->class == RESOLVE_RELAY && strlen(r->transport) == n &&
+	       strncmp(r->transport, var_relay_transport, n) == 0;
+}
+
+static int
+qmgr_listed(char **list, const char *name)
+{
+	int i;
+
+	for (i = 0; list != NULL && list[i] != NULL; i++)
+		if (strcmp(list[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 void
 qmgr_message_load(struct qmgr_msg *m)
 {
 	struct route r;
 	struct timeval tv;
 	const char *err;
+	char **deferred = NULL;
 	int i, rc;
 
 	msg_info("%s: from=<%s>, size=%llu, nrcpt=%d (queue active)", m->q.id,
@@ -118,6 +147,9 @@ qmgr_message_load(struct qmgr_msg *m)
 	qmgr_nrcpt_active += m->q.nrcpt;
 	/* Entries finish asynchronously; this one keeps the pass open. */
 	m->entries++;
+	/* A flush releases them (Postfix's QMGR_FLUSH_DFXP). */
+	if (*var_defer_transports != '\0' && !m->flushed)
+		deferred = config_list(var_defer_transports);
 	for (i = 0; i < m->q.nrcpt; i++) {
 		if (m->q.rcpts[i].status != QREC_RCPT)
 			continue;
@@ -129,10 +161,17 @@ qmgr_message_load(struct qmgr_msg *m)
 		} else if (rc == -2) {
 			qmgr_message_answer(m, i, 0, "4.3.0", err, "");
 		} else {
-			qmgr_transport_add(m, i, r.transport, r.nexthop);
+			m->q.rcpts[i].backup = qmgr_backup(&r);
+			if (qmgr_listed(deferred, r.transport))
+				qmgr_message_answer(
+				    m, i, 0, "4.3.2", "deferred transport", "");
+			else
+				qmgr_transport_add(m, i, r.transport, r.nexthop);
 			route_free(&r);
 		}
 	}
+	if (deferred != NULL)
+		config_list_free(deferred);
 	qmgr_transport_commit(m);
 	qmgr_message_entry_done(m);
 }
@@ -239,12 +278,10 @@ qmgr_notice(struct qmgr_msg *m, enum dsn_kind kind, const int *rcpts, int n,
 	return 0;
 }
 
-/* Pending recipients past the lifetime fail with their last reason. */
+/* Pending recipients past their lifetime fail with their last reason. */
 static int
 qmgr_expire(struct qmgr_msg *m, struct status_log *log, int pending)
 {
-	long long lifetime = *m->q.sender == '\0' ? var_bounce_queue_lifetime
-	                                          : var_maximal_queue_lifetime;
 	long long age = (long long)time(NULL) - m->q.arrival_sec;
 	const struct status_rec *last;
 	struct status_rec *recs;
@@ -252,12 +289,13 @@ qmgr_expire(struct qmgr_msg *m, struct status_log *log, int pending)
 	const char *err;
 	int i, n = 0;
 
-	if (pending == 0 || age < lifetime)
+	if (pending == 0)
 		return 0;
 	recs = xcalloc((size_t)pending, sizeof(*recs));
 	texts = xcalloc((size_t)pending, sizeof(*texts));
 	for (i = 0; i < m->q.nrcpt; i++) {
-		if (m->state[i] != QMGR_RCPT_DEFERRED)
+		if (m->state[i] != QMGR_RCPT_DEFERRED ||
+		    age < dsn_lifetime(&m->q, i))
 			continue;
 		last = status_log_get(log, i);
 		texts[n] = xasprintf("delivery time expired%s%s",
@@ -273,7 +311,7 @@ qmgr_expire(struct qmgr_msg *m, struct status_log *log, int pending)
 		qmgr_message_log(m, i, "none", "5.4.7", "expired", texts[n]);
 		n++;
 	}
-	if (status_log_append(m->q.id, recs, n, &err) < 0) {
+	if (n > 0 && status_log_append(m->q.id, recs, n, &err) < 0) {
 		msg_warn("%s", err);
 		n = 0;
 	} else {

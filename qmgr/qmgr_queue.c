@@ -62,6 +62,7 @@ struct qmgr_scan {
 	DIR *dir;
 	struct event_timer *timer;
 	int blocked; /* stopped at the active limit, resumes on room */
+	int flushed; /* a flush asked for this scan: see qmgr_flush_armed */
 };
 
 static struct qmgr_scan qmgr_scan_active = {.state = QUEUE_ACTIVE};
@@ -71,6 +72,13 @@ static struct qmgr_scan qmgr_scan_deferred = {.state = QUEUE_DEFERRED};
 static int qmgr_recovering = 1;
 static long long qmgr_nactive;
 long long qmgr_nrcpt_active;
+/*
+ * A flush came: the next deferred/ scan (and the rest of a running one)
+ * takes its messages as flushed, which defer_transports deliver. A
+ * running scan passed files the flush made due, so the next one is
+ * needed as well.
+ */
+static int qmgr_flush_armed;
 /* Wall-clock time of the next deferred/ scan. */
 static time_t qmgr_deferred_next;
 /* Messages waiting to retry their move out of active/. */
@@ -203,7 +211,7 @@ qmgr_maildrop_forget(const struct qfile *q)
 
 /* Opens state/ID, moves it to active/ and schedules it. */
 static void
-qmgr_take(const char *state, const char *id)
+qmgr_take(const char *state, const char *id, int flushed)
 {
 	struct qmgr_msg *m = qmgr_message_new();
 	char *path = queue_path(state, id), *to = NULL;
@@ -251,6 +259,7 @@ qmgr_take(const char *state, const char *id)
 		m->recovered = 1;
 	}
 	qmgr_nactive++;
+	m->flushed = flushed;
 	qmgr_message_load(m);
 out:
 	free(path);
@@ -320,8 +329,11 @@ qmgr_scan_tick(struct event_timer *t, void *ctx)
 			return;
 		}
 		free(path);
-		if (s == &qmgr_scan_deferred)
+		if (s == &qmgr_scan_deferred) {
 			qmgr_deferred_next = now + (time_t)var_queue_run_delay;
+			s->flushed = qmgr_flush_armed;
+			qmgr_flush_armed = 0;
+		}
 	}
 	for (n = 0; n < QMGR_SCAN_BATCH; n++) {
 		if (qmgr_full()) {
@@ -336,7 +348,7 @@ qmgr_scan_tick(struct event_timer *t, void *ctx)
 		if (s == &qmgr_scan_deferred &&
 		    !qmgr_scan_due(s->dir, de->d_name, now))
 			continue;
-		qmgr_take(s->state, de->d_name);
+		qmgr_take(s->state, de->d_name, s->flushed);
 	}
 	if (de != NULL) {
 		event_timer_reset(s->timer, QMGR_SCAN_AGAIN_MS);
@@ -346,6 +358,7 @@ qmgr_scan_tick(struct event_timer *t, void *ctx)
 		msg_warn("readdir %s/: %m", s->state);
 	closedir(s->dir);
 	s->dir = NULL;
+	s->flushed = 0;
 	qmgr_scan_finished(s);
 }
 
@@ -401,7 +414,7 @@ qmgr_queue_notice(const char *id)
 			qmgr_scan_incoming.blocked = 1;
 		return;
 	}
-	qmgr_take(QUEUE_INCOMING, id);
+	qmgr_take(QUEUE_INCOMING, id, 0);
 }
 
 /*
@@ -624,6 +637,14 @@ qmgr_queue_admin(const char *id, enum qmgr_admin what)
 	return QUEUE_ADMIN_DONE;
 }
 
+static void
+qmgr_flush_arm(void)
+{
+	qmgr_flush_armed = 1;
+	if (qmgr_scan_deferred.dir != NULL)
+		qmgr_scan_deferred.flushed = 1;
+}
+
 /* 1 if rcpt_domain is domain, or (subdomains) a name below it. */
 static int
 qmgr_flush_domain(const char *rcpt_domain, const char *domain, int subdomains)
@@ -668,6 +689,7 @@ qmgr_queue_flush(const char *domain, int subdomains)
 	int n = 0;
 
 	qmgr_transport_revive_all();
+	qmgr_flush_arm();
 	if ((dir = opendir(path)) == NULL) {
 		msg_warn("open %s: %m", path);
 		free(path);
@@ -709,6 +731,7 @@ qmgr_queue_flush_id(const char *id)
 	times[1].tv_nsec = 0;
 	/* Its destination may be dead-until; the user asked for now. */
 	qmgr_transport_revive_all();
+	qmgr_flush_arm();
 	if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0) {
 		msg_info("flush %s: not in %s/ (%m)", id, QUEUE_DEFERRED);
 	} else {

@@ -218,6 +218,9 @@ void smtpd_check_content(struct smtpd_session *s);
 void smtpd_check_session_free(struct smtpd_session *s);
 /* $mynetworks; $smtpd_client_event_limit_exceptions. */
 int smtpd_check_trusted(const char *addr);
+/* relay_recipient_maps: 1 listed (or no tables), 0 not, -1 a table
+ * failed (*error_r). */
+int smtpd_check_relay_recipient(const char *addr, const char **error_r);
 int smtpd_check_event_exempt(const char *addr);
 /* May the login use s->sender? 1 yes, 0 no, -1 table failure. */
 int smtpd_check_sender_login(struct smtpd_session *s);

@@ -42,6 +42,7 @@
 #include "mail/resolve.h"
 #include "mail/header_checks.h"
 #include "map/map.h"
+#include "mail/map_list.h"
 #include "mail/netlist.h"
 #include "mail/virtual_alias.h"
 #include "smtpd.h"
@@ -169,6 +170,7 @@ static struct netlist *check_mynetworks, *check_exceptions;
 static struct netlist *check_bare_exclusions;
 static struct header_checks *check_headers;
 static struct map *check_login_map;
+static struct map_list *check_relay_rcpts;
 
 enum verdict { V_DUNNO, V_PERMIT, V_REJECT, V_PENDING };
 
@@ -320,6 +322,10 @@ smtpd_check_init(void)
 	if (*var_smtpd_sender_login_maps != '\0')
 		check_login_map =
 		    check_map(var_smtpd_sender_login_maps, "smtpd_sender_login_maps");
+	if (*var_relay_recipient_maps != '\0' &&
+	    (check_relay_rcpts = map_list_open("relay_recipient_maps",
+	         var_relay_recipient_maps, &merr)) == NULL)
+		msg_fatal("%s", merr);
 	/* RCPT asks them, and cleanup rewrites recipients by them. */
 	if (virtual_alias_tables_init(&merr) < 0)
 		msg_fatal("%s", merr);
@@ -351,9 +357,37 @@ smtpd_check_shutdown(void)
 	netlist_free(&check_bare_exclusions);
 	header_checks_free(&check_headers);
 	check_login_map = NULL;
+	map_list_free(&check_relay_rcpts);
 	hash_free(&check_maps, check_map_free);
 	virtual_alias_tables_free();
 	smtpd_dns_shutdown();
+}
+
+/*
+ * relay_recipient_maps as Postfix reads them: the address, then
+ * user@domain without its extension, then @domain; the value does not
+ * matter. A backup MX that takes mail for anyone at a relay domain would
+ * bounce what the primary refuses to senders who never sent it.
+ */
+int
+smtpd_check_relay_recipient(const char *addr, const char **error_r)
+{
+	char *key, *base;
+	const char *value, *at;
+	int r;
+
+	if (check_relay_rcpts == NULL)
+		return 1;
+	key = addr_fold(addr);
+	r = map_list_lookup(check_relay_rcpts, key, &value, error_r);
+	if (r == 0 && (base = addr_strip_extension(key)) != NULL) {
+		r = map_list_lookup(check_relay_rcpts, base, &value, error_r);
+		free(base);
+	}
+	if (r == 0 && (at = strrchr(key, '@')) != NULL)
+		r = map_list_lookup(check_relay_rcpts, at, &value, error_r);
+	free(key);
+	return r;
 }
 
 int

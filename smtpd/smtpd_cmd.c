@@ -13,9 +13,10 @@
  * HELO, MAIL and RCPT run the restrictions of smtpd_check.c (relay
  * control among them); then RCPT expands the recipient by
  * virtual_alias_maps as cleanup will (an alias makes it known), looks
- * virtual_mailbox_maps up in-process, and asks proxymap whether a
- * system user or a listed virtual mailbox exists, so no slow lookup
- * ever blocks the event loop.
+ * virtual_mailbox_maps and relay_recipient_maps (a backup MX's valid
+ * recipients) up in-process, and asks proxymap whether a system user or
+ * a listed virtual mailbox exists, so no slow lookup ever blocks the
+ * event loop.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -601,6 +602,33 @@ cmd_rcpt_mailbox_map(struct smtpd_session *s, const char *key)
 	return SMTPD_CMD_ERROR;
 }
 
+/* A relay domain's recipient: relay_recipient_maps decide (in-process,
+ * like the restriction tables). */
+static int
+cmd_rcpt_relay(struct smtpd_session *s)
+{
+	const char *addr = s->pending_rcpt, *error = NULL;
+	int r = smtpd_check_relay_recipient(addr, &error);
+
+	if (r > 0) {
+		cmd_rcpt_accept(s);
+		return SMTPD_CMD_OK;
+	}
+	if (r == 0) {
+		smtpd_reject(s, "RCPT", addr,
+		    "550 5.1.1 <%s>: Recipient address rejected: User unknown "
+		    "in relay recipient table",
+		    addr);
+	} else {
+		msg_warn("relay_recipient_maps: %s",
+		    error != NULL ? error : "lookup failure");
+		smtpd_reject(s, "RCPT", addr,
+		    "451 4.3.0 <%s>: Temporary lookup failure", addr);
+	}
+	cmd_rcpt_drop(s);
+	return SMTPD_CMD_ERROR;
+}
+
 /* After the restrictions: does the mailbox exist? Replies now or later. */
 static int
 cmd_rcpt_exists(struct smtpd_session *s)
@@ -611,6 +639,8 @@ cmd_rcpt_exists(struct smtpd_session *s)
 
 	if ((ret = cmd_rcpt_alias(s)) != SMTPD_RCPT_MAILBOX)
 		return ret;
+	if (r->class == RESOLVE_RELAY && cmd_rcpt_unlisted(s))
+		return cmd_rcpt_relay(s);
 	if ((r->class != RESOLVE_LOCAL && r->class != RESOLVE_VIRTUAL) ||
 	    strcmp(r->local, SMTPD_POSTMASTER) == 0 || !cmd_rcpt_unlisted(s)) {
 		/* RFC 5321 4.5.1: postmaster is always accepted; relayed

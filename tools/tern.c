@@ -78,6 +78,7 @@ tern_usage(void)
 	fprintf(stderr,
 	    "usage: %s [-c config_dir] "
 	    "start|stop|reload|status|check|flush [domain]|"
+	    "fetch [account|now]|"
 	    "init [--port-base N]\n",
 	    TERN_PROGNAME);
 	exit(2);
@@ -411,7 +412,8 @@ main(int argc, char **argv)
 		tern_usage();
 	cmd = argv[optind];
 	if (strcmp(cmd, "init") != 0 && optind + 1 != argc &&
-	    !(strcmp(cmd, "flush") == 0 && optind + 2 == argc))
+	    !(strcmp(cmd, "flush") == 0 && optind + 2 == argc) &&
+	    !(strcmp(cmd, "fetch") == 0 && optind + 2 == argc))
 		tern_usage();
 	config_dir = tern_config_dir(dir);
 	if (strcmp(cmd, "init") == 0)
@@ -428,6 +430,10 @@ main(int argc, char **argv)
 		ret = tern_load(config_dir) < 0
 		          ? 1
 		          : tern_flush(optind + 1 < argc ? argv[optind + 1] : NULL);
+	else if (strcmp(cmd, "fetch") == 0)
+		ret = tern_load(config_dir) < 0
+		          ? 1
+		          : tern_fetch(optind + 1 < argc ? argv[optind + 1] : NULL);
 	else if (strcmp(cmd, "status") == 0)
 		ret = tern_load(config_dir) < 0 ? 1 : tern_status();
 	else

@@ -23,6 +23,8 @@ void tern_warn(const char *fmt, ...) MTA_PRINTF(1, 2);
 int tern_check(const char *config_dir);
 /* tern flush [domain]: deferred mail is due now. Exit code. */
 int tern_flush(const char *domain);
+/* tern fetch [account | now]: the fetch daemon's summary (tern_fetch.c). */
+int tern_fetch(const char *arg);
 /* Waits (bounded) for a child to exit; 0 with its status, -1 if it did
  * not exit in time. */
 int tern_wait_child(pid_t child, int *status_r);

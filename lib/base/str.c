@@ -5,6 +5,8 @@
  * checks, and the few ASCII string operations the protocols need (SMTP
  * verbs and header names compare case-insensitively, RFC 5321 2.4).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -239,4 +241,15 @@ str_utf8_valid(const char *s, size_t len)
 		i += n;
 	}
 	return 1;
+}
+
+const char *
+str_format(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return buf;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/mem.h"
+
 /* Decimal, no sign, no spaces, whole string, value <= max. */
 int str_to_u64(const char *s, uint64_t max, uint64_t *out_r);
 int str_to_u64_n(const char *s, size_t len, uint64_t max, uint64_t *out_r);
@@ -27,6 +29,10 @@ int str_prefix_ci(const char *s, size_t len, const char *prefix);
 void str_lower(char *s);
 /* Trims ASCII space and tab in place from both ends; returns s moved. */
 char *str_trim(char *s);
+/* snprintf into buf, returning buf: the error texts modules keep in a
+ * buffer of their own (truncated to size, always terminated). */
+const char *str_format(char *buf, size_t size, const char *fmt, ...)
+    MTA_PRINTF(3, 4);
 
 /*
  * Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no

@@ -208,6 +208,8 @@ mx_deliver(struct dns_mx_query *m, enum dns_mx_status status, const char *dsn,
 	r.domain = m->domain;
 	r.n = status == DNS_MX_OK ? n : 0;
 	r.t = r.n > 0 ? t : NULL;
+	/* dns.c sorted the exchangers: the first is among the best. */
+	r.best_pref = m->nhosts > 0 ? m->hosts[0].pref : 0;
 	m->in_cb = 1;
 	m->cb(&r, m->ctx);
 	m->in_cb = 0;

@@ -70,6 +70,13 @@ struct dns_mx_result {
 	 * at most DNS_MX_TARGETS_MAX. */
 	int n;
 	const struct dns_mx_target *t;
+	/*
+	 * DNS_MX_OK: the best preference among the MX records, also of
+	 * exchangers left out for want of an address (0 for an implicit MX
+	 * or a literal); below t[0].pref when the best ones had none (the
+	 * MX loop rule must then not take this host for the primary).
+	 */
+	unsigned best_pref;
 };
 
 /* Everything in r lives until the callback returns; copy what you keep. */

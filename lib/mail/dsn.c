@@ -59,19 +59,8 @@ struct emit {
 };
 
 static __thread char dsn_err[DSN_ERR_SIZE];
-
-static const char *dsn_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-dsn_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dsn_err, sizeof(dsn_err), fmt, ap);
-	va_end(ap);
-	return dsn_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define dsn_error(...) str_format(dsn_err, sizeof(dsn_err), __VA_ARGS__)
 
 int
 dsn_notify_wants(unsigned notify, enum dsn_kind kind)
@@ -340,12 +329,32 @@ notice_name(const struct qfile *q, enum dsn_kind kind)
 	msg_panic("dsn: bad kind %d", (int)kind);
 }
 
-static long long
-retry_until(const struct qfile *q)
+long long
+dsn_lifetime(const struct qfile *q, int rcpt)
 {
-	return q->arrival_sec + (q->sender[0] == '\0'
-	                                ? var_bounce_queue_lifetime
-	                                : var_maximal_queue_lifetime);
+	if (q->rcpts[rcpt].backup)
+		return var_backup_queue_lifetime;
+	return q->sender[0] == '\0' ? var_bounce_queue_lifetime
+	                            : var_maximal_queue_lifetime;
+}
+
+static long long
+retry_until(const struct qfile *q, int rcpt)
+{
+	return q->arrival_sec + dsn_lifetime(q, rcpt);
+}
+
+/* The text part names one date: the last recipient's. */
+static long long
+retry_until_last(const struct qfile *q, const int *rcpts, int n)
+{
+	long long until = 0, t;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if ((t = retry_until(q, rcpts[i])) > until)
+			until = t;
+	return until;
 }
 
 /* RFC 3464 2.3.3 and 2.3.4: an action and a status of the notice's
@@ -484,7 +493,8 @@ emit_text_part(struct emit *e, const struct qfile *q, enum dsn_kind kind,
 		    attached);
 		break;
 	case DSN_DELAYED:
-		cleanup_date(date, sizeof(date), (time_t)retry_until(q));
+		cleanup_date(date, sizeof(date),
+		    (time_t)retry_until_last(q, rcpts, n));
 		emitf(e,
 		    "Your message has not yet been delivered to the "
 		    "recipients below,\r\nfor the reasons given. This is a "
@@ -570,7 +580,8 @@ emit_status_part(struct emit *e, const struct qfile *q, enum dsn_kind kind,
 		if (r != NULL && r->when > 0)
 			emit_date_field(e, "Last-Attempt-Date", r->when);
 		if (kind == DSN_DELAYED)
-			emit_date_field(e, "Will-Retry-Until", retry_until(q));
+			emit_date_field(e, "Will-Retry-Until",
+			    retry_until(q, rcpts[i]));
 	}
 }
 

@@ -51,8 +51,7 @@ int dsn_notify_wants(unsigned notify, enum dsn_kind kind);
  * explanation, a message/delivery-status (per-message fields and one
  * block per recipient: Final-Recipient, Original-Recipient from ORCPT,
  * Action, Status, Remote-MTA, Diagnostic-Code, Last-Attempt-Date,
- * Will-Retry-Until for delays from maximal_queue_lifetime or, for the
- * null sender, bounce_queue_lifetime) and the original: whole
+ * Will-Retry-Until for delays from dsn_lifetime) and the original: whole
  * (message/rfc822) for a failure unless RET=HDRS, BODY=BINARYMIME or it
  * is larger than bounce_size_limit, else its header section
  * (text/rfc822-headers, cut at bounce_size_limit). A message with the
@@ -65,6 +64,14 @@ int dsn_notify_wants(unsigned notify, enum dsn_kind kind);
  * queue file could not be read or the notice not written; nothing is
  * left in tmp/).
  */
+/*
+ * Seconds recipient rcpt of q may stay queued: backup_queue_lifetime for
+ * one held as a backup MX (qrcpt.backup, whatever the sender: a site's
+ * notices wait for it like its other mail), else bounce_queue_lifetime
+ * for the null sender and maximal_queue_lifetime for the rest.
+ */
+long long dsn_lifetime(const struct qfile *q, int rcpt);
+
 int dsn_write(const struct qfile *q, enum dsn_kind kind, const int *rcpts,
     int n, const struct status_log *log, const char *notify_to,
     char id_r[QUEUE_ID_SIZE], const char **error_r);

@@ -44,6 +44,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/mailbox_private.h"
 #include "mail/maildir_uidlist.h"
 
@@ -162,19 +163,9 @@ struct mailbox {
 
 static __thread char box_err[BOX_ERR_SIZE];
 
-static const char *box_error(const char *fmt, ...) MTA_PRINTF(1, 2);
+/* Error texts stay valid until the module's next error in the thread. */
+#define box_error(...) str_format(box_err, sizeof(box_err), __VA_ARGS__)
 static void cache_flush(struct mailbox *box);
-
-static const char *
-box_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(box_err, sizeof(box_err), fmt, ap);
-	va_end(ap);
-	return box_err;
-}
 
 static int
 ts_eq(const struct timespec *a, const struct timespec *b)

@@ -27,6 +27,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/mailbox_private.h"
 
 #define INDEX_MAGIC   "TERNIDX1"
@@ -48,19 +49,8 @@
 struct mailbox_stats mailbox_stats;
 
 static __thread char idx_err[IDX_ERR_SIZE];
-
-static const char *idx_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-idx_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(idx_err, sizeof(idx_err), fmt, ap);
-	va_end(ap);
-	return idx_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define idx_error(...) str_format(idx_err, sizeof(idx_err), __VA_ARGS__)
 
 uint64_t
 mailbox_checksum(const void *data, size_t len)

@@ -27,6 +27,7 @@
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/imap_parser.h"
 #include "mail/mailbox_private.h"
 
@@ -45,19 +46,8 @@
 #define RMTREE_DEPTH    3
 
 static __thread char list_err[LIST_ERR_SIZE];
-
-static const char *list_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-list_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(list_err, sizeof(list_err), fmt, ap);
-	va_end(ap);
-	return list_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define list_error(...) str_format(list_err, sizeof(list_err), __VA_ARGS__)
 
 int
 mailbox_is_inbox(const char *name)

@@ -26,6 +26,7 @@
 
 #include "base/file.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/maildir.h"
 
 /* Bytes read from the queue file per pread. */
@@ -50,18 +51,8 @@ struct maildir_batch_dir {
 static __thread char maildir_err[MAILDIR_ERR_SIZE];
 static unsigned long maildir_counter;
 
-static const char *maildir_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-maildir_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(maildir_err, sizeof(maildir_err), fmt, ap);
-	va_end(ap);
-	return maildir_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define maildir_error(...) str_format(maildir_err, sizeof(maildir_err), __VA_ARGS__)
 
 /* mkdir -p without touching the mode of directories that exist. */
 static int

@@ -21,25 +21,15 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/mem.h"
+#include "base/str.h"
 #include "mail/maildir_keywords.h"
 
 #define KW_ERR_SIZE  (PATH_MAX + 256)
 #define KW_FILE_MODE 0600
 
 static __thread char kw_err[KW_ERR_SIZE];
-
-static const char *kw_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-kw_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(kw_err, sizeof(kw_err), fmt, ap);
-	va_end(ap);
-	return kw_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define kw_error(...) str_format(kw_err, sizeof(kw_err), __VA_ARGS__)
 
 void
 maildir_keywords_clear(struct maildir_keywords *kw)

@@ -64,19 +64,8 @@ struct maildir_uidlist_lock {
 };
 
 static __thread char uidlist_err[UIDLIST_ERR_SIZE];
-
-static const char *uidlist_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-uidlist_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(uidlist_err, sizeof(uidlist_err), fmt, ap);
-	va_end(ap);
-	return uidlist_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define uidlist_error(...) str_format(uidlist_err, sizeof(uidlist_err), __VA_ARGS__)
 
 /* The base of a file name: up to its first ':' (malloc'd). */
 static char *

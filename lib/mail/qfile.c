@@ -46,19 +46,8 @@
 #define QFILE_ERR_SIZE 512
 
 static __thread char qfile_err[QFILE_ERR_SIZE];
-
-static const char *qfile_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-qfile_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(qfile_err, sizeof(qfile_err), fmt, ap);
-	va_end(ap);
-	return qfile_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define qfile_error(...) str_format(qfile_err, sizeof(qfile_err), __VA_ARGS__)
 
 /* Writer. */
 

@@ -59,6 +59,8 @@ struct qrcpt {
 	unsigned notify;
 	char status;		/* QREC_RCPT, QREC_RCPT_DONE, QREC_RCPT_FAILED */
 	off_t status_off;	/* file offset of the type byte */
+	int backup;		/* not on disk: qmgr holds it as a backup MX
+				 * (backup_queue_lifetime, dsn_lifetime) */
 };
 
 /* Writing: created in tmp/ with mode 0600 under a fresh queue ID. */

@@ -57,19 +57,8 @@ struct sl_entry {
 };
 
 static __thread char sl_err[SL_ERR_SIZE];
-
-static const char *sl_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-sl_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sl_err, sizeof(sl_err), fmt, ap);
-	va_end(ap);
-	return sl_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define sl_error(...) str_format(sl_err, sizeof(sl_err), __VA_ARGS__)
 
 /* Bitwise: records are small and rare, a table would not pay. */
 static uint32_t

@@ -56,19 +56,8 @@ static const char salt_chars[] =
     "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 static __thread char userdb_err[USERDB_ERR_SIZE];
-
-static const char *userdb_error(const char *fmt, ...) MTA_PRINTF(1, 2);
-
-static const char *
-userdb_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(userdb_err, sizeof(userdb_err), fmt, ap);
-	va_end(ap);
-	return userdb_err;
-}
+/* Error texts stay valid until the module's next error in the thread. */
+#define userdb_error(...) str_format(userdb_err, sizeof(userdb_err), __VA_ARGS__)
 
 static int
 is_ctl_or_space(unsigned char c)

@@ -51,6 +51,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "mail/mail_session.h"
 #include "mail/params.h"
 #include "../../imapd/imapd.h"
 #include "fuzz_util.h"
@@ -553,7 +554,7 @@ LLVMFuzzerInitialize(int *argc, char **argv[])
 		abort();
 	unsetenv("TERN_SESSION_TAG");
 	unsetenv("TERN_SESSION_INPUT");
-	imapd_set_log_name("fuzz", NULL);
+	mail_session_set_log_name("imap", "fuzz", NULL);
 	return 0;
 }
 

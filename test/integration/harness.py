@@ -25,8 +25,10 @@ directory is removed (kept when TERN_KEEP=1).
 Every wait here is bounded. Network traffic goes to 127.0.0.1 only.
 """
 
+import base64
 import contextlib
 import fcntl
+import imaplib
 import os
 import pwd
 import random
@@ -652,6 +654,128 @@ def attr_request(path, pairs, timeout=SMTP_TIMEOUT):
 
 
 # ---------------------------------------------------------------- maildir
+
+def foreign_env(**extra):
+    """The environment for programs that are not ours (Dovecot, mbsync,
+    fetchmail): without our sanitizer settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("SAN_OPTIONS")}
+    env.update(extra)
+    return env
+
+
+def dovecot_config(directory, maildir, pw, extra=""):
+    """A Dovecot configuration of its own in directory (made), for
+    doveadm and Dovecot's imap on maildir as pw (a pwd entry), never the
+    system Dovecot's. (conf path, environment to run them with)."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    if is_root():
+        # Dovecot, run as pw, makes its base_dir and log there.
+        os.chown(directory, pw.pw_uid, pw.pw_gid)
+    conf = os.path.join(directory, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write("ssl = no\n"
+                "log_path = %s/dovecot.log\n"
+                "base_dir = %s/run\n"
+                "mail_location = maildir:%s\n"
+                "mail_uid = %s\n"
+                "mail_gid = %d\n"
+                "first_valid_uid = 1\n"
+                "first_valid_gid = 1\n%s"
+                % (directory, directory, maildir, pw.pw_name, pw.pw_gid,
+                   extra))
+    return conf, foreign_env(USER=pw.pw_name, HOME=directory)
+
+
+class PairIMAP(imaplib.IMAP4):
+    """imaplib on one end of a socketpair instead of a TCP connection."""
+
+    def __init__(self, sock, timeout=SMTP_TIMEOUT):
+        self._pair = sock
+        super().__init__("imapd", 0, timeout=timeout)
+
+    def open(self, host="", port=0, timeout=None):
+        self.host = host
+        self.port = port
+        self.sock = self._pair
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rb")
+
+
+class SessionProcess:
+    """Mixed into a TernTestCase that runs a session program (pop3d,
+    imapd) by hand, as spawn would after a login: on a socketpair, as the
+    mailbox owner, with spawn's environment. The class names
+    session_program (a path), session_user and session_local_port."""
+
+    session_program = None
+    session_user = None
+    session_local_port = "0"
+
+    def session_owner(self):
+        """The uid sessions run as: vmail_user's as root, else ours."""
+        if is_root():
+            return pwd.getpwnam(self.tern.conf_get("vmail_user"))
+        return pwd.getpwuid(os.geteuid())
+
+    def make_conf(self, **params):
+        """A configuration directory for the session program: the
+        instance's log and the given parameters."""
+        d = os.path.join(self.tern.tmp, "sessconf-" + uuid.uuid4().hex[:8])
+        os.mkdir(d)
+        os.chmod(d, 0o755)
+        lines = ["maillog_file = %s" % self.tern.log_path]
+        lines += ["%s = %s" % kv for kv in params.items()]
+        with open(os.path.join(d, "tern.conf"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(os.path.join(d, "tern.conf"), 0o644)
+        return d
+
+    def owner_argv(self):
+        if not is_root():
+            return []
+        return ["setpriv", "--reuid=%d" % self.owner.pw_uid,
+                "--regid=%d" % self.owner.pw_gid, "--clear-groups", "--"]
+
+    def env(self, maildir, user=None, tag=None, input=None):
+        env = {k: os.environ[k] for k in SANITIZER_VARS + ["PATH"]
+               if k in os.environ}
+        env.update(TERN_SESSION_USER=user or self.session_user,
+                   TERN_SESSION_MAILDIR=maildir,
+                   TERN_SESSION_CLIENT="127.0.0.1",
+                   TERN_SESSION_CLIENT_PORT="40000",
+                   TERN_SESSION_LOCAL="127.0.0.1",
+                   TERN_SESSION_LOCAL_PORT=self.session_local_port,
+                   TERN_SESSION_TLS="0",
+                   TERN_SESSION_ID=uuid.uuid4().hex[:8])
+        if tag is not None:
+            env["TERN_SESSION_TAG"] = tag
+        if input is not None:
+            env["TERN_SESSION_INPUT"] = base64.b64encode(input).decode()
+        return env
+
+    def start_session(self, maildir, conf=None, tag=None, input=None,
+                      argv_prefix=None):
+        """(process, our end of its socketpair); both go at cleanup."""
+        ours, theirs = socket.socketpair()
+        with open(self.tern.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                (self.owner_argv() if argv_prefix is None else argv_prefix)
+                + [self.session_program, "-c", conf or self.conf],
+                stdin=theirs, stdout=subprocess.DEVNULL, stderr=log,
+                env=self.env(maildir, tag=tag, input=input), cwd="/")
+        theirs.close()
+        self.addCleanup(self._reap, proc, ours)
+        return proc, ours
+
+    @staticmethod
+    def _reap(proc, sock):
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
 
 def maildir_files(maildir, sub="new"):
     d = os.path.join(maildir, sub)

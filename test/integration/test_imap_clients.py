@@ -62,15 +62,6 @@ def run_tool(argv, env=None, input=None, cwd=None, preexec_fn=None,
     return res
 
 
-def foreign_env(**extra):
-    """The environment for programs that are not ours: no sanitizer
-    settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.endswith("SAN_OPTIONS")}
-    env.update(extra)
-    return env
-
-
 def local_messages(maildir):
     """{Subject: flag letters} of a local maildir (mbsync's Near side)."""
     out = {}
@@ -159,7 +150,7 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
 
     def mbsync(self, conf):
         return run_tool(["mbsync", "-c", conf, "-a"],
-                        env=foreign_env(HOME=os.path.dirname(conf)))
+                        env=harness.foreign_env(HOME=os.path.dirname(conf)))
 
     def test_mbsync_1000_messages_both_ways(self):
         if shutil.which("mbsync") is None:
@@ -271,7 +262,7 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
         run_tool(["script", "-qec", "mutt -n -F %s %s-f '%s'"
                   % (muttrc, "-R " if read_only else "", folder),
                   "/dev/null"],
-                 env=foreign_env(HOME=home, TERM="vt100"), cwd=home,
+                 env=harness.foreign_env(HOME=home, TERM="vt100"), cwd=home,
                  timeout=60)
         return home
 
@@ -344,7 +335,7 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
         res = subprocess.run(
             ["fetchmail", "-f", rc, "--nodetach", "-v", "--timeout", "30"],
             capture_output=True, timeout=TOOL_TIMEOUT,
-            env=foreign_env(HOME=work, FETCHMAILHOME=work))
+            env=harness.foreign_env(HOME=work, FETCHMAILHOME=work))
         log = (res.stdout + res.stderr).decode("utf-8", "replace")
         self.assertEqual(res.returncode, 0, log[-3000:])
         self.assertIn("STARTTLS", log)
@@ -363,18 +354,8 @@ class ImapClientsTest(ImapHelpers, TernTestCase):
     def dovecot(self, maildir):
         """(conf path, env) for Dovecot on maildir, as its owner."""
         d = os.path.join(self.tern.tmp, "dovecot-" + uuid.uuid4().hex[:6])
-        os.makedirs(d)
-        os.chmod(d, 0o777)
-        st = os.stat(maildir)
-        conf = os.path.join(d, "dovecot.conf")
-        with open(conf, "w") as f:
-            f.write("ssl = no\nlog_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\nmail_location = maildir:%s\n"
-                    "mail_uid = %d\nmail_gid = %d\n"
-                    "first_valid_uid = 1\nfirst_valid_gid = 1\n"
-                    % (d, d, maildir, st.st_uid, st.st_gid))
-        return conf, foreign_env(USER=pwd.getpwuid(st.st_uid).pw_name,
-                                 HOME=d)
+        return harness.dovecot_config(
+            d, maildir, pwd.getpwuid(os.stat(maildir).st_uid))
 
     def doveadm(self, maildir, *args, input=None):
         conf, env = self.dovecot(maildir)

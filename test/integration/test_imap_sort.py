@@ -42,21 +42,6 @@ KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
 BASE_TIME = 1700000000
 
 
-class PairIMAP(imaplib.IMAP4):
-    """imaplib on one end of a socketpair instead of a TCP connection."""
-
-    def __init__(self, sock):
-        self._pair = sock
-        super().__init__("imapd", 0, timeout=TIMEOUT)
-
-    def open(self, host="", port=0, timeout=None):
-        self.host = host
-        self.port = port
-        self.sock = self._pair
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile("rb")
-
-
 def corpus():
     """[(headers, body, mtime)]: the messages in UID order."""
     subjects = [
@@ -198,17 +183,7 @@ class ImapSortTest(TernTestCase):
         os.mkdir(cls.conf)
         with open(os.path.join(cls.conf, "tern.conf"), "w") as f:
             f.write("maillog_file = %s/imapd.log\n" % cls.tmp)
-        with open(os.path.join(cls.tmp, "dovecot.conf"), "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (cls.tmp, cls.tmp, cls.maildir, cls.pw.pw_name,
-                       cls.pw.pw_gid))
+        harness.dovecot_config(cls.tmp, cls.maildir, cls.pw)
         for root, dirs, files in os.walk(cls.tmp):
             for n in dirs + files:
                 os.chown(os.path.join(root, n), cls.pw.pw_uid,
@@ -266,7 +241,7 @@ class ImapSortTest(TernTestCase):
                 stdin=theirs, stdout=subprocess.DEVNULL, stderr=log,
                 env=env, cwd="/")
         theirs.close()
-        imap = PairIMAP(ours)
+        imap = harness.PairIMAP(ours, TIMEOUT)
         typ, data = imap.select("INBOX")
         assert typ == "OK", data
         return imap

@@ -10,15 +10,11 @@ multipart message against python3's email package, flags and expunges
 seen by a second session, IDLE announcing mail delivered over SMTP,
 CONDSTORE/QRESYNC resynchronisation, SEARCH keys, the literal limit."""
 
-import base64
 import email
 import email.policy
 import imaplib
 import os
-import pwd
 import re
-import socket
-import subprocess
 import time
 import uuid
 from email.mime.application import MIMEApplication
@@ -35,21 +31,6 @@ IMAPD = os.path.join(harness.DAEMON_DIR, "imapd")
 SIZE_LIMIT = 4096
 
 
-class PairIMAP(imaplib.IMAP4):
-    """imaplib on one end of a socketpair instead of a TCP connection."""
-
-    def __init__(self, sock):
-        self._pair = sock
-        super().__init__("imapd", 0, timeout=TIMEOUT)
-
-    def open(self, host="", port=0, timeout=None):
-        self.host = host
-        self.port = port
-        self.sock = self._pair
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile("rb")
-
-
 def crlf(data):
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -61,7 +42,11 @@ def ok(pair):
     return data
 
 
-class ImapdTest(TernTestCase):
+class ImapdTest(harness.SessionProcess, TernTestCase):
+
+    session_program = IMAPD
+    session_user = USER
+    session_local_port = "143"
 
     @classmethod
     def configure(cls, tern):
@@ -69,67 +54,17 @@ class ImapdTest(TernTestCase):
 
     def setUp(self):
         super().setUp()
-        if harness.is_root():
-            self.owner = pwd.getpwnam(self.tern.conf_get("vmail_user"))
-        else:
-            self.owner = pwd.getpwuid(os.geteuid())
+        self.owner = self.session_owner()
         self.conf = self.make_conf(message_size_limit=str(SIZE_LIMIT))
 
     # ----- helpers
 
-    def make_conf(self, **params):
-        d = os.path.join(self.tern.tmp, "imapconf-" + uuid.uuid4().hex[:8])
-        os.mkdir(d)
-        os.chmod(d, 0o755)
-        lines = ["maillog_file = %s" % self.tern.log_path]
-        lines += ["%s = %s" % kv for kv in params.items()]
-        with open(os.path.join(d, "tern.conf"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(os.path.join(d, "tern.conf"), 0o644)
-        return d
-
-    def owner_argv(self):
-        if not harness.is_root():
-            return []
-        return ["setpriv", "--reuid=%d" % self.owner.pw_uid,
-                "--regid=%d" % self.owner.pw_gid, "--clear-groups", "--"]
-
-    def env(self, maildir, tag=None, input=None):
-        env = {k: os.environ[k] for k in harness.SANITIZER_VARS + ["PATH"]
-               if k in os.environ}
-        env.update(TERN_SESSION_USER=USER, TERN_SESSION_MAILDIR=maildir,
-                   TERN_SESSION_CLIENT="127.0.0.1",
-                   TERN_SESSION_CLIENT_PORT="40000",
-                   TERN_SESSION_LOCAL="127.0.0.1",
-                   TERN_SESSION_LOCAL_PORT="143", TERN_SESSION_TLS="0",
-                   TERN_SESSION_ID=uuid.uuid4().hex[:8])
-        if tag is not None:
-            env["TERN_SESSION_TAG"] = tag
-        if input is not None:
-            env["TERN_SESSION_INPUT"] = base64.b64encode(input).decode()
-        return env
-
     def start(self, maildir, tag=None, input=None):
-        ours, theirs = socket.socketpair()
-        with open(self.tern.log_path, "ab") as log:
-            proc = subprocess.Popen(
-                self.owner_argv() + [IMAPD, "-c", self.conf],
-                stdin=theirs, stdout=subprocess.DEVNULL, stderr=log,
-                env=self.env(maildir, tag, input), cwd="/")
-        theirs.close()
-        self.addCleanup(self._reap, proc, ours)
-        return proc, ours
-
-    @staticmethod
-    def _reap(proc, sock):
-        sock.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        return self.start_session(maildir, tag=tag, input=input)
 
     def session(self, maildir):
         proc, sock = self.start(maildir)
-        imap = PairIMAP(sock)
+        imap = harness.PairIMAP(sock, TIMEOUT)
         self.assertEqual(imap.state, "AUTH")
         imap._proc = proc
         return imap

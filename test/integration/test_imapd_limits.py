@@ -19,10 +19,8 @@ import os
 import quopri
 import random
 import re
-import socket
 import termios
 import time
-import uuid
 
 import harness
 import test_imapd
@@ -116,14 +114,14 @@ class RawClient:
             untagged.append(resp)
 
 
-class ImapdLimitsTest(TernTestCase):
+class ImapdLimitsTest(harness.SessionProcess, TernTestCase):
+
+    session_program = test_imapd.IMAPD
+    session_user = test_imapd.USER
+    session_local_port = "143"
 
     configure = classmethod(test_imapd.ImapdTest.configure.__func__)
-    make_conf = test_imapd.ImapdTest.make_conf
-    owner_argv = test_imapd.ImapdTest.owner_argv
-    env = test_imapd.ImapdTest.env
     start = test_imapd.ImapdTest.start
-    _reap = staticmethod(test_imapd.ImapdTest._reap)
     new_maildir = test_imapd.ImapdTest.new_maildir
 
     def setUp(self):

@@ -257,23 +257,7 @@ class Dovecot:
 
     def __init__(self, tmp, maildir, pw):
         self.dir = os.path.join(tmp, "dovecot")
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (self.dir, self.dir, maildir, pw.pw_name, pw.pw_gid))
-        self.env = dict(os.environ, USER=pw.pw_name, HOME=self.dir)
-        for var in list(self.env):
-            if var.endswith("SAN_OPTIONS"):
-                del self.env[var]
+        self.conf, self.env = harness.dovecot_config(self.dir, maildir, pw)
 
     def fetch(self, field):
         """{guid: value bytes} for every message."""

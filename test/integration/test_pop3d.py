@@ -12,13 +12,9 @@ consistent views without the lock, STAT on unreadable files (no file
 read), the line and bad-command limits, pipelined input from login, and
 pop3_delete_after at session start and with -E."""
 
-import base64
 import os
 import re
 import poplib
-import pwd
-import socket
-import stat
 import subprocess
 import time
 import uuid
@@ -110,7 +106,11 @@ def base_of(name):
     return name.split(":", 1)[0]
 
 
-class Pop3dTest(TernTestCase):
+class Pop3dTest(harness.SessionProcess, TernTestCase):
+
+    session_program = POP3D
+    session_user = USER
+    session_local_port = "110"
 
     @classmethod
     def configure(cls, tern):
@@ -118,64 +118,14 @@ class Pop3dTest(TernTestCase):
 
     def setUp(self):
         super().setUp()
-        if harness.is_root():
-            self.owner = pwd.getpwnam(self.tern.conf_get("vmail_user"))
-        else:
-            self.owner = pwd.getpwuid(os.geteuid())
+        self.owner = self.session_owner()
         self.conf = self.make_conf()
 
     # ----- helpers
 
-    def make_conf(self, **params):
-        """A configuration directory for pop3d: the instance's log and
-        the given parameters."""
-        d = os.path.join(self.tern.tmp, "pop3conf-" + uuid.uuid4().hex[:8])
-        os.mkdir(d)
-        os.chmod(d, 0o755)
-        lines = ["maillog_file = %s" % self.tern.log_path]
-        lines += ["%s = %s" % kv for kv in params.items()]
-        with open(os.path.join(d, "tern.conf"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(os.path.join(d, "tern.conf"), 0o644)
-        return d
-
-    def owner_argv(self):
-        if not harness.is_root():
-            return []
-        return ["setpriv", "--reuid=%d" % self.owner.pw_uid,
-                "--regid=%d" % self.owner.pw_gid, "--clear-groups", "--"]
-
-    def env(self, maildir, user=USER, input=None):
-        env = {k: os.environ[k] for k in harness.SANITIZER_VARS + ["PATH"]
-               if k in os.environ}
-        env.update(TERN_SESSION_USER=user, TERN_SESSION_MAILDIR=maildir,
-                   TERN_SESSION_CLIENT="127.0.0.1",
-                   TERN_SESSION_CLIENT_PORT="40000",
-                   TERN_SESSION_LOCAL="127.0.0.1",
-                   TERN_SESSION_LOCAL_PORT="110", TERN_SESSION_TLS="0",
-                   TERN_SESSION_ID=uuid.uuid4().hex[:8])
-        if input is not None:
-            env["TERN_SESSION_INPUT"] = base64.b64encode(input).decode()
-        return env
-
     def start(self, maildir, conf=None, input=None, argv_prefix=None):
-        ours, theirs = socket.socketpair()
-        with open(self.tern.log_path, "ab") as log:
-            proc = subprocess.Popen(
-                (self.owner_argv() if argv_prefix is None else argv_prefix)
-                + [POP3D, "-c", conf or self.conf],
-                stdin=theirs, stdout=subprocess.DEVNULL, stderr=log,
-                env=self.env(maildir, input=input), cwd="/")
-        theirs.close()
-        self.addCleanup(self._reap, proc, ours)
-        return Session(proc, ours)
-
-    @staticmethod
-    def _reap(proc, sock):
-        sock.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        return Session(*self.start_session(maildir, conf=conf, input=input,
+                                           argv_prefix=argv_prefix))
 
     def session(self, maildir, conf=None):
         s = self.start(maildir, conf)

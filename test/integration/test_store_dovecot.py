@@ -67,28 +67,10 @@ class Store:
     def __init__(self, tmp, pw):
         self.pw = pw
         self.dir = os.path.join(tmp, "store-%s" % uuid.uuid4().hex[:8])
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
         self.root = os.path.join(self.dir, "Maildir")
+        self.conf, self.env = harness.dovecot_config(self.dir, self.root, pw)
         os.makedirs(self.root)
         os.chown(self.root, pw.pw_uid, pw.pw_gid)
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (self.dir, self.dir, self.root, pw.pw_name,
-                       pw.pw_gid))
-        self.env = dict(os.environ, USER=pw.pw_name, HOME=self.dir)
-        # doveadm is not ours: no sanitizer settings for it.
-        for var in list(self.env):
-            if var.endswith("SAN_OPTIONS"):
-                del self.env[var]
 
     def doveadm(self, *args, input=None):
         return run_as(self.pw, ["doveadm", "-c", self.conf] + list(args),

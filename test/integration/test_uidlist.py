@@ -98,25 +98,8 @@ class Dovecot:
     def __init__(self, tmp, maildir):
         self.pw = owner_of(maildir)
         self.dir = os.path.join(tmp, "dovecot-%s" % uuid.uuid4().hex[:8])
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write("ssl = no\n"
-                    "log_path = %s/dovecot.log\n"
-                    "base_dir = %s/run\n"
-                    "mail_location = maildir:%s\n"
-                    "mail_uid = %s\n"
-                    "mail_gid = %d\n"
-                    "first_valid_uid = 1\n"
-                    "first_valid_gid = 1\n"
-                    % (self.dir, self.dir, maildir, self.pw.pw_name,
-                       self.pw.pw_gid))
-        self.env = dict(os.environ, USER=self.pw.pw_name, HOME=self.dir)
-        # doveadm is not ours: no sanitizer settings for it.
-        for var in list(self.env):
-            if var.endswith("SAN_OPTIONS"):
-                del self.env[var]
+        self.conf, self.env = harness.dovecot_config(self.dir, maildir,
+                                                     self.pw)
 
     def doveadm(self, *args):
         argv = ["doveadm", "-c", self.conf] + list(args)

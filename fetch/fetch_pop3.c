@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 8314
+ * implicit TLS on 995): logs in with USER/PASS over TLS (plaintext only
+ * with tls=none), lists UIDL and LIST, retrieves each message not yet
+ * queued (RETR), hands it to fetch_inject and, once it is committed and
+ * recorded, marks it DELE (unless keep=yes). The deletions take effect
+ * only at QUIT (the UPDATE state), so a session that breaks deletes
+ * nothing, and the journal skips what was queued at the next poll.
+ * Every read waits at most $fetch_timeout; a poll takes at most
+ * $fetch_max_messages messages (the rest waits for the next one).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "mail/cleanup.h"
+#include "mail/params.h"
+#include "fetch.h"
+
+struct fetch_pop3_item {
+	unsigned long num;
+	char *uidl;
+	uint64_t size;
+};
+
+struct fetch_pop3 {
+	struct fetch_account *a;
+	struct fetch_conn conn;
+	struct fetch_state *state;
+	struct buf line;
+	struct fetch_pop3_item *items;
+	size_t nitems;
+	struct fetch_summary *sum;
+};
+
+/* The first failure of the session is its summary's error (peer text
+ * in it is sanitized). */
+static void MTA_PRINTF(2, 3)
+fetch_pop3_fail(struct fetch_pop3 *p, const char *fmt, ...)
+{
+	char text[sizeof(p->sum->error)];
+	va_list ap;
+
+	if (p->sum->error[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	snprintf(p->sum->error, sizeof(p->sum->error), "%s",
+	    log_sanitize(text, sizeof(text) - 1));
+}
+
+/* Reads a status line: 1 for +OK, 0 for -ERR, -1 for a broken session
+ * (recorded in the summary). */
+static int
+fetch_pop3_status(struct fetch_pop3 *p, const char *what)
+{
+	enum stream_result r = fetch_conn_line(&p->conn, &p->line);
+	const char *s;
+
+	if (r != STREAM_OK) {
+		fetch_pop3_fail(p, "%s after %s",
+		    r == STREAM_TIMEOUT   ? "timeout"
+		    : r == STREAM_TOOLONG ? "an over-long reply"
+		                          : "connection lost",
+		    what);
+		return -1;
+	}
+	s = buf_cstr(&p->line);
+	if (strncmp(s, "+OK", 3) == 0)
+		return 1;
+	if (strncmp(s, "-ERR", 4) == 0)
+		return 0;
+	fetch_pop3_fail(p, "not a POP3 reply: %s", s);
+	return -1;
+}
+
+/* 1 and the next line of a multi-line reply (dot-unstuffed) in
+ * p->line, 0 at its end, -1 on error. */
+static int
+fetch_pop3_multiline(struct fetch_pop3 *p)
+{
+	enum stream_result r = fetch_conn_line(&p->conn, &p->line);
+
+	if (r != STREAM_OK) {
+		fetch_pop3_fail(p, "%s", "a listing broke off");
+		return -1;
+	}
+	if (p->line.len == 1 && p->line.data[0] == '.')
+		return 0;
+	if (p->line.len > 0 && p->line.data[0] == '.')
+		buf_consume(&p->line, 1);
+	return 1;
+}
+
+static struct fetch_pop3_item *
+fetch_pop3_item(struct fetch_pop3 *p, unsigned long num)
+{
+	size_t i;
+
+	/* Servers list in order: the common case is the last one. */
+	if (p->nitems > 0 && p->items[p->nitems - 1].num == num)
+		return &p->items[p->nitems - 1];
+	for (i = 0; i < p->nitems; i++)
+		if (p->items[i].num == num)
+			return &p->items[i];
+	return NULL;
+}
+
+static int
+fetch_pop3_uidl(struct fetch_pop3 *p)
+{
+	char *f[3];
+	uint64_t num;
+	int r;
+
+	if (fetch_conn_cmd(&p->conn, "UIDL") < 0)
+		return -1;
+	if ((r = fetch_pop3_status(p, "UIDL")) <= 0) {
+		if (r == 0)
+			fetch_pop3_fail(p, "the server has no UIDL (%s): its "
+					   "messages cannot be told apart safely",
+			    buf_cstr(&p->line));
+		return -1;
+	}
+	while ((r = fetch_pop3_multiline(p)) > 0) {
+		char *s = (char *)buf_cstr(&p->line);
+
+		if (str_split(s, " ", f, 3) != 2 ||
+		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
+		    strlen(f[1]) > FETCH_UIDL_MAX || p->nitems >= FETCH_LIST_MAX) {
+			fetch_pop3_fail(p, "bad UIDL line: %s", f[0]);
+			return -1;
+		}
+		p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
+		p->items[p->nitems].num = (unsigned long)num;
+		p->items[p->nitems].uidl = xstrdup(f[1]);
+		p->items[p->nitems].size = 0;
+		p->nitems++;
+	}
+	return r;
+}
+
+static int
+fetch_pop3_list(struct fetch_pop3 *p)
+{
+	struct fetch_pop3_item *it;
+	char *f[3];
+	uint64_t num, size;
+	int r;
+
+	if (fetch_conn_cmd(&p->conn, "LIST") < 0)
+		return -1;
+	if ((r = fetch_pop3_status(p, "LIST")) <= 0) {
+		if (r == 0)
+			fetch_pop3_fail(p, "LIST refused: %s", buf_cstr(&p->line));
+		return -1;
+	}
+	while ((r = fetch_pop3_multiline(p)) > 0) {
+		char *s = (char *)buf_cstr(&p->line);
+
+		if (str_split(s, " ", f, 3) < 2 ||
+		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
+		    str_to_u64(f[1], UINT64_MAX >> 1, &size) < 0) {
+			fetch_pop3_fail(p, "bad LIST line: %s", f[0]);
+			return -1;
+		}
+		if ((it = fetch_pop3_item(p, (unsigned long)num)) != NULL)
+			it->size = size;
+	}
+	return r;
+}
+
+static void
+fetch_pop3_emit(void *ctx, const char *data, size_t len)
+{
+	struct fetch_msg *m = ctx;
+
+	if (!m->too_big && buf_append(&m->data, data, len) < 0)
+		m->too_big = 1;
+}
+
+/* RETR into m: 0, or -1 with the session broken. */
+static int
+fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
+    struct fetch_msg *m)
+{
+	struct cleanup_data parse;
+	const char *data;
+	size_t len, used;
+	int r;
+
+	if (fetch_conn_cmd(&p->conn, "RETR %lu", it->num) < 0)
+		return -1;
+	if ((r = fetch_pop3_status(p, "RETR")) <= 0) {
+		if (r == 0)
+			fetch_pop3_fail(p, "RETR refused: %s", buf_cstr(&p->line));
+		return -1;
+	}
+	/* The content is dot-stuffed and ends in CRLF.CRLF, as SMTP's
+	 * DATA: the same parser unstuffs it. */
+	cleanup_data_init(&parse);
+	while (parse.state != CLEANUP_DATA_END) {
+		if (fetch_conn_wait(&p->conn) != STREAM_OK) {
+			fetch_pop3_fail(p, "%s", "a message broke off");
+			return -1;
+		}
+		data = stream_peek(&p->conn.st, &len);
+		used = cleanup_data_parse(&parse, data, len, fetch_pop3_emit, m);
+		stream_consume(&p->conn.st, used);
+	}
+	return 0;
+}
+
+static int
+fetch_pop3_login(struct fetch_pop3 *p)
+{
+	struct fetch_account *a = p->a;
+	const char *err;
+	int r;
+
+	if (a->implicit_tls && fetch_conn_tls(&p->conn, a, &err) < 0) {
+		fetch_pop3_fail(p, "%s", err);
+		return -1;
+	}
+	if (fetch_pop3_status(p, "the greeting") <= 0) {
+		fetch_pop3_fail(p, "greeting: %s", buf_cstr(&p->line));
+		return -1;
+	}
+	if (!a->implicit_tls && !a->tls_none) {
+		if (fetch_conn_cmd(&p->conn, "STLS") < 0 ||
+		    (r = fetch_pop3_status(p, "STLS")) < 0)
+			return -1;
+		if (r == 0) {
+			fetch_pop3_fail(p, "the server refuses STLS (%s); no "
+					   "login without TLS (tls=none allows "
+					   "it)",
+			    buf_cstr(&p->line));
+			return -1;
+		}
+		if (fetch_conn_tls(&p->conn, a, &err) < 0) {
+			fetch_pop3_fail(p, "%s", err);
+			return -1;
+		}
+	}
+	if (fetch_conn_cmd(&p->conn, "USER %s", a->user) < 0 ||
+	    (r = fetch_pop3_status(p, "USER")) < 0)
+		return -1;
+	if (r > 0) {
+		if (fetch_conn_cmd(&p->conn, "PASS %s", a->password) < 0 ||
+		    (r = fetch_pop3_status(p, "PASS")) < 0)
+			return -1;
+	}
+	if (r == 0) {
+		fetch_pop3_fail(p, "login refused: %s", buf_cstr(&p->line));
+		return -1;
+	}
+	return 0;
+}
+
+/* Collects what the listing offers; 0, or -1 when the session broke
+ * (nothing it marked is deleted then). */
+static int
+fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
+{
+	const struct fetch_entry *e;
+	struct fetch_pop3_item *it;
+	struct fetch_msg m;
+	enum fetch_inject_result res;
+	int taken = 0, dele, r;
+	size_t i;
+
+	for (i = 0; i < p->nitems; i++)
+		hash_put(listed, p->items[i].uidl, p->items[i].uidl);
+	p->sum->listed = (int)p->nitems;
+	for (i = 0; i < p->nitems; i++) {
+		it = &p->items[i];
+		dele = 0;
+		e = fetch_state_get(p->state, it->uidl);
+		if (e != NULL && e->mark == FETCH_MARK_QUEUED) {
+			p->sum->skipped++;
+			dele = !p->a->keep;
+		} else if (e != NULL) {
+			/* A record that failed: wait for a restart to settle
+			 * it rather than risk a duplicate. */
+			p->sum->left++;
+		} else if (taken >= var_fetch_max_messages) {
+			p->sum->left++;
+		} else if (it->size > (uint64_t)var_message_size_limit) {
+			msg_warn("account %s: %s: %llu bytes, over "
+				 "message_size_limit: left on the server",
+			    p->a->name, log_sanitize(it->uidl, FETCH_UIDL_MAX),
+			    (unsigned long long)it->size);
+			p->sum->refused++;
+		} else {
+			taken++;
+			memset(&m, 0, sizeof(m));
+			m.id = it->uidl;
+			buf_init(&m.data, (size_t)var_message_size_limit);
+			if (fetch_pop3_retr(p, it, &m) < 0) {
+				buf_free(&m.data);
+				return -1;
+			}
+			res = fetch_inject(p->a, p->state, &p->conn,
+			    p->conn.tls ? "POP3S" : "POP3", &m);
+			buf_free(&m.data);
+			if (res == FETCH_INJECT_RETRY) {
+				fetch_pop3_fail(p, "%s",
+				    "the queue did not take a message; "
+				    "retrying at the next poll");
+				return 0;
+			}
+			if (res == FETCH_INJECT_REFUSED)
+				p->sum->refused++;
+			else {
+				p->sum->queued++;
+				dele = !p->a->keep;
+			}
+		}
+		if (dele) {
+			if (fetch_conn_cmd(&p->conn, "DELE %lu", it->num) < 0 ||
+			    (r = fetch_pop3_status(p, "DELE")) < 0)
+				return -1;
+			if (r > 0)
+				p->sum->deleted++;
+		}
+	}
+	return 0;
+}
+
+void
+fetch_pop3(struct fetch_account *a, struct fetch_summary *sum)
+{
+	struct fetch_pop3 p;
+	struct fetch_state *state = NULL;
+	struct hash *listed = hash_create();
+	const char *err;
+	size_t i;
+	int ok = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.conn.fd = -1;
+	p.a = a;
+	p.sum = sum;
+	p.state = state = fetch_account_state(a);
+	buf_init(&p.line, FETCH_LINE_MAX + 1);
+	if (state == NULL) {
+		fetch_pop3_fail(&p, "%s", "its state file cannot be used");
+		goto out;
+	}
+	if (fetch_conn_open(&p.conn, a->host, a->port, &err) < 0) {
+		fetch_pop3_fail(&p, "%s", err);
+		goto out;
+	}
+	if (fetch_pop3_login(&p) < 0 || fetch_pop3_uidl(&p) < 0 ||
+	    fetch_pop3_list(&p) < 0 || fetch_pop3_collect(&p, listed) < 0)
+		goto out;
+	/* The UPDATE state: only a QUIT answered +OK applied the DELEs. */
+	if (fetch_conn_cmd(&p.conn, "QUIT") == 0 &&
+	    fetch_pop3_status(&p, "QUIT") > 0)
+		ok = 1;
+	else
+		sum->deleted = 0;
+out:
+	if (ok)
+		fetch_state_prune(state, listed);
+	else if (sum->deleted > 0)
+		sum->deleted = 0;
+	fetch_conn_close(&p.conn);
+	for (i = 0; i < p.nitems; i++)
+		free(p.items[i].uidl);
+	free(p.items);
+	buf_free(&p.line);
+	hash_free(&listed, NULL);
+}
