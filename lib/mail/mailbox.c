@@ -42,7 +42,6 @@
 
 #include "base/buf.h"
 #include "base/file.h"
-#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -82,6 +81,9 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 
 /* A name read into a buffer (vname). */
 #define NAME_BUF       (MAILBOX_LOG_REC_MAX + 1)
+/* A scan's arena of names: a name and its base per file. */
+#define SCAN_NAMES_MAX \
+	((size_t)MAILDIR_UIDLIST_RECORDS_MAX * 2 * (NAME_MAX + 1))
 /* Dead bytes of the name arena that make it worth compacting. */
 #define NAMES_DEAD_MIN (64 * 1024)
 
@@ -139,7 +141,10 @@ struct mailbox {
 	struct maildir_keywords kw;
 	int kw_changed;
 	int scanned;        /* since the end of the last mailbox_sync */
-	struct hash *moved; /* bases this view moved from new/ */
+	/* UIDs whose files this view moved from new/ (\Recent here),
+	 * ascending */
+	uint32_t *moved;
+	uint32_t nmoved;
 	int watch_fd, log_wd;
 	int cache_fd, cache_loaded;
 	/* cache[0, nsorted) is sorted; cache[nsorted, ncache) holds the
@@ -343,13 +348,28 @@ base_of(const char *fname)
 	return xstrndup(fname, strcspn(fname, ":"));
 }
 
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+moved_free(struct mailbox *box)
+{
+	free(box->moved);
+	box->moved = NULL;
+	box->nmoved = 0;
+}
+
 static void
 apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 {
 	struct vrec *v;
 	int64_t i;
 	uint32_t at;
-	char *base;
 
 	if (r->modseq > box->hms)
 		box->hms = r->modseq;
@@ -387,12 +407,10 @@ apply_set(struct mailbox *box, const struct mailbox_rec *r, int own)
 	v = &box->pend[at];
 	memset(v, 0, sizeof(*v));
 	vrec_set(box, v, r);
-	if (box->moved != NULL) {
-		base = base_of(r->fname);
-		if (hash_get(box->moved, base) != NULL)
-			v->m.flags |= MAILBOX_F_RECENT;
-		free(base);
-	}
+	if (box->nmoved > 0 &&
+	    bsearch(&r->uid, box->moved, box->nmoved, sizeof(*box->moved),
+	        uid_cmp) != NULL)
+		v->m.flags |= MAILBOX_F_RECENT;
 }
 
 static void
@@ -736,6 +754,7 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 		*received_r = (int64_t)st.st_mtim.tv_sec;
 		return 0;
 	}
+	mailbox_stats.msg_reads++;
 	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -766,18 +785,74 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 }
 
 struct scan_file {
-	char *fname;
-	char *base;
-	uint8_t in_new;
+	/* into the scan's name arena: the name, and its base (up to ':')
+	 * after it, each NUL-terminated; offsets while the arena grows */
+	union {
+		char *p;
+		size_t off;
+	} fname, base;
+	uint8_t in_new, moved;
 	uint32_t uid;
 };
 
+/* What scan_move_new moved: each file's inode and new name (in names),
+ * sorted by inode, so that the listing of cur/ that follows knows them
+ * without a string hash of 20,000 names. */
+struct moved_file {
+	ino_t ino;
+	size_t name_off;
+};
+
+struct moved_list {
+	struct moved_file *f;
+	size_t n, cap;
+	struct buf names;
+};
+
+static int
+moved_ino_cmp(const void *a, const void *b)
+{
+	const struct moved_file *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* 1 if this view moved the file of this name and inode from new/. A
+ * file system that changes the inode on rename (an overlay's copy-up)
+ * only costs the file its \Recent. */
+static int
+moved_has(const struct moved_list *mv, ino_t ino, const char *name)
+{
+	size_t lo = 0, hi = mv->n, mid, blen;
+	const char *m;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (mv->f[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* by base: someone may have changed its flags since */
+	blen = strcspn(name, ":");
+	for (; lo < mv->n && mv->f[lo].ino == ino; lo++) {
+		m = mv->names.data + mv->f[lo].name_off;
+		if (strncmp(m, name, blen) == 0 &&
+		    (m[blen] == ':' || m[blen] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 scan_dir(struct mailbox *box, const char *sub, uint8_t in_new,
-    struct scan_file **files, size_t *n, size_t *cap, const char **error_r)
+    const struct moved_list *mv, struct buf *names, struct scan_file **files,
+    size_t *n, size_t *cap, const char **error_r)
 {
 	char *path = xasprintf("%s/%s", box->path, sub);
+	struct scan_file *f;
 	struct dirent *de;
+	size_t len, blen;
 	DIR *d;
 
 	d = opendir(path);
@@ -800,10 +875,22 @@ scan_dir(struct mailbox *box, const char *sub, uint8_t in_new,
 			*cap = *cap == 0 ? 256 : *cap * 2;
 			*files = xrealloc(*files, *cap * sizeof(**files));
 		}
-		(*files)[*n].fname = xstrdup(de->d_name);
-		(*files)[*n].base = base_of(de->d_name);
-		(*files)[*n].in_new = in_new;
-		(*files)[*n].uid = 0;
+		len = strlen(de->d_name);
+		blen = strcspn(de->d_name, ":");
+		f = &(*files)[*n];
+		f->fname.off = names->len;
+		f->base.off = names->len + len + 1;
+		if (buf_append(names, de->d_name, len + 1) < 0 ||
+		    buf_append(names, de->d_name, blen) < 0 ||
+		    buf_append(names, "", 1) < 0) {
+			*error_r = "Too many messages in the folder";
+			closedir(d);
+			return -1;
+		}
+		f->in_new = in_new;
+		f->moved = mv != NULL && mv->n > 0 &&
+		           moved_has(mv, de->d_ino, de->d_name);
+		f->uid = 0;
 		(*n)++;
 	}
 	closedir(d);
@@ -812,10 +899,12 @@ scan_dir(struct mailbox *box, const char *sub, uint8_t in_new,
 
 /* Moves new/ to cur/ (this view's \Recent), as Dovecot does on sync. */
 static void
-scan_move_new(struct mailbox *box)
+scan_move_new(struct mailbox *box, struct moved_list *mv)
 {
-	char *path = xasprintf("%s/new", box->path), *cur, *to;
+	char *path = xasprintf("%s/new", box->path), *cur;
+	char to[NAME_BUF + 3];
 	struct dirent *de;
+	size_t len;
 	int curfd;
 	DIR *d;
 
@@ -830,26 +919,32 @@ scan_move_new(struct mailbox *box)
 		closedir(d);
 		return;
 	}
-	if (box->moved == NULL)
-		box->moved = hash_create();
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    !maildir_uidlist_base_valid(de->d_name))
 			continue;
-		to = strstr(de->d_name, ":2,") != NULL
-		         ? xstrdup(de->d_name)
-		         : xasprintf("%s:2,", de->d_name);
-		if (file_rename_noreplace(dirfd(d), de->d_name, curfd, to) ==
-		    0) {
-			char *base = base_of(to);
-
-			hash_put(box->moved, base, box);
-			free(base);
+		len = strlen(de->d_name);
+		if (len > MAILBOX_LOG_REC_MAX)
+			continue; /* a name no record could hold */
+		memcpy(to, de->d_name, len + 1);
+		if (strstr(to, ":2,") == NULL)
+			memcpy(to + len, ":2,", 4);
+		if (file_rename_noreplace(dirfd(d), de->d_name, curfd, to) < 0)
+			continue;
+		if (mv->n == mv->cap) {
+			mv->cap = mv->cap == 0 ? 256 : mv->cap * 2;
+			mv->f = xrealloc(mv->f, mv->cap * sizeof(*mv->f));
 		}
-		free(to);
+		mv->f[mv->n].ino = de->d_ino;
+		mv->f[mv->n].name_off = mv->names.len;
+		if (buf_append(&mv->names, to, strlen(to) + 1) < 0)
+			break; /* it stays moved, only not \Recent */
+		mv->n++;
 	}
 	close(curfd);
 	closedir(d);
+	if (mv->n > 1)
+		qsort(mv->f, mv->n, sizeof(*mv->f), moved_ino_cmp);
 }
 
 /* UIDs of the files, from dovecot-uidlist, new ones added under its
@@ -881,8 +976,8 @@ again:
 	k = 0;
 	missing = xrealloc(missing, (n + 1) * sizeof(*missing));
 	for (i = 0; i < n; i++)
-		if (maildir_uidlist_lookup(ul, files[i].base) == NULL)
-			missing[k++] = files[i].base;
+		if (maildir_uidlist_lookup(ul, files[i].base.p) == NULL)
+			missing[k++] = files[i].base.p;
 	if ((k > 0 || ret == 0) && !locked) {
 		maildir_uidlist_free(&ul);
 		ret = maildir_uidlist_lock(
@@ -898,7 +993,7 @@ again:
 			goto fail;
 	}
 	for (i = 0; i < n; i++) {
-		rec = maildir_uidlist_lookup(ul, files[i].base);
+		rec = maildir_uidlist_lookup(ul, files[i].base.p);
 		files[i].uid = rec != NULL ? rec->uid : 0;
 	}
 	*uidvalidity_r = ul->uidvalidity;
@@ -965,7 +1060,10 @@ static int
 scan(struct mailbox *box, const char **error_r)
 {
 	struct scan_file *files = NULL;
-	size_t n = 0, cap = 0, i;
+	struct moved_list mv;
+	struct buf names;
+	uint32_t *moved;
+	size_t n = 0, cap = 0, i, k;
 	struct timespec na, ca, nb, cb;
 	uint32_t uidvalidity, uidnext, j;
 	struct mailbox_rec rec;
@@ -979,21 +1077,46 @@ scan(struct mailbox *box, const char **error_r)
 	mailbox_stats.scans++;
 	names_load(box);
 	buf_init(&out, LOG_WRITE_MAX);
+	memset(&mv, 0, sizeof(mv));
+	buf_init(&mv.names, SCAN_NAMES_MAX);
+	buf_init(&names, SCAN_NAMES_MAX);
 	if ((box->open_flags & MAILBOX_OPEN_READONLY) == 0)
-		scan_move_new(box);
+		scan_move_new(box, &mv);
 	if (stat_dirs(box, &na, &ca) < 0) {
 		*error_r = box_error("stat %s: %s", box->path, strerror(errno));
 		ret = MAILBOX_ERR_NONEXISTENT;
 		goto out;
 	}
-	if (scan_dir(box, "new", 1, &files, &n, &cap, error_r) < 0 ||
-	    scan_dir(box, "cur", 0, &files, &n, &cap, error_r) < 0 ||
+	if (scan_dir(box, "new", 1, NULL, &names, &files, &n, &cap, error_r) <
+	        0 ||
+	    scan_dir(box, "cur", 0, &mv, &names, &files, &n, &cap, error_r) <
+	        0 ||
 	    stat_dirs(box, &nb, &cb) < 0)
 		goto out;
+	for (i = 0; i < n; i++) {
+		files[i].fname.p = names.data + files[i].fname.off;
+		files[i].base.p = names.data + files[i].base.off;
+	}
 	if (scan_uids(box, files, n, &uidvalidity, &uidnext, error_r) < 0)
 		goto out;
 	if (n > 0)
 		qsort(files, n, sizeof(*files), file_uid_cmp);
+	/* what this view moved, by UID now, for apply_set's \Recent */
+	for (i = k = 0; i < n; i++)
+		k += files[i].moved && files[i].uid != 0;
+	if (k > 0) {
+		moved = xmalloc((box->nmoved + k) * sizeof(*moved));
+		if (box->nmoved > 0)
+			memcpy(moved, box->moved,
+			    box->nmoved * sizeof(*moved));
+		for (i = 0, k = box->nmoved; i < n; i++)
+			if (files[i].moved && files[i].uid != 0)
+				moved[k++] = files[i].uid;
+		free(box->moved);
+		box->moved = moved;
+		box->nmoved = (uint32_t)k;
+		qsort(box->moved, box->nmoved, sizeof(*box->moved), uid_cmp);
+	}
 	p = xasprintf("%s/new", box->path);
 	newfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(p);
@@ -1016,9 +1139,9 @@ scan(struct mailbox *box, const char **error_r)
 		v = reset ? NULL : state_find(box, files[i].uid);
 		memset(&rec, 0, sizeof(rec));
 		rec.uid = files[i].uid;
-		rec.fname = files[i].fname;
+		rec.fname = files[i].fname.p;
 		rec.in_new = files[i].in_new;
-		mailbox_fname_flags(files[i].fname, &rec.flags, &rec.keywords);
+		mailbox_fname_flags(files[i].fname.p, &rec.flags, &rec.keywords);
 		if (v != NULL) {
 			/* No folder records: recs may be NULL, and NULL + 0
 			 * is undefined. */
@@ -1028,7 +1151,7 @@ scan(struct mailbox *box, const char **error_r)
 			else
 				seen_p[v - box->pend] = 1;
 			vn = vname(box, v, nbuf);
-			if (vn != NULL && strcmp(vn, files[i].fname) == 0)
+			if (vn != NULL && strcmp(vn, files[i].fname.p) == 0)
 				continue;
 			rec.size = v->m.size;
 			rec.received = v->m.received;
@@ -1078,11 +1201,10 @@ out:
 		close(newfd);
 	if (curfd >= 0)
 		close(curfd);
-	for (i = 0; i < n; i++) {
-		free(files[i].fname);
-		free(files[i].base);
-	}
 	free(files);
+	buf_free(&names);
+	buf_free(&mv.names);
+	free(mv.f);
 	free(seen_r);
 	free(seen_p);
 	buf_free(&out);
@@ -1238,7 +1360,7 @@ box_free(struct mailbox *box)
 	buf_free(&box->cache_pend);
 	free(box->cache_win);
 	maildir_keywords_clear(&box->kw);
-	hash_free(&box->moved, NULL);
+	moved_free(box);
 	free(box->name);
 	free(box->path);
 	free(box);
@@ -1618,7 +1740,7 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 		if (ops->exists != NULL)
 			ops->exists(ctx, box->count, box->recent);
 	}
-	hash_free(&box->moved, NULL);
+	moved_free(box);
 	if (box->scanned) {
 		box->scanned = 0;
 #ifdef __GLIBC__

@@ -135,6 +135,7 @@ struct mailbox_stats {
 	unsigned long scans;       /* readdir passes over a folder */
 	unsigned long index_reads; /* tern.index loaded */
 	unsigned long log_records; /* log records applied */
+	unsigned long msg_reads;   /* message files a scan read for a size */
 };
 extern struct mailbox_stats mailbox_stats;
 /* The heap a view holds for its messages, names and cache entries

@@ -679,6 +679,76 @@ fill(const char *root, unsigned n)
 	}
 }
 
+/*
+ * A first SELECT of delivered mail: the files move from new/ to cur/ and
+ * are this view's \Recent (found again by inode and base after the move,
+ * not by a hash of every name), and no message file is read when its
+ * name carries W= (RFC822.SIZE); one without W= is read for its size.
+ */
+static void
+test_cold_scan(void)
+{
+	struct mailbox_user *user = user_open("cold");
+	struct mailbox *a = NULL, *b = NULL;
+	struct mailbox_status st;
+	const char *error;
+	char *root = tpath("cold"), *p;
+	unsigned long reads;
+	unsigned i, n = 300;
+	uint32_t seq;
+	int fd, ret;
+
+	for (i = 0; i < n + 2; i++) {
+		if (i < n)
+			p = xasprintf("%s/new/%u.M%uP7.host,S=%zu,W=%zu", root,
+			    1700000000 + i, i, strlen(msg_text) - 3,
+			    strlen(msg_text));
+		else /* no W=, and one already in cur/, seen */
+			p = xasprintf(i == n ? "%s/new/%u.M%uP7.host"
+			                     : "%s/cur/%u.M%uP7.host:2,S",
+			    root, 1700000000 + i, i);
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		CHECK(fd >= 0);
+		if (fd >= 0) {
+			CHECK(write(fd, msg_text, strlen(msg_text) - 3) > 0);
+			close(fd);
+		}
+		free(p);
+	}
+	reads = mailbox_stats.msg_reads;
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_stats.msg_reads - reads, 2);
+	CHECK_INT(mailbox_count(a), n + 2);
+	mailbox_view_status(a, &st);
+	CHECK_INT(st.recent, n + 1);
+	for (seq = 1; seq <= n + 2; seq++) {
+		ret = (mailbox_msg(a, seq)->flags & MAILBOX_F_RECENT) != 0;
+		CHECK_INT(ret, seq <= n + 1);
+		if (seq <= n)
+			CHECK_INT(mailbox_msg(a, seq)->size, strlen(msg_text));
+	}
+	/* all in cur/ now; a second view takes no \Recent */
+	for (i = 0; i <= n; i += n / 3) {
+		if (i < n)
+			p = xasprintf("%s/new/%u.M%uP7.host,S=%zu,W=%zu", root,
+			    1700000000 + i, i, strlen(msg_text) - 3,
+			    strlen(msg_text));
+		else
+			p = xasprintf(
+			    "%s/new/%u.M%uP7.host", root, 1700000000 + i, i);
+		CHECK(access(p, F_OK) < 0);
+		free(p);
+	}
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
+	mailbox_view_status(b, &st);
+	CHECK_INT(st.recent, 0);
+	CHECK_INT(st.messages, n + 2);
+	mailbox_close(&a);
+	mailbox_close(&b);
+	free(root);
+	mailbox_user_close(&user);
+}
+
 /* A view's heap per message, at most (mailbox_view_bytes). */
 #define VIEW_BYTES_PER_MSG 48
 
@@ -771,5 +841,5 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
     UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
-    UNIT_CASE(test_large_folder),
+    UNIT_CASE(test_cold_scan), UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))

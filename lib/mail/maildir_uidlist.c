@@ -678,9 +678,8 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
     size_t n, const char **error_r)
 {
 	struct maildir_uidlist_rec *rec;
-	struct hash *seen = hash_create();
 	char **fresh = xmalloc((n + 1) * sizeof(*fresh));
-	size_t i, k = 0;
+	size_t i, j, k = 0;
 	char *b;
 	int ret = 0;
 
@@ -688,14 +687,25 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 		if (!maildir_uidlist_base_valid(bases[i]))
 			msg_panic("maildir_uidlist_add_new: invalid base");
 		b = base_dup(bases[i]);
-		if (hash_get(ul->by_base, b) != NULL ||
-		    hash_get(seen, b) != NULL) {
+		if (hash_get(ul->by_base, b) != NULL) {
 			free(b);
 			continue;
 		}
-		hash_put(seen, b, b);
 		fresh[k++] = b;
 	}
+	/* A base given twice sorts next to itself (new_cmp is 0 only for
+	 * equal strings): one pass drops the repeats, where a hash of
+	 * every name would cost a 20,000-message first scan more. */
+	if (k > 1)
+		qsort(fresh, k, sizeof(*fresh), new_cmp);
+	for (i = j = 0; i < k; i++) {
+		if (j > 0 && strcmp(fresh[j - 1], fresh[i]) == 0) {
+			free(fresh[i]);
+			continue;
+		}
+		fresh[j++] = fresh[i];
+	}
+	k = j;
 	if (k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ||
 	    k > UIDLIST_UID_LIMIT - ul->next_uid) {
 		*error_r = uidlist_error("%s run out",
@@ -703,7 +713,6 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 		                                                : "UIDs");
 		ret = -1;
 	} else {
-		qsort(fresh, k, sizeof(*fresh), new_cmp);
 		recs_reserve(ul, k);
 		for (i = 0; i < k; i++) {
 			rec = xcalloc(1, sizeof(*rec));
@@ -717,7 +726,6 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 	for (i = 0; i < k; i++)
 		free(fresh[i]);
 	free(fresh);
-	hash_free(&seen, NULL);
 	return ret;
 }
 
