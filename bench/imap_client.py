@@ -24,9 +24,11 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from procstat import cpu_seconds, settled  # noqa: E402
+
 TIMEOUT = 120
 MAX_LINE = 1 << 20
-HZ = os.sysconf("SC_CLK_TCK")
 
 # --- the mail -----------------------------------------------------------------
 
@@ -228,70 +230,6 @@ def generate(out, n, small):
 
 # --- the server's processes -------------------------------------------------------
 
-
-def tree(master):
-    procs = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    procs[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    out = []
-    for pid in procs:
-        p, hops = pid, 0
-        while p not in (master, 0, 1) and p in procs and hops < 64:
-            p, hops = procs[p], hops + 1
-        if p == master:
-            out.append(pid)
-    return sorted(out)
-
-
-def cpu_seconds(master):
-    """CPU time of the master and every live descendant (schedstat:
-    nanoseconds, so that a 5 ms SELECT shows), plus the time of the
-    children they reaped (cutime, cstime: where a finished session's time
-    goes), as bench/lib.sh's cpu_ticks."""
-    total = 0.0
-    for pid in tree(master):
-        try:
-            with open("/proc/%d/schedstat" % pid) as f:
-                ns = int(f.read().split()[0])
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += ns / 1e9 + (int(fields[13]) + int(fields[14])) / HZ
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def pss_kb(master):
-    total = 0
-    for pid in tree(master):
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for l in f:
-                    if l.startswith("Pss:"):
-                        total += int(l.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def settled(master, timeout=30):
-    """Waits (bounded) until the server's process set has not changed for a
-    second: Dovecot's login processes exit after handing a connection on,
-    sessions exit after LOGOUT."""
-    deadline = time.monotonic() + timeout
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        now = tree(master)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since > 1.0:
-            return
-        time.sleep(0.1)
 
 # --- one session, blocking ----------------------------------------------------------
 

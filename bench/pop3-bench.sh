@@ -146,6 +146,7 @@ fi
 # One program for both servers: raw sockets, every read bounded.
 cat >"$tmp/client.py" <<'PY'
 import os, socket, sys, threading, time
+from procstat import cpu_ticks, pss_kb, settled
 TIMEOUT = 60
 
 class Conn:
@@ -268,62 +269,6 @@ def rounds(port, pw, clients, seconds):
         sys.exit("; ".join(errors[:3]))
     print("%d %.4f" % (sum(counts), secs))
 
-def tree(master):
-    procs = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    procs[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    out = []
-    for pid in procs:
-        p, hops = pid, 0
-        while p not in (master, 0, 1) and p in procs and hops < 64:
-            p, hops = procs[p], hops + 1
-        if p == master:
-            out.append(pid)
-    return sorted(out)
-
-def cpu_ticks(master):
-    """As bench/lib.sh's cpu_ticks: utime, stime, cutime and cstime of
-    master and every descendant."""
-    total = 0
-    for pid in tree(master):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                total += sum(int(x) for x in
-                             f.read().rsplit(")", 1)[1].split()[11:15])
-        except (OSError, ValueError):
-            pass
-    return total
-
-def pss_kb(master):
-    total = 0
-    for pid in tree(master):
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for l in f:
-                    if l.startswith("Pss:"):
-                        total += int(l.split()[1])
-        except OSError:
-            pass
-    return total
-
-def settled(master, timeout=20):
-    """Waits (bounded) until the server's process set stops changing:
-    Dovecot's login processes exit after handing a connection on."""
-    deadline = time.monotonic() + timeout
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        now = tree(master)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since > 1.0:
-            return
-        time.sleep(0.1)
-
 def idle(port, pw, master, n):
     settled(master)
     base = pss_kb(master)
@@ -357,7 +302,7 @@ PY
 hz=$(getconf CLK_TCK)
 results="$tmp/results"
 : >"$results"
-client() { timeout 300 python3 "$tmp/client.py" "$@"; }
+client() { PYTHONPATH="$bench_top/bench" timeout 300 python3 "$tmp/client.py" "$@"; }
 
 # run NAME PORT MASTER: warm-up, then (a), (b), (c); one line of results.
 run() {
