@@ -181,6 +181,14 @@ fetch_conn_tls(struct fetch_conn *c, struct fetch_account *a,
 	return 0;
 }
 
+static void
+fetch_conn_note(struct fetch_conn *c, enum stream_result r)
+{
+	c->why = r == STREAM_TIMEOUT ? "timeout"
+	       : r == STREAM_EOF     ? "the server closed the connection"
+	                             : NULL;
+}
+
 enum stream_result
 fetch_conn_wait(struct fetch_conn *c)
 {
@@ -202,8 +210,10 @@ fetch_conn_wait(struct fetch_conn *c)
 		pfd.events = (short)(((ev & STREAM_WANT_READ) ? POLLIN : 0) |
 		                     ((ev & STREAM_WANT_WRITE) ? POLLOUT : 0));
 		n = poll(&pfd, 1, c->timeout_ms);
-		if (n == 0)
+		if (n == 0) {
+			fetch_conn_note(c, STREAM_TIMEOUT);
 			return STREAM_TIMEOUT;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -213,24 +223,41 @@ fetch_conn_wait(struct fetch_conn *c)
 		    stream_try_flush(&c->st) == STREAM_ERROR)
 			return STREAM_ERROR;
 		r = stream_fill(&c->st);
-		if (r != STREAM_OK && r != STREAM_AGAIN)
+		if (r != STREAM_OK && r != STREAM_AGAIN) {
+			fetch_conn_note(c, r);
 			return r;
+		}
 	}
+}
+
+enum stream_result
+fetch_conn_line_max(struct fetch_conn *c, struct buf *line, size_t max)
+{
+	enum stream_result r;
+
+	buf_reset(line);
+	r = stream_read_line(&c->st, line, max, c->timeout_ms, NULL);
+	fetch_conn_note(c, r);
+	return r;
 }
 
 enum stream_result
 fetch_conn_line(struct fetch_conn *c, struct buf *line)
 {
-	buf_reset(line);
-	return stream_read_line(&c->st, line, FETCH_LINE_MAX, c->timeout_ms,
-	    NULL);
+	return fetch_conn_line_max(c, line, FETCH_LINE_MAX);
+}
+
+const char *
+fetch_conn_why(const struct fetch_conn *c, const char *broke)
+{
+	return c->why != NULL ? c->why : broke;
 }
 
 int
 fetch_conn_cmd(struct fetch_conn *c, const char *fmt, ...)
 {
 	va_list ap;
-	char line[FETCH_LINE_MAX];
+	char line[FETCH_CMD_MAX];
 	int n;
 
 	va_start(ap, fmt);

@@ -8,12 +8,15 @@ refused accounts file. One ISP user per test, so tests do not touch
 each other's mail.
 """
 
+import contextlib
 import email
 import email.policy
+import imaplib
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -90,7 +93,7 @@ class FetchTest(TernTestCase):
             cls.office.conf_set(fetch_interval="0", fetch_timeout="10")
             cls.write_accounts(cls.office)
             cls.office.start()
-            for user in ("alice", "bob", "carol", "dave"):
+            for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
                 cls.office.add_user(user + "@example.test", "Office-pw-1")
         except BaseException:
             if cls.office is not None:
@@ -124,6 +127,12 @@ class FetchTest(TernTestCase):
             % (isp, p, PW, cls.ca),
             "bulk pop3s://u4@example.test@%s:%d password=%s "
             "to=dave@example.test tls_ca_file=%s" % (isp, s, PW, cls.ca),
+            "imapsone imaps://u5@example.test@%s:%d password=%s "
+            "to=erin@example.test tls_ca_file=%s"
+            % (isp, cls.tern.imaps_port, PW, cls.ca),
+            "imapkept imap://u6@example.test@%s:%d/INBOX password=%s "
+            "to=frank@example.test keep=yes tls_ca_file=%s"
+            % (isp, cls.tern.imap_port, PW, cls.ca),
         ]
         path = os.path.join(office.dir, "fetch_accounts")
         with open(path, "w") as f:
@@ -273,6 +282,72 @@ class FetchTest(TernTestCase):
             "<bulk.%d@example.org>" % i for i in range(n)))
         harness.wait_until(lambda: self.isp_left(md) == 0, 10,
                            "the ISP's copies removed")
+
+    def isp_imap(self, local):
+        """The ISP user's INBOX as its owner sees it over IMAP."""
+        c = imaplib.IMAP4("127.0.0.2", self.tern.imap_port)
+        c.starttls(ssl_context=ssl.create_default_context(cafile=self.ca))
+        c.login("%s@example.test" % local, PW)
+        c.select("INBOX")
+        return c
+
+    def test_imaps_single_drop_expunged_at_the_isp(self):
+        md = self.isp_user("u5", 4, "imaps")
+        r = self.fetch("imapsone")
+        self.assertRegex(r.stdout, r"^imapsone: 4 queued, 0 skipped, "
+                         r"4 deleted, 0 left, 0 refused, 4 listed\n$")
+        msgs = self.office_messages("erin@example.test", 4)
+        self.assertEqual(sorted(m["Subject"] for m in msgs),
+                         ["imaps %d" % i for i in range(4)])
+        for m in msgs:
+            i = int(m["Subject"].split()[1])
+            self.assertEqual(m.get_payload().replace("\r\n", "\n"),
+                             "body of imaps %d\n.a line with a leading "
+                             "dot\n" % i)
+            top = m.get_all("Received")[0]
+            self.assertIn("with IMAPS", top)
+            self.assertIn("for <erin@example.test>", top)
+        self.assertEqual(self.isp_left(md), 0)
+        r = self.fetch("imapsone")
+        self.assertRegex(r.stdout, r"^imapsone: 0 queued, 0 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 0 listed\n$")
+
+    def test_imap_starttls_keep_marks_seen_and_skips_by_uid(self):
+        md = self.isp_user("u6", 3, "imapkept")
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 3 queued, 0 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 3 listed\n$")
+        self.office_messages("frank@example.test", 3)
+        c = self.isp_imap("u6")
+        try:
+            self.assertEqual(c.search(None, "SEEN")[1][0].split(),
+                             [b"1", b"2", b"3"])
+        finally:
+            c.logout()
+        self.restart_fetch()
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 0 queued, 3 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 3 listed\n$")
+        self.assertEqual(self.isp_left(md), 3)
+
+        # A new UIDVALIDITY: the UIDs may name other messages now, so
+        # nothing is skipped (kept mail comes again) and the log says so.
+        uidlist = os.path.join(md, "dovecot-uidlist")
+        with open(uidlist) as f:
+            head, rest = f.read().split("\n", 1)
+        head = re.sub(r" V(\d+)", lambda m: " V%d" % (int(m.group(1)) + 7),
+                      head)
+        with open(uidlist, "w") as f:
+            f.write(head + "\n" + rest)
+        for cache in ("tern.index", "tern.index.log"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(md, cache))
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 3 queued, 0 skipped")
+        self.office.wait_for_log(r"account imapkept: the UIDVALIDITY of "
+                                 r"INBOX changed")
+        self.assertEqual(len(self.office_messages("frank@example.test", 6)),
+                         6)
 
     def test_z_accounts_file_with_a_wrong_mode_is_refused(self):
         path = self.write_accounts(self.office, mode=0o644)
