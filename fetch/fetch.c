@@ -233,10 +233,13 @@ static void
 fetch_init(struct event_loop *loop)
 {
 	char *err = NULL;
+	const char *nerr;
 	size_t i;
 
 	if (fetch_inject_init(&err) < 0)
 		msg_fatal("%s", err);
+	if (fetch_net_init(&nerr) < 0)
+		msg_fatal("dns_servers: %s", nerr);
 	cleanup_notify_init(loop);
 	/* Settle what a crash left pending at once: fetch_state.c's rule
 	 * holds only for a few seconds after the crash. */
@@ -276,6 +279,7 @@ fetch_shutdown(void)
 	free(fetch_load_error);
 	cleanup_notify_shutdown();
 	fetch_inject_free();
+	fetch_net_shutdown();
 }
 
 int

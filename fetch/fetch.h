@@ -129,12 +129,21 @@ struct fetch_conn {
 	int tls;		/* TLS is under st */
 	char peer_addr[64];	/* numeric, for Received: and logs */
 	char tls_desc[128];	/* "TLSv1.3 with cipher X" */
-	int timeout_ms;
+	int timeout_ms;		/* one wait: fetch_timeout */
+	/* Monotonic ms: the session's end (fetch_session_timeout) and the
+	 * current message's (fetch_message_timeout; 0 between messages).
+	 * No wait goes past either. */
+	uint64_t session_end, message_end;
 	const char *why;	/* the last read's failure, for messages */
 };
 
-/* Connects to host:port within fetch_timeout. 0, or -1 with *error_r
- * (static). */
+/* The resolver for host names (lib/dns, $dns_servers): made at start,
+ * freed at shutdown. 0, or -1 with *error_r (static). */
+int fetch_net_init(const char **error_r);
+void fetch_net_shutdown(void);
+/* Resolves host (a name through DNS within fetch_timeout, or an
+ * address) and connects to host:port within fetch_timeout; starts the
+ * session's deadline. 0, or -1 with *error_r (static). */
 int fetch_conn_open(struct fetch_conn *c, const char *host,
     const char *port, const char **error_r);
 /* Starts TLS (implicit or after STLS/STARTTLS) and waits for the
@@ -152,6 +161,9 @@ int fetch_conn_cmd(struct fetch_conn *c, const char *fmt, ...)
 /* Waits until input is buffered. STREAM_OK, _TIMEOUT, _EOF, _ERROR. */
 enum stream_result fetch_conn_wait(struct fetch_conn *c);
 void fetch_conn_close(struct fetch_conn *c);
+/* Starts and ends the deadline of one message's retrieval. */
+void fetch_conn_message_begin(struct fetch_conn *c);
+void fetch_conn_message_end(struct fetch_conn *c);
 /* Why the last wait or read failed ("timeout", ...), or broke when
  * nothing more precise is known. */
 const char *fetch_conn_why(const struct fetch_conn *c, const char *broke);

@@ -712,11 +712,13 @@ fetch_imap_body(struct fetch_imap *p, const struct fetch_imap_item *it,
 	memset(&b, 0, sizeof(b));
 	b.m = m;
 	b.uid = it->uid;
+	fetch_conn_message_begin(&p->conn);
 	r = fetch_imap_cmd(p, "UID FETCH %llu (BODY.PEEK[])",
 	        (unsigned long long)it->uid) < 0
 	        ? -1
 	        : fetch_imap_simple(p, "UID FETCH BODY.PEEK[]", 1,
 	              fetch_imap_body_line, &b);
+	fetch_conn_message_end(&p->conn);
 	if (r <= 0)
 		return -1;
 	if (!b.got) {

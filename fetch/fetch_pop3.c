@@ -7,7 +7,8 @@
  * recorded, marks it DELE (unless keep=yes). The deletions take effect
  * only at QUIT (the UPDATE state), so a session that breaks deletes
  * nothing, and the journal skips what was queued at the next poll.
- * Every read waits at most $fetch_timeout; a poll takes at most
+ * Every read waits at most $fetch_timeout (and the session's and the
+ * message's deadlines, fetch_net.c); a poll takes at most
  * $fetch_max_messages messages (the rest waits for the next one).
  */
 #include <stdio.h>
@@ -46,9 +47,9 @@ fetch_pop3_status(struct fetch_pop3 *p, const char *what)
 
 	if (r != STREAM_OK) {
 		fetch_fail(p->sum, "%s after %s",
-		    r == STREAM_TIMEOUT   ? "timeout"
-		    : r == STREAM_TOOLONG ? "an over-long reply"
-		                          : "connection lost",
+		    r == STREAM_TOOLONG ? "an over-long reply"
+		                        : fetch_conn_why(&p->conn,
+		                              "connection lost"),
 		    what);
 		return -1;
 	}
@@ -166,9 +167,8 @@ fetch_pop3_emit(void *ctx, const char *data, size_t len)
 		m->too_big = 1;
 }
 
-/* RETR into m: 0, or -1 with the session broken. */
 static int
-fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
+fetch_pop3_retr_body(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
     struct fetch_msg *m)
 {
 	struct cleanup_data parse;
@@ -188,7 +188,8 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 	cleanup_data_init(&parse);
 	while (parse.state != CLEANUP_DATA_END) {
 		if (fetch_conn_wait(&p->conn) != STREAM_OK) {
-			fetch_fail(p->sum, "%s", "a message broke off");
+			fetch_fail(p->sum, "a message broke off: %s",
+			    fetch_conn_why(&p->conn, "connection lost"));
 			return -1;
 		}
 		data = stream_peek(&p->conn.st, &len);
@@ -196,6 +197,20 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 		stream_consume(&p->conn.st, used);
 	}
 	return 0;
+}
+
+/* RETR into m within fetch_message_timeout: 0, or -1 with the session
+ * broken. */
+static int
+fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
+    struct fetch_msg *m)
+{
+	int r;
+
+	fetch_conn_message_begin(&p->conn);
+	r = fetch_pop3_retr_body(p, it, m);
+	fetch_conn_message_end(&p->conn);
+	return r;
 }
 
 static int

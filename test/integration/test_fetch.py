@@ -16,8 +16,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
+import threading
 import tempfile
 import time
 import unittest
@@ -27,6 +29,9 @@ import harness
 from harness import TernTestCase
 
 PW = "Isp-pw-42"
+# A message may take this long however steadily it comes (the office's
+# fetch_message_timeout); fetch_timeout, one wait, is longer.
+MESSAGE_TIMEOUT = 3
 ACCOUNTS = None   # the office's accounts file
 TMP = None
 
@@ -56,6 +61,54 @@ def make_ca(directory):
     os.chmod(key, 0o600)
     os.chmod(ca, 0o644)
     return ca, cert, key
+
+
+class TricklePop3:
+    """A POP3 server that offers one message and then sends its content
+    a byte every 0.3 s: each wait is short, the whole never ends."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(0.5)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                self.session(conn)
+
+    def session(self, conn):
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+        conn.sendall(b"+OK trickle\r\n")
+        replies = {b"USER": b"+OK\r\n", b"PASS": b"+OK\r\n",
+                   b"UIDL": b"+OK\r\n1 slow-1\r\n.\r\n",
+                   b"LIST": b"+OK\r\n1 100\r\n.\r\n"}
+        try:
+            for line in f:
+                cmd = line.split(b" ", 1)[0].strip().upper()
+                if cmd == b"RETR":
+                    conn.sendall(b"+OK\r\nSubject: slow\r\n\r\n")
+                    while not self.stop.wait(0.3):
+                        conn.sendall(b"x")
+                    return
+                conn.sendall(replies.get(cmd, b"-ERR no\r\n"))
+        except OSError:
+            return
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
 
 
 def message(tag, i):
@@ -88,9 +141,11 @@ class FetchTest(TernTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.office = None
+        cls.trickle = TricklePop3()
         try:
             cls.office = harness.TernInstance(address="127.0.0.3")
-            cls.office.conf_set(fetch_interval="0", fetch_timeout="10")
+            cls.office.conf_set(fetch_interval="0", fetch_timeout="10",
+                                fetch_message_timeout=str(MESSAGE_TIMEOUT))
             cls.write_accounts(cls.office)
             cls.office.start()
             for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
@@ -103,6 +158,7 @@ class FetchTest(TernTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cls.trickle.close()
         if cls.office is not None:
             cls.office.check_log()
             cls.office.close()
@@ -133,6 +189,8 @@ class FetchTest(TernTestCase):
             "imapkept imap://u6@example.test@%s:%d/INBOX password=%s "
             "to=frank@example.test keep=yes tls_ca_file=%s"
             % (isp, cls.tern.imap_port, PW, cls.ca),
+            "slow pop3://u7@127.0.0.1:%d password=x to=alice@example.test "
+            "tls=none" % cls.trickle.port,
         ]
         path = os.path.join(office.dir, "fetch_accounts")
         with open(path, "w") as f:
@@ -348,6 +406,17 @@ class FetchTest(TernTestCase):
                                  r"INBOX changed")
         self.assertEqual(len(self.office_messages("frank@example.test", 6)),
                          6)
+
+    def test_a_trickling_server_is_cut_at_fetch_message_timeout(self):
+        start = time.monotonic()
+        r = self.fetch("slow")
+        took = time.monotonic() - start
+        self.assertRegex(r.stdout, r"^slow: 0 queued, 0 skipped, 0 deleted, "
+                         r"0 left, 0 refused, 1 listed; error: a message "
+                         r"broke off: a message took longer than "
+                         r"fetch_message_timeout\n$")
+        self.assertGreaterEqual(took, MESSAGE_TIMEOUT)
+        self.assertLess(took, 10, "fetch_timeout (10 s) is what ended it")
 
     def test_z_accounts_file_with_a_wrong_mode_is_refused(self):
         path = self.write_accounts(self.office, mode=0o644)
