@@ -14,6 +14,36 @@
  * lost-mail recipient too, never back out. The fetch daemon calls this
  * before cleanup; it reads only the header section. No I/O, no
  * allocation kept after fetch_route_result_free().
+ *
+ * The details, as an admin would expect them:
+ * - Fields are what cleanup takes as the header: it ends at an empty
+ *   line or at the first line that is not "name:" (a continuation line
+ *   first, a space before the colon); only the first header_size_limit
+ *   bytes are read and a field that reaches that limit is left out.
+ * - Envelope headers are parsed as address lists (rfc822_addr.h:
+ *   display names, comments, groups, folding); an address must be a
+ *   valid RFC 5321 path with a domain (a bare "alice" there is junk)
+ *   and is_local() must accept it. The local part is kept as written,
+ *   the domain lower-cased; duplicates are those addr_fold() makes
+ *   equal, the first spelling is kept. Header names in the list match
+ *   case-insensitively, a trailing colon is ignored.
+ * - Received: the last "for" clause outside comments and quoted
+ *   strings of the topmost Received: only ("for <a@b>" or Exim's bare
+ *   "for a@b"); when that one names nobody, no lower one is read.
+ * - Past FETCH_ROUTE_RCPTS_MAX local recipients the first
+ *   FETCH_ROUTE_RCPTS_MAX - 1 are kept and the lost-mail recipient is
+ *   added last (nrcpts never exceeds the maximum); detail counts them.
+ * - Rule lines are the field unfolded (line ends removed, white space
+ *   kept, a NUL as a space), "Name: value" exactly as in the message.
+ *   A value is a comma-separated address list (rfc822_addr syntax, at
+ *   most FETCH_ROUTE_RCPTS_MAX, a domain not required: cleanup
+ *   qualifies it); DUNNO means "this line decides nothing". Any other
+ *   Postfix action word (DISCARD, REJECT, OK, HOLD, REDIRECT, ...) or a
+ *   value that is no address list sends the message to lost mail with
+ *   how FETCH_ROUTE_LOST and the rule in detail: mail is never dropped.
+ * - The loop guard compares values with white space runs as one space
+ *   and case ignored; loop_header_value NULL means any value.
+ * - lost_recipient NULL or "" means postmaster: mail must go somewhere.
  */
 #ifndef TERN_FETCH_ROUTE_H
 #define TERN_FETCH_ROUTE_H

@@ -460,33 +460,49 @@ rfc822_parse_mime_token(struct rfc822_ctx *c, struct mstr *s)
 	return 0;
 }
 
+/*
+ * Inside a quoted string or a domain literal: a NUL becomes
+ * nul_replacement (when set) and the line break of a folded header goes,
+ * as in Dovecot. 1 when *c->data was one of them (taken into s up to it).
+ */
+static int
+rfc822_nul_or_lf(struct rfc822_ctx *c, struct mstr *s,
+    const unsigned char **start)
+{
+	size_t len;
+
+	if (*c->data == '\0') {
+		if (c->nul_replacement != NULL) {
+			mstr_add(s, *start, (size_t)(c->data - *start));
+			mstr_adds(s, c->nul_replacement);
+			*start = c->data + 1;
+		}
+		return 1;
+	}
+	if (*c->data != '\n')
+		return 0;
+	len = (size_t)(c->data - *start);
+	if (len > 0 && (*start)[len - 1] == '\r')
+		len--;
+	mstr_add(s, *start, len);
+	*start = c->data + 1;
+	return 1;
+}
+
 int
 rfc822_parse_quoted_string(struct rfc822_ctx *c, struct mstr *s)
 {
 	const unsigned char *start;
-	size_t len;
 
 	c->data++;
 	for (start = c->data; c->data < c->end; c->data++) {
+		if (rfc822_nul_or_lf(c, s, &start))
+			continue;
 		switch (*c->data) {
-		case '\0':
-			if (c->nul_replacement != NULL) {
-				mstr_add(s, start, (size_t)(c->data - start));
-				mstr_adds(s, c->nul_replacement);
-				start = c->data + 1;
-			}
-			break;
 		case '"':
 			mstr_add(s, start, (size_t)(c->data - start));
 			c->data++;
 			return rfc822_skip_lwsp(c);
-		case '\n':
-			len = (size_t)(c->data - start);
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			mstr_add(s, start, len);
-			start = c->data + 1;
-			break;
 		case '\\':
 			c->data++;
 			if (c->data >= c->end)
@@ -547,30 +563,17 @@ static int
 rfc822_parse_domain_literal(struct rfc822_ctx *c, struct mstr *s)
 {
 	const unsigned char *start;
-	size_t len;
 
 	for (start = c->data++; c->data < c->end; c->data++) {
+		if (rfc822_nul_or_lf(c, s, &start))
+			continue;
 		switch (*c->data) {
-		case '\0':
-			if (c->nul_replacement != NULL) {
-				mstr_add(s, start, (size_t)(c->data - start));
-				mstr_adds(s, c->nul_replacement);
-				start = c->data + 1;
-			}
-			break;
 		case '[':
 			return -1;
 		case ']':
 			mstr_add(s, start, (size_t)(c->data - start + 1));
 			c->data++;
 			return rfc822_skip_lwsp(c);
-		case '\n':
-			len = (size_t)(c->data - start);
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			mstr_add(s, start, len);
-			start = c->data + 1;
-			break;
 		case '\\':
 			/* the backslash stays in a domain literal */
 			c->data++;
