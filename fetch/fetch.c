@@ -83,11 +83,7 @@ fetch_one(struct fetch_account *a, struct buf *out)
 	struct fetch_summary sum;
 
 	memset(&sum, 0, sizeof(sum));
-	if (a->multidrop && !fetch_multidrop_available())
-		snprintf(sum.error, sizeof(sum.error),
-		    "multidrop=yes needs lib/mail/fetch_route.c, which this "
-		    "build lacks");
-	else if (a->proto == FETCH_IMAP)
+	if (a->proto == FETCH_IMAP)
 		fetch_imap(a, &sum);
 	else
 		fetch_pop3(a, &sum);
@@ -252,11 +248,6 @@ fetch_init(struct event_loop *loop)
 			free(err);
 			fetch_state_close(&fetch_states[i]);
 		}
-		if (fetch_accts.v[i]->multidrop && !fetch_multidrop_available())
-			msg_warn("account %s: multidrop=yes needs "
-				 "lib/mail/fetch_route.c, which this build "
-				 "lacks: it is not collected",
-			    fetch_accts.v[i]->name);
 	}
 	if (fetch_accts.n > 0 && var_fetch_interval > 0)
 		fetch_timer = event_timer_add(loop,

@@ -141,6 +141,9 @@ struct fetch_conn {
  * freed at shutdown. 0, or -1 with *error_r (static). */
 int fetch_net_init(const char **error_r);
 void fetch_net_shutdown(void);
+/* Asks proxymap whether key is in table ("local_recipient",
+ * "virtual_mailbox"), within fetch_timeout: 1 yes, 0 no, -1 failure. */
+int fetch_table_lookup(const char *table, const char *key);
 /* Resolves host (a name through DNS within fetch_timeout, or an
  * address) and connects to host:port within fetch_timeout; starts the
  * session's deadline. 0, or -1 with *error_r (static). */
@@ -201,8 +204,6 @@ enum fetch_inject_result fetch_inject(struct fetch_account *a,
  * 0, or -1 with *error_r. */
 int fetch_inject_init(char **error_r);
 void fetch_inject_free(void);
-/* 1 when multidrop routing (lib/mail/fetch_route.c) is linked in. */
-int fetch_multidrop_available(void);
 
 /* The account's open journal (fetch.c), or NULL when it failed. */
 struct fetch_state *fetch_account_state(const struct fetch_account *a);

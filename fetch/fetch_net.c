@@ -32,7 +32,9 @@
 #include "base/str.h"
 #include "dns/dns.h"
 #include "dns/dns_mx.h"
+#include "mail/attr_client.h"
 #include "mail/params.h"
+#include "mail/queue.h"
 #include "tls/tls.h"
 #include "fetch.h"
 
@@ -41,8 +43,13 @@
 
 static char fetch_net_error[FETCH_ERROR_MAX];
 
+/* A private loop for the blocking daemon's asynchronous clients: the
+ * resolver and proxymap (the recipient tables). */
 static struct event_loop *fetch_dns_loop;
 static struct dns *fetch_dns;
+static struct attr_client *fetch_proxymap;
+/* A table answer is a few words. */
+#define FETCH_PROXYMAP_REPLY_MAX 4096
 
 static uint64_t
 fetch_now_ms(void)
@@ -91,9 +98,63 @@ fetch_net_init(const char **error_r)
 	return 0;
 }
 
+struct fetch_table_wait {
+	int done;
+	int status;
+};
+
+static void
+fetch_table_done(const struct attr_list *reply, const char *error,
+    void *ctx)
+{
+	struct fetch_table_wait *w = ctx;
+	const char *status = reply != NULL ? attr_get(reply, "status") : NULL;
+
+	w->done = 1;
+	if (status != NULL && strcmp(status, "found") == 0)
+		w->status = 1;
+	else if (status != NULL && strcmp(status, "notfound") == 0)
+		w->status = 0;
+	else {
+		msg_warn("proxymap lookup: %s",
+		    error != NULL ? error : "lookup failure");
+		w->status = -1;
+	}
+	event_loop_stop(fetch_dns_loop);
+}
+
+int
+fetch_table_lookup(const char *table, const char *key)
+{
+	struct fetch_table_wait w = {0, -1};
+	struct buf *f;
+	char *path;
+
+	if (fetch_proxymap == NULL) {
+		path = queue_path(QUEUE_PRIVATE, "proxymap");
+		fetch_proxymap = attr_client_create(fetch_dns_loop, path, 0,
+		    (uint64_t)var_fetch_timeout * FETCH_MS_PER_SEC,
+		    FETCH_PROXYMAP_REPLY_MAX, 0);
+		free(path);
+	}
+	f = attr_client_frame(fetch_proxymap);
+	if (attr_put_str(f, "request", "lookup") < 0 ||
+	    attr_put_str(f, "table", table) < 0 ||
+	    attr_put_str(f, "key", key) < 0)
+		return -1;
+	attr_client_send(fetch_proxymap, fetch_table_done, &w);
+	while (!w.done)
+		if (event_loop_run(fetch_dns_loop) < 0) {
+			attr_client_cancel(fetch_proxymap, &w);
+			return -1;
+		}
+	return w.status;
+}
+
 void
 fetch_net_shutdown(void)
 {
+	attr_client_free(&fetch_proxymap);
 	dns_free(&fetch_dns);
 	event_loop_free(&fetch_dns_loop);
 }

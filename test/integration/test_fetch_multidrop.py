@@ -9,9 +9,19 @@ each reaches the other through the MX records.
   office resolves through its dns_servers, lib/dns): the ISP, which
   held the office's mail while the office was down, delivers it within
   seconds.
+- Multidrop: the ISP keeps all mail for branch.test in one domain-wide
+  mailbox (virtual_alias_maps @branch.test -> catchall@isp.test), which
+  the office collects over POP3 and over IMAP. A Bcc recipient (only in
+  the envelope: the ISP's Received "for"), a mailing list's mail sent to
+  the mailbox's own address (a fetch_route_maps pcre: rule on List-Id),
+  an unknown user (fetch_lost_recipient), a message an Exim ISP stored
+  once for two users (Envelope-to) and a collected message that came
+  back (the loop header) each land in the right maildir, once.
 """
 
 import contextlib
+import email
+import email.policy
 import os
 import re
 import shutil
@@ -22,6 +32,7 @@ import harness
 from harness import TernTestCase, make_message, run, smtp_send
 
 OFFICE, ISP = "127.0.0.3", "127.0.0.2"
+PW = "Catch-all-pw-1"
 DNS = None
 TMP = None
 # Retries an hour away: only ETRN or a flush can bring the mail now.
@@ -69,7 +80,8 @@ class SiteTest(TernTestCase):
     @classmethod
     def setUpClass(cls):
         base = common_port_base()
-        cls.instance_options = {"address": ISP, "port_base": base}
+        cls.instance_options = {"address": ISP, "port_base": base,
+                                "mail_access": True}
         super().setUpClass()
         try:
             cls.office = harness.TernInstance(address=OFFICE, port_base=base)
@@ -79,6 +91,24 @@ class SiteTest(TernTestCase):
                 smtp_tcp_port=str(base + 25), fetch_interval="0",
                 fetch_etrn_hosts="mx.isp.test:%d" % (base + 25),
                 fetch_etrn_domains="office.test", **OFFLINE)
+            route = os.path.join(TMP, "fetch_route.pcre")
+            with open(route, "w") as f:
+                f.write("/^List-Id:.*<dev\\.lists\\.example\\.org>/ "
+                        "carol@branch.test\n")
+            os.chmod(route, 0o644)
+            cls.office.conf_set(
+                virtual_mailbox_domains="office.test, branch.test",
+                fetch_route_maps="pcre:" + route,
+                fetch_lost_recipient="lost@branch.test")
+            accounts = os.path.join(cls.office.dir, "fetch_accounts")
+            with open(accounts, "w") as f:
+                f.write("allpop pop3s://catchall@isp.test@%s:%d password=%s "
+                        "multidrop=yes tls_verify=no\n"
+                        "allimap imaps://catchall@isp.test@%s:%d "
+                        "password=%s multidrop=yes tls_verify=no\n"
+                        % (ISP, cls.tern.pop3s_port, PW, ISP,
+                           cls.tern.imaps_port, PW))
+            os.chmod(accounts, 0o600)
         except BaseException:
             super().tearDownClass()
             raise
@@ -99,11 +129,95 @@ class SiteTest(TernTestCase):
                    relay_domains="office.test",
                    virtual_mailbox_domains="isp.test", **OFFLINE)
         cls.alice = "alice%s@office.test" % uuid.uuid4().hex[:8]
-        t.conf_set(relay_recipient_maps="inline:{ %s=ok }" % cls.alice)
+        t.conf_set(relay_recipient_maps="inline:{ %s=ok }" % cls.alice,
+                   virtual_alias_domains="branch.test",
+                   virtual_alias_maps="inline:{ @branch.test=catchall@isp.test "
+                                      "}")
+        t.add_user("catchall@isp.test", PW)
 
     def setUp(self):
         super().setUp()
         self.instances.append(self.office)
+
+    def office_up(self):
+        if self.office.master_pid() is None:
+            self.office.start()
+        for user in ("alice", "bob", "carol", "lost"):
+            addr = user + "@branch.test"
+            if not os.path.isdir(os.path.dirname(
+                    self.office.virtual_maildir(addr))):
+                self.office.add_user(addr, "Office-pw-1")
+
+    def isp_send(self, rcpts, subject, extra=""):
+        msg = ("From: Sender <sender@example.org>\n"
+               "To: someone@example.org\n"
+               "Subject: %s\n"
+               "Message-ID: <%s@example.org>\n%s"
+               "\n"
+               "body of %s\n" % (subject, uuid.uuid4().hex, extra, subject)
+               ).encode()
+        smtp_send(self.tern.smtp_port, "sender@example.org", rcpts, msg,
+                  host=ISP)
+
+    def isp_store(self, name, text):
+        """A message as another ISP's delivery left it in the mailbox."""
+        md = self.tern.virtual_maildir("catchall@isp.test")
+        st = os.stat(md)
+        path = os.path.join(md, "new", "1700000000.%s.isp" % name)
+        with open(path, "w") as f:
+            f.write(text.replace("\n", "\r\n"))
+        os.chown(path, st.st_uid, st.st_gid)
+
+    def subjects(self, user, count):
+        md = self.office.virtual_maildir(user + "@branch.test")
+        self.office.wait_for_maildir(md, count)
+        return sorted(
+            email.message_from_bytes(d, policy=email.policy.compat32)
+            ["Subject"] for d in harness.read_maildir(md))
+
+    def test_multidrop_routes_bcc_list_unknown_and_loops_once_each(self):
+        isp, office = self.tern, self.office
+        self.office_up()
+        catchall = isp.virtual_maildir("catchall@isp.test")
+        self.isp_send(["alice@branch.test"], "bcc for alice")
+        self.isp_send(["catchall@isp.test"], "list mail",
+                      "List-Id: Developers <dev.lists.example.org>\n")
+        self.isp_send(["nobody@branch.test"], "for nobody")
+        isp.wait_for_maildir(catchall, 3)
+        self.isp_store("exim", "Envelope-to: alice@branch.test, "
+                       "bob@branch.test\n"
+                       "From: sender@example.org\n"
+                       "Subject: for alice and bob\n\nbody\n")
+        self.isp_store("loop", "X-Tern-Fetched: mx.office.test allpop\n"
+                       "Envelope-to: alice@branch.test\n"
+                       "From: sender@example.org\n"
+                       "Subject: came back\n\nbody\n")
+        r = office.tern("fetch", "allpop")
+        self.assertRegex(r.stdout, r"^allpop: 5 queued, 0 skipped, "
+                         r"5 deleted, 0 left, 0 refused, 5 listed\n$")
+        self.assertEqual(harness.maildir_count(catchall), 0)
+
+        # Over IMAP, from the same mailbox.
+        self.isp_send(["bob@branch.test"], "bcc for bob")
+        self.isp_send(["ghost@branch.test"], "for ghost")
+        isp.wait_for_maildir(catchall, 2)
+        r = office.tern("fetch", "allimap")
+        self.assertRegex(r.stdout, r"^allimap: 2 queued, 0 skipped, "
+                         r"2 deleted, 0 left, 0 refused, 2 listed\n$")
+
+        self.assertEqual(self.subjects("alice", 2),
+                         ["bcc for alice", "for alice and bob"])
+        self.assertEqual(self.subjects("bob", 2),
+                         ["bcc for bob", "for alice and bob"])
+        self.assertEqual(self.subjects("carol", 1), ["list mail"])
+        self.assertEqual(self.subjects("lost", 3),
+                         ["came back", "for ghost", "for nobody"])
+        office.wait_queue_empty()
+        for user, n in (("alice", 2), ("bob", 2), ("carol", 1), ("lost", 3)):
+            self.assertEqual(harness.maildir_count(office.virtual_maildir(
+                user + "@branch.test")), n, user)
+        office.wait_for_log(r"account allpop: \S+: loop.*to the lost-mail "
+                            r"recipient lost@branch\.test")
 
     def test_fetch_now_sends_etrn_and_the_backup_releases(self):
         isp, office, alice = self.tern, self.office, self.alice
@@ -125,7 +239,7 @@ class SiteTest(TernTestCase):
         self.assertIn(qid, isp.queue_files("deferred"))
 
         # The link comes up: the hook's tern fetch now.
-        office.start()
+        self.office_up()
         office.add_user(alice, "Alice-pw-1")
         md = office.virtual_maildir(alice)
         for attempt in range(3):
