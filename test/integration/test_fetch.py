@@ -151,7 +151,8 @@ class FetchTest(TernTestCase):
                                 service_throttle_time="1")
             cls.write_accounts(cls.office)
             cls.office.start()
-            for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+            for user in ("alice", "bob", "carol", "dave", "erin", "frank",
+                         "gina"):
                 cls.office.add_user(user + "@example.test", "Office-pw-1")
         except BaseException:
             if cls.office is not None:
@@ -192,6 +193,9 @@ class FetchTest(TernTestCase):
             "imapkept imap://u6@example.test@%s:%d/INBOX password=%s "
             "to=frank@example.test keep=yes tls_ca_file=%s"
             % (isp, cls.tern.imap_port, PW, cls.ca),
+            "imapbulk imaps://u8@example.test@%s:%d password=%s "
+            "to=gina@example.test tls_ca_file=%s"
+            % (isp, cls.tern.imaps_port, PW, cls.ca),
             "slow pop3://u7@127.0.0.1:%d password=x to=alice@example.test "
             "tls=none" % cls.trickle.port,
         ]
@@ -310,20 +314,22 @@ class FetchTest(TernTestCase):
         self.assertEqual(harness.maildir_count(
             self.office.virtual_maildir("carol@example.test")), 3)
 
-    def test_kill_9_during_collection_loses_and_duplicates_nothing(self):
-        n = 300
-        md = self.isp_user("u4", n, "bulk")
+    def kill_during_collection(self, account, isp_local, office_addr, n):
+        """Kills fetch with SIGKILL while it collects n messages; every
+        message arrives exactly once and the ISP's copies go."""
+        md = self.isp_user(isp_local, n, account)
         since = self.office.log_size()
         first = subprocess.Popen(
             [self.office.sbin("tern"), "-c", self.office.dir, "fetch",
-             "bulk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             account], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         pid = self.fetch_pid()
 
         def queued():
             with open(self.office.log_path, errors="replace") as f:
                 f.seek(since)
-                return len(re.findall(r"account=bulk id=", f.read()))
-        harness.wait_until(lambda: queued() >= 40, 30,
+                return len(re.findall(r"account=%s id=" % account,
+                                      f.read()))
+        harness.wait_until(lambda: queued() >= n // 5, 30,
                            "some messages queued")
         os.kill(pid, signal.SIGKILL)
         first.communicate(timeout=30)
@@ -331,18 +337,25 @@ class FetchTest(TernTestCase):
             lambda: self.office.pids(program="fetch") not in ([], [pid]),
             harness.START_TIMEOUT, "master restarts fetch")
         for _ in range(5):
-            r = self.fetch("bulk")
+            r = self.fetch(account)
             if re.search(r" 0 left", r.stdout) and "error" not in r.stdout:
                 break
-        self.assertRegex(r.stdout, r"^bulk: \d+ queued, \d+ skipped, "
-                         r"\d+ deleted, 0 left, 0 refused")
-        msgs = self.office_messages("dave@example.test", n)
+        self.assertRegex(r.stdout, r"^%s: \d+ queued, \d+ skipped, "
+                         r"\d+ deleted, 0 left, 0 refused" % account)
+        msgs = self.office_messages(office_addr, n)
         ids = [m["Message-ID"] for m in msgs]
         self.assertEqual(len(ids), n)
         self.assertEqual(sorted(set(ids)), sorted(
-            "<bulk.%d@example.org>" % i for i in range(n)))
+            "<%s.%d@example.org>" % (account, i) for i in range(n)))
         harness.wait_until(lambda: self.isp_left(md) == 0, 10,
                            "the ISP's copies removed")
+
+    def test_kill_9_during_collection_loses_and_duplicates_nothing(self):
+        self.kill_during_collection("bulk", "u4", "dave@example.test", 200)
+
+    def test_kill_9_during_imap_collection_loses_and_duplicates_nothing(self):
+        self.kill_during_collection("imapbulk", "u8", "gina@example.test",
+                                    150)
 
     def isp_imap(self, local):
         """The ISP user's INBOX as its owner sees it over IMAP."""
