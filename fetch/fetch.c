@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fetch: collects mail from remote POP3 accounts (the ISP's mailbox of a
+ * fetch: collects mail from remote POP3 and IMAP accounts (the ISP's mailbox of a
  * site that is not always online) into the queue, every $fetch_interval
  * and when `tern fetch` asks over private/fetch. One process (services
  * .conf maxproc 1), unprivileged: the accounts file, which holds
@@ -12,7 +12,7 @@
  *
  * where TEXT has one line per account ("NAME: N queued, ...") and, with
  * etrn=1 (`tern fetch now`), first one line per ETRN sent. No RFCs
- * here; see fetch_pop3.c and fetch_etrn.c.
+ * here; see fetch_pop3.c, fetch_imap.c and fetch_etrn.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +50,21 @@ fetch_printf(struct buf *out, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+fetch_fail(struct fetch_summary *sum, const char *fmt, ...)
+{
+	char text[sizeof(sum->error)];
+	va_list ap;
+
+	if (sum->error[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	snprintf(sum->error, sizeof(sum->error), "%s",
+	    log_sanitize(text, sizeof(text) - 1));
+}
+
 struct fetch_state *
 fetch_account_state(const struct fetch_account *a)
 {
@@ -69,12 +84,7 @@ fetch_one(struct fetch_account *a, struct buf *out)
 
 	memset(&sum, 0, sizeof(sum));
 	if (a->proto == FETCH_IMAP)
-		snprintf(sum.error, sizeof(sum.error),
-		    "IMAP accounts are not collected yet");
-	else if (a->multidrop && !fetch_multidrop_available())
-		snprintf(sum.error, sizeof(sum.error),
-		    "multidrop=yes needs lib/mail/fetch_route.c, which this "
-		    "build lacks");
+		fetch_imap(a, &sum);
 	else
 		fetch_pop3(a, &sum);
 	msg_info("account %s: %d listed, %d queued, %d skipped, %d deleted, "
@@ -219,10 +229,13 @@ static void
 fetch_init(struct event_loop *loop)
 {
 	char *err = NULL;
+	const char *nerr;
 	size_t i;
 
 	if (fetch_inject_init(&err) < 0)
 		msg_fatal("%s", err);
+	if (fetch_net_init(&nerr) < 0)
+		msg_fatal("dns_servers: %s", nerr);
 	cleanup_notify_init(loop);
 	/* Settle what a crash left pending at once: fetch_state.c's rule
 	 * holds only for a few seconds after the crash. */
@@ -235,11 +248,6 @@ fetch_init(struct event_loop *loop)
 			free(err);
 			fetch_state_close(&fetch_states[i]);
 		}
-		if (fetch_accts.v[i]->multidrop && !fetch_multidrop_available())
-			msg_warn("account %s: multidrop=yes needs "
-				 "lib/mail/fetch_route.c, which this build "
-				 "lacks: it is not collected",
-			    fetch_accts.v[i]->name);
 	}
 	if (fetch_accts.n > 0 && var_fetch_interval > 0)
 		fetch_timer = event_timer_add(loop,
@@ -262,6 +270,7 @@ fetch_shutdown(void)
 	free(fetch_load_error);
 	cleanup_notify_shutdown();
 	fetch_inject_free();
+	fetch_net_shutdown();
 }
 
 int

@@ -31,6 +31,9 @@ struct tls_client;
 /* A POP3 response line: RFC 2449 4 caps it at 512 octets with CRLF;
  * some servers send longer texts, which are cut (STREAM_TOOLONG). */
 #define FETCH_LINE_MAX 1024
+/* A command line we send (AUTHENTICATE PLAIN's base64 of a long user
+ * name and password included). */
+#define FETCH_CMD_MAX 8192
 /* The most messages a server may list: more is a protocol error, not
  * memory we spend (fetch_max_messages bounds what one poll takes). */
 #define FETCH_LIST_MAX 1000000
@@ -126,25 +129,47 @@ struct fetch_conn {
 	int tls;		/* TLS is under st */
 	char peer_addr[64];	/* numeric, for Received: and logs */
 	char tls_desc[128];	/* "TLSv1.3 with cipher X" */
-	int timeout_ms;
+	int timeout_ms;		/* one wait: fetch_timeout */
+	/* Monotonic ms: the session's end (fetch_session_timeout) and the
+	 * current message's (fetch_message_timeout; 0 between messages).
+	 * No wait goes past either. */
+	uint64_t session_end, message_end;
+	const char *why;	/* the last read's failure, for messages */
 };
 
-/* Connects to host:port within fetch_timeout. 0, or -1 with *error_r
- * (static). */
+/* The resolver for host names (lib/dns, $dns_servers): made at start,
+ * freed at shutdown. 0, or -1 with *error_r (static). */
+int fetch_net_init(const char **error_r);
+void fetch_net_shutdown(void);
+/* Asks proxymap whether key is in table ("local_recipient",
+ * "virtual_mailbox"), within fetch_timeout: 1 yes, 0 no, -1 failure. */
+int fetch_table_lookup(const char *table, const char *key);
+/* Resolves host (a name through DNS within fetch_timeout, or an
+ * address) and connects to host:port within fetch_timeout; starts the
+ * session's deadline. 0, or -1 with *error_r (static). */
 int fetch_conn_open(struct fetch_conn *c, const char *host,
     const char *port, const char **error_r);
 /* Starts TLS (implicit or after STLS/STARTTLS) and waits for the
  * handshake. 0, or -1 with *error_r (static). */
 int fetch_conn_tls(struct fetch_conn *c, struct fetch_account *a,
     const char **error_r);
-/* One line, without CRLF, at most FETCH_LINE_MAX. STREAM_* result. */
+/* One line, without CRLF, at most FETCH_LINE_MAX (or max). STREAM_*
+ * result. */
 enum stream_result fetch_conn_line(struct fetch_conn *c, struct buf *line);
+enum stream_result fetch_conn_line_max(struct fetch_conn *c, struct buf *line,
+    size_t max);
 /* Sends one command line (CRLF added). 0 or -1. */
 int fetch_conn_cmd(struct fetch_conn *c, const char *fmt, ...)
     MTA_PRINTF(2, 3);
 /* Waits until input is buffered. STREAM_OK, _TIMEOUT, _EOF, _ERROR. */
 enum stream_result fetch_conn_wait(struct fetch_conn *c);
 void fetch_conn_close(struct fetch_conn *c);
+/* Starts and ends the deadline of one message's retrieval. */
+void fetch_conn_message_begin(struct fetch_conn *c);
+void fetch_conn_message_end(struct fetch_conn *c);
+/* Why the last wait or read failed ("timeout", ...), or broke when
+ * nothing more precise is known. */
+const char *fetch_conn_why(const struct fetch_conn *c, const char *broke);
 
 /* A message as it was read, unstuffed, CRLF line ends. */
 struct fetch_msg {
@@ -179,13 +204,16 @@ enum fetch_inject_result fetch_inject(struct fetch_account *a,
  * 0, or -1 with *error_r. */
 int fetch_inject_init(char **error_r);
 void fetch_inject_free(void);
-/* 1 when multidrop routing (lib/mail/fetch_route.c) is linked in. */
-int fetch_multidrop_available(void);
 
 /* The account's open journal (fetch.c), or NULL when it failed. */
 struct fetch_state *fetch_account_state(const struct fetch_account *a);
-/* Collects one POP3 account into the queue. */
+/* Collects one POP3 or IMAP account into the queue. */
 void fetch_pop3(struct fetch_account *a, struct fetch_summary *sum);
+void fetch_imap(struct fetch_account *a, struct fetch_summary *sum);
+/* Records the session's first failure in sum->error (sanitized: peer
+ * text goes in it). */
+void fetch_fail(struct fetch_summary *sum, const char *fmt, ...)
+    MTA_PRINTF(2, 3);
 
 /* Appends to a summary; what does not fit its cap is dropped. */
 void fetch_printf(struct buf *out, const char *fmt, ...) MTA_PRINTF(2, 3);

@@ -21,6 +21,7 @@
 #include "mail/cleanup.h"
 #include "mail/fetch_route.h"
 #include "mail/header_checks.h"
+#include "mail/map_list.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
 #include "mail/queue.h"
@@ -31,16 +32,11 @@
 /* The header this site adds to every collected message. */
 #define FETCH_LOOP_HEADER "X-Tern-Fetched"
 
-/*
- * Multidrop routing lives in lib/mail/fetch_route.c, written in
- * parallel with this daemon: the call below is built against the
- * header alone, and until that file is linked in the symbol is NULL
- * and a multidrop account is refused with a clear log line.
- */
-#pragma weak fetch_route
-#pragma weak fetch_route_result_free
-
 static struct header_checks *fetch_headers;
+/* Multidrop routing: $fetch_recipient_headers, $fetch_route_maps. */
+static char **fetch_rcpt_headers;
+static size_t fetch_nrcpt_headers;
+static struct map_list *fetch_rules;
 
 int
 fetch_inject_init(char **error_r)
@@ -49,6 +45,14 @@ fetch_inject_init(char **error_r)
 	    (fetch_headers = header_checks_create(var_header_checks,
 	         error_r)) == NULL)
 		return -1;
+	fetch_rcpt_headers = config_list(var_fetch_recipient_headers);
+	for (fetch_nrcpt_headers = 0; fetch_rcpt_headers[fetch_nrcpt_headers];
+	     fetch_nrcpt_headers++)
+		;
+	if (*var_fetch_route_maps != '\0' &&
+	    (fetch_rules = map_list_open("fetch_route_maps",
+	         var_fetch_route_maps, error_r)) == NULL)
+		return -1;
 	return virtual_alias_tables_init(error_r);
 }
 
@@ -56,13 +60,11 @@ void
 fetch_inject_free(void)
 {
 	header_checks_free(&fetch_headers);
+	if (fetch_rcpt_headers != NULL)
+		config_list_free(fetch_rcpt_headers);
+	fetch_rcpt_headers = NULL;
+	map_list_free(&fetch_rules);
 	virtual_alias_tables_free();
-}
-
-int
-fetch_multidrop_available(void)
-{
-	return fetch_route != NULL && fetch_route_result_free != NULL;
 }
 
 /* The end of the header section (the empty line), or len. */
@@ -119,18 +121,55 @@ fetch_qualify(const char *to)
 	                               : xasprintf("%s@%s", to, var_myorigin);
 }
 
+/*
+ * Is addr a recipient of this site, as smtpd would accept it at RCPT: a
+ * virtual alias, a relay domain's address, postmaster, or a local or
+ * virtual mailbox that exists. A header naming a user the site does not
+ * have must not win over the rules and lost mail (it would bounce). A
+ * failed lookup counts as yes: delivery decides then, nothing is lost.
+ */
 static int
 fetch_is_local(const char *addr, void *ctx)
 {
+	struct virtual_alias_expansion x;
 	struct resolve_result r;
-	int local;
+	char *key = NULL, *maildir = NULL, *top = NULL;
+	const char *err;
+	int yes = 0, tempfail, found;
 
 	(void)ctx;
 	if (resolve_address(addr, &r) < 0)
 		return 0;
-	local = r.class != RESOLVE_REMOTE;
+	if (r.class == RESOLVE_REMOTE)
+		goto out;
+	memset(&x, 0, sizeof(x));
+	if (virtual_alias_active() || r.class == RESOLVE_ALIAS) {
+		virtual_alias_expand(addr, &x);
+		yes = x.aliased || x.status != VIRTUAL_ALIAS_OK;
+		virtual_alias_expansion_free(&x);
+		if (yes || r.class == RESOLVE_ALIAS)
+			goto out;
+	}
+	if (r.class == RESOLVE_RELAY || str_eq_ci(r.local, "postmaster")) {
+		yes = 1;
+		goto out;
+	}
+	if (r.class == RESOLVE_LOCAL) {
+		yes = fetch_table_lookup("local_recipient", r.local) != 0;
+		goto out;
+	}
+	key = xasprintf("%s@%s", r.local, r.domain);
+	if (virtual_mailbox_active()) {
+		found = virtual_mailbox_find(key, &maildir, &top, &tempfail, &err);
+		yes = found != 0;
+	} else
+		yes = fetch_table_lookup("virtual_mailbox", key) != 0;
+out:
+	free(key);
+	free(maildir);
+	free(top);
 	resolve_free(&r);
-	return local;
+	return yes;
 }
 
 /* The recipients: to= (single-drop), or what fetch_route decides. */
@@ -138,8 +177,6 @@ static int
 fetch_rcpts(struct fetch_account *a, struct fetch_msg *m, char *loop_value,
     char ***rcpts_r, size_t *n_r, char **why_r)
 {
-	static const char *const headers[] = {"Delivered-To", "X-Original-To",
-	    "Envelope-To", "X-Envelope-To", FETCH_ROUTE_RECEIVED};
 	struct fetch_route_config cfg;
 	struct fetch_route_result res;
 	const char *err;
@@ -151,27 +188,29 @@ fetch_rcpts(struct fetch_account *a, struct fetch_msg *m, char *loop_value,
 		*n_r = 1;
 		return 0;
 	}
-	if (!fetch_multidrop_available()) {
-		*why_r = xstrdup("multidrop=yes needs lib/mail/fetch_route.c, "
-				 "which this build lacks");
-		return -1;
-	}
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.headers = headers;
-	cfg.nheaders = sizeof(headers) / sizeof(headers[0]);
+	cfg.headers = (const char *const *)fetch_rcpt_headers;
+	cfg.nheaders = fetch_nrcpt_headers;
 	cfg.is_local = fetch_is_local;
-	cfg.lost_recipient = "postmaster";
+	cfg.rules = fetch_rules;
+	cfg.lost_recipient = var_fetch_lost_recipient;
 	cfg.loop_header_name = FETCH_LOOP_HEADER;
 	cfg.loop_header_value = loop_value;
 	if (fetch_route(&cfg, m->data.data, m->data.len, &res, &err) < 0) {
 		*why_r = xasprintf("routing: %s", err);
 		return -1;
 	}
-	msg_info("account %s: %s: routed (%s)", a->name, m->id,
-	    log_sanitize(res.detail != NULL ? res.detail : "", 200));
+	if (res.how == FETCH_ROUTE_LOST || res.how == FETCH_ROUTE_LOOP)
+		msg_warn("account %s: %s: %s: to the lost-mail recipient %s",
+		    a->name, m->id,
+		    log_sanitize(res.detail != NULL ? res.detail : "", 200),
+		    log_sanitize(res.rcpts[0], 200));
+	else
+		msg_info("account %s: %s: routed (%s)", a->name, m->id,
+		    log_sanitize(res.detail != NULL ? res.detail : "", 200));
 	*rcpts_r = xcalloc(res.nrcpts, sizeof(char *));
 	for (i = 0; i < res.nrcpts; i++)
-		(*rcpts_r)[i] = xstrdup(res.rcpts[i]);
+		(*rcpts_r)[i] = fetch_qualify(res.rcpts[i]);
 	*n_r = res.nrcpts;
 	fetch_route_result_free(&res);
 	return 0;

@@ -7,10 +7,10 @@
  * recorded, marks it DELE (unless keep=yes). The deletions take effect
  * only at QUIT (the UPDATE state), so a session that breaks deletes
  * nothing, and the journal skips what was queued at the next poll.
- * Every read waits at most $fetch_timeout; a poll takes at most
+ * Every read waits at most $fetch_timeout (and the session's and the
+ * message's deadlines, fetch_net.c); a poll takes at most
  * $fetch_max_messages messages (the rest waits for the next one).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,23 +37,6 @@ struct fetch_pop3 {
 	struct fetch_summary *sum;
 };
 
-/* The first failure of the session is its summary's error (peer text
- * in it is sanitized). */
-static void MTA_PRINTF(2, 3)
-fetch_pop3_fail(struct fetch_pop3 *p, const char *fmt, ...)
-{
-	char text[sizeof(p->sum->error)];
-	va_list ap;
-
-	if (p->sum->error[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	snprintf(p->sum->error, sizeof(p->sum->error), "%s",
-	    log_sanitize(text, sizeof(text) - 1));
-}
-
 /* Reads a status line: 1 for +OK, 0 for -ERR, -1 for a broken session
  * (recorded in the summary). */
 static int
@@ -63,10 +46,10 @@ fetch_pop3_status(struct fetch_pop3 *p, const char *what)
 	const char *s;
 
 	if (r != STREAM_OK) {
-		fetch_pop3_fail(p, "%s after %s",
-		    r == STREAM_TIMEOUT   ? "timeout"
-		    : r == STREAM_TOOLONG ? "an over-long reply"
-		                          : "connection lost",
+		fetch_fail(p->sum, "%s after %s",
+		    r == STREAM_TOOLONG ? "an over-long reply"
+		                        : fetch_conn_why(&p->conn,
+		                              "connection lost"),
 		    what);
 		return -1;
 	}
@@ -75,7 +58,7 @@ fetch_pop3_status(struct fetch_pop3 *p, const char *what)
 		return 1;
 	if (strncmp(s, "-ERR", 4) == 0)
 		return 0;
-	fetch_pop3_fail(p, "not a POP3 reply: %s", s);
+	fetch_fail(p->sum, "not a POP3 reply: %s", s);
 	return -1;
 }
 
@@ -87,7 +70,7 @@ fetch_pop3_multiline(struct fetch_pop3 *p)
 	enum stream_result r = fetch_conn_line(&p->conn, &p->line);
 
 	if (r != STREAM_OK) {
-		fetch_pop3_fail(p, "%s", "a listing broke off");
+		fetch_fail(p->sum, "%s", "a listing broke off");
 		return -1;
 	}
 	if (p->line.len == 1 && p->line.data[0] == '.')
@@ -122,7 +105,7 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 		return -1;
 	if ((r = fetch_pop3_status(p, "UIDL")) <= 0) {
 		if (r == 0)
-			fetch_pop3_fail(p, "the server has no UIDL (%s): its "
+			fetch_fail(p->sum, "the server has no UIDL (%s): its "
 					   "messages cannot be told apart safely",
 			    buf_cstr(&p->line));
 		return -1;
@@ -133,7 +116,7 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 		if (str_split(s, " ", f, 3) != 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
 		    strlen(f[1]) > FETCH_UIDL_MAX || p->nitems >= FETCH_LIST_MAX) {
-			fetch_pop3_fail(p, "bad UIDL line: %s", f[0]);
+			fetch_fail(p->sum, "bad UIDL line: %s", f[0]);
 			return -1;
 		}
 		p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
@@ -157,7 +140,7 @@ fetch_pop3_list(struct fetch_pop3 *p)
 		return -1;
 	if ((r = fetch_pop3_status(p, "LIST")) <= 0) {
 		if (r == 0)
-			fetch_pop3_fail(p, "LIST refused: %s", buf_cstr(&p->line));
+			fetch_fail(p->sum, "LIST refused: %s", buf_cstr(&p->line));
 		return -1;
 	}
 	while ((r = fetch_pop3_multiline(p)) > 0) {
@@ -166,7 +149,7 @@ fetch_pop3_list(struct fetch_pop3 *p)
 		if (str_split(s, " ", f, 3) < 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
 		    str_to_u64(f[1], UINT64_MAX >> 1, &size) < 0) {
-			fetch_pop3_fail(p, "bad LIST line: %s", f[0]);
+			fetch_fail(p->sum, "bad LIST line: %s", f[0]);
 			return -1;
 		}
 		if ((it = fetch_pop3_item(p, (unsigned long)num)) != NULL)
@@ -184,9 +167,8 @@ fetch_pop3_emit(void *ctx, const char *data, size_t len)
 		m->too_big = 1;
 }
 
-/* RETR into m: 0, or -1 with the session broken. */
 static int
-fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
+fetch_pop3_retr_body(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
     struct fetch_msg *m)
 {
 	struct cleanup_data parse;
@@ -198,7 +180,7 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 		return -1;
 	if ((r = fetch_pop3_status(p, "RETR")) <= 0) {
 		if (r == 0)
-			fetch_pop3_fail(p, "RETR refused: %s", buf_cstr(&p->line));
+			fetch_fail(p->sum, "RETR refused: %s", buf_cstr(&p->line));
 		return -1;
 	}
 	/* The content is dot-stuffed and ends in CRLF.CRLF, as SMTP's
@@ -206,7 +188,8 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 	cleanup_data_init(&parse);
 	while (parse.state != CLEANUP_DATA_END) {
 		if (fetch_conn_wait(&p->conn) != STREAM_OK) {
-			fetch_pop3_fail(p, "%s", "a message broke off");
+			fetch_fail(p->sum, "a message broke off: %s",
+			    fetch_conn_why(&p->conn, "connection lost"));
 			return -1;
 		}
 		data = stream_peek(&p->conn.st, &len);
@@ -214,6 +197,20 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 		stream_consume(&p->conn.st, used);
 	}
 	return 0;
+}
+
+/* RETR into m within fetch_message_timeout: 0, or -1 with the session
+ * broken. */
+static int
+fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
+    struct fetch_msg *m)
+{
+	int r;
+
+	fetch_conn_message_begin(&p->conn);
+	r = fetch_pop3_retr_body(p, it, m);
+	fetch_conn_message_end(&p->conn);
+	return r;
 }
 
 static int
@@ -224,11 +221,11 @@ fetch_pop3_login(struct fetch_pop3 *p)
 	int r;
 
 	if (a->implicit_tls && fetch_conn_tls(&p->conn, a, &err) < 0) {
-		fetch_pop3_fail(p, "%s", err);
+		fetch_fail(p->sum, "%s", err);
 		return -1;
 	}
 	if (fetch_pop3_status(p, "the greeting") <= 0) {
-		fetch_pop3_fail(p, "greeting: %s", buf_cstr(&p->line));
+		fetch_fail(p->sum, "greeting: %s", buf_cstr(&p->line));
 		return -1;
 	}
 	if (!a->implicit_tls && !a->tls_none) {
@@ -236,14 +233,14 @@ fetch_pop3_login(struct fetch_pop3 *p)
 		    (r = fetch_pop3_status(p, "STLS")) < 0)
 			return -1;
 		if (r == 0) {
-			fetch_pop3_fail(p, "the server refuses STLS (%s); no "
+			fetch_fail(p->sum, "the server refuses STLS (%s); no "
 					   "login without TLS (tls=none allows "
 					   "it)",
 			    buf_cstr(&p->line));
 			return -1;
 		}
 		if (fetch_conn_tls(&p->conn, a, &err) < 0) {
-			fetch_pop3_fail(p, "%s", err);
+			fetch_fail(p->sum, "%s", err);
 			return -1;
 		}
 	}
@@ -256,7 +253,7 @@ fetch_pop3_login(struct fetch_pop3 *p)
 			return -1;
 	}
 	if (r == 0) {
-		fetch_pop3_fail(p, "login refused: %s", buf_cstr(&p->line));
+		fetch_fail(p->sum, "login refused: %s", buf_cstr(&p->line));
 		return -1;
 	}
 	return 0;
@@ -309,7 +306,7 @@ fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
 			    p->conn.tls ? "POP3S" : "POP3", &m);
 			buf_free(&m.data);
 			if (res == FETCH_INJECT_RETRY) {
-				fetch_pop3_fail(p, "%s",
+				fetch_fail(p->sum, "%s",
 				    "the queue did not take a message; "
 				    "retrying at the next poll");
 				return 0;
@@ -349,11 +346,11 @@ fetch_pop3(struct fetch_account *a, struct fetch_summary *sum)
 	p.state = state = fetch_account_state(a);
 	buf_init(&p.line, FETCH_LINE_MAX + 1);
 	if (state == NULL) {
-		fetch_pop3_fail(&p, "%s", "its state file cannot be used");
+		fetch_fail(sum, "%s", "its state file cannot be used");
 		goto out;
 	}
 	if (fetch_conn_open(&p.conn, a->host, a->port, &err) < 0) {
-		fetch_pop3_fail(&p, "%s", err);
+		fetch_fail(sum, "%s", err);
 		goto out;
 	}
 	if (fetch_pop3_login(&p) < 0 || fetch_pop3_uidl(&p) < 0 ||

@@ -8,13 +8,18 @@ refused accounts file. One ISP user per test, so tests do not touch
 each other's mail.
 """
 
+import contextlib
 import email
 import email.policy
+import imaplib
 import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 import tempfile
 import time
 import unittest
@@ -24,6 +29,9 @@ import harness
 from harness import TernTestCase
 
 PW = "Isp-pw-42"
+# A message may take this long however steadily it comes (the office's
+# fetch_message_timeout); fetch_timeout, one wait, is longer.
+MESSAGE_TIMEOUT = 3
 ACCOUNTS = None   # the office's accounts file
 TMP = None
 
@@ -53,6 +61,54 @@ def make_ca(directory):
     os.chmod(key, 0o600)
     os.chmod(ca, 0o644)
     return ca, cert, key
+
+
+class TricklePop3:
+    """A POP3 server that offers one message and then sends its content
+    a byte every 0.3 s: each wait is short, the whole never ends."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(0.5)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                self.session(conn)
+
+    def session(self, conn):
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+        conn.sendall(b"+OK trickle\r\n")
+        replies = {b"USER": b"+OK\r\n", b"PASS": b"+OK\r\n",
+                   b"UIDL": b"+OK\r\n1 slow-1\r\n.\r\n",
+                   b"LIST": b"+OK\r\n1 100\r\n.\r\n"}
+        try:
+            for line in f:
+                cmd = line.split(b" ", 1)[0].strip().upper()
+                if cmd == b"RETR":
+                    conn.sendall(b"+OK\r\nSubject: slow\r\n\r\n")
+                    while not self.stop.wait(0.3):
+                        conn.sendall(b"x")
+                    return
+                conn.sendall(replies.get(cmd, b"-ERR no\r\n"))
+        except OSError:
+            return
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
 
 
 def message(tag, i):
@@ -85,12 +141,18 @@ class FetchTest(TernTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.office = None
+        cls.trickle = TricklePop3()
         try:
             cls.office = harness.TernInstance(address="127.0.0.3")
-            cls.office.conf_set(fetch_interval="0", fetch_timeout="10")
+            # The tests restart fetch on purpose: master brings it back
+            # within a second rather than after its backoff.
+            cls.office.conf_set(fetch_interval="0", fetch_timeout="10",
+                                fetch_message_timeout=str(MESSAGE_TIMEOUT),
+                                service_throttle_time="1")
             cls.write_accounts(cls.office)
             cls.office.start()
-            for user in ("alice", "bob", "carol", "dave"):
+            for user in ("alice", "bob", "carol", "dave", "erin", "frank",
+                         "gina"):
                 cls.office.add_user(user + "@example.test", "Office-pw-1")
         except BaseException:
             if cls.office is not None:
@@ -100,6 +162,7 @@ class FetchTest(TernTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cls.trickle.close()
         if cls.office is not None:
             cls.office.check_log()
             cls.office.close()
@@ -124,6 +187,17 @@ class FetchTest(TernTestCase):
             % (isp, p, PW, cls.ca),
             "bulk pop3s://u4@example.test@%s:%d password=%s "
             "to=dave@example.test tls_ca_file=%s" % (isp, s, PW, cls.ca),
+            "imapsone imaps://u5@example.test@%s:%d password=%s "
+            "to=erin@example.test tls_ca_file=%s"
+            % (isp, cls.tern.imaps_port, PW, cls.ca),
+            "imapkept imap://u6@example.test@%s:%d/INBOX password=%s "
+            "to=frank@example.test keep=yes tls_ca_file=%s"
+            % (isp, cls.tern.imap_port, PW, cls.ca),
+            "imapbulk imaps://u8@example.test@%s:%d password=%s "
+            "to=gina@example.test tls_ca_file=%s"
+            % (isp, cls.tern.imaps_port, PW, cls.ca),
+            "slow pop3://u7@127.0.0.1:%d password=x to=alice@example.test "
+            "tls=none" % cls.trickle.port,
         ]
         path = os.path.join(office.dir, "fetch_accounts")
         with open(path, "w") as f:
@@ -240,20 +314,22 @@ class FetchTest(TernTestCase):
         self.assertEqual(harness.maildir_count(
             self.office.virtual_maildir("carol@example.test")), 3)
 
-    def test_kill_9_during_collection_loses_and_duplicates_nothing(self):
-        n = 300
-        md = self.isp_user("u4", n, "bulk")
+    def kill_during_collection(self, account, isp_local, office_addr, n):
+        """Kills fetch with SIGKILL while it collects n messages; every
+        message arrives exactly once and the ISP's copies go."""
+        md = self.isp_user(isp_local, n, account)
         since = self.office.log_size()
         first = subprocess.Popen(
             [self.office.sbin("tern"), "-c", self.office.dir, "fetch",
-             "bulk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             account], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         pid = self.fetch_pid()
 
         def queued():
             with open(self.office.log_path, errors="replace") as f:
                 f.seek(since)
-                return len(re.findall(r"account=bulk id=", f.read()))
-        harness.wait_until(lambda: queued() >= 40, 30,
+                return len(re.findall(r"account=%s id=" % account,
+                                      f.read()))
+        harness.wait_until(lambda: queued() >= n // 5, 30,
                            "some messages queued")
         os.kill(pid, signal.SIGKILL)
         first.communicate(timeout=30)
@@ -261,18 +337,101 @@ class FetchTest(TernTestCase):
             lambda: self.office.pids(program="fetch") not in ([], [pid]),
             harness.START_TIMEOUT, "master restarts fetch")
         for _ in range(5):
-            r = self.fetch("bulk")
+            r = self.fetch(account)
             if re.search(r" 0 left", r.stdout) and "error" not in r.stdout:
                 break
-        self.assertRegex(r.stdout, r"^bulk: \d+ queued, \d+ skipped, "
-                         r"\d+ deleted, 0 left, 0 refused")
-        msgs = self.office_messages("dave@example.test", n)
+        self.assertRegex(r.stdout, r"^%s: \d+ queued, \d+ skipped, "
+                         r"\d+ deleted, 0 left, 0 refused" % account)
+        msgs = self.office_messages(office_addr, n)
         ids = [m["Message-ID"] for m in msgs]
         self.assertEqual(len(ids), n)
         self.assertEqual(sorted(set(ids)), sorted(
-            "<bulk.%d@example.org>" % i for i in range(n)))
+            "<%s.%d@example.org>" % (account, i) for i in range(n)))
         harness.wait_until(lambda: self.isp_left(md) == 0, 10,
                            "the ISP's copies removed")
+
+    def test_kill_9_during_collection_loses_and_duplicates_nothing(self):
+        self.kill_during_collection("bulk", "u4", "dave@example.test", 200)
+
+    def test_kill_9_during_imap_collection_loses_and_duplicates_nothing(self):
+        self.kill_during_collection("imapbulk", "u8", "gina@example.test",
+                                    150)
+
+    def isp_imap(self, local):
+        """The ISP user's INBOX as its owner sees it over IMAP."""
+        c = imaplib.IMAP4("127.0.0.2", self.tern.imap_port)
+        c.starttls(ssl_context=ssl.create_default_context(cafile=self.ca))
+        c.login("%s@example.test" % local, PW)
+        c.select("INBOX")
+        return c
+
+    def test_imaps_single_drop_expunged_at_the_isp(self):
+        md = self.isp_user("u5", 4, "imaps")
+        r = self.fetch("imapsone")
+        self.assertRegex(r.stdout, r"^imapsone: 4 queued, 0 skipped, "
+                         r"4 deleted, 0 left, 0 refused, 4 listed\n$")
+        msgs = self.office_messages("erin@example.test", 4)
+        self.assertEqual(sorted(m["Subject"] for m in msgs),
+                         ["imaps %d" % i for i in range(4)])
+        for m in msgs:
+            i = int(m["Subject"].split()[1])
+            self.assertEqual(m.get_payload().replace("\r\n", "\n"),
+                             "body of imaps %d\n.a line with a leading "
+                             "dot\n" % i)
+            top = m.get_all("Received")[0]
+            self.assertIn("with IMAPS", top)
+            self.assertIn("for <erin@example.test>", top)
+        self.assertEqual(self.isp_left(md), 0)
+        r = self.fetch("imapsone")
+        self.assertRegex(r.stdout, r"^imapsone: 0 queued, 0 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 0 listed\n$")
+
+    def test_imap_starttls_keep_marks_seen_and_skips_by_uid(self):
+        md = self.isp_user("u6", 3, "imapkept")
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 3 queued, 0 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 3 listed\n$")
+        self.office_messages("frank@example.test", 3)
+        c = self.isp_imap("u6")
+        try:
+            self.assertEqual(c.search(None, "SEEN")[1][0].split(),
+                             [b"1", b"2", b"3"])
+        finally:
+            c.logout()
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 0 queued, 3 skipped, "
+                         r"0 deleted, 0 left, 0 refused, 3 listed\n$")
+        self.assertEqual(self.isp_left(md), 3)
+
+        # A new UIDVALIDITY: the UIDs may name other messages now, so
+        # nothing is skipped (kept mail comes again) and the log says so.
+        uidlist = os.path.join(md, "dovecot-uidlist")
+        with open(uidlist) as f:
+            head, rest = f.read().split("\n", 1)
+        head = re.sub(r" V(\d+)", lambda m: " V%d" % (int(m.group(1)) + 7),
+                      head)
+        with open(uidlist, "w") as f:
+            f.write(head + "\n" + rest)
+        for cache in ("tern.index", "tern.index.log"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(md, cache))
+        r = self.fetch("imapkept")
+        self.assertRegex(r.stdout, r"^imapkept: 3 queued, 0 skipped")
+        self.office.wait_for_log(r"account imapkept: the UIDVALIDITY of "
+                                 r"INBOX changed")
+        self.assertEqual(len(self.office_messages("frank@example.test", 6)),
+                         6)
+
+    def test_a_trickling_server_is_cut_at_fetch_message_timeout(self):
+        start = time.monotonic()
+        r = self.fetch("slow")
+        took = time.monotonic() - start
+        self.assertRegex(r.stdout, r"^slow: 0 queued, 0 skipped, 0 deleted, "
+                         r"0 left, 0 refused, 1 listed; error: a message "
+                         r"broke off: a message took longer than "
+                         r"fetch_message_timeout\n$")
+        self.assertGreaterEqual(took, MESSAGE_TIMEOUT)
+        self.assertLess(took, 10, "fetch_timeout (10 s) is what ended it")
 
     def test_z_accounts_file_with_a_wrong_mode_is_refused(self):
         path = self.write_accounts(self.office, mode=0o644)
