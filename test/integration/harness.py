@@ -1377,6 +1377,62 @@ class TernTestCase(unittest.TestCase):
         return received
 
 
+def common_port_base(*addresses):
+    """A port base whose service ports are free on every address: sites
+    that reach each other through MX records share one SMTP port."""
+    def free():
+        base = pick_port_base(addresses[0])
+        ports = [base + off for off in PORT_OFFSETS]
+        return base if all(port_free(p, a) for a in addresses[1:]
+                           for p in ports) else None
+    return wait_until(free, 10, "a port base free on %s"
+                      % ", ".join(addresses))
+
+
+class TwoSiteTestCase(TernTestCase):
+    """An ISP and an office that reach each other through MX records:
+    the class instance at isp_address and cls.office at office_address,
+    on one port base. Subclasses set isp_options (more TernInstance
+    arguments) and configure_office (the office's configuration; it is
+    not started here)."""
+
+    isp_address = "127.0.0.2"
+    office_address = "127.0.0.3"
+    isp_options = {}
+    office = None
+
+    @classmethod
+    def configure_office(cls, office, base):
+        """Hook: the office's configuration (base: the shared port base)."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = common_port_base(cls.office_address, cls.isp_address)
+        cls.instance_options = dict(cls.isp_options,
+                                    address=cls.isp_address, port_base=base)
+        super().setUpClass()
+        try:
+            cls.office = TernInstance(address=cls.office_address,
+                                      port_base=base)
+            cls.configure_office(cls.office, base)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        office, cls.office = cls.office, None
+        try:
+            if office is not None:
+                office.close()
+        finally:
+            super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.instances.append(self.office)
+
+
 def find_free_port():
     """One free port on 127.0.0.1 (for peers the tests start)."""
     with socket.socket() as s:

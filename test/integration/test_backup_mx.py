@@ -26,7 +26,7 @@ import unittest
 import uuid
 
 import harness
-from harness import TernTestCase, make_message, run, smtp_send
+from harness import make_message, run, smtp_send
 
 OFFICE, ISP = "127.0.0.3", "127.0.0.2"
 DNS = None
@@ -73,48 +73,19 @@ def log_re(qid, rcpt, status):
             r" status=%s \((?P<text>.*)\)$" % (qid, re.escape(rcpt), status))
 
 
-def common_port_base():
-    """A port base free on both addresses (each MX is asked on one
-    port, smtp_tcp_port)."""
-    def free():
-        base = harness.pick_port_base(OFFICE)
-        ports = (base + 25, base + 587, base + 110, base + 143,
-                 base + 993, base + 995)
-        return base if all(harness.port_free(p, ISP) for p in ports) \
-            else None
-    return harness.wait_until(free, 10, "a port base free on both")
-
-
-class SiteTest(TernTestCase):
+class SiteTest(harness.TwoSiteTestCase):
     """The ISP is the class instance; the office starts down (the first
     test brings it up, the second needs it up)."""
 
-    office = None
+    isp_address, office_address = ISP, OFFICE
 
     @classmethod
-    def setUpClass(cls):
-        base = common_port_base()
-        cls.instance_options = {"address": ISP, "port_base": base}
-        super().setUpClass()
-        try:
-            cls.office = harness.TernInstance(address=OFFICE, port_base=base)
-            cls.office.conf_set(
-                virtual_mailbox_domains="office.test",
-                myhostname="mx.office.test", dns_servers=DNS.server,
-                smtp_tcp_port=str(base + 25), mynetworks="127.0.0.1/32",
-                defer_transports="smtp", **OFFLINE)
-        except BaseException:
-            super().tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        office, cls.office = cls.office, None
-        try:
-            if office is not None:
-                office.close()
-        finally:
-            super().tearDownClass()
+    def configure_office(cls, office, base):
+        office.conf_set(
+            virtual_mailbox_domains="office.test",
+            myhostname="mx.office.test", dns_servers=DNS.server,
+            smtp_tcp_port=str(base + 25), mynetworks="127.0.0.1/32",
+            defer_transports="smtp", **OFFLINE)
 
     @classmethod
     def configure(cls, t):
@@ -127,10 +98,6 @@ class SiteTest(TernTestCase):
                    maximal_queue_lifetime="0", **OFFLINE)
         cls.alice = unique("alice", "office.test")
         t.conf_set(relay_recipient_maps="inline:{ %s=ok }" % cls.alice)
-
-    def setUp(self):
-        super().setUp()
-        self.instances.append(self.office)
 
     def office_up(self):
         if self.office.master_pid() is None:

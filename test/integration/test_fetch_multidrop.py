@@ -29,7 +29,7 @@ import tempfile
 import uuid
 
 import harness
-from harness import TernTestCase, make_message, run, smtp_send
+from harness import make_message, run, smtp_send
 
 OFFICE, ISP = "127.0.0.3", "127.0.0.2"
 PW = "Catch-all-pw-1"
@@ -60,67 +60,36 @@ def tearDownModule():
         shutil.rmtree(TMP, ignore_errors=True)
 
 
-def common_port_base():
-    """A port base free on both addresses (each MX is asked on one
-    port, smtp_tcp_port)."""
-    def free():
-        base = harness.pick_port_base(OFFICE)
-        ports = (base + 25, base + 587, base + 110, base + 143,
-                 base + 993, base + 995)
-        return base if all(harness.port_free(p, ISP) for p in ports) \
-            else None
-    return harness.wait_until(free, 10, "a port base free on both")
-
-
-class SiteTest(TernTestCase):
+class SiteTest(harness.TwoSiteTestCase):
     """The ISP is the class instance; the office starts down."""
 
-    office = None
+    isp_address, office_address = ISP, OFFICE
+    isp_options = {"mail_access": True}
 
     @classmethod
-    def setUpClass(cls):
-        base = common_port_base()
-        cls.instance_options = {"address": ISP, "port_base": base,
-                                "mail_access": True}
-        super().setUpClass()
-        try:
-            cls.office = harness.TernInstance(address=OFFICE, port_base=base)
-            cls.office.conf_set(
-                virtual_mailbox_domains="office.test",
-                myhostname="mx.office.test", dns_servers=DNS.server,
-                smtp_tcp_port=str(base + 25), fetch_interval="0",
-                fetch_etrn_hosts="mx.isp.test:%d" % (base + 25),
-                fetch_etrn_domains="office.test", **OFFLINE)
-            route = os.path.join(TMP, "fetch_route.pcre")
-            with open(route, "w") as f:
-                f.write("/^List-Id:.*<dev\\.lists\\.example\\.org>/ "
-                        "carol@branch.test\n")
-            os.chmod(route, 0o644)
-            cls.office.conf_set(
-                virtual_mailbox_domains="office.test, branch.test",
-                fetch_route_maps="pcre:" + route,
-                fetch_lost_recipient="lost@branch.test")
-            accounts = os.path.join(cls.office.dir, "fetch_accounts")
-            with open(accounts, "w") as f:
-                f.write("allpop pop3s://catchall@isp.test@%s:%d password=%s "
-                        "multidrop=yes tls_verify=no\n"
-                        "allimap imaps://catchall@isp.test@%s:%d "
-                        "password=%s multidrop=yes tls_verify=no\n"
-                        % (ISP, cls.tern.pop3s_port, PW, ISP,
-                           cls.tern.imaps_port, PW))
-            os.chmod(accounts, 0o600)
-        except BaseException:
-            super().tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        office, cls.office = cls.office, None
-        try:
-            if office is not None:
-                office.close()
-        finally:
-            super().tearDownClass()
+    def configure_office(cls, office, base):
+        route = os.path.join(TMP, "fetch_route.pcre")
+        with open(route, "w") as f:
+            f.write("/^List-Id:.*<dev\\.lists\\.example\\.org>/ "
+                    "carol@branch.test\n")
+        os.chmod(route, 0o644)
+        office.conf_set(
+            virtual_mailbox_domains="office.test, branch.test",
+            myhostname="mx.office.test", dns_servers=DNS.server,
+            smtp_tcp_port=str(base + 25), fetch_interval="0",
+            fetch_etrn_hosts="mx.isp.test:%d" % (base + 25),
+            fetch_etrn_domains="office.test",
+            fetch_route_maps="pcre:" + route,
+            fetch_lost_recipient="lost@branch.test", **OFFLINE)
+        accounts = os.path.join(office.dir, "fetch_accounts")
+        with open(accounts, "w") as f:
+            f.write("allpop pop3s://catchall@isp.test@%s:%d password=%s "
+                    "multidrop=yes tls_verify=no\n"
+                    "allimap imaps://catchall@isp.test@%s:%d "
+                    "password=%s multidrop=yes tls_verify=no\n"
+                    % (ISP, cls.tern.pop3s_port, PW, ISP,
+                       cls.tern.imaps_port, PW))
+        os.chmod(accounts, 0o600)
 
     @classmethod
     def configure(cls, t):
@@ -134,10 +103,6 @@ class SiteTest(TernTestCase):
                    virtual_alias_maps="inline:{ @branch.test=catchall@isp.test "
                                       "}")
         t.add_user("catchall@isp.test", PW)
-
-    def setUp(self):
-        super().setUp()
-        self.instances.append(self.office)
 
     def office_up(self):
         if self.office.master_pid() is None:
