@@ -15,7 +15,7 @@
 #   ./test.sh test_foundation      only that integration module
 #
 # Arguments are passed to test/run-tests; TERN_KEEP=1 keeps test instances,
-# TERN_TEST_JOBS=1 runs the integration modules one at a time (default 2).
+# TERN_TEST_JOBS=1 runs the integration modules one at a time (default: CPUs + 1, at least 3).
 set -eu
 
 cd "$(dirname "$0")"
