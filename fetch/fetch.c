@@ -50,21 +50,6 @@ fetch_printf(struct buf *out, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-fetch_fail(struct fetch_summary *sum, const char *fmt, ...)
-{
-	char text[sizeof(sum->error)];
-	va_list ap;
-
-	if (sum->error[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	snprintf(sum->error, sizeof(sum->error), "%s",
-	    log_sanitize(text, sizeof(text) - 1));
-}
-
 struct fetch_state *
 fetch_account_state(const struct fetch_account *a)
 {
