@@ -98,6 +98,10 @@ struct fetch_entry {
 	long long when;
 };
 
+/* 1 if id can be a journal key: RFC 1939 7's UIDL, 1 to FETCH_UIDL_MAX
+ * characters 0x21..0x7E (an IMAP "UIDVALIDITY.UID" is one too). */
+int fetch_id_valid(const char *id);
+
 /* One account's state: the remote IDs it already queued. */
 struct fetch_state {
 	char *path;

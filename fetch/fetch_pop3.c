@@ -97,7 +97,8 @@ fetch_pop3_item(struct fetch_pop3 *p, unsigned long num)
 static int
 fetch_pop3_uidl(struct fetch_pop3 *p)
 {
-	char *f[3];
+	char *f[3] = {NULL, NULL, NULL};
+	struct hash *seen;
 	uint64_t num;
 	int r;
 
@@ -110,14 +111,26 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 			    buf_cstr(&p->line));
 		return -1;
 	}
+	/* A UIDL the journal cannot store would be collected again after
+	 * a restart; one listed twice would have the second message
+	 * deleted as if it were the first, queued: both end the session. */
+	seen = hash_create();
 	while ((r = fetch_pop3_multiline(p)) > 0) {
 		char *s = (char *)buf_cstr(&p->line);
 
+		f[0] = NULL;
 		if (str_split(s, " ", f, 3) != 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
-		    strlen(f[1]) > FETCH_UIDL_MAX || p->nitems >= FETCH_LIST_MAX) {
-			fetch_fail(p->sum, "bad UIDL line: %s", f[0]);
-			return -1;
+		    !fetch_id_valid(f[1]) || p->nitems >= FETCH_LIST_MAX) {
+			fetch_fail(p->sum, "bad UIDL line: %s",
+			    f[0] != NULL ? f[0] : "");
+			r = -1;
+			break;
+		}
+		if (hash_put(seen, f[1], p) != NULL) {
+			fetch_fail(p->sum, "UIDL %s is listed twice", f[1]);
+			r = -1;
+			break;
 		}
 		p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
 		p->items[p->nitems].num = (unsigned long)num;
@@ -125,6 +138,7 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 		p->items[p->nitems].size = 0;
 		p->nitems++;
 	}
+	hash_free(&seen, NULL);
 	return r;
 }
 
@@ -132,7 +146,7 @@ static int
 fetch_pop3_list(struct fetch_pop3 *p)
 {
 	struct fetch_pop3_item *it;
-	char *f[3];
+	char *f[3] = {NULL, NULL, NULL};
 	uint64_t num, size;
 	int r;
 
@@ -146,10 +160,12 @@ fetch_pop3_list(struct fetch_pop3 *p)
 	while ((r = fetch_pop3_multiline(p)) > 0) {
 		char *s = (char *)buf_cstr(&p->line);
 
+		f[0] = NULL;
 		if (str_split(s, " ", f, 3) < 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
 		    str_to_u64(f[1], UINT64_MAX >> 1, &size) < 0) {
-			fetch_fail(p->sum, "bad LIST line: %s", f[0]);
+			fetch_fail(p->sum, "bad LIST line: %s",
+			    f[0] != NULL ? f[0] : "");
 			return -1;
 		}
 		if ((it = fetch_pop3_item(p, (unsigned long)num)) != NULL)
