@@ -132,6 +132,14 @@ fetch_imap_line(struct fetch_imap *p, const char *what)
 	enum stream_result r;
 
 	r = fetch_conn_line_max(p->conn, &p->line, FETCH_IMAP_LINE_MAX);
+	/* RFC 9051 4: no NUL outside a literal8. The line is parsed as a C
+	 * string but its literal announcement by length: a NUL would make
+	 * the two disagree. */
+	if (r == STREAM_OK && p->line.len > 0 &&
+	    memchr(p->line.data, '\0', p->line.len) != NULL) {
+		fetch_fail(p->sum, "a NUL in a response after %s", what);
+		return -1;
+	}
 	if (r == STREAM_OK)
 		return 0;
 	if (r == STREAM_TOOLONG)
@@ -369,7 +377,7 @@ fetch_imap_skip_value(const char *s)
 static int
 fetch_imap_parse_fetch(struct fetch_imap *p, struct fetch_imap_fetch *f)
 {
-	const char *s = buf_cstr(&p->line), *name, *next;
+	const char *s = buf_cstr(&p->line), *name, *next, *brace;
 	char *end;
 	size_t nlen;
 	int64_t lit;
@@ -412,7 +420,8 @@ fetch_imap_parse_fetch(struct fetch_imap *p, struct fetch_imap_fetch *f)
 			f->have_body = 1;
 			if (*s == '{') {
 				lit = fetch_imap_literal_len(&p->line);
-				if (lit < 0 || strchr(s, '}')[1] != '\0')
+				if (lit < 0 || (brace = strchr(s, '}')) == NULL ||
+				    brace[1] != '\0')
 					goto bad;
 				f->body_literal = 1;
 				f->body_len = (uint64_t)lit;
