@@ -61,7 +61,7 @@ struct fetch_imap {
 	uint64_t uidvalidity;
 	uint64_t exists;
 	struct fetch_imap_item *items;
-	size_t nitems;
+	size_t nitems, cap;
 	size_t to_expunge;	/* \Deleted, waiting for the final EXPUNGE */
 };
 
@@ -465,7 +465,10 @@ fetch_imap_list_line(struct fetch_imap *p, void *ctx)
 		    FETCH_LIST_MAX);
 		return -1;
 	}
-	p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
+	if (p->nitems == p->cap) {
+		p->cap = p->cap > 0 ? p->cap * 2 : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
+	}
 	it = &p->items[p->nitems++];
 	it->uid = f.uid;
 	it->size = f.size;

@@ -33,7 +33,7 @@ struct fetch_pop3 {
 	struct fetch_state *state;
 	struct buf line;
 	struct fetch_pop3_item *items;
-	size_t nitems;
+	size_t nitems, cap;
 	struct fetch_summary *sum;
 };
 
@@ -80,18 +80,27 @@ fetch_pop3_multiline(struct fetch_pop3 *p)
 	return 1;
 }
 
+static int
+fetch_pop3_item_cmp(const void *a, const void *b)
+{
+	unsigned long x = ((const struct fetch_pop3_item *)a)->num;
+	unsigned long y = ((const struct fetch_pop3_item *)b)->num;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The item of message num (the items are sorted by number: a listing
+ * of FETCH_LIST_MAX lines in any order costs no quadratic search). */
 static struct fetch_pop3_item *
 fetch_pop3_item(struct fetch_pop3 *p, unsigned long num)
 {
-	size_t i;
+	struct fetch_pop3_item key;
 
-	/* Servers list in order: the common case is the last one. */
-	if (p->nitems > 0 && p->items[p->nitems - 1].num == num)
-		return &p->items[p->nitems - 1];
-	for (i = 0; i < p->nitems; i++)
-		if (p->items[i].num == num)
-			return &p->items[i];
-	return NULL;
+	if (p->nitems == 0)
+		return NULL;
+	key.num = num;
+	return bsearch(&key, p->items, p->nitems, sizeof(*p->items),
+	    fetch_pop3_item_cmp);
 }
 
 static int
@@ -132,13 +141,18 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 			r = -1;
 			break;
 		}
-		p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
+		if (p->nitems == p->cap) {
+		p->cap = p->cap > 0 ? p->cap * 2 : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
+	}
 		p->items[p->nitems].num = (unsigned long)num;
 		p->items[p->nitems].uidl = xstrdup(f[1]);
 		p->items[p->nitems].size = 0;
 		p->nitems++;
 	}
 	hash_free(&seen, NULL);
+	if (r == 0 && p->nitems > 1)
+		qsort(p->items, p->nitems, sizeof(*p->items), fetch_pop3_item_cmp);
 	return r;
 }
 
