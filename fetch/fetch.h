@@ -211,14 +211,12 @@ void fetch_inject_free(void);
 
 /* The account's open journal (fetch.c), or NULL when it failed. */
 struct fetch_state *fetch_account_state(const struct fetch_account *a);
-/* Collects one POP3 or IMAP account into the queue. */
-void fetch_pop3(struct fetch_account *a, struct fetch_summary *sum);
-void fetch_imap(struct fetch_account *a, struct fetch_summary *sum);
-/* The same over a connection already open (fetch_conn_open, or a test's
- * transport), with the account's journal; closes conn. */
-void fetch_pop3_session(struct fetch_account *a, struct fetch_state *state,
+/* Collects one POP3 or IMAP account into the queue over conn, open
+ * (fetch_conn_open, or a test's transport), with the account's journal;
+ * closes conn. */
+void fetch_pop3(struct fetch_account *a, struct fetch_state *state,
     struct fetch_conn *conn, struct fetch_summary *sum);
-void fetch_imap_session(struct fetch_account *a, struct fetch_state *state,
+void fetch_imap(struct fetch_account *a, struct fetch_state *state,
     struct fetch_conn *conn, struct fetch_summary *sum);
 /* Records the session's first failure in sum->error (sanitized: peer
  * text goes in it). */

@@ -837,7 +837,7 @@ fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 }
 
 void
-fetch_imap_session(struct fetch_account *a, struct fetch_state *state,
+fetch_imap(struct fetch_account *a, struct fetch_state *state,
     struct fetch_conn *conn, struct fetch_summary *sum)
 {
 	struct fetch_imap p;
@@ -872,22 +872,4 @@ out:
 	free(p.items);
 	buf_free(&p.line);
 	hash_free(&listed, NULL);
-}
-
-void
-fetch_imap(struct fetch_account *a, struct fetch_summary *sum)
-{
-	struct fetch_state *state = fetch_account_state(a);
-	struct fetch_conn conn;
-	const char *err;
-
-	if (state == NULL) {
-		fetch_fail(sum, "%s", "its state file cannot be used");
-		return;
-	}
-	if (fetch_conn_open(&conn, a->host, a->port, &err) < 0) {
-		fetch_fail(sum, "%s", err);
-		return;
-	}
-	fetch_imap_session(a, state, &conn, sum);
 }

@@ -360,7 +360,7 @@ fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
 }
 
 void
-fetch_pop3_session(struct fetch_account *a, struct fetch_state *state,
+fetch_pop3(struct fetch_account *a, struct fetch_state *state,
     struct fetch_conn *conn, struct fetch_summary *sum)
 {
 	struct fetch_pop3 p;
@@ -394,22 +394,4 @@ out:
 	free(p.items);
 	buf_free(&p.line);
 	hash_free(&listed, NULL);
-}
-
-void
-fetch_pop3(struct fetch_account *a, struct fetch_summary *sum)
-{
-	struct fetch_state *state = fetch_account_state(a);
-	struct fetch_conn conn;
-	const char *err;
-
-	if (state == NULL) {
-		fetch_fail(sum, "%s", "its state file cannot be used");
-		return;
-	}
-	if (fetch_conn_open(&conn, a->host, a->port, &err) < 0) {
-		fetch_fail(sum, "%s", err);
-		return;
-	}
-	fetch_pop3_session(a, state, &conn, sum);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fetch daemon's POP3 or IMAP client session (fetch_pop3_session,
- * fetch_imap_session of fetch/libfetch.a) against a server whose every
+ * The fetch daemon's POP3 or IMAP client session (fetch_pop3 and
+ * fetch_imap of fetch/libfetch.a) against a server whose every
  * byte is the fuzzer's: the input is handed out in irregular pieces
  * (sometimes after an EAGAIN, as TLS does), whatever the client sent,
  * and ends in EOF. The fd under the stream is /dev/null, which poll(2)
@@ -30,7 +30,6 @@
  * fetch_max_messages (1, 2, 5, 1000); bit 6 every third message is
  * refused by the queue; bit 7 the fourth fails transiently.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +52,7 @@ static char base_dir[] = "/dev/shm/tern-fuzz-fetch.XXXXXX";
 static char *state_dir;
 
 struct fetch_io {
-	const char *data;
-	size_t len, pos;
-	struct fuzz_rng rng;
-	int again, last_again;
+	struct fuzz_mem mem;	/* the server's bytes */
 	enum fetch_proto proto;
 	struct buf cmd;		/* an incomplete command line */
 	char current[NUM_MAX];	/* the message being retrieved, "" none */
@@ -150,39 +146,23 @@ io_write(void *ctx, int fd, const void *data, size_t len, int *want_r)
 
 /* ------------------------------------------------------------- server */
 
+/* The server: fuzz_util's memory transport (irregular pieces, EAGAIN
+ * when asked; pending never 0, so the end comes as a read of 0 and no
+ * wait polls the fd). */
 static ssize_t
 io_read(void *ctx, int fd, void *data, size_t len, int *want_r)
 {
 	struct fetch_io *io = ctx;
-	size_t n;
 
-	(void)fd;
-	*want_r = STREAM_WANT_READ;
-	if (io->again && !io->last_again && fuzz_rng_next(&io->rng) % 5 == 0) {
-		io->last_again = 1;
-		errno = EAGAIN;
-		return -1;
-	}
-	io->last_again = 0;
-	if (io->pos == io->len)
-		return 0;
-	n = fuzz_piece(&io->rng, PIECE_MAX);
-	if (n > len)
-		n = len;
-	if (n > io->len - io->pos)
-		n = io->len - io->pos;
-	memcpy(data, io->data + io->pos, n);
-	io->pos += n;
-	return (ssize_t)n;
+	return fuzz_transport.read(&io->mem, fd, data, len, want_r);
 }
 
-/* Always something (the end comes as a read of 0): no wait on the fd. */
 static size_t
 io_pending(void *ctx)
 {
 	struct fetch_io *io = ctx;
 
-	return io->len - io->pos + 1;
+	return fuzz_transport.pending(&io->mem);
 }
 
 static void
@@ -195,29 +175,6 @@ static const struct stream_transport io_transport = {
     io_read, io_write, io_pending, io_free};
 
 /* -------------------------------------------------------------- stubs */
-
-/* fetch_pop3() and fetch_imap() look the journal up in fetch.c, which
- * holds main(); the target calls the sessions directly. */
-struct fetch_state *
-fetch_account_state(const struct fetch_account *a)
-{
-	(void)a;
-	return NULL;
-}
-
-static int
-id_storable(const char *id)
-{
-	size_t n = strlen(id);
-	const char *p;
-
-	if (n == 0 || n > FETCH_UIDL_MAX)
-		return 0;
-	for (p = id; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-			return 0;
-	return 1;
-}
 
 enum fetch_inject_result
 fetch_inject(struct fetch_account *a, struct fetch_state *s,
@@ -232,7 +189,7 @@ fetch_inject(struct fetch_account *a, struct fetch_state *s,
 	(void)proto;
 	FUZZ_CHECK(io != NULL && s == io->state);
 	FUZZ_CHECK(io->current[0] != '\0');
-	FUZZ_CHECK(id_storable(m->id));
+	FUZZ_CHECK(fetch_id_valid(m->id));
 	if (io->proto == FETCH_IMAP) {
 		dots = strspn(m->id, "0123456789");
 		FUZZ_CHECK(dots > 0 && m->id[dots] == '.' &&
@@ -339,6 +296,7 @@ fuzz_fetch_run(const uint8_t *data, size_t size, enum fetch_proto proto,
 	struct fetch_state state;
 	struct fetch_conn conn;
 	struct fetch_io io;
+	struct fuzz_rng rng;
 	char *error = NULL, *path;
 	int fd;
 
@@ -346,11 +304,10 @@ fuzz_fetch_run(const uint8_t *data, size_t size, enum fetch_proto proto,
 		return;
 	memset(&io, 0, sizeof(io));
 	io.opts = data[0];
-	io.data = (const char *)data + 1;
-	io.len = size - 1;
-	io.again = (io.opts & 0x02) != 0;
+	fuzz_rng_init(&rng, data, size);
+	fuzz_mem_init(&io.mem, data + 1, size - 1, fuzz_rng_next(&rng),
+	    (io.opts & 0x02) != 0, PIECE_MAX);
 	io.proto = proto;
-	fuzz_rng_init(&io.rng, data, size);
 	buf_init(&io.cmd, CMD_LINE_MAX);
 	io.queued_nums = hash_create();
 	io.queued_ids = hash_create();

@@ -19,6 +19,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_fetch_run(data, size, FETCH_IMAP, fetch_imap_session);
+	fuzz_fetch_run(data, size, FETCH_IMAP, fetch_imap);
 	return 0;
 }

@@ -19,6 +19,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_fetch_run(data, size, FETCH_POP3, fetch_pop3_session);
+	fuzz_fetch_run(data, size, FETCH_POP3, fetch_pop3);
 	return 0;
 }
