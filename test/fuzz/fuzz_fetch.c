@@ -31,6 +31,7 @@
  * refused by the queue; bit 7 the fourth fails transiently.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,8 @@ fetch_inject(struct fetch_account *a, struct fetch_state *s,
 
 /* ------------------------------------------------------------- driver */
 
+/* The journal and its directories, after every input: libFuzzer ends
+ * with _exit() when its time is up, which runs no atexit handler. */
 static void
 remove_base(void)
 {
@@ -238,7 +241,7 @@ fuzz_fetch_init(void)
 			abort();
 	}
 	state_dir = xasprintf("%s/state", base_dir);
-	atexit(remove_base);
+	remove_base();
 	config_override("fetch_state_directory", state_dir);
 	config_override("queue_directory", base_dir);
 	if (config_load(base_dir, &err) < 0) {
@@ -297,7 +300,7 @@ fuzz_fetch_run(const uint8_t *data, size_t size, enum fetch_proto proto,
 	struct fetch_conn conn;
 	struct fetch_io io;
 	struct fuzz_rng rng;
-	char *error = NULL, *path;
+	char *error = NULL;
 	int fd;
 
 	if (size < 1)
@@ -326,9 +329,9 @@ fuzz_fetch_run(const uint8_t *data, size_t size, enum fetch_proto proto,
 	a.to = to;
 	a.keep = io.opts & 0x01;
 
-	path = xasprintf("%s/fuzz", state_dir);
-	(void)unlink(path);
-	free(path);
+	/* fetch_state_open makes the state directory, not its parent. */
+	if (mkdir(base_dir, 0700) < 0)
+		abort();
 	if (fetch_state_open(&state, "fuzz", &error) < 0) {
 		fprintf(stderr, "%s\n", error);
 		abort();
@@ -354,6 +357,7 @@ fuzz_fetch_run(const uint8_t *data, size_t size, enum fetch_proto proto,
 	check_summary(&io, &sum);
 	check_journal(&io, &state);
 	fetch_state_close(&state);
+	remove_base();
 	buf_free(&io.cmd);
 	hash_free(&io.queued_nums, NULL);
 	hash_free(&io.queued_ids, NULL);
