@@ -87,7 +87,7 @@ make -C "$build" install >/dev/null || die "make install failed"
 fuzz_build="$build/fuzz"
 configure_into "$fuzz_build" CC=clang --enable-fuzzers "CFLAGS=-g -O1"
 say "make the fuzz targets (in ${fuzz_build#"$top"/})"
-for dir in lib/base lib/mail lib/map lib/dns imapd test/fuzz; do
+for dir in lib/base lib/mail lib/map lib/dns lib/tls imapd fetch test/fuzz; do
 	make -C "$fuzz_build/$dir" -j2 >/dev/null ||
 		die "building the fuzz targets failed (in $dir)"
 done

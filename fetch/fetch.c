@@ -50,21 +50,6 @@ fetch_printf(struct buf *out, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-fetch_fail(struct fetch_summary *sum, const char *fmt, ...)
-{
-	char text[sizeof(sum->error)];
-	va_list ap;
-
-	if (sum->error[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	snprintf(sum->error, sizeof(sum->error), "%s",
-	    log_sanitize(text, sizeof(text) - 1));
-}
-
 struct fetch_state *
 fetch_account_state(const struct fetch_account *a)
 {
@@ -80,13 +65,20 @@ fetch_account_state(const struct fetch_account *a)
 static void
 fetch_one(struct fetch_account *a, struct buf *out)
 {
+	struct fetch_state *state = fetch_account_state(a);
 	struct fetch_summary sum;
+	struct fetch_conn conn;
+	const char *err;
 
 	memset(&sum, 0, sizeof(sum));
-	if (a->proto == FETCH_IMAP)
-		fetch_imap(a, &sum);
+	if (state == NULL)
+		fetch_fail(&sum, "%s", "its state file cannot be used");
+	else if (fetch_conn_open(&conn, a->host, a->port, &err) < 0)
+		fetch_fail(&sum, "%s", err);
+	else if (a->proto == FETCH_IMAP)
+		fetch_imap(a, state, &conn, &sum);
 	else
-		fetch_pop3(a, &sum);
+		fetch_pop3(a, state, &conn, &sum);
 	msg_info("account %s: %d listed, %d queued, %d skipped, %d deleted, "
 		 "%d left, %d refused%s%s",
 	    a->name, sum.listed, sum.queued, sum.skipped, sum.deleted, sum.left,

@@ -98,6 +98,10 @@ struct fetch_entry {
 	long long when;
 };
 
+/* 1 if id can be a journal key: RFC 1939 7's UIDL, 1 to FETCH_UIDL_MAX
+ * characters 0x21..0x7E (an IMAP "UIDVALIDITY.UID" is one too). */
+int fetch_id_valid(const char *id);
+
 /* One account's state: the remote IDs it already queued. */
 struct fetch_state {
 	char *path;
@@ -207,9 +211,13 @@ void fetch_inject_free(void);
 
 /* The account's open journal (fetch.c), or NULL when it failed. */
 struct fetch_state *fetch_account_state(const struct fetch_account *a);
-/* Collects one POP3 or IMAP account into the queue. */
-void fetch_pop3(struct fetch_account *a, struct fetch_summary *sum);
-void fetch_imap(struct fetch_account *a, struct fetch_summary *sum);
+/* Collects one POP3 or IMAP account into the queue over conn, open
+ * (fetch_conn_open, or a test's transport), with the account's journal;
+ * closes conn. */
+void fetch_pop3(struct fetch_account *a, struct fetch_state *state,
+    struct fetch_conn *conn, struct fetch_summary *sum);
+void fetch_imap(struct fetch_account *a, struct fetch_state *state,
+    struct fetch_conn *conn, struct fetch_summary *sum);
 /* Records the session's first failure in sum->error (sanitized: peer
  * text goes in it). */
 void fetch_fail(struct fetch_summary *sum, const char *fmt, ...)

@@ -50,7 +50,7 @@ struct fetch_imap_item {
 
 struct fetch_imap {
 	struct fetch_account *a;
-	struct fetch_conn conn;
+	struct fetch_conn *conn;
 	struct fetch_state *state;
 	struct buf line;
 	struct fetch_summary *sum;
@@ -61,7 +61,7 @@ struct fetch_imap {
 	uint64_t uidvalidity;
 	uint64_t exists;
 	struct fetch_imap_item *items;
-	size_t nitems;
+	size_t nitems, cap;
 	size_t to_expunge;	/* \Deleted, waiting for the final EXPUNGE */
 };
 
@@ -111,16 +111,16 @@ fetch_imap_literal(struct fetch_imap *p, uint64_t len, struct buf *out,
 	size_t have, take;
 
 	while (len > 0) {
-		if (fetch_conn_wait(&p->conn) != STREAM_OK) {
+		if (fetch_conn_wait(p->conn) != STREAM_OK) {
 			fetch_fail(p->sum, "%s while a literal was read",
-			    fetch_conn_why(&p->conn, "the connection broke"));
+			    fetch_conn_why(p->conn, "the connection broke"));
 			return -1;
 		}
-		data = stream_peek(&p->conn.st, &have);
+		data = stream_peek(&p->conn->st, &have);
 		take = have < len ? have : (size_t)len;
 		if (out != NULL && !*too_big && buf_append(out, data, take) < 0)
 			*too_big = 1;
-		stream_consume(&p->conn.st, take);
+		stream_consume(&p->conn->st, take);
 		len -= take;
 	}
 	return 0;
@@ -131,7 +131,15 @@ fetch_imap_line(struct fetch_imap *p, const char *what)
 {
 	enum stream_result r;
 
-	r = fetch_conn_line_max(&p->conn, &p->line, FETCH_IMAP_LINE_MAX);
+	r = fetch_conn_line_max(p->conn, &p->line, FETCH_IMAP_LINE_MAX);
+	/* RFC 9051 4: no NUL outside a literal8. The line is parsed as a C
+	 * string but its literal announcement by length: a NUL would make
+	 * the two disagree. */
+	if (r == STREAM_OK && p->line.len > 0 &&
+	    memchr(p->line.data, '\0', p->line.len) != NULL) {
+		fetch_fail(p->sum, "a NUL in a response after %s", what);
+		return -1;
+	}
 	if (r == STREAM_OK)
 		return 0;
 	if (r == STREAM_TOOLONG)
@@ -139,7 +147,7 @@ fetch_imap_line(struct fetch_imap *p, const char *what)
 		    FETCH_IMAP_LINE_MAX, what);
 	else
 		fetch_fail(p->sum, "%s after %s",
-		    fetch_conn_why(&p->conn, "connection lost"), what);
+		    fetch_conn_why(p->conn, "connection lost"), what);
 	return -1;
 }
 
@@ -282,7 +290,7 @@ fetch_imap_cmd(struct fetch_imap *p, const char *fmt, ...)
 	va_end(ap);
 	r = n < 0 || (size_t)n >= sizeof(text)
 	        ? -1
-	        : fetch_conn_cmd(&p->conn, "%s %s", p->tag, text);
+	        : fetch_conn_cmd(p->conn, "%s %s", p->tag, text);
 	explicit_bzero(text, sizeof(text));
 	if (r < 0)
 		fetch_fail(p->sum, "%s", "cannot send a command");
@@ -369,7 +377,7 @@ fetch_imap_skip_value(const char *s)
 static int
 fetch_imap_parse_fetch(struct fetch_imap *p, struct fetch_imap_fetch *f)
 {
-	const char *s = buf_cstr(&p->line), *name, *next;
+	const char *s = buf_cstr(&p->line), *name, *next, *brace;
 	char *end;
 	size_t nlen;
 	int64_t lit;
@@ -412,7 +420,8 @@ fetch_imap_parse_fetch(struct fetch_imap *p, struct fetch_imap_fetch *f)
 			f->have_body = 1;
 			if (*s == '{') {
 				lit = fetch_imap_literal_len(&p->line);
-				if (lit < 0 || strchr(s, '}')[1] != '\0')
+				if (lit < 0 || (brace = strchr(s, '}')) == NULL ||
+				    brace[1] != '\0')
 					goto bad;
 				f->body_literal = 1;
 				f->body_len = (uint64_t)lit;
@@ -456,7 +465,10 @@ fetch_imap_list_line(struct fetch_imap *p, void *ctx)
 		    FETCH_LIST_MAX);
 		return -1;
 	}
-	p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
+	if (p->nitems == p->cap) {
+		p->cap = p->cap > 0 ? p->cap * 2 : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
+	}
 	it = &p->items[p->nitems++];
 	it->uid = f.uid;
 	it->size = f.size;
@@ -539,14 +551,14 @@ fetch_imap_auth_plain(struct fetch_imap *p)
 			goto out;
 		r = fetch_imap_reply(p, "AUTHENTICATE", NULL, NULL);
 		if (r == 2) {
-			r = fetch_conn_cmd(&p->conn, "%s", buf_cstr(&b64)) < 0
+			r = fetch_conn_cmd(p->conn, "%s", buf_cstr(&b64)) < 0
 			        ? -1
 			        : fetch_imap_reply(p, "AUTHENTICATE", NULL, NULL);
 		}
 	}
 	if (r == 2) {
 		/* A second challenge PLAIN does not have: cancel. */
-		(void)fetch_conn_cmd(&p->conn, "*");
+		(void)fetch_conn_cmd(p->conn, "*");
 		fetch_fail(p->sum, "%s", "AUTHENTICATE PLAIN: an unexpected "
 					 "challenge");
 		r = -1;
@@ -567,7 +579,7 @@ fetch_imap_login(struct fetch_imap *p)
 	const char *err, *s;
 	int r, preauth;
 
-	if (a->implicit_tls && fetch_conn_tls(&p->conn, a, &err) < 0) {
+	if (a->implicit_tls && fetch_conn_tls(p->conn, a, &err) < 0) {
 		fetch_fail(p->sum, "%s", err);
 		return -1;
 	}
@@ -597,7 +609,7 @@ fetch_imap_login(struct fetch_imap *p)
 			    buf_cstr(&p->line));
 			return -1;
 		}
-		if (fetch_conn_tls(&p->conn, a, &err) < 0) {
+		if (fetch_conn_tls(p->conn, a, &err) < 0) {
 			fetch_fail(p->sum, "%s", err);
 			return -1;
 		}
@@ -712,13 +724,13 @@ fetch_imap_body(struct fetch_imap *p, const struct fetch_imap_item *it,
 	memset(&b, 0, sizeof(b));
 	b.m = m;
 	b.uid = it->uid;
-	fetch_conn_message_begin(&p->conn);
+	fetch_conn_message_begin(p->conn);
 	r = fetch_imap_cmd(p, "UID FETCH %llu (BODY.PEEK[])",
 	        (unsigned long long)it->uid) < 0
 	        ? -1
 	        : fetch_imap_simple(p, "UID FETCH BODY.PEEK[]", 1,
 	              fetch_imap_body_line, &b);
-	fetch_conn_message_end(&p->conn);
+	fetch_conn_message_end(p->conn);
 	if (r <= 0)
 		return -1;
 	if (!b.got) {
@@ -804,8 +816,8 @@ fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 			buf_free(&m.data);
 			return -1;
 		}
-		res = fetch_inject(p->a, p->state, &p->conn,
-		    p->conn.tls ? "IMAPS" : "IMAP", &m);
+		res = fetch_inject(p->a, p->state, p->conn,
+		    p->conn->tls ? "IMAPS" : "IMAP", &m);
 		buf_free(&m.data);
 		if (res == FETCH_INJECT_RETRY) {
 			fetch_fail(p->sum, "%s", "the queue did not take a "
@@ -825,27 +837,19 @@ fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 }
 
 void
-fetch_imap(struct fetch_account *a, struct fetch_summary *sum)
+fetch_imap(struct fetch_account *a, struct fetch_state *state,
+    struct fetch_conn *conn, struct fetch_summary *sum)
 {
 	struct fetch_imap p;
 	struct hash *listed = hash_create();
-	const char *err;
 	int ok = 0;
 
 	memset(&p, 0, sizeof(p));
-	p.conn.fd = -1;
+	p.conn = conn;
 	p.a = a;
 	p.sum = sum;
-	p.state = fetch_account_state(a);
+	p.state = state;
 	buf_init(&p.line, FETCH_IMAP_LINE_MAX + 1);
-	if (p.state == NULL) {
-		fetch_fail(sum, "%s", "its state file cannot be used");
-		goto out;
-	}
-	if (fetch_conn_open(&p.conn, a->host, a->port, &err) < 0) {
-		fetch_fail(sum, "%s", err);
-		goto out;
-	}
 	if (fetch_imap_login(&p) < 0 || fetch_imap_select(&p) < 0)
 		goto out;
 	/* The listing is complete: what it lacks is gone from the server
@@ -864,7 +868,7 @@ fetch_imap(struct fetch_account *a, struct fetch_summary *sum)
 out:
 	if (ok)
 		fetch_state_prune(p.state, listed);
-	fetch_conn_close(&p.conn);
+	fetch_conn_close(conn);
 	free(p.items);
 	buf_free(&p.line);
 	hash_free(&listed, NULL);

@@ -404,6 +404,21 @@ fetch_conn_tls(struct fetch_conn *c, struct fetch_account *a,
 	return 0;
 }
 
+void
+fetch_fail(struct fetch_summary *sum, const char *fmt, ...)
+{
+	char text[sizeof(sum->error)];
+	va_list ap;
+
+	if (sum->error[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	snprintf(sum->error, sizeof(sum->error), "%s",
+	    log_sanitize(text, sizeof(text) - 1));
+}
+
 /* Keeps the budget's reason for a timeout (fetch_conn_budget). */
 static void
 fetch_conn_note(struct fetch_conn *c, enum stream_result r)

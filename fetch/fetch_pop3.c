@@ -29,11 +29,11 @@ struct fetch_pop3_item {
 
 struct fetch_pop3 {
 	struct fetch_account *a;
-	struct fetch_conn conn;
+	struct fetch_conn *conn;
 	struct fetch_state *state;
 	struct buf line;
 	struct fetch_pop3_item *items;
-	size_t nitems;
+	size_t nitems, cap;
 	struct fetch_summary *sum;
 };
 
@@ -42,13 +42,13 @@ struct fetch_pop3 {
 static int
 fetch_pop3_status(struct fetch_pop3 *p, const char *what)
 {
-	enum stream_result r = fetch_conn_line(&p->conn, &p->line);
+	enum stream_result r = fetch_conn_line(p->conn, &p->line);
 	const char *s;
 
 	if (r != STREAM_OK) {
 		fetch_fail(p->sum, "%s after %s",
 		    r == STREAM_TOOLONG ? "an over-long reply"
-		                        : fetch_conn_why(&p->conn,
+		                        : fetch_conn_why(p->conn,
 		                              "connection lost"),
 		    what);
 		return -1;
@@ -67,7 +67,7 @@ fetch_pop3_status(struct fetch_pop3 *p, const char *what)
 static int
 fetch_pop3_multiline(struct fetch_pop3 *p)
 {
-	enum stream_result r = fetch_conn_line(&p->conn, &p->line);
+	enum stream_result r = fetch_conn_line(p->conn, &p->line);
 
 	if (r != STREAM_OK) {
 		fetch_fail(p->sum, "%s", "a listing broke off");
@@ -80,28 +80,38 @@ fetch_pop3_multiline(struct fetch_pop3 *p)
 	return 1;
 }
 
+static int
+fetch_pop3_item_cmp(const void *a, const void *b)
+{
+	unsigned long x = ((const struct fetch_pop3_item *)a)->num;
+	unsigned long y = ((const struct fetch_pop3_item *)b)->num;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The item of message num (the items are sorted by number: a listing
+ * of FETCH_LIST_MAX lines in any order costs no quadratic search). */
 static struct fetch_pop3_item *
 fetch_pop3_item(struct fetch_pop3 *p, unsigned long num)
 {
-	size_t i;
+	struct fetch_pop3_item key;
 
-	/* Servers list in order: the common case is the last one. */
-	if (p->nitems > 0 && p->items[p->nitems - 1].num == num)
-		return &p->items[p->nitems - 1];
-	for (i = 0; i < p->nitems; i++)
-		if (p->items[i].num == num)
-			return &p->items[i];
-	return NULL;
+	if (p->nitems == 0)
+		return NULL;
+	key.num = num;
+	return bsearch(&key, p->items, p->nitems, sizeof(*p->items),
+	    fetch_pop3_item_cmp);
 }
 
 static int
 fetch_pop3_uidl(struct fetch_pop3 *p)
 {
-	char *f[3];
+	char *f[3] = {NULL, NULL, NULL};
+	struct hash *seen;
 	uint64_t num;
 	int r;
 
-	if (fetch_conn_cmd(&p->conn, "UIDL") < 0)
+	if (fetch_conn_cmd(p->conn, "UIDL") < 0)
 		return -1;
 	if ((r = fetch_pop3_status(p, "UIDL")) <= 0) {
 		if (r == 0)
@@ -110,21 +120,39 @@ fetch_pop3_uidl(struct fetch_pop3 *p)
 			    buf_cstr(&p->line));
 		return -1;
 	}
+	/* A UIDL the journal cannot store would be collected again after
+	 * a restart; one listed twice would have the second message
+	 * deleted as if it were the first, queued: both end the session. */
+	seen = hash_create();
 	while ((r = fetch_pop3_multiline(p)) > 0) {
 		char *s = (char *)buf_cstr(&p->line);
 
+		f[0] = NULL;
 		if (str_split(s, " ", f, 3) != 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
-		    strlen(f[1]) > FETCH_UIDL_MAX || p->nitems >= FETCH_LIST_MAX) {
-			fetch_fail(p->sum, "bad UIDL line: %s", f[0]);
-			return -1;
+		    !fetch_id_valid(f[1]) || p->nitems >= FETCH_LIST_MAX) {
+			fetch_fail(p->sum, "bad UIDL line: %s",
+			    f[0] != NULL ? f[0] : "");
+			r = -1;
+			break;
 		}
-		p->items = xrealloc(p->items, (p->nitems + 1) * sizeof(*p->items));
+		if (hash_put(seen, f[1], p) != NULL) {
+			fetch_fail(p->sum, "UIDL %s is listed twice", f[1]);
+			r = -1;
+			break;
+		}
+		if (p->nitems == p->cap) {
+		p->cap = p->cap > 0 ? p->cap * 2 : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
+	}
 		p->items[p->nitems].num = (unsigned long)num;
 		p->items[p->nitems].uidl = xstrdup(f[1]);
 		p->items[p->nitems].size = 0;
 		p->nitems++;
 	}
+	hash_free(&seen, NULL);
+	if (r == 0 && p->nitems > 1)
+		qsort(p->items, p->nitems, sizeof(*p->items), fetch_pop3_item_cmp);
 	return r;
 }
 
@@ -132,11 +160,11 @@ static int
 fetch_pop3_list(struct fetch_pop3 *p)
 {
 	struct fetch_pop3_item *it;
-	char *f[3];
+	char *f[3] = {NULL, NULL, NULL};
 	uint64_t num, size;
 	int r;
 
-	if (fetch_conn_cmd(&p->conn, "LIST") < 0)
+	if (fetch_conn_cmd(p->conn, "LIST") < 0)
 		return -1;
 	if ((r = fetch_pop3_status(p, "LIST")) <= 0) {
 		if (r == 0)
@@ -146,10 +174,12 @@ fetch_pop3_list(struct fetch_pop3 *p)
 	while ((r = fetch_pop3_multiline(p)) > 0) {
 		char *s = (char *)buf_cstr(&p->line);
 
+		f[0] = NULL;
 		if (str_split(s, " ", f, 3) < 2 ||
 		    str_to_u64(f[0], 0xffffffffUL, &num) < 0 ||
 		    str_to_u64(f[1], UINT64_MAX >> 1, &size) < 0) {
-			fetch_fail(p->sum, "bad LIST line: %s", f[0]);
+			fetch_fail(p->sum, "bad LIST line: %s",
+			    f[0] != NULL ? f[0] : "");
 			return -1;
 		}
 		if ((it = fetch_pop3_item(p, (unsigned long)num)) != NULL)
@@ -176,7 +206,7 @@ fetch_pop3_retr_body(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 	size_t len, used;
 	int r;
 
-	if (fetch_conn_cmd(&p->conn, "RETR %lu", it->num) < 0)
+	if (fetch_conn_cmd(p->conn, "RETR %lu", it->num) < 0)
 		return -1;
 	if ((r = fetch_pop3_status(p, "RETR")) <= 0) {
 		if (r == 0)
@@ -187,14 +217,14 @@ fetch_pop3_retr_body(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 	 * DATA: the same parser unstuffs it. */
 	cleanup_data_init(&parse);
 	while (parse.state != CLEANUP_DATA_END) {
-		if (fetch_conn_wait(&p->conn) != STREAM_OK) {
+		if (fetch_conn_wait(p->conn) != STREAM_OK) {
 			fetch_fail(p->sum, "a message broke off: %s",
-			    fetch_conn_why(&p->conn, "connection lost"));
+			    fetch_conn_why(p->conn, "connection lost"));
 			return -1;
 		}
-		data = stream_peek(&p->conn.st, &len);
+		data = stream_peek(&p->conn->st, &len);
 		used = cleanup_data_parse(&parse, data, len, fetch_pop3_emit, m);
-		stream_consume(&p->conn.st, used);
+		stream_consume(&p->conn->st, used);
 	}
 	return 0;
 }
@@ -207,9 +237,9 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 {
 	int r;
 
-	fetch_conn_message_begin(&p->conn);
+	fetch_conn_message_begin(p->conn);
 	r = fetch_pop3_retr_body(p, it, m);
-	fetch_conn_message_end(&p->conn);
+	fetch_conn_message_end(p->conn);
 	return r;
 }
 
@@ -220,7 +250,7 @@ fetch_pop3_login(struct fetch_pop3 *p)
 	const char *err;
 	int r;
 
-	if (a->implicit_tls && fetch_conn_tls(&p->conn, a, &err) < 0) {
+	if (a->implicit_tls && fetch_conn_tls(p->conn, a, &err) < 0) {
 		fetch_fail(p->sum, "%s", err);
 		return -1;
 	}
@@ -229,7 +259,7 @@ fetch_pop3_login(struct fetch_pop3 *p)
 		return -1;
 	}
 	if (!a->implicit_tls && !a->tls_none) {
-		if (fetch_conn_cmd(&p->conn, "STLS") < 0 ||
+		if (fetch_conn_cmd(p->conn, "STLS") < 0 ||
 		    (r = fetch_pop3_status(p, "STLS")) < 0)
 			return -1;
 		if (r == 0) {
@@ -239,16 +269,16 @@ fetch_pop3_login(struct fetch_pop3 *p)
 			    buf_cstr(&p->line));
 			return -1;
 		}
-		if (fetch_conn_tls(&p->conn, a, &err) < 0) {
+		if (fetch_conn_tls(p->conn, a, &err) < 0) {
 			fetch_fail(p->sum, "%s", err);
 			return -1;
 		}
 	}
-	if (fetch_conn_cmd(&p->conn, "USER %s", a->user) < 0 ||
+	if (fetch_conn_cmd(p->conn, "USER %s", a->user) < 0 ||
 	    (r = fetch_pop3_status(p, "USER")) < 0)
 		return -1;
 	if (r > 0) {
-		if (fetch_conn_cmd(&p->conn, "PASS %s", a->password) < 0 ||
+		if (fetch_conn_cmd(p->conn, "PASS %s", a->password) < 0 ||
 		    (r = fetch_pop3_status(p, "PASS")) < 0)
 			return -1;
 	}
@@ -302,8 +332,8 @@ fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
 				buf_free(&m.data);
 				return -1;
 			}
-			res = fetch_inject(p->a, p->state, &p->conn,
-			    p->conn.tls ? "POP3S" : "POP3", &m);
+			res = fetch_inject(p->a, p->state, p->conn,
+			    p->conn->tls ? "POP3S" : "POP3", &m);
 			buf_free(&m.data);
 			if (res == FETCH_INJECT_RETRY) {
 				fetch_fail(p->sum, "%s",
@@ -319,7 +349,7 @@ fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
 			}
 		}
 		if (dele) {
-			if (fetch_conn_cmd(&p->conn, "DELE %lu", it->num) < 0 ||
+			if (fetch_conn_cmd(p->conn, "DELE %lu", it->num) < 0 ||
 			    (r = fetch_pop3_status(p, "DELE")) < 0)
 				return -1;
 			if (r > 0)
@@ -330,34 +360,25 @@ fetch_pop3_collect(struct fetch_pop3 *p, struct hash *listed)
 }
 
 void
-fetch_pop3(struct fetch_account *a, struct fetch_summary *sum)
+fetch_pop3(struct fetch_account *a, struct fetch_state *state,
+    struct fetch_conn *conn, struct fetch_summary *sum)
 {
 	struct fetch_pop3 p;
-	struct fetch_state *state = NULL;
 	struct hash *listed = hash_create();
-	const char *err;
 	size_t i;
 	int ok = 0;
 
 	memset(&p, 0, sizeof(p));
-	p.conn.fd = -1;
+	p.conn = conn;
 	p.a = a;
 	p.sum = sum;
-	p.state = state = fetch_account_state(a);
+	p.state = state;
 	buf_init(&p.line, FETCH_LINE_MAX + 1);
-	if (state == NULL) {
-		fetch_fail(sum, "%s", "its state file cannot be used");
-		goto out;
-	}
-	if (fetch_conn_open(&p.conn, a->host, a->port, &err) < 0) {
-		fetch_fail(sum, "%s", err);
-		goto out;
-	}
 	if (fetch_pop3_login(&p) < 0 || fetch_pop3_uidl(&p) < 0 ||
 	    fetch_pop3_list(&p) < 0 || fetch_pop3_collect(&p, listed) < 0)
 		goto out;
 	/* The UPDATE state: only a QUIT answered +OK applied the DELEs. */
-	if (fetch_conn_cmd(&p.conn, "QUIT") == 0 &&
+	if (fetch_conn_cmd(p.conn, "QUIT") == 0 &&
 	    fetch_pop3_status(&p, "QUIT") > 0)
 		ok = 1;
 	else
@@ -367,7 +388,7 @@ out:
 		fetch_state_prune(state, listed);
 	else if (sum->deleted > 0)
 		sum->deleted = 0;
-	fetch_conn_close(&p.conn);
+	fetch_conn_close(conn);
 	for (i = 0; i < p.nitems; i++)
 		free(p.items[i].uidl);
 	free(p.items);

@@ -80,7 +80,7 @@ fetch_state_set(struct fetch_state *s, const char *id, const char *qid,
 	e->when = when;
 }
 
-static int
+int
 fetch_id_valid(const char *id)
 {
 	size_t n = strlen(id);
