@@ -134,9 +134,9 @@ file_dirname(const char *path, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)len, path);
 }
 
-int
-file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-    uid_t uid, gid_t gid, const char **error_r)
+static int
+file_replace(const char *path, const void *data, size_t len, mode_t mode,
+    uid_t uid, gid_t gid, int durable, const char **error_r)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	const char *step;
@@ -164,7 +164,7 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	else if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
 	         fchown(fd, uid, gid) < 0)
 		step = "chown";
-	else if (fsync(fd) < 0)
+	else if (durable && fsync(fd) < 0)
 		step = "fsync";
 	else
 		step = NULL;
@@ -182,8 +182,25 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		errno = saved;
 		return file_fail(error_r, step, tmp);
 	}
+	if (!durable)
+		return 0;
 	file_dirname(path, dir, sizeof(dir));
 	return file_fsync_dir(dir, error_r);
+}
+
+int
+file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+    uid_t uid, gid_t gid, const char **error_r)
+{
+	return file_replace(path, data, len, mode, uid, gid, 1, error_r);
+}
+
+int
+file_write_atomic_nosync(const char *path, const void *data, size_t len,
+    mode_t mode, const char **error_r)
+{
+	return file_replace(
+	    path, data, len, mode, (uid_t)-1, (gid_t)-1, 0, error_r);
 }
 
 int

@@ -38,6 +38,11 @@ void file_dirname(const char *path, char *out, size_t n);
  */
 int file_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode, uid_t uid, gid_t gid, const char **error_r);
+/* The same without the fsyncs: atomic (readers see the old file or the
+ * new one) but not durable, for a file whose loss or tearing its readers
+ * detect and rebuild (imapd's tern.index). */
+int file_write_atomic_nosync(const char *path, const void *data, size_t len,
+    mode_t mode, const char **error_r);
 /* Reads a whole file (up to max bytes, else fails) into out. */
 int file_read_all(const char *path, size_t max, struct buf *out,
     const char **error_r);

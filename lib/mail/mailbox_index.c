@@ -394,49 +394,6 @@ mailbox_index_read_fd(const char *dir, struct mailbox_index *idx_r, int *fd_r,
 	return index_read(dir, idx_r, fd_r, error_r);
 }
 
-/*
- * Replaces the index through a fresh temporary file (never an existing
- * one) renamed over it, without fsync: a torn or lost index fails its
- * checksum or its log generation and is rebuilt by a scan, and an older
- * one still matches the log, which only grows. A cold SELECT of a large
- * folder then syncs only dovecot-uidlist, as Dovecot's does.
- */
-static int
-index_replace(const char *path, const struct buf *b, const char **error_r)
-{
-	char *tmp = xasprintf("%s.tmp.%ld.XXXXXX", path, (long)getpid());
-	const char *step = NULL;
-	int fd, saved;
-
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		*error_r = idx_error("create %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	if (file_write_all(fd, b->data, b->len) < 0)
-		step = "write";
-	else if (fchmod(fd, MAILBOX_FILE_MODE) < 0)
-		step = "chmod";
-	saved = errno;
-	if (close(fd) < 0 && step == NULL) {
-		step = "close";
-		saved = errno;
-	}
-	if (step == NULL && rename(tmp, path) < 0) {
-		step = "rename";
-		saved = errno;
-	}
-	if (step != NULL) {
-		(void)unlink(tmp);
-		*error_r = idx_error("%s %s: %s", step, tmp, strerror(saved));
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	return 0;
-}
-
 static int
 index_write(const char *dir, const struct mailbox_index *idx,
     struct mailbox_rec *offs, int *fd_r, const char **error_r)
@@ -478,7 +435,14 @@ index_write(const char *dir, const struct mailbox_index *idx,
 		put(&b, r->fname, flen);
 	}
 	put64(&b, mailbox_checksum(b.data, b.len));
-	ret = index_replace(path, &b, error_r);
+	/*
+	 * Not fsync'd: a torn or lost tern.index fails its checksum or its
+	 * log generation and is rebuilt by a scan, and an older one still
+	 * matches the log, which only grows. A cold SELECT of a large
+	 * folder then syncs only dovecot-uidlist, as Dovecot's does.
+	 */
+	ret = file_write_atomic_nosync(
+	    path, b.data, b.len, MAILBOX_FILE_MODE, error_r);
 	if (ret == 0 && fd_r != NULL) {
 		/* the file written, unless it is not what we wrote */
 		*fd_r =
