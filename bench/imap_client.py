@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procstat import cpu_seconds, settled  # noqa: E402
+from procstat import cpu_seconds, pss_kb, settled  # noqa: E402
 
 TIMEOUT = 120
 MAX_LINE = 1 << 20
