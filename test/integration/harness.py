@@ -57,9 +57,14 @@ DAEMON_DIR = os.path.join(PREFIX, "libexec", "tern")
 # The ports `tern init --port-base N` uses (N + the standard port), all of
 # which must be free: smtp, submission, smtps, pop3, imap, imaps, pop3s.
 PORT_OFFSETS = (25, 587, 465, 110, 143, 993, 995)
-PORT_BASE_MIN = 20000
-PORT_BASE_MAX = 50000
+PORT_SPAN = 1000        # every offset is below it
+PORT_MIN = 10000
 PORT_BASE_ATTEMPTS = 200
+# Modules run side by side (test/run-tests): a port one of them picked is
+# claimed with a byte-range lock on this file (byte N = port N) until it
+# is released or the process exits, so no other module can pick it
+# between the pick and the bind.
+PORT_LOCK_FILE = os.path.join(tempfile.gettempdir(), "tern-test-ports.lock")
 
 # Deadlines, in seconds. Sanitized binaries start slowly; these are upper
 # bounds, the waits return as soon as the condition holds.
@@ -247,14 +252,83 @@ def port_free(port, address="127.0.0.1"):
         s.close()
 
 
-def pick_port_base(address="127.0.0.1"):
+def _port_ceiling():
+    """Ports for listeners stay below the kernel's ephemeral range: a
+    client connection made anywhere meanwhile could otherwise be given
+    the port as its local one, and the listener's bind would fail."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, PORT_MIN + 2 * PORT_SPAN)
+
+
+_port_lock = {"fd": None, "held": set()}
+_port_mutex = threading.Lock()
+
+
+def claim_ports(ports):
+    """True if every port was claimed for this process (none is claimed
+    by another test process); on False nothing stays claimed."""
+    with _port_mutex:
+        if _port_lock["fd"] is None:
+            fd = os.open(PORT_LOCK_FILE, os.O_RDWR | os.O_CREAT
+                         | os.O_CLOEXEC, 0o666)
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o666)    # non-root runs share it
+            _port_lock["fd"] = fd
+        fd, held = _port_lock["fd"], _port_lock["held"]
+        got = []
+        for port in ports:
+            if port in held:
+                break
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+            except OSError:
+                break
+            held.add(port)
+            got.append(port)
+        else:
+            return True
+        for port in got:
+            held.discard(port)
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, port)
+        return False
+
+
+def release_ports(ports):
+    with _port_mutex:
+        fd, held = _port_lock["fd"], _port_lock["held"]
+        for port in ports:
+            if port in held:
+                held.discard(port)
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, port)
+
+
+def _pick_ports(offsets, addresses, what):
     rng = random.Random()
+    top = _port_ceiling() - PORT_SPAN
     for _ in range(PORT_BASE_ATTEMPTS):
-        base = rng.randint(PORT_BASE_MIN, PORT_BASE_MAX)
-        if all(port_free(base + off, address) for off in PORT_OFFSETS):
+        base = rng.randint(PORT_MIN, top)
+        ports = [base + off for off in offsets]
+        if not claim_ports(ports):
+            continue
+        if all(port_free(p, a) for a in addresses for p in ports):
             return base
-    raise AssertionError("no free port base in %d..%d after %d attempts"
-                         % (PORT_BASE_MIN, PORT_BASE_MAX, PORT_BASE_ATTEMPTS))
+        release_ports(ports)
+    raise AssertionError("no free %s in %d..%d after %d attempts"
+                         % (what, PORT_MIN, top, PORT_BASE_ATTEMPTS))
+
+
+def pick_port_base(address="127.0.0.1"):
+    """A port base whose service ports are free, claimed for this
+    process until release_ports(base_ports(base))."""
+    return _pick_ports(PORT_OFFSETS, [address], "port base")
+
+
+def base_ports(base):
+    return [base + off for off in PORT_OFFSETS]
 
 
 # -------------------------------------------------------------- processes
@@ -845,6 +919,8 @@ class TernInstance:
         os.chmod(self.tmp, 0o755)
         self.dir = os.path.join(self.tmp, "inst")
         self.address = address
+        # A base the caller passed is the caller's to release.
+        self.own_port_base = port_base is None
         self.port_base = port_base or pick_port_base(address)
         self.smtp_port = self.port_base + 25
         self.submission_port = self.port_base + 587
@@ -1286,6 +1362,8 @@ class TernInstance:
             print("TERN_KEEP=1: keeping %s" % self.tmp, file=sys.stderr)
         else:
             self._remove_tmp()
+        if self.own_port_base:
+            release_ports(base_ports(self.port_base))
         if problems:
             raise AssertionError("\n".join(problems))
 
@@ -1380,13 +1458,7 @@ class TernTestCase(unittest.TestCase):
 def common_port_base(*addresses):
     """A port base whose service ports are free on every address: sites
     that reach each other through MX records share one SMTP port."""
-    def free():
-        base = pick_port_base(addresses[0])
-        ports = [base + off for off in PORT_OFFSETS]
-        return base if all(port_free(p, a) for a in addresses[1:]
-                           for p in ports) else None
-    return wait_until(free, 10, "a port base free on %s"
-                      % ", ".join(addresses))
+    return _pick_ports(PORT_OFFSETS, addresses, "port base")
 
 
 class TwoSiteTestCase(TernTestCase):
@@ -1407,7 +1479,8 @@ class TwoSiteTestCase(TernTestCase):
 
     @classmethod
     def setUpClass(cls):
-        base = common_port_base(cls.office_address, cls.isp_address)
+        base = cls.port_base = common_port_base(cls.office_address,
+                                                 cls.isp_address)
         cls.instance_options = dict(cls.isp_options,
                                     address=cls.isp_address, port_base=base)
         super().setUpClass()
@@ -1427,17 +1500,17 @@ class TwoSiteTestCase(TernTestCase):
                 office.close()
         finally:
             super().tearDownClass()
+            release_ports(base_ports(cls.port_base))
 
     def setUp(self):
         super().setUp()
         self.instances.append(self.office)
 
 
-def find_free_port():
-    """One free port on 127.0.0.1 (for peers the tests start)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def find_free_port(address="127.0.0.1"):
+    """One free port (for peers the tests start), claimed for the rest of
+    this process."""
+    return _pick_ports((0,), [address], "port")
 
 
 

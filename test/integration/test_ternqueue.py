@@ -33,14 +33,6 @@ EX_UNAVAILABLE = 69
 EX_NOPERM = 77
 
 
-def free_port():
-    for _ in range(200):
-        port = 20000 + uuid.uuid4().int % 30000
-        if harness.port_free(port):
-            return port
-    raise AssertionError("no free port")
-
-
 def ternqueue(tern, *args, check=True, user=None):
     """ternqueue -c DIR args, as root or as user (a pwd entry)."""
     argv = [tern.sbin("ternqueue"), "-c", tern.dir] + list(args)
@@ -97,7 +89,7 @@ class TernqueueCase(TernTestCase):
 
     @classmethod
     def configure(cls, tern):
-        cls.PORT = free_port()
+        cls.PORT = harness.find_free_port()
         tern.conf_set(mynetworks="127.0.0.1/32",
                       transport_maps="inline:{ %s=smtp:[127.0.0.1]:%d }"
                       % (HELD, cls.PORT), **OFFLINE)
