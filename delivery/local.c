@@ -57,9 +57,7 @@
 #define LOCAL_VIRTUAL_DIR_MODE 0711
 /* Bytes of a bad protocol token that are logged. */
 #define LOCAL_TOKEN_LOG_MAX    64
-#define LOCAL_RETURN_PATH      "Return-Path: <"
 #define LOCAL_DELIVERED_TO_NAME "Delivered-To"
-#define LOCAL_DELIVERED_TO     LOCAL_DELIVERED_TO_NAME ": "
 /*
  * Bytes of the header section read to find Delivered-To headers. Local
  * prepends them, so a loop shows at the top however long the section.
@@ -102,16 +100,60 @@ local_no_controls(char *p)
 			*p = '?';
 }
 
-/* The header line. */
+/* "name: value\n", with control bytes of the value made harmless. */
+static char *
+local_header(const char *name, const char *value)
+{
+	char *s = xasprintf("%s: %s", name, value);
+
+	local_no_controls(s + strlen(name) + 2);
+	s = xrealloc(s, strlen(s) + 2);
+	strcat(s, "\n");
+	return s;
+}
+
 static char *
 local_return_path(const char *sender)
 {
-	char *s = xasprintf(LOCAL_RETURN_PATH "%s>\n", sender);
+	char *v = xasprintf("<%s>", sender);
+	char *s = local_header("Return-Path", v);
 
-	/* The final LF is ours; only the sender is cleaned. */
-	local_no_controls(s + strlen(LOCAL_RETURN_PATH));
-	s[strlen(s) - 2] = '>';
-	s[strlen(s) - 1] = '\n';
+	free(v);
+	return s;
+}
+
+/* The address of an "rfc822;addr" ORCPT, when it is not addr itself. */
+static char *
+local_orig_to(const struct qrcpt *rcpt, const char *addr)
+{
+	size_t n = strlen(LOCAL_ORCPT_RFC822);
+
+	if (rcpt->orcpt == NULL ||
+	    strncasecmp(rcpt->orcpt, LOCAL_ORCPT_RFC822, n) != 0 ||
+	    rcpt->orcpt[n] == '\0' || str_eq_ci(rcpt->orcpt + n, addr))
+		return NULL;
+	return xstrdup(rcpt->orcpt + n);
+}
+
+/*
+ * What goes before the content: Return-Path, X-Original-To when the
+ * recipient was rewritten (Postfix's order and header: a domain-wide
+ * mailbox's collector needs the address the mail was sent to, fetch(8)),
+ * and Delivered-To for local-domain deliveries (NULL: none).
+ */
+static char *
+local_prefix(const char *return_path, const char *orig_to,
+    const char *delivered_to)
+{
+	char *xo = orig_to != NULL ? local_header("X-Original-To", orig_to)
+	                           : xstrdup("");
+	char *dt = delivered_to != NULL
+	               ? local_header(LOCAL_DELIVERED_TO_NAME, delivered_to)
+	               : xstrdup("");
+	char *s = xasprintf("%s%s%s", return_path, xo, dt);
+
+	free(xo);
+	free(dt);
 	return s;
 }
 
@@ -549,14 +591,18 @@ local_virtual_mailbox(const struct resolve_result *r, const char *addr,
 }
 
 static void
-local_virtual(const struct qfile *q, const char *prefix,
-    const struct resolve_result *r, struct local_result *res)
+local_virtual(const struct qfile *q, const char *return_path,
+    const struct qrcpt *rcpt, const struct resolve_result *r,
+    struct local_result *res)
 {
 	char *addr = xasprintf("%s@%s", r->local, r->domain);
-	char *maildir = NULL, *domain_dir = NULL;
+	char *maildir = NULL, *domain_dir = NULL, *orig_to, *prefix;
 	const char *err;
 
 	str_lower(addr);
+	orig_to = local_orig_to(rcpt, addr);
+	prefix = local_prefix(return_path, orig_to, NULL);
+	free(orig_to);
 	if (!local_virtual_mailbox(r, addr, &maildir, &domain_dir, res)) {
 		/* res says why. */
 	} else if (local_root && !local_vmail_known) {
@@ -570,6 +616,7 @@ local_virtual(const struct qfile *q, const char *prefix,
 			    local_vmail.gid, res);
 	}
 	free(addr);
+	free(prefix);
 	free(maildir);
 	free(domain_dir);
 }
@@ -670,19 +717,6 @@ local_msg_free(struct local_msg *m)
 	free(m->return_path);
 }
 
-/* The address of an "rfc822;addr" ORCPT, when it is not addr itself. */
-static char *
-local_orig_to(const struct qrcpt *rcpt, const char *addr)
-{
-	size_t n = strlen(LOCAL_ORCPT_RFC822);
-
-	if (rcpt->orcpt == NULL ||
-	    strncasecmp(rcpt->orcpt, LOCAL_ORCPT_RFC822, n) != 0 ||
-	    rcpt->orcpt[n] == '\0' || str_eq_ci(rcpt->orcpt + n, addr))
-		return NULL;
-	return xstrdup(rcpt->orcpt + n);
-}
-
 static void
 local_rcpt_free(struct local_rcpt *lr)
 {
@@ -731,7 +765,6 @@ local_deliver_local(struct local_msg *m, const struct qrcpt *rcpt,
 {
 	struct local_result leaf;
 	struct local_rcpt lr;
-	char *dt;
 	int i, loop = 0;
 
 	memset(&lr, 0, sizeof(lr));
@@ -745,11 +778,7 @@ local_deliver_local(struct local_msg *m, const struct qrcpt *rcpt,
 	str_lower(lr.addr);
 	lr.orig_to = local_orig_to(rcpt, lr.addr);
 	local_split_ext(&lr);
-	dt = xasprintf(LOCAL_DELIVERED_TO "%s\n", lr.addr);
-	local_no_controls(dt + strlen(LOCAL_DELIVERED_TO));
-	dt[strlen(dt) - 1] = '\n';
-	lr.prefix = xasprintf("%s%s", m->return_path, dt);
-	free(dt);
+	lr.prefix = local_prefix(m->return_path, lr.orig_to, lr.addr);
 	memset(&leaf, 0, sizeof(leaf));
 	if (local_msg_headers(m) < 0) {
 		local_set(&leaf, "defer", "4.3.0", "%s", m->headers_error);
@@ -806,7 +835,7 @@ local_rcpt(struct local_msg *m, int i, struct local_result *res)
 	if (r.local == NULL)
 		local_set(res, "bounce", "5.1.3", "bad address syntax");
 	else if (r.class == RESOLVE_VIRTUAL)
-		local_virtual(m->q, m->return_path, &r, res);
+		local_virtual(m->q, m->return_path, &m->q->rcpts[i], &r, res);
 	else
 		local_set(res, "defer", "4.3.5",
 		    "remote delivery is not available yet");

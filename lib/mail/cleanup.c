@@ -604,19 +604,48 @@ cleanup_key_cmp(const void *a, const void *b)
 }
 
 /*
+ * The address an "type;address" ORCPT names, for the duplicate key:
+ * xtext and utf-8-addr escapes are left alone, since one sender's one
+ * spelling is what the key needs to match.
+ */
+static const char *
+cleanup_orcpt_addr(const char *orcpt)
+{
+	const char *semi = orcpt != NULL ? strchr(orcpt, ';') : NULL;
+
+	return semi != NULL && semi[1] != '\0' ? semi + 1 : NULL;
+}
+
+/*
  * Sets keep[i] for the first recipient of each mailbox: addresses that
  * differ only in case or quoting are one mailbox, as Postfix's cleanup
- * folds them, so 200 spellings of one address give one copy. Returns how
- * many are kept. O(n log n) for smtpd_recipient_limit-sized lists.
+ * folds them, so 200 spellings of one address give one copy. With
+ * by_original (enable_original_recipient), recipients that were rewritten
+ * from different addresses stay apart, as in Postfix: each copy then says
+ * which address it was sent to (X-Original-To), which is what a
+ * domain-wide mailbox's collector routes by. Returns how many are kept.
+ * O(n log n) for smtpd_recipient_limit-sized lists.
  */
 static int
-cleanup_dedup(const struct cleanup_rcpt *rcpts, int n, unsigned char *keep)
+cleanup_dedup(const struct cleanup_rcpt *rcpts, int n, int by_original,
+    unsigned char *keep)
 {
 	struct cleanup_key *keys = xcalloc((size_t)n, sizeof(*keys));
+	const char *orig;
+	char *a, *o;
 	int i, kept = 0;
 
 	for (i = 0; i < n; i++) {
-		keys[i].key = addr_fold(rcpts[i].addr);
+		orig = by_original ? cleanup_orcpt_addr(rcpts[i].orcpt) : NULL;
+		a = addr_fold(rcpts[i].addr);
+		o = orig != NULL ? addr_fold(orig) : NULL;
+		if (o == NULL || strcmp(o, a) == 0) {
+			keys[i].key = a;
+		} else {
+			keys[i].key = xasprintf("%s\n%s", a, o);
+			free(a);
+		}
+		free(o);
 		keys[i].index = i;
 	}
 	qsort(keys, (size_t)n, sizeof(*keys), cleanup_key_cmp);
@@ -860,13 +889,13 @@ cleanup_open(
 	/* Received: names the recipient the client gave, when it gave
 	 * one, as Postfix's smtpd does, whatever it expanded into. */
 	keep = xcalloc(env->nrcpt > 0 ? (size_t)env->nrcpt : 1, 1);
-	if (cleanup_dedup(env->rcpts, env->nrcpt, keep) == 1)
+	if (cleanup_dedup(env->rcpts, env->nrcpt, 0, keep) == 1)
 		for (i = 0; i < env->nrcpt && only == NULL; i++)
 			if (keep[i])
 				only = env->rcpts[i].addr;
 	free(keep);
 	keep = xcalloc(nrcpt > 0 ? (size_t)nrcpt : 1, 1);
-	cleanup_dedup(rcpts, nrcpt, keep);
+	cleanup_dedup(rcpts, nrcpt, var_enable_original_recipient, keep);
 	for (i = 0; i < nrcpt; i++) {
 		if (!keep[i])
 			continue;

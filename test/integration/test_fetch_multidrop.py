@@ -14,7 +14,8 @@ each reaches the other through the MX records.
   the office collects over POP3 and over IMAP. A Bcc recipient (only in
   the envelope: the ISP's Received "for"), a mailing list's mail sent to
   the mailbox's own address (a fetch_route_maps pcre: rule on List-Id),
-  an unknown user (fetch_lost_recipient), a message an Exim ISP stored
+  an unknown user (fetch_lost_recipient), one message for two users
+  (the ISP's copy per user, each with X-Original-To), a message an Exim ISP stored
   once for two users (Envelope-to) and a collected message that came
   back (the loop header) each land in the right maildir, once.
 """
@@ -148,7 +149,11 @@ class SiteTest(harness.TwoSiteTestCase):
         self.isp_send(["catchall@isp.test"], "list mail",
                       "List-Id: Developers <dev.lists.example.org>\n")
         self.isp_send(["nobody@branch.test"], "for nobody")
-        isp.wait_for_maildir(catchall, 3)
+        # One message for two users: the ISP keeps a copy per user, each
+        # with X-Original-To (enable_original_recipient).
+        self.isp_send(["alice@branch.test", "bob@branch.test"],
+                      "bcc for alice and bob")
+        isp.wait_for_maildir(catchall, 5)
         self.isp_store("exim", "Envelope-to: alice@branch.test, "
                        "bob@branch.test\n"
                        "From: sender@example.org\n"
@@ -158,8 +163,8 @@ class SiteTest(harness.TwoSiteTestCase):
                        "From: sender@example.org\n"
                        "Subject: came back\n\nbody\n")
         r = office.tern("fetch", "allpop")
-        self.assertRegex(r.stdout, r"^allpop: 5 queued, 0 skipped, "
-                         r"5 deleted, 0 left, 0 refused, 5 listed\n$")
+        self.assertRegex(r.stdout, r"^allpop: 7 queued, 0 skipped, "
+                         r"7 deleted, 0 left, 0 refused, 7 listed\n$")
         self.assertEqual(harness.maildir_count(catchall), 0)
 
         # Over IMAP, from the same mailbox.
@@ -170,15 +175,17 @@ class SiteTest(harness.TwoSiteTestCase):
         self.assertRegex(r.stdout, r"^allimap: 2 queued, 0 skipped, "
                          r"2 deleted, 0 left, 0 refused, 2 listed\n$")
 
-        self.assertEqual(self.subjects("alice", 2),
-                         ["bcc for alice", "for alice and bob"])
-        self.assertEqual(self.subjects("bob", 2),
-                         ["bcc for bob", "for alice and bob"])
+        self.assertEqual(self.subjects("alice", 3),
+                         ["bcc for alice", "bcc for alice and bob",
+                          "for alice and bob"])
+        self.assertEqual(self.subjects("bob", 3),
+                         ["bcc for alice and bob", "bcc for bob",
+                          "for alice and bob"])
         self.assertEqual(self.subjects("carol", 1), ["list mail"])
         self.assertEqual(self.subjects("lost", 3),
                          ["came back", "for ghost", "for nobody"])
         office.wait_queue_empty()
-        for user, n in (("alice", 2), ("bob", 2), ("carol", 1), ("lost", 3)):
+        for user, n in (("alice", 3), ("bob", 3), ("carol", 1), ("lost", 3)):
             self.assertEqual(harness.maildir_count(office.virtual_maildir(
                 user + "@branch.test")), n, user)
         office.wait_for_log(r"account allpop: \S+: loop.*to the lost-mail "

@@ -147,9 +147,32 @@ class VirtualAliasTest(TernTestCase):
         self.assertFalse(os.path.exists(self.marker))
 
     def test_duplicates_removed_after_expansion(self):
+        """One copy per mailbox and original recipient (Postfix's
+        enable_original_recipient): alice, reached through dup@ and by
+        her own address, gets one copy for each, the rewritten one with
+        X-Original-To; bob and carol, reached twice through dup@, get
+        one."""
         t = self.tern
         qid, mid = send(t, ["dup@" + LISTS, ALICE.upper()])
         for user in (BOB, CAROL):
+            wait_until(lambda u=user: copies(t, u, mid) == 1, SHORT,
+                       "the message in %s's maildir" % user)
+        t.wait_queue_empty()
+        self.assertEqual(copies(t, BOB, mid), 1)
+        mine = [d for d in harness.read_maildir(t.virtual_maildir(ALICE))
+                if mid.encode() in d]
+        # After Return-Path: the header naming the rewritten address, or
+        # none for the copy sent to alice's own address.
+        self.assertEqual(sorted(d.split(b"\n")[1][:14] for d in mine),
+                         [b"Received: from", b"X-Original-To:"])
+        self.assertIn(b"\nX-Original-To: dup@%s\nReceived: " % LISTS.encode(),
+                      b"".join(mine))
+
+    def test_one_copy_per_mailbox_without_original_recipient(self):
+        t = self.new_instance(configure=lambda i: (
+            self.configure(i), i.conf_set(enable_original_recipient="no")))
+        _, mid = send(t, ["dup@" + LISTS, ALICE.upper()])
+        for user in (ALICE, BOB, CAROL):
             wait_until(lambda u=user: copies(t, u, mid) == 1, SHORT,
                        "the message in %s's maildir" % user)
         t.wait_queue_empty()
@@ -176,10 +199,13 @@ class VirtualAliasTest(TernTestCase):
         rcpts = [p.split(b"\0") for kind, p in recs if kind == "R"]
         # qfile.h: address NUL orcpt NUL notify (1 success, 2 failure).
         # pair's two users keep what the client wrote and its NOTIFY;
-        # group's alice and bob are duplicates; carol keeps its ORCPT.
+        # group's users keep its ORCPT, and alice and bob are not
+        # duplicates of pair's: they were sent to another address.
         self.assertEqual(rcpts, [
             [ALICE.encode(), b"rfc822;Pair@" + LISTS.encode(), b"3"],
             [BOB.encode(), b"rfc822;Pair@" + LISTS.encode(), b"3"],
+            [ALICE.encode(), b"rfc822;Someone@Else.test", b"0"],
+            [BOB.encode(), b"rfc822;Someone@Else.test", b"0"],
             [CAROL.encode(), b"rfc822;Someone@Else.test", b"0"]])
         content = [p for kind, p in recs if kind == "M"][0]
         self.assertIn(mid.encode(), content)
