@@ -111,8 +111,11 @@ class TricklePop3:
         self.sock.close()
 
 
-def message(tag, i):
-    return ("From: Sender <sender@example.org>\r\n"
+def message(tag, i, envelope_to=None):
+    """The ISP's i-th message tagged tag; envelope_to: the recipient its
+    delivery named (X-Original-To), for multidrop accounts."""
+    return (("X-Original-To: %s\r\n" % envelope_to if envelope_to else "") +
+            "From: Sender <sender@example.org>\r\n"
             "To: someone@example.test\r\n"
             "Subject: %s %d\r\n"
             "Message-ID: <%s.%d@example.org>\r\n"
@@ -152,7 +155,7 @@ class FetchTest(TernTestCase):
             cls.write_accounts(cls.office)
             cls.office.start()
             for user in ("alice", "bob", "carol", "dave", "erin", "frank",
-                         "gina"):
+                         "gina", "harry", "ivy"):
                 cls.office.add_user(user + "@example.test", "Office-pw-1")
         except BaseException:
             if cls.office is not None:
@@ -196,6 +199,8 @@ class FetchTest(TernTestCase):
             "imapbulk imaps://u8@example.test@%s:%d password=%s "
             "to=gina@example.test tls_ca_file=%s"
             % (isp, cls.tern.imaps_port, PW, cls.ca),
+            "multibulk pop3s://u9@example.test@%s:%d password=%s "
+            "multidrop=yes tls_ca_file=%s" % (isp, s, PW, cls.ca),
             "slow pop3://u7@127.0.0.1:%d password=x to=alice@example.test "
             "tls=none" % cls.trickle.port,
         ]
@@ -207,9 +212,10 @@ class FetchTest(TernTestCase):
 
     # ----- helpers
 
-    def isp_user(self, local, count, tag):
+    def isp_user(self, local, count, tag, envelope_to=()):
         """An ISP user holding count messages (files in its maildir's
-        new/, as a delivery leaves them)."""
+        new/, as a delivery leaves them); with envelope_to, message i is
+        for envelope_to[i % len(envelope_to)]."""
         addr = "%s@example.test" % local
         t = self.tern
         t.add_user(addr, PW)
@@ -227,7 +233,8 @@ class FetchTest(TernTestCase):
             name = os.path.join(md, "new", "%d.M%dP%d.isp" %
                                 (1700000000 + i, i, os.getpid()))
             with open(name, "wb") as f:
-                f.write(message(tag, i))
+                f.write(message(tag, i, envelope_to[i % len(envelope_to)]
+                                if envelope_to else None))
             os.chown(name, st.st_uid, st.st_gid)
         return md
 
@@ -314,10 +321,13 @@ class FetchTest(TernTestCase):
         self.assertEqual(harness.maildir_count(
             self.office.virtual_maildir("carol@example.test")), 3)
 
-    def kill_during_collection(self, account, isp_local, office_addr, n):
+    def kill_during_collection(self, account, isp_local, office_addrs, n):
         """Kills fetch with SIGKILL while it collects n messages; every
-        message arrives exactly once and the ISP's copies go."""
-        md = self.isp_user(isp_local, n, account)
+        message arrives exactly once and the ISP's copies go. With several
+        office_addrs the account is multidrop: message i is for
+        office_addrs[i % len(office_addrs)] and must reach only it."""
+        md = self.isp_user(isp_local, n, account,
+                           office_addrs if len(office_addrs) > 1 else ())
         since = self.office.log_size()
         first = subprocess.Popen(
             [self.office.sbin("tern"), "-c", self.office.dir, "fetch",
@@ -342,20 +352,27 @@ class FetchTest(TernTestCase):
                 break
         self.assertRegex(r.stdout, r"^%s: \d+ queued, \d+ skipped, "
                          r"\d+ deleted, 0 left, 0 refused" % account)
-        msgs = self.office_messages(office_addr, n)
-        ids = [m["Message-ID"] for m in msgs]
-        self.assertEqual(len(ids), n)
-        self.assertEqual(sorted(set(ids)), sorted(
-            "<%s.%d@example.org>" % (account, i) for i in range(n)))
+        for k, addr in enumerate(office_addrs):
+            mine = range(k, n, len(office_addrs))
+            msgs = self.office_messages(addr, len(mine))
+            ids = [m["Message-ID"] for m in msgs]
+            self.assertEqual(len(ids), len(mine), addr)
+            self.assertEqual(sorted(set(ids)), sorted(
+                "<%s.%d@example.org>" % (account, i) for i in mine), addr)
         harness.wait_until(lambda: self.isp_left(md) == 0, 10,
                            "the ISP's copies removed")
 
     def test_kill_9_during_collection_loses_and_duplicates_nothing(self):
-        self.kill_during_collection("bulk", "u4", "dave@example.test", 200)
+        self.kill_during_collection("bulk", "u4", ["dave@example.test"], 200)
 
     def test_kill_9_during_imap_collection_loses_and_duplicates_nothing(self):
-        self.kill_during_collection("imapbulk", "u8", "gina@example.test",
+        self.kill_during_collection("imapbulk", "u8", ["gina@example.test"],
                                     150)
+
+    def test_kill_9_during_multidrop_collection_routes_each_once(self):
+        self.kill_during_collection(
+            "multibulk", "u9", ["harry@example.test", "ivy@example.test"],
+            200)
 
     def isp_imap(self, local):
         """The ISP user's INBOX as its owner sees it over IMAP."""
