@@ -59,6 +59,8 @@ struct fetch_imap {
 	unsigned caps;
 	int caps_seen;		/* a CAPABILITY list came since the reset */
 	uint64_t uidvalidity;
+	int selected;		/* UIDVALIDITY is fixed until the session ends */
+	int validity_changed;	/* ... and a response said otherwise */
 	uint64_t exists;
 	struct fetch_imap_item *items;
 	size_t nitems, cap;
@@ -223,8 +225,15 @@ fetch_imap_common(struct fetch_imap *p, const char *s)
 	         str_prefix_ci(code, strlen(code), "[UIDVALIDITY ")) {
 		v = strtoull(code + 13, &end, 10);
 		if (end != code + 13 && *end == ']' && v > 0 &&
-		    v <= 0xffffffffULL)
-			p->uidvalidity = v;
+		    v <= 0xffffffffULL) {
+			/* A change after SELECT makes the UIDs listed name
+			 * other messages (RFC 9051 2.3.1.1): collection stops
+			 * before anything more is stored or deleted. */
+			if (p->selected && v != p->uidvalidity)
+				p->validity_changed = 1;
+			else if (!p->selected)
+				p->uidvalidity = v;
+		}
 	} else if (s[0] == '*' && s[1] == ' ' && s[2] >= '0' && s[2] <= '9') {
 		v = strtoull(s + 2, &end, 10);
 		if (str_eq_ci(end, " EXISTS") && v <= 0xffffffffULL)
@@ -704,6 +713,7 @@ fetch_imap_select(struct fetch_imap *p)
 		return -1;
 	}
 	fetch_imap_check_validity(p);
+	p->selected = 1;
 	if (p->exists == 0)
 		return 0;
 	if (fetch_imap_cmd(p, "UID FETCH 1:* (UID RFC822.SIZE)") < 0 ||
@@ -772,6 +782,16 @@ fetch_imap_done_with(struct fetch_imap *p, const struct fetch_imap_item *it,
 	return 0;
 }
 
+/* True, with the poll failed, when UIDs no longer name what was listed. */
+static int
+fetch_imap_validity_lost(struct fetch_imap *p)
+{
+	if (p->validity_changed)
+		fetch_fail(p->sum, "%s", "the UIDVALIDITY changed during the "
+					 "session; retrying at the next poll");
+	return p->validity_changed;
+}
+
 static int
 fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 {
@@ -787,6 +807,8 @@ fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 	p->sum->listed = (int)p->nitems;
 	for (i = 0; i < p->nitems; i++) {
 		it = &p->items[i];
+		if (fetch_imap_validity_lost(p))
+			return 0;
 		e = fetch_state_get(p->state, it->id);
 		if (e != NULL && e->mark == FETCH_MARK_QUEUED) {
 			p->sum->skipped++;
@@ -815,6 +837,10 @@ fetch_imap_collect(struct fetch_imap *p, struct hash *listed)
 		if (fetch_imap_body(p, it, &m) < 0) {
 			buf_free(&m.data);
 			return -1;
+		}
+		if (fetch_imap_validity_lost(p)) {
+			buf_free(&m.data);
+			return 0;
 		}
 		res = fetch_inject(p->a, p->state, p->conn,
 		    p->conn->tls ? "IMAPS" : "IMAP", &m);
