@@ -949,7 +949,7 @@ fetch_one(struct imapd_session *s, struct imapd_cmd *c, struct fetch_req *r,
 		case FK_INTERNALDATE:
 			(void)SP();
 			imapd_bputs(out, "INTERNALDATE ");
-			(void)imap_datetime_append(out, m->received);
+			(void)imap_datetime_append(out, mailbox_msg_received(s->box, seq));
 			break;
 		case FK_SIZE:
 			(void)SP();

@@ -504,7 +504,7 @@ sent_day(struct imapd_session *s, struct search_msg *sm, int64_t *day_r)
 		if (f == IMAPD_HC_DATE && imapd_rfc822_day(v, vl, day_r))
 			return 1;
 	}
-	*day_r = local_day(sm->m->received);
+	*day_r = local_day(mailbox_msg_received(s->box, sm->seq));
 	return 1;
 }
 
@@ -578,11 +578,11 @@ eval(struct imapd_session *s, const struct skey *k, struct search_msg *sm)
 	case SK_SMALLER:
 		return m->size < k->num;
 	case SK_BEFORE:
-		return local_day(m->received) < k->day;
+		return local_day(mailbox_msg_received(s->box, sm->seq)) < k->day;
 	case SK_ON:
-		return local_day(m->received) == k->day;
+		return local_day(mailbox_msg_received(s->box, sm->seq)) == k->day;
 	case SK_SINCE:
-		return local_day(m->received) >= k->day;
+		return local_day(mailbox_msg_received(s->box, sm->seq)) >= k->day;
 	case SK_SENTBEFORE:
 	case SK_SENTON:
 	case SK_SENTSINCE:

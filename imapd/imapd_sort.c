@@ -207,7 +207,7 @@ imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs, size_t n,
 }
 
 int64_t
-imapd_sort_date(const struct mailbox_msg *m, const char *date)
+imapd_sort_date(struct mailbox *box, uint32_t seq, const char *date)
 {
 	uint32_t kept;
 	int64_t t;
@@ -216,9 +216,9 @@ imapd_sort_date(const struct mailbox_msg *m, const char *date)
 	 * "none": a date before 1970 wraps (to after 2038), and the one
 	 * that wraps to 0 is none. Kept so, for the same order. */
 	if (date == NULL || !imap_sent_date(date, &t))
-		return m->received;
+		return mailbox_msg_received(box, seq);
 	kept = (uint32_t)t;
-	return kept == 0 ? m->received : (int64_t)kept;
+	return kept == 0 ? mailbox_msg_received(box, seq) : (int64_t)kept;
 }
 
 int
@@ -329,14 +329,14 @@ sort_keys_of(void *vctx, size_t i, const struct imapd_sort_hdr *h)
 {
 	struct sort_ctx *x = vctx;
 	struct sort_rec *r = &x->recs[i];
-	const struct mailbox_msg *m = mailbox_msg(x->s->box, r->seq);
 	size_t k;
 	int fwd;
 
 	if (x->mem > IMAPD_SORT_MEM_MAX)
 		return;
 	if (x->want & (1U << SORT_DATE))
-		r->date = imapd_sort_date(m, h->v[IMAPD_SORT_F_DATE]);
+		r->date = imapd_sort_date(x->s->box, r->seq,
+		    h->v[IMAPD_SORT_F_DATE]);
 	if (x->want & (1U << SORT_SUBJECT))
 		r->str[STR_SUBJECT] =
 		    h->v[IMAPD_SORT_F_SUBJECT] == NULL
@@ -652,8 +652,12 @@ imapd_cmd_sort(struct imapd_session *s, struct imapd_cmd *c)
 	        &modseq_used, &maxmod))
 		return;
 	x.recs = xcalloc(nhits > 0 ? nhits : 1, sizeof(*x.recs));
-	for (k = 0; k < nhits; k++)
+	for (k = 0; k < nhits; k++) {
 		x.recs[k].seq = hits[k];
+		/* read once here, not in the comparisons */
+		if (x.want & (1U << SORT_ARRIVAL))
+			(void)mailbox_msg_received(s->box, hits[k]);
+	}
 	/* ARRIVAL and SIZE are in the index; the rest is in the header */
 	if (x.want & ~((1U << SORT_ARRIVAL) | (1U << SORT_SIZE)))
 		imapd_sort_headers(s, hits, nhits, sort_keys_of, &x);

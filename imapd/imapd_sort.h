@@ -47,7 +47,7 @@ void imapd_sort_headers(struct imapd_session *s, const uint32_t *seqs, size_t n,
 /* RFC 5256 2.2 sent date: the Date: field's time, else (absent or
  * unparsable) the INTERNALDATE; the time taken modulo 2^32 as Dovecot 2.3
  * stores it (a 1960 date sorts as 2096). */
-int64_t imapd_sort_date(const struct mailbox_msg *m, const char *date);
+int64_t imapd_sort_date(struct mailbox *box, uint32_t seq, const char *date);
 
 /* 1 if the charset argument of SORT/THREAD is one imapd searches in;
  * else 0 after a NO [BADCHARSET]. */

@@ -60,8 +60,7 @@ collect(void *vctx, size_t i, const struct imapd_sort_hdr *h)
 	struct buf id;
 	size_t pos, cap = 0;
 
-	t->date = imapd_sort_date(
-	    mailbox_msg(x->s->box, t->seq), h->v[IMAPD_SORT_F_DATE]);
+	t->date = imapd_sort_date(x->s->box, t->seq, h->v[IMAPD_SORT_F_DATE]);
 	if (x->mem > IMAPD_SORT_MEM_MAX)
 		return;
 	if (h->v[IMAPD_SORT_F_SUBJECT] != NULL) {

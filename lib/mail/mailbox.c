@@ -742,18 +742,9 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 	struct stat st;
 	uint64_t size = 0;
 	ssize_t n, i;
-	char last = '\n', prev = 0;
+	char prev = 0;
 	int fd;
 
-	/* The mtime alone (names carry ",W="): no open and close per
-	 * message of a cold SELECT. */
-	if (size_r == NULL) {
-		if (fstatat(dirfd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
-			return -1;
-		*received_r = (int64_t)st.st_mtim.tv_sec;
-		return 0;
-	}
 	mailbox_stats.msg_reads++;
 	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -763,10 +754,6 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 		return -1;
 	}
 	*received_r = (int64_t)st.st_mtim.tv_sec;
-	if (size_r == NULL) {
-		close(fd);
-		return 0;
-	}
 	chunk = xmalloc(MSG_READ_CHUNK);
 	while ((n = read(fd, chunk, MSG_READ_CHUNK)) > 0) {
 		for (i = 0; i < n; i++) {
@@ -775,9 +762,7 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 			prev = chunk[i];
 		}
 		size += (uint64_t)n;
-		last = chunk[n - 1];
 	}
-	(void)last;
 	free(chunk);
 	close(fd);
 	*size_r = size;
@@ -1160,11 +1145,10 @@ scan(struct mailbox *box, const char **error_r)
 			    v->m.keywords != rec.keywords)
 				rec.modseq = ++box->hms;
 		} else {
-			if (wire_size(rec.in_new ? newfd : curfd, rec.fname,
-			        mailbox_fname_size(rec.fname, 'W', &rec.size)
-			            ? NULL
-			            : &rec.size,
-			        &rec.received) < 0)
+			if (mailbox_fname_size(rec.fname, 'W', &rec.size))
+				rec.received = MAILBOX_RECEIVED_UNKNOWN;
+			else if (wire_size(rec.in_new ? newfd : curfd,
+			             rec.fname, &rec.size, &rec.received) < 0)
 				continue; /* gone meanwhile */
 			rec.modseq = ++box->hms;
 		}
@@ -2235,6 +2219,7 @@ static int
 link_or_copy(const char *src, const char *dst)
 {
 	char buf[MSG_READ_CHUNK];
+	struct stat st;
 	int in, out;
 	ssize_t n;
 
@@ -2256,7 +2241,10 @@ link_or_copy(const char *src, const char *dst)
 			n = -1;
 			break;
 		}
-	if (n < 0 || fsync(out) < 0) {
+	/* The copy keeps INTERNALDATE (RFC 9051 6.4.7), as a link does. */
+	if (n < 0 || fstat(in, &st) < 0 ||
+	    futimens(out, (struct timespec[2]){st.st_atim, st.st_mtim}) < 0 ||
+	    fsync(out) < 0) {
 		close(in);
 		close(out);
 		unlink(dst);
@@ -2569,38 +2557,35 @@ cache_find(const struct cache_ent *c, size_t lo, size_t hi, uint32_t uid,
 	return e->uid == uid && e->field == field ? e : NULL;
 }
 
-int
-mailbox_cache_get(struct mailbox *box, uint32_t seq,
-    enum mailbox_cache_field field, const char **data_r, size_t *len_r)
+/* The newest record of the message's field, or NULL. */
+static const struct cache_ent *
+cache_lookup(struct mailbox *box, uint32_t seq, enum mailbox_cache_field field)
 {
 	const struct cache_ent *e;
 	uint32_t uid;
 
 	if (seq == 0 || seq > box->count || field >= MAILBOX_CACHE_FIELDS)
-		return 0;
+		return NULL;
 	if (!box->cache_loaded)
 		cache_load(box);
 	if (box->cache_fd < 0 || box->ncache == 0)
-		return 0;
+		return NULL;
 	uid = box->recs[seq - 1].m.uid;
 	/* the tail is newer than the sorted part */
 	e = cache_find(box->cache, box->nsorted, box->ncache, uid,
 	    (uint8_t)field);
 	if (e == NULL)
 		e = cache_find(box->cache, 0, box->nsorted, uid, (uint8_t)field);
-	if (e == NULL)
-		return 0;
-	buf_reset(&box->cache_buf);
-	if (buf_append(&box->cache_buf, "", 0) < 0)
-		return 0;
-	if (box->cache_buf.cap < (size_t)e->len + 1) {
-		box->cache_buf.data =
-		    xrealloc(box->cache_buf.data, (size_t)e->len + 1);
-		box->cache_buf.cap = (size_t)e->len + 1;
-	}
+	return e;
+}
+
+/* Copies e's bytes to dst (e->len of them): 0, or -1. */
+static int
+cache_read(struct mailbox *box, const struct cache_ent *e, char *dst)
+{
 	if (e->off & CACHE_PEND_BIT) {
-		memcpy(box->cache_buf.data,
-		    box->cache_pend.data + (e->off & ~CACHE_PEND_BIT), e->len);
+		memcpy(dst, box->cache_pend.data + (e->off & ~CACHE_PEND_BIT),
+		    e->len);
 	} else if (e->len <= CACHE_WINDOW / 2) {
 		if (e->off < box->win_off ||
 		    e->off + e->len > box->win_off + box->win_len) {
@@ -2617,18 +2602,70 @@ mailbox_cache_get(struct mailbox *box, uint32_t seq,
 			box->win_off = e->off;
 			box->win_len = n > 0 ? (size_t)n : 0;
 			if (box->win_len < e->len)
-				return 0;
+				return -1;
 		}
-		memcpy(box->cache_buf.data,
-		    box->cache_win + (e->off - box->win_off), e->len);
-	} else if (file_pread_all(box->cache_fd, box->cache_buf.data, e->len,
-	               (off_t)e->off) < 0) {
-		return 0;
+		memcpy(dst, box->cache_win + (e->off - box->win_off), e->len);
+	} else if (file_pread_all(box->cache_fd, dst, e->len, (off_t)e->off) <
+	           0) {
+		return -1;
 	}
+	return 0;
+}
+
+int
+mailbox_cache_get(struct mailbox *box, uint32_t seq,
+    enum mailbox_cache_field field, const char **data_r, size_t *len_r)
+{
+	const struct cache_ent *e = cache_lookup(box, seq, field);
+
+	if (e == NULL)
+		return 0;
+	buf_reset(&box->cache_buf);
+	if (buf_append(&box->cache_buf, "", 0) < 0)
+		return 0;
+	if (box->cache_buf.cap < (size_t)e->len + 1) {
+		box->cache_buf.data =
+		    xrealloc(box->cache_buf.data, (size_t)e->len + 1);
+		box->cache_buf.cap = (size_t)e->len + 1;
+	}
+	if (cache_read(box, e, box->cache_buf.data) < 0)
+		return 0;
 	box->cache_buf.data[e->len] = '\0';
 	*data_r = box->cache_buf.data;
 	*len_r = e->len;
 	return 1;
+}
+
+int64_t
+mailbox_msg_received(struct mailbox *box, uint32_t seq)
+{
+	const struct cache_ent *e;
+	const char *error;
+	struct stat st;
+	int64_t t;
+	int fd;
+
+	if (seq == 0 || seq > box->count)
+		msg_panic("mailbox_msg_received: seq %u of %u", seq, box->count);
+	if (box->recs[seq - 1].m.received != MAILBOX_RECEIVED_UNKNOWN)
+		return box->recs[seq - 1].m.received;
+	/* Not through cache_buf: a caller may hold another field's bytes. */
+	e = cache_lookup(box, seq, MAILBOX_CACHE_RECEIVED);
+	if (e != NULL && e->len == sizeof(t) && cache_read(box, e, (char *)&t) == 0 &&
+	    t != MAILBOX_RECEIVED_UNKNOWN) {
+		box->recs[seq - 1].m.received = t;
+		return t;
+	}
+	if (mailbox_msg_open(box, seq, &fd, &error) != 0)
+		return 0;
+	t = fstat(fd, &st) == 0 ? (int64_t)st.st_mtim.tv_sec : 0;
+	close(fd);
+	if (t == 0)
+		return 0;
+	box->recs[seq - 1].m.received = t;
+	mailbox_cache_put(box, seq, MAILBOX_CACHE_RECEIVED, (const char *)&t,
+	    sizeof(t));
+	return t;
 }
 
 void

@@ -176,8 +176,14 @@ struct mailbox_msg {
 	uint32_t priv_name;
 	uint64_t modseq;   /* CONDSTORE: >= 1 */
 	uint64_t size;     /* RFC822.SIZE: the message with CRLF line ends */
-	int64_t received;  /* INTERNALDATE: the file's mtime, as Dovecot */
+	int64_t received;  /* INTERNALDATE: the file's mtime, as Dovecot,
+			    * or MAILBOX_RECEIVED_UNKNOWN: read it with
+			    * mailbox_msg_received */
 };
+/* A scan names a message without a stat when its name carries ",W=" (a
+ * cold SELECT of a delivered folder reads no inode); the mtime is read
+ * on first use and kept in the folder's cache. */
+#define MAILBOX_RECEIVED_UNKNOWN INT64_MIN
 
 struct mailbox;
 
@@ -237,6 +243,9 @@ int mailbox_sync(struct mailbox *box, unsigned sync_flags,
     const struct mailbox_sync_ops *ops, void *ctx, const char **error_r);
 /* 1 if the message's file is gone (a deferred expunge). */
 int mailbox_msg_gone(const struct mailbox *box, uint32_t seq);
+/* INTERNALDATE (seconds since the epoch): the file's mtime, read once and
+ * cached when the scan did not; 0 for a message whose file is gone. */
+int64_t mailbox_msg_received(struct mailbox *box, uint32_t seq);
 
 /*
  * Sets the message's stored flags and keywords to exactly these (the
@@ -291,6 +300,7 @@ enum mailbox_cache_field {
 	MAILBOX_CACHE_BODY,
 	MAILBOX_CACHE_SORT, /* imapd's SORT/THREAD header fields */
 	MAILBOX_CACHE_HEADERS, /* imapd's SEARCH header values, decoded */
+	MAILBOX_CACHE_RECEIVED, /* mailbox_msg_received's: 8 bytes */
 	MAILBOX_CACHE_FIELDS
 };
 /* 1 with the cached bytes (valid until the next call on box), 0 if not

@@ -685,6 +685,8 @@ fill(const char *root, unsigned n)
  * not by a hash of every name), and no message file is read when its
  * name carries W= (RFC822.SIZE); one without W= is read for its size.
  */
+#define COLD_MTIME(i) (1600000000 + (int64_t)(i) * 86400)
+
 static void
 test_cold_scan(void)
 {
@@ -713,6 +715,9 @@ test_cold_scan(void)
 			CHECK(write(fd, msg_text, strlen(msg_text) - 3) > 0);
 			close(fd);
 		}
+		/* INTERNALDATE: the delivery's time, days apart */
+		CHECK_INT(utimensat(AT_FDCWD, p, (struct timespec[2]){
+		    {COLD_MTIME(i), 0}, {COLD_MTIME(i), 0}}, 0), 0);
 		free(p);
 	}
 	reads = mailbox_stats.msg_reads;
@@ -739,11 +744,32 @@ test_cold_scan(void)
 		CHECK(access(p, F_OK) < 0);
 		free(p);
 	}
+	/* No inode was read for a name with W=: the mtime is read on first
+	 * use; the file read for its size has it already. */
+	for (seq = 1; seq <= n + 2; seq++) {
+		CHECK_INT(mailbox_msg(a, seq)->received ==
+		        MAILBOX_RECEIVED_UNKNOWN,
+		    seq <= n);
+		CHECK_INT(mailbox_msg_received(a, seq), COLD_MTIME(seq - 1));
+		CHECK_INT(mailbox_msg(a, seq)->received, COLD_MTIME(seq - 1));
+	}
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
 	mailbox_view_status(b, &st);
 	CHECK_INT(st.recent, 0);
 	CHECK_INT(st.messages, n + 2);
 	mailbox_close(&a);
+	mailbox_close(&b);
+	/* Remembered (the cache) once read: a later view does not stat the
+	 * file again, so a changed mtime does not change INTERNALDATE. */
+	p = xasprintf("%s/cur/%u.M%uP7.host,S=%zu,W=%zu:2,", root, 1700000000,
+	    0, strlen(msg_text) - 3, strlen(msg_text));
+	CHECK_INT(utimensat(AT_FDCWD, p, (struct timespec[2]){{5, 0}, {5, 0}},
+	              0),
+	    0);
+	free(p);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
+	CHECK_INT(mailbox_msg_received(b, 1), COLD_MTIME(0));
+	CHECK_INT(mailbox_msg_received(b, n / 2), COLD_MTIME(n / 2 - 1));
 	mailbox_close(&b);
 	free(root);
 	mailbox_user_close(&user);
