@@ -960,8 +960,10 @@ again:
 	}
 	k = 0;
 	missing = xrealloc(missing, (n + 1) * sizeof(*missing));
+	/* An empty list (a first SELECT) has none of the names. */
 	for (i = 0; i < n; i++)
-		if (maildir_uidlist_lookup(ul, files[i].base.p) == NULL)
+		if (ul->count == 0 ||
+		    maildir_uidlist_lookup(ul, files[i].base.p) == NULL)
 			missing[k++] = files[i].base.p;
 	if ((k > 0 || ret == 0) && !locked) {
 		maildir_uidlist_free(&ul);

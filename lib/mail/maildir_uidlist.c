@@ -687,7 +687,7 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 		if (!maildir_uidlist_base_valid(bases[i]))
 			msg_panic("maildir_uidlist_add_new: invalid base");
 		b = base_dup(bases[i]);
-		if (hash_get(ul->by_base, b) != NULL) {
+		if (ul->count > 0 && hash_get(ul->by_base, b) != NULL) {
 			free(b);
 			continue;
 		}
