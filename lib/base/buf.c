@@ -43,7 +43,7 @@ buf_reset(struct buf *b)
 }
 
 /* Makes room for extra more bytes plus the NUL; -1 past max. */
-static int
+int
 buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need, cap;

@@ -21,6 +21,9 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);	/* frees data, keeps max, len = 0 */
 void buf_reset(struct buf *b);	/* len = 0, keeps memory */
+/* Room for extra more bytes (one allocation for what would otherwise
+ * grow piecemeal); -1 if that would exceed max. */
+int buf_reserve(struct buf *b, size_t extra);
 /* 0 on success, -1 if len would exceed max (buffer unchanged). */
 int buf_append(struct buf *b, const void *data, size_t len) MTA_NODISCARD;
 int buf_puts(struct buf *b, const char *s) MTA_NODISCARD;

@@ -84,6 +84,9 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
 /* A scan's arena of names: a name and its base per file. */
 #define SCAN_NAMES_MAX \
 	((size_t)MAILDIR_UIDLIST_RECORDS_MAX * 2 * (NAME_MAX + 1))
+/* Most a scan reserves up front from a directory's size (a directory
+ * that once held many more files keeps its size). */
+#define SCAN_RESERVE_MAX (64u * 1024 * 1024)
 /* Dead bytes of the name arena that make it worth compacting. */
 #define NAMES_DEAD_MIN (64 * 1024)
 
@@ -829,6 +832,21 @@ moved_has(const struct moved_list *mv, ino_t ino, const char *name)
 	return 0;
 }
 
+/* Room in b for what the listing of d adds, about factor times the
+ * directory's size: growing the buffer as 20,000 names come in would copy
+ * it over and over. */
+static void
+scan_reserve(DIR *d, struct buf *b, size_t factor)
+{
+	struct stat st;
+	size_t want;
+
+	if (fstat(dirfd(d), &st) < 0 || st.st_size <= 0)
+		return;
+	want = (size_t)st.st_size * factor;
+	(void)buf_reserve(b, want < SCAN_RESERVE_MAX ? want : SCAN_RESERVE_MAX);
+}
+
 static int
 scan_dir(struct mailbox *box, const char *sub, uint8_t in_new,
     const struct moved_list *mv, struct buf *names, struct scan_file **files,
@@ -847,6 +865,7 @@ scan_dir(struct mailbox *box, const char *sub, uint8_t in_new,
 		return -1;
 	}
 	free(path);
+	scan_reserve(d, names, 2);
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    !maildir_uidlist_base_valid(de->d_name))
@@ -904,6 +923,7 @@ scan_move_new(struct mailbox *box, struct moved_list *mv)
 		closedir(d);
 		return;
 	}
+	scan_reserve(d, &mv->names, 1);
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    !maildir_uidlist_base_valid(de->d_name))
@@ -1084,6 +1104,8 @@ scan(struct mailbox *box, const char **error_r)
 		files[i].fname.p = names.data + files[i].fname.off;
 		files[i].base.p = names.data + files[i].base.off;
 	}
+	/* a record per file at most: its name and some 40 bytes */
+	(void)buf_reserve(&out, names.len / 2 + n * 64);
 	if (scan_uids(box, files, n, &uidvalidity, &uidnext, error_r) < 0)
 		goto out;
 	if (n > 0)

@@ -408,6 +408,8 @@ index_write(const char *dir, const struct mailbox_index *idx,
 	int ret;
 
 	buf_init(&b, IDX_SIZE_MAX);
+	/* a record per message: its name and fixed fields (~100 bytes) */
+	(void)buf_reserve(&b, (size_t)idx->count * 100);
 	put(&b, INDEX_MAGIC, MAGIC_SIZE);
 	put32(&b, idx->uidvalidity);
 	put32(&b, idx->uidnext);

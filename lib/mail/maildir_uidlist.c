@@ -1017,6 +1017,8 @@ maildir_uidlist_read(
 		return -1;
 	}
 	buf_init(&b, MAILDIR_UIDLIST_SIZE_MAX);
+	if (st.st_size > 0 && st.st_size <= MAILDIR_UIDLIST_SIZE_MAX)
+		(void)buf_reserve(&b, (size_t)st.st_size);
 	ret = 0;
 	for (;;) {
 		char chunk[READ_CHUNK];
@@ -1090,6 +1092,8 @@ maildir_uidlist_write(const char *maildir, struct maildir_uidlist *ul,
 	}
 	ul->version = UIDLIST_VERSION;
 	buf_init(&b, MAILDIR_UIDLIST_SIZE_MAX);
+	/* a line per record: UID, base, a few fields (~100 bytes) */
+	(void)buf_reserve(&b, ul->count * 100);
 	if (maildir_uidlist_format(ul, &b) < 0) {
 		*error_r = uidlist_error("%s/%s: would be larger than %u bytes",
 		    maildir, MAILDIR_UIDLIST_NAME, MAILDIR_UIDLIST_SIZE_MAX);
