@@ -20,9 +20,10 @@
 #define HASH_POS_MASK ((1u << HASH_POS_BITS) - 1)
 
 struct hash_entry {
-	char *key;
 	void *value;
 	struct hash_entry *next;
+	uint32_t hv; /* hash_key(key): growth and chain walks skip it */
+	char key[];  /* in the entry's allocation: one malloc per entry */
 };
 
 struct hash {
@@ -67,7 +68,6 @@ hash_free(struct hash **h_r, void (*free_value)(void *value))
 			next = e->next;
 			if (free_value != NULL)
 				free_value(e->value);
-			free(e->key);
 			free(e);
 		}
 	}
@@ -77,11 +77,12 @@ hash_free(struct hash **h_r, void (*free_value)(void *value))
 }
 
 static struct hash_entry **
-hash_slot(const struct hash *h, const char *key)
+hash_slot(const struct hash *h, const char *key, uint32_t hv)
 {
-	struct hash_entry **pp = &h->buckets[hash_key(key) & (h->size - 1)];
+	struct hash_entry **pp = &h->buckets[hv & (h->size - 1)];
 
-	while (*pp != NULL && strcmp((*pp)->key, key) != 0)
+	while (*pp != NULL &&
+	       ((*pp)->hv != hv || strcmp((*pp)->key, key) != 0))
 		pp = &(*pp)->next;
 	return pp;
 }
@@ -89,7 +90,7 @@ hash_slot(const struct hash *h, const char *key)
 void *
 hash_get(const struct hash *h, const char *key)
 {
-	struct hash_entry *e = *hash_slot(h, key);
+	struct hash_entry *e = *hash_slot(h, key, hash_key(key));
 
 	return e != NULL ? e->value : NULL;
 }
@@ -105,7 +106,7 @@ hash_grow(struct hash *h)
 	for (i = 0; i < old_size; i++) {
 		for (e = old[i]; e != NULL; e = next) {
 			next = e->next;
-			b = hash_key(e->key) & (h->size - 1);
+			b = e->hv & (h->size - 1);
 			e->next = h->buckets[b];
 			h->buckets[b] = e;
 		}
@@ -116,16 +117,21 @@ hash_grow(struct hash *h)
 void *
 hash_put(struct hash *h, const char *key, void *value)
 {
-	struct hash_entry **pp = hash_slot(h, key), *e;
+	uint32_t hv = hash_key(key);
+	struct hash_entry **pp = hash_slot(h, key, hv), *e;
 	void *old;
+	size_t len;
 
 	if (*pp != NULL) {
 		old = (*pp)->value;
 		(*pp)->value = value;
 		return old;
 	}
-	e = xcalloc(1, sizeof(*e));
-	e->key = xstrdup(key);
+	len = strlen(key);
+	e = xmalloc(sizeof(*e) + len + 1);
+	memcpy(e->key, key, len + 1);
+	e->next = NULL;
+	e->hv = hv;
 	e->value = value;
 	*pp = e;
 	h->count++;
@@ -137,14 +143,13 @@ hash_put(struct hash *h, const char *key, void *value)
 void *
 hash_del(struct hash *h, const char *key)
 {
-	struct hash_entry **pp = hash_slot(h, key), *e = *pp;
+	struct hash_entry **pp = hash_slot(h, key, hash_key(key)), *e = *pp;
 	void *value;
 
 	if (e == NULL)
 		return NULL;
 	*pp = e->next;
 	value = e->value;
-	free(e->key);
 	free(e);
 	h->count--;
 	return value;
