@@ -104,11 +104,13 @@ local_no_controls(char *p)
 static char *
 local_header(const char *name, const char *value)
 {
-	char *s = xasprintf("%s: %s", name, value);
+	char *s = xasprintf("%s: %s\n", name, value);
+	size_t end = strlen(s) - 1;
 
+	/* The final LF is ours; only the value is cleaned. */
+	s[end] = '\0';
 	local_no_controls(s + strlen(name) + 2);
-	s = xrealloc(s, strlen(s) + 2);
-	strcat(s, "\n");
+	s[end] = '\n';
 	return s;
 }
 
