@@ -962,7 +962,8 @@ scan_uids(struct mailbox *box, struct scan_file *files, size_t n,
 	struct maildir_uidlist *ul = NULL;
 	struct maildir_uidlist_rec *rec;
 	char **missing = NULL;
-	uint32_t old_uv = 0;
+	size_t *missing_at = NULL;
+	uint32_t old_uv = 0, *uids = NULL;
 	size_t i, k = 0;
 	const char *why;
 	int ret, locked = 0;
@@ -980,11 +981,17 @@ again:
 	}
 	k = 0;
 	missing = xrealloc(missing, (n + 1) * sizeof(*missing));
-	/* An empty list (a first SELECT) has none of the names. */
-	for (i = 0; i < n; i++)
-		if (ul->count == 0 ||
-		    maildir_uidlist_lookup(ul, files[i].base.p) == NULL)
+	missing_at = xrealloc(missing_at, (n + 1) * sizeof(*missing_at));
+	for (i = 0; i < n; i++) {
+		/* An empty list (a first SELECT) has none of the names. */
+		rec = ul->count > 0 ? maildir_uidlist_lookup(ul, files[i].base.p)
+		                    : NULL;
+		files[i].uid = rec != NULL ? rec->uid : 0;
+		if (rec == NULL) {
+			missing_at[k] = i;
 			missing[k++] = files[i].base.p;
+		}
+	}
 	if ((k > 0 || ret == 0) && !locked) {
 		maildir_uidlist_free(&ul);
 		ret = maildir_uidlist_lock(
@@ -995,25 +1002,27 @@ again:
 		goto again;
 	}
 	if (locked && (k > 0 || ret == 0)) {
-		if (maildir_uidlist_add_new(ul, missing, k, error_r) < 0 ||
+		uids = xmalloc((k + 1) * sizeof(*uids));
+		if (maildir_uidlist_add_new_uids(ul, missing, k, uids,
+		        error_r) < 0 ||
 		    maildir_uidlist_write(box->path, ul, old_uv, error_r) < 0)
 			goto fail;
-	}
-	for (i = 0; i < n; i++) {
-		rec = maildir_uidlist_lookup(ul, files[i].base.p);
-		files[i].uid = rec != NULL ? rec->uid : 0;
+		for (i = 0; i < k; i++)
+			files[missing_at[i]].uid = uids[i];
 	}
 	*uidvalidity_r = ul->uidvalidity;
 	*uidnext_r = ul->next_uid;
-	maildir_uidlist_unlock(&lock);
-	maildir_uidlist_free(&ul);
-	free(missing);
-	return 0;
+	ret = 0;
+	goto out;
 fail:
+	ret = -1;
+out:
 	maildir_uidlist_unlock(&lock);
 	maildir_uidlist_free(&ul);
 	free(missing);
-	return -1;
+	free(missing_at);
+	free(uids);
+	return ret;
 }
 
 static int

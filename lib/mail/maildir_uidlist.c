@@ -673,13 +673,20 @@ new_cmp(const void *x, const void *y)
 	return ret != 0 ? ret : strcmp(a, b);
 }
 
+/* A base to add and where it was in the caller's array. */
+struct new_base {
+	char *base; /* first: new_cmp compares it */
+	size_t index;
+};
+
 int
-maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
-    size_t n, const char **error_r)
+maildir_uidlist_add_new_uids(struct maildir_uidlist *ul,
+    char *const *bases, size_t n, uint32_t *uids_r, const char **error_r)
 {
 	struct maildir_uidlist_rec *rec;
-	char **fresh = xmalloc((n + 1) * sizeof(*fresh));
-	size_t i, j, k = 0;
+	struct new_base *fresh = xmalloc((n + 1) * sizeof(*fresh));
+	const char *prev = NULL;
+	size_t i, k = 0, uniq = 0;
 	char *b;
 	int ret = 0;
 
@@ -687,46 +694,58 @@ maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
 		if (!maildir_uidlist_base_valid(bases[i]))
 			msg_panic("maildir_uidlist_add_new: invalid base");
 		b = base_dup(bases[i]);
-		if (ul->count > 0 && hash_get(ul->by_base, b) != NULL) {
+		if (ul->count > 0 && (rec = hash_get(ul->by_base, b)) != NULL) {
 			free(b);
+			if (uids_r != NULL)
+				uids_r[i] = rec->uid;
 			continue;
 		}
-		fresh[k++] = b;
+		fresh[k].base = b;
+		fresh[k].index = i;
+		k++;
 	}
 	/* A base given twice sorts next to itself (new_cmp is 0 only for
-	 * equal strings): one pass drops the repeats, where a hash of
-	 * every name would cost a 20,000-message first scan more. */
+	 * equal strings): it gets one UID, where a hash of every name would
+	 * cost a 20,000-message first scan more. */
 	if (k > 1)
 		qsort(fresh, k, sizeof(*fresh), new_cmp);
-	for (i = j = 0; i < k; i++) {
-		if (j > 0 && strcmp(fresh[j - 1], fresh[i]) == 0) {
-			free(fresh[i]);
-			continue;
-		}
-		fresh[j++] = fresh[i];
-	}
-	k = j;
-	if (k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ||
-	    k > UIDLIST_UID_LIMIT - ul->next_uid) {
+	for (i = 0; i < k; i++)
+		uniq += i == 0 || strcmp(fresh[i - 1].base, fresh[i].base) != 0;
+	if (uniq > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ||
+	    uniq > UIDLIST_UID_LIMIT - ul->next_uid) {
 		*error_r = uidlist_error("%s run out",
-		    k > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ? "records"
-		                                                : "UIDs");
+		    uniq > MAILDIR_UIDLIST_RECORDS_MAX - ul->count ? "records"
+		                                                   : "UIDs");
+		for (i = 0; i < k; i++)
+			free(fresh[i].base);
 		ret = -1;
-	} else {
-		recs_reserve(ul, k);
-		for (i = 0; i < k; i++) {
+		goto out;
+	}
+	recs_reserve(ul, uniq);
+	for (i = 0; i < k; i++) {
+		if (prev != NULL && strcmp(prev, fresh[i].base) == 0) {
+			free(fresh[i].base);
+		} else {
 			rec = xcalloc(1, sizeof(*rec));
 			rec->uid = ul->next_uid++;
-			rec->base = fresh[i];
-			fresh[i] = NULL;
+			rec->base = fresh[i].base;
+			prev = rec->base;
 			ul->recs[ul->count++] = rec;
 			hash_put(ul->by_base, rec->base, rec);
 		}
+		if (uids_r != NULL)
+			uids_r[fresh[i].index] = ul->next_uid - 1;
 	}
-	for (i = 0; i < k; i++)
-		free(fresh[i]);
+out:
 	free(fresh);
 	return ret;
+}
+
+int
+maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
+    size_t n, const char **error_r)
+{
+	return maildir_uidlist_add_new_uids(ul, bases, n, NULL, error_r);
 }
 
 /*

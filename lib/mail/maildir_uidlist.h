@@ -131,6 +131,10 @@ const char *maildir_uidlist_rec_ext(
  */
 int maildir_uidlist_add_new(struct maildir_uidlist *ul, char *const *bases,
     size_t n, const char **error_r);
+/* As maildir_uidlist_add_new, and uids_r[i] gets the UID of bases[i]
+ * (new, or the one it had). */
+int maildir_uidlist_add_new_uids(struct maildir_uidlist *ul,
+    char *const *bases, size_t n, uint32_t *uids_r, const char **error_r);
 /* Removes base's record, if any. */
 void maildir_uidlist_remove(struct maildir_uidlist *ul, const char *base);
 /* Removes the records of the n bases (those listed), in one pass over
