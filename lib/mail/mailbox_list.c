@@ -787,11 +787,9 @@ mailbox_delete(
 		err = MAILBOX_ERR_NONEXISTENT;
 		goto out;
 	}
-	if (has_children(user, strrchr(path, '/') + 1)) {
-		*error_r = "Mailbox has children, delete them first";
-		err = MAILBOX_ERR_NOPERM;
-		goto out;
-	}
+	/* Children stay (RFC 9051 6.3.5: DELETE must not remove inferior
+	 * names): the name lives on as their \Noselect parent, as Dovecot's
+	 * Maildir++ leaves it. */
 	/* Out of sight first (Dovecot's ..DOVECOT-TRASH idea): a crash in
 	 * the middle leaves no half folder listed. */
 	trash = xasprintf(

@@ -177,7 +177,17 @@ test_folders(void)
 	    mailbox_delete(user, "Café", &error), MAILBOX_ERR_NONEXISTENT);
 	CHECK_INT(mailbox_delete(user, "INBOX", &error), MAILBOX_ERR_NOPERM);
 	CHECK_INT(mailbox_create(user, "Café", &error), 0);
-	CHECK_INT(mailbox_delete(user, "Café", &error), MAILBOX_ERR_NOPERM);
+	/* Its child stays; Café is their \Noselect parent now. */
+	CHECK_INT(mailbox_delete(user, "Café", &error), 0);
+	s = tpath("u1/.Caf&AOk-");
+	CHECK_INT(stat(s, &st), -1);
+	free(s);
+	s = tpath("u1/.Caf&AOk-.Sub/cur");
+	CHECK_INT(stat(s, &st), 0);
+	free(s);
+	CHECK_INT(
+	    mailbox_delete(user, "Café", &error), MAILBOX_ERR_NONEXISTENT);
+	CHECK_INT(mailbox_create(user, "Café", &error), 0);
 	CHECK_INT(mailbox_rename(user, "Café", "Tea", &error), 0);
 	s = tpath("u1/.Tea.Sub/cur");
 	CHECK_INT(stat(s, &st), 0);

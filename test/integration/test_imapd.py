@@ -168,8 +168,19 @@ class ImapdTest(harness.SessionProcess, TernTestCase):
         self.assertTrue(any(l.endswith(b' "Job"') for l in lsub), lsub)
         ok(imap.unsubscribe("Job"))
         self.assertFalse(any(l.endswith(b' "Job"') for l in ok(imap.lsub())))
-        ok(imap.delete("Job.2026"))
+        # DELETE keeps inferior names (RFC 9051 6.3.5): Job's mail goes,
+        # Job stays as Job.2026's \Noselect parent, as in Dovecot.
         ok(imap.delete("Job"))
+        self.assertEqual(ok(imap.list('""', "Job*")),
+                         [b'(\\Noselect \\HasChildren) "." "Job"',
+                          b'(\\HasNoChildren) "." "Job.2026"'])
+        typ, data = imap.delete("Job")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NONEXISTENT]", data[0])
+        ok(imap.select("Job.2026"))
+        ok(imap.unselect())
+        ok(imap.delete("Job.2026"))
+        self.assertEqual(ok(imap.list('""', "Job*")), [None])
         typ, data = imap.delete("INBOX")
         self.assertEqual(typ, "NO")
         typ, data = imap.select("Nonexistent")
