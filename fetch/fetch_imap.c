@@ -41,6 +41,7 @@
 #define FETCH_IMAP_CAP_SASL_IR       0x02
 #define FETCH_IMAP_CAP_LOGINDISABLED 0x04
 #define FETCH_IMAP_CAP_UIDPLUS       0x08
+#define FETCH_IMAP_CAP_AUTH_LOGIN    0x10
 
 struct fetch_imap_item {
 	uint64_t uid;
@@ -184,6 +185,7 @@ fetch_imap_caps(struct fetch_imap *p, const char *s)
 		unsigned bit;
 	} known[] = {
 	    {"AUTH=PLAIN", FETCH_IMAP_CAP_AUTH_PLAIN},
+	    {"AUTH=LOGIN", FETCH_IMAP_CAP_AUTH_LOGIN},
 	    {"SASL-IR", FETCH_IMAP_CAP_SASL_IR},
 	    {"LOGINDISABLED", FETCH_IMAP_CAP_LOGINDISABLED},
 	    {"UIDPLUS", FETCH_IMAP_CAP_UIDPLUS},
@@ -580,6 +582,46 @@ out:
 	return r;
 }
 
+/*
+ * AUTHENTICATE LOGIN, for servers that offer no other way in (Dovecot
+ * with auth_mechanisms = login says LOGINDISABLED and AUTH=LOGIN): the
+ * user name, then the password, each in base64 after its challenge.
+ */
+static int
+fetch_imap_auth_login(struct fetch_imap *p)
+{
+	const char *values[2] = {p->a->user, p->a->password};
+	struct buf b64;
+	int r, i;
+
+	if (fetch_imap_cmd(p, "AUTHENTICATE LOGIN") < 0)
+		return -1;
+	r = fetch_imap_reply(p, "AUTHENTICATE", NULL, NULL);
+	buf_init(&b64, FETCH_CMD_MAX);
+	for (i = 0; i < 2 && r == 2; i++) {
+		buf_reset(&b64);
+		if (base64_encode(values[i], strlen(values[i]), &b64) < 0) {
+			(void)fetch_conn_cmd(p->conn, "*");
+			fetch_fail(p->sum, "%s", "the user name or password is "
+						 "too long for AUTHENTICATE");
+			r = -1;
+			break;
+		}
+		r = fetch_conn_cmd(p->conn, "%s", buf_cstr(&b64)) < 0
+		        ? -1
+		        : fetch_imap_reply(p, "AUTHENTICATE", NULL, NULL);
+	}
+	if (r == 2) {
+		(void)fetch_conn_cmd(p->conn, "*");
+		fetch_fail(p->sum, "%s", "AUTHENTICATE LOGIN: an unexpected "
+					 "challenge");
+		r = -1;
+	}
+	explicit_bzero(b64.data, b64.len);
+	buf_free(&b64);
+	return r;
+}
+
 static int
 fetch_imap_login(struct fetch_imap *p)
 {
@@ -634,9 +676,12 @@ fetch_imap_login(struct fetch_imap *p)
 	p->caps_seen = 0;
 	if (p->caps & FETCH_IMAP_CAP_AUTH_PLAIN)
 		r = fetch_imap_auth_plain(p);
+	else if ((p->caps & FETCH_IMAP_CAP_LOGINDISABLED) &&
+	         (p->caps & FETCH_IMAP_CAP_AUTH_LOGIN))
+		r = fetch_imap_auth_login(p);
 	else if (p->caps & FETCH_IMAP_CAP_LOGINDISABLED) {
-		fetch_fail(p->sum, "%s", "the server offers neither AUTH=PLAIN "
-					 "nor LOGIN");
+		fetch_fail(p->sum, "%s", "the server offers neither AUTH=PLAIN, "
+					 "AUTH=LOGIN nor LOGIN");
 		return -1;
 	} else {
 		buf_init(&cmd, FETCH_CMD_MAX);

@@ -2,7 +2,9 @@
 /*
  * The POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 8314
  * implicit TLS on 995): logs in with USER/PASS over TLS (plaintext only
- * with tls=none), lists UIDL and LIST, retrieves each message not yet
+ * with tls=none), or with AUTH LOGIN (RFC 5034) when CAPA offers that
+ * SASL mechanism and not PLAIN (which USER/PASS stands for: Dovecot with
+ * auth_mechanisms = login refuses USER/PASS), lists UIDL and LIST, retrieves each message not yet
  * queued (RETR), hands it to fetch_inject and, once it is committed and
  * recorded, marks it DELE (unless keep=yes). The deletions take effect
  * only at QUIT (the UPDATE state), so a session that breaks deletes
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base64.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "mail/cleanup.h"
@@ -243,6 +246,79 @@ fetch_pop3_retr(struct fetch_pop3 *p, const struct fetch_pop3_item *it,
 	return r;
 }
 
+/* 1 if CAPA's SASL line names LOGIN and not PLAIN, 0 if not (or the
+ * server has no CAPA), -1 on a broken session. */
+static int
+fetch_pop3_wants_auth_login(struct fetch_pop3 *p)
+{
+	int r, login = 0, plain = 0;
+	const char *w, *end, *s;
+
+	if (fetch_conn_cmd(p->conn, "CAPA") < 0 ||
+	    (r = fetch_pop3_status(p, "CAPA")) < 0)
+		return -1;
+	if (r == 0)
+		return 0;
+	while ((r = fetch_pop3_multiline(p)) > 0) {
+		s = buf_cstr(&p->line);
+		if (strncasecmp(s, "SASL ", 5) != 0)
+			continue;
+		for (w = s + 5; *w != '\0'; w = end) {
+			while (*w == ' ')
+				w++;
+			for (end = w; *end != '\0' && *end != ' '; end++)
+				;
+			login |= end - w == 5 && strncasecmp(w, "LOGIN", 5) == 0;
+			plain |= end - w == 5 && strncasecmp(w, "PLAIN", 5) == 0;
+		}
+	}
+	return r < 0 ? -1 : login && !plain;
+}
+
+/* AUTH LOGIN: the user name, then the password, each base64 after its
+ * "+" challenge. 1 logged in, 0 refused, -1 broken. */
+static int
+fetch_pop3_auth_login(struct fetch_pop3 *p)
+{
+	const char *values[2] = {p->a->user, p->a->password};
+	struct buf b64;
+	int r = 1, i;
+
+	if (fetch_conn_cmd(p->conn, "AUTH LOGIN") < 0)
+		return -1;
+	buf_init(&b64, FETCH_CMD_MAX);
+	for (i = 0; i < 3; i++) {
+		if (fetch_conn_line(p->conn, &p->line) != STREAM_OK) {
+			fetch_fail(p->sum, "%s", "connection lost after AUTH");
+			r = -1;
+			break;
+		}
+		if (p->line.len < 1 || p->line.data[0] != '+' ||
+		    (p->line.len >= 3 && strncmp(p->line.data, "+OK", 3) == 0)) {
+			r = strncmp(buf_cstr(&p->line), "+OK", 3) == 0 ? 1 : 0;
+			break;
+		}
+		if (i == 2) { /* a third challenge: LOGIN has two */
+			(void)fetch_conn_cmd(p->conn, "*");
+			fetch_fail(p->sum, "%s", "AUTH LOGIN: an unexpected "
+						 "challenge");
+			r = -1;
+			break;
+		}
+		buf_reset(&b64);
+		if (base64_encode(values[i], strlen(values[i]), &b64) < 0 ||
+		    fetch_conn_cmd(p->conn, "%s", buf_cstr(&b64)) < 0) {
+			fetch_fail(p->sum, "%s", "AUTH LOGIN: the user name or "
+						 "password could not be sent");
+			r = -1;
+			break;
+		}
+	}
+	explicit_bzero(b64.data, b64.len);
+	buf_free(&b64);
+	return r;
+}
+
 static int
 fetch_pop3_login(struct fetch_pop3 *p)
 {
@@ -274,10 +350,15 @@ fetch_pop3_login(struct fetch_pop3 *p)
 			return -1;
 		}
 	}
-	if (fetch_conn_cmd(p->conn, "USER %s", a->user) < 0 ||
-	    (r = fetch_pop3_status(p, "USER")) < 0)
+	if ((r = fetch_pop3_wants_auth_login(p)) < 0)
 		return -1;
 	if (r > 0) {
+		if ((r = fetch_pop3_auth_login(p)) < 0)
+			return -1;
+	} else if (fetch_conn_cmd(p->conn, "USER %s", a->user) < 0 ||
+	           (r = fetch_pop3_status(p, "USER")) < 0) {
+		return -1;
+	} else if (r > 0) {
 		if (fetch_conn_cmd(p->conn, "PASS %s", a->password) < 0 ||
 		    (r = fetch_pop3_status(p, "PASS")) < 0)
 			return -1;
