@@ -76,6 +76,13 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
  * written together lie together), one pread per window, not per
  * message. */
 #define CACHE_WINDOW (64u * 1024)
+/* The record headers are listed this much at a time. */
+#define CACHE_LIST_CHUNK (1024u * 1024)
+/* A cache file this large, at least half of it records of expunged
+ * messages or overwritten ones, is rewritten with the live records
+ * only (Dovecot's cache purge): it would otherwise grow with every
+ * message the folder ever held. */
+#define CACHE_COMPACT_MIN (1024u * 1024)
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
@@ -2468,15 +2475,125 @@ cache_add(struct mailbox *box, uint32_t uid, uint8_t field, uint32_t len,
 	return e;
 }
 
+/* 1 if cache[i] is the newest record of its (uid, field) and its message
+ * is in the folder (the list sorted). */
+static int
+cache_live(struct mailbox *box, size_t i)
+{
+	const struct cache_ent *e = &box->cache[i], *next = e + 1;
+
+	if (i + 1 < box->ncache && next->uid == e->uid &&
+	    next->field == e->field)
+		return 0;
+	return state_find(box, e->uid) != NULL;
+}
+
+static int cache_read(
+    struct mailbox *box, const struct cache_ent *e, char *dst);
+
+/*
+ * Rewrites a cache file of size bytes with its live records when they
+ * are less than half of it, under the log lock and with appends held
+ * off (flock): a session that still has the old file open appends to
+ * it, and its records are then missing from the new one (a miss, not a
+ * wrong answer).
+ */
+static void
+cache_compact(struct mailbox *box, uint64_t size)
+{
+	char hdr[CACHE_FILE_HDR], rh[CACHE_HDR], *path = NULL, *tmp = NULL;
+	struct cache_ent *keep = NULL;
+	struct stat ps, fs;
+	uint64_t live = 0, off = CACHE_FILE_HDR;
+	const char *error;
+	struct buf out;
+	size_t i, n;
+	int fd = -1, ok = 0;
+
+	if (size < CACHE_COMPACT_MIN)
+		return;
+	for (i = 0; i < box->ncache; i++)
+		if (cache_live(box, i))
+			live += CACHE_HDR + box->cache[i].len;
+	if (live * 2 > size)
+		return;
+	if (log_lock(box, &error) < 0)
+		return;
+	path = box_file(box, MAILBOX_CACHE_NAME);
+	/* Another session may have rewritten it since this one opened it:
+	 * then this is not the file to replace. */
+	if (stat(path, &ps) < 0 || fstat(box->cache_fd, &fs) < 0 ||
+	    ps.st_ino != fs.st_ino || ps.st_dev != fs.st_dev ||
+	    flock(box->cache_fd, LOCK_EX) < 0)
+		goto out;
+	tmp = xasprintf("%s.tmp", path);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    MAILBOX_FILE_MODE);
+	if (fd < 0 ||
+	    file_pread_all(box->cache_fd, hdr, sizeof(hdr), 0) < 0)
+		goto unlock;
+	buf_init(&out, CACHE_SIZE_MAX);
+	keep = xmalloc((box->ncache + 1) * sizeof(*keep));
+	if (buf_reserve(&out, (size_t)live + sizeof(hdr)) < 0 ||
+	    buf_append(&out, hdr, sizeof(hdr)) < 0)
+		goto free_out;
+	for (i = n = 0; i < box->ncache; i++) {
+		struct cache_ent e = box->cache[i];
+		uint32_t l = e.len;
+
+		if (!cache_live(box, i))
+			continue;
+		memset(rh, 0, sizeof(rh));
+		memcpy(rh, &l, 4);
+		memcpy(rh + 4, &e.uid, 4);
+		rh[8] = (char)e.field;
+		if (buf_append(&out, rh, sizeof(rh)) < 0 ||
+		    buf_reserve(&out, l) < 0 ||
+		    cache_read(box, &e, out.data + out.len) < 0)
+			goto free_out;
+		out.len += l;
+		out.data[out.len] = '\0';
+		off += CACHE_HDR;
+		e.off = (uint32_t)off;
+		off += l;
+		keep[n++] = e;
+	}
+	if (file_pwrite_all(fd, out.data, out.len, 0) < 0 ||
+	    rename(tmp, path) < 0)
+		goto free_out;
+	ok = 1;
+	memcpy(box->cache, keep, n * sizeof(*keep));
+	box->ncache = box->nsorted = n;
+free_out:
+	free(keep);
+	buf_free(&out);
+unlock:
+	(void)flock(box->cache_fd, LOCK_UN);
+	if (ok) {
+		close(box->cache_fd);
+		box->cache_fd = fd;
+		box->win_len = 0;
+		fd = -1;
+	} else if (tmp != NULL) {
+		(void)unlink(tmp);
+	}
+	if (fd >= 0)
+		close(fd);
+out:
+	free(tmp);
+	free(path);
+	log_unlock(box);
+}
+
 /* Opens the cache and lists its records (headers only). */
 static void
 cache_load(struct mailbox *box)
 {
 	char hdr[CACHE_FILE_HDR], rh[CACHE_HDR];
-	char *path = box_file(box, MAILBOX_CACHE_NAME);
+	char *path = box_file(box, MAILBOX_CACHE_NAME), *chunk;
 	uint32_t uv, len, uid;
 	struct stat st;
-	uint64_t off;
+	uint64_t off, cs = 0, cl = 0;
 
 	box->cache_loaded = 1;
 	box->cache_fd = open(
@@ -2505,10 +2622,21 @@ cache_load(struct mailbox *box)
 		log_unlock(box);
 		return;
 	}
+	chunk = xmalloc(CACHE_LIST_CHUNK);
 	for (off = CACHE_FILE_HDR; off + CACHE_HDR <= (uint64_t)st.st_size;) {
-		if (file_pread_all(box->cache_fd, rh, sizeof(rh), (off_t)off) <
-		    0)
-			break;
+		if (off < cs || off + CACHE_HDR > cs + cl) {
+			ssize_t got;
+
+			do
+				got = pread(box->cache_fd, chunk,
+				    CACHE_LIST_CHUNK, (off_t)off);
+			while (got < 0 && errno == EINTR);
+			cs = off;
+			cl = got > 0 ? (uint64_t)got : 0;
+			if (cl < CACHE_HDR)
+				break;
+		}
+		memcpy(rh, chunk + (off - cs), CACHE_HDR);
 		memcpy(&len, rh, 4);
 		if (len > CACHE_REC_MAX ||
 		    off + CACHE_HDR + len > (uint64_t)st.st_size ||
@@ -2519,8 +2647,10 @@ cache_load(struct mailbox *box)
 		    (uint32_t)(off + CACHE_HDR), 0);
 		off += CACHE_HDR + len;
 	}
+	free(chunk);
 	qsort(box->cache, box->ncache, sizeof(*box->cache), cache_ent_cmp);
 	box->nsorted = box->ncache;
+	cache_compact(box, (uint64_t)st.st_size);
 }
 
 /* Writes the records put since the last flush, in one locked write at

@@ -660,6 +660,86 @@ test_cache_batch(void)
 	mailbox_user_close(&user);
 }
 
+static off_t
+cache_size(const char *user)
+{
+	char *p = xasprintf("%s/%s/tern.index.cache", test_root, user);
+	struct stat st;
+	off_t size = stat(p, &st) == 0 ? st.st_size : -1;
+
+	free(p);
+	return size;
+}
+
+static void
+check_env(struct mailbox *box, uint32_t seq, size_t len)
+{
+	const char *data;
+	size_t got;
+
+	CHECK_INT(mailbox_cache_get(box, seq, MAILBOX_CACHE_ENVELOPE, &data,
+	              &got),
+	    1);
+	CHECK_INT(got, len);
+	CHECK_INT(data[0], 'a' + (int)(mailbox_msg(box, seq)->uid % 26));
+	CHECK_INT(data[len - 1], 'a' + (int)(mailbox_msg(box, seq)->uid % 26));
+}
+
+/*
+ * A cache mostly of expunged messages' records is rewritten with the live
+ * ones when a view first reads it: it does not grow with every message
+ * the folder ever held, and what it keeps still answers.
+ */
+static void
+test_cache_compact(void)
+{
+	struct mailbox_user *user = user_open("u8");
+	struct mailbox *a = NULL;
+	const char *error;
+	uint32_t seq, n = 200, keep = 10, uids[200];
+	size_t len = 8000;
+	char *rec = xmalloc(len);
+	struct events ev;
+
+	append_n(user, "INBOX", (int)n, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	for (seq = 1; seq <= n; seq++) {
+		memset(rec, 'a' + (int)(mailbox_msg(a, seq)->uid % 26), len);
+		mailbox_cache_put(a, seq, MAILBOX_CACHE_ENVELOPE, rec, len);
+	}
+	for (seq = keep + 1; seq <= n; seq++)
+		uids[seq - keep - 1] = mailbox_msg(a, seq)->uid;
+	CHECK_INT(mailbox_expunge(a, uids, n - keep, &error), 0);
+	memset(&ev, 0, sizeof(ev));
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &ev, &error), 0);
+	CHECK_INT(mailbox_count(a), keep);
+	mailbox_close(&a);
+	CHECK(cache_size("u8") > (off_t)(n * len));
+
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	check_env(a, 1, len);
+	CHECK(cache_size("u8") < (off_t)((keep + 1) * (len + 64)));
+	for (seq = 1; seq <= keep; seq++)
+		check_env(a, seq, len);
+	mailbox_cache_put(a, 3, MAILBOX_CACHE_BODY, "(body)", 6);
+	mailbox_close(&a);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	for (seq = 1; seq <= keep; seq++)
+		check_env(a, seq, len);
+	{
+		const char *data;
+		size_t got;
+
+		CHECK_INT(mailbox_cache_get(a, 3, MAILBOX_CACHE_BODY, &data,
+		              &got),
+		    1);
+		CHECK_INT(got, 6);
+	}
+	mailbox_close(&a);
+	free(rec);
+	mailbox_user_close(&user);
+}
+
 static double
 now_ms(void)
 {
@@ -877,5 +957,6 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
     UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
+    UNIT_CASE(test_cache_compact),
     UNIT_CASE(test_cold_scan), UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))
