@@ -253,7 +253,7 @@ class FetchFromDovecotTest(TernTestCase):
                          r"0 left, 0 refused, 6 listed\n$")
         self.collected("alice@example.test", 6, "dvimap")
         self.assertEqual(self.isp.left("imapuser@isp.test"), 0)
-        self.assertRegex(self.isp.log(), r"imap-login: Login: "
+        self.assertRegex(self.isp.log(), r"imap-login: Info: Login: "
                          r"user=<imapuser@isp\.test>, method=LOGIN")
 
     def test_pop3_auth_login_collects_and_deletes(self):
@@ -264,7 +264,7 @@ class FetchFromDovecotTest(TernTestCase):
         self.collected("bob@example.test", 5, "dvpop")
         harness.wait_until(lambda: self.isp.left("popuser@isp.test") == 0,
                            10, "Dovecot's copies removed")
-        self.assertRegex(self.isp.log(), r"pop3-login: Login: "
+        self.assertRegex(self.isp.log(), r"pop3-login: Info: Login: "
                          r"user=<popuser@isp\.test>, method=LOGIN")
 
     def test_imap_keep_marks_seen_and_collects_once(self):
