@@ -20,21 +20,13 @@ import unittest
 
 import harness
 from harness import TernTestCase
+# the ISP's messages of test_fetch (only the function: its tests stay
+# there)
+from test_fetch import message
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PW = "Isp-dovecot-pw-1"
 START_TIMEOUT = 20
-
-
-def message(tag, i):
-    return ("From: Sender <sender@example.org>\r\n"
-            "To: isp-user@isp.test\r\n"
-            "Subject: %s %d\r\n"
-            "Message-ID: <%s.%d@example.org>\r\n"
-            "\r\n"
-            "body of %s %d\r\n"
-            ".a line with a leading dot\r\n" % (tag, i, tag, i, tag, i)
-            ).encode()
 
 
 class DovecotIsp:
@@ -77,26 +69,19 @@ userdb {
   driver = static
   args = uid=%(uid)d gid=%(gid)d home=%(d)s/mail/%%d/%%n
 }
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %(port)d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = %(pop3)d
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-""" % {"d": directory, "port": self.imap_port, "pop3": self.pop3_port,
+""" % {"d": directory, "port": self.imap_port,
        "uid": self.uid, "gid": self.gid, "mech": mechanisms})
+            for proto, port in (("imap", self.imap_port),
+                                ("pop3", self.pop3_port)):
+                f.write("service %(p)s-login {\n"
+                        "  inet_listener %(p)s {\n"
+                        "    address = 127.0.0.1\n"
+                        "    port = %(port)d\n"
+                        "  }\n"
+                        "  inet_listener %(p)ss {\n"
+                        "    port = 0\n"
+                        "  }\n"
+                        "}\n" % {"p": proto, "port": port})
         self.env = harness.foreign_env()
 
     def start(self):
