@@ -717,18 +717,33 @@ stat_dirs(
 	return ret;
 }
 
-/* A DIRS record: the mtimes after this view's change, when before it
+void (*mailbox_test_before_dirs_record)(struct mailbox *box);
+
+/*
+ * A DIRS record: the mtimes after this view's change, when before it
  * they were what the state knew (else someone else changed a directory
- * too, and the next sync must scan). */
+ * too, and the next sync must scan). new/, when this change did not
+ * touch it, keeps the mtime known before: a delivery into it while the
+ * change was made shows as a newer mtime at the next sync, where a
+ * fresh stat would have taken it for this view's own. One that touched
+ * new/ (a message not yet moved to cur/) leaves it to the next scan.
+ */
 static void
-dirs_record(struct mailbox *box, struct buf *out, int trusted)
+dirs_record(struct mailbox *box, struct buf *out, int trusted, int in_new)
 {
 	struct mailbox_log_rec r;
+	struct timespec new_before = box->new_mtime;
 
 	memset(&r, 0, sizeof(r));
 	r.type = MAILBOX_LOG_DIRS;
+	if (mailbox_test_before_dirs_record != NULL)
+		mailbox_test_before_dirs_record(box);
 	if (!trusted || stat_dirs(box, &r.new_mtime, &r.cur_mtime) < 0) {
 		r.new_mtime.tv_nsec = r.cur_mtime.tv_nsec = -1;
+	} else if (in_new) {
+		r.new_mtime.tv_nsec = -1;
+	} else {
+		r.new_mtime = new_before;
 	}
 	r.uidvalidity = box->uidvalidity;
 	r.uidnext = box->uidnext;
@@ -1852,7 +1867,7 @@ mailbox_store(struct mailbox *box, uint32_t seq, uint8_t flags,
 			rec.received = v->m.received;
 			rec.fname = newname;
 			set_record(&out, &rec);
-			dirs_record(box, &out, known);
+			dirs_record(box, &out, known, v->m.priv_in_new);
 			free(newname);
 			ret = log_append(box, &out, 1, error_r);
 			*modseq_r = rec.modseq;
@@ -1908,7 +1923,7 @@ mailbox_expunge(
 	const char *vn;
 	struct vrec *v;
 	struct buf out;
-	int ret, known, tries, retry;
+	int ret, known, tries, retry, in_new;
 
 	ret = readonly_check(box, error_r);
 	if (ret < 0 || n == 0)
@@ -1921,6 +1936,7 @@ mailbox_expunge(
 	for (tries = 0; tries < 2; tries++) {
 		known = dirs_known(box);
 		retry = 0;
+		in_new = 0;
 		buf_reset(&out);
 		for (i = 0; i < n; i++) {
 			v = state_find(box, uids[i]);
@@ -1934,10 +1950,11 @@ mailbox_expunge(
 				continue;
 			}
 			free(p);
+			in_new |= v->m.priv_in_new;
 			expunge_record(&out, v->m.uid, ++box->hms);
 			bases[nb++] = base_of(vn);
 		}
-		dirs_record(box, &out, known);
+		dirs_record(box, &out, known, in_new);
 		ret = log_append(box, &out, 0, error_r);
 		if (ret < 0 || !retry)
 			break;
@@ -2191,7 +2208,7 @@ view_append(struct mailbox *box, const char *data, size_t len, uint8_t flags,
 		rec.received = ts[1].tv_sec;
 		rec.fname = name;
 		set_record(&out, &rec);
-		dirs_record(box, &out, known);
+		dirs_record(box, &out, known, 0);
 		ret = log_append(box, &out, 0, error_r);
 	} else {
 		(void)unlink(dst);
@@ -2408,7 +2425,7 @@ mailbox_copy(struct mailbox *box, const uint32_t *seqs, size_t n,
 			rec.fname = names[i];
 			set_record(&out, &rec);
 		}
-		dirs_record(dst, &out, known);
+		dirs_record(dst, &out, known, 0);
 		ret = log_append(dst, &out, 0, error_r);
 	} else {
 		for (i = 0; i < made; i++)

@@ -144,5 +144,8 @@ size_t mailbox_view_bytes(const struct mailbox *box);
 /* Log size that makes the next index write start a new log (tests lower
  * it). */
 extern uint64_t mailbox_log_rotate;
+/* Called (when set) between a change and the stat of its DIRS record:
+ * tests deliver there, as a concurrent delivery would. */
+extern void (*mailbox_test_before_dirs_record)(struct mailbox *box);
 
 #endif

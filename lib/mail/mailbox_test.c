@@ -660,6 +660,67 @@ test_cache_batch(void)
 	mailbox_user_close(&user);
 }
 
+/* A delivery into INBOX's new/ of user u9, as local makes one. */
+static void
+deliver_u9(struct mailbox *box)
+{
+	static unsigned n;
+	char *p = xasprintf("%s/u9/new/1800000000.M%uP9.host,S=10,W=12",
+	    test_root, n++);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	(void)box;
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(write(fd, "a\nb\nc\n", 6) == 6);
+		close(fd);
+	}
+	free(p);
+}
+
+/*
+ * Mail delivered while this view renames a file for STORE (or appends,
+ * or expunges from cur/) is found by the next sync: the change's record
+ * must not take new/'s mtime after the delivery for its own.
+ */
+static void
+test_delivery_during_store(void)
+{
+	struct mailbox_user *user = user_open("u9");
+	struct mailbox *a = NULL;
+	const char *error;
+	uint64_t modseq;
+	uint32_t uid;
+	struct events ev;
+
+	append_n(user, "INBOX", 3, 0);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_count(a), 3);
+	mailbox_test_before_dirs_record = deliver_u9;
+	CHECK_INT(mailbox_store(a, 1, MAILBOX_F_SEEN, 0, 0, &modseq, &error),
+	    0);
+	mailbox_test_before_dirs_record = NULL;
+	memset(&ev, 0, sizeof(ev));
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &ev, &error), 0);
+	CHECK_INT(mailbox_count(a), 4);
+	/* the same for an append and an expunge */
+	mailbox_test_before_dirs_record = deliver_u9;
+	CHECK_INT(mailbox_append(user, "INBOX", "x\n", 2, 0, NULL, 0, 0, &uid,
+	              &uid, &error),
+	    0);
+	mailbox_test_before_dirs_record = NULL;
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &ev, &error), 0);
+	CHECK_INT(mailbox_count(a), 6);
+	uid = mailbox_msg(a, 2)->uid;
+	mailbox_test_before_dirs_record = deliver_u9;
+	CHECK_INT(mailbox_expunge(a, &uid, 1, &error), 0);
+	mailbox_test_before_dirs_record = NULL;
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &ev, &error), 0);
+	CHECK_INT(mailbox_count(a), 6);
+	mailbox_close(&a);
+	mailbox_user_close(&user);
+}
+
 static off_t
 cache_size(const char *user)
 {
@@ -957,6 +1018,6 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_view), UNIT_CASE(test_others),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
     UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
-    UNIT_CASE(test_cache_compact),
+    UNIT_CASE(test_cache_compact), UNIT_CASE(test_delivery_during_store),
     UNIT_CASE(test_cold_scan), UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))
