@@ -183,6 +183,26 @@ ts_eq(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
+/*
+ * 1 if a later change to a directory whose mtime is t would give it
+ * another mtime: the coarse clock the kernel stamps directories with has
+ * moved past t (past its second, for a file system of whole seconds). A
+ * scan that ends in the tick of the directory's last change cannot
+ * trust the mtime it saw: a file added in the rest of that tick would
+ * leave it as it is, and stay unseen until the next change.
+ */
+static int
+mtime_settled(const struct timespec *t)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return 0;
+	if (now.tv_sec != t->tv_sec)
+		return now.tv_sec > t->tv_sec;
+	return t->tv_nsec != 0 && now.tv_nsec > t->tv_nsec;
+}
+
 static uint64_t
 now_usec(void)
 {
@@ -1218,18 +1238,19 @@ scan(struct mailbox *box, const char **error_r)
 	box->uidvalidity = uidvalidity;
 	if (uidnext > box->uidnext)
 		box->uidnext = uidnext;
-	/* trusted only if nothing changed while we listed */
+	/* trusted only if nothing changed while we listed, and nothing
+	 * can change unseen in the tick of the last change */
 	{
 		struct mailbox_log_rec r;
 
 		memset(&r, 0, sizeof(r));
 		r.type = MAILBOX_LOG_DIRS;
-		if (ts_eq(&na, &nb) && ts_eq(&ca, &cb)) {
-			r.new_mtime = nb;
-			r.cur_mtime = cb;
-		} else {
-			r.new_mtime.tv_nsec = r.cur_mtime.tv_nsec = -1;
-		}
+		r.new_mtime = nb;
+		r.cur_mtime = cb;
+		if (!ts_eq(&na, &nb) || !mtime_settled(&nb))
+			r.new_mtime.tv_nsec = -1;
+		if (!ts_eq(&ca, &cb) || !mtime_settled(&cb))
+			r.cur_mtime.tv_nsec = -1;
 		r.uidvalidity = uidvalidity;
 		r.uidnext = box->uidnext;
 		mailbox_log_encode(&out, &r);

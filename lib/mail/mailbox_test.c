@@ -68,6 +68,20 @@ user_open(const char *name)
 	return user;
 }
 
+/* Sets the mtime of user's INBOX sub/ to now + ahead seconds. */
+static void
+dir_mtime_ahead(const char *user, const char *sub, long ahead)
+{
+	char *p = xasprintf("%s/%s/%s", test_root, user, sub);
+	struct timespec ts[2];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec += ahead;
+	ts[1] = ts[0];
+	CHECK_INT(utimensat(AT_FDCWD, p, ts, 0), 0);
+	free(p);
+}
+
 static void
 test_setup(void)
 {
@@ -544,6 +558,10 @@ test_log_rotation(void)
 
 	mailbox_log_rotate = 512;
 	append_n(user, "INBOX", 3, 0);
+	/* changed long ago: a scan trusts what it sees (else one that ran
+	 * in the tick of the last append leaves the next sync to scan) */
+	dir_mtime_ahead("u6", "new", -3600);
+	dir_mtime_ahead("u6", "cur", -3600);
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
 	CHECK_INT(mailbox_open(user, "INBOX", 0, &b, &error), 0);
 	scans = mailbox_stats.scans;
@@ -717,6 +735,53 @@ test_delivery_during_store(void)
 	mailbox_test_before_dirs_record = NULL;
 	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &ev, &error), 0);
 	CHECK_INT(mailbox_count(a), 6);
+	mailbox_close(&a);
+	mailbox_user_close(&user);
+}
+
+/*
+ * A scan does not trust an mtime the clock has not passed yet (a file
+ * added in the same tick would leave it unchanged): the next sync scans
+ * again, and finds what came. One the clock has passed is trusted.
+ */
+static void
+test_scan_of_an_unsettled_directory(void)
+{
+	struct mailbox_user *user = user_open("u10");
+	struct mailbox *a = NULL;
+	const char *error;
+	unsigned long scans;
+	char *p;
+	int fd;
+
+	append_n(user, "INBOX", 2, 0);
+	dir_mtime_ahead("u10", "new", 3600);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	scans = mailbox_stats.scans;
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &(struct events){{0}}, &error),
+	    0);
+	CHECK_INT(mailbox_stats.scans, scans + 1);
+	/* a file that came "in the same tick": new/'s mtime as it was */
+	p = xasprintf("%s/u10/new/1800000001.M1P10.host,S=2,W=3", test_root);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	dir_mtime_ahead("u10", "new", 3600);
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &(struct events){{0}}, &error),
+	    0);
+	CHECK_INT(mailbox_count(a), 3);
+	/* settled (the scan moved the file: cur/ changed too): trusted, no
+	 * scan without a change */
+	dir_mtime_ahead("u10", "new", -3600);
+	dir_mtime_ahead("u10", "cur", -3600);
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &(struct events){{0}}, &error),
+	    0);
+	scans = mailbox_stats.scans;
+	CHECK_INT(mailbox_sync(a, 0, &ev_ops, &(struct events){{0}}, &error),
+	    0);
+	CHECK_INT(mailbox_stats.scans, scans);
 	mailbox_close(&a);
 	mailbox_user_close(&user);
 }
@@ -1019,5 +1084,6 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_crash_and_rebuild), UNIT_CASE(test_log_rotation),
     UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
     UNIT_CASE(test_cache_compact), UNIT_CASE(test_delivery_during_store),
+    UNIT_CASE(test_scan_of_an_unsettled_directory),
     UNIT_CASE(test_cold_scan), UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))
