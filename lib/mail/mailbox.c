@@ -791,10 +791,12 @@ wire_size(int dirfd, const char *fname, uint64_t *size_r, int64_t *received_r)
 	int fd;
 
 	mailbox_stats.msg_reads++;
-	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named like a message must not hang the scan */
+	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return -1;
 	}
@@ -2008,10 +2010,21 @@ mailbox_msg_open(
 			break;
 		p = xasprintf("%s/%s/%s", box->path,
 		    v->m.priv_in_new ? "new" : "cur", vn);
-		*fd_r = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NONBLOCK: a FIFO in the maildir must not hang the
+		 * session (names are no longer stat'ed by the scan) */
+		*fd_r = open(
+		    p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		free(p);
-		if (*fd_r >= 0)
-			return 0;
+		if (*fd_r >= 0) {
+			struct stat st;
+
+			if (fstat(*fd_r, &st) == 0 && S_ISREG(st.st_mode))
+				return 0;
+			close(*fd_r);
+			*fd_r = -1;
+			*error_r = "Message file is not a regular file";
+			return MAILBOX_ERR_TEMP;
+		}
 		if (errno != ENOENT) {
 			*error_r = box_error("open: %s", strerror(errno));
 			return MAILBOX_ERR_TEMP;

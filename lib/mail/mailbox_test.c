@@ -786,6 +786,33 @@ test_scan_of_an_unsettled_directory(void)
 	mailbox_user_close(&user);
 }
 
+/* A FIFO named like a message (the scan no longer stats names with W=)
+ * gives an error when opened, never a session hung in open(). */
+static void
+test_fifo_named_like_a_message(void)
+{
+	struct mailbox_user *user = user_open("u11");
+	struct mailbox *a = NULL;
+	const char *error;
+	char *p;
+	int fd;
+
+	append_n(user, "INBOX", 1, 0);
+	p = xasprintf("%s/u11/cur/1700000000.M1P11.host,S=5,W=6:2,",
+	    test_root);
+	CHECK_INT(mkfifo(p, 0600), 0);
+	free(p);
+	CHECK_INT(mailbox_open(user, "INBOX", 0, &a, &error), 0);
+	CHECK_INT(mailbox_count(a), 2);
+	/* the appended message has UID 1, the FIFO the next */
+	CHECK_INT(mailbox_msg_open(a, 2, &fd, &error), MAILBOX_ERR_TEMP);
+	CHECK_INT(mailbox_msg_received(a, 2), 0);
+	CHECK_INT(mailbox_msg_open(a, 1, &fd, &error), 0);
+	close(fd);
+	mailbox_close(&a);
+	mailbox_user_close(&user);
+}
+
 static off_t
 cache_size(const char *user)
 {
@@ -1085,5 +1112,6 @@ UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_fname),
     UNIT_CASE(test_cache), UNIT_CASE(test_cache_batch),
     UNIT_CASE(test_cache_compact), UNIT_CASE(test_delivery_during_store),
     UNIT_CASE(test_scan_of_an_unsettled_directory),
+    UNIT_CASE(test_fifo_named_like_a_message),
     UNIT_CASE(test_cold_scan), UNIT_CASE(test_large_folder),
     UNIT_CASE(test_cleanup))
