@@ -83,6 +83,7 @@ uint64_t mailbox_log_rotate = 4 * 1024 * 1024;
  * only (Dovecot's cache purge): it would otherwise grow with every
  * message the folder ever held. */
 #define CACHE_COMPACT_MIN (1024u * 1024)
+#define CACHE_COMPACT_PIECE (64u * 1024)
 #define MSG_READ_CHUNK 65536
 #define APPEND_TRIES   3
 
@@ -2585,8 +2586,7 @@ cache_compact(struct mailbox *box, uint64_t size)
 		goto unlock;
 	buf_init(&out, CACHE_SIZE_MAX);
 	keep = xmalloc((box->ncache + 1) * sizeof(*keep));
-	if (buf_reserve(&out, (size_t)live + sizeof(hdr)) < 0 ||
-	    buf_append(&out, hdr, sizeof(hdr)) < 0)
+	if (buf_append(&out, hdr, sizeof(hdr)) < 0)
 		goto free_out;
 	for (i = n = 0; i < box->ncache; i++) {
 		struct cache_ent e = box->cache[i];
@@ -2608,8 +2608,14 @@ cache_compact(struct mailbox *box, uint64_t size)
 		e.off = (uint32_t)off;
 		off += l;
 		keep[n++] = e;
+		/* written as it goes: a session holds a piece, not the file */
+		if (out.len >= CACHE_COMPACT_PIECE) {
+			if (file_write_all(fd, out.data, out.len) < 0)
+				goto free_out;
+			buf_reset(&out);
+		}
 	}
-	if (file_pwrite_all(fd, out.data, out.len, 0) < 0 ||
+	if (file_write_all(fd, out.data, out.len) < 0 ||
 	    rename(tmp, path) < 0)
 		goto free_out;
 	ok = 1;
