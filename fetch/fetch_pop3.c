@@ -3,12 +3,13 @@
  * The POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 8314
  * implicit TLS on 995): logs in with USER/PASS over TLS (plaintext only
  * with tls=none), or with AUTH LOGIN (RFC 5034) when CAPA offers that
- * SASL mechanism and not PLAIN (which USER/PASS stands for: Dovecot with
- * auth_mechanisms = login refuses USER/PASS), lists UIDL and LIST, retrieves each message not yet
- * queued (RETR), hands it to fetch_inject and, once it is committed and
- * recorded, marks it DELE (unless keep=yes). The deletions take effect
- * only at QUIT (the UPDATE state), so a session that breaks deletes
- * nothing, and the journal skips what was queued at the next poll.
+ * SASL mechanism and not PLAIN (which USER/PASS stands for: Dovecot
+ * with auth_mechanisms = login refuses USER/PASS), lists UIDL and LIST,
+ * retrieves each message not yet queued (RETR), hands it to
+ * fetch_inject and, once it is committed and recorded, marks it DELE
+ * (unless keep=yes). The deletions take effect only at QUIT (the UPDATE
+ * state), so a session that breaks deletes nothing, and the journal
+ * skips what was queued at the next poll.
  * Every read waits at most $fetch_timeout (and the session's and the
  * message's deadlines, fetch_net.c); a poll takes at most
  * $fetch_max_messages messages (the rest waits for the next one).
