@@ -2651,6 +2651,7 @@ cache_load(struct mailbox *box)
 	uint32_t uv, len, uid;
 	struct stat st;
 	uint64_t off, cs = 0, cl = 0;
+	size_t clen;
 
 	box->cache_loaded = 1;
 	box->cache_fd = open(
@@ -2679,14 +2680,17 @@ cache_load(struct mailbox *box)
 		log_unlock(box);
 		return;
 	}
-	chunk = xmalloc(CACHE_LIST_CHUNK);
+	/* no more than the file: a small folder's cache costs no MiB */
+	clen = (uint64_t)st.st_size < CACHE_LIST_CHUNK ? (size_t)st.st_size
+	                                                : CACHE_LIST_CHUNK;
+	chunk = xmalloc(clen);
 	for (off = CACHE_FILE_HDR; off + CACHE_HDR <= (uint64_t)st.st_size;) {
 		if (off < cs || off + CACHE_HDR > cs + cl) {
 			ssize_t got;
 
 			do
 				got = pread(box->cache_fd, chunk,
-				    CACHE_LIST_CHUNK, (off_t)off);
+				    clen, (off_t)off);
 			while (got < 0 && errno == EINTR);
 			cs = off;
 			cl = got > 0 ? (uint64_t)got : 0;
