@@ -94,10 +94,10 @@ if [ ! -f "$confdir/tern.conf" ]; then
 else
 	say "keeping the configuration in $confdir"
 	# Services added since that configuration was made (outbound smtp,
-	# pickup and showq for sendmail and mailq, POP3's login and spawn,
+	# pickup and showq for sendmail and mailq, POP3's login, spawn and anvil,
 	# IMAP's login, fetch), each with its continuation lines.
 	template="$prefix/share/tern/services.conf"
-	for svc in smtp pickup showq login/spawn 110 995 143 993 fetch; do
+	for svc in smtp pickup showq login/spawn login/anvil 110 995 143 993 fetch; do
 		grep -q "^$svc[[:space:]]" "$confdir/services.conf" && continue
 		entry=$(awk -v n="$svc" '$1 == n && !/^[ \t]/ { p = 1; print; next }
 			p && /^[ \t]/ { print; next } { p = 0 }' "$template")

@@ -5,7 +5,10 @@
  * $login_user, chrooted to $login_directory, and serves many clients per
  * process from the event loop: the greeting, the pre-login commands,
  * STLS or implicit TLS (RFC 2595, RFC 8314), limits per client address
- * and per process. A login attempt goes to spawn with the client's
+ * and per process. Connections per address are counted by the anvil of
+ * $login_directory/anvil over every login process of the protocol, so
+ * the limit holds however the kernel spreads clients over processes;
+ * without that anvil, each process counts its own. A login attempt goes to spawn with the client's
  * descriptor (SCM_RIGHTS): spawn checks the password with auth and starts
  * the session as the mailbox owner. A plaintext client is then forgotten
  * here; a TLS client's connection stays (its keys never reach a process
@@ -33,6 +36,7 @@
 #include "base/mem.h"
 #include "base/stream.h"
 #include "mail/attr.h"
+#include "mail/attr_client.h"
 #include "mail/login_proto.h"
 #include "mail/netlist.h"
 #include "mail/params.h"
@@ -57,6 +61,9 @@
  * protocol's idle timeout, if longer) is cut: the session has a timeout
  * of its own, this one only catches what slipped past it. */
 #define LOGIN_RELAY_IDLE_MS	(60 * 60 * 1000ULL)
+/* anvil answers at once; a silent one must not hold greetings long. */
+#define LOGIN_ANVIL_TIMEOUT_MS	5000
+#define LOGIN_ANVIL_REPLY_MAX	1024
 /* Text from the client in one log line. */
 #define LOGIN_LOG_TEXT_MAX	128
 #define MS_PER_SEC		1000
@@ -65,6 +72,7 @@ enum login_state {
 	LOGIN_STATE_PRELOGIN,	/* the protocol's dialogue */
 	LOGIN_STATE_SPAWN,	/* a login attempt is with spawn */
 	LOGIN_STATE_RELAY,	/* logged in over TLS: relaying plaintext */
+	LOGIN_STATE_COUNT,	/* waiting for anvil's count, not greeted */
 };
 
 struct login_client {
@@ -86,6 +94,8 @@ struct login_client {
 	 * left or quit. */
 	const char *reason;
 	int bad_commands, attempts, failures;
+	/* anvil counts this connection: it must hear when it ends. */
+	int anvil_counted;
 	uint64_t connect_ms, last_io_ms, write_ms;
 	char *user, *method;	/* of the last attempt, for the log */
 	/* LOGIN_STATE_SPAWN */
@@ -109,6 +119,10 @@ static const struct login_protocol *login_proto;
 static struct tls_server *login_tls;
 static struct netlist *login_trusted;
 static char *login_spawn_path;
+static struct attr_client *login_anvil;
+static char *login_anvil_path;
+/* Said once per outage of anvil, not once per connection. */
+static int login_anvil_warned;
 static struct login_client *clients;
 static int client_count;
 
@@ -568,11 +582,40 @@ spawn_end(struct login_client *c)
 	buf_free(&c->spawn_in);
 }
 
+/* anvil's count per address, over every login process of the protocol. */
+static void
+anvil_send(struct login_client *c, const char *request, attr_client_cb *cb)
+{
+	/* Without a callback, a notice: nobody waits for the answer. */
+	struct buf *f = cb != NULL ? attr_client_frame(login_anvil)
+	                           : attr_client_notice_frame(login_anvil);
+
+	if (attr_put_str(f, "request", request) < 0 ||
+	    attr_put_str(f, "service", login_proto->name) < 0 ||
+	    attr_put_str(f, "ident", c->addr) < 0)
+		msg_panic("anvil request does not fit a frame");
+	attr_client_send(login_anvil, cb, cb != NULL ? c : NULL);
+}
+
+/* Logged in or gone: no longer a connection before login. */
+static void
+client_uncount(struct login_client *c)
+{
+	if (login_anvil != NULL)
+		attr_client_cancel(login_anvil, c);
+	if (!c->anvil_counted)
+		return;
+	c->anvil_counted = 0;
+	anvil_send(c, "disconnect", NULL);
+}
+
 static void
 client_close(struct login_client *c)
 {
-	if (c->state != LOGIN_STATE_RELAY && c->fd >= 0)
+	if (c->state != LOGIN_STATE_RELAY && c->state != LOGIN_STATE_COUNT &&
+	    c->fd >= 0)
 		client_log_disconnect(c);
+	client_uncount(c);
 	event_fd_del(&c->ev);
 	event_fd_del(&c->relay_ev);
 	event_timer_del(&c->timer);
@@ -659,7 +702,8 @@ client_addresses(struct login_client *c, const struct server_listener *l)
 	    &c->local_port);
 }
 
-/* Connections of addr in this process, before and after login. */
+/* Connections of addr in this process before login: what is counted
+ * when anvil cannot be asked. */
 static int
 clients_from(const char *addr)
 {
@@ -667,9 +711,51 @@ clients_from(const char *addr)
 	int n = 0;
 
 	for (c = clients; c != NULL; c = c->next)
-		if (strcmp(c->addr, addr) == 0)
+		if (c->state != LOGIN_STATE_RELAY && strcmp(c->addr, addr) == 0)
 			n++;
 	return n;
+}
+
+/* Greets, or turns away a client past login_max_connections_per_ip
+ * (count: its address's connections before login, this one included). */
+static void
+client_start(struct login_client *c, long long count)
+{
+	c->state = LOGIN_STATE_PRELOGIN;
+	if (var_login_max_connections_per_ip > 0 &&
+	    count > var_login_max_connections_per_ip) {
+		msg_warn("%s: too many connections from %s: %lld (limit %lld)",
+		    login_proto->log_name, c->addr, count,
+		    var_login_max_connections_per_ip);
+		c->reason = "Too many connections from the address";
+		login_bye(c, LOGIN_BYE_TOO_MANY);
+		login_client_quit(c);
+	} else {
+		login_proto->start(c);
+	}
+	client_after(c);
+}
+
+static void
+client_count_reply(const struct attr_list *reply, const char *error, void *ctx)
+{
+	struct login_client *c = ctx;
+	long long count;
+
+	if (reply == NULL || attr_get_int(reply, "count", &count) < 0) {
+		/* The limit holds per process meanwhile. */
+		if (!login_anvil_warned)
+			msg_warn("anvil %s: %s; counting the connections of "
+			         "this process only",
+			    login_anvil_path,
+			    error != NULL ? error : "malformed reply");
+		login_anvil_warned = 1;
+		count = clients_from(c->addr);
+	} else {
+		login_anvil_warned = 0;
+		c->anvil_counted = 1;
+	}
+	client_start(c, count);
 }
 
 static void
@@ -711,19 +797,14 @@ login_accept(int fd, const struct server_listener *l, struct event_loop *loop)
 		tls_stream_server(&c->st, login_tls);
 		c->tls_active = 1;
 	}
-	if (var_login_max_connections_per_ip > 0 &&
-	    clients_from(c->addr) > var_login_max_connections_per_ip) {
-		msg_warn("%s: too many connections from %s (limit %lld)",
-		    login_proto->log_name, c->addr,
-		    var_login_max_connections_per_ip);
-		c->reason = "Too many connections from the address";
-		login_bye(c, LOGIN_BYE_TOO_MANY);
-		login_client_quit(c);
+	if (var_login_max_connections_per_ip > 0) {
+		/* Not greeted, not read, until anvil has counted it. */
+		c->state = LOGIN_STATE_COUNT;
+		anvil_send(c, "connect", client_count_reply);
 		client_after(c);
 		return;
 	}
-	login_proto->start(c);
-	client_after(c);
+	client_start(c, 0);
 }
 
 /* ------------------------------------------------------ spawn request */
@@ -765,6 +846,8 @@ spawn_done(struct login_client *c, enum login_result r,
 	spawn_end(c);
 	if (r == LOGIN_RESULT_OK) {
 		msg_info("Login: %s", login_client_log_fields(c));
+		/* Its session is spawn's to count now. */
+		client_uncount(c);
 		if (!c->tls_active) {
 			/* The session has the connection and greets. */
 			event_fd_del(&c->ev);
@@ -1215,10 +1298,14 @@ login_pre_drop(int argc, char **argv)
 static void
 login_init(struct event_loop *loop)
 {
-	(void)loop;
 	/* After the chroot, $login_directory is "/" (server.c). */
 	login_spawn_path = xasprintf("%s/%s", var_login_directory,
 	    LOGIN_SPAWN_SOCKET);
+	login_anvil_path = xasprintf("%s/%s", var_login_directory,
+	    LOGIN_ANVIL_SOCKET);
+	/* Never closed when idle: the counts live on the connection. */
+	login_anvil = attr_client_create(loop, login_anvil_path, 0,
+	    LOGIN_ANVIL_TIMEOUT_MS, LOGIN_ANVIL_REPLY_MAX, 0);
 }
 
 /* Best effort: the sockets are non-blocking and the process leaves.
@@ -1238,10 +1325,13 @@ login_shutdown(void)
 		}
 		client_close(c);
 	}
+	attr_client_free(&login_anvil);
 	tls_server_free(&login_tls);
 	netlist_free(&login_trusted);
 	free(login_spawn_path);
 	login_spawn_path = NULL;
+	free(login_anvil_path);
+	login_anvil_path = NULL;
 }
 
 static void

@@ -100,6 +100,9 @@
 
 /* spawn's socket name in $login_directory. */
 #define LOGIN_SPAWN_SOCKET	"spawn"
+/* The socket of the anvil that counts the login processes' clients
+ * (login/anvil in services.conf), in $login_directory. */
+#define LOGIN_ANVIL_SOCKET	"anvil"
 
 #define LOGIN_ATTR_REQUEST	"request"
 #define LOGIN_ATTR_SERVICE	"service"

@@ -972,7 +972,7 @@ class TernInstance:
                 # faster (each is a sanitized process to start, reap and
                 # leak-check).
                 self.disable_services(
-                    lambda f: f[0] == "login/spawn" or f[6] == "login")
+                    lambda f: f[0].startswith("login/") or f[6] == "login")
             if address != "127.0.0.1":
                 settings["inet_interfaces"] = address
             (domains, self.queue_dir, self.vmail_base,

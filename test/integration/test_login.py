@@ -17,6 +17,7 @@ import base64
 import contextlib
 import os
 import poplib
+import signal
 import socket
 import uuid
 
@@ -32,7 +33,7 @@ LOGIN_USER = "ternlogin"
 AUTH_DELAY = "1s"
 AUTH_DELAY_MAX = "1s"
 LOGIN_DELAY = 300
-# login_max_connections_per_ip of the service that does not trust
+# login_max_connections_per_ip of the two services that do not trust
 # 127.0.0.1.
 STRICT_MAX_CONN = 3
 
@@ -133,8 +134,9 @@ def greets(port):
 
 class LoginTest(TernTestCase):
     """One instance: the two login services of etc/services.conf (made
-    unchrooted by the harness) and a third that does not trust
-    127.0.0.1, with spawn, auth and pop3d behind them."""
+    unchrooted by the harness) and two more that do not trust 127.0.0.1
+    (two login processes under one limit of connections per address),
+    with spawn, anvil, auth and pop3d behind them."""
 
     instance_options = {"mail_access": True}
 
@@ -146,14 +148,16 @@ class LoginTest(TernTestCase):
                       login_max_user_connections="1",
                       auth_failure_delay=AUTH_DELAY,
                       auth_failure_delay_max=AUTH_DELAY_MAX)
-        # A third login service of the same instance (same spawn, auth
-        # and pop3d) for which 127.0.0.1 is not trusted.
+        # Two more login services of the same instance (same spawn,
+        # anvil, auth and pop3d) for which 127.0.0.1 is not trusted.
         cls.strict_port = harness.find_free_port()
+        cls.strict_port2 = harness.find_free_port()
         with open(tern.services_path(), "a") as f:
-            f.write("%d inet n $login_user n 1 login pop3 "
-                    "-o login_trusted_networks= "
-                    "-o login_max_connections_per_ip=%d\n"
-                    % (cls.strict_port, STRICT_MAX_CONN))
+            for port in (cls.strict_port, cls.strict_port2):
+                f.write("%d inet n $login_user n 1 login pop3 "
+                        "-o login_trusted_networks= "
+                        "-o login_max_connections_per_ip=%d\n"
+                        % (port, STRICT_MAX_CONN))
 
     def setUp(self):
         super().setUp()
@@ -545,6 +549,66 @@ class LoginTest(TernTestCase):
         wait_until(lambda: greets(self.strict_port), SHORT,
                    "a greeting after the others closed")
 
+    def hold_limit(self, ports):
+        """STRICT_MAX_CONN greeted connections, spread over ports in
+        turn. Connections of other tests that are still being closed
+        count too: until all are greeted, they are closed and opened
+        again."""
+        def attempt():
+            conns = []
+            for i in range(STRICT_MAX_CONN):
+                c = RawPop(ports[i % len(ports)])
+                conns.append(c)
+                if not c.greeting.startswith("+OK"):
+                    for c in conns:
+                        c.close()
+                    return None
+            return conns
+        conns = wait_until(attempt, SHORT,
+                           "%d greeted connections" % STRICT_MAX_CONN)
+        for c in conns:
+            self.addCleanup(c.close)
+        return conns
+
+    def assert_refused(self, port):
+        with RawPop(port) as c:
+            self.assertEqual(c.greeting, "-ERR [SYS/TEMP] Too many "
+                             "connections from your address.")
+            self.assertTrue(c.closed_by_peer())
+
+    def test_connections_per_address_over_processes(self):
+        # Two on one login process, one on the other: the address is at
+        # its limit on both.
+        self.hold_limit([self.strict_port, self.strict_port2,
+                         self.strict_port])
+        self.assert_refused(self.strict_port2)
+        self.assert_refused(self.strict_port)
+        self.assertIn("too many connections from 127.0.0.1: %d (limit %d)"
+                      % (STRICT_MAX_CONN + 1, STRICT_MAX_CONN),
+                      self.tern.log())
+
+    def test_counts_of_a_killed_login_process_are_taken_back(self):
+        conns = self.hold_limit([self.strict_port, self.strict_port2,
+                                 self.strict_port])
+        self.assert_refused(self.strict_port2)
+        # kill -9 of the process holding two: anvil forgets them with
+        # its connection, and the other process greets again.
+        os.kill(self.login_pid(self.strict_port), signal.SIGKILL)
+        self.assertTrue(conns[0].closed_by_peer())
+        wait_until(lambda: greets(self.strict_port2), SHORT,
+                   "a greeting once the killed process's clients are "
+                   "uncounted")
+
+    def test_login_survives_a_killed_anvil(self):
+        [anvil] = self.tern.pids("anvil", service="login/anvil")
+        os.kill(anvil, signal.SIGKILL)
+        # Counted per process until anvil is back, then by anvil again.
+        self.assertTrue(greets(self.strict_port))
+        wait_until(lambda: self.tern.pids("anvil", service="login/anvil"),
+                   SHORT, "master to start the login anvil again")
+        self.hold_limit([self.strict_port, self.strict_port2])
+        self.assert_refused(self.strict_port2)
+
 
 class ChrootTest(TernTestCase):
     """services.conf's chroot column as etc/services.conf has it: login
@@ -581,3 +645,6 @@ class ChrootTest(TernTestCase):
         self.assertEqual(p.pass_(pw), b"+OK Logged in.")
         self.assertEqual(p.stat(), (0, 0))
         self.assertEqual(p.quit(), b"+OK Logging out.")
+        # anvil's socket is inside the chroot too.
+        self.assertNotIn("counting the connections of this process only",
+                         t.log())
