@@ -87,8 +87,8 @@ auth_db_dummy(void)
 	if (base64_encode(rnd, sizeof(rnd), &pw) < 0)
 		msg_panic("auth: dummy password outgrew its buffer");
 	/* userdb_add hashes exactly as ternuser does: the same cost. */
-	if (userdb_add(&auth_db.dummy, AUTH_DUMMY_NAME, buf_cstr(&pw), &err) <
-	    0)
+	if (userdb_add(&auth_db.dummy, AUTH_DUMMY_NAME, buf_cstr(&pw),
+	        USERDB_HASHED, &err) < 0)
 		msg_fatal("cannot make the dummy hash: %s", err);
 	explicit_bzero(pw.data, pw.len);
 	explicit_bzero(rnd, sizeof(rnd));

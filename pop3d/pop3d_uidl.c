@@ -183,8 +183,9 @@ uidl_var(const char *key, size_t len, const struct uidl_vars *v,
 	} else if (KEY_IS("%")) {
 		which = VAR_PERCENT;
 	} else if (KEY_IS("m") || KEY_IS("md5")) {
-		*error_r = "%m (the MD5 of the header) is not supported: "
-		           "it needs every message read";
+		/* Dovecot's pop3 too dies on it for a maildir. */
+		*error_r = "%m (the MD5 of the header) exists for mbox "
+		           "only, not for a maildir";
 		return -1;
 	} else {
 		snprintf(err, sizeof(err), "unknown variable '%%%s%.*s%s'",

@@ -7,8 +7,9 @@
  * user's maildir in $virtual_mailbox_base owned by $vmail_user, changes
  * passwords and quotas, and deletes users (their mail too with --purge,
  * removed as $vmail_user without following links). Passwords come from
- * a terminal without echo, from standard input, or from -p. No RFCs; user
- * names are RFC 5321 mailbox addresses.
+ * a terminal without echo, from standard input, or from -p, and are
+ * stored hashed, or in clear with -s PLAIN for a user who logs in with
+ * APOP (RFC 1939 7). User names are RFC 5321 mailbox addresses.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,9 +55,10 @@ static void MTA_NORETURN
 ternuser_usage(void)
 {
 	fprintf(stderr,
-	    "usage: ternuser [-c config_dir] add [-p PASSWORD] USER@DOMAIN [-]\n"
-	    "       ternuser [-c config_dir] passwd [-p PASSWORD] USER@DOMAIN "
-	    "[-]\n"
+	    "usage: ternuser [-c config_dir] add [-s CRYPT|PLAIN] [-p PASSWORD] "
+	    "USER@DOMAIN [-]\n"
+	    "       ternuser [-c config_dir] passwd [-s CRYPT|PLAIN] "
+	    "[-p PASSWORD] USER@DOMAIN [-]\n"
 	    "       ternuser [-c config_dir] del [--purge] USER@DOMAIN\n"
 	    "       ternuser [-c config_dir] list\n"
 	    "       ternuser [-c config_dir] quota USER@DOMAIN SIZE|- "
@@ -297,8 +299,27 @@ ternuser_load_locked(struct userdb *db)
 		msg_die("%s", err);
 }
 
+/* -s: Dovecot's scheme names for what userdb stores. */
+static enum userdb_scheme
+ternuser_scheme(const char *arg)
+{
+	if (arg == NULL || str_eq_ci(arg, "CRYPT"))
+		return USERDB_HASHED;
+	if (str_eq_ci(arg, "PLAIN")) {
+		/* Said every time: the admin must know what the file holds. */
+		fprintf(stderr, "ternuser: the password is stored in clear "
+		                "(for APOP): keep the user file unreadable "
+		                "to all but root and the auth service\n");
+		return USERDB_PLAIN;
+	}
+	msg_die("-s %s: expected CRYPT (a hash, the default) or PLAIN (in "
+	        "clear, for APOP)",
+	    arg);
+}
+
 static void
-ternuser_add(const char *name, char *password_arg, int from_stdin)
+ternuser_add(const char *name, char *password_arg, int from_stdin,
+    enum userdb_scheme scheme)
 {
 	char *local, *domain, *lname = xstrdup(name), *maildir, *password;
 	struct userdb db;
@@ -315,7 +336,7 @@ ternuser_add(const char *name, char *password_arg, int from_stdin)
 	/* Asked before the lock: a slow typist must not block others. */
 	password = ternuser_password(password_arg, from_stdin);
 	ternuser_load_locked(&db);
-	if (userdb_add(&db, lname, password, &err) < 0)
+	if (userdb_add(&db, lname, password, scheme, &err) < 0)
 		msg_die("%s: %s", lname, err);
 	explicit_bzero(password, strlen(password));
 	free(password);
@@ -330,14 +351,15 @@ ternuser_add(const char *name, char *password_arg, int from_stdin)
 }
 
 static void
-ternuser_passwd(const char *name, char *password_arg, int from_stdin)
+ternuser_passwd(const char *name, char *password_arg, int from_stdin,
+    enum userdb_scheme scheme)
 {
 	struct userdb db;
 	const char *err;
 	char *password = ternuser_password(password_arg, from_stdin);
 
 	ternuser_load_locked(&db);
-	if (userdb_set_password(&db, name, password, &err) < 0)
+	if (userdb_set_password(&db, name, password, scheme, &err) < 0)
 		msg_die("%s: %s", name, err);
 	explicit_bzero(password, strlen(password));
 	free(password);
@@ -531,7 +553,7 @@ int
 main(int argc, char **argv)
 {
 	const char *config_dir = config_dir_default(), *err, *cmd;
-	char *password = NULL, *args[TERNUSER_ARGS_MAX];
+	char *password = NULL, *scheme = NULL, *args[TERNUSER_ARGS_MAX];
 	int ch, i, n = 0, from_stdin = 0, purge = 0;
 
 	log_init("ternuser", LOG_DEST_STDERR);
@@ -556,6 +578,8 @@ main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
 			password = argv[++i];
+		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+			scheme = argv[++i];
 		else if (strcmp(argv[i], "--purge") == 0)
 			purge = 1;
 		else if (strcmp(argv[i], "-") == 0 && n == 1 &&
@@ -571,15 +595,17 @@ main(int argc, char **argv)
 	if ((strcmp(cmd, "add") == 0 || strcmp(cmd, "passwd") == 0) && n == 2)
 		msg_die("a password on the command line shows in ps(1): give "
 		        "it with -p, or on standard input with -");
-	if ((password != NULL || from_stdin) && strcmp(cmd, "add") != 0 &&
-	    strcmp(cmd, "passwd") != 0)
+	if ((password != NULL || from_stdin || scheme != NULL) &&
+	    strcmp(cmd, "add") != 0 && strcmp(cmd, "passwd") != 0)
 		ternuser_usage();
 	if (purge && strcmp(cmd, "del") != 0)
 		ternuser_usage();
 	if (strcmp(cmd, "add") == 0 && n == 1)
-		ternuser_add(args[0], password, from_stdin);
+		ternuser_add(
+		    args[0], password, from_stdin, ternuser_scheme(scheme));
 	else if (strcmp(cmd, "passwd") == 0 && n == 1)
-		ternuser_passwd(args[0], password, from_stdin);
+		ternuser_passwd(
+		    args[0], password, from_stdin, ternuser_scheme(scheme));
 	else if (strcmp(cmd, "del") == 0 && n == 1)
 		ternuser_del(args[0], purge);
 	else if (strcmp(cmd, "list") == 0 && n == 0)

@@ -7,7 +7,9 @@
  * password hash. Passwords are stored as yescrypt ("{CRYPT}$y$", from
  * libxcrypt's crypt_gensalt) where libcrypt has it, else as SHA512-CRYPT
  * ("$6$") with a 16-character salt from getrandom(2), and checked in
- * constant time; both, and other crypt(3) hashes under {CRYPT}, verify. Names are RFC 5321 mailbox
+ * constant time; both, and other crypt(3) hashes under {CRYPT}, verify.
+ * On request a password is stored in clear ("{PLAIN}"), for the users
+ * who log in with APOP (RFC 1939 7). Names are RFC 5321 mailbox
  * addresses (user@domain), which also become maildir path components, so
  * anything that could leave the mail store ('/', a leading '.') is refused.
  */
@@ -34,6 +36,7 @@
 #define USERDB_SALT_RANDOM     32
 #define USERDB_SALT_SIZE       128
 #define USERDB_SCHEME_SHA512   "{SHA512-CRYPT}"
+#define USERDB_SCHEME_PLAIN    "{PLAIN}"
 #define USERDB_SCHEME_CRYPT    "{CRYPT}"
 #define USERDB_SHA512_PREFIX   "$6$"
 #define USERDB_YESCRYPT_PREFIX "$y$"
@@ -278,13 +281,8 @@ userdb_hash(const char *password, const char **error_r)
 	struct crypt_data *cd;
 	const char *hash = NULL, *scheme = USERDB_SCHEME_SHA512;
 	char *stored = NULL;
-	size_t i, plen = strlen(password);
+	size_t i;
 
-	if (plen == 0 || plen > USERDB_PASSWORD_MAX ||
-	    strpbrk(password, "\r\n") != NULL) {
-		*error_r = "password must be 1 to 1024 characters, one line";
-		return NULL;
-	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		*error_r = userdb_error("getrandom: %s", strerror(errno));
 		return NULL;
@@ -326,9 +324,34 @@ userdb_hash(const char *password, const char **error_r)
 	return stored;
 }
 
+/* The password field for password stored as scheme says; caller frees,
+ * NULL with *error_r. */
+static char *
+userdb_stored(const char *password, enum userdb_scheme scheme,
+    const char **error_r)
+{
+	size_t plen = strlen(password);
+
+	if (plen == 0 || plen > USERDB_PASSWORD_MAX ||
+	    strpbrk(password, "\r\n") != NULL) {
+		*error_r = "password must be 1 to 1024 characters, one line";
+		return NULL;
+	}
+	if (scheme == USERDB_HASHED)
+		return userdb_hash(password, error_r);
+	/* In clear, the field ends at the next ':' (Dovecot's too). */
+	if (strchr(password, ':') != NULL ||
+	    plen + strlen(USERDB_SCHEME_PLAIN) > USERDB_PASSWORD_MAX) {
+		*error_r = "a password stored in clear must not contain ':' "
+		           "and may have at most 1017 characters";
+		return NULL;
+	}
+	return xasprintf("%s%s", USERDB_SCHEME_PLAIN, password);
+}
+
 int
 userdb_add(struct userdb *db, const char *name, const char *password,
-    const char **error_r)
+    enum userdb_scheme scheme, const char **error_r)
 {
 	char *lname, *stored;
 
@@ -341,7 +364,7 @@ userdb_add(struct userdb *db, const char *name, const char *password,
 		*error_r = "user already exists";
 		return -1;
 	}
-	if ((stored = userdb_hash(password, error_r)) == NULL)
+	if ((stored = userdb_stored(password, scheme, error_r)) == NULL)
 		return -1;
 	lname = xstrdup(name);
 	str_lower(lname);
@@ -351,7 +374,7 @@ userdb_add(struct userdb *db, const char *name, const char *password,
 
 int
 userdb_set_password(struct userdb *db, const char *name, const char *password,
-    const char **error_r)
+    enum userdb_scheme scheme, const char **error_r)
 {
 	struct userdb_entry *e = (struct userdb_entry *)userdb_find(db, name);
 	char *stored;
@@ -360,7 +383,7 @@ userdb_set_password(struct userdb *db, const char *name, const char *password,
 		*error_r = "no such user";
 		return -1;
 	}
-	if ((stored = userdb_hash(password, error_r)) == NULL)
+	if ((stored = userdb_stored(password, scheme, error_r)) == NULL)
 		return -1;
 	explicit_bzero(e->password, strlen(e->password));
 	free(e->password);
@@ -388,7 +411,7 @@ userdb_del(struct userdb *db, const char *name, const char **error_r)
 
 /* Dovecot's passwd-file names for a password stored as itself. */
 static const char *const userdb_plain_schemes[] = {
-    "{PLAIN}",
+    USERDB_SCHEME_PLAIN,
     "{CLEAR}",
     "{CLEARTEXT}",
 };

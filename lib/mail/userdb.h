@@ -61,18 +61,28 @@ const struct userdb_entry *userdb_find(
  */
 int userdb_save(const struct userdb *db, const char *path,
     const char *list_path, uid_t uid, gid_t gid, const char **error_r);
+/* How a password is stored. */
+enum userdb_scheme {
+	/* "{CRYPT}$y$..." yescrypt where libxcrypt has it, else
+	 * "{SHA512-CRYPT}$6$..." */
+	USERDB_HASHED,
+	/* "{PLAIN}password", as Dovecot's passwd-file: only for users who
+	 * log in with APOP, which needs the secret itself */
+	USERDB_PLAIN,
+};
+
 /*
- * Adds name with a fresh hash ("{CRYPT}$y$..." yescrypt where libxcrypt
- * has it, else "{SHA512-CRYPT}$6$..."); -1 if it exists or is bad.
+ * Adds name with the password stored as scheme says (a fresh hash, or in
+ * clear); -1 if it exists or is bad.
  * name must be user@domain (one '@', no white space, control characters,
  * ':', '/' or '\\', not starting a part with '.'); it is stored lower-case.
  * password: 1 to USERDB_PASSWORD_MAX bytes without CR or LF.
  */
 int userdb_add(struct userdb *db, const char *name, const char *password,
-    const char **error_r);
-/* Replaces name's password with a fresh hash, as userdb_add makes. */
+    enum userdb_scheme scheme, const char **error_r);
+/* Replaces name's password, stored as userdb_add stores it. */
 int userdb_set_password(struct userdb *db, const char *name,
-    const char *password, const char **error_r);
+    const char *password, enum userdb_scheme scheme, const char **error_r);
 int userdb_del(struct userdb *db, const char *name, const char **error_r);
 /*
  * 1 if password matches entry, 0 if not (constant-time compare). The

@@ -76,9 +76,12 @@ test_add_verify(void)
 	const struct userdb_entry *e;
 	const char *error;
 
-	CHECK_INT(
-	    userdb_add(&db, "Alice@Example.TEST", "s3cret:pw", &error), 0);
-	CHECK_INT(userdb_add(&db, "bob@example.test", "hunter2", &error), 0);
+	CHECK_INT(userdb_add(&db, "Alice@Example.TEST", "s3cret:pw",
+	              USERDB_HASHED, &error),
+	    0);
+	CHECK_INT(userdb_add(&db, "bob@example.test", "hunter2", USERDB_HASHED,
+	              &error),
+	    0);
 	CHECK_INT(db.count, 2);
 	e = userdb_find(&db, "alice@example.test");
 	CHECK(e != NULL);
@@ -94,14 +97,22 @@ test_add_verify(void)
 	CHECK(userdb_find(&db, "ALICE@example.test") == e);
 	CHECK(userdb_find(&db, "carol@example.test") == NULL);
 	/* Same password, different salt. */
-	CHECK_INT(userdb_add(&db, "carol@example.test", "hunter2", &error), 0);
+	CHECK_INT(userdb_add(&db, "carol@example.test", "hunter2",
+	              USERDB_HASHED, &error),
+	    0);
 	CHECK(strcmp(db.v[1].password, db.v[2].password) != 0);
 	CHECK_INT(userdb_verify(&db.v[2], "hunter2"), 1);
 
-	CHECK_INT(userdb_add(&db, "ALICE@example.test", "x", &error), -1);
+	CHECK_INT(
+	    userdb_add(&db, "ALICE@example.test", "x", USERDB_HASHED, &error),
+	    -1);
 	CHECK_STR(error, "user already exists");
-	CHECK_INT(userdb_add(&db, "dave@example.test", "", &error), -1);
-	CHECK_INT(userdb_add(&db, "dave@example.test", "a\nb", &error), -1);
+	CHECK_INT(
+	    userdb_add(&db, "dave@example.test", "", USERDB_HASHED, &error),
+	    -1);
+	CHECK_INT(
+	    userdb_add(&db, "dave@example.test", "a\nb", USERDB_HASHED, &error),
+	    -1);
 	CHECK_INT(db.count, 3);
 
 	CHECK_INT(userdb_del(&db, "Bob@example.test", &error), 0);
@@ -146,7 +157,8 @@ test_names(void)
 	int got;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		got = userdb_add(&db, cases[i].name, "pw", &error) == 0;
+		got = userdb_add(
+		          &db, cases[i].name, "pw", USERDB_HASHED, &error) == 0;
 		if (got != cases[i].ok) {
 			printf("# name \"%s\": got %d\n", cases[i].name, got);
 			CHECK(0);
@@ -264,7 +276,9 @@ test_round_trip(void)
 		CHECK_STR(e->rest,
 		    "1000:1000::/home/bob::userdb_quota_rule=*:storage=1G");
 	}
-	CHECK_INT(userdb_add(&db, "new@example.test", "pw", &error), 0);
+	CHECK_INT(
+	    userdb_add(&db, "new@example.test", "pw", USERDB_HASHED, &error),
+	    0);
 	CHECK_INT(
 	    userdb_save(&db, users, list, (uid_t)-1, (gid_t)-1, &error), 0);
 	CHECK_INT(stat(users, &st), 0);
@@ -391,20 +405,66 @@ test_passwd(void)
 	const char *error;
 	char *old;
 
-	CHECK_INT(userdb_add(&db, "p@example.test", "first", &error), 0);
-	old = xstrdup(db.v[0].password);
 	CHECK_INT(
-	    userdb_set_password(&db, "P@example.test", "second", &error), 0);
+	    userdb_add(&db, "p@example.test", "first", USERDB_HASHED, &error),
+	    0);
+	old = xstrdup(db.v[0].password);
+	CHECK_INT(userdb_set_password(
+	              &db, "P@example.test", "second", USERDB_HASHED, &error),
+	    0);
 	CHECK(strcmp(old, db.v[0].password) != 0);
 	CHECK(new_hash(db.v[0].password));
 	CHECK_INT(userdb_verify(&db.v[0], "second"), 1);
 	CHECK_INT(userdb_verify(&db.v[0], "first"), 0);
 	CHECK_STR(db.v[0].rest, ":::::");
-	CHECK_INT(userdb_set_password(&db, "q@example.test", "x", &error), -1);
-	CHECK_INT(
-	    userdb_set_password(&db, "p@example.test", "a\nb", &error), -1);
+	CHECK_INT(userdb_set_password(
+	              &db, "q@example.test", "x", USERDB_HASHED, &error),
+	    -1);
+	CHECK_INT(userdb_set_password(
+	              &db, "p@example.test", "a\nb", USERDB_HASHED, &error),
+	    -1);
 	CHECK_INT(userdb_verify(&db.v[0], "second"), 1);
 	free(old);
+	userdb_free(&db);
+}
+
+/* ternuser -s PLAIN: the password in clear, for APOP, and back. */
+static void
+test_plain(void)
+{
+	struct userdb db = {0};
+	const char *error;
+	char big[USERDB_PASSWORD_MAX + 1];
+
+	CHECK_INT(
+	    userdb_add(&db, "a@example.test", "apop pw", USERDB_PLAIN, &error),
+	    0);
+	CHECK_STR(db.v[0].password, "{PLAIN}apop pw");
+	CHECK_STR(userdb_plaintext(&db.v[0]), "apop pw");
+	CHECK_INT(userdb_verify(&db.v[0], "apop pw"), 1);
+	CHECK_INT(userdb_verify(&db.v[0], "apop"), 0);
+	/* The field would end at the ':'. */
+	CHECK_INT(userdb_set_password(
+	              &db, "a@example.test", "a:b", USERDB_PLAIN, &error),
+	    -1);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[USERDB_PASSWORD_MAX - strlen("{PLAIN}")] = '\0';
+	CHECK_INT(userdb_set_password(
+	              &db, "a@example.test", big, USERDB_PLAIN, &error),
+	    0);
+	big[USERDB_PASSWORD_MAX - strlen("{PLAIN}")] = 'x';
+	big[USERDB_PASSWORD_MAX - strlen("{PLAIN}") + 1] = '\0';
+	CHECK_INT(userdb_set_password(
+	              &db, "a@example.test", big, USERDB_PLAIN, &error),
+	    -1);
+	/* Hashed again: no longer readable. */
+	CHECK_INT(userdb_set_password(
+	              &db, "a@example.test", "new", USERDB_HASHED, &error),
+	    0);
+	CHECK(new_hash(db.v[0].password));
+	CHECK(userdb_plaintext(&db.v[0]) == NULL);
+	CHECK_INT(userdb_verify(&db.v[0], "new"), 1);
 	userdb_free(&db);
 }
 
@@ -485,7 +545,8 @@ test_set_limits(void)
 	const char *error;
 	size_t i;
 
-	CHECK_INT(userdb_add(&db, "l@example.test", "pw", &error), 0);
+	CHECK_INT(
+	    userdb_add(&db, "l@example.test", "pw", USERDB_HASHED, &error), 0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		free(db.v[0].rest);
 		db.v[0].rest = xstrdup(cases[i].rest);
@@ -547,6 +608,6 @@ test_cleanup(void)
 UNIT_MAIN(UNIT_CASE(test_setup), UNIT_CASE(test_add_verify),
     UNIT_CASE(test_names), UNIT_CASE(test_schemes), UNIT_CASE(test_stray_cr),
     UNIT_CASE(test_round_trip), UNIT_CASE(test_load_errors),
-    UNIT_CASE(test_list), UNIT_CASE(test_passwd), UNIT_CASE(test_limits),
-    UNIT_CASE(test_set_limits), UNIT_CASE(test_list_quota),
-    UNIT_CASE(test_cleanup))
+    UNIT_CASE(test_list), UNIT_CASE(test_passwd), UNIT_CASE(test_plain),
+    UNIT_CASE(test_limits), UNIT_CASE(test_set_limits),
+    UNIT_CASE(test_list_quota), UNIT_CASE(test_cleanup))

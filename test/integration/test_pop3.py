@@ -643,22 +643,22 @@ class Pop3Test(Pop3Helpers, TernTestCase):
     def test_apop_for_a_plaintext_password(self):
         """APOP (RFC 1939 7) where the login service offers it: the digest
         of the greeting's timestamp and a password the user file holds in
-        clear ({PLAIN}, as Dovecot's passwd-file) logs in; a wrong digest,
-        or a user whose password is hashed, gets -ERR [AUTH]."""
+        clear (ternuser passwd -s PLAIN writes {PLAIN}, as Dovecot's
+        passwd-file) logs in; a wrong digest, or a user whose password is
+        hashed, gets -ERR [AUTH]."""
         t = self.tern
         user = addr("apop")
         t.add_user(user, "hashed-first")
-        path = t.conf_get("user_file")
-        with open(path) as f:
-            lines = f.read().split("\n")
-        lines = [("%s:{PLAIN}%s:::::" % (user, PASSWORD))
-                 if ln.startswith(user + ":") else ln for ln in lines]
-        st = os.stat(path)
-        with open(path + ".new", "w") as f:
-            f.write("\n".join(lines))
-        os.chown(path + ".new", st.st_uid, st.st_gid)
-        os.chmod(path + ".new", stat.S_IMODE(st.st_mode))
-        os.rename(path + ".new", path)
+        r = t.ternuser("passwd", "-s", "PLAIN", user, "-",
+                       input=(PASSWORD + "\n").encode())
+        self.assertIn("stored in clear", r.stderr)
+        with open(t.conf_get("user_file")) as f:
+            entry = [ln for ln in f if ln.startswith(user + ":")]
+        self.assertEqual(entry, ["%s:{PLAIN}%s::::::\n" % (user, PASSWORD)])
+        bad = t.ternuser("passwd", "-s", "MD5", user, "-", check=False,
+                         input=b"x\n")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("expected CRYPT", bad.stderr)
         self.deliver(user)
         p = poplib.POP3("127.0.0.1", self.apop_port, timeout=SHORT)
         self.addCleanup(p.close)
