@@ -28,8 +28,11 @@ build_deps="build-essential autoconf automake pkg-config libssl-dev
 # clang and its libFuzzer runtime (libclang_rt.fuzzer) for test/fuzz.
 fuzz_deps="clang libclang-rt-14-dev"
 # dnsmasq-base: the DNS server lib/dns/dns_test asks (skipped without it).
+# libmailtools-perl: git send-email's Mail::Address, only recommended by
+# git-email (and recommendations are not installed).
 test_deps="swaks libnet-ssleay-perl libio-socket-ssl-perl python3 procps
-	strace curl dnsmasq-base git git-email fetchmail isync mutt"
+	strace curl dnsmasq-base git git-email libmailtools-perl fetchmail isync
+	mutt"
 # Dovecot: the POP3/IMAP server whose maildir files tern must read and
 # write alike (dovecot-uidlist), and the bench's peer; never the
 # system's mail service (stopped below if the package started it).
@@ -83,14 +86,12 @@ make -C "$build" install >/dev/null || die "make install failed"
 # --- fuzz targets -----------------------------------------------------------
 # clang instruments every object they link (coverage, ASan, UBSan), and
 # gcc's sanitizer objects do not mix with clang's runtime: a build of
-# their own, of just the libraries they need.
+# their own, of just the libraries they need. run-tests makes them
+# ($TERN_FUZZ_MAKE) beside the unit and integration tests, which spend
+# most of their time waiting, and then runs them.
 fuzz_build="$build/fuzz"
 configure_into "$fuzz_build" CC=clang --enable-fuzzers "CFLAGS=-g -O1"
-say "make the fuzz targets (in ${fuzz_build#"$top"/})"
-for dir in lib/base lib/mail lib/map lib/dns lib/tls imapd fetch test/fuzz; do
-	make -C "$fuzz_build/$dir" -j2 >/dev/null ||
-		die "building the fuzz targets failed (in $dir)"
-done
+export TERN_FUZZ_MAKE=1
 
 # --- tests ------------------------------------------------------------------
 say "test/run-tests"
