@@ -8,12 +8,13 @@
  * and per process. Connections per address are counted by the anvil of
  * $login_directory/anvil over every login process of the protocol, so
  * the limit holds however the kernel spreads clients over processes;
- * without that anvil, each process counts its own. A login attempt goes to spawn with the client's
- * descriptor (SCM_RIGHTS): spawn checks the password with auth and starts
- * the session as the mailbox owner. A plaintext client is then forgotten
- * here; a TLS client's connection stays (its keys never reach a process
- * of the mailbox owner) and its plaintext is relayed to the session over
- * a socketpair, both ways, with bounded buffers, until either side ends.
+ * without that anvil, each process counts its own. A login attempt goes
+ * to spawn with the client's descriptor (SCM_RIGHTS): spawn checks the
+ * password with auth and starts the session as the mailbox owner. A
+ * plaintext client is then forgotten here; a TLS client's connection
+ * stays (its keys never reach a process of the mailbox owner) and its
+ * plaintext is relayed to the session over a socketpair, both ways, with
+ * bounded buffers, until either side ends.
  *
  * This file is the part every protocol shares; the POP3 dialogue is in
  * login_pop3.c, IMAP's in login_imap.c, behind struct login_protocol
@@ -603,6 +604,10 @@ client_uncount(struct login_client *c)
 {
 	if (login_anvil != NULL)
 		attr_client_cancel(login_anvil, c);
+	/* Gone before the answer: the connect is on its way, and anvil
+	 * takes requests of a connection in order. */
+	if (c->state == LOGIN_STATE_COUNT)
+		c->anvil_counted = 1;
 	if (!c->anvil_counted)
 		return;
 	c->anvil_counted = 0;
