@@ -558,13 +558,16 @@ main(int argc, char **argv)
 
 	log_init("ternuser", LOG_DEST_STDERR);
 	/* '+': options end at the command, which has its own. */
-	while ((ch = getopt(argc, argv, "+c:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:p:s:")) != -1) {
 		switch (ch) {
 		case 'c':
 			config_dir = optarg;
 			break;
 		case 'p':
 			password = optarg;
+			break;
+		case 's':
+			scheme = optarg;
 			break;
 		default:
 			ternuser_usage();
