@@ -701,7 +701,7 @@ imapd_run(const char *user, const char *maildir, int fd,
 	} else {
 		serve(&s, tag);
 	}
-	if (s.broken && s.state != IMAPD_STATE_LOGOUT)
+	if (s.broken && s.state != IMAPD_STATE_LOGOUT && !s.box_deleted)
 		imapd_log(LOG_INFO, "Disconnected: Write failed or timed out");
 	else if (!s.broken)
 		(void)imapd_flush(&s);

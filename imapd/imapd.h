@@ -50,6 +50,8 @@ struct imapd_session {
 	int readonly;
 	int timeout_ms;
 	int broken; /* the client is gone or too slow: no more output */
+	/* The selected folder was deleted under the session: BYE sent. */
+	int box_deleted;
 	int bad_commands;
 	unsigned enabled;
 	/* The command being run: its tag and how a sync may report. */

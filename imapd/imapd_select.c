@@ -142,11 +142,26 @@ imapd_sync(struct imapd_session *s, unsigned flags)
 	    sync_exists,
 	};
 	const char *err;
+	int ret;
 
 	if (s->box == NULL)
 		return;
 	s->vanished_count = 0;
-	if (mailbox_sync(s->box, flags, &ops, s, &err) < 0)
+	ret = mailbox_sync(s->box, flags, &ops, s, &err);
+	if (ret == MAILBOX_ERR_NONEXISTENT) {
+		/* Dovecot's answer: the session has nothing left to show, and
+		 * a tagged NO would leave the client in a dead folder. */
+		imapd_untagged(
+		    s, "BYE Selected mailbox was deleted, have to disconnect.");
+		imapd_log(LOG_INFO,
+		    "Disconnected: Selected mailbox %s was deleted",
+		    log_sanitize(mailbox_name(s->box), MAILBOX_NAME_MAX));
+		(void)imapd_flush(s);
+		s->box_deleted = 1;
+		s->broken = 1;
+		return;
+	}
+	if (ret < 0)
 		imapd_log(LOG_ERR, "sync %s: %s",
 		    log_sanitize(mailbox_name(s->box), MAILBOX_NAME_MAX), err);
 	send_vanished(s, s->vanished, s->vanished_count, 0);
@@ -437,6 +452,8 @@ imapd_cmd_idle(struct imapd_session *s, struct imapd_cmd *c)
 	(void)c;
 	if (s->state == IMAPD_STATE_SELECTED) {
 		imapd_sync(s, 0);
+		if (s->broken)
+			return;
 		watch = mailbox_watch_fd(s->box);
 	}
 	(void)imapd_send(s, "+ idling\r\n", 10);
@@ -475,6 +492,11 @@ imapd_cmd_idle(struct imapd_session *s, struct imapd_cmd *c)
 		if (s->state == IMAPD_STATE_SELECTED &&
 		    (ready || r == STREAM_TIMEOUT)) {
 			imapd_sync(s, 0);
+			if (s->broken) {
+				/* The folder went (BYE said) or the client. */
+				buf_free(&line);
+				return;
+			}
 			/* The store reads the events in its sync; what is
 			 * left is dropped so that poll does not spin. */
 			pfd.fd = watch;

@@ -1751,6 +1751,17 @@ watch_drain(struct mailbox *box)
 		;
 }
 
+/* Another session (or Dovecot) deleted the folder under this view. */
+static int
+folder_gone(const struct mailbox *box)
+{
+	char *cur = xasprintf("%s/cur", box->path);
+	int gone = access(cur, F_OK) < 0 && errno == ENOENT;
+
+	free(cur);
+	return gone;
+}
+
 int
 mailbox_sync(struct mailbox *box, unsigned sync_flags,
     const struct mailbox_sync_ops *ops, void *ctx, const char **error_r)
@@ -1764,6 +1775,10 @@ mailbox_sync(struct mailbox *box, unsigned sync_flags,
 	cache_flush(box);
 	watch_drain(box);
 	ret = sync_state(box, error_r);
+	if (ret < 0 && folder_gone(box)) {
+		*error_r = "Mailbox was deleted";
+		return MAILBOX_ERR_NONEXISTENT;
+	}
 	if (ret < 0)
 		return ret;
 	if ((sync_flags & MAILBOX_SYNC_NO_EXPUNGE) == 0) {

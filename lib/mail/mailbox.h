@@ -239,6 +239,8 @@ struct mailbox_sync_ops {
 	void (*exists)(void *ctx, uint32_t count, uint32_t recent);
 };
 #define MAILBOX_SYNC_NO_EXPUNGE 0x01
+/* MAILBOX_ERR_NONEXISTENT when the folder has been deleted under the
+ * view (its cur/ is gone): the view can show nothing more. */
 int mailbox_sync(struct mailbox *box, unsigned sync_flags,
     const struct mailbox_sync_ops *ops, void *ctx, const char **error_r);
 /* 1 if the message's file is gone (a deferred expunge). */

@@ -437,6 +437,37 @@ class ImapdTest(harness.SessionProcess, TernTestCase):
         self.logout(one)
         self.logout(two)
 
+    def test_selected_folder_deleted_by_another_session(self):
+        """As Dovecot: the session whose selected folder another deleted
+        says BYE at its next command, instead of answering from a
+        folder that is gone (it used to say NOOP OK, then FETCH NO
+        [UNAVAILABLE] Internal error)."""
+        md = self.new_maildir()
+        one = self.session(md)
+        ok(one.create("Doomed"))
+        for i in range(2):
+            self.append(one, "Doomed", b"Subject: %d\n\nx\n" % i)
+        ok(one.select("Doomed"))
+        idler = self.session(md)
+        ok(idler.select("Doomed"))
+        idler.send(b"i1 IDLE\r\n")
+        self.assertEqual(idler.readline(), b"+ idling\r\n")
+        two = self.session(md)
+        typ, data = two.delete("Doomed")
+        self.assertEqual(typ, "OK", data)
+        with self.assertRaisesRegex(imaplib.IMAP4.abort,
+                                    "Selected mailbox was deleted, have "
+                                    "to disconnect."):
+            one.noop()
+        self.assertEqual(one._proc.wait(timeout=TIMEOUT), 0)
+        # In IDLE, the BYE comes by itself, and the session ends.
+        self.assertEqual(idler.readline(), b"* BYE Selected mailbox was "
+                         b"deleted, have to disconnect.\r\n")
+        self.assertEqual(idler._proc.wait(timeout=TIMEOUT), 0)
+        # The other session, and the folder list, go on.
+        self.assertEqual(ok(two.list('""', "Doomed")), [None])
+        self.logout(two)
+
     def test_condstore_qresync(self):
         md = self.new_maildir()
         imap = self.session(md)
