@@ -240,7 +240,11 @@ class OutboundCase(TernTestCase):
                         "peer got %r, sent %r" % (tx.data[-300:], msg))
 
     def assertQueued(self, qid):
-        self.assertIn(qid, self.tern.queue_files("deferred"))
+        # smtp logs the status before qmgr has moved the file out of
+        # active/: the move follows, within the delivery's bound.
+        harness.wait_until(
+            lambda: qid in self.tern.queue_files("deferred"),
+            harness.DELIVERY_TIMEOUT, "%s in deferred/" % qid)
 
     def notices(self, count):
         files = self.tern.wait_for_maildir(
