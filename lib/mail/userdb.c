@@ -342,8 +342,10 @@ userdb_stored(const char *password, enum userdb_scheme scheme,
 	/* In clear, the field ends at the next ':' (Dovecot's too). */
 	if (strchr(password, ':') != NULL ||
 	    plen + strlen(USERDB_SCHEME_PLAIN) > USERDB_PASSWORD_MAX) {
-		*error_r = "a password stored in clear must not contain ':' "
-		           "and may have at most 1017 characters";
+		*error_r = userdb_error("a password stored in clear must "
+		                        "not contain ':' and may have at "
+		                        "most %zu characters",
+		    USERDB_PASSWORD_MAX - strlen(USERDB_SCHEME_PLAIN));
 		return NULL;
 	}
 	return xasprintf("%s%s", USERDB_SCHEME_PLAIN, password);
